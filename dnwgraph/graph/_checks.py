@@ -1,0 +1,190 @@
+"""Input checks and the topological sort behind :class:`~dnwgraph.graph.Wiring`.
+
+Private: the wiring validates once, in its constructor, through these functions. Everything is
+vectorised with numpy so that a 20,000-node, 2M-edge wiring validates in well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class CycleError(ValueError):
+    """A wiring declared acyclic (``acyclic=True``) contains a directed cycle.
+
+    The message names a node on the cycle and the cycle itself, e.g.
+    ``"wiring contains a cycle through node 3 (3 -> 5 -> 3)"``. Attributes ``node`` and
+    ``cycle`` (the node ids, first == last) hold the same facts for programs.
+    """
+
+    def __init__(self, node: int, cycle: list[int]) -> None:
+        self.node = node
+        self.cycle = cycle
+        shown = cycle if len(cycle) <= 12 else cycle[:6] + ["..."] + cycle[-5:]
+        path = " -> ".join(str(v) for v in shown)
+        super().__init__(
+            f"wiring contains a cycle through node {node} ({path}); a static wiring must be a "
+            "DAG (pass acyclic=False for recurrent settings)"
+        )
+
+
+def as_edge_index(edge_index: Any) -> np.ndarray:
+    """Coerce a tensor, numpy array or sequence of pairs to an ``int64`` array of shape [2, E]."""
+    if isinstance(edge_index, Tensor):
+        arr = edge_index.detach().cpu().numpy()
+    elif isinstance(edge_index, np.ndarray):
+        arr = edge_index
+    elif isinstance(edge_index, Sequence) and not isinstance(edge_index, (str, bytes)):
+        for i, pair in enumerate(edge_index):
+            if not isinstance(pair, (Sequence, np.ndarray, Tensor)) or len(pair) != 2:
+                raise ValueError(
+                    f"'edge_index' as a list must hold (source, target) pairs (got {pair!r} at "
+                    f"position {i})"
+                )
+        arr = np.asarray(edge_index).reshape(-1, 2).T if len(edge_index) else np.empty((2, 0))
+        if arr.dtype == object:
+            raise ValueError("'edge_index' pairs must hold integer node ids")
+    else:
+        raise TypeError(
+            "'edge_index' must be a LongTensor [2, E], a numpy array or a list of (source, target) "
+            f"pairs (got {type(edge_index).__name__})"
+        )
+    if arr.ndim != 2 or arr.shape[0] != 2:
+        hint = " (a list of pairs is transposed for you; a tensor is not)" if arr.ndim == 2 else ""
+        raise ValueError(f"'edge_index' must have shape [2, E] (got {tuple(arr.shape)}){hint}")
+    if arr.shape[1] == 0:
+        raise ValueError("a wiring needs at least one candidate edge (got 'edge_index' with E = 0)")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            f"'edge_index' must hold integer node ids (got dtype {_dtype(edge_index)})"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _dtype(obj: Any) -> str:
+    return str(obj.dtype) if hasattr(obj, "dtype") else str(np.asarray(obj).dtype)
+
+
+def check_num_nodes(num_nodes: Any, ei: np.ndarray) -> int:
+    """Return ``num_nodes`` (``max id + 1`` when ``None``) after checking ids lie in range."""
+    lo, hi = int(ei.min()), int(ei.max())
+    if num_nodes is None:
+        num_nodes = hi + 1
+    elif isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
+        raise TypeError(f"'num_nodes' must be an int (got {type(num_nodes).__name__})")
+    num_nodes = int(num_nodes)
+    if num_nodes <= 0:
+        raise ValueError(f"'num_nodes' must be positive (got {num_nodes})")
+    bad = lo if lo < 0 else hi if hi >= num_nodes else None
+    if bad is not None:
+        col = int(np.flatnonzero((ei == bad).any(axis=0))[0])
+        raise ValueError(
+            f"'edge_index' holds node id {bad} (edge {col}: ({ei[0, col]}, {ei[1, col]})) outside "
+            f"the valid range [0, {num_nodes}) given num_nodes={num_nodes}"
+        )
+    return num_nodes
+
+
+def check_edges(ei: np.ndarray, num_nodes: int, self_loops: bool) -> None:
+    """Reject self loops (unless allowed) and duplicate edges, naming the first offender."""
+    if not self_loops:
+        loops = np.flatnonzero(ei[0] == ei[1])
+        if loops.size:
+            v = int(ei[0, loops[0]])
+            raise ValueError(
+                f"'edge_index' holds a self loop at node {v} (edge {int(loops[0])}); pass "
+                "self_loops=True to allow them"
+            )
+    key = ei[0] * num_nodes + ei[1]
+    _, first = np.unique(key, return_index=True)
+    if first.size != key.size:
+        is_first = np.zeros(key.size, dtype=bool)
+        is_first[first] = True
+        dup = int(np.flatnonzero(~is_first)[0])
+        orig = int(np.flatnonzero(key == key[dup])[0])
+        raise ValueError(
+            f"'edge_index' holds a duplicate edge ({ei[0, dup]}, {ei[1, dup]}) at positions "
+            f"{orig} and {dup}"
+        )
+
+
+def node_set(nodes: Any, num_nodes: int, name: str) -> Tensor:
+    """Check a user-given node set and return it as a sorted LongTensor."""
+    arr = nodes.detach().cpu().numpy() if isinstance(nodes, Tensor) else np.asarray(nodes)
+    arr = arr.reshape(-1) if arr.ndim == 0 else arr
+    if arr.ndim != 1:
+        raise ValueError(f"'{name}' must be a 1-D list of node ids (got shape {arr.shape})")
+    if arr.size == 0:
+        raise ValueError(f"'{name}' must name at least one node (got an empty list)")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"'{name}' must hold integer node ids (got dtype {arr.dtype})")
+    out = arr[(arr < 0) | (arr >= num_nodes)]
+    if out.size:
+        raise ValueError(
+            f"'{name}' holds node id {int(out[0])} outside the valid range [0, {num_nodes})"
+        )
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"'{name}' lists node {int(uniq[counts > 1][0])} more than once")
+    return torch.from_numpy(uniq.astype(np.int64))
+
+
+def topological_levels(ei: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Level of every node by Kahn's algorithm, one vectorised step per level.
+
+    Level 0 holds the nodes of in-degree 0; level ``l + 1`` the nodes whose last predecessor
+    sits in level ``l`` (the same generations as ``networkx.topological_generations``).
+    Cost: one sort of the edges, then O(edges leaving the level · log) per level.
+
+    Raises:
+        CycleError: if the graph has a directed cycle.
+    """
+    src, dst = ei
+    order = np.argsort(src, kind="stable")
+    targets = dst[order]
+    ptr = np.zeros(num_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=num_nodes), out=ptr[1:])
+    indeg = np.bincount(dst, minlength=num_nodes)
+    level = np.full(num_nodes, -1, dtype=np.int64)
+    frontier = np.flatnonzero(indeg == 0)
+    depth = 0
+    while frontier.size:
+        level[frontier] = depth
+        starts, counts = ptr[frontier], ptr[frontier + 1] - ptr[frontier]
+        total = int(counts.sum())
+        if total == 0:
+            break
+        # concatenated CSR ranges [starts[i], starts[i] + counts[i]) without a Python loop
+        shift = np.repeat(starts - np.cumsum(counts) + counts, counts)
+        hit, times = np.unique(targets[shift + np.arange(total)], return_counts=True)
+        indeg[hit] -= times
+        frontier = hit[indeg[hit] == 0]
+        depth += 1
+    if (level < 0).any():
+        raise _cycle_error(ei, level < 0)
+    return level
+
+
+def _cycle_error(ei: np.ndarray, left: np.ndarray) -> CycleError:
+    # Every node Kahn left behind has a predecessor that was also left behind, so walking
+    # predecessors from any of them must close a cycle within num_nodes steps.
+    src, dst = ei
+    keep = left[src] & left[dst]
+    pred = np.full(left.size, -1, dtype=np.int64)
+    pred[dst[keep]] = src[keep]
+    seen: dict[int, int] = {}
+    walk: list[int] = []
+    v = int(np.flatnonzero(left)[0])
+    while v not in seen:
+        seen[v] = len(walk)
+        walk.append(v)
+        v = int(pred[v])
+    cycle = walk[seen[v] :][::-1]  # predecessors walked backwards -> reverse to follow edges
+    start = cycle.index(min(cycle))
+    cycle = cycle[start:] + cycle[:start]
+    return CycleError(cycle[0], cycle + [cycle[0]])

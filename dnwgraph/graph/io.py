@@ -1,0 +1,182 @@
+"""Reading (and minimal writing) of wiring files, used by :meth:`Wiring.from_file`.
+
+Formats, chosen by extension:
+
+* ``.csv`` — one edge per row, ``source,target``; an optional header row naming the columns
+  (``source``/``target``, any order, extra columns such as ``weight`` ignored); blank lines and
+  lines starting with ``#`` are skipped. Isolated nodes need ``num_nodes=...``.
+* ``.json`` — either ``{"num_nodes": N, "edges": [[u, v], ...], "input_nodes": [...],
+  "output_nodes": [...], "acyclic": true}`` (all keys but ``edges`` optional) or networkx
+  node-link JSON (``{"nodes": [{"id": ...}, ...], "links"|"edges": [...]}``).
+* ``.graphml`` / ``.gexf`` — through networkx; node ids that all look like integers are read as
+  integers, so ``"10"`` sorts after ``"9"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dnwgraph.typing import PathLikeStr
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from dnwgraph.graph.wiring import Wiring
+
+
+def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
+    """Read a wiring file; ``kwargs`` go to the :class:`Wiring` constructor and win over the file.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message names it).
+        ValueError: unknown extension (lists the supported ones), malformed content (CSV errors
+            name the line number and its text), or any check of the constructor.
+    """
+    path = Path(path)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(
+            f"cannot read a wiring from '{path}': unknown extension '{path.suffix}' "
+            f"(supported: {', '.join(sorted(READERS))})"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"wiring file not found: '{path}'")
+    return reader(path, **kwargs)
+
+
+def read_csv(path: Path, **kwargs: Any) -> Wiring:
+    """Read a ``source,target`` edge list (see the module docstring)."""
+    from dnwgraph.graph.wiring import Wiring
+
+    cols = (0, 1)
+    edges: list[tuple[int, int]] = []
+    header_seen = False
+    with open(path, newline="", encoding="utf-8") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            cells = [c.strip() for c in row]
+            if not edges and not header_seen and not _is_int(cells[0]):
+                names = [c.lower() for c in cells]
+                if "source" not in names or "target" not in names:
+                    raise ValueError(
+                        f"{path} line {lineno}: a header must name 'source' and 'target' columns "
+                        f"(got {','.join(row)!r})"
+                    )
+                cols = (names.index("source"), names.index("target"))
+                header_seen = True
+                continue
+            try:
+                edges.append((int(cells[cols[0]]), int(cells[cols[1]])))
+            except (ValueError, IndexError):
+                raise ValueError(
+                    f"{path} line {lineno}: expected two integer node ids 'source,target' "
+                    f"(got {','.join(row)!r})"
+                ) from None
+    if not edges:
+        raise ValueError(f"{path}: no edges found; a wiring needs at least one candidate edge")
+    return Wiring(edges, **kwargs)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_json(path: Path, **kwargs: Any) -> Wiring:
+    """Read the dnwgraph JSON document or networkx node-link JSON (see the module docstring)."""
+    from dnwgraph.graph.wiring import Wiring
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object (got {type(doc).__name__})")
+    if "nodes" in doc:
+        import networkx as nx
+
+        links = "links" if "links" in doc else "edges"
+        try:
+            g = nx.node_link_graph(doc, edges=links)
+        except (KeyError, TypeError, nx.NetworkXError) as err:
+            raise ValueError(f"{path}: malformed node-link JSON ({err!r})") from None
+        return _from_graph(g, path, kwargs)
+    if "edges" not in doc:
+        raise ValueError(
+            f"{path}: expected a key 'edges' (dnwgraph format) or 'nodes' (node-link format) "
+            f"(got keys {sorted(doc)})"
+        )
+    for key in ("num_nodes", "input_nodes", "output_nodes", "acyclic", "self_loops"):
+        if key in doc:
+            kwargs.setdefault(key, doc[key])
+    edges = doc["edges"]
+    if not isinstance(edges, list):
+        raise ValueError(f"{path}: 'edges' must be a list of [source, target] pairs")
+    return Wiring([tuple(e) if isinstance(e, list) else e for e in edges], **kwargs)
+
+
+def read_graphml(path: Path, **kwargs: Any) -> Wiring:
+    """Read GraphML through networkx."""
+    import networkx as nx
+
+    return _from_graph(_int_labels(nx.read_graphml(path)), path, kwargs)
+
+
+def read_gexf(path: Path, **kwargs: Any) -> Wiring:
+    """Read GEXF through networkx."""
+    import networkx as nx
+
+    return _from_graph(_int_labels(nx.read_gexf(path)), path, kwargs)
+
+
+def _int_labels(g: nx.Graph) -> nx.Graph:
+    import networkx as nx
+
+    if all(isinstance(v, str) and _is_int(v) for v in g.nodes):
+        g = nx.relabel_nodes(g, {v: int(v) for v in g.nodes})
+    return g
+
+
+def _from_graph(g: nx.Graph, path: Path, kwargs: dict[str, Any]) -> Wiring:
+    from dnwgraph.graph.wiring import Wiring
+
+    if "num_nodes" in kwargs:
+        raise ValueError(f"{path}: 'num_nodes' is given by the graph's nodes; do not pass it")
+    return Wiring.from_networkx(g, **kwargs)
+
+
+READERS: dict[str, Callable[..., Wiring]] = {
+    ".csv": read_csv,
+    ".json": read_json,
+    ".graphml": read_graphml,
+    ".gexf": read_gexf,
+}
+
+
+def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
+    """Write ``source,target`` rows with a header, in edge order (inverse of :func:`read_csv`)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "target"])
+        w.writerows(wiring.edge_index.t().tolist())
+
+
+def write_json(wiring: Wiring, path: PathLikeStr) -> None:
+    """Write the dnwgraph JSON document (inverse of :func:`read_json`)."""
+    doc = {
+        "num_nodes": wiring.num_nodes,
+        "edges": wiring.edge_index.t().tolist(),
+        "input_nodes": wiring.input_nodes.tolist(),
+        "output_nodes": wiring.output_nodes.tolist(),
+        "acyclic": wiring.acyclic,
+        "self_loops": wiring.self_loops,
+    }
+    Path(path).write_text(json.dumps(doc), encoding="utf-8")

@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dnwgraph import CycleError, Wiring
+
+# 0 -> 2, 1 -> 2, 2 -> 3, 0 -> 3: levels [[0, 1], [2], [3]]
+EDGES = [(0, 2), (1, 2), (2, 3), (0, 3)]
+
+
+def test_four_node_dag_structure():
+    w = Wiring(EDGES)
+    assert w.num_nodes == 4 and w.num_edges == 4
+    assert w.edge_index.dtype == torch.long and w.edge_index.device.type == "cpu"
+    assert w.edge_index.tolist() == [[0, 1, 2, 0], [2, 2, 3, 3]]  # caller's order kept
+    assert [lvl.tolist() for lvl in w.levels()] == [[0, 1], [2], [3]]
+    assert w.node_level().tolist() == [0, 0, 1, 2]
+    assert w.num_levels == 3
+    assert w.levels() is w.levels()  # cached
+    assert w.input_nodes.tolist() == [0, 1]
+    assert w.output_nodes.tolist() == [3]
+    assert w.hidden_nodes.tolist() == [2]
+    assert w.in_degree().tolist() == [0, 0, 2, 2]
+    assert w.out_degree().tolist() == [2, 1, 1, 0]
+    assert repr(w) == "Wiring(num_nodes=4, num_edges=4, inputs=2, outputs=1, acyclic=True)"
+
+
+def test_accepts_tensor_numpy_and_pairs_alike():
+    ref = Wiring(EDGES).edge_index
+    t = torch.tensor(EDGES).t()
+    for src in (t, t.int(), t.numpy(), np.asarray(EDGES, dtype=np.int32).T, tuple(EDGES)):
+        assert torch.equal(Wiring(src).edge_index, ref)
+    assert torch.equal(Wiring.from_edge_list(EDGES).edge_index, ref)
+
+
+def test_isolated_node_is_input_and_output():
+    w = Wiring(EDGES, num_nodes=5)
+    assert w.input_nodes.tolist() == [0, 1, 4]
+    assert w.output_nodes.tolist() == [3, 4]
+    assert w.levels()[0].tolist() == [0, 1, 4]
+
+
+def test_explicit_input_output_nodes_sorted():
+    w = Wiring(EDGES, input_nodes=torch.tensor([1, 0]), output_nodes=[3, 2])
+    assert w.input_nodes.tolist() == [0, 1] and w.output_nodes.tolist() == [2, 3]
+    assert w.hidden_nodes.tolist() == []
+
+
+def test_cyclic_wiring_defaults_and_levels_error():
+    w = Wiring([(0, 1), (1, 0), (1, 1)], acyclic=False, self_loops=True)
+    assert w.input_nodes.tolist() == [0, 1] and w.output_nodes.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="acyclic=False"):
+        w.levels()
+    with pytest.raises(ValueError, match="acyclic=False"):
+        w.node_level()
+
+
+def test_data_masks():
+    d = Wiring(EDGES).data
+    assert d.num_nodes == 4
+    assert torch.equal(d.edge_index, Wiring(EDGES).edge_index)
+    assert d.input_mask.tolist() == [True, True, False, False]
+    assert d.output_mask.tolist() == [False, False, False, True]
+
+
+def test_to_device_keeps_everything():
+    w = Wiring(EDGES).to("cpu")
+    assert [lvl.tolist() for lvl in w.levels()] == [[0, 1], [2], [3]]
+    assert w.input_nodes.tolist() == [0, 1] and w.edge_index.device.type == "cpu"
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edge_index, match",
+    [
+        (
+            torch.zeros(3, 4, dtype=torch.long),
+            r"'edge_index' must have shape \[2, E\] \(got \(3, 4\)\)",
+        ),
+        (torch.zeros(4, 2, dtype=torch.long), r"shape \[2, E\] \(got \(4, 2\)\)"),
+        (torch.zeros(8, dtype=torch.long), r"shape \[2, E\] \(got \(8,\)\)"),
+        (torch.tensor([[0.0, 1.0], [1.0, 2.0]]), "integer node ids.*torch.float32"),
+        (np.array([[0.0], [1.0]]), "integer node ids.*float64"),
+        (torch.tensor([[True], [False]]), "integer node ids.*torch.bool"),
+        ([(0, 1), (1, 2, 3)], r"pairs.*\(1, 2, 3\).*position 1"),
+        ([(0, 1), 5], "pairs.*5 at position 1"),
+        ([], "at least one candidate edge"),
+        (torch.zeros(2, 0, dtype=torch.long), "at least one candidate edge"),
+    ],
+)
+def test_bad_edge_index(edge_index, match):
+    with pytest.raises(ValueError, match=match):
+        Wiring(edge_index)
+
+
+def test_bad_edge_index_type():
+    with pytest.raises(TypeError, match="'edge_index' must be"):
+        Wiring("0,1")
+
+
+def test_node_id_out_of_range():
+    with pytest.raises(ValueError, match=r"node id 4 .*valid range \[0, 4\)"):
+        Wiring([(0, 1), (1, 4)], num_nodes=4)
+    with pytest.raises(ValueError, match=r"node id -1 .*valid range \[0, 3\)"):
+        Wiring([(0, 1), (-1, 2)], num_nodes=3)
+    with pytest.raises(ValueError, match="'num_nodes' must be positive"):
+        Wiring([(0, 1)], num_nodes=0)
+    with pytest.raises(TypeError, match="'num_nodes' must be an int"):
+        Wiring([(0, 1)], num_nodes=2.0)
+
+
+def test_duplicate_edge_named():
+    with pytest.raises(ValueError, match=r"duplicate edge \(1, 2\) at positions 1 and 3"):
+        Wiring([(0, 1), (1, 2), (0, 2), (1, 2)])
+
+
+def test_self_loop_named():
+    with pytest.raises(ValueError, match="self loop at node 2"):
+        Wiring([(0, 1), (2, 2)], acyclic=False)
+    # allowed self loops are still cycles in a static wiring
+    with pytest.raises(CycleError, match=r"node 2 \(2 -> 2\)"):
+        Wiring([(0, 2), (2, 2)], self_loops=True)
+
+
+def test_cycle_error_names_cycle():
+    with pytest.raises(CycleError, match=r"cycle through node 3 \(3 -> 5 -> 3\)") as info:
+        Wiring([(0, 3), (3, 5), (5, 3), (5, 6)])
+    assert info.value.node == 3 and info.value.cycle == [3, 5, 3]
+    assert isinstance(info.value, ValueError)
+    w = Wiring([(0, 3), (3, 5), (5, 3)], acyclic=False)
+    assert w.num_edges == 3
+
+
+def test_long_cycle_reached_from_a_tail():
+    # node 0 feeds a 4-cycle 1 -> 2 -> 3 -> 4 -> 1, and 7 hangs off it
+    edges = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 1), (4, 7)]
+    with pytest.raises(CycleError, match=r"node 1 \(1 -> 2 -> 3 -> 4 -> 1\)"):
+        Wiring(edges)
+
+
+@pytest.mark.parametrize("name", ["input_nodes", "output_nodes"])
+def test_bad_node_sets(name):
+    with pytest.raises(ValueError, match=rf"'{name}' holds node id 9 .*\[0, 4\)"):
+        Wiring(EDGES, **{name: [0, 9]})
+    with pytest.raises(ValueError, match=rf"'{name}' lists node 1 more than once"):
+        Wiring(EDGES, **{name: [1, 1]})
+    with pytest.raises(ValueError, match=rf"'{name}' must name at least one node"):
+        Wiring(EDGES, **{name: []})
+    with pytest.raises(ValueError, match=rf"'{name}' must hold integer"):
+        Wiring(EDGES, **{name: [0.5]})
+
+
+# -- levels vs networkx ------------------------------------------------------------------------
+
+
+@st.composite
+def random_dags(draw):
+    n = draw(st.integers(2, 25))
+    perm = draw(st.permutations(range(n)))  # hide the topological order from the ids
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    chosen = draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=60, unique=True))
+    return n, [(perm[i], perm[j]) for i, j in chosen]
+
+
+@settings(max_examples=50, deadline=None)
+@given(random_dags())
+def test_levels_equal_networkx(case):
+    n, edges = case
+    w = Wiring(edges, num_nodes=n)
+    g = nx.DiGraph(edges)
+    g.add_nodes_from(range(n))
+    expected = [sorted(gen) for gen in nx.topological_generations(g)]
+    assert [lvl.tolist() for lvl in w.levels()] == expected
+    assert sum(lvl.numel() for lvl in w.levels()) == n
+
+
+@settings(max_examples=30, deadline=None)
+@given(random_dags(), st.data())
+def test_back_edge_raises_cycle_error(case, data):
+    n, edges = case
+    u, v = data.draw(st.sampled_from(edges))
+    with pytest.raises(CycleError) as info:
+        Wiring(edges + [(v, u)], num_nodes=n)
+    cyc = info.value.cycle
+    g = nx.DiGraph(edges + [(v, u)])
+    assert cyc[0] == cyc[-1]
+    assert all(g.has_edge(a, b) for a, b in zip(cyc[:-1], cyc[1:], strict=True))
+
+
+# -- networkx round trip -----------------------------------------------------------------------
+
+
+def test_to_networkx_attributes():
+    g = Wiring(EDGES, num_nodes=5).to_networkx()
+    assert list(g.nodes) == [0, 1, 2, 3, 4]
+    assert sorted(g.edges(data="index"), key=lambda e: e[2]) == [
+        (u, v, i) for i, (u, v) in enumerate(EDGES)
+    ]
+    assert g.graph == {"acyclic": True, "self_loops": False}
+    assert [g.nodes[v]["role"] for v in g] == ["input", "input", "hidden", "output", "input"]
+    assert g.nodes[4]["is_input"] and g.nodes[4]["is_output"]
+    assert [g.nodes[v]["level"] for v in g] == [0, 0, 1, 2, 0]
+
+
+def test_networkx_round_trip():
+    w = Wiring(EDGES, num_nodes=5, input_nodes=[0], output_nodes=[2, 3])
+    back = Wiring.from_networkx(w.to_networkx())
+    assert torch.equal(back.edge_index, w.edge_index) and back.num_nodes == 5
+    assert back.input_nodes.tolist() == [0] and back.output_nodes.tolist() == [2, 3]
+    cyc = Wiring([(0, 1), (1, 0), (1, 1)], acyclic=False, self_loops=True, input_nodes=[1])
+    back = Wiring.from_networkx(cyc.to_networkx())
+    assert not back.acyclic and back.self_loops and back.input_nodes.tolist() == [1]
+    assert "level" not in cyc.to_networkx().nodes[0]
+
+
+def test_from_networkx_relabels():
+    g = nx.DiGraph([("b", "c"), ("a", "c")])
+    w = Wiring.from_networkx(g, output_nodes=["c"])
+    assert w.edge_index.tolist() == [[1, 0], [2, 2]]  # sorted labels a, b, c -> 0, 1, 2
+    assert w.output_nodes.tolist() == [2] and w.input_nodes.tolist() == [0, 1]
+    # unorderable labels keep insertion order
+    g = nx.DiGraph([(("x",), 1), (1, "z")])
+    assert Wiring.from_networkx(g).edge_index.tolist() == [[0, 1], [1, 2]]
+
+
+def test_from_networkx_reads_roles_and_detects_cycles():
+    g = nx.DiGraph([(0, 1), (1, 2)])
+    nx.set_node_attributes(g, {0: "input", 1: "output", 2: "output"}, "role")
+    assert Wiring.from_networkx(g).output_nodes.tolist() == [1, 2]
+    w = Wiring.from_networkx(nx.DiGraph([(0, 1), (1, 0)]))
+    assert not w.acyclic and w.input_nodes.tolist() == [0, 1]
+    with pytest.raises(CycleError):
+        Wiring.from_networkx(nx.DiGraph([(0, 1), (1, 0)]), acyclic=True)
+
+
+def test_from_networkx_errors():
+    with pytest.raises(ValueError, match="must be a directed graph"):
+        Wiring.from_networkx(nx.Graph([(0, 1)]))
+    with pytest.raises(ValueError, match="'input_nodes' names node 'q'"):
+        Wiring.from_networkx(nx.DiGraph([(0, 1)]), input_nodes=["q"])
+    with pytest.raises(ValueError, match="no nodes"):
+        Wiring.from_networkx(nx.DiGraph())
