@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Literal, Union
+from typing import Literal
 
 from torch import Tensor
 
 #: ``int`` keeps exactly that many edges; ``float`` in (0, 1] keeps that fraction (density).
-Ratio = Union[int, float]
+Ratio = int | float
 #: Where the top-k budget applies: over all candidate edges, or per target node (in-degree).
 Scope = Literal["global", "per_node"]
 #: A list of ``(source, target)`` pairs.
 EdgeList = Sequence[tuple[int, int]]
 #: Anything a :class:`~dnwgraph.Wiring` can be built from.
-EdgeIndexLike = Union[Tensor, EdgeList]
-PathLikeStr = Union[str, "PathLike[str]"]
+EdgeIndexLike = Tensor | EdgeList
+PathLikeStr = str | PathLike[str]
 #: A set of node ids: a 1-D LongTensor or a sequence of ints.
-NodesLike = Union[Tensor, Sequence[int]]
+NodesLike = Tensor | Sequence[int]

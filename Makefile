@@ -1,0 +1,32 @@
+# Set-up installs the pinned CPU torch first (an unpinned resolve pulls a multi-GB CUDA
+# build), then the project with its test and ODE extras.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev,ode]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/dnwgraph demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check dnwgraph tests examples benchmarks
+
+bench: setup
+	$(PY) benchmarks/bench_wiring.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,66 @@
+"""dnwgraph: Discovering Neural Wirings (Wortsman, Farhadi & Rastegari, NeurIPS 2019) on PyG.
+
+Every channel is a node of an explicit graph whose edge weights are learned; the forward pass
+uses the top-k edges by magnitude, the backward pass sends a straight-through gradient to every
+candidate edge. See ``docs/concepts.md``.
+
+Public names are resolved lazily (PEP 562) so that ``dnwgraph --help`` does not pay for
+importing torch and torch_geometric.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # graph/
+    "Wiring": "dnwgraph.graph",
+    "CycleError": "dnwgraph.graph",
+    "block_dag": "dnwgraph.graph",
+    "layered": "dnwgraph.graph",
+    "complete": "dnwgraph.graph",
+    "random_dag": "dnwgraph.graph",
+    # select/
+    "resolve_k": "dnwgraph.select",
+    "topk_mask": "dnwgraph.select",
+    "Selection": "dnwgraph.select",
+    "create_selection": "dnwgraph.select",
+    "list_selections": "dnwgraph.select",
+    "register_selection": "dnwgraph.select",
+    # nn/
+    "WiringConv": "dnwgraph.nn",
+}
+
+__all__ = [
+    "__version__",
+    "Wiring",
+    "CycleError",
+    "block_dag",
+    "layered",
+    "complete",
+    "random_dag",
+    "resolve_k",
+    "topk_mask",
+    "Selection",
+    "create_selection",
+    "list_selections",
+    "register_selection",
+    "WiringConv",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dnwgraph' has no attribute '{name}'")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

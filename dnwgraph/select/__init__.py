@@ -1,0 +1,19 @@
+"""Edge selection: top-k budgets and the strategies that choose the edges used forward."""
+
+from dnwgraph.select.strategies import (
+    Selection,
+    create_selection,
+    list_selections,
+    register_selection,
+)
+from dnwgraph.select.topk import node_budget, resolve_k, topk_mask
+
+__all__ = [
+    "Selection",
+    "create_selection",
+    "list_selections",
+    "register_selection",
+    "resolve_k",
+    "node_budget",
+    "topk_mask",
+]

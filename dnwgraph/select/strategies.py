@@ -1,0 +1,305 @@
+r"""Edge-selection strategies behind one interface, and their registry.
+
+A :class:`Selection` answers two questions for a :class:`~dnwgraph.WiringConv`:
+
+* **which candidate edges are used in the forward pass** (:meth:`Selection.forward` returns a
+  boolean mask over the candidates), and
+* **which candidates receive a gradient** (:attr:`Selection.straight_through`): every candidate
+  (DNW's straight-through rule :math:`\partial L/\partial w_{uv} = \langle x_u,
+  \partial L/\partial \mathrm{out}_v\rangle`), or only the edges that were used.
+
+=================  =========================================================  ================
+name               forward uses                                               gradient to
+=================  =========================================================  ================
+``dnw``            top-k by :math:`|w|`, re-chosen every step                 every candidate
+``dnw_no_update``  top-k by :math:`|w|`, re-chosen every step                 used edges
+``random``         a fixed random mask with the same budget (seeded)          used edges
+``complete``       every candidate                                            every candidate
+``fixed``          a frozen mask: given, or the top-k of the weights when     used edges
+                   first used (fine-tuning, lottery-ticket baselines)
+``td``             training: top-k plus each other edge kept with             used edges
+                   probability :math:`1-\rho`; eval: top-k (targeted dropout)
+``reg_td``         ``td`` with a per-node budget (``scope="per_node"``)       used edges
+=================  =========================================================  ================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dnwgraph.select.topk import check_scope, node_budget, resolve_k, topk_mask
+from dnwgraph.typing import Ratio, Scope
+
+_REGISTRY: dict[str, type[Selection]] = {}
+
+
+def register_selection(name: str) -> Callable[[type[Selection]], type[Selection]]:
+    """Class decorator registering a :class:`Selection` subclass under ``name``."""
+
+    def wrap(cls: type[Selection]) -> type[Selection]:
+        if name in _REGISTRY:
+            raise ValueError(f"selection {name!r} is already registered")
+        _REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return wrap
+
+
+def list_selections() -> list[str]:
+    """Names of the registered selection strategies.
+
+    Example:
+        >>> "dnw" in list_selections()
+        True
+    """
+    return sorted(_REGISTRY)
+
+
+def create_selection(
+    name: str,
+    ratio: Ratio,
+    *,
+    target: Tensor,
+    num_nodes: int,
+    scope: Scope | None = None,
+    **options: Any,
+) -> Selection:
+    """Build the selection strategy registered as ``name``.
+
+    Args:
+        name (str): one of :func:`list_selections`.
+        ratio (int or float): the edge budget (int: edges kept, float: fraction kept).
+        target (LongTensor): target node of every candidate edge, shape ``[E]``.
+        num_nodes (int): number of nodes.
+        scope (str, optional): ``"global"`` or ``"per_node"``; ``None`` takes the strategy's
+            default.
+        **options: strategy-specific options (``seed`` for ``random``, ``mask`` for
+            ``fixed``, ``drop_rate`` for ``td``).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones) or bad budget.
+
+    Example:
+        >>> sel = create_selection("dnw", 2, target=torch.tensor([1, 1, 2]), num_nodes=3)
+        >>> sel(torch.tensor([0.1, -0.9, 0.5])).tolist()
+        [False, True, True]
+    """
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"unknown selection {name!r}; choose one of {list_selections()}")
+    kwargs: dict[str, Any] = dict(options)
+    if scope is not None:
+        kwargs["scope"] = scope
+    return cls(ratio, target=target, num_nodes=num_nodes, **kwargs)
+
+
+class Selection(torch.nn.Module):
+    r"""Base class: a budget of edges and a rule for choosing them.
+
+    Args:
+        ratio (int or float): ``int`` keeps that many edges, ``float`` in (0, 1] keeps that
+            fraction; with ``scope="per_node"`` the budget is per target node.
+        target (LongTensor): target node of every candidate edge, shape ``[E]``.
+        num_nodes (int): number of nodes :math:`N`.
+        scope (str, optional): ``"global"`` or ``"per_node"``. (default: ``"global"``)
+
+    Shapes:
+        - **input:** edge weights :math:`[E]`
+        - **output:** boolean mask of the edges used, :math:`[E]`
+    """
+
+    name: str = ""
+    #: Unselected candidates receive the straight-through gradient.
+    straight_through: bool = False
+
+    def __init__(
+        self,
+        ratio: Ratio,
+        *,
+        target: Tensor,
+        num_nodes: int,
+        scope: Scope = "global",
+    ) -> None:
+        super().__init__()
+        self.ratio = ratio
+        self.scope: Scope = check_scope(scope)
+        self.num_nodes = num_nodes
+        self.num_edges = int(target.numel())
+        self.register_buffer("target", target.long(), persistent=False)
+        self.budget: int | Tensor
+        if scope == "global":
+            self.budget = resolve_k(ratio, self.num_edges)
+            self.k = self.budget
+        else:
+            in_degree = torch.bincount(self.target, minlength=num_nodes)
+            self.register_buffer("_node_budget", node_budget(ratio, in_degree), persistent=False)
+            self.budget = self._node_budget
+            self.k = int(self._node_budget.sum())
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Selection:
+        super()._apply(fn, *args, **kwargs)
+        if self.scope == "per_node":  # keep the alias on the buffer's device
+            self.budget = self._node_budget
+        return self
+
+    def topk(self, edge_weight: Tensor) -> Tensor:
+        """Mask of the top-k edges by :math:`|w|` under this strategy's budget and scope."""
+        return topk_mask(
+            edge_weight.detach().abs(), self.budget, scope=self.scope, target=self.target
+        )
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cache_key(self) -> tuple[Any, ...] | None:
+        """A key that changes whenever the mask could change for unchanged weights.
+
+        ``None`` means the mask must be recomputed on every call (random in training).
+        """
+        return ()
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, num_edges={self.num_edges}, scope={self.scope!r}"
+
+
+@register_selection("dnw")
+class DNW(Selection):
+    r"""Discovering Neural Wirings: top-k by :math:`|w|` forward, straight-through backward.
+
+    Every candidate edge :math:`(u, v)` receives :math:`\langle x_u, \partial L/\partial
+    \mathrm{out}_v\rangle`, so an unused edge can grow and swap in.
+    """
+
+    straight_through = True
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        return self.topk(edge_weight)
+
+
+@register_selection("dnw_no_update")
+class DNWNoUpdate(Selection):
+    """Top-k by :math:`|w|` every step, but unused edges receive no gradient (ablation)."""
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        return self.topk(edge_weight)
+
+
+class _FrozenMask(Selection):
+    """A strategy whose mask is a persistent buffer (saved in checkpoints)."""
+
+    mask: Tensor
+
+    def cache_key(self) -> tuple[Any, ...] | None:
+        return (self.mask._version, self.mask.data_ptr())
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        return self.mask
+
+
+@register_selection("random")
+class RandomMask(_FrozenMask):
+    """A fixed random mask with the same budget and scope as DNW (the random-graph baseline).
+
+    Args:
+        seed (int, optional): seed of the mask; the global RNG is not touched. (default: ``0``)
+    """
+
+    def __init__(self, ratio: Ratio, *, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(ratio, **kwargs)
+        gen = torch.Generator().manual_seed(seed)
+        score = torch.rand(self.num_edges, generator=gen)
+        self.register_buffer("mask", topk_mask(score, self.budget, scope=self.scope,
+                                               target=self.target))
+        self.seed = seed
+
+
+@register_selection("complete")
+class Complete(Selection):
+    """Every candidate edge is used (the complete-graph baseline); ``ratio`` is ignored."""
+
+    straight_through = True
+
+    def __init__(self, ratio: Ratio = 1.0, **kwargs: Any) -> None:
+        super().__init__(1.0, **{**kwargs, "scope": "global"})
+        self.k = self.num_edges
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        return torch.ones(self.num_edges, dtype=torch.bool, device=edge_weight.device)
+
+
+@register_selection("fixed")
+class Fixed(_FrozenMask):
+    """A frozen mask, for fine-tuning a discovered wiring and lottery-ticket baselines.
+
+    Args:
+        mask (BoolTensor, optional): the edges to use, shape ``[E]``.  If ``None``, the top-k
+            of the weights at the first forward pass are frozen (or call :meth:`freeze`).
+    """
+
+    def __init__(self, ratio: Ratio, *, mask: Tensor | None = None, **kwargs: Any) -> None:
+        super().__init__(ratio, **kwargs)
+        self.register_buffer("frozen", torch.tensor(mask is not None))
+        if mask is None:
+            mask = torch.zeros(self.num_edges, dtype=torch.bool)
+        elif mask.shape != (self.num_edges,) or mask.dtype != torch.bool:
+            raise ValueError(
+                f"'mask' must be a BoolTensor of shape [{self.num_edges}] "
+                f"(got {mask.dtype} {tuple(mask.shape)})"
+            )
+        self.register_buffer("mask", mask.clone())
+
+    @torch.no_grad()
+    def freeze(self, edge_weight: Tensor) -> None:
+        """Freeze the current top-k of ``edge_weight`` as the mask."""
+        self.mask.copy_(self.topk(edge_weight))
+        self.frozen.fill_(True)
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        if not bool(self.frozen):
+            self.freeze(edge_weight)
+        return self.mask
+
+
+@register_selection("td")
+class TargetedDropout(Selection):
+    r"""Targeted dropout (Gomez et al., 2019) as in the DNW ablations.
+
+    In training, every edge outside the top-k is dropped with probability :math:`\rho`
+    (``drop_rate``) and used otherwise; in evaluation only the top-k is used.  Used edges get
+    the ordinary gradient.  Unlike the reference code, the sign of the weights is kept.
+
+    Args:
+        drop_rate (float, optional): :math:`\rho`; ``None`` takes the fraction of candidates
+            outside the budget, :math:`1 - k/E` (the reference code's default).
+    """
+
+    def __init__(self, ratio: Ratio, *, drop_rate: float | None = None, **kwargs: Any) -> None:
+        super().__init__(ratio, **kwargs)
+        if drop_rate is None:
+            drop_rate = 1.0 - self.k / self.num_edges
+        if not 0.0 <= drop_rate <= 1.0:
+            raise ValueError(f"'drop_rate' must be in [0, 1] (got {drop_rate})")
+        self.drop_rate = float(drop_rate)
+
+    def cache_key(self) -> tuple[Any, ...] | None:
+        return None if self.training else ()
+
+    def forward(self, edge_weight: Tensor) -> Tensor:
+        mask = self.topk(edge_weight)
+        if self.training:
+            keep = torch.rand(self.num_edges, device=edge_weight.device) >= self.drop_rate
+            mask = mask | keep
+        return mask
+
+
+@register_selection("reg_td")
+class RegularTargetedDropout(TargetedDropout):
+    """Targeted dropout with a per-node budget (the reference code's "regular" variant)."""
+
+    def __init__(self, ratio: Ratio, *, scope: Scope = "per_node", **kwargs: Any) -> None:
+        super().__init__(ratio, scope=scope, **kwargs)

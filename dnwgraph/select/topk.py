@@ -1,0 +1,163 @@
+"""Top-k edge selection by magnitude: the budget convention and deterministic masks.
+
+The budget is always given as ``ratio: int | float``: an ``int`` keeps exactly that many edges,
+a ``float`` in (0, 1] keeps that fraction of the candidates.  With ``scope="per_node"`` the
+budget applies to the candidate in-edges of every target node separately (an in-degree
+budget).
+
+Ties are broken deterministically: among edges of equal score the one with the **lower edge
+index** is kept, on every device and every run.  This keeps the wiring identical across the
+processes of a distributed run and across resumed runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from dnwgraph.typing import Ratio, Scope
+
+SCOPES: tuple[str, ...] = ("global", "per_node")
+
+
+def check_scope(scope: str) -> Scope:
+    """Return ``scope`` if it is a valid scope name, else raise a ``ValueError`` listing them."""
+    if scope not in SCOPES:
+        raise ValueError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
+    return scope  # type: ignore[return-value]
+
+
+def resolve_k(ratio: Ratio, num_edges: int, *, name: str = "ratio") -> int:
+    r"""Turn a ``ratio`` into a number of edges to keep out of ``num_edges``.
+
+    .. math::
+        k = \begin{cases} \text{ratio} & \text{ratio is an int} \\
+        \max(1, \operatorname{round}(\text{ratio} \cdot E)) & \text{ratio is a float in } (0, 1]
+        \end{cases}
+
+    Args:
+        ratio (int or float): the budget.
+        num_edges (int): number of candidate edges :math:`E`.
+        name (str, optional): argument name used in error messages. (default: ``"ratio"``)
+
+    Returns:
+        int: :math:`k` with :math:`1 \le k \le E`.
+
+    Raises:
+        TypeError: if ``ratio`` is not an ``int`` or a ``float`` (``bool`` is rejected).
+        ValueError: if an ``int`` is outside ``[1, E]`` or a ``float`` is outside ``(0, 1]``.
+
+    Example:
+        >>> resolve_k(0.25, 8), resolve_k(3, 8)
+        (2, 3)
+    """
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise TypeError(
+            f"'{name}' must be an int (edges to keep) or a float in (0, 1] (fraction to keep) "
+            f"(got {type(ratio).__name__} {ratio!r})"
+        )
+    if isinstance(ratio, int):
+        if not 1 <= ratio <= num_edges:
+            raise ValueError(
+                f"'{name}' as an int is the number of edges to keep and must be in "
+                f"[1, {num_edges}] (got {ratio})"
+            )
+        return ratio
+    if not (0.0 < ratio <= 1.0) or math.isnan(ratio):
+        raise ValueError(
+            f"'{name}' as a float is the fraction of edges to keep and must be in (0, 1] "
+            f"(got {ratio})"
+        )
+    return max(1, min(num_edges, round(ratio * num_edges)))
+
+
+def node_budget(ratio: Ratio, in_degree: Tensor, *, name: str = "ratio") -> Tensor:
+    r"""Per-node budget for ``scope="per_node"``: how many in-edges each target keeps.
+
+    An ``int`` keeps :math:`\min(k, d_v)` in-edges of node :math:`v` with candidate in-degree
+    :math:`d_v`; a ``float`` keeps :math:`\max(1, \operatorname{round}(r \cdot d_v))` of them
+    (0 for nodes without candidates).
+
+    Args:
+        ratio (int or float): the budget.
+        in_degree (LongTensor): candidate in-degree of every node, shape ``[num_nodes]``.
+
+    Returns:
+        LongTensor: budget per node, shape ``[num_nodes]``.
+
+    Raises:
+        ValueError: if an ``int`` exceeds the largest in-degree, or the ratio is out of range.
+
+    Example:
+        >>> node_budget(0.5, torch.tensor([0, 2, 4])).tolist()
+        [0, 1, 2]
+    """
+    max_deg = int(in_degree.max()) if in_degree.numel() else 0
+    resolve_k(ratio, max(max_deg, 1), name=name)  # validates type and range
+    if isinstance(ratio, int):
+        return in_degree.clamp(max=ratio)
+    budget = torch.round(in_degree.double() * ratio).long().clamp(min=1)
+    return torch.where(in_degree > 0, budget.clamp(max=in_degree), torch.zeros_like(budget))
+
+
+def topk_mask(
+    score: Tensor,
+    k: int | Tensor,
+    *,
+    scope: Scope = "global",
+    target: Tensor | None = None,
+) -> Tensor:
+    r"""Boolean mask of the ``k`` largest entries of ``score`` (ties: lower index wins).
+
+    With ``scope="global"``, ``k`` is an ``int`` and exactly ``k`` entries are kept.  With
+    ``scope="per_node"``, ``k`` is a per-node budget ``[num_nodes]`` (see :func:`node_budget`)
+    and ``target[e]`` names the node edge ``e`` points to; each node keeps its ``k[v]``
+    highest-scoring in-edges.
+
+    Args:
+        score (Tensor): scores, shape ``[E]`` (usually :math:`|w|`).
+        k (int or LongTensor): the budget.
+        scope (str, optional): ``"global"`` or ``"per_node"``. (default: ``"global"``)
+        target (LongTensor, optional): target node of every edge, shape ``[E]``; required for
+            ``scope="per_node"``.
+
+    Returns:
+        BoolTensor: shape ``[E]``.
+
+    Example:
+        >>> topk_mask(torch.tensor([0.5, -2.0, 0.5, 1.0]).abs(), 2).tolist()
+        [False, True, False, True]
+        >>> topk_mask(torch.tensor([3.0, 1.0, 1.0, 2.0]), 2).tolist()  # tie: index 1 wins
+        [True, True, False, False]
+    """
+    if scope == "global":
+        assert isinstance(k, int)
+        num = score.numel()
+        if k >= num:
+            return torch.ones_like(score, dtype=torch.bool)
+        # kth largest value; everything strictly above it is in, ties are filled by index.
+        threshold = torch.topk(score, k, sorted=False).values.min()
+        mask = score > threshold
+        missing = k - int(mask.sum())
+        if missing > 0:
+            tied = torch.nonzero(score == threshold).view(-1)[:missing]
+            mask[tied] = True
+        return mask
+    if scope == "per_node":
+        if target is None or not isinstance(k, Tensor):
+            raise ValueError("scope='per_node' needs 'target' and a per-node budget tensor")
+        # Order edges by (target, score desc, index) with two stable sorts, then keep the
+        # first budget[v] edges of every target's run.
+        order = torch.sort(score, descending=True, stable=True).indices
+        order = order[torch.sort(target[order], stable=True).indices]
+        sorted_target = target[order]
+        counts = torch.bincount(sorted_target, minlength=k.numel())
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(order.numel(), device=score.device) - starts[sorted_target]
+        mask = torch.zeros_like(score, dtype=torch.bool)
+        mask[order] = rank < k[sorted_target]
+        return mask
+    check_scope(scope)
+    raise AssertionError("unreachable")
