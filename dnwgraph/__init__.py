@@ -33,6 +33,10 @@ _EXPORTS: dict[str, str] = {
     "register_selection": "dnwgraph.select",
     # nn/
     "WiringConv": "dnwgraph.nn",
+    # models/
+    "create_model": "dnwgraph.models",
+    "list_models": "dnwgraph.models",
+    "register_model": "dnwgraph.models",
 }
 
 __all__ = [
@@ -50,6 +54,9 @@ __all__ = [
     "list_selections",
     "register_selection",
     "WiringConv",
+    "create_model",
+    "list_models",
+    "register_model",
 ]
 
 

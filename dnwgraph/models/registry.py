@@ -1,0 +1,76 @@
+"""Model registry: ``register_model`` / ``create_model`` / ``list_models`` (timm style)."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str | None = None) -> Callable[[F], F]:
+    """Decorator registering a model factory (a function or class returning an ``nn.Module``).
+
+    Args:
+        name (str, optional): registry name; defaults to the factory's ``__name__``.
+
+    Example:
+        >>> @register_model("doc_example_linear")
+        ... def _linear(in_features: int = 4) -> nn.Module:
+        ...     return nn.Linear(in_features, 2)
+        >>> create_model("doc_example_linear", in_features=3).in_features
+        3
+    """
+
+    def wrap(fn: F) -> F:
+        key = name or fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is already registered")
+        _MODELS[key] = fn
+        return fn
+
+    return wrap
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered models, optionally filtered by a glob ``pattern``.
+
+    Example:
+        >>> isinstance(list_models("*"), list)
+        True
+    """
+    _load_builtin()
+    names = sorted(_MODELS)
+    return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the model registered as ``name`` with keyword arguments.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the registered ones).
+        TypeError: for a keyword the model does not take (the message lists those it takes).
+    """
+    _load_builtin()
+    factory = _MODELS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(_MODELS)}")
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise TypeError(
+                f"model {name!r} got unknown argument(s) {unknown}; it takes {sorted(params)}"
+            )
+    return factory(**kwargs)
+
+
+def _load_builtin() -> None:
+    """Import the modules that register the built-in models (once)."""
+    import dnwgraph.models  # noqa: F401  (its __init__ imports every model module)
