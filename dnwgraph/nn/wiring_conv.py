@@ -107,8 +107,12 @@ class WiringConv(MessagePassing):
             self.selection = selection
         else:
             self.selection = create_selection(
-                selection, ratio, target=self.edge_index[1], num_nodes=self.num_nodes,
-                scope=scope, **selection_options,
+                selection,
+                ratio,
+                target=self.edge_index[1],
+                num_nodes=self.num_nodes,
+                scope=scope,
+                **selection_options,
             )
         self._set_groups(source_groups)
         self._cache_key: tuple[Any, ...] | None = None
@@ -222,9 +226,7 @@ class WiringConv(MessagePassing):
         rows = self.num_nodes if group is None else self.group_sizes[group]
         if x.dim() < 1 or x.size(0) != rows:
             what = "one per node" if group is None else f"one per node of group {group}"
-            raise ValueError(
-                f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})"
-            )
+            raise ValueError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")
         trailing = x.shape[1:]
         x2d = x.reshape(rows, -1)
         if self.impl == "sparse":
@@ -236,8 +238,9 @@ class WiringConv(MessagePassing):
             dst = self.edge_index[1, ids]
             if self.impl == "scatter":
                 edge_index = torch.stack([cols, dst])
-                out = self.propagate(edge_index, x=x2d, edge_weight=w, plan=None,
-                                     size=(rows, self.num_nodes))
+                out = self.propagate(
+                    edge_index, x=x2d, edge_weight=w, plan=None, size=(rows, self.num_nodes)
+                )
             else:
                 dense = x2d.new_zeros(self.num_nodes, rows).index_put((dst, cols), w)
                 out = dense @ x2d

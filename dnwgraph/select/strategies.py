@@ -213,8 +213,9 @@ class RandomMask(_FrozenMask):
         super().__init__(ratio, **kwargs)
         gen = torch.Generator().manual_seed(seed)
         score = torch.rand(self.num_edges, generator=gen)
-        self.register_buffer("mask", topk_mask(score, self.budget, scope=self.scope,
-                                               target=self.target))
+        self.register_buffer(
+            "mask", topk_mask(score, self.budget, scope=self.scope, target=self.target)
+        )
         self.seed = seed
 
 

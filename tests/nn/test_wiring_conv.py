@@ -1,0 +1,295 @@
+import dataclasses
+
+import pytest
+import torch
+
+from dnwgraph import Wiring, WiringConv, block_dag, complete, random_dag
+
+
+def dense_reference(wiring, edge_weight, edge_index, x, k, straight_through=True):
+    """Independent dense straight-through layer, as in the reference code: a dense N x N
+    weight, a top-k mask over the candidates, a matmul."""
+    n = wiring.num_nodes
+    src, dst = edge_index
+    weight = torch.zeros(n, n, dtype=edge_weight.dtype).index_put((dst, src), edge_weight)
+    weight.requires_grad_(True)
+    cand = torch.zeros(n, n, dtype=torch.bool)
+    cand[dst, src] = True
+    score = torch.where(cand, weight.detach().abs(), torch.full_like(weight, -1.0))
+    order = sorted(range(n * n), key=lambda i: -float(score.view(-1)[i]))  # ties irrelevant
+    mask = torch.zeros(n * n, dtype=weight.dtype)
+    mask[order[:k]] = 1
+    mask = mask.view(n, n)
+    if straight_through:
+        effective = weight * mask + (weight - weight.detach()) * (1 - mask)
+    else:
+        effective = weight * mask
+    out = effective @ x.reshape(n, -1)
+    return out.view_as(x), weight, mask
+
+
+def hand_wiring():
+    # caller's order differs from the stored (target, source) order
+    return Wiring([(2, 3), (0, 2), (0, 3), (1, 2)], num_nodes=4)
+
+
+def set_weights(conv, by_edge):
+    with torch.no_grad():
+        for e, (u, v) in enumerate(conv.edge_index.t().tolist()):
+            conv.edge_weight[e] = by_edge[(u, v)]
+
+
+def test_hand_computed_forward_and_gradients():
+    wiring = hand_wiring()
+    conv = WiringConv(wiring, ratio=2)
+    assert conv.edge_index.tolist() == [[0, 1, 0, 2], [2, 2, 3, 3]]
+    assert torch.equal(conv.edge_index, wiring.edge_index[:, conv.edge_perm])
+    set_weights(conv, {(0, 2): 0.5, (1, 2): -2.0, (0, 3): 0.1, (2, 3): 1.0})
+    x = torch.tensor([[1.0], [2.0], [3.0], [4.0]], requires_grad=True)
+    out = conv(x)
+    assert out.tolist() == [[0.0], [0.0], [-4.0], [3.0]]
+    assert conv.active_mask().tolist() == [False, True, False, True]
+    g = torch.tensor([[0.0], [0.0], [1.0], [10.0]])
+    (out * g).sum().backward()
+    # d/dw_uv = x_u * g_v for EVERY candidate, selected or not
+    assert conv.edge_weight.grad.tolist() == [1.0, 2.0, 10.0, 30.0]
+    # d/dx_u = sum over selected (u, v) of w_uv g_v
+    assert x.grad.view(-1).tolist() == [0.0, -2.0, 10.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "selection, unselected_grad", [("dnw_no_update", 0.0), ("fixed", 0.0), ("dnw", None)]
+)
+def test_gradient_rule_per_strategy(selection, unselected_grad):
+    conv = WiringConv(hand_wiring(), ratio=2, selection=selection)
+    set_weights(conv, {(0, 2): 0.5, (1, 2): -2.0, (0, 3): 0.1, (2, 3): 1.0})
+    x = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    (conv(x) * torch.tensor([[0.0], [0.0], [1.0], [10.0]])).sum().backward()
+    grad = conv.edge_weight.grad
+    assert grad[1].item() == 2.0 and grad[3].item() == 30.0  # selected edges
+    if unselected_grad is None:
+        assert grad[0].item() == 1.0 and grad[2].item() == 10.0
+    else:
+        assert grad[0].item() == 0.0 and grad[2].item() == 0.0
+
+
+def test_random_selection_gets_no_gradient_outside_mask():
+    conv = WiringConv(complete(6), ratio=5, selection="random", seed=4)
+    x = torch.randn(6, 3)
+    conv(x).square().sum().backward()
+    mask = conv.active_mask()
+    assert int(mask.sum()) == 5
+    assert (conv.edge_weight.grad[~mask] == 0).all()
+    assert (conv.edge_weight.grad[mask] != 0).any()
+
+
+WIRINGS = {
+    "block_dag": lambda: block_dag([3, 4, 5]),
+    "random_dag": lambda: random_dag("er", 12, seed=1, p=0.4),
+    "complete": lambda: complete(7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIRINGS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("selection", ["dnw", "dnw_no_update"])
+def test_matches_dense_reference(name, dtype, selection):
+    torch.manual_seed(0)
+    wiring = WIRINGS[name]()
+    k = max(1, wiring.num_edges // 3)
+    conv = WiringConv(wiring, ratio=k, selection=selection).to(dtype)
+    x = torch.randn(wiring.num_nodes, 2, 3, dtype=dtype, requires_grad=True)
+    g = torch.randn(wiring.num_nodes, 2, 3, dtype=dtype)
+    out = conv(x)
+    (out * g).sum().backward()
+
+    x_ref = x.detach().clone().requires_grad_(True)
+    ref, weight, mask = dense_reference(
+        wiring,
+        conv.edge_weight.detach(),
+        conv.edge_index,
+        x_ref,
+        k,
+        straight_through=selection == "dnw",
+    )
+    (ref * g).sum().backward()
+    src, dst = conv.edge_index
+    tol = {"atol": 1e-12, "rtol": 1e-10} if dtype == torch.float64 else {}
+    torch.testing.assert_close(out, ref, **tol)
+    torch.testing.assert_close(x.grad, x_ref.grad, **tol)
+    torch.testing.assert_close(conv.edge_weight.grad, weight.grad[dst, src], **tol)
+    assert torch.equal(conv.active_mask(), mask[dst, src].bool())
+    unselected = ~conv.active_mask()
+    if selection == "dnw":  # unselected edges get <x_u, g_v> by value
+        expected = (x.detach()[src] * g[dst]).flatten(1).sum(1)
+        torch.testing.assert_close(conv.edge_weight.grad[unselected], expected[unselected], **tol)
+        assert (conv.edge_weight.grad[unselected].abs() > 0).all()
+    else:
+        assert (conv.edge_weight.grad[unselected] == 0).all()
+
+
+@pytest.mark.parametrize("selection", ["dnw", "random", "complete", "td"])
+def test_fused_scatter_dense_paths_agree(selection):
+    torch.manual_seed(1)
+    wiring = random_dag("ws", 16, seed=2, k=4, p=0.5)
+    convs = {}
+    for impl in ("sparse", "scatter", "dense"):
+        torch.manual_seed(2)
+        conv = WiringConv(wiring, ratio=0.3, selection=selection, impl=impl).double()
+        conv.eval()  # td: deterministic top-k in eval
+        convs[impl] = conv
+    x = torch.randn(16, 5, dtype=torch.float64)
+    g = torch.randn(16, 5, dtype=torch.float64)
+    outs, grads, xgrads = {}, {}, {}
+    for impl, conv in convs.items():
+        xi = x.clone().requires_grad_(True)
+        out = conv(xi)
+        (out * g).sum().backward()
+        outs[impl], grads[impl], xgrads[impl] = out, conv.edge_weight.grad, xi.grad
+    for impl in ("scatter", "dense"):
+        torch.testing.assert_close(outs[impl], outs["sparse"])
+        torch.testing.assert_close(grads[impl], grads["sparse"])
+        torch.testing.assert_close(xgrads[impl], xgrads["sparse"])
+
+
+def test_gradcheck_float64():
+    torch.manual_seed(0)
+    wiring = random_dag("er", 8, seed=3, p=0.5)
+    # fixed mask: the function is smooth in x
+    conv = WiringConv(wiring, ratio=0.5, selection="fixed").double()
+    x = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: conv(x), (x,))
+    # and the DNW layer's input gradient
+    dnw = WiringConv(wiring, ratio=0.5).double()
+    assert torch.autograd.gradcheck(lambda x: dnw(x), (x,))
+    # edge weights through the functional form: with every edge selected the straight-through
+    # gradient is the true derivative, so finite differences must agree with it
+    from dnwgraph.nn import wiring_matmul
+
+    full = WiringConv(wiring, ratio=1.0, selection="fixed").double()
+    plan = full.plan()
+    w = full.edge_weight.detach().clone().requires_grad_(True)
+
+    def fn(x, w):  # a plan carries the selected values, so rebuild it for each perturbed w
+        fresh = dataclasses.replace(
+            plan, values=w.detach()[plan.selected.ids], _adj=None, _adj_t=None
+        )
+        return wiring_matmul(x, w, fresh)
+
+    assert torch.autograd.gradcheck(fn, (x, w))
+
+
+def test_source_groups_sum_to_full_aggregation():
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 4, 2])
+    levels = wiring.levels()
+    conv = WiringConv(wiring, ratio=12, source_groups=levels).double()
+    x = torch.randn(wiring.num_nodes, 2, 2, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(wiring.num_nodes, 2, 2, dtype=torch.float64)
+    (conv(x) * g).sum().backward()
+    full_w, full_x = conv.edge_weight.grad.clone(), x.grad.clone()
+    conv.edge_weight.grad = None
+    x.grad = None
+    out = sum(conv(x[nodes], group=i) for i, nodes in enumerate(levels))
+    (out * g).sum().backward()
+    torch.testing.assert_close(out, conv(x))
+    torch.testing.assert_close(conv.edge_weight.grad, full_w)
+    torch.testing.assert_close(x.grad, full_x)
+
+
+def test_selection_is_cached_until_weights_change():
+    conv = WiringConv(complete(5), ratio=6)
+    x = torch.randn(5, 2)
+    conv(x)
+    plan = conv.plan()
+    conv(x)
+    assert conv.plan() is plan  # unchanged weights: same selection and matrices
+    opt = torch.optim.SGD(conv.parameters(), lr=0.1)
+    conv(x).sum().backward()
+    opt.step()
+    assert conv.plan() is not plan
+    with torch.no_grad():
+        conv.edge_weight.mul_(-1)  # in-place change is seen too
+    assert conv.plan().values.tolist() != plan.values.tolist()
+
+
+def test_unused_edge_swaps_in():
+    """The DNW property: an unselected edge that would lower the loss grows and swaps in."""
+    torch.manual_seed(0)
+    wiring = Wiring([(0, 2), (1, 2)], num_nodes=3)
+    results = {}
+    for selection in ("dnw", "dnw_no_update"):
+        conv = WiringConv(wiring, ratio=1, selection=selection)
+        with torch.no_grad():
+            conv.edge_weight.copy_(torch.tensor([0.01, 0.5]))  # (0,2) useful but unselected
+        opt = torch.optim.SGD(conv.parameters(), lr=0.05)
+        for _ in range(50):
+            x = torch.randn(3, 64)
+            # node 0 is the better input; node 1 alone is still worth keeping (optimum 0.5)
+            loss = (conv(x)[2] - 2 * x[0] - 0.5 * x[1]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        results[selection] = (conv.active_mask().tolist(), conv.edge_weight.detach().clone())
+    assert results["dnw"][0] == [True, False]
+    assert results["dnw"][1][0] > 1.0  # grew while unselected, then took over
+    assert results["dnw_no_update"][0] == [False, True]
+    assert results["dnw_no_update"][1][0].item() == pytest.approx(0.01)  # never updated
+
+
+def test_float64_and_trailing_dims():
+    conv = WiringConv(block_dag([2, 3]), ratio=4).double()
+    out = conv(torch.randn(5, 2, 3, 4, dtype=torch.float64))
+    assert out.shape == (5, 2, 3, 4) and out.dtype == torch.float64
+
+
+def test_errors():
+    wiring = block_dag([2, 3])
+    with pytest.raises(ValueError, match=r"'impl' must be one of \['sparse', 'scatter', 'dense'\]"):
+        WiringConv(wiring, 2, impl="cuda")
+    with pytest.raises(ValueError, match=r"unknown selection 'dwn'"):
+        WiringConv(wiring, 2, selection="dwn")
+    with pytest.raises(ValueError, match=r"'ratio' as an int .* in \[1, 6\] \(got 7\)"):
+        WiringConv(wiring, 7)
+    conv = WiringConv(wiring, 2, source_groups=wiring.levels())
+    with pytest.raises(
+        ValueError, match=r"'x' must have 5 rows \(one per node\) \(got shape \(4, 3\)\)"
+    ):
+        conv(torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"'x' must have 2 rows \(one per node of group 0\)"):
+        conv(torch.randn(5, 3), group=0)
+    with pytest.raises(ValueError, match=r"'group' must be in \[0, 2\) \(got 2\)"):
+        conv(torch.randn(3, 3), group=2)
+    with pytest.raises(ValueError, match="must be disjoint"):
+        WiringConv(wiring, 2, source_groups=[torch.tensor([0, 1]), torch.tensor([1])])
+    with pytest.raises(ValueError, match=r"holds node 9, outside \[0, 5\)"):
+        WiringConv(wiring, 2, source_groups=[torch.tensor([9])])
+
+
+def test_state_dict_round_trip_keeps_wiring():
+    torch.manual_seed(0)
+    a = WiringConv(complete(6), ratio=8, selection="random", seed=3)
+    b = WiringConv(complete(6), ratio=8, selection="random", seed=4)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.active_mask(), b.active_mask())
+    x = torch.randn(6, 2)
+    torch.testing.assert_close(a(x), b(x))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    torch.manual_seed(0)
+    wiring = block_dag([8, 16, 16, 8])
+    conv = WiringConv(wiring, ratio=0.2)
+    x = torch.randn(wiring.num_nodes, 4, 4)
+    g = torch.randn_like(x)
+    (conv(x) * g).sum().backward()
+    gpu = WiringConv(wiring, ratio=0.2).cuda()
+    gpu.load_state_dict(conv.state_dict())
+    xg = x.cuda()
+    out = gpu(xg)
+    (out * g.cuda()).sum().backward()
+    torch.testing.assert_close(out.cpu(), conv(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        gpu.edge_weight.grad.cpu(), conv.edge_weight.grad, rtol=1e-4, atol=1e-4
+    )

@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from dnwgraph.select import Selection, create_selection, list_selections
+
+TARGET = torch.tensor([1, 1, 2, 2, 2, 3])
+WEIGHT = torch.tensor([0.1, -0.9, 0.5, -0.4, 0.2, 0.05])
+
+
+def make(name, ratio=3, **kw):
+    return create_selection(name, ratio, target=TARGET, num_nodes=4, **kw)
+
+
+def test_registry_lists_all_strategies():
+    assert list_selections() == [
+        "complete",
+        "dnw",
+        "dnw_no_update",
+        "fixed",
+        "random",
+        "reg_td",
+        "td",
+    ]
+    for name in list_selections():
+        sel = make(name)
+        assert isinstance(sel, Selection) and sel.name == name
+
+
+def test_unknown_selection_lists_choices():
+    with pytest.raises(ValueError, match=r"unknown selection 'dwn'; choose one of \['complete'"):
+        make("dwn")
+
+
+def test_dnw_is_topk_by_magnitude_and_straight_through():
+    sel = make("dnw")
+    assert sel(WEIGHT).tolist() == [False, True, True, True, False, False]
+    assert sel.straight_through and sel.k == 3
+    assert not make("dnw_no_update").straight_through
+    assert make("dnw_no_update")(WEIGHT).tolist() == sel(WEIGHT).tolist()
+
+
+def test_per_node_scope():
+    sel = make("dnw", 1, scope="per_node")
+    # node 1: |-0.9| wins; node 2: 0.5 wins; node 3: its only edge.
+    assert sel(WEIGHT).tolist() == [False, True, True, False, False, True]
+    assert sel.k == 3
+
+
+def test_random_is_seeded_fixed_and_same_budget():
+    a, b, c = make("random", seed=1), make("random", seed=1), make("random", seed=2)
+    assert torch.equal(a(WEIGHT), b(WEIGHT))
+    assert int(a(WEIGHT).sum()) == 3 == int(c(WEIGHT).sum())
+    # independent of the weights
+    assert torch.equal(a(WEIGHT), a(-WEIGHT.flip(0)))
+    assert "mask" in a.state_dict()
+    masks = {tuple(make("random", seed=s)(WEIGHT).tolist()) for s in range(10)}
+    assert len(masks) > 1
+
+
+def test_random_per_node():
+    sel = make("random", 1, scope="per_node", seed=3)
+    assert torch.bincount(TARGET[sel(WEIGHT)], minlength=4).tolist() == [0, 1, 1, 1]
+
+
+def test_complete_uses_everything():
+    sel = make("complete", 1)
+    assert sel(WEIGHT).all() and sel.k == 6 and sel.straight_through
+
+
+def test_fixed_given_mask_and_freeze():
+    mask = torch.tensor([True, False, False, False, False, True])
+    sel = make("fixed", mask=mask)
+    assert torch.equal(sel(WEIGHT), mask)
+    lazy = make("fixed")
+    assert lazy(WEIGHT).tolist() == [False, True, True, True, False, False]
+    assert lazy(-WEIGHT.flip(0)).tolist() == [False, True, True, True, False, False]  # frozen
+    state = lazy.state_dict()
+    fresh = make("fixed")
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh(torch.ones(6)), lazy.mask)
+    with pytest.raises(ValueError, match=r"'mask' must be a BoolTensor of shape \[6\]"):
+        make("fixed", mask=torch.ones(5, dtype=torch.bool))
+
+
+def test_targeted_dropout_train_and_eval():
+    torch.manual_seed(0)
+    sel = make("td", drop_rate=0.5)
+    top = make("dnw")(WEIGHT)
+    sel.eval()
+    assert torch.equal(sel(WEIGHT), top)
+    sel.train()
+    draws = torch.stack([sel(WEIGHT) for _ in range(400)]).float()
+    assert (draws[:, top] == 1).all()  # the top-k is always used
+    freq = draws[:, ~top].mean()
+    assert 0.4 < float(freq) < 0.6  # the others with probability 1 - drop_rate
+    assert sel.cache_key() is None
+    assert make("td").drop_rate == pytest.approx(0.5)  # default: 1 - k/E
+    assert make("reg_td").scope == "per_node"
+    with pytest.raises(ValueError, match=r"'drop_rate' must be in \[0, 1\] \(got 1.5\)"):
+        make("td", drop_rate=1.5)
+
+
+def test_budget_errors_name_the_range():
+    with pytest.raises(ValueError, match=r"in \[1, 6\] \(got 7\)"):
+        make("dnw", 7)
+    with pytest.raises(ValueError, match=r"'scope' must be one of"):
+        make("dnw", scope="layer")

@@ -1,0 +1,104 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dnwgraph.select import node_budget, resolve_k, topk_mask
+
+
+@pytest.mark.parametrize(
+    "ratio, num_edges, k",
+    [(3, 10, 3), (10, 10, 10), (1, 1, 1), (0.5, 10, 5), (1.0, 7, 7), (0.01, 10, 1), (0.25, 6, 2)],
+)
+def test_resolve_k(ratio, num_edges, k):
+    assert resolve_k(ratio, num_edges) == k
+
+
+@pytest.mark.parametrize(
+    "ratio, match",
+    [
+        (0, r"in \[1, 10\] \(got 0\)"),
+        (11, r"in \[1, 10\] \(got 11\)"),
+        (-1, r"got -1"),
+        (0.0, r"in \(0, 1\] \(got 0.0\)"),
+        (1.5, r"in \(0, 1\] \(got 1.5\)"),
+        (float("nan"), r"in \(0, 1\]"),
+    ],
+)
+def test_resolve_k_errors(ratio, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_k(ratio, 10)
+
+
+@pytest.mark.parametrize("ratio", [True, "0.5", None])
+def test_resolve_k_type_errors(ratio):
+    with pytest.raises(TypeError, match="'ratio' must be an int"):
+        resolve_k(ratio, 10)
+
+
+def test_node_budget():
+    deg = torch.tensor([0, 1, 2, 5])
+    assert node_budget(2, deg).tolist() == [0, 1, 2, 2]
+    assert node_budget(0.5, deg).tolist() == [0, 1, 1, 2]  # round-half-even, min 1
+    with pytest.raises(ValueError, match=r"in \[1, 5\] \(got 6\)"):
+        node_budget(6, deg)
+
+
+def test_topk_mask_exact():
+    score = torch.tensor([0.5, 2.0, 0.1, 1.0, 3.0])
+    assert topk_mask(score, 3).tolist() == [False, True, False, True, True]
+    assert topk_mask(score, 5).all()
+
+
+def test_topk_mask_ties_lower_index_wins():
+    score = torch.tensor([1.0, 2.0, 1.0, 1.0, 0.5, 1.0])
+    assert topk_mask(score, 3).tolist() == [True, True, True, False, False, False]
+    # Same answer however often it is asked, and for a permuted copy the index rule holds.
+    for _ in range(5):
+        assert topk_mask(score, 2).tolist() == [True, True, False, False, False, False]
+
+
+def _per_node_oracle(score, budget, target):
+    mask = torch.zeros_like(score, dtype=torch.bool)
+    for v in range(budget.numel()):
+        ids = [e for e in range(score.numel()) if target[e] == v]
+        ids.sort(key=lambda e: (-float(score[e]), e))
+        for e in ids[: int(budget[v])]:
+            mask[e] = True
+    return mask
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.integers(0, 2**31 - 1),
+)
+def test_topk_per_node_matches_oracle(num_edges, num_nodes, k, seed):
+    gen = torch.Generator().manual_seed(seed)
+    # few distinct values so that ties are common
+    score = torch.randint(0, 4, (num_edges,), generator=gen).float()
+    target = torch.randint(0, num_nodes, (num_edges,), generator=gen)
+    deg = torch.bincount(target, minlength=num_nodes)
+    budget = deg.clamp(max=k)
+    mask = topk_mask(score, budget, scope="per_node", target=target)
+    assert torch.equal(mask, _per_node_oracle(score, budget, target))
+    assert torch.equal(torch.bincount(target[mask], minlength=num_nodes), budget)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 60), st.integers(0, 2**31 - 1), st.data())
+def test_topk_global_matches_stable_sort(num_edges, seed, data):
+    k = data.draw(st.integers(1, num_edges))
+    gen = torch.Generator().manual_seed(seed)
+    score = torch.randint(0, 5, (num_edges,), generator=gen).float()
+    order = sorted(range(num_edges), key=lambda e: (-float(score[e]), e))
+    expected = torch.zeros(num_edges, dtype=torch.bool)
+    expected[order[:k]] = True
+    assert torch.equal(topk_mask(score, k), expected)
+
+
+def test_topk_mask_bad_scope():
+    with pytest.raises(ValueError, match=r"'scope' must be one of \['global', 'per_node'\]"):
+        topk_mask(torch.ones(3), 1, scope="layer")
