@@ -37,6 +37,19 @@ _EXPORTS: dict[str, str] = {
     "create_model": "dnwgraph.models",
     "list_models": "dnwgraph.models",
     "register_model": "dnwgraph.models",
+    "StaticNeuralGraph": "dnwgraph.models",
+    "DiscreteTimeNeuralGraph": "dnwgraph.models",
+    "ContinuousTimeNeuralGraph": "dnwgraph.models",
+    "count_params": "dnwgraph.models",
+    "count_macs": "dnwgraph.models",
+    "sparsify": "dnwgraph.models",
+    "unsparsify": "dnwgraph.models",
+    # train/
+    "load_model": "dnwgraph.train",
+    # analysis/
+    "to_networkx": "dnwgraph.analysis",
+    "save_wiring": "dnwgraph.analysis",
+    "compact": "dnwgraph.analysis",
 }
 
 __all__ = [
@@ -57,6 +70,17 @@ __all__ = [
     "create_model",
     "list_models",
     "register_model",
+    "StaticNeuralGraph",
+    "DiscreteTimeNeuralGraph",
+    "ContinuousTimeNeuralGraph",
+    "count_params",
+    "count_macs",
+    "sparsify",
+    "unsparsify",
+    "load_model",
+    "to_networkx",
+    "save_wiring",
+    "compact",
 ]
 
 
