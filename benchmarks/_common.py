@@ -52,11 +52,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of ``docs/benchmarks.md``."""
+def write_section(name: str, body: str, path: Path | str = DOC) -> None:
+    """Replace (or append) the section ``name`` of a Markdown file (``docs/benchmarks.md``).
+
+    The section is the text between ``<!-- name:start -->`` and ``<!-- name:end -->``, so
+    several scripts can keep their own part of one page current.
+    """
+    path = Path(path)
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.strip()}\n{end}"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    text = path.read_text() if path.exists() else f"# {path.stem.capitalize()}\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
-    DOC.write_text(text)
+    path.write_text(text)
