@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from dnwgraph import Wiring
+from dnwgraph import Wiring, WiringConv
 
 
 def main() -> None:
@@ -19,11 +19,6 @@ def main() -> None:
     for depth, level in enumerate(wiring.levels()):
         print(f"level {depth}: {level.tolist()}")
 
-    try:  # the message-passing layer is optional for this example
-        from dnwgraph import WiringConv
-    except (ImportError, AttributeError):
-        print("WiringConv not available: skipping the aggregation")
-        return
     torch.manual_seed(0)
     conv = WiringConv(wiring, 0.5)  # keep the top half of the candidate edges by |w|
     x = torch.randn(wiring.num_nodes, 8)  # [num_nodes, features]
