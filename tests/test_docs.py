@@ -1,0 +1,41 @@
+"""The Python blocks of the concept docs run, and print what the docs say they print."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+
+
+def run_blocks(path: Path) -> str:
+    out = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out):
+            for block in python_blocks(path):
+                exec(compile(block, str(path), "exec"), {"__name__": "__docs__"})
+    finally:
+        os.chdir(cwd)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("page", ["concepts.md"])
+def test_doc_blocks_run_and_print_their_comments(page):
+    path = ROOT / "docs" / page
+    text = run_blocks(path)
+    # every "print(...)  # value" comment that starts with a literal is what the line printed
+    expected = re.findall(r"print\(.*\)\s+# (\[[^\]]*\])", path.read_text())
+    assert expected, "the page should document some printed values"
+    for value in expected:
+        assert value in text, f"{page}: expected {value} in the output\n{text}"
