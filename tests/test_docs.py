@@ -39,3 +39,17 @@ def test_doc_blocks_run_and_print_their_comments(page):
     assert expected, "the page should document some printed values"
     for value in expected:
         assert value in text, f"{page}: expected {value} in the output\n{text}"
+
+
+def test_readme_python_blocks_run():
+    run_blocks(ROOT / "README.md")
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
