@@ -1,0 +1,363 @@
+r"""Train any model as a DNW-sparse network: :func:`sparsify` and :func:`unsparsify`.
+
+The weight tensor of a Linear / Conv1d / Conv2d layer is a complete bipartite wiring between
+its input and output units (for a convolution, one edge per kernel tap).  *Discovering Neural
+Wirings* (Section 4.3, sparse ResNet-50) trains it like any other wiring: the forward pass
+uses the top-k weights by magnitude,
+
+.. math::
+    \tilde W = W \odot M, \qquad M = \operatorname{topk}(|W|, k),
+
+and the backward pass is straight-through, :math:`\partial L/\partial W = \partial L/\partial
+\tilde W` for **every** weight, pruned or not, so a pruned weight can grow back.  The budget is
+per layer (``scope="layer"``, :math:`k_\ell = \lceil r\,|W_\ell|\rceil`) or shared by all
+sparsified layers (``scope="global"``, :math:`k = \operatorname{round}(r \sum_\ell
+|W_\ell|)`, chosen on the concatenated magnitudes).  Biases and normalisation layers stay
+dense.
+
+It is implemented with :mod:`torch.nn.utils.parametrize`: ``layer.weight`` becomes the masked
+weight, the trainable tensor lives at ``layer.parametrizations.weight.original`` (so optimizers
+built before or after :func:`sparsify` see the same ``Parameter``), and the ``state_dict`` keys
+change accordingly (a model saved sparsified loads into a freshly sparsified one).
+:func:`unsparsify` bakes the masks in and restores plain layers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from dnwgraph.graph import Wiring
+from dnwgraph.select import resolve_k, topk_mask
+
+#: Layer types :func:`sparsify` converts by default.
+SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+SCOPES: tuple[str, ...] = ("layer", "global")
+
+Pattern = str | type[nn.Module]
+
+
+class _TopKStraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        return weight * mask
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return grad, None  # straight-through: every weight, pruned or not
+
+
+class _GlobalBudget:
+    """Shared state of ``scope="global"``: one top-k over all registered weights, recomputed
+    once per weight update (keyed by the weights' versions)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.members: list[TopKWeight] = []
+        self._key: tuple[Any, ...] | None = None
+        self._masks: list[Tensor] = []
+
+    def mask_for(self, member: TopKWeight, weight: Tensor) -> Tensor:
+        weights = [m.current_weight(weight if m is member else None) for m in self.members]
+        key = tuple((w._version, w.data_ptr(), w.device) for w in weights)
+        if key != self._key:
+            score = torch.cat([w.detach().abs().reshape(-1).to(weights[0].device) for w in weights])
+            flat = topk_mask(score, self.k)
+            sizes = [w.numel() for w in weights]
+            self._masks = [
+                m.view_as(w).to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)
+            ]
+            self._key = key
+        return self._masks[self.members.index(member)]
+
+
+class TopKWeight(nn.Module):
+    r"""Parametrization :math:`W \mapsto W \odot \operatorname{topk}(|W|)` with a
+    straight-through gradient (``torch.nn.utils.parametrize``).
+
+    Args:
+        ratio (int or float): weights kept: an ``int`` count, a ``float`` fraction in (0, 1].
+            Ignored (the budget is shared) when ``shared`` is given.
+        numel (int): number of weights of the layer.
+
+    Shapes:
+        - **input:** the layer's weight, any shape
+        - **output:** same shape, all but the top-k entries zeroed
+
+    Example:
+        >>> p = TopKWeight(2, numel=4)
+        >>> p(torch.tensor([[0.1, -3.0], [2.0, 0.5]])).tolist()
+        [[0.0, -3.0], [2.0, 0.0]]
+    """
+
+    def __init__(self, ratio: int | float, numel: int, shared: _GlobalBudget | None = None):
+        super().__init__()
+        self.k = resolve_k(ratio, numel) if shared is None else None
+        self.numel = numel
+        self._shared = shared
+        self._layer: list[nn.Module] = []  # a list keeps the layer out of the module tree
+        self._key: tuple[Any, ...] | None = None
+        self._mask: Tensor | None = None
+        if shared is not None:
+            shared.members.append(self)
+
+    def current_weight(self, given: Tensor | None = None) -> Tensor:
+        """The unmasked weight of this layer (``given`` when passed)."""
+        if given is not None:
+            return given
+        return self._layer[0].parametrizations.weight.original  # type: ignore[union-attr]
+
+    def mask(self, weight: Tensor) -> Tensor:
+        """Boolean mask of the kept weights (cached while ``weight`` is unchanged)."""
+        if self._shared is not None:
+            return self._shared.mask_for(self, weight)
+        key = (weight._version, weight.data_ptr(), weight.device)
+        if key != self._key or self._mask is None:
+            assert self.k is not None
+            self._mask = topk_mask(weight.detach().abs().reshape(-1), self.k).view_as(weight)
+            self._key = key
+        return self._mask
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return _TopKStraightThrough.apply(weight, self.mask(weight).to(weight.dtype))
+
+    def right_inverse(self, weight: Tensor) -> Tensor:
+        return weight  # assigning layer.weight sets the trainable weight itself
+
+    def extra_repr(self) -> str:
+        return "scope='global'" if self._shared is not None else f"k={self.k}, numel={self.numel}"
+
+
+def _matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
+    for p in patterns:
+        if isinstance(p, str) and fnmatch.fnmatchcase(name, p):
+            return True
+        if isinstance(p, type) and isinstance(module, p):
+            return True
+    return False
+
+
+def _as_patterns(value: Pattern | Sequence[Pattern] | None, name: str) -> list[Pattern]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, (str, type)) else list(value)
+    for p in items:
+        if not isinstance(p, (str, type)):
+            raise TypeError(f"'{name}' must hold name patterns (str) or module types (got {p!r})")
+    return items
+
+
+def sparsifiable_layers(
+    module: nn.Module,
+    include: Pattern | Sequence[Pattern] | None = None,
+    exclude: Pattern | Sequence[Pattern] | None = None,
+    dense_first: bool = False,
+) -> list[tuple[str, nn.Module]]:
+    """The ``(name, layer)`` pairs :func:`sparsify` would convert, in ``named_modules`` order.
+
+    Args:
+        module (nn.Module): the model.
+        include: glob patterns on qualified names (``"features.*"``) or module types; default:
+            every :data:`SPARSIFIABLE` layer.
+        exclude: patterns or types to skip (applied after ``include``).
+        dense_first (bool, optional): skip the first matching layer (the paper's "first
+            layer dense"). (default: ``False``)
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> [n for n, _ in sparsifiable_layers(net, dense_first=True)]
+        ['2']
+    """
+    inc = _as_patterns(include, "include")
+    exc = _as_patterns(exclude, "exclude")
+    layers = []
+    for name, layer in module.named_modules():
+        if not isinstance(layer, SPARSIFIABLE) and not (inc and _matches(name, layer, inc)):
+            continue
+        if inc and not _matches(name, layer, inc):
+            continue
+        if exc and _matches(name, layer, exc):
+            continue
+        weight = getattr(layer, "weight", None)
+        if not isinstance(weight, Tensor) or weight.dim() < 2:
+            continue  # norms and biases stay dense
+        if parametrize.is_parametrized(layer, "weight"):
+            raise ValueError(f"layer {name!r} is already sparsified; call unsparsify() first")
+        layers.append((name, layer))
+    return layers[1:] if dense_first else layers
+
+
+def sparsify(
+    module: nn.Module,
+    ratio: int | float,
+    scope: str = "layer",
+    include: Pattern | Sequence[Pattern] | None = None,
+    exclude: Pattern | Sequence[Pattern] | None = None,
+    dense_first: bool = False,
+) -> nn.Module:
+    r"""Turn the Linear / Conv1d / Conv2d layers of ``module`` into DNW-sparse layers, in place.
+
+    Each converted layer computes with :math:`W \odot \operatorname{topk}(|W|, k)` and passes
+    the gradient straight through to every weight (see the module docstring).
+
+    Args:
+        module (nn.Module): any model.
+        ratio (int or float): weights kept: a ``float`` in (0, 1] is the density (``0.1`` keeps
+            10%), an ``int`` a count (per layer with ``scope="layer"``, in total with
+            ``"global"``).
+        scope (str, optional): ``"layer"`` (a budget per layer) or ``"global"`` (one budget over
+            all converted layers). (default: ``"layer"``)
+        include: name glob patterns or module types to convert (default: all
+            :data:`SPARSIFIABLE` layers).
+        exclude: name patterns or types to keep dense.
+        dense_first (bool, optional): keep the first converted layer dense. (default: ``False``)
+
+    Returns:
+        nn.Module: ``module`` itself.
+
+    Raises:
+        ValueError: unknown ``scope``, a bad ``ratio``, no layer to convert, or a layer that
+            is already sparsified.
+        TypeError: a pattern that is neither a ``str`` nor a module type.
+
+    Example:
+        >>> net = sparsify(nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2)), 0.1)
+        >>> int((net[0].weight != 0).sum()), int((net[2].weight != 0).sum())
+        (10, 2)
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
+    layers = sparsifiable_layers(module, include, exclude, dense_first)
+    if not layers:
+        raise ValueError("no layer to sparsify: check 'include' / 'exclude'")
+    shared = None
+    if scope == "global":
+        shared = _GlobalBudget(resolve_k(ratio, sum(layer.weight.numel() for _, layer in layers)))
+    else:
+        for _, layer in layers:
+            resolve_k(ratio, layer.weight.numel())  # validate every budget before changing
+    for _, layer in layers:
+        p = TopKWeight(ratio, layer.weight.numel(), shared)
+        parametrize.register_parametrization(layer, "weight", p, unsafe=True)
+        p._layer.append(layer)
+    return module
+
+
+def sparsified_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The ``(name, layer)`` pairs of ``module`` whose weight :func:`sparsify` parametrized.
+
+    Example:
+        >>> net = sparsify(nn.Sequential(nn.Linear(4, 4)), 0.5)
+        >>> [n for n, _ in sparsified_layers(net)]
+        ['0']
+    """
+    return [
+        (name, layer)
+        for name, layer in module.named_modules()
+        if parametrize.is_parametrized(layer, "weight")
+        and any(isinstance(p, TopKWeight) for p in layer.parametrizations.weight)  # type: ignore[union-attr]
+    ]
+
+
+def unsparsify(module: nn.Module) -> nn.Module:
+    r"""Bake the masks in: every sparsified layer gets a plain ``weight`` Parameter equal to
+    :math:`W \odot M` (pruned entries exactly zero); the model's outputs are unchanged.
+
+    Args:
+        module (nn.Module): a model passed through :func:`sparsify`.
+
+    Returns:
+        nn.Module: ``module`` itself.
+
+    Raises:
+        ValueError: if no layer of ``module`` is sparsified.
+
+    Example:
+        >>> net = unsparsify(sparsify(nn.Sequential(nn.Linear(4, 4)), 0.25))
+        >>> type(net[0].weight).__name__, int((net[0].weight != 0).sum())
+        ('Parameter', 4)
+    """
+    layers = sparsified_layers(module)
+    if not layers:
+        raise ValueError("no sparsified layer found: call sparsify() first")
+    for _, layer in layers:
+        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    return module
+
+
+def density(module: nn.Module) -> dict[str, float]:
+    """Fraction of nonzero effective weights of every sparsified layer, by name.
+
+    Example:
+        >>> density(sparsify(nn.Sequential(nn.Linear(10, 10)), 0.3))
+        {'0': 0.3}
+    """
+    with torch.no_grad():
+        return {
+            name: float((layer.weight != 0).sum()) / layer.weight.numel()
+            for name, layer in sparsified_layers(module)
+        }
+
+
+def sparse_wiring(module: nn.Module, *, all_candidates: bool = False) -> Wiring:
+    r"""The wiring of a (sparsified) ``nn.Linear`` or stack of them, neurons as nodes.
+
+    The Linear layers of ``module`` (``module`` itself if it is one), in ``modules()`` order,
+    must chain (``out_features`` of one equals ``in_features`` of the next, as in an MLP).
+    Layer :math:`\ell` maps neuron block :math:`\ell` to block :math:`\ell + 1`; nodes are
+    numbered block by block (the inputs first), and edge :math:`(j, i)` exists where the
+    effective weight :math:`\tilde W_{ij} \ne 0` (every weight with ``all_candidates=True``).
+    Pass the result to :func:`dnwgraph.to_networkx` or :meth:`Wiring.to_networkx`.
+
+    Args:
+        module (nn.Module): an ``nn.Linear``, or a module whose Linear layers chain.
+        all_candidates (bool, optional): every weight is an edge. (default: ``False``)
+
+    Returns:
+        Wiring: :math:`\text{in}_0 + \sum_\ell \text{out}_\ell` nodes; input nodes are the
+        first block, output nodes the last.
+
+    Raises:
+        ValueError: if ``module`` has no Linear layer, the layers do not chain, or no weight is
+            nonzero.
+
+    Example:
+        >>> mlp = sparsify(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2)), 2)
+        >>> w = sparse_wiring(mlp)
+        >>> w.num_nodes, w.num_edges, w.output_nodes.tolist()
+        (7, 4, [5, 6])
+    """
+    layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not layers:
+        raise ValueError(f"'module' has no nn.Linear layer (got {type(module).__name__})")
+    for a, b in zip(layers[:-1], layers[1:], strict=True):
+        if a.out_features != b.in_features:
+            raise ValueError(
+                "the Linear layers must chain: out_features "
+                f"{a.out_features} is followed by in_features {b.in_features}"
+            )
+    sources, targets, offset = [], [], 0
+    with torch.no_grad():
+        for layer in layers:
+            weight = layer.weight.detach().cpu()
+            keep = torch.ones_like(weight, dtype=torch.bool) if all_candidates else weight != 0
+            dst, src = torch.nonzero(keep, as_tuple=True)
+            sources.append(src + offset)
+            targets.append(dst + offset + layer.in_features)
+            offset += layer.in_features
+    edge_index = torch.stack([torch.cat(sources), torch.cat(targets)])
+    if edge_index.size(1) == 0:
+        raise ValueError("no weight is nonzero, so the wiring has no edge")
+    n_out = layers[-1].out_features
+    num_nodes = offset + n_out
+    return Wiring(
+        edge_index,
+        num_nodes,
+        input_nodes=torch.arange(layers[0].in_features),
+        output_nodes=torch.arange(num_nodes - n_out, num_nodes),
+    )
