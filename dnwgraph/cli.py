@@ -55,5 +55,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------------------- commands
 
 
+@command("train", "dnwgraph.train.commands:train_command", "train a model from a YAML config")
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML config (see examples/configs/)")
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="override config values, e.g. --set optim.lr=0.05 train.epochs=10",
+    )
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+@command("demo", "dnwgraph.train.commands:demo_command", "DNW vs a random graph on MNIST-1D")
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR", default="runs/demo", help="(default: runs/demo)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per run (default: sized to finish in a few minutes on 2 CPU cores)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
 if __name__ == "__main__":
     sys.exit(main())

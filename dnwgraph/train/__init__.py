@@ -1,0 +1,21 @@
+"""Training: datasets, configs, the loop behind ``dnwgraph train``, checkpoints and the demo."""
+
+from dnwgraph.train.checkpoint import CheckpointError, load_checkpoint, load_model
+from dnwgraph.train.config import ConfigError, load_config
+from dnwgraph.train.datasets import DataError, create_dataset, list_datasets, register_dataset
+from dnwgraph.train.loop import RunExistsError, TrainingDiverged, train
+
+__all__ = [
+    "train",
+    "load_model",
+    "load_config",
+    "load_checkpoint",
+    "create_dataset",
+    "list_datasets",
+    "register_dataset",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+    "RunExistsError",
+    "TrainingDiverged",
+]

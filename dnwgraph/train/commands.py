@@ -1,0 +1,61 @@
+"""Handlers of ``dnwgraph train`` and ``dnwgraph demo`` (argument parsing lives in cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["train_command", "demo_command"]
+
+
+def _error(message: str) -> int:
+    print(f"dnwgraph: error: {message}", file=sys.stderr)
+    return 2
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """``dnwgraph train --config FILE [--set k=v ...] [--out DIR] [--resume DIR]``."""
+    from dnwgraph.train.checkpoint import CheckpointError
+    from dnwgraph.train.config import ConfigError, load_config
+    from dnwgraph.train.datasets import DataError
+    from dnwgraph.train.loop import RunExistsError, TrainingDiverged, train
+
+    try:
+        if args.resume is not None:
+            if args.config is not None or args.set:
+                return _error("--resume continues a run with its saved config; drop --config/--set")
+            out = Path(args.resume)
+            config: dict = {}
+        else:
+            if args.config is None:
+                return _error("give --config FILE (or --resume DIR)")
+            config = load_config(args.config, args.set)
+            out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        result = train(
+            config,
+            out,
+            resume=args.resume is not None,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except TrainingDiverged as err:
+        print(f"dnwgraph: training stopped: {err}", file=sys.stderr)
+        return 1
+    except (ConfigError, DataError, CheckpointError, RunExistsError) as err:
+        return _error(str(err))
+    last = result["history"][-1] if result["history"] else None
+    if last is not None:
+        print(
+            f"done: {result['run_dir']}  test accuracy {100 * last['test_acc']:.2f}%  "
+            f"selected edges {last['selected_edges']}  parameters {result['params']}"
+        )
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """``dnwgraph demo``: DNW vs a random graph on MNIST-1D (see :mod:`dnwgraph.train.demo`)."""
+    from dnwgraph.train.demo import run_demo
+
+    run_demo(out=args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    return 0

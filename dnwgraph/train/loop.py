@@ -1,0 +1,528 @@
+"""The training loop behind ``dnwgraph train``: SGD, schedules, metrics, checkpoints, resume.
+
+A run is a directory::
+
+    DIR/config.yaml        the resolved config
+    DIR/init.pt            the model's state dict at initialisation (for lottery tickets)
+    DIR/checkpoint.pt      written atomically after every epoch (see checkpoint.py)
+    DIR/metrics.csv        one row per epoch (columns in metrics.COLUMNS)
+    DIR/wiring/epoch_NNNN.pt  wiring snapshots (epoch 0 = at initialisation)
+    DIR/tensorboard/       with train.tensorboard=true
+
+Determinism: the data order of epoch ``e`` is a function of ``(seed, e)`` (the sampler's
+``set_epoch``), augmentation draws from a generator seeded with ``(seed, e, rank)``, and the
+global RNG states are saved with every checkpoint.  Resuming re-runs the interrupted epoch
+from the end of the previous one, so on CPU a resumed run ends with exactly the weights and
+wiring of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dnwgraph.train.checkpoint import (
+    CHECKPOINT,
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from dnwgraph.train.config import ConfigError, dump_config, resolve_config
+from dnwgraph.train.datasets import ArrayDataset, create_dataset, dataset_options
+from dnwgraph.train.distributed import DistEnv
+from dnwgraph.train.metrics import (
+    TensorBoardLogger,
+    wiring_convs,
+    wiring_snapshot,
+    wiring_stats,
+    write_metrics_csv,
+)
+from dnwgraph.typing import PathLikeStr
+
+__all__ = ["train", "RunExistsError", "TrainingDiverged", "lr_at"]
+
+_BASE_KEYS = ("name", "dir", "batch_size", "test_batch_size", "augment", "num_workers")
+
+
+class RunExistsError(FileExistsError):
+    """The output directory already holds a run (use ``--resume`` or ``--overwrite``)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def lr_at(
+    step: int, schedule: dict[str, Any], base_lr: float, steps_per_epoch: int, epochs: int
+) -> float:
+    r"""Learning rate at optimisation step ``step`` (0-based), stepped per iteration.
+
+    * ``cosine``: :math:`\eta_t = \tfrac12\eta_0(1 + \cos(\pi t / T))` over the steps after
+      warm-up;
+    * ``multistep``: :math:`\eta_0\gamma^{m}` with :math:`m` the number of milestones (epochs)
+      already reached;
+    * ``constant``: :math:`\eta_0`.
+
+    A linear warm-up over ``warmup_epochs`` epochs comes first for every schedule.
+
+    Example:
+        >>> s = {"name": "multistep", "milestones": [2], "gamma": 0.1, "warmup_epochs": 0}
+        >>> [round(lr_at(t, s, 1.0, 10, 4), 3) for t in (0, 19, 20)]
+        [1.0, 1.0, 0.1]
+    """
+    total = steps_per_epoch * epochs
+    warm = steps_per_epoch * int(schedule.get("warmup_epochs", 0))
+    if step < warm:
+        return base_lr * (step + 1) / warm
+    name = schedule["name"]
+    if name == "cosine":
+        t = (step - warm) / max(total - warm, 1)
+        return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(t, 1.0)))
+    if name == "multistep":
+        epoch = step // steps_per_epoch
+        reached = sum(1 for m in schedule["milestones"] if epoch >= m)
+        return base_lr * float(schedule["gamma"]) ** reached
+    return base_lr
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"train.device must be 'cpu', 'cuda[:N]' or 'auto' (got {name!r})"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but CUDA is not available")
+    return device
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _model_kwargs(name: str, kwargs: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """``kwargs`` with ``num_classes`` from the data when the factory takes it and it is unset."""
+    import inspect
+
+    from dnwgraph.models import registry
+
+    registry._load_builtin()
+    factory = registry._MODELS.get(name)
+    out = dict(kwargs)
+    if factory is not None and "num_classes" in inspect.signature(factory).parameters:
+        out.setdefault("num_classes", num_classes)
+    return out
+
+
+def _check_compatible(model: nn.Module, result: Any, source: Path) -> None:
+    """Only selection buffers (masks) may differ between a source run and a fixed-mask model."""
+    bad = [
+        k
+        for k in (*result.missing_keys, *result.unexpected_keys)
+        if ".selection." not in k and not k.startswith("selection.")
+    ]
+    if bad:
+        raise ConfigError(
+            f"init.from_run={str(source)!r} holds a different model (state-dict keys {bad[:5]} "
+            f"do not match); use a run of the same model"
+        )
+
+
+def _apply_init(model: nn.Module, init: dict[str, Any]) -> None:
+    """Fine-tune (trained weights, frozen top-k mask) or lottery (mask of the trained weights,
+    weights reset to the source run's initialisation)."""
+    source = Path(init["from_run"])
+    state = load_checkpoint(source)
+    try:
+        result = model.load_state_dict(state["model_state"], strict=False)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"init.from_run={str(source)!r} does not fit this model: {str(err).splitlines()[0]}"
+        ) from None
+    _check_compatible(model, result, source)
+    convs = wiring_convs(model)
+    if not convs:
+        raise ConfigError("init.mode needs a model with at least one WiringConv")
+    for name, conv in convs.items():
+        if not hasattr(conv.selection, "freeze"):
+            raise ConfigError(
+                f"init.mode needs selection 'fixed' ({name} uses {conv.selection.name!r})"
+            )
+        conv.selection.freeze(conv.edge_weight.detach())
+    if init["mode"] == "lottery":
+        init_path = source / "init.pt"
+        if not init_path.is_file():
+            raise CheckpointError(
+                f"init.mode='lottery' needs {str(init_path)!r} (the source run's initial weights)"
+            )
+        try:
+            init_state = torch.load(init_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"{str(init_path)!r} is corrupt ({err})") from None
+        init_state = {k: v for k, v in init_state.items() if ".selection." not in k}
+        _check_compatible(model, model.load_state_dict(init_state, strict=False), source)
+
+
+def _batches(
+    dataset: Any,
+    indices: list[int],
+    batch_size: int,
+    generator: torch.Generator | None,
+    num_workers: int,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    if isinstance(dataset, ArrayDataset):
+        for start in range(0, len(indices), batch_size):
+            yield dataset.batch(torch.tensor(indices[start : start + batch_size]), generator)
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=indices,
+        num_workers=num_workers,
+        generator=generator,
+        persistent_workers=False,
+    )
+    yield from loader
+
+
+def _prepare_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    if resume:
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise RunExistsError(
+                f"{str(out)!r} already holds a run; continue it with --resume {out}, "
+                f"or replace it with --overwrite"
+            )
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def train(
+    config: dict[str, Any],
+    out_dir: PathLikeStr,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    env: DistEnv | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the configured model and write the run directory (layout in the module doc).
+
+    Args:
+        config (dict): a config (see :mod:`dnwgraph.train.config`); resolved and checked here.
+            Ignored when resuming a run that has a checkpoint (the saved config is used).
+        out_dir (path): the run directory.
+        resume (bool, optional): continue the run in ``out_dir`` from its checkpoint (or start
+            it again with its saved config if it was stopped before the first checkpoint).
+        overwrite (bool, optional): replace an existing run in ``out_dir``.
+        env (DistEnv, optional): process topology; default: one process on ``train.device``.
+        progress (bool, optional): show a tqdm bar per epoch. (default: ``True``)
+
+    Returns:
+        dict: ``{"run_dir", "history" (list of metric rows), "params", "epochs"}``.
+
+    Raises:
+        ConfigError: bad config values or an unusable ``init.from_run``.
+        DataError: missing or malformed data files.
+        CheckpointError: a corrupt checkpoint when resuming.
+        RunExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``.
+        TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
+
+    Example:
+        >>> cfg = {"train": {"epochs": 1}, "data": {"num_samples": 200}}  # doctest: +SKIP
+        >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
+        0.31
+    """
+    out = Path(out_dir)
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        if not out.is_dir():
+            raise CheckpointError(f"cannot resume: {str(out)!r} is not a run directory")
+        if (out / CHECKPOINT).exists():
+            ckpt = load_checkpoint(out)
+            config = ckpt["config"]
+        elif (out / "config.yaml").is_file():
+            from dnwgraph.train.config import load_config
+
+            config = load_config(out / "config.yaml")  # stopped before the first epoch ended
+        else:
+            raise CheckpointError(
+                f"cannot resume: {str(out)!r} holds neither {CHECKPOINT} nor config.yaml"
+            )
+    cfg = resolve_config(config)
+    device = _device(cfg["train"]["device"])
+    env = env or DistEnv(device=device)
+    device = env.device
+    if env.is_main:
+        _prepare_dir(out, resume, overwrite)
+    env.barrier()
+
+    seed = cfg["train"]["seed"]
+    _seed_all(seed)
+    data_cfg = cfg["data"]
+    extra = {k: v for k, v in data_cfg.items() if k not in _BASE_KEYS}
+    allowed = dataset_options(data_cfg["name"])
+    unknown = sorted(set(extra) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {['data.' + k for k in unknown]}; data {data_cfg['name']!r} takes "
+            f"{sorted([*_BASE_KEYS, *allowed])}"
+        )
+    splits = create_dataset(
+        data_cfg["name"], dir=data_cfg["dir"], augment=data_cfg["augment"], **extra
+    )
+
+    from dnwgraph.models import create_model
+
+    kwargs = _model_kwargs(cfg["model"]["name"], cfg["model"]["kwargs"], splits.num_classes)
+    cfg["model"]["kwargs"] = kwargs
+    try:
+        model = create_model(cfg["model"]["name"], **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model: {err}") from None
+    if cfg["init"]["mode"] is not None and ckpt is None:
+        _apply_init(model, cfg["init"])
+    model.to(device)
+    if env.is_main and ckpt is None:
+        dump_config(cfg, out / "config.yaml")
+        buf_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save(buf_state, out / "init.pt")
+
+    optim_cfg = cfg["optim"]
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=optim_cfg["lr"],
+        momentum=optim_cfg["momentum"],
+        nesterov=optim_cfg["nesterov"],
+        weight_decay=optim_cfg["weight_decay"],
+    )
+    net = env.wrap(model)
+    batch = data_cfg["batch_size"] // env.world_size
+    if batch < 1:
+        raise ConfigError(
+            f"data.batch_size={data_cfg['batch_size']} is smaller than the {env.world_size} "
+            f"processes"
+        )
+    train_sampler = env.sampler(splits.train, shuffle=True, seed=seed)
+    test_sampler = env.sampler(splits.test, shuffle=False, seed=seed)
+    steps_per_epoch = math.ceil(len(train_sampler) / batch)
+    epochs = cfg["train"]["epochs"]
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg["train"]["label_smoothing"])
+    history: list[dict[str, Any]] = []
+    start_epoch, step = 1, 0
+
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model_state"])
+            optimizer.load_state_dict(ckpt["optimizer_state"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(
+                f"checkpoint in {str(out)!r} does not fit its config: {str(err).splitlines()[0]}"
+            ) from None
+        start_epoch, step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
+        history = [dict(r) for r in ckpt.get("history", [])]
+        set_rng_state(ckpt["rng"])
+
+    model.eval()
+    _, prev_masks = wiring_stats(model)
+    if env.is_main and ckpt is None and cfg["train"]["snapshots"]:
+        (out / "wiring").mkdir(exist_ok=True)
+        torch.save(wiring_snapshot(model), out / "wiring" / "epoch_0000.pt")
+    tb = TensorBoardLogger(out / "tensorboard", cfg["train"]["tensorboard"] and env.is_main)
+    params = _count_params(model)
+
+    try:
+        for epoch in range(start_epoch, epochs + 1):
+            t0 = time.perf_counter()
+            train_loss, train_acc, step, lr = _train_epoch(
+                net,
+                splits.train,
+                train_sampler,
+                optimizer,
+                criterion,
+                cfg,
+                env,
+                epoch=epoch,
+                step=step,
+                batch=batch,
+                steps_per_epoch=steps_per_epoch,
+                progress=progress and env.is_main,
+                out=out,
+            )
+            test_loss, test_acc = _evaluate(
+                net, splits.test, test_sampler, env, cfg["data"]["test_batch_size"]
+            )
+            model.eval()
+            stats, prev_masks = wiring_stats(model, prev_masks)
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": lr,
+                **stats,
+                "epoch_time_s": time.perf_counter() - t0,
+            }
+            history.append(row)
+            if env.is_main:
+                if cfg["train"]["snapshots"]:
+                    (out / "wiring").mkdir(exist_ok=True)
+                    torch.save(wiring_snapshot(model), out / "wiring" / f"epoch_{epoch:04d}.pt")
+                save_checkpoint(
+                    out / CHECKPOINT,
+                    {
+                        "format": FORMAT,
+                        "model": {"name": cfg["model"]["name"], "kwargs": kwargs},
+                        "model_state": model.state_dict(),
+                        "optimizer_state": optimizer.state_dict(),
+                        "scheduler_state": {
+                            "name": cfg["schedule"]["name"],
+                            "step": step,
+                            "steps_per_epoch": steps_per_epoch,
+                        },
+                        "epoch": epoch,
+                        "step": step,
+                        "rng": rng_state(),
+                        "config": cfg,
+                        "history": history,
+                    },
+                )
+                write_metrics_csv(out / "metrics.csv", history)
+                tb.log(row)
+                if progress:
+                    _print_row(row, epochs)
+            env.barrier()
+    finally:
+        tb.close()
+    return {"run_dir": out, "history": history, "params": params, "epochs": epochs}
+
+
+def _count_params(model: nn.Module) -> int:
+    try:
+        from dnwgraph.models import count_params
+    except ImportError:
+        return sum(p.numel() for p in model.parameters())
+    return int(count_params(model))
+
+
+def _print_row(row: dict[str, Any], epochs: int) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(
+        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  "
+        f"train {100 * row['train_acc']:.2f}%  test {100 * row['test_acc']:.2f}%  "
+        f"lr {row['lr']:.4g}  edges {row['selected_edges']}  "
+        f"swapped {row['swapped_in']}  ({row['epoch_time_s']:.1f}s)"
+    )
+
+
+def _train_epoch(
+    net: nn.Module,
+    dataset: Any,
+    sampler: Any,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    cfg: dict[str, Any],
+    env: DistEnv,
+    *,
+    epoch: int,
+    step: int,
+    batch: int,
+    steps_per_epoch: int,
+    progress: bool,
+    out: Path,
+) -> tuple[float, float, int, float]:
+    from tqdm.auto import tqdm
+
+    seed = cfg["train"]["seed"]
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+    indices = list(iter(sampler))
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 9_973 + env.rank)
+    base_lr = cfg["optim"]["lr"]
+    epochs = cfg["train"]["epochs"]
+    net.train()
+    sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
+    lr = base_lr
+    bar = tqdm(
+        total=steps_per_epoch,
+        desc=f"epoch {epoch}/{epochs}",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    for i, (x, y) in enumerate(_batches(dataset, indices, batch, gen, cfg["data"]["num_workers"])):
+        lr = lr_at(step, cfg["schedule"], base_lr, steps_per_epoch, epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+        logits = net(x)
+        loss = criterion(logits, y)
+        if not torch.isfinite(loss):
+            bar.close()
+            last = epoch - 1
+            kept = (
+                f"the last good checkpoint (epoch {last}) is kept in {str(out)!r}"
+                if last > 0
+                else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"the training loss became {loss.item()} at epoch {epoch}, step {step} "
+                f"(lr {lr:.4g}); {kept}. Lower optim.lr or check the data."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        with torch.no_grad():
+            n = y.numel()
+            sums += torch.tensor(
+                [loss.item() * n, (logits.argmax(1) == y).sum().item(), n], dtype=torch.float64
+            )
+        if progress and (i % 10 == 0 or i == steps_per_epoch - 1):
+            bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.3f}")
+        bar.update(1)
+    bar.close()
+    sums = env.all_reduce_sum(sums.to(env.device)).cpu()
+    return float(sums[0] / sums[2]), float(sums[1] / sums[2]), step, lr
+
+
+@torch.no_grad()
+def _evaluate(
+    net: nn.Module, dataset: Any, sampler: Any, env: DistEnv, batch: int
+) -> tuple[float, float]:
+    net.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for x, y in _batches(dataset, list(iter(sampler)), batch, None, 0):
+        x, y = x.to(env.device), y.to(env.device)
+        logits = net(x)
+        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        sums += torch.tensor(
+            [loss.item(), (logits.argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64
+        )
+    sums = env.all_reduce_sum(sums.to(env.device)).cpu()
+    return float(sums[0] / sums[2]), float(sums[1] / sums[2])
