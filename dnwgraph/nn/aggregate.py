@@ -29,9 +29,12 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-#: Dense :math:`G X^\top` is used when (rows x cols) <= DENSE_FACTOR x (gradient edges): BLAS
-#: is ~30x faster per multiply-add than gathered dot products on a CPU.
+#: A row block's dense :math:`G X^\top` is used when (rows x cols) <= DENSE_FACTOR x (its
+#: edges): BLAS is ~30x faster per multiply-add than gathered dot products on a CPU.
 DENSE_FACTOR = 32
+#: Rows per block: each block takes only the columns its own edges touch, so a block DAG (whose
+#: later targets see more sources) does not pay for the union of all columns.
+ROW_BLOCK = 128
 #: Largest dense block of :math:`G X^\top` formed at once, in elements (128 MB in float32).
 MAX_DENSE_ELEMENTS = 2**25
 #: Elements gathered per chunk on the sparse path (fits in L2 cache).
@@ -39,27 +42,62 @@ CHUNK_ELEMENTS = 2**18
 
 
 @dataclass
+class _Block:
+    """Edges ``[e0, e1)`` of an :class:`EdgeSet`; dense blocks carry their rows and columns."""
+
+    e0: int
+    e1: int
+    rows: Tensor | None = None  # unique rows of the block (dense only)
+    cols: Tensor | None = None  # unique columns of the block (dense only)
+    flat: Tensor | None = None  # position of each edge in the [rows, cols] product
+
+
+@dataclass
 class EdgeSet:
     """A set of edges given by target row, source column and edge id, sorted by row.
 
     ``rows``/``cols`` index the rows of :math:`G` and of :math:`X`; ``ids`` index the weight
-    vector.  The unique rows/cols and positions for the dense SDDMM are derived once.
+    vector.  The edges are cut once into blocks of consecutive rows; a block whose edges are
+    dense among the rows and columns it touches is computed with one small GEMM, the others
+    with chunked dot products (see :func:`sddmm`).
     """
 
     rows: Tensor
     cols: Tensor
     ids: Tensor
-    dense: bool = field(init=False)
-    urows: Tensor = field(init=False)
-    ucols: Tensor = field(init=False)
-    row_pos: Tensor = field(init=False)
-    col_pos: Tensor = field(init=False)
+    blocks: list[_Block] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.urows, self.row_pos = torch.unique(self.rows, return_inverse=True)
-        self.ucols, self.col_pos = torch.unique(self.cols, return_inverse=True)
-        cells = self.urows.numel() * self.ucols.numel()
-        self.dense = cells <= DENSE_FACTOR * max(self.ids.numel(), 1)
+        self.blocks = []
+        num = self.ids.numel()
+        if num == 0:
+            return
+        urows, row_pos = torch.unique_consecutive(self.rows, return_inverse=True)
+        n_r = urows.numel()
+        n_cols = int(torch.unique(self.cols).numel())
+        step = max(1, min(ROW_BLOCK, MAX_DENSE_ELEMENTS // n_cols))
+        starts = torch.arange(0, n_r + step, step, device=self.rows.device).clamp(max=n_r)
+        bounds = torch.searchsorted(row_pos, starts).tolist()
+        sparse_from = None  # merge runs of sparse blocks into one range
+        for i, r0 in enumerate(range(0, n_r, step)):
+            e0, e1 = bounds[i], bounds[i + 1]
+            ucols, col_pos = torch.unique(self.cols[e0:e1], return_inverse=True)
+            block_rows = urows[r0 : r0 + step]
+            if block_rows.numel() * ucols.numel() <= DENSE_FACTOR * (e1 - e0):
+                if sparse_from is not None:
+                    self.blocks.append(_Block(sparse_from, e0))
+                    sparse_from = None
+                flat = (row_pos[e0:e1] - r0) * ucols.numel() + col_pos
+                self.blocks.append(_Block(e0, e1, block_rows, ucols, flat))
+            elif sparse_from is None:
+                sparse_from = e0
+        if sparse_from is not None:
+            self.blocks.append(_Block(sparse_from, num))
+
+    @property
+    def dense(self) -> bool:
+        """Whether every block uses the dense (GEMM) path."""
+        return all(b.rows is not None for b in self.blocks)
 
 
 def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
@@ -79,32 +117,18 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
         >>> sddmm(a, b, edges).tolist()
         [3.0, 4.0]
     """
-    num = edges.ids.numel()
-    out = a.new_empty(num)
-    if num == 0:
-        return out
-    if edges.dense:
-        bc = b.index_select(0, edges.ucols)
-        n_c = bc.size(0)
-        block = max(1, MAX_DENSE_ELEMENTS // n_c)
-        n_r = edges.urows.numel()
-        # row_pos is non-decreasing (edges sorted by row): each row block is one edge range.
-        bounds = torch.searchsorted(
-            edges.row_pos, torch.arange(0, n_r + block, block, device=a.device).clamp(max=n_r)
-        ).tolist()
-        for i, r0 in enumerate(range(0, n_r, block)):
-            e0, e1 = bounds[i], bounds[i + 1]
-            if e0 == e1:
-                continue
-            prod = a.index_select(0, edges.urows[r0 : r0 + block]) @ bc.t()
-            flat = (edges.row_pos[e0:e1] - r0) * n_c + edges.col_pos[e0:e1]
-            out[e0:e1] = prod.view(-1).index_select(0, flat)
-        return out
+    out = a.new_empty(edges.ids.numel())
     chunk = max(1, CHUNK_ELEMENTS // max(a.size(1), 1))
-    for s in range(0, num, chunk):
-        ra = a.index_select(0, edges.rows[s : s + chunk])
-        rb = b.index_select(0, edges.cols[s : s + chunk])
-        torch.linalg.vecdot(ra, rb, out=out[s : s + chunk])
+    for blk in edges.blocks:
+        if blk.rows is not None:
+            prod = a.index_select(0, blk.rows) @ b.index_select(0, blk.cols).t()
+            torch.index_select(prod.view(-1), 0, blk.flat, out=out[blk.e0 : blk.e1])
+            continue
+        for s in range(blk.e0, blk.e1, chunk):
+            t = min(s + chunk, blk.e1)
+            ra = a.index_select(0, edges.rows[s:t])
+            rb = b.index_select(0, edges.cols[s:t])
+            torch.linalg.vecdot(ra, rb, out=out[s:t])
     return out
 
 

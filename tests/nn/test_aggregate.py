@@ -28,3 +28,29 @@ def test_sddmm_paths_agree(monkeypatch, dense_factor, max_elems):
 def test_edge_set_chooses_dense_for_dense_candidates():
     assert random_edges(20, 20, 300, 0).dense
     assert not EdgeSet(torch.arange(1000), torch.arange(1000), torch.arange(1000)).dense
+
+
+def test_row_blocks_take_only_their_own_columns(monkeypatch):
+    """Block-DAG gradient sets: later targets see more sources; each row block pays only for
+    the columns it touches, and the values still equal the plain dot products."""
+    monkeypatch.setattr(agg, "ROW_BLOCK", 2)
+    rows = torch.tensor([0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
+    cols = torch.tensor([0, 1, 0, 1, 0, 1, 2, 3, 0, 1, 2, 3])
+    edges = EdgeSet(rows, cols, torch.arange(12))
+    assert [b.cols.tolist() for b in edges.blocks] == [[0, 1], [0, 1, 2, 3]]
+    a, b = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
+
+
+def test_mixed_dense_and_sparse_blocks(monkeypatch):
+    monkeypatch.setattr(agg, "ROW_BLOCK", 3)
+    monkeypatch.setattr(agg, "DENSE_FACTOR", 2)
+    dense_part = random_edges(6, 4, 24, seed=1)  # rows 0-5, every cell
+    diag = torch.arange(6, 300)
+    rows = torch.cat([dense_part.rows, diag])
+    cols = torch.cat([dense_part.cols, diag])
+    edges = EdgeSet(rows, cols, torch.arange(rows.numel()))
+    kinds = [b.rows is not None for b in edges.blocks]
+    assert kinds[:2] == [True, True] and kinds[-1] is False and not edges.dense
+    a, b = torch.randn(300, 5, dtype=torch.float64), torch.randn(300, 5, dtype=torch.float64)
+    torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
