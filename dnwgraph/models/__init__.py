@@ -4,7 +4,25 @@ Importing this package registers every built-in model.
 """
 
 from dnwgraph.models import mobilenet  # noqa: F401  (registers the MobileNetV1 presets)
+from dnwgraph.models import presets as _presets  # noqa: F401  (registers the neural graphs)
+from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
+from dnwgraph.models.counting import Counter, count_macs, count_params, register_counter
+from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
 from dnwgraph.models.registry import create_model, list_models, register_model
 from dnwgraph.models.sparsify import sparsify, unsparsify
+from dnwgraph.models.static import StaticNeuralGraph
 
-__all__ = ["create_model", "list_models", "register_model", "sparsify", "unsparsify"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "register_model",
+    "sparsify",
+    "unsparsify",
+    "StaticNeuralGraph",
+    "DiscreteTimeNeuralGraph",
+    "ContinuousTimeNeuralGraph",
+    "count_params",
+    "count_macs",
+    "register_counter",
+    "Counter",
+]

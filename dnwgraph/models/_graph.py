@@ -1,0 +1,182 @@
+"""What every neural-graph classifier shares: stem → input nodes, output nodes → readout → head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+READOUTS: tuple[str, ...] = ("mean", "centre")
+
+
+class Readout(nn.Module):
+    r"""Pools every output node's features to one number per sample.
+
+    * ``"mean"``: the mean over all spatial positions (global average pooling);
+    * ``"centre"``: the mean over the 2 x 2 (2 in 1-D) patch starting at :math:`s/2 - 2` in
+      every spatial dimension of size :math:`s` (rows and columns 2-3 of an 8 x 8 map).  This is
+      what the reference code of the paper reads: a 3 x 3 crop at the centre followed by a
+      stride-2 2 x 2 average pool, whose single window is that patch.
+
+    Vector nodes (no spatial dimensions) are passed through.
+
+    Args:
+        kind (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+
+    Shapes:
+        - **input:** :math:`[n_{out}, B, *S]`
+        - **output:** :math:`[B, n_{out}]`
+
+    Raises:
+        ValueError: for an unknown ``kind``.
+
+    Example:
+        >>> Readout("centre")(torch.ones(5, 2, 8, 8)).shape
+        torch.Size([2, 5])
+    """
+
+    def __init__(self, kind: str = "mean") -> None:
+        super().__init__()
+        if kind not in READOUTS:
+            raise ValueError(f"'readout' must be one of {list(READOUTS)} (got {kind!r})")
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() > 2 and self.kind == "centre":
+            for d in range(2, x.dim()):
+                size = x.size(d)
+                start = max(size // 2 - 2, 0)
+                x = x.narrow(d, start, min(2, size - start))
+        out = x.flatten(2).mean(-1) if x.dim() > 2 else x
+        return out.t()
+
+    def extra_repr(self) -> str:
+        return repr(self.kind)
+
+
+class NeuralGraphClassifier(nn.Module):
+    r"""Base of the neural-graph classifiers: embeds the input and reads the output nodes.
+
+    The stem maps the input ``[B, *]`` to ``[B, C, *S]``; stem channel ``stem_index[i]`` feeds
+    input node ``input_nodes[i]``, every other node starts from zero.  After the graph has run,
+    the output nodes are pooled by :class:`Readout` and classified by a linear head.
+
+    Args:
+        wiring (Wiring): the candidate wiring (kept as ``self.wiring``).
+        stem (nn.Module, optional): ``[B, *]`` → ``[B, C, *S]``; ``None`` means the input is
+            already ``[B, n_in, *S]``. (default: ``None``)
+        num_classes (int, optional): classes of the head. (default: ``10``)
+        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        input_shape (sequence of int, optional): the per-sample input shape, checked once at
+            the entry of :meth:`forward`. (default: ``None``, not checked)
+
+    Raises:
+        ValueError: a bad ``num_classes``, ``readout`` or ``input_shape``.
+    """
+
+    input_nodes: Tensor
+    output_nodes: Tensor
+    stem_index: Tensor
+
+    def __init__(
+        self,
+        wiring: Any,
+        *,
+        stem: nn.Module | None = None,
+        num_classes: int = 10,
+        readout: str = "mean",
+        input_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"'num_classes' must be a positive int (got {num_classes!r})")
+        if input_shape is not None:
+            input_shape = tuple(int(s) for s in input_shape)
+            if not input_shape or min(input_shape) < 1:
+                raise ValueError(
+                    f"'input_shape' must list positive sizes per sample (got {input_shape!r})"
+                )
+        self.wiring = wiring
+        self.num_nodes = int(wiring.num_nodes)
+        self.num_classes = num_classes
+        self.input_shape = input_shape
+        self.stem = stem if stem is not None else nn.Identity()
+        self.register_buffer("input_nodes", wiring.input_nodes.clone().long().cpu())
+        self.register_buffer("output_nodes", wiring.output_nodes.clone().long().cpu())
+        self.register_buffer("stem_index", torch.arange(self.input_nodes.numel()))
+        self.readout = Readout(readout)
+        self.head = nn.Linear(self.output_nodes.numel(), num_classes)
+
+    def _check_input(self, x: Tensor) -> None:
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            expected = ", ".join(str(s) for s in ("B", *self.input_shape))
+            raise ValueError(f"'x' must have shape [{expected}] (got {tuple(x.shape)})")
+
+    def initial_state(self, x: Tensor) -> Tensor:
+        """Node-first initial features ``[N, B, *S]``: the stem output at the input nodes."""
+        self._check_input(x)
+        s = self.stem(x)
+        n_in = self.input_nodes.numel()
+        if s.dim() < 2 or s.size(1) < n_in or int(self.stem_index.max()) >= s.size(1):
+            raise ValueError(
+                f"the stem must return [B, C, *] with one channel per input node "
+                f"(C >= {n_in}; got {tuple(s.shape)} for an input of shape {tuple(x.shape)})"
+            )
+        if s.size(1) != n_in or not torch.equal(self.stem_index, torch.arange(n_in)):
+            s = s.index_select(1, self.stem_index)
+        state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
+        return state.index_copy(0, self.input_nodes, s.transpose(0, 1))
+
+    def read(self, state: Tensor) -> Tensor:
+        """Logits ``[B, num_classes]`` from the features of the output nodes in ``state``."""
+        return self.head(self.readout(state.index_select(0, self.output_nodes)))
+
+    @property
+    def wiring_convs(self) -> list[nn.Module]:
+        """The learned wirings of this model (its :class:`~dnwgraph.WiringConv` modules)."""
+        from dnwgraph.nn import WiringConv
+
+        return [m for m in self.modules() if isinstance(m, WiringConv)]
+
+
+def cifar_stem(in_channels: int = 3, out_channels: int = 32) -> nn.Sequential:
+    """The tiny classifiers' downsampling stem: 32 x 32 → 8 x 8 with ``out_channels`` channels.
+
+    3 x 3 stride-2 convolution to ``out_channels // 2``, BatchNorm, ReLU, 3 x 3 stride-2
+    depthwise convolution, 1 x 1 convolution to ``out_channels``, BatchNorm (as in the paper's
+    code).
+
+    Example:
+        >>> cifar_stem()(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 32, 8, 8])
+    """
+    half = out_channels // 2
+    return nn.Sequential(
+        nn.Conv2d(in_channels, half, 3, stride=2, padding=1),
+        nn.BatchNorm2d(half),
+        nn.ReLU(),
+        nn.Conv2d(half, half, 3, stride=2, padding=1, groups=half),
+        nn.Conv2d(half, out_channels, 1),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
+def signal_stem(out_channels: int = 32) -> nn.Sequential:
+    """The same stem in 1-D for signals ``[B, L]`` (MNIST-1D): ``[B, L]`` → ``[B, C, L/4]``.
+
+    Example:
+        >>> signal_stem()(torch.randn(2, 40)).shape
+        torch.Size([2, 32, 10])
+    """
+    half = out_channels // 2
+    return nn.Sequential(
+        nn.Unflatten(1, (1, -1)),
+        nn.Conv1d(1, half, 3, stride=2, padding=1),
+        nn.BatchNorm1d(half),
+        nn.ReLU(),
+        nn.Conv1d(half, half, 3, stride=2, padding=1, groups=half),
+        nn.Conv1d(half, out_channels, 1),
+        nn.BatchNorm1d(out_channels),
+    )

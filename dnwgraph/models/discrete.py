@@ -1,0 +1,186 @@
+r"""The discrete-time neural graph: a recurrent wiring unrolled for ``T`` steps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from dnwgraph.models._graph import NeuralGraphClassifier
+from dnwgraph.nn.node_ops import ChannelNodeOp, create_node_op
+from dnwgraph.nn.wiring_conv import WiringConv
+from dnwgraph.typing import Ratio, Scope
+
+#: Pre-aggregation defaults per node op: the paper's recurrent step puts the norm last.
+_PRE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "conv1d": {"norm": "none", "order": ("act", "conv")},
+    "conv2d": {"norm": "none", "order": ("act", "conv")},
+}
+
+
+class GraphStep(nn.Module):
+    r"""One synchronous update of every node of a (possibly cyclic) wiring:
+
+    .. math::
+        F(Z) = \mathrm{norm}\big(A_{\mathcal{A}} \cdot g(Z)\big)
+
+    with :math:`g` the per-node op before the aggregation (ReLU → single-channel conv by
+    default) and :math:`\mathrm{norm}` a per-node InstanceNorm (or BatchNorm, or none).  One
+    fused sparse aggregation per call; the selection and its sparse matrix are cached while the
+    weights are unchanged, so the ``T`` steps (or ODE evaluations) of one forward share them.
+
+    Args:
+        wiring (Wiring): candidate wiring (cycles and self loops allowed).
+        ratio (int or float): edge budget.
+        selection (str, optional): selection strategy. (default: ``"dnw"``)
+        node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
+        node_op_options (dict, optional): its keywords; for ``conv1d``/``conv2d`` the defaults
+            are ``norm="none", order=("act", "conv")``.
+        norm (str, optional): ``"instance"``, ``"batch"`` or ``"none"`` after the aggregation;
+            must be ``"none"`` for vector nodes (``"neuron"``). (default: ``"instance"``)
+        scope (str, optional): selection scope.
+        impl (str, optional): aggregation implementation. (default: ``"sparse"``)
+        **selection_options: strategy options.
+
+    Shapes:
+        - **input:** :math:`[N, B, *S]`
+        - **output:** :math:`[N, B, *S]`
+
+    Raises:
+        ValueError: an unknown node op, a norm on vector nodes, or bad selection options.
+
+    Example:
+        >>> from dnwgraph import complete
+        >>> step = GraphStep(complete(4, self_loops=True), ratio=6, node_op="conv1d")
+        >>> step(torch.randn(4, 2, 5)).shape
+        torch.Size([4, 2, 5])
+    """
+
+    def __init__(
+        self,
+        wiring: Any,
+        ratio: Ratio,
+        selection: str = "dnw",
+        *,
+        node_op: str = "conv2d",
+        node_op_options: Mapping[str, Any] | None = None,
+        norm: str = "instance",
+        scope: Scope | None = None,
+        impl: str = "sparse",
+        **selection_options: Any,
+    ) -> None:
+        super().__init__()
+        n = int(wiring.num_nodes)
+        opts = {**_PRE_DEFAULTS.get(node_op, {}), **(node_op_options or {})}
+        self.node_op = create_node_op(node_op, n, **opts)
+        self.conv = WiringConv(
+            wiring, ratio, selection, scope=scope, impl=impl, **selection_options
+        )
+        if norm == "none":
+            self.norm: nn.Module = nn.Identity()
+        elif isinstance(self.node_op, ChannelNodeOp):
+            self.norm = ChannelNodeOp(n, dim=self.node_op.dim, norm=norm, order=("norm",))
+        else:
+            raise ValueError(
+                f"'norm' must be 'none' for the node op {node_op!r} (got {norm!r}); "
+                "a norm after the aggregation needs spatial nodes ('conv1d' or 'conv2d')"
+            )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.norm(self.conv(self.node_op(z)))
+
+
+class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
+    r"""A discrete-time neural graph from *Discovering Neural Wirings* (Wortsman, Farhadi &
+    Rastegari, NeurIPS 2019, https://arxiv.org/abs/1906.00586), section 2.2.
+
+    The wiring may have cycles (e.g. :func:`~dnwgraph.complete`).  Every node is updated
+    synchronously for ``T`` steps with shared weights (:class:`GraphStep`):
+
+    .. math::
+        Z(0) = [v \in \text{inputs}]\,\mathrm{stem}(x)_v, \qquad
+        Z(t + 1) = \mathrm{norm}\big(A_{\mathcal{A}} \cdot \mathrm{conv}(\mathrm{relu}(Z(t)))
+        \big)
+
+    and the output nodes of :math:`Z(T)` are pooled and classified.  The selection is re-chosen
+    once per forward pass (the weights do not change between steps).
+
+    Args:
+        wiring (Wiring): candidate wiring (cycles and self loops allowed).
+        ratio (int or float): edge budget.
+        selection (str, optional): selection strategy. (default: ``"dnw"``)
+        steps (int, optional): :math:`T`. (default: ``5``, as in the paper)
+        stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
+        node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
+        node_op_options (dict, optional): its keywords.
+        norm (str, optional): norm after the aggregation. (default: ``"instance"``)
+        num_classes (int, optional): outputs of the head. (default: ``10``)
+        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        input_shape (sequence of int, optional): per-sample input shape to check.
+        scope (str, optional): selection scope.
+        impl (str, optional): aggregation implementation. (default: ``"sparse"``)
+        **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
+
+    Shapes:
+        - **input:** :math:`[B, *]`
+        - **output:** :math:`[B, \text{num\_classes}]`
+
+    Raises:
+        ValueError: a bad ``steps`` or any error of :class:`GraphStep`, or (in forward) an input
+            of the wrong shape.
+
+    Example:
+        >>> from dnwgraph import complete
+        >>> wiring = complete(6, input_nodes=[0, 1], output_nodes=[4, 5])
+        >>> model = DiscreteTimeNeuralGraph(wiring, 10, node_op="conv1d", steps=3)
+        >>> model(torch.randn(2, 2, 7)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        wiring: Any,
+        ratio: Ratio,
+        selection: str = "dnw",
+        *,
+        steps: int = 5,
+        stem: nn.Module | None = None,
+        node_op: str = "conv2d",
+        node_op_options: Mapping[str, Any] | None = None,
+        norm: str = "instance",
+        num_classes: int = 10,
+        readout: str = "mean",
+        input_shape: Sequence[int] | None = None,
+        scope: Scope | None = None,
+        impl: str = "sparse",
+        **selection_options: Any,
+    ) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"'steps' must be a positive int (got {steps!r})")
+        super().__init__(
+            wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
+        )
+        self.steps = steps
+        self.step = GraphStep(
+            wiring,
+            ratio,
+            selection,
+            node_op=node_op,
+            node_op_options=node_op_options,
+            norm=norm,
+            scope=scope,
+            impl=impl,
+            **selection_options,
+        )
+
+    @property
+    def conv(self) -> nn.Module:
+        """The learned wiring (a :class:`~dnwgraph.WiringConv`)."""
+        return self.step.conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.initial_state(x)
+        for _ in range(self.steps):
+            z = self.step(z)
+        return self.read(z)

@@ -1,0 +1,215 @@
+r"""The static neural graph: a DAG of channel-nodes computed level by level."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dnwgraph.models._graph import NeuralGraphClassifier
+from dnwgraph.nn.levels import LevelExecutor
+from dnwgraph.nn.node_ops import concat_node_ops
+from dnwgraph.typing import Ratio, Scope
+
+
+class StaticNeuralGraph(NeuralGraphClassifier):
+    r"""A static neural graph from *Discovering Neural Wirings* (Wortsman, Farhadi & Rastegari,
+    NeurIPS 2019, https://arxiv.org/abs/1906.00586), section 2.1.
+
+    Every node :math:`v` of an acyclic :class:`~dnwgraph.Wiring` is a channel.  The stem
+    feeds the input nodes; a node's input and output are
+
+    .. math::
+        I_v = [v \in \text{inputs}]\, \mathrm{stem}(x)_v
+              + \sum_{(u, v) \in \mathcal{A}} w_{uv} Z_u,
+        \qquad Z_v = f_{\theta_v}(I_v)
+
+    over the selected edges :math:`\mathcal{A}` (top-k by :math:`|w|` under ``dnw``).  Nodes
+    run level by level (:class:`~dnwgraph.nn.levels.LevelExecutor`: one grouped node op and one
+    fused sparse aggregation per topological level).  Output nodes are read as their aggregated
+    inputs :math:`I_v` (no node op), pooled (:class:`~dnwgraph.models._graph.Readout`) and
+    classified by a linear head.  Nodes without outgoing candidates have no node op.
+
+    A node with no selected incoming edge (and no stem input) outputs exactly zero with the
+    default InstanceNorm → ReLU → conv node op, and its outgoing edges then get no gradient.
+
+    Args:
+        wiring (Wiring): acyclic candidate wiring with input and output nodes.
+        ratio (int or float): edge budget (int: edges kept; float: fraction of candidates).
+        selection (str, optional): ``dnw``, ``dnw_no_update``, ``random``, ``complete``,
+            ``fixed``, ``td`` or ``reg_td``. (default: ``"dnw"``)
+        stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
+        node_op (str, optional): node op name, e.g. ``"conv2d"``, ``"conv1d"``, ``"neuron"``.
+            (default: ``"conv2d"``)
+        node_op_options (dict, optional): node op keywords (``norm``, ``order``, ...).
+        num_classes (int, optional): outputs of the head. (default: ``10``)
+        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        input_shape (sequence of int, optional): per-sample input shape to check.
+        scope (str, optional): ``"global"`` or ``"per_node"`` edge budget.
+        impl (str, optional): ``"sparse"``, ``"scatter"`` or ``"dense"`` aggregation.
+            (default: ``"sparse"``)
+        **selection_options: strategy options: ``seed`` (``random``), ``mask`` (``fixed``; a
+            BoolTensor aligned with ``model.graph.conv.edge_index``), ``drop_rate`` (``td``).
+
+    Shapes:
+        - **input:** :math:`[B, *]` (what the stem takes)
+        - **output:** :math:`[B, \text{num\_classes}]`
+
+    Raises:
+        ValueError: a cyclic wiring, an unknown selection / node op / readout, a bad ratio,
+            or (in forward) an input of the wrong shape.
+
+    Example:
+        >>> from dnwgraph import Wiring
+        >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
+        >>> model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=2)
+        >>> model(torch.randn(5, 2)).shape
+        torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        wiring: Any,
+        ratio: Ratio,
+        selection: str = "dnw",
+        *,
+        stem: nn.Module | None = None,
+        node_op: str = "conv2d",
+        node_op_options: Mapping[str, Any] | None = None,
+        num_classes: int = 10,
+        readout: str = "mean",
+        input_shape: Sequence[int] | None = None,
+        scope: Scope | None = None,
+        impl: str = "sparse",
+        **selection_options: Any,
+    ) -> None:
+        super().__init__(
+            wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
+        )
+        self.graph = LevelExecutor(
+            wiring,
+            ratio,
+            selection,
+            node_op=node_op,
+            node_op_options=node_op_options,
+            scope=scope,
+            impl=impl,
+            **selection_options,
+        )
+
+    @property
+    def conv(self) -> nn.Module:
+        """The learned wiring (a :class:`~dnwgraph.WiringConv`)."""
+        return self.graph.conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.read(self.graph(self.initial_state(x)))
+
+    def node_outputs(self, x: Tensor) -> Tensor:
+        """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a
+        node op, such as the output nodes, give zeros)."""
+        return self.graph.node_outputs(self.initial_state(x))
+
+    # ------------------------------------------------------------------- compaction
+    @torch.no_grad()
+    def subgraph(self, node_mask: Tensor) -> StaticNeuralGraph:
+        r"""The model restricted to the kept nodes, over the currently selected edges only.
+
+        The new model's wiring holds exactly the selected edges whose two ends are kept
+        (nodes renumbered in order), with selection ``"complete"`` on it: a fixed sparse graph
+        whose every edge is used.  Edge weights, node ops, stem and head are copied.  Removed
+        input nodes leave their stem channel unused (the stem is kept whole; ``stem_index``
+        records which channels feed the kept input nodes); removed output nodes drop their
+        column of the head.  If the removed nodes cannot change the kept output nodes (e.g.
+        nodes whose output is always zero, or that reach no output), the new model gives the
+        same outputs in eval mode.  Nodes whose node op is no longer needed (no kept outgoing
+        edge) lose it.
+
+        Args:
+            node_mask (BoolTensor): ``[N]``, ``True`` for the nodes to keep.
+
+        Returns:
+            StaticNeuralGraph: a new model (same device, dtype and train/eval mode).
+
+        Raises:
+            ValueError: a mask of the wrong shape or dtype, no kept input or output node, or no
+                selected edge left among the kept nodes.
+
+        Example:
+            >>> from dnwgraph import Wiring
+            >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
+            >>> model = StaticNeuralGraph(wiring, 4, node_op="neuron", num_classes=2).eval()
+            >>> small = model.subgraph(torch.tensor([True, True, True, True]))
+            >>> x = torch.randn(3, 2)
+            >>> torch.allclose(small(x), model(x))
+            True
+        """
+        from dnwgraph.graph import Wiring
+
+        n = self.num_nodes
+        mask = torch.as_tensor(node_mask)
+        if mask.dtype != torch.bool or mask.shape != (n,):
+            raise ValueError(
+                f"'node_mask' must be a BoolTensor of shape [{n}] "
+                f"(got {mask.dtype} {tuple(mask.shape)})"
+            )
+        mask = mask.cpu()
+        new_id = torch.cumsum(mask.long(), 0) - 1
+        kept = mask.nonzero().view(-1)
+        in_pos = mask[self.input_nodes.cpu()].nonzero().view(-1)
+        out_pos = mask[self.output_nodes.cpu()].nonzero().view(-1)
+        if in_pos.numel() == 0 or out_pos.numel() == 0:
+            raise ValueError("'node_mask' must keep at least one input node and one output node")
+        conv = self.graph.conv
+        active = conv.active_mask().cpu()
+        ei = conv.edge_index.cpu()
+        keep_e = active & mask[ei[0]] & mask[ei[1]]
+        if not bool(keep_e.any()):
+            raise ValueError("no selected edge is left among the kept nodes")
+        edge_index = new_id[ei[:, keep_e]]
+        weights = conv.edge_weight.detach().cpu()[keep_e]
+        wiring = Wiring(
+            edge_index,
+            int(kept.numel()),
+            input_nodes=new_id[self.input_nodes.cpu()[in_pos]],
+            output_nodes=new_id[self.output_nodes.cpu()[out_pos]],
+        )
+        new = StaticNeuralGraph(
+            wiring,
+            ratio=1.0,
+            selection="complete",
+            stem=copy.deepcopy(self.stem),
+            node_op=self.graph.node_op_name,
+            node_op_options=self.graph.node_op_options,
+            num_classes=self.num_classes,
+            readout=self.readout.kind,
+            input_shape=self.input_shape,
+            impl=conv.impl,
+        )
+        param = next(self.parameters())
+        new.to(device=param.device, dtype=param.dtype)
+        new.stem_index.copy_(self.stem_index.cpu()[in_pos])
+        new.graph.conv.edge_weight.copy_(weights[new.graph.conv.edge_perm.cpu()])
+        new.head.weight.copy_(self.head.weight[:, out_pos.to(param.device)])
+        new.head.bias.copy_(self.head.bias)
+
+        # which old op (and row of it) computes every old node
+        op_of = torch.full((n,), -1, dtype=torch.long)
+        row_of = torch.full((n,), -1, dtype=torch.long)
+        for i, g in enumerate(self.graph.groups):
+            op_of[g.cpu()] = i
+            row_of[g.cpu()] = torch.arange(g.numel())
+        ops = []
+        for g in new.graph.groups:
+            old = kept[g.cpu()]
+            order = torch.argsort(op_of[old] * n + row_of[old])
+            parts = [
+                (self.graph.node_ops[i], row_of[old[order]][op_of[old[order]] == i])
+                for i in torch.unique(op_of[old]).tolist()
+            ]
+            ops.append(concat_node_ops(parts).select(torch.argsort(order)))
+        new.graph.node_ops = nn.ModuleList(ops).to(device=param.device, dtype=param.dtype)
+        return new.train(self.training)

@@ -1,0 +1,333 @@
+r"""Node operations :math:`Z_v = f_{\theta_v}(I_v)`, computed for a whole set of nodes at once.
+
+Every node of a neural graph owns its parameters :math:`\theta_v`; the nodes of one level (or
+all nodes of a recurrent graph) are evaluated together as **one** grouped operation:
+
+* spatial nodes (a channel each, features ``[n, B, L]`` or ``[n, B, H, W]``):
+  normalization (instance / batch / none) → activation → single-channel convolution
+  (kernel 3), order configurable; the convolution of :math:`n` nodes is one
+  ``Conv{1,2}d(n, n, k, groups=n)`` (:class:`ChannelNodeOp`, registered as ``"conv1d"`` and
+  ``"conv2d"``);
+* vector nodes (a neuron each, features ``[n, B]``): :math:`Z_v = \sigma(I_v + b_v)`
+  (:class:`NeuronNodeOp`, ``"neuron"``).
+
+Features are node-first (as :class:`~dnwgraph.WiringConv` takes them): ``[n, B, *S]``.  Every
+parameter and buffer of a node op has the nodes as its leading dimension, so a node op over a
+subset of nodes (:meth:`NodeOp.select`) or over nodes of several ops (:func:`concat_node_ops`)
+is built by indexing.
+
+A node whose input is identically zero outputs exactly zero through ``instance`` norm (with the
+affine shift at its initial value 0), ReLU and a bias-free convolution, and then stays zero:
+ReLU's derivative at 0 is 0, so neither its norm, nor its convolution, nor its outgoing edges
+receive a gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+_REGISTRY: dict[str, tuple[type[NodeOp], dict[str, Any]]] = {}
+
+#: Activations by name (used by every node op).
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(),
+    "gelu": lambda: nn.GELU(),
+    "tanh": lambda: nn.Tanh(),
+    "sigmoid": lambda: nn.Sigmoid(),
+    "identity": lambda: nn.Identity(),
+}
+NORMS: tuple[str, ...] = ("instance", "batch", "none")
+STEPS: tuple[str, ...] = ("norm", "act", "conv")
+
+
+def register_node_op(name: str, **defaults: Any) -> Callable[[type[NodeOp]], type[NodeOp]]:
+    """Class decorator registering a :class:`NodeOp` subclass under ``name``.
+
+    Args:
+        name (str): registry name.
+        **defaults: constructor keywords bound for this name (e.g. ``dim=2``).
+
+    Raises:
+        ValueError: if ``name`` is already registered.
+    """
+
+    def wrap(cls: type[NodeOp]) -> type[NodeOp]:
+        if name in _REGISTRY:
+            raise ValueError(f"node op {name!r} is already registered")
+        _REGISTRY[name] = (cls, dict(defaults))
+        return cls
+
+    return wrap
+
+
+def list_node_ops() -> list[str]:
+    """Names of the registered node operations.
+
+    Example:
+        >>> list_node_ops()
+        ['conv1d', 'conv2d', 'neuron']
+    """
+    return sorted(_REGISTRY)
+
+
+def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:
+    """Build the node operation registered as ``name`` over ``num_nodes`` nodes.
+
+    Args:
+        name (str): one of :func:`list_node_ops`.
+        num_nodes (int): number of nodes :math:`n` the op computes at once.
+        **options: constructor options of the op (``norm``, ``order``, ``activation``, ...).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones) or bad options.
+
+    Example:
+        >>> op = create_node_op("conv2d", 3, norm="batch")
+        >>> op(torch.randn(3, 2, 4, 4)).shape
+        torch.Size([3, 2, 4, 4])
+    """
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise ValueError(f"unknown node op {name!r}; choose one of {list_node_ops()}")
+    cls, defaults = entry
+    return cls(num_nodes, **{**defaults, **options})
+
+
+def _check_num_nodes(num_nodes: Any) -> int:
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise ValueError(f"'num_nodes' must be a positive int (got {num_nodes!r})")
+    return num_nodes
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class NodeOp(nn.Module):
+    r"""Base class: :math:`Z_v = f_{\theta_v}(I_v)` for :math:`n` nodes at once.
+
+    Subclasses store their constructor keywords in ``self.config`` and give every parameter and
+    buffer the nodes as leading dimension (scalars such as BatchNorm's step counter excepted),
+    which makes :meth:`select` and :func:`concat_node_ops` generic.
+
+    Shapes:
+        - **input:** node inputs :math:`[n, B, *]`
+        - **output:** node outputs :math:`[n, B, *]`
+    """
+
+    num_nodes: int
+    config: dict[str, Any]
+
+    def select(self, index: Tensor | Sequence[int]) -> NodeOp:
+        """A new op of the same kind over the nodes ``index`` (parameters copied).
+
+        Example:
+            >>> op = create_node_op("neuron", 4)
+            >>> op.select([3, 1]).num_nodes
+            2
+        """
+        return concat_node_ops([(self, torch.as_tensor(index, dtype=torch.long))])
+
+    def extra_repr(self) -> str:
+        return f"num_nodes={self.num_nodes}"
+
+
+def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
+    """One node op over the nodes ``index`` of each ``(op, index)`` part, concatenated in order.
+
+    All ops must be of the same class and configuration.  Used to regroup nodes into new levels
+    (e.g. by :meth:`~dnwgraph.StaticNeuralGraph.subgraph`).
+
+    Args:
+        parts: ``(op, index)`` pairs; ``index`` is a LongTensor of local node ids of ``op``.
+
+    Raises:
+        ValueError: no parts, no nodes, or ops of different kinds or configurations.
+
+    Example:
+        >>> a, b = create_node_op("neuron", 2), create_node_op("neuron", 3)
+        >>> concat_node_ops([(a, torch.tensor([1])), (b, torch.tensor([0, 2]))]).num_nodes
+        3
+    """
+    if not parts:
+        raise ValueError("'parts' must hold at least one (op, index) pair")
+    first = parts[0][0]
+    for op, _ in parts:
+        if type(op) is not type(first) or op.config != first.config:
+            raise ValueError(
+                f"cannot concatenate node ops of different kinds "
+                f"({type(first).__name__}{first.config} vs {type(op).__name__}{op.config})"
+            )
+    indices = [torch.as_tensor(i, dtype=torch.long).view(-1).cpu() for _, i in parts]
+    total = sum(int(i.numel()) for i in indices)
+    new = type(first)(_check_num_nodes(total), **first.config)
+    states = [op.state_dict() for op, _ in parts]
+    merged = {}
+    for key, value in states[0].items():
+        if value.dim() >= 1 and value.size(0) == first.num_nodes:
+            rows = [
+                s[key].index_select(0, i.to(s[key].device))
+                for s, i in zip(states, indices, strict=True)
+            ]
+            merged[key] = torch.cat(rows)
+        else:
+            merged[key] = value.clone()
+    new.load_state_dict(merged)
+    return new.to(next(iter(states[0].values())).device) if states[0] else new
+
+
+@register_node_op("conv1d", dim=1)
+@register_node_op("conv2d", dim=2)
+class ChannelNodeOp(NodeOp):
+    r"""Per-channel node operation of the DNW tiny classifiers, for all nodes of a level at once.
+
+    With the default order, for every node :math:`v` and sample :math:`b`:
+
+    .. math::
+        Z_v = \mathrm{conv}_{\theta_v}\big(\sigma(\mathrm{norm}_v(I_v))\big)
+
+    where :math:`\mathrm{norm}_v` is InstanceNorm (per node and sample over the spatial
+    dimensions, affine), BatchNorm (per node over batch and space) or nothing, :math:`\sigma` an
+    activation and :math:`\mathrm{conv}_{\theta_v}` a single-channel ``k``-wide convolution
+    without bias (zero padding, same size).  The :math:`n` convolutions are one grouped
+    convolution ``Conv{dim}d(n, n, k, groups=n)``.
+
+    Args:
+        num_nodes (int): :math:`n`.
+        dim (int, optional): spatial dimensions, 1 or 2. (default: ``2``)
+        norm (str, optional): ``"instance"``, ``"batch"`` or ``"none"``. (default:
+            ``"instance"``)
+        order (sequence of str, optional): the steps in order, each of ``"norm"``, ``"act"``,
+            ``"conv"`` at most once; a step left out is not built. (default:
+            ``("norm", "act", "conv")``)
+        activation (str, optional): one of :data:`ACTIVATIONS`. (default: ``"relu"``)
+        kernel_size (int, optional): odd convolution width. (default: ``3``)
+        affine (bool, optional): learned scale and shift of the norm. (default: ``True``)
+
+    Shapes:
+        - **input:** :math:`[n, B, L]` (``dim=1``) or :math:`[n, B, H, W]` (``dim=2``)
+        - **output:** same as the input
+
+    Raises:
+        ValueError: on a bad ``dim``, ``norm``, ``order``, ``activation`` or ``kernel_size``,
+            or an input of the wrong shape.
+
+    Example:
+        >>> op = ChannelNodeOp(4, dim=2)
+        >>> op(torch.randn(4, 2, 8, 8)).shape
+        torch.Size([4, 2, 8, 8])
+    """
+
+    def __init__(
+        self,
+        num_nodes: int,
+        *,
+        dim: int = 2,
+        norm: str = "instance",
+        order: Sequence[str] = STEPS,
+        activation: str = "relu",
+        kernel_size: int = 3,
+        affine: bool = True,
+    ) -> None:
+        super().__init__()
+        n = self.num_nodes = _check_num_nodes(num_nodes)
+        if dim not in (1, 2):
+            raise ValueError(f"'dim' must be 1 or 2 (got {dim!r})")
+        if norm not in NORMS:
+            raise ValueError(f"'norm' must be one of {list(NORMS)} (got {norm!r})")
+        order = tuple(order)
+        if any(s not in STEPS for s in order) or len(set(order)) != len(order):
+            raise ValueError(
+                f"'order' must list distinct steps from {list(STEPS)} (got {list(order)!r})"
+            )
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+            raise ValueError(f"'kernel_size' must be a positive int (got {kernel_size!r})")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"'kernel_size' must be odd to keep the size (got {kernel_size})")
+        self.dim = dim
+        self.order = order
+        self.config = dict(
+            dim=dim,
+            norm=norm,
+            order=order,
+            activation=activation,
+            kernel_size=kernel_size,
+            affine=affine,
+        )
+        steps: dict[str, nn.Module] = {}
+        if "norm" in order and norm != "none":
+            if norm == "instance":
+                cls = nn.InstanceNorm1d if dim == 1 else nn.InstanceNorm2d
+            else:
+                cls = nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d
+            steps["norm"] = cls(n, affine=affine)
+        if "act" in order:
+            steps["act"] = _activation(activation)
+        if "conv" in order:
+            conv_cls = nn.Conv1d if dim == 1 else nn.Conv2d
+            steps["conv"] = conv_cls(
+                n, n, kernel_size, padding=kernel_size // 2, groups=n, bias=False
+            )
+        self.norm = steps.get("norm")
+        self.act = steps.get("act")
+        self.conv = steps.get("conv")
+        self._steps = [s for s in order if s in steps]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != self.dim + 2 or x.size(0) != self.num_nodes:
+            layout = "[n, B, L]" if self.dim == 1 else "[n, B, H, W]"
+            raise ValueError(
+                f"'x' must have shape {layout} with n={self.num_nodes} (got {tuple(x.shape)})"
+            )
+        out = x.transpose(0, 1)  # [B, n, *S]: the nodes are the channels
+        for step in self._steps:
+            out = getattr(self, step)(out)
+        return out.transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"num_nodes={self.num_nodes}, order={self._steps}"
+
+
+@register_node_op("neuron")
+class NeuronNodeOp(NodeOp):
+    r"""Per-neuron operation for vector nodes: :math:`Z_v = \sigma(I_v + b_v)`.
+
+    Args:
+        num_nodes (int): :math:`n`.
+        activation (str, optional): one of :data:`ACTIVATIONS`. (default: ``"relu"``)
+        bias (bool, optional): learn :math:`b_v` (initialised to 0). (default: ``True``)
+
+    Shapes:
+        - **input:** :math:`[n, B, *]`
+        - **output:** same as the input
+
+    Raises:
+        ValueError: on an unknown activation or an input with the wrong number of rows.
+
+    Example:
+        >>> op = NeuronNodeOp(3)
+        >>> op(torch.tensor([[-1.0], [0.5], [2.0]])).view(-1).tolist()
+        [0.0, 0.5, 2.0]
+    """
+
+    def __init__(self, num_nodes: int, *, activation: str = "relu", bias: bool = True) -> None:
+        super().__init__()
+        n = self.num_nodes = _check_num_nodes(num_nodes)
+        self.config = dict(activation=activation, bias=bias)
+        self.act = _activation(activation)
+        self.bias = nn.Parameter(torch.zeros(n)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 1 or x.size(0) != self.num_nodes:
+            raise ValueError(
+                f"'x' must have {self.num_nodes} rows, one per node (got {tuple(x.shape)})"
+            )
+        if self.bias is not None:
+            x = x + self.bias.view(-1, *([1] * (x.dim() - 1)))
+        return self.act(x)
