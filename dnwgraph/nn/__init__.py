@@ -1,6 +1,30 @@
 """Message passing over learned wirings."""
 
 from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, sddmm, wiring_matmul
+from dnwgraph.nn.levels import LevelExecutor
+from dnwgraph.nn.node_ops import (
+    ChannelNodeOp,
+    NeuronNodeOp,
+    NodeOp,
+    concat_node_ops,
+    create_node_op,
+    list_node_ops,
+    register_node_op,
+)
 from dnwgraph.nn.wiring_conv import WiringConv
 
-__all__ = ["WiringConv", "wiring_matmul", "sddmm", "AggregationPlan", "EdgeSet"]
+__all__ = [
+    "WiringConv",
+    "wiring_matmul",
+    "sddmm",
+    "AggregationPlan",
+    "EdgeSet",
+    "LevelExecutor",
+    "NodeOp",
+    "ChannelNodeOp",
+    "NeuronNodeOp",
+    "create_node_op",
+    "list_node_ops",
+    "register_node_op",
+    "concat_node_ops",
+]
