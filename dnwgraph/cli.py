@@ -85,5 +85,48 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
+_SOURCE_HELP = "a run folder, checkpoint.pt, wiring snapshot (.pt) or wiring file"
+
+
+@command("export", "dnwgraph.analysis.commands:export", "write a learned wiring to a graph file")
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help=_SOURCE_HELP)
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="output file; the format follows the extension: .graphml, .gexf, .json "
+        "(node-link), .csv (edge list)",
+    )
+    p.add_argument(
+        "--all-candidates",
+        action="store_true",
+        help="write every candidate edge with a 'selected' flag (default: selected edges only)",
+    )
+
+
+@command("analyze", "dnwgraph.analysis.commands:analyze", "measure a learned wiring, write report")
+def _add_analyze(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help=_SOURCE_HELP)
+    p.add_argument("-o", "--output", metavar="DIR", help="report folder (default: RUN/analysis)")
+    p.add_argument(
+        "--num-random",
+        type=int,
+        default=3,
+        help="random wirings with equal edges for the baseline, 0 to skip (default: 3)",
+    )
+    p.add_argument(
+        "--input-shape", metavar="C,L", help="one input sample's shape, to count MACs (e.g. 1,40)"
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the report without figures")
+
+
+@command("plot", "dnwgraph.analysis.commands:plot", "draw a learned wiring and its training")
+def _add_plot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help=_SOURCE_HELP)
+    p.add_argument("-o", "--output", metavar="DIR", help="figure folder (default: RUN/figures)")
+
+
 if __name__ == "__main__":
     sys.exit(main())

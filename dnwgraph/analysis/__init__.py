@@ -1,5 +1,66 @@
-"""Export, measure, compact and draw discovered wirings."""
+"""Export, measure, compact and draw discovered wirings.
 
+``to_networkx`` / ``save_wiring`` hand a learned wiring to other graph tools, the metrics say
+what DNW found beyond chance, ``compact`` turns a trained model into a smaller fixed-wiring one
+with identical outputs, and the plots draw the wiring and its training (matplotlib, lazily).
+"""
+
+from dnwgraph.analysis.compact import compact
 from dnwgraph.analysis.export import save_wiring, to_networkx
+from dnwgraph.analysis.metrics import (
+    GraphStats,
+    WiringMetrics,
+    average_clustering,
+    average_path_length,
+    churn_series,
+    dead_nodes,
+    depth,
+    edge_churn,
+    live_node_mask,
+    load_snapshot,
+    load_snapshots,
+    model_cost,
+    random_view,
+    read_metrics_csv,
+    wiring_metrics,
+)
+from dnwgraph.analysis.plots import (
+    animate_wiring,
+    plot_adjacency,
+    plot_churn,
+    plot_degree_histogram,
+    plot_run,
+    plot_training_curves,
+    plot_wiring,
+)
+from dnwgraph.analysis.report import analyze, load_source
 
-__all__ = ["to_networkx", "save_wiring"]
+__all__ = [
+    "to_networkx",
+    "save_wiring",
+    "compact",
+    "wiring_metrics",
+    "WiringMetrics",
+    "GraphStats",
+    "live_node_mask",
+    "dead_nodes",
+    "depth",
+    "average_clustering",
+    "average_path_length",
+    "random_view",
+    "model_cost",
+    "edge_churn",
+    "churn_series",
+    "load_snapshot",
+    "load_snapshots",
+    "read_metrics_csv",
+    "plot_wiring",
+    "plot_adjacency",
+    "plot_degree_histogram",
+    "plot_training_curves",
+    "plot_churn",
+    "animate_wiring",
+    "plot_run",
+    "analyze",
+    "load_source",
+]

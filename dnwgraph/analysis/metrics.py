@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +234,8 @@ class GraphStats:
     out_degree_std: float
     clustering: float
     avg_path_length: float | None
-    depth: int | None
+    depth: float | None
+    dead: float
 
 
 @dataclass
@@ -256,7 +257,6 @@ class WiringMetrics:
     out_degree: list[int]
     stats: GraphStats
     random: GraphStats | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -272,6 +272,7 @@ def graph_stats(view: WiringView) -> GraphStats:
     """:class:`GraphStats` of the selected edges of one view."""
     (src, dst), _ = view.selected()
     ind, outd = _degree(view)
+    receives, reaches = liveness(view)
     ei = torch.stack([src, dst])
     return GraphStats(
         selected_edges=int(src.numel()),
@@ -282,6 +283,7 @@ def graph_stats(view: WiringView) -> GraphStats:
         clustering=average_clustering(ei, view.num_nodes),
         avg_path_length=average_path_length(ei, view.num_nodes),
         depth=_depth(view),
+        dead=int((~(receives & reaches)).sum()),
     )
 
 

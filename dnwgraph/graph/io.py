@@ -127,14 +127,26 @@ def read_graphml(path: Path, **kwargs: Any) -> Wiring:
     """Read GraphML through networkx."""
     import networkx as nx
 
-    return _from_graph(_int_labels(nx.read_graphml(path)), path, kwargs)
+    return _from_graph(_int_labels(_parse_xml(nx.read_graphml, path, "GraphML")), path, kwargs)
 
 
 def read_gexf(path: Path, **kwargs: Any) -> Wiring:
     """Read GEXF through networkx."""
     import networkx as nx
 
-    return _from_graph(_int_labels(nx.read_gexf(path)), path, kwargs)
+    return _from_graph(_int_labels(_parse_xml(nx.read_gexf, path, "GEXF")), path, kwargs)
+
+
+def _parse_xml(read: Callable[[Path], nx.Graph], path: Path, what: str) -> nx.Graph:
+    """Run a networkx XML reader; a malformed document becomes a ``ValueError`` naming it."""
+    import xml.etree.ElementTree as ET
+
+    import networkx as nx
+
+    try:
+        return read(path)
+    except (ET.ParseError, nx.NetworkXError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: malformed {what} ({type(err).__name__}: {err})") from None
 
 
 def _int_labels(g: nx.Graph) -> nx.Graph:

@@ -1,0 +1,74 @@
+"""Handlers of ``dnwgraph export``, ``dnwgraph analyze`` and ``dnwgraph plot``.
+
+Each takes the parsed ``argparse.Namespace`` and returns an exit code; a missing or malformed
+input prints one ``error: ...`` line to stderr and returns 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from functools import wraps
+
+
+def _friendly(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (FileNotFoundError, ValueError, TypeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"'--input-shape' must be integers like 1,40 (got {text!r})") from None
+    if not shape or min(shape) < 1:
+        raise ValueError(f"'--input-shape' must be positive integers like 1,40 (got {text!r})")
+    return shape
+
+
+@_friendly
+def export(args: argparse.Namespace) -> int:
+    from dnwgraph.analysis.export import save_wiring, to_networkx
+    from dnwgraph.analysis.report import load_source
+
+    obj = load_source(args.source)
+    path = save_wiring(obj, args.output, all_candidates=args.all_candidates)
+    g = to_networkx(obj, all_candidates=args.all_candidates)
+    what = "candidate" if args.all_candidates else "selected"
+    print(f"wrote {path}: {g.number_of_nodes()} nodes, {g.number_of_edges()} {what} edges")
+    return 0
+
+
+@_friendly
+def analyze(args: argparse.Namespace) -> int:
+    from dnwgraph.analysis.report import analyze as run_analysis
+
+    table, report = run_analysis(
+        args.source,
+        args.output,
+        num_random=args.num_random,
+        input_shape=_shape(args.input_shape),
+        figures=not args.no_figures,
+    )
+    print(table)
+    print(f"\nreport: {report}")
+    return 0
+
+
+@_friendly
+def plot(args: argparse.Namespace) -> int:
+    from dnwgraph.analysis.plots import plot_run
+
+    for path in plot_run(args.source, args.output):
+        print(path)
+    return 0

@@ -1,0 +1,156 @@
+r"""Compact inference: drop every node that cannot affect the outputs, run a fixed sparse graph.
+
+After training, a learned wiring is fixed: the top-k never changes again, and many nodes are
+dead — nothing reaches them from an input, or nothing they compute reaches an output. The
+compact model keeps only the nodes that matter and runs exactly the selected edges with the
+``complete`` selection (no top-k per call), so it is smaller and gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dnwgraph.analysis._views import WiringView, wiring_views
+from dnwgraph.analysis.metrics import liveness
+
+
+def _edges_into(keep: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """Nodes with at least one selected edge into a kept node."""
+    hits = torch.zeros(keep.numel(), dtype=torch.long).index_add_(0, src, keep[dst].long())
+    return hits > 0
+
+
+@torch.no_grad()
+def _nonzero_constants(model: nn.Module, example: Tensor) -> tuple[Tensor, Tensor]:
+    """Which nodes output (``Z_v``) and which read out (``I_v``) a non-zero value for ``example``
+    (eval mode). For nodes no input reaches, these values do not depend on the input."""
+    was_training = model.training
+    model.eval()
+    try:
+        state = model.initial_state(example)
+        z = model.node_outputs(example)
+        i = model.graph(state)
+    finally:
+        model.train(was_training)
+    n = z.size(0)
+    return z.reshape(n, -1).abs().amax(1).cpu() > 0, i.reshape(n, -1).abs().amax(1).cpu() > 0
+
+
+def _probe(model: nn.Module, example_input: Tensor | None) -> Tensor | None:
+    if example_input is not None:
+        return example_input
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        return None
+    param = next(model.parameters())
+    return torch.zeros(1, *shape, device=param.device, dtype=param.dtype)
+
+
+def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
+    r"""The nodes :func:`compact` keeps, ``BoolTensor [N]``, for a single-wiring model.
+
+    A node is kept when it is **live** — it receives from an input and reaches an output over
+    the selected edges (fixed points of one-hop propagation, so chains of dead nodes go at
+    once) — or when it is a *constant* node that matters: no input reaches it, so its output
+    :math:`Z_v = f_v(\cdot)` does not depend on the data, yet it is non-zero and feeds a kept
+    node (or it is an output node whose read-out :math:`I_v` is non-zero). Constants are
+    measured once with ``example_input`` (default: zeros of ``model.input_shape``); without
+    either, every constant node that reaches an output is kept (always exact, less compact).
+
+    Raises:
+        TypeError: a model with more or fewer than one ``WiringConv``.
+    """
+    views = wiring_views(model)
+    if len(views) != 1:
+        raise TypeError(
+            f"compact handles models with one learned wiring (got {len(views)}: "
+            f"{[v.module for v in views]})"
+        )
+    view = views[0]
+    receives, reaches = liveness(view)
+    keep = receives & reaches
+    constant = ~receives
+    example = _probe(model, example_input)
+    if example is None or not all(
+        hasattr(model, a) for a in ("initial_state", "node_outputs", "graph")
+    ):
+        return keep | (constant & reaches)
+    z_nonzero, i_nonzero = _nonzero_constants(model, example)
+    keep = keep | (constant & view.node_mask(view.output_nodes) & i_nonzero)
+    (src, dst), _ = view.selected()
+    while True:
+        new = keep | (constant & z_nonzero & _edges_into(keep, src, dst))
+        if torch.equal(new, keep):
+            return keep
+        keep = new
+
+
+def _compact_conv(conv: nn.Module) -> nn.Module:
+    from dnwgraph.analysis._views import _structure
+    from dnwgraph.nn import WiringConv
+
+    view: WiringView = wiring_views(conv)[0]
+    ei, w = view.selected()
+    if ei.size(1) == 0:
+        raise ValueError("the layer selects no edge; there is nothing to compact")
+    wiring = _structure(ei, view.num_nodes)
+    groups = None
+    if conv.num_groups:
+        group_of, local = conv.group_of_node.cpu(), conv.local_index.cpu()
+        groups = []
+        for i in range(conv.num_groups):
+            nodes = (group_of == i).nonzero().view(-1)
+            groups.append(nodes[torch.argsort(local[nodes])])
+    new = WiringConv(wiring, ratio=1.0, selection="complete", source_groups=groups, impl=conv.impl)
+    param = conv.edge_weight
+    with torch.no_grad():
+        new.edge_weight.copy_(w[new.edge_perm])
+    return new.to(device=param.device, dtype=param.dtype).train(conv.training)
+
+
+def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
+    r"""A smaller model with the same outputs, running the selected wiring as a fixed graph.
+
+    * For a :class:`~dnwgraph.WiringConv`: a ``WiringConv`` whose candidates are the selected
+      edges (same nodes, same weights, ``complete`` selection), so
+      ``compact(conv)(x) == conv(x)`` for every ``x`` without a top-k per call.
+    * For a model with one learned wiring and a ``subgraph(node_mask)`` method (e.g.
+      :class:`~dnwgraph.StaticNeuralGraph`): ``model.subgraph(keep_mask(model))`` — every dead
+      node (no input reaches it, or it reaches no output, iterated to a fixed point) is removed
+      with its edges, unless it is a constant node whose non-zero value reaches a kept node (see
+      :func:`keep_mask`). The result gives identical outputs in eval mode.
+
+    Args:
+        model: a ``WiringConv`` or a model as above (left unchanged).
+        example_input: one batch of inputs used to measure constant nodes (default: zeros of
+            ``model.input_shape`` when the model has one).
+
+    Returns:
+        nn.Module: the compact model (same device, dtype and train/eval mode).
+
+    Raises:
+        TypeError: a model without ``subgraph`` or with several learned wirings.
+        ValueError: nothing left to run (no selected edge, or no output depends on an input).
+
+    Example:
+        >>> from dnwgraph import Wiring, WiringConv
+        >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
+        >>> small = compact(conv)
+        >>> x = torch.randn(4, 3)
+        >>> small.num_edges, torch.allclose(small(x), conv(x))
+        (2, True)
+    """
+    from dnwgraph.nn import WiringConv
+
+    if isinstance(model, WiringConv):
+        return _compact_conv(model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"compact expects a WiringConv or a model (got {type(model).__name__})")
+    if not callable(getattr(model, "subgraph", None)):
+        raise TypeError(
+            f"compact needs a WiringConv or a model with a subgraph(node_mask) method, such as "
+            f"StaticNeuralGraph (got {type(model).__name__})"
+        )
+    keep = keep_mask(model, example_input)
+    return model.subgraph(keep)

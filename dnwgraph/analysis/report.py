@@ -1,0 +1,234 @@
+"""Reading what the user points at (a run, a checkpoint, a snapshot, a wiring file) and the
+Markdown report of ``dnwgraph analyze``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dnwgraph.analysis.metrics import (
+    WiringMetrics,
+    churn_series,
+    load_snapshots,
+    model_cost,
+    wiring_metrics,
+)
+from dnwgraph.typing import PathLikeStr
+
+WIRING_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".graphml", ".gexf")
+
+
+def load_source(path: PathLikeStr) -> Any:
+    """What a path holds, ready for the analysis functions.
+
+    * a run folder or a ``checkpoint.pt`` → the trained model (:func:`dnwgraph.load_model`);
+    * a wiring snapshot ``wiring/epoch_XXXX.pt`` → the snapshot dict;
+    * a wiring file (``.csv``, ``.json``, ``.graphml``, ``.gexf``) → a :class:`~dnwgraph.Wiring`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist, or a folder without ``checkpoint.pt``.
+        ValueError: a corrupt or unknown ``.pt`` file, a malformed wiring file, or another
+            extension (the message lists the accepted ones).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.csv"
+        >>> _ = path.write_text("source,target\\n0,1\\n1,2\\n")
+        >>> load_source(path)
+        Wiring(num_nodes=3, num_edges=2, inputs=1, outputs=1, acyclic=True)
+    """
+    from dnwgraph.analysis._views import is_snapshot
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such run, checkpoint or wiring file: '{path}'")
+    if path.is_dir():
+        if not (path / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"'{path}' is a folder without checkpoint.pt (not a run)")
+        return _load_model(path)
+    suffix = path.suffix.lower()
+    if suffix in WIRING_SUFFIXES:
+        from dnwgraph.graph.io import read_wiring
+
+        return read_wiring(path)
+    if suffix in (".pt", ".pth"):
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for a corrupt file
+            msg = f"'{path}' is not a readable torch file ({type(err).__name__}: {err})"
+            raise ValueError(msg) from None
+        if isinstance(obj, dict) and "format" in obj and "model_state" in obj:
+            return _load_model(path)
+        if is_snapshot(obj):
+            return obj
+        keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(
+            f"'{path}' is neither a dnwgraph checkpoint (keys format, model, model_state, ...) "
+            f"nor a wiring snapshot ({{module: {{edge_index, edge_weight, active, num_nodes}}}}) "
+            f"(got {keys})"
+        )
+    raise ValueError(
+        f"cannot read '{path}': expected a run folder, a .pt checkpoint or snapshot, or a "
+        f"wiring file ({', '.join(WIRING_SUFFIXES)}) (got '{path.suffix}')"
+    )
+
+
+def _load_model(path: Path) -> torch.nn.Module:
+    from dnwgraph.train import load_model
+
+    return load_model(path)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
+    return str(value)
+
+
+def metrics_table(m: WiringMetrics) -> str:
+    """Markdown table of one wiring's metrics, learned vs random wiring with equal edges."""
+    s, r = m.stats, m.random
+    rows: list[tuple[str, Any, Any]] = [
+        ("nodes", m.num_nodes, m.num_nodes),
+        ("candidate edges", m.candidate_edges, m.candidate_edges),
+        ("selected edges", m.selected_edges, None if r is None else r.selected_edges),
+        ("density (selected / candidates)", m.density, None if r is None else m.density),
+        ("depth (longest input→output path)", s.depth, None if r is None else r.depth),
+        ("dead nodes (no input or no output)", m.dead, None if r is None else r.dead),
+        ("in-degree mean", s.in_degree_mean, None if r is None else r.in_degree_mean),
+        ("in-degree std", s.in_degree_std, None if r is None else r.in_degree_std),
+        ("out-degree std", s.out_degree_std, None if r is None else r.out_degree_std),
+        ("clustering (undirected)", s.clustering, None if r is None else r.clustering),
+        ("average path length", s.avg_path_length, None if r is None else r.avg_path_length),
+    ]
+    lines = ["| metric | learned | random, same edges |", "|---|---|---|"]
+    lines += [f"| {name} | {_fmt(a)} | {_fmt(b)} |" for name, a, b in rows]
+    return "\n".join(lines)
+
+
+def analyze(
+    source: PathLikeStr,
+    out_dir: PathLikeStr | None = None,
+    *,
+    num_random: int = 3,
+    input_shape: Sequence[int] | None = None,
+    figures: bool = True,
+) -> tuple[str, Path]:
+    """Measure a run, checkpoint, snapshot or wiring file and write ``report.md`` (+ figures).
+
+    The report holds, per learned wiring, :func:`~dnwgraph.analysis.metrics.metrics_table`
+    (learned vs ``num_random`` random wirings with as many edges), the width per level, the
+    effective parameters and MACs (:func:`dnwgraph.count_params` / ``count_macs``; MACs need
+    ``input_shape``, one sample without the batch dimension, or a model attribute
+    ``input_shape``), the edge churn between snapshots of a run, the figures of
+    :func:`~dnwgraph.analysis.plots.plot_run` and ``metrics.json`` with every number.
+
+    Args:
+        source: a run folder, checkpoint, snapshot or wiring file (see :func:`load_source`).
+        out_dir: where to write; default ``RUN/analysis`` (or ``<file stem>_analysis`` beside a
+            file).
+        num_random: random wirings for the baseline (0 skips it).
+        input_shape: one input sample's shape, for MACs.
+        figures: write and embed the figures.
+
+    Returns:
+        tuple[str, Path]: the summary table (printed by the CLI) and the report's path.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`load_source`.
+    """
+    source = Path(source)
+    obj = load_source(source)
+    if out_dir is None:
+        out_dir = (
+            source / "analysis" if source.is_dir() else source.with_name(f"{source.stem}_analysis")
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = wiring_metrics(obj, num_random=num_random)
+    lines = [f"# Wiring analysis of `{source}`", ""]
+    summary = []
+    cost = _cost(obj, input_shape)
+    if cost:
+        lines += ["Effective size (selected edges only): "
+                  + ", ".join(f"{k} {v:,}" for k, v in cost.items()), ""]  # fmt: skip
+    for m in metrics:
+        title = f"## Wiring `{m.module}`" if m.module else "## Wiring"
+        table = metrics_table(m)
+        summary.append((f"wiring {m.module!r}\n" if m.module else "") + table)
+        lines += [title, "", table, ""]
+        if m.width is not None:
+            lines += [f"Width per level of the selected graph: {m.width}", ""]
+        lines += [
+            f"Nodes no input reaches: {m.no_input}; nodes that reach no output: {m.no_output}.",
+            "",
+        ]
+    churn = _churn(source)
+    if churn:
+        first, last = churn[0], churn[-1]
+        lines += [
+            "## Edge churn",
+            "",
+            f"{len(churn) + 1} snapshots. Jaccard similarity of the selected edges with the "
+            f"previous snapshot: {_fmt(first['jaccard'])} after epoch {int(first['epoch'])}, "
+            f"{_fmt(last['jaccard'])} after epoch {int(last['epoch'])}; edges swapped in over "
+            f"the run: {int(sum(r['swapped_in'] for r in churn))}.",
+            "",
+        ]
+    if figures:
+        paths = _figures(obj, source, out / "figures")
+        if paths:
+            lines += ["## Figures", ""]
+            lines += [f"![{p.stem}](figures/{p.name})" for p in paths]
+            lines.append("")
+    report = out / "report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    doc = {"source": str(source), "cost": cost, "wirings": [m.as_dict() for m in metrics]}
+    doc["churn"] = churn
+    (out / "metrics.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return "\n\n".join(summary), report
+
+
+def _cost(obj: Any, input_shape: Sequence[int] | None) -> dict[str, int]:
+    if not isinstance(obj, torch.nn.Module):
+        return {}
+    shape = input_shape if input_shape is not None else getattr(obj, "input_shape", None)
+    try:
+        return model_cost(obj, shape)
+    except (ImportError, AttributeError):  # counting not available in this installation
+        return {}
+
+
+def _churn(source: Path) -> list[dict[str, float]]:
+    if not (source.is_dir() and (source / "wiring").is_dir()):
+        return []
+    try:
+        snaps = load_snapshots(source)
+    except FileNotFoundError:
+        return []
+    return churn_series(snaps) if len(snaps) >= 2 else []
+
+
+def _figures(obj: Any, source: Path, out: Path) -> list[Path]:
+    from dnwgraph.analysis.plots import (
+        _save,
+        plot_adjacency,
+        plot_degree_histogram,
+        plot_run,
+        plot_wiring,
+    )
+
+    if source.is_dir():
+        return plot_run(source, out)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        _save(lambda ax: plot_wiring(obj, ax), out / "wiring.png", (7.0, 4.5)),
+        _save(lambda ax: plot_adjacency(obj, ax), out / "adjacency.png", (5.5, 4.5)),
+        _save(lambda ax: plot_degree_histogram(obj, ax), out / "degrees.png", (5.5, 3.5)),
+    ]
