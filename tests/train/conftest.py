@@ -44,8 +44,26 @@ class LayeredMLP(nn.Module):
         return h[self.levels[-1]].t()
 
 
+class NaNAfter(LayeredMLP):
+    """:class:`LayeredMLP` whose output turns NaN after ``nan_after`` training forward passes."""
+
+    def __init__(self, nan_after: int = 10, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.nan_after, self.calls = nan_after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.nan_after:
+                out = out * float("nan")
+        return out
+
+
+NAN_MODEL = "_test_nan_after"
 if MODEL not in list_models():
     register_model(MODEL)(LayeredMLP)
+    register_model(NAN_MODEL)(NaNAfter)
 
 
 def make_blobs(n: int, seed: int, in_features: int = 8, classes: int = 3) -> ArrayDataset:
@@ -61,6 +79,17 @@ if DATA not in list_datasets():
     @register_dataset(DATA)
     def _blobs(*, dir=None, augment=False, num_samples: int = 96) -> DataSplits:
         return DataSplits(make_blobs(num_samples, 0), make_blobs(48, 1), 3, (1, 8))
+
+
+def resume_config(epochs: int, num_samples: int) -> dict:
+    """A tiny config with momentum, weight decay, label smoothing and a multistep schedule."""
+    return {
+        "model": {"name": MODEL, "kwargs": {"ratio": 0.4}},
+        "data": {"name": DATA, "batch_size": 8, "num_samples": num_samples},
+        "optim": {"lr": 0.05, "nesterov": True, "weight_decay": 1e-3},
+        "schedule": {"name": "multistep", "milestones": [2], "gamma": 0.5},
+        "train": {"epochs": epochs, "seed": 3, "label_smoothing": 0.1},
+    }
 
 
 @pytest.fixture

@@ -1,0 +1,179 @@
+"""End-to-end runs of the loop on a tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import MODEL, NAN_MODEL
+
+from dnwgraph.train import (
+    ConfigError,
+    RunExistsError,
+    TrainingDiverged,
+    load_checkpoint,
+    load_model,
+    train,
+)
+from dnwgraph.train.loop import lr_at
+from dnwgraph.train.metrics import COLUMNS, read_metrics_csv
+
+
+def test_loss_decreases_and_run_dir_follows_the_contract(tmp_path: Path, tiny_config) -> None:
+    tiny_config["train"]["epochs"] = 4
+    result = train(tiny_config, tmp_path / "run", progress=False)
+    hist = result["history"]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["test_acc"] > 0.6  # three well-separated blobs; chance is 1/3
+    run = tmp_path / "run"
+    with open(run / "metrics.csv") as f:
+        assert f.readline().strip() == ",".join(COLUMNS)
+    assert [r["epoch"] for r in read_metrics_csv(run / "metrics.csv")] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (run / "wiring").iterdir()) == [
+        f"epoch_{e:04d}.pt" for e in range(5)
+    ]
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ckpt["format"] == "dnwgraph-checkpoint/1"
+    assert {
+        "model",
+        "model_state",
+        "optimizer_state",
+        "scheduler_state",
+        "epoch",
+        "step",
+        "rng",
+        "config",
+    } <= set(ckpt)
+    assert ckpt["model"] == {"name": MODEL, "kwargs": {"ratio": 0.5, "num_classes": 3}}
+    assert ckpt["epoch"] == 4 and ckpt["step"] == 4 * math.ceil(96 / 16)
+    snap = torch.load(run / "wiring" / "epoch_0004.pt", weights_only=True)
+    model = load_model(run)
+    assert not model.training
+    assert torch.equal(snap["conv"]["active"], model.conv.active_mask())
+    assert snap["conv"]["num_nodes"] == model.conv.num_nodes
+    assert int(snap["conv"]["active"].sum()) == hist[-1]["selected_edges"] == model.conv.k
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path: Path, tiny_config) -> None:
+    tiny_config["train"]["epochs"] = 1
+    a = train(tiny_config, tmp_path / "a", progress=False)["history"][0]
+    b = train(tiny_config, tmp_path / "b", progress=False)["history"][0]
+    tiny_config["train"]["seed"] = 1
+    c = train(tiny_config, tmp_path / "c", progress=False)["history"][0]
+    a.pop("epoch_time_s"), b.pop("epoch_time_s"), c.pop("epoch_time_s")
+    assert a == b and a != c
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path, tiny_config) -> None:
+    tiny_config["train"]["epochs"] = 1
+    train(tiny_config, tmp_path / "run", progress=False)
+    with pytest.raises(RunExistsError, match="--resume .*--overwrite"):
+        train(tiny_config, tmp_path / "run", progress=False)
+    (tmp_path / "run" / "marker").write_text("x")
+    train(tiny_config, tmp_path / "run", overwrite=True, progress=False)
+    assert not (tmp_path / "run" / "marker").exists()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, tiny_config) -> None:
+    tiny_config["model"] = {"name": NAN_MODEL, "kwargs": {"nan_after": 8}}  # 6 steps per epoch
+    tiny_config["train"]["epochs"] = 3
+    with pytest.raises(TrainingDiverged, match=r"became nan at epoch 2.*last good checkpoint"):
+        train(tiny_config, tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["epoch"] == 1
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["model_state"].values() if v.is_floating_point()
+    )
+
+
+def test_unknown_data_option_lists_choices(tmp_path: Path, tiny_config) -> None:
+    tiny_config["data"]["num_sample"] = 5
+    with pytest.raises(ConfigError, match=r"data.num_sample.*num_samples"):
+        train(tiny_config, tmp_path / "run", progress=False)
+
+
+def test_unknown_model_argument_is_a_config_error(tmp_path: Path, tiny_config) -> None:
+    tiny_config["model"] = {"name": "no_such_model"}
+    with pytest.raises(ConfigError, match="unknown model 'no_such_model'"):
+        train(tiny_config, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_cosine_schedule_matches_torch(warmup: int) -> None:
+    spe, epochs, base = 5, 4, 0.1
+    sched = {"name": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": warmup}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    torch_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spe * (epochs - warmup))
+    ours = [lr_at(t, sched, base, spe, epochs) for t in range(spe * epochs)]
+    expected = []
+    for _ in range(spe * (epochs - warmup)):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        torch_sched.step()
+    assert ours[: spe * warmup] == pytest.approx(
+        [base * (t + 1) / spe for t in range(spe * warmup)]
+    )
+    assert ours[spe * warmup :] == pytest.approx(expected)
+
+
+def test_multistep_schedule_matches_torch() -> None:
+    spe, epochs, base = 3, 6, 0.1
+    sched = {"name": "multistep", "milestones": [2, 4], "gamma": 0.1, "warmup_epochs": 0}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    torch_sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.1)
+    for epoch in range(epochs):
+        for t in range(spe):
+            assert lr_at(epoch * spe + t, sched, base, spe, epochs) == pytest.approx(
+                opt.param_groups[0]["lr"]
+            )
+        opt.step()
+        torch_sched.step()
+
+
+def _train_source(tmp_path: Path, tiny_config) -> Path:
+    tiny_config["train"]["epochs"] = 2
+    tiny_config["model"]["kwargs"] = {"ratio": 1.0}  # a trained complete graph
+    train(tiny_config, tmp_path / "source", progress=False)
+    return tmp_path / "source"
+
+
+def test_finetune_freezes_the_topk_of_the_trained_weights(tmp_path: Path, tiny_config) -> None:
+    source = _train_source(tmp_path, tiny_config)
+    trained = load_model(source)
+    k = 20
+    expected = torch.zeros_like(trained.conv.edge_weight, dtype=torch.bool)
+    expected[trained.conv.edge_weight.abs().topk(k).indices] = True
+    tiny_config["model"]["kwargs"] = {"ratio": k}
+    tiny_config["init"] = {"from_run": str(source), "mode": "finetune"}
+    result = train(tiny_config, tmp_path / "ft", progress=False)
+    assert [r["swapped_in"] for r in result["history"]] == [0, 0]
+    init = torch.load(tmp_path / "ft" / "init.pt", weights_only=True)
+    assert torch.equal(init["conv.edge_weight"], trained.conv.edge_weight)
+    tuned = load_model(tmp_path / "ft")
+    assert tuned.conv.selection.name == "fixed"
+    assert torch.equal(tuned.conv.active_mask(), expected)
+    assert not torch.equal(tuned.conv.edge_weight, trained.conv.edge_weight)
+
+
+def test_lottery_resets_weights_to_the_source_init(tmp_path: Path, tiny_config) -> None:
+    source = _train_source(tmp_path, tiny_config)
+    trained = load_model(source)
+    source_init = torch.load(source / "init.pt", weights_only=True)
+    tiny_config["model"]["kwargs"] = {"ratio": 20, "selection": "fixed"}
+    tiny_config["init"] = {"from_run": str(source), "mode": "lottery"}
+    train(tiny_config, tmp_path / "lt", progress=False)
+    init = torch.load(tmp_path / "lt" / "init.pt", weights_only=True)
+    for key, value in source_init.items():
+        assert torch.equal(init[key], value), key
+    expected = torch.zeros_like(trained.conv.edge_weight, dtype=torch.bool)
+    expected[trained.conv.edge_weight.abs().topk(20).indices] = True
+    assert torch.equal(init["conv.selection.mask"], expected)
+    assert torch.equal(load_model(tmp_path / "lt").conv.active_mask(), expected)
+
+
+def test_init_from_a_missing_run_is_a_clear_error(tmp_path: Path, tiny_config) -> None:
+    tiny_config["init"] = {"from_run": str(tmp_path / "nope"), "mode": "finetune"}
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        train(tiny_config, tmp_path / "run", progress=False)

@@ -1,0 +1,80 @@
+"""Kill -9 a run mid-epoch, resume it, and compare with an uninterrupted run bit for bit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from conftest import resume_config
+
+from dnwgraph.train import load_checkpoint, train
+from dnwgraph.train.metrics import read_metrics_csv
+
+EPOCHS, SAMPLES = 3, 480
+SCRIPT = Path(__file__).with_name("_run_tiny.py")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert ca["epoch"] == cb["epoch"] == EPOCHS and ca["step"] == cb["step"]
+    assert ca["model_state"].keys() == cb["model_state"].keys()
+    for key, value in ca["model_state"].items():
+        assert torch.equal(value, cb["model_state"][key]), key
+    for (_, sa), (_, sb) in zip(
+        ca["optimizer_state"]["state"].items(), cb["optimizer_state"]["state"].items(), strict=True
+    ):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    snap_a = torch.load(a / "wiring" / f"epoch_{EPOCHS:04d}.pt", weights_only=True)
+    snap_b = torch.load(b / "wiring" / f"epoch_{EPOCHS:04d}.pt", weights_only=True)
+    assert torch.equal(snap_a["conv"]["active"], snap_b["conv"]["active"])
+    assert torch.equal(snap_a["conv"]["edge_weight"], snap_b["conv"]["edge_weight"])
+    rows_a, rows_b = read_metrics_csv(a / "metrics.csv"), read_metrics_csv(b / "metrics.csv")
+    assert len(rows_a) == len(rows_b) == EPOCHS
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        ra.pop("epoch_time_s"), rb.pop("epoch_time_s")
+        assert ra == rb
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    train(resume_config(EPOCHS, SAMPLES), reference, progress=False)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(killed), str(EPOCHS), str(SAMPLES)], env=env
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / "checkpoint.pt").exists():
+            assert proc.poll() is None, "the run ended before writing a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.005)
+        time.sleep(0.05)  # well inside epoch 2 (an epoch takes longer than this)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = load_checkpoint(killed)["epoch"]
+    assert 1 <= done < EPOCHS
+
+    train({}, killed, resume=True, progress=False)
+    _assert_same_run(reference, killed)
+
+
+def test_resume_before_first_checkpoint_restarts_from_saved_config(tmp_path: Path) -> None:
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(resume_config(EPOCHS, 96), reference, progress=False)
+    train(resume_config(EPOCHS, 96), run, progress=False)
+    # a run killed during epoch 1: config.yaml and init.pt exist, no checkpoint yet
+    for name in ("checkpoint.pt", "metrics.csv"):
+        (run / name).unlink()
+    train({}, run, resume=True, progress=False)
+    _assert_same_run(reference, run)
