@@ -374,17 +374,22 @@ def wiring_metrics(obj: Any, num_random: int = 3, seed: int = 0) -> list[WiringM
 def model_cost(model: torch.nn.Module, input_shape: Sequence[int] | None = None) -> dict[str, int]:
     """Effective parameters and MACs through :func:`dnwgraph.count_params` / ``count_macs``.
 
-    Only selected edges count (see the models' counting rules). ``macs`` is present when
-    ``input_shape`` is given (one sample, without the batch dimension, e.g. ``(1, 40)``).
+    Only selected edges count (see the models' counting rules). ``macs`` (per sample) is
+    present when ``input_shape`` is given: one sample's shape, without the batch dimension,
+    e.g. ``(40,)`` for MNIST-1D.
 
     Raises:
-        ImportError: the counting functions are not available in this installation.
+        ValueError: a non-positive ``input_shape``.
+
+    Example:
+        >>> model_cost(torch.nn.Linear(4, 3), (4,))
+        {'params': 15, 'macs': 15}
     """
     from dnwgraph.models import count_macs, count_params
 
     out = {"params": int(count_params(model))}
     if input_shape is not None:
-        out["macs"] = int(count_macs(model, tuple(input_shape)))
+        out["macs"] = int(count_macs(model, (1, *input_shape)))
     return out
 
 

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, count_params, create_model, random_dag
+from dnwgraph.analysis import compact, dead_nodes, live_node_mask
+from dnwgraph.analysis.compact import keep_mask
+
+# inputs 0, 1; outputs 7, 8, 9.  0,1 -> 2 -> 7 is live and 1 -> 8 too; 2 -> 3 -> 4 reaches no
+# output (one pruning pass would drop only 4); 5 -> 6 -> 8 starts at a node no input reaches;
+# output 9 receives nothing.
+EDGES = [(0, 2), (1, 2), (2, 7), (2, 3), (3, 4), (5, 6), (6, 8), (1, 8)]
+DEAD = [3, 4, 5, 6, 9]
+
+
+def hand_built() -> StaticNeuralGraph:
+    torch.manual_seed(0)
+    wiring = Wiring(EDGES, num_nodes=10, input_nodes=[0, 1], output_nodes=[7, 8, 9])
+    model = StaticNeuralGraph(
+        wiring, 1.0, "complete", node_op="neuron", num_classes=3, input_shape=(2,)
+    )
+    with torch.no_grad():
+        model.conv.edge_weight.normal_()
+    return model.eval()
+
+
+def set_bias(model: StaticNeuralGraph, node: int, value: float) -> None:
+    for op, group in zip(model.graph.node_ops, model.graph.groups, strict=True):
+        hit = (group == node).nonzero().view(-1)
+        if hit.numel():
+            with torch.no_grad():
+                op.bias[hit] = value
+            return
+    raise AssertionError(f"node {node} has no node op")
+
+
+def test_hand_built_removes_exactly_the_dead_nodes():
+    model = hand_built()
+    assert dead_nodes(model)["graph.conv"].tolist() == DEAD
+    assert keep_mask(model).nonzero().view(-1).tolist() == [0, 1, 2, 7, 8]
+    small = compact(model)
+    assert small.num_nodes == 5 and small.conv.num_edges == 4
+    assert small.conv.selection.name == "complete"
+    x = torch.randn(16, 2)
+    torch.testing.assert_close(small(x), model(x), rtol=0, atol=1e-6)
+    assert count_params(small) < count_params(model)
+
+
+def test_constant_nodes_that_matter_are_kept():
+    model = hand_built()
+    # node 5 receives nothing but outputs relu(0 + 1) = 1, which reaches output 8 through 6
+    set_bias(model, 5, 1.0)
+    set_bias(model, 6, 0.5)
+    with torch.no_grad():
+        model.conv.edge_weight.abs_()
+    assert keep_mask(model).nonzero().view(-1).tolist() == [0, 1, 2, 5, 6, 7, 8]
+    x = torch.randn(16, 2)
+    torch.testing.assert_close(compact(model)(x), model(x), rtol=0, atol=1e-6)
+    # dropping every dead node regardless would change the outputs: the check above can fail
+    naive = model.subgraph(live_node_mask(model)["graph.conv"])
+    assert not torch.allclose(naive(x), model(x))
+
+
+def test_without_a_probe_constant_nodes_reaching_an_output_stay():
+    model = hand_built()
+    model.input_shape = None
+    assert keep_mask(model).nonzero().view(-1).tolist() == [0, 1, 2, 5, 6, 7, 8, 9]
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(compact(model)(x), model(x), rtol=0, atol=1e-6)
+    # an explicit example input measures the constants again
+    assert keep_mask(model, example_input=x).sum() == 5
+
+
+def test_trained_random_model_keeps_its_outputs():
+    torch.manual_seed(0)
+    model = create_model("mnist1d_static", ratio=0.015)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    for _ in range(3):  # a few steps so that node ops and the wiring move away from init
+        x, y = torch.randn(16, 40), torch.randint(0, 10, (16,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    small = compact(model)
+    live = live_node_mask(model)["graph.conv"]
+    assert int(live.sum()) <= small.num_nodes < model.num_nodes
+    x = torch.randn(32, 40)
+    torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
+    assert count_params(small) < count_params(model)
+    # a fixed point: compacting again removes nothing
+    assert compact(small).num_nodes == small.num_nodes
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_compact_conv_runs_the_selected_edges(impl):
+    torch.manual_seed(0)
+    wiring = random_dag("er", 25, seed=2)
+    groups = wiring.levels()
+    conv = WiringConv(wiring, ratio=0.3, source_groups=groups, impl=impl)
+    small = compact(conv)
+    assert small.num_edges == small.k == conv.k and small.impl == impl
+    assert small.selection.name == "complete"
+    x = torch.randn(25, 3)
+    torch.testing.assert_close(small(x), conv(x))
+    for i, g in enumerate(groups):
+        torch.testing.assert_close(small(x[g], group=i), conv(x[g], group=i))
+
+
+def test_unsupported_models():
+    with pytest.raises(TypeError, match="subgraph"):
+        compact(nn.Sequential(WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1)))
+    with pytest.raises(TypeError, match="expects a WiringConv"):
+        compact("model")
