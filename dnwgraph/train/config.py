@@ -8,7 +8,8 @@ Schema (defaults in brackets)::
 
     model:    {name [mnist1d_static], kwargs [{}]}
     data:     {name [mnist1d], dir [null], batch_size [128], test_batch_size [1000],
-               augment [false], num_workers [0], ...dataset options (e.g. num_samples)}
+               augment [null: the dataset's default], num_workers [0],
+               ...dataset options (e.g. num_samples)}
     optim:    {name [sgd], lr [0.1], momentum [0.9], nesterov [false], weight_decay [5e-4]}
     schedule: {name [cosine] | multistep | constant, milestones [[]], gamma [0.1],
                warmup_epochs [0]}
@@ -34,7 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "dir": None,
         "batch_size": 128,
         "test_batch_size": 1000,
-        "augment": False,
+        "augment": None,
         "num_workers": 0,
     },
     "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
@@ -199,7 +200,8 @@ def _check(cfg: dict[str, Any]) -> None:
     for key in ("batch_size", "test_batch_size"):
         _number(cfg, "data", key, low=1, integer=True)
     _number(cfg, "data", "num_workers", integer=True)
-    _flag(cfg, "data", "augment")
+    if data["augment"] is not None:
+        _flag(cfg, "data", "augment")
 
     if cfg["optim"]["name"] not in OPTIMIZERS:
         raise ConfigError(

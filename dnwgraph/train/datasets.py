@@ -150,7 +150,7 @@ def _get(name: str) -> Callable[..., DataSplits]:
 
 
 def create_dataset(
-    name: str, *, dir: PathLikeStr | None = None, augment: bool = False, **options: Any
+    name: str, *, dir: PathLikeStr | None = None, augment: bool | None = None, **options: Any
 ) -> DataSplits:
     """Build the train/test splits of the dataset registered as ``name``.
 
@@ -158,7 +158,8 @@ def create_dataset(
         name (str): one of :func:`list_datasets`.
         dir (path, optional): folder holding the files (``mnist``, ``cifar10``, ``imagefolder``).
         augment (bool, optional): augment the training split (``cifar10``: random crop with
-            padding 4 and horizontal flip, as in the paper). (default: ``False``)
+            padding 4 and horizontal flip, as in the paper); ``None`` takes the dataset's
+            default (on for ``cifar10`` and ``imagefolder``, off otherwise). (default: ``None``)
         **options: dataset-specific options (e.g. ``num_samples`` for ``mnist1d``).
 
     Raises:
@@ -175,7 +176,9 @@ def create_dataset(
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"dataset {name!r} got unknown option(s) {unknown}; it takes {allowed}")
-    return fn(dir=dir, augment=augment, **options)
+    if augment is not None:
+        options["augment"] = bool(augment)
+    return fn(dir=dir, **options)
 
 
 # ------------------------------------------------------------------------ augmentation

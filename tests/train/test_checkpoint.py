@@ -1,0 +1,77 @@
+"""Checkpoints: weights_only round trips, RNG state, clear errors for damaged files."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dnwgraph.train.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+def _state(**extra) -> dict:
+    return {
+        "format": FORMAT,
+        "model": {"name": "x", "kwargs": {}},
+        "model_state": {},
+        "epoch": 1,
+        "config": {},
+        **extra,
+    }
+
+
+def test_atomic_save_leaves_no_temporary_file(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "checkpoint.pt", _state(epoch=1))
+    save_checkpoint(tmp_path / "checkpoint.pt", _state(epoch=2))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+    assert load_checkpoint(tmp_path)["epoch"] == 2
+
+
+def test_rng_state_round_trip_through_weights_only_load(tmp_path: Path) -> None:
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    random.gauss(0, 1)  # a cached gaussian is part of Python's state
+    save_checkpoint(tmp_path / "c.pt", {"rng": rng_state()})
+    expected = (random.random(), random.gauss(0, 1), np.random.rand(3), torch.rand(3))
+    random.seed(9)
+    np.random.seed(9)
+    torch.manual_seed(9)
+    set_rng_state(torch.load(tmp_path / "c.pt", weights_only=True)["rng"])
+    got = (random.random(), random.gauss(0, 1), np.random.rand(3), torch.rand(3))
+    assert got[:2] == expected[:2]
+    assert np.array_equal(got[2], expected[2]) and torch.equal(got[3], expected[3])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, _state(model_state={"w": torch.randn(1000)}))
+    data = path.read_bytes()
+    path.write_bytes(
+        {"garbage": b"\x00junk" * 50, "truncated": data[: len(data) // 2], "empty": b""}[damage]
+    )
+    with pytest.raises(CheckpointError, match="is corrupt or truncated and cannot be loaded"):
+        load_checkpoint(tmp_path)
+
+
+def test_wrong_format_missing_keys_and_missing_file(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "a.pt")
+    with pytest.raises(CheckpointError, match="not a dnwgraph checkpoint"):
+        load_checkpoint(tmp_path / "a.pt")
+    torch.save({"format": FORMAT, "epoch": 1}, tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match=r"lacks the key\(s\) \['model', 'model_state'"):
+        load_checkpoint(tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_model(tmp_path / "nothing")

@@ -1,0 +1,83 @@
+"""Config: defaults, --set overrides, and a clear error for every bad key or value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dnwgraph.train.config import DEFAULTS, ConfigError, apply_overrides, load_config
+
+
+def test_defaults_and_file_and_overrides(tmp_path: Path) -> None:
+    assert load_config() == {**DEFAULTS, "schedule": {**DEFAULTS["schedule"]}}
+    path = tmp_path / "c.yaml"
+    path.write_text("optim: {lr: 0.2}\nschedule: {name: multistep, milestones: [8, 4]}\n")
+    cfg = load_config(
+        path,
+        [
+            "train.epochs=7",
+            "data.num_samples=300",
+            "model.kwargs.ratio=64",
+            "optim.nesterov=true",
+            "data.dir=null",
+        ],
+    )
+    assert cfg["optim"]["lr"] == 0.2 and cfg["optim"]["nesterov"] is True
+    assert cfg["schedule"]["milestones"] == [4, 8]
+    assert cfg["train"]["epochs"] == 7 and cfg["data"]["num_samples"] == 300
+    assert cfg["model"]["kwargs"] == {"ratio": 64} and cfg["data"]["dir"] is None
+    assert isinstance(load_config(None, ["optim.lr=1"])["optim"]["lr"], float)
+
+
+def test_apply_overrides_parses_yaml_values() -> None:
+    out = apply_overrides({}, ["a.b=[1, 2]", "a.c=text", "d=0.5"])
+    assert out == {"a": {"b": [1, 2], "c": "text"}, "d": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["optim.lrr=0.1"], r"unknown key optim.lrr; 'optim' takes \['lr', "),
+        (["optimizer.lr=0.1"], r"unknown config section 'optimizer'; choose one of"),
+        (["optim.lr"], r"'--set' expects section.key=value \(got 'optim.lr'\)"),
+        (["=3"], r"'--set' expects section.key=value"),
+        (["optim.lr=-1"], r"optim.lr must be a number >= 0 \(got -1\)"),
+        (["optim.lr=fast"], r"optim.lr must be a number >= 0 \(got 'fast'\)"),
+        (["train.epochs=2.5"], r"train.epochs must be an int >= 1"),
+        (["train.epochs=true"], r"train.epochs must be an int >= 1"),
+        (["schedule.name=step"], r"schedule.name must be one of \['cosine', 'multistep'"),
+        (["schedule.milestones=[0]"], r"schedule.milestones must be a list of positive"),
+        (["optim.name=adam"], r"optim.name must be one of \['sgd'\]"),
+        (["optim.momentum=0", "optim.nesterov=true"], r"nesterov needs optim.momentum > 0"),
+        (["train.label_smoothing=1"], r"label_smoothing must be a number in \[0, 1\)"),
+        (["data.augment=maybe"], r"data.augment must be true or false"),
+        (["init.mode=lottery"], r"init.from_run and init.mode go together"),
+        (["init.mode=prune", "init.from_run=x"], r"init.mode must be one of \['finetune'"),
+        (
+            ["init.mode=finetune", "init.from_run=x", "model.kwargs.selection=dnw"],
+            r"model.kwargs.selection must be 'fixed' \(got 'dnw'\)",
+        ),
+        (["optim=3"], r"config section 'optim' must be a mapping"),
+        (["optim.lr=0.1", "optim.lr.x=3"], r"'lr' is a value, not a section"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(overrides: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, overrides)
+
+
+def test_init_mode_sets_the_fixed_selection() -> None:
+    cfg = load_config(None, ["init.mode=finetune", "init.from_run=runs/x"])
+    assert cfg["model"]["kwargs"]["selection"] == "fixed"
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("optim: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of sections"):
+        load_config(tmp_path / "list.yaml")

@@ -1,0 +1,104 @@
+"""Wiring statistics on hand-built masks, snapshots, metrics.csv, TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dnwgraph.graph import Wiring
+from dnwgraph.nn import WiringConv
+from dnwgraph.train.metrics import (
+    COLUMNS,
+    TensorBoardLogger,
+    read_metrics_csv,
+    wiring_snapshot,
+    wiring_stats,
+    write_metrics_csv,
+)
+
+# 0, 1 -> 2, 3 -> 4 ; all candidate edges between consecutive layers
+EDGES = [(0, 2), (0, 3), (1, 2), (1, 3), (2, 4), (3, 4)]
+
+
+def _net(active: set[tuple[int, int]], with_wiring: bool) -> nn.Module:
+    wiring = Wiring(EDGES, num_nodes=5, input_nodes=[0, 1], output_nodes=[4])
+    net = nn.Module()
+    net.conv = WiringConv(wiring, ratio=len(active), selection="fixed")
+    net.conv.selection.mask.copy_(_mask_in_conv_order(net.conv, active))
+    net.conv.selection.frozen.fill_(True)
+    if with_wiring:
+        net.wiring = wiring
+    return net
+
+
+def _mask_in_conv_order(conv: WiringConv, active: set[tuple[int, int]]) -> torch.Tensor:
+    return torch.tensor([(int(s), int(d)) in active for s, d in conv.edge_index.t()])
+
+
+@pytest.mark.parametrize("with_wiring", [True, False])
+def test_stats_count_dead_hidden_nodes_and_swaps(with_wiring: bool) -> None:
+    # selected: 0->2, 1->2, 2->4 : node 3 (hidden) has neither input nor output
+    net = _net({(0, 2), (1, 2), (2, 4)}, with_wiring)
+    stats, masks = wiring_stats(net)
+    assert stats == {
+        "selected_edges": 3,
+        "swapped_in": 0,
+        "swapped_out": 0,
+        "no_input_nodes": 1,
+        "no_output_nodes": 1,
+    }
+    conv = net.conv
+    assert torch.equal(masks["conv"], _mask_in_conv_order(conv, {(0, 2), (1, 2), (2, 4)}))
+    # swap 1->2 out, 0->3 and 3->4 in: node 3 now has both, node 2 still has both
+    conv.selection.mask.copy_(_mask_in_conv_order(conv, {(0, 2), (0, 3), (2, 4), (3, 4)}))
+    stats, _ = wiring_stats(net, masks)
+    assert stats == {
+        "selected_edges": 4,
+        "swapped_in": 2,
+        "swapped_out": 1,
+        "no_input_nodes": 0,
+        "no_output_nodes": 0,
+    }
+
+
+def test_stats_of_a_model_without_wirings_are_zero() -> None:
+    stats, masks = wiring_stats(nn.Linear(2, 2))
+    assert set(stats.values()) == {0} and masks == {}
+
+
+def test_snapshot_is_weights_only_loadable(tmp_path: Path) -> None:
+    net = _net(set(EDGES), True)
+    torch.save(wiring_snapshot(net), tmp_path / "s.pt")
+    snap = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert set(snap) == {"conv"}
+    entry = snap["conv"]
+    assert torch.equal(entry["edge_index"], net.conv.edge_index)
+    assert torch.equal(entry["edge_weight"], net.conv.edge_weight.detach())
+    assert entry["active"].dtype == torch.bool and entry["active"].all()
+    assert entry["num_nodes"] == 5
+
+
+def test_metrics_csv_round_trip(tmp_path: Path) -> None:
+    rows = [
+        {
+            c: (i if c == "epoch" or "edges" in c or "swapped" in c or "nodes" in c else 0.5 * i)
+            for c in COLUMNS
+        }
+        for i in (1, 2)
+    ]
+    write_metrics_csv(tmp_path / "m.csv", rows)
+    assert (tmp_path / "m.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert read_metrics_csv(tmp_path / "m.csv") == rows
+
+
+def test_tensorboard_logger(tmp_path: Path) -> None:
+    TensorBoardLogger(tmp_path / "off", enabled=False).log({})  # disabled: a no-op
+    assert not (tmp_path / "off").exists()
+    pytest.importorskip("tensorboard")
+    tb = TensorBoardLogger(tmp_path / "tb", enabled=True)
+    tb.log({c: 1 for c in COLUMNS})
+    tb.close()
+    assert any((tmp_path / "tb").iterdir())
