@@ -1,0 +1,268 @@
+"""MobileNetV1-DNW: construction, edge budgets ("x d"), the paper's counts, presets."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnwgraph.models import create_model, list_models
+from dnwgraph.models.mobilenet import (
+    STAGES,
+    DepthwiseNodeOp,
+    DNWClassifier,
+    DNWStage,
+    MobileNetV1,
+    MobileNetV1DNW,
+    paper_counts,
+    pointwise_weights,
+    stage_budget,
+)
+
+PRESETS = [
+    "mobilenetv1_dnw_x225",
+    "mobilenetv1_dnw_x3",
+    "mobilenetv1_dnw_x49",
+    "mobilenetv1_dnw_small_x15",
+    "mobilenetv1_dnw_small_x225",
+    "mobilenetv1_random_x225",
+    "mobilenetv1_random_x49",
+]
+
+#: A small stage configuration: the same structure, tiny widths (fast tests).
+TINY = ((4, 6, 1, 1), (6, 8, 2, 3), (8, 10, 2, 2))
+
+
+@functools.cache
+def _preset(name: str, **kwargs) -> MobileNetV1DNW:
+    """Each full-size preset is built once per session (about 1 s each); ``impl="dense"``
+    keeps the forward cheap -- the fused path is compared with it on small stages below."""
+    torch.manual_seed(0)
+    return create_model(name, impl="dense", **kwargs)  # type: ignore[return-value]
+
+
+def test_presets_registered():
+    assert set(PRESETS) <= set(list_models("mobilenetv1_*"))
+    assert "mobilenetv1_x25" in list_models("mobilenetv1_*")
+
+
+def test_stage_budget_formula():
+    # k = ceil(d^2 (in*out + (levels-1) out^2)) -- the reference's prune_rate = 1 - d
+    pw = [pointwise_weights(*s[:2], s[3]) for s in STAGES]
+    assert pw == [2048, 24576, 98304, 1441792, 1572864]
+    assert sum(pw) == 3_139_584  # every pointwise weight of MobileNetV1 x1.0
+    for d in (0.15, 0.225, 0.3, 0.49, 1.0):
+        for (cin, cout, _, lv), p in zip(STAGES, pw, strict=True):
+            k = stage_budget(cin, cout, lv, d)
+            assert k == math.ceil(d * d * p - 1e-9)
+            assert d * d * p <= k < d * d * p + 1
+    assert stage_budget(32, 64, 1, 0.25) == 128  # exact products are not rounded up
+    with pytest.raises(ValueError, match="width"):
+        stage_budget(32, 64, 1, 1.5)
+
+
+@pytest.mark.parametrize(
+    "name", ["mobilenetv1_dnw_small_x15", "mobilenetv1_dnw_x225", "mobilenetv1_dnw_x49"]
+)
+def test_model_edge_counts_equal_formula(name):
+    model = _preset(name)
+    ratio = model.width
+    for stage, (cin, cout, stride, levels) in zip(model.stages, STAGES, strict=True):
+        # candidates: inputs -> every level, every level -> every later level
+        cand = levels * cin * cout + levels * (levels - 1) // 2 * cout**2
+        assert stage.conv.num_edges == stage.wiring.num_edges == cand
+        assert stage.conv.k == stage_budget(cin, cout, levels, ratio)
+        assert int(stage.conv.active_mask().sum()) == stage.conv.k
+        assert stage.stride == stride
+        assert [len(lv) for lv in stage.wiring.levels()] == [cin] + [cout] * levels
+
+
+def test_small_classifier_budget():
+    model = _preset("mobilenetv1_dnw_small_x15", num_classes=1000, input_size=224)
+    assert isinstance(model.classifier, DNWClassifier)
+    assert model.classifier.conv.num_edges == 1024 * 1000
+    assert model.classifier.conv.k == math.ceil(0.15 * 1024 * 1000)
+    assert len(model.wirings) == 6
+
+
+def _alive(conv, row: int) -> torch.Tensor:
+    """Nodes with a selected outgoing (row 0) or incoming (row 1) edge."""
+    ends = conv.edge_index[row, conv.active_mask()]
+    return torch.bincount(ends, minlength=conv.num_nodes) > 0
+
+
+def test_paper_counts_imagenet_x225():
+    """The reference profiling rule at 224 px, initialisation (almost every node alive)."""
+    model = _preset("mobilenetv1_dnw_x225")  # 10 classes
+    counts = paper_counts(model, input_size=224)
+    ks = [stage_budget(c, o, lv, 0.225) for c, o, _, lv in STAGES]
+    spatial = [112, 56, 28, 14, 7]
+    # nodes with a depthwise op: the input nodes and every level but the last
+    op_nodes = [c + o * (lv - 1) for c, o, _, lv in STAGES]
+    with_out = [
+        int(_alive(stage.conv, 0)[:n].sum())
+        for stage, n in zip(model.stages, op_nodes, strict=True)
+    ]
+    assert all(w <= n for w, n in zip(with_out, op_nodes, strict=True))
+    macs = sum((k + 9 * n) * s * s for k, n, s in zip(ks, with_out, spatial, strict=True))
+    stem_out = with_out[0] if STAGES[0][3] == 1 else None
+    assert stem_out is not None
+    macs += 3 * 9 * stem_out * 112 * 112
+    final_alive = int(_alive(model.stages[-1].conv, 1)[-1024:].sum())
+    macs += final_alive * 49 + final_alive * 10
+    params = sum(ks) + 9 * sum(with_out) + 27 * stem_out + final_alive * 10
+    assert counts == {
+        "params": params,
+        "macs": macs,
+        "edges": sum(ks),
+        "candidates": sum(s.conv.num_edges for s in model.stages),
+    }
+    assert counts["edges"] == 158_944
+    # Every node alive gives an upper bound of the paper's trained 42.1M (dead nodes are free).
+    assert 45e6 < counts["macs"] < 60e6
+
+
+def test_plain_mobilenet_x25_counts():
+    """The paper's baseline: MobileNetV1 x0.25 (published: 0.5M parameters, 41M MACs)."""
+    model = MobileNetV1(0.25, num_classes=1000, input_size=224)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    pointwise = [m for m in convs if m.kernel_size == (1, 1)]
+    assert sum(m.weight.numel() for m in pointwise) == 0.25**2 * 3_139_584
+    no_bn = sum(m.weight.numel() for m in convs) + 256 * 1000 + 1000
+    # stem 3*8*9 + depthwise 9*1240 + pointwise 196,224 + classifier 256*1000 + 1000
+    assert no_bn == 216 + 9 * 1240 + 196_224 + 257_000 == 464_600
+
+
+def test_depthwise_node_op_matches_channel_major():
+    torch.manual_seed(0)
+    op = DepthwiseNodeOp(5, stride=2).double()
+    x = torch.randn(5, 3, 7, 7, dtype=torch.double)  # node-first
+    ref_in = x.transpose(0, 1)  # [B, C, H, W]
+    ref = op.conv(F.relu(F.batch_norm(ref_in, None, None, op.norm.weight, op.norm.bias, True)))
+    torch.testing.assert_close(op(x), ref.transpose(0, 1))
+    op.eval()  # running statistics path
+    ref = op.conv(F.relu(op.norm(ref_in)))
+    torch.testing.assert_close(op(x), ref.transpose(0, 1))
+
+
+def _stage_reference(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
+    """The reference code's channel-major forward: a dense masked weight, 1x1 convolutions."""
+    conv = stage.conv
+    n, cin, cout = conv.num_nodes, stage.in_channels, stage.out_channels
+    w = torch.zeros(n, n, dtype=x.dtype)
+    mask = conv.active_mask()
+    src, dst = conv.edge_index[:, mask]
+    w[dst, src] = conv.edge_weight[mask]
+    z = stage.input_op(x).transpose(0, 1)  # [B, cin, h, w]
+    agg = torch.einsum("vu,buhw->bvhw", w[:, :cin], z)
+    for i, op in enumerate(stage.level_ops, start=1):
+        rows = slice(cin + (i - 1) * cout, cin + i * cout)
+        zi = op(agg[:, rows].transpose(0, 1)).transpose(0, 1)
+        agg = agg + torch.einsum("vu,buhw->bvhw", w[:, rows], zi)
+    return agg[:, n - cout :].transpose(0, 1)
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_stage_matches_masked_dense_reference(impl):
+    torch.manual_seed(0)
+    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30, impl=impl).double()
+    x = torch.randn(4, 2, 6, 6, dtype=torch.double)
+    out = stage(x)
+    assert out.shape == (5, 2, 3, 3)
+    torch.testing.assert_close(out, _stage_reference(stage, x))
+
+
+def test_stage_straight_through_gradient_reaches_unselected_edges():
+    torch.manual_seed(0)
+    stage = DNWStage(3, 4, stride=1, levels=2, ratio=8).double()
+    x = torch.randn(3, 2, 4, 4, dtype=torch.double)
+    stage(x).square().sum().backward()
+    grad = stage.conv.edge_weight.grad
+    unselected = ~stage.conv.active_mask()
+    # inputs -> every level get a gradient whether used or not
+    from_inputs = stage.conv.edge_index[0] < 3
+    assert grad[unselected & from_inputs].abs().sum() > 0
+
+
+def test_stage_rejects_channel_major_input():
+    stage = DNWStage(3, 4, stride=1, levels=1, ratio=4)
+    with pytest.raises(ValueError, match=r"node-first \[3, B, H, W\]"):
+        stage(torch.randn(2, 4, 5, 5))
+
+
+def test_tiny_model_forward_backward_every_parameter():
+    torch.manual_seed(0)
+    model = MobileNetV1DNW(0.5, num_classes=3, stages=TINY, small=True)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_state_dict_round_trip_random_selection():
+    torch.manual_seed(0)
+    a = MobileNetV1DNW(0.5, selection="random", stages=TINY, seed=3)
+    b = MobileNetV1DNW(0.5, selection="random", stages=TINY, seed=4)
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(a(x), b(x))
+
+
+def test_reg_td_uses_a_per_node_fraction():
+    model = MobileNetV1DNW(0.5, selection="reg_td", stages=TINY)
+    stage = model.stages[1]
+    assert stage.conv.selection.scope == "per_node"
+    assert abs(stage.conv.k - stage_budget(6, 8, 3, 0.5)) <= stage.conv.num_nodes
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="'ratio' is the width d"):
+        MobileNetV1DNW(2)
+    with pytest.raises(ValueError, match="'input_size' must be an int >= 32"):
+        MobileNetV1DNW(0.2, input_size=16)
+    with pytest.raises(ValueError, match="must chain"):
+        MobileNetV1DNW(0.2, stages=((4, 6, 1, 1), (5, 8, 2, 1)))
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        MobileNetV1DNW(0.5, stages=TINY)(torch.randn(3, 32, 32))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_forward_cifar(name):
+    model = _preset(name)
+    assert isinstance(model, MobileNetV1DNW) and model.stem.stride == (1, 1)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    expect = "random" if "random" in name else "dnw"
+    assert all(s.conv.selection.name == expect for s in model.stages)
+
+
+def test_preset_forward_imagenet_eval():
+    model = _preset("mobilenetv1_dnw_small_x15", num_classes=1000, input_size=224).eval()
+    assert model.stem.stride == (2, 2)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 224, 224))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_full_size_fused_training_step():
+    """x0.225 with the fused sparse path: a training step, every parameter gets a gradient."""
+    torch.manual_seed(0)
+    model = create_model("mobilenetv1_dnw_x225", num_classes=10, input_size=32)
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    F.cross_entropy(out, torch.tensor([1, 2])).backward()
+    for stage in model.stages:
+        grad = stage.conv.edge_weight.grad
+        assert grad is not None and (grad[~stage.conv.active_mask()] != 0).any()
+
+
+def test_plain_mobilenet_forward():
+    model = create_model("mobilenetv1_x25", num_classes=10, input_size=32)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
