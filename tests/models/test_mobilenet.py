@@ -266,3 +266,13 @@ def test_full_size_fused_training_step():
 def test_plain_mobilenet_forward():
     model = create_model("mobilenetv1_x25", num_classes=10, input_size=32)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.slow
+def test_docstring_examples():
+    import doctest
+
+    import dnwgraph.models.mobilenet as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
