@@ -33,8 +33,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
     inputs :math:`I_v` (no node op), pooled (:class:`~dnwgraph.models._graph.Readout`) and
     classified by a linear head.  Nodes without outgoing candidates have no node op.
 
-    A node with no selected incoming edge (and no stem input) outputs exactly zero with the
-    default InstanceNorm → ReLU → conv node op, and its outgoing edges then get no gradient.
+    A node with no selected incoming edge (and no stem input) outputs
+    :math:`\mathrm{conv}(\mathrm{relu}(\beta_v))` with the default InstanceNorm → ReLU → conv
+    node op: exactly zero while its norm shift :math:`\beta_v \le 0` (it starts at 0), and
+    its outgoing edges then get no gradient.
 
     Args:
         wiring (Wiring): acyclic candidate wiring with input and output nodes.

@@ -16,10 +16,11 @@ parameter and buffer of a node op has the nodes as its leading dimension, so a n
 subset of nodes (:meth:`NodeOp.select`) or over nodes of several ops (:func:`concat_node_ops`)
 is built by indexing.
 
-A node whose input is identically zero outputs exactly zero through ``instance`` norm (with the
-affine shift at its initial value 0), ReLU and a bias-free convolution, and then stays zero:
-ReLU's derivative at 0 is 0, so neither its norm, nor its convolution, nor its outgoing edges
-receive a gradient.
+A node whose input is identically zero gets :math:`\beta_v` out of an affine ``instance`` norm,
+so after ReLU and the bias-free convolution it outputs :math:`\mathrm{conv}(\mathrm{relu}(
+\beta_v))`: exactly zero while its shift :math:`\beta_v \le 0` (it starts at 0).  It then
+stays zero: ReLU's derivative at 0 is 0, so neither its norm, nor its convolution, nor its
+outgoing edges receive a gradient.
 """
 
 from __future__ import annotations

@@ -1,0 +1,134 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dnwgraph.nn.node_ops import (
+    ChannelNodeOp,
+    NeuronNodeOp,
+    concat_node_ops,
+    create_node_op,
+    list_node_ops,
+)
+
+
+def randomize(op):
+    """Non-trivial affine parameters (the initial ones are 1 and 0)."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in op.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return op
+
+
+def per_node_reference(op, x, order=("norm", "act", "conv")):
+    """Each node alone, with torch.nn.functional: the grouped op must match it."""
+    outs = []
+    for v in range(x.size(0)):
+        h = x[v].unsqueeze(1)  # [B, 1, *S]
+        for step in order:
+            if step == "norm":
+                h = F.instance_norm(
+                    h, weight=op.norm.weight[v : v + 1], bias=op.norm.bias[v : v + 1]
+                )
+            elif step == "act":
+                h = F.relu(h)
+            else:
+                conv = F.conv1d if x.dim() == 3 else F.conv2d
+                h = conv(h, op.conv.weight[v : v + 1], padding=1)
+        outs.append(h.squeeze(1))
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("order", [("norm", "act", "conv"), ("act", "conv", "norm"), ("conv",)])
+def test_grouped_op_equals_per_node_loop(dim, order):
+    n, shape = 5, (3, 7) if dim == 1 else (3, 4, 6)
+    op = randomize(create_node_op(f"conv{dim}d", n, order=order))
+    x = torch.randn(n, *shape, dtype=torch.float32)
+    expected = per_node_reference(op, x, order)
+    assert torch.allclose(op(x), expected, atol=1e-5)
+    assert op(x).shape == x.shape
+
+
+def test_batch_norm_is_per_node_over_batch_and_space():
+    op = create_node_op("conv2d", 3, norm="batch", order=("norm",))
+    x = torch.randn(3, 4, 5, 5) * 3 + 2
+    out = op(x)
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(out.var(dim=(1, 2, 3), unbiased=False), torch.ones(3), atol=1e-3)
+
+
+def test_no_input_gives_zero_output_and_no_parameter_gradient():
+    # DESIGN.md 4: a node whose input is identically zero outputs exactly zero after
+    # IN -> ReLU -> conv, and none of its parameters receives a gradient.
+    op = create_node_op("conv2d", 2)
+    x = torch.randn(2, 3, 4, 4)
+    x[1] = 0
+    out = op(x)
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    out.pow(2).sum().backward()
+    assert op.conv.weight.grad[1].abs().sum() == 0
+    assert op.norm.weight.grad[1] == 0 and op.norm.bias.grad[1] == 0
+    assert op.conv.weight.grad[0].abs().sum() > 0
+
+
+def test_neuron_op_by_hand():
+    op = NeuronNodeOp(3, activation="relu")
+    with torch.no_grad():
+        op.bias.copy_(torch.tensor([1.0, -1.0, 0.5]))
+    x = torch.tensor([[-0.5, 2.0], [0.5, 3.0], [-1.0, 0.0]])
+    assert op(x).tolist() == [[0.5, 3.0], [0.0, 2.0], [0.0, 0.5]]
+    tanh = create_node_op("neuron", 2, activation="tanh", bias=False)
+    assert torch.allclose(tanh(torch.ones(2, 1)), torch.tanh(torch.ones(2, 1)))
+
+
+@pytest.mark.parametrize("name,shape", [("conv2d", (2, 4, 4)), ("neuron", (2,))])
+def test_select_and_concat_copy_the_nodes(name, shape):
+    a = randomize(create_node_op(name, 4))
+    b = randomize(create_node_op(name, 3))
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(1.0)
+    xa, xb = torch.randn(4, *shape), torch.randn(3, *shape)
+    merged = concat_node_ops([(a, torch.tensor([3, 0])), (b, torch.tensor([2]))])
+    assert merged.num_nodes == 3
+    out = merged(torch.stack([xa[3], xa[0], xb[2]]))
+    assert torch.allclose(out[:2], a(xa)[[3, 0]], atol=1e-6)
+    assert torch.allclose(out[2], b(xb)[2], atol=1e-6)
+    assert torch.allclose(a.select([1])(xa[1:2]), a(xa)[1:2], atol=1e-6)
+
+
+def test_concat_batch_norm_keeps_running_stats():
+    op = create_node_op("conv1d", 3, norm="batch")
+    op(torch.randn(3, 4, 5) + torch.arange(3.0).view(3, 1, 1))
+    part = op.select([2, 0])
+    assert torch.equal(part.norm.running_mean, op.norm.running_mean[[2, 0]])
+    assert int(part.norm.num_batches_tracked) == 1
+
+
+def test_registry_and_errors():
+    assert {"conv1d", "conv2d", "neuron"} <= set(list_node_ops())
+    assert isinstance(create_node_op("conv1d", 2), ChannelNodeOp)
+    with pytest.raises(ValueError, match="unknown node op 'conv3d'; choose one of"):
+        create_node_op("conv3d", 2)
+    with pytest.raises(ValueError, match="'norm' must be one of"):
+        create_node_op("conv2d", 2, norm="layer")
+    with pytest.raises(ValueError, match="'order' must list distinct steps"):
+        create_node_op("conv2d", 2, order=("act", "act"))
+    with pytest.raises(ValueError, match="'order' must list distinct steps"):
+        create_node_op("conv2d", 2, order=("pool",))
+    with pytest.raises(ValueError, match="'kernel_size' must be odd"):
+        create_node_op("conv2d", 2, kernel_size=2)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        create_node_op("neuron", 2, activation="swish")
+    with pytest.raises(ValueError, match="'num_nodes' must be a positive int"):
+        create_node_op("neuron", 0)
+    with pytest.raises(ValueError, match=r"'x' must have shape \[n, B, H, W\] with n=2"):
+        create_node_op("conv2d", 2)(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="cannot concatenate node ops of different kinds"):
+        concat_node_ops(
+            [
+                (create_node_op("conv2d", 2), torch.tensor([0])),
+                (create_node_op("conv2d", 2, norm="batch"), torch.tensor([0])),
+            ]
+        )
