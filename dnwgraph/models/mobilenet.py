@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnwgraph.graph import Wiring, block_dag, layered
+from dnwgraph.models.counting import Counter, register_counter
 from dnwgraph.models.registry import register_model
 from dnwgraph.nn import WiringConv
 
@@ -453,6 +454,32 @@ def paper_counts(model: MobileNetV1DNW, input_size: int | None = None) -> dict[s
     params += k
     macs += k
     return {"params": params, "macs": macs, "edges": edges, "candidates": candidates}
+
+
+@register_counter(MobileNetV1DNW)
+class _MobileNetV1DNWCounter(Counter):
+    """:func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` of a MobileNetV1-DNW
+    follow the paper's formula (:func:`paper_counts`) at the input's resolution."""
+
+    def params(self, module: nn.Module) -> int:
+        return paper_counts(module)["params"]  # type: ignore[arg-type]
+
+    def macs(
+        self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+    ) -> int:
+        x: Tensor = inputs[0]
+        return paper_counts(module, x.size(-1))["macs"] * x.size(0)  # type: ignore[arg-type]
+
+
+@register_counter(DepthwiseNodeOp)
+class _DepthwiseNodeOpCounter(Counter):
+    """Every parameter; MACs: the depthwise 3x3 (9 per output element) and the affine
+    BatchNorm (1 per input element), as for the equivalent ``nn`` modules."""
+
+    def macs(
+        self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+    ) -> int:
+        return 9 * output.numel() + inputs[0].numel()
 
 
 class MobileNetV1(nn.Module):

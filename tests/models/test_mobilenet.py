@@ -276,3 +276,27 @@ def test_docstring_examples():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_count_params_and_macs_follow_the_paper_formula():
+    from dnwgraph import count_macs, count_params
+
+    model = _preset("mobilenetv1_dnw_small_x225")
+    counts = paper_counts(model)
+    assert count_params(model) == counts["params"]
+    assert count_macs(model, (1, 3, 32, 32)) == counts["macs"]
+
+
+def test_count_stage_by_modules():
+    """A stage alone: selected edges + depthwise + BN, the generic convention."""
+    from dnwgraph import count_macs, count_params
+
+    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30)
+    bn_dw = 2 * (4 + 5 * 2) + 9 * (4 + 5 * 2)
+    assert count_params(stage) == 30 + bn_dw
+    macs = count_macs(stage, (4, 1, 8, 8))  # node-first: the "batch" here is the 4 nodes
+    sel = stage.conv.active_mask()
+    src = stage.conv.edge_index[0, sel]
+    edge_macs = int(sel.sum()) * 16  # every selected edge, once, at 4x4
+    node_macs = 4 * (64 + 9 * 16) + 2 * 5 * (16 + 9 * 16)
+    assert src.numel() == 30 and macs == (edge_macs + node_macs) // 4
