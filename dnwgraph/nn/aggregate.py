@@ -17,7 +17,8 @@ materialised.  Backward, with :math:`G = \partial L / \partial\,\mathrm{OUT}`:
 The gradient set is every candidate (straight-through, DNW) or the selected edges only.  The
 edge gradient is a sampled dense-dense matmul (SDDMM): when the gradient set is dense in its
 rows and columns, :math:`G X^{\top}` is formed with BLAS (in row blocks of bounded memory) and
-gathered at the edges; when it is sparse, row-wise dot products are taken in chunks.
+gathered at the edges; when it is sparse, one sampled matmul
+(:func:`torch.sparse.sampled_addmm`) at the CSR pattern of the edges.
 """
 
 from __future__ import annotations
@@ -37,19 +38,27 @@ DENSE_FACTOR = 32
 ROW_BLOCK = 128
 #: Largest dense block of :math:`G X^\top` formed at once, in elements (128 MB in float32).
 MAX_DENSE_ELEMENTS = 2**25
-#: Elements gathered per chunk on the sparse path (fits in L2 cache).
-CHUNK_ELEMENTS = 2**18
 
 
 @dataclass
 class _Block:
-    """Edges ``[e0, e1)`` of an :class:`EdgeSet`; dense blocks carry their rows and columns."""
+    """Edges ``[e0, e1)`` of an :class:`EdgeSet`, with what its kernel needs.
+
+    Dense blocks: their unique ``rows`` and ``cols`` and the position ``flat`` of each edge in
+    the ``[rows, cols]`` product.  Sparse ranges: their unique ``rows`` and the CSR row pointer
+    ``crow`` of the range (columns are the edge set's own).
+    """
 
     e0: int
     e1: int
-    rows: Tensor | None = None  # unique rows of the block (dense only)
-    cols: Tensor | None = None  # unique columns of the block (dense only)
-    flat: Tensor | None = None  # position of each edge in the [rows, cols] product
+    rows: Tensor
+    cols: Tensor | None = None
+    flat: Tensor | None = None
+    crow: Tensor | None = None
+
+    @property
+    def dense(self) -> bool:
+        return self.flat is not None
 
 
 @dataclass
@@ -78,26 +87,34 @@ class EdgeSet:
         step = max(1, min(ROW_BLOCK, MAX_DENSE_ELEMENTS // n_cols))
         starts = torch.arange(0, n_r + step, step, device=self.rows.device).clamp(max=n_r)
         bounds = torch.searchsorted(row_pos, starts).tolist()
-        sparse_from = None  # merge runs of sparse blocks into one range
+        sparse_from: tuple[int, int] | None = None  # (first edge, first row) of a sparse run
         for i, r0 in enumerate(range(0, n_r, step)):
             e0, e1 = bounds[i], bounds[i + 1]
             ucols, col_pos = torch.unique(self.cols[e0:e1], return_inverse=True)
             block_rows = urows[r0 : r0 + step]
             if block_rows.numel() * ucols.numel() <= DENSE_FACTOR * (e1 - e0):
                 if sparse_from is not None:
-                    self.blocks.append(_Block(sparse_from, e0))
+                    self._add_sparse(*sparse_from, e0, r0, urows, row_pos)
                     sparse_from = None
                 flat = (row_pos[e0:e1] - r0) * ucols.numel() + col_pos
                 self.blocks.append(_Block(e0, e1, block_rows, ucols, flat))
             elif sparse_from is None:
-                sparse_from = e0
+                sparse_from = (e0, r0)
         if sparse_from is not None:
-            self.blocks.append(_Block(sparse_from, num))
+            self._add_sparse(*sparse_from, num, n_r, urows, row_pos)
+
+    def _add_sparse(
+        self, e0: int, r0: int, e1: int, r1: int, urows: Tensor, row_pos: Tensor
+    ) -> None:
+        counts = torch.bincount(row_pos[e0:e1] - r0, minlength=r1 - r0)
+        crow = counts.new_zeros(r1 - r0 + 1)
+        torch.cumsum(counts, 0, out=crow[1:])
+        self.blocks.append(_Block(e0, e1, urows[r0:r1], crow=crow))
 
     @property
     def dense(self) -> bool:
         """Whether every block uses the dense (GEMM) path."""
-        return all(b.rows is not None for b in self.blocks)
+        return all(b.dense for b in self.blocks)
 
 
 def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
@@ -118,18 +135,28 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
         [3.0, 4.0]
     """
     out = a.new_empty(edges.ids.numel())
-    chunk = max(1, CHUNK_ELEMENTS // max(a.size(1), 1))
     for blk in edges.blocks:
-        if blk.rows is not None:
-            prod = a.index_select(0, blk.rows) @ b.index_select(0, blk.cols).t()
+        a_rows = a.index_select(0, blk.rows)
+        if blk.dense:
+            prod = a_rows @ b.index_select(0, blk.cols).t()
             torch.index_select(prod.view(-1), 0, blk.flat, out=out[blk.e0 : blk.e1])
-            continue
-        for s in range(blk.e0, blk.e1, chunk):
-            t = min(s + chunk, blk.e1)
-            ra = a.index_select(0, edges.rows[s:t])
-            rb = b.index_select(0, edges.cols[s:t])
-            torch.linalg.vecdot(ra, rb, out=out[s:t])
+        else:
+            # sampled matmul at the CSR pattern of the range: one fused kernel, no gathers
+            pattern = csr_pattern(
+                blk.crow, edges.cols[blk.e0 : blk.e1], a, (a_rows.size(0), b.size(0))
+            )
+            out[blk.e0 : blk.e1] = torch.sparse.sampled_addmm(
+                pattern, a_rows, b.t(), beta=0.0
+            ).values()
     return out
+
+
+def csr_pattern(crow: Tensor, cols: Tensor, like: Tensor, size: tuple[int, int]) -> Tensor:
+    """A CSR tensor with the given structure and zero values of ``like``'s dtype and device."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        values = like.new_zeros(cols.numel())
+        return torch.sparse_csr_tensor(crow, cols, values, size, check_invariants=False)
 
 
 def csr(rows: Tensor, cols: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:

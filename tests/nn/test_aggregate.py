@@ -16,7 +16,6 @@ def test_sddmm_paths_agree(monkeypatch, dense_factor, max_elems):
     """Dense (one block), dense in row blocks, and chunked dot products give the same values."""
     monkeypatch.setattr(agg, "DENSE_FACTOR", dense_factor)
     monkeypatch.setattr(agg, "MAX_DENSE_ELEMENTS", max_elems)
-    monkeypatch.setattr(agg, "CHUNK_ELEMENTS", 16)
     a = torch.randn(9, 5, dtype=torch.float64)
     b = torch.randn(7, 5, dtype=torch.float64)
     edges = random_edges(9, 7, 30, seed=0)
@@ -50,7 +49,7 @@ def test_mixed_dense_and_sparse_blocks(monkeypatch):
     rows = torch.cat([dense_part.rows, diag])
     cols = torch.cat([dense_part.cols, diag])
     edges = EdgeSet(rows, cols, torch.arange(rows.numel()))
-    kinds = [b.rows is not None for b in edges.blocks]
+    kinds = [b.dense for b in edges.blocks]
     assert kinds[:2] == [True, True] and kinds[-1] is False and not edges.dense
     a, b = torch.randn(300, 5, dtype=torch.float64), torch.randn(300, 5, dtype=torch.float64)
     torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
