@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -61,8 +62,13 @@ class WiringView:
 
     def selected(self) -> tuple[Tensor, Tensor]:
         """Selected edges ``[2, k]`` and their weights ``[k]`` (ones for a bare wiring)."""
-        ei = self.edge_index[:, self.active]
-        w = torch.ones(ei.size(1)) if self.weight is None else self.weight[self.active]
+        return self._selected
+
+    @cached_property
+    def _selected(self) -> tuple[Tensor, Tensor]:
+        ids = self.active.nonzero().view(-1)
+        ei = self.edge_index.index_select(1, ids)
+        w = torch.ones(ids.numel()) if self.weight is None else self.weight.index_select(0, ids)
         return ei, w
 
     def role(self) -> list[str]:

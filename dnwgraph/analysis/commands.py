@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 
 
 def _friendly(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -38,12 +39,13 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 @_friendly
 def export(args: argparse.Namespace) -> int:
-    from dnwgraph.analysis.export import save_wiring, to_networkx
+    from dnwgraph.analysis.export import _writer, to_networkx, write_graph
     from dnwgraph.analysis.report import load_source
 
+    _writer(Path(args.output))  # a bad extension fails before the model is loaded
     obj = load_source(args.source)
-    path = save_wiring(obj, args.output, all_candidates=args.all_candidates)
     g = to_networkx(obj, all_candidates=args.all_candidates)
+    path = write_graph(g, args.output)
     what = "candidate" if args.all_candidates else "selected"
     print(f"wrote {path}: {g.number_of_nodes()} nodes, {g.number_of_edges()} {what} edges")
     return 0

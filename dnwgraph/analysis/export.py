@@ -186,13 +186,29 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
         3
     """
     path = Path(path)
+    _writer(path)  # check the extension before any work
+    return write_graph(to_networkx(obj, all_candidates=all_candidates), path)
+
+
+def _writer(path: Path) -> Callable[[nx.DiGraph, Path], None]:
     writer = WRITERS.get(path.suffix.lower())
     if writer is None:
         raise ValueError(
             f"cannot write a wiring to '{path}': unknown extension '{path.suffix}' "
             f"(supported: {', '.join(sorted(WRITERS))})"
         )
-    g = to_networkx(obj, all_candidates=all_candidates)
+    return writer
+
+
+def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
+    """Write a graph made by :func:`to_networkx` to ``path`` (format by extension, as in
+    :func:`save_wiring`).
+
+    Raises:
+        ValueError: an unknown extension (the message lists the supported ones).
+    """
+    path = Path(path)
+    writer = _writer(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer(g, path)
     return path

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dnwgraph.analysis._views import WiringView, check_snapshot, wiring_views
+from dnwgraph.analysis._views import WiringView, check_snapshot, is_snapshot, wiring_views
 from dnwgraph.typing import PathLikeStr
 
 # --------------------------------------------------------------------------- reachability
@@ -396,9 +396,13 @@ def model_cost(model: torch.nn.Module, input_shape: Sequence[int] | None = None)
 # --------------------------------------------------------------------------- churn
 
 
-def _edge_keys(view: WiringView) -> set[tuple[int, int]]:
-    (src, dst), _ = view.selected()
-    return set(zip(src.tolist(), dst.tolist(), strict=True))
+def _edge_sets(obj: Any) -> dict[str, set[tuple[int, int]]]:
+    """Selected edges per module; straight from a snapshot's tensors (no roles or levels)."""
+    if is_snapshot(obj):
+        pairs = {name: e["edge_index"][:, e["active"].bool()] for name, e in obj.items()}
+    else:
+        pairs = {v.module: v.selected()[0] for v in wiring_views(obj)}
+    return {name: set(zip(*ei.tolist(), strict=True)) for name, ei in pairs.items()}
 
 
 def edge_churn(before: Any, after: Any) -> dict[str, dict[str, float]]:
@@ -417,15 +421,15 @@ def edge_churn(before: Any, after: Any) -> dict[str, dict[str, float]]:
         >>> edge_churn(Wiring([(0, 1), (1, 2)]), Wiring([(0, 1), (0, 2)]))['']['jaccard']
         0.3333333333333333
     """
-    a = {v.module: v for v in wiring_views(before)}
-    b = {v.module: v for v in wiring_views(after)}
+    a = before if _is_sets(before) else _edge_sets(before)
+    b = after if _is_sets(after) else _edge_sets(after)
     if set(a) != set(b):
         raise ValueError(
             f"cannot compare wirings of different modules (got {sorted(a)} and {sorted(b)})"
         )
     out = {}
     for name in a:
-        ea, eb = _edge_keys(a[name]), _edge_keys(b[name])
+        ea, eb = a[name], b[name]
         union = len(ea | eb)
         out[name] = {
             "jaccard": len(ea & eb) / union if union else 1.0,
@@ -483,8 +487,9 @@ def churn_series(snapshots: Sequence[tuple[int, Any]]) -> list[dict[str, float]]
     ``jaccard_final`` (with the last snapshot).
     """
     rows = []
-    final = snapshots[-1][1] if snapshots else None
-    for (_, prev), (epoch, cur) in zip(snapshots, snapshots[1:], strict=False):
+    sets = [(epoch, _edge_sets(s)) for epoch, s in snapshots]
+    final = sets[-1][1] if sets else None
+    for (_, prev), (epoch, cur) in zip(sets, sets[1:], strict=False):
         step = edge_churn(prev, cur)
         last = edge_churn(cur, final)
         rows.append(
@@ -497,6 +502,10 @@ def churn_series(snapshots: Sequence[tuple[int, Any]]) -> list[dict[str, float]]
             }
         )
     return rows
+
+
+def _is_sets(obj: Any) -> bool:
+    return isinstance(obj, dict) and all(isinstance(v, set) for v in obj.values()) and bool(obj)
 
 
 def _pooled(churn: dict[str, dict[str, float]]) -> float:

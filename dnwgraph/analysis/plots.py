@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -55,7 +56,7 @@ def node_positions(view: WiringView) -> Tensor:
     else:
         g.add_nodes_from((v, {"level": lvl}) for v, lvl in enumerate(view.level.tolist()))
         pos = nx.multipartite_layout(g, subset_key="level")
-    return torch.tensor([pos[v] for v in range(view.num_nodes)], dtype=torch.float32)
+    return torch.from_numpy(np.array([pos[v] for v in range(view.num_nodes)], dtype=np.float32))
 
 
 def _draw_wiring(
