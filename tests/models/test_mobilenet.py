@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -300,3 +301,39 @@ def test_count_stage_by_modules():
     edge_macs = int(sel.sum()) * 16  # every selected edge, once, at 4x4
     node_macs = 4 * (64 + 9 * 16) + 2 * 5 * (16 + 9 * 16)
     assert src.numel() == 30 and macs == (edge_macs + node_macs) // 4
+
+
+CONFIGS = sorted(
+    (Path(__file__).resolve().parents[2] / "examples" / "configs").glob("*mobilenetv1*.yaml")
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_example_configs_resolve_and_build(path):
+    """Every MobileNetV1 config passes the training config checks and its model builds
+    (DNW presets with tiny stages, to stay fast)."""
+    from dnwgraph.train.config import load_config
+
+    cfg = load_config(path)
+    name, kwargs = cfg["model"]["name"], dict(cfg["model"]["kwargs"])
+    assert name in list_models("mobilenetv1_*")
+    if name.startswith("mobilenetv1_x"):
+        model = create_model(name, **kwargs)
+    else:
+        model = create_model(name, stages=TINY, **kwargs)
+        assert all(
+            s.conv.selection.name == kwargs.get("selection", s.conv.selection.name)
+            for s in model.stages
+        )
+    size = kwargs["input_size"]
+    assert size == (224 if path.stem.startswith("imagenet") else 32)
+    assert cfg["data"]["name"] == ("imagefolder" if size == 224 else "cifar10")
+
+
+def test_configs_cover_the_paper_experiments():
+    stems = {p.stem for p in CONFIGS}
+    for tag in ("dnw_x225", "random_x225", "dnw_no_update_x225", "complete", "ft_x225",
+                "lottery_one_shot_x225", "td_x225", "reg_td_x225"):  # fmt: skip
+        assert f"cifar10_mobilenetv1_{tag}" in stems
+    for name in PRESETS:
+        assert f"imagenet_{name}" in stems
