@@ -70,6 +70,15 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument(
+        "--nproc",
+        metavar="N",
+        type=int,
+        default=1,
+        help="train on N processes of this machine with DistributedDataParallel (gloo on CPU, "
+        "nccl on CUDA); data.batch_size stays the global batch. For several machines use "
+        "torchrun ... -m dnwgraph train (default: 1)",
+    )
 
 
 @command("demo", "dnwgraph.train.commands:demo_command", "DNW vs a random graph on MNIST-1D")

@@ -32,13 +32,23 @@ def train_command(args: argparse.Namespace) -> int:
                 return _error("give --config FILE (or --resume DIR)")
             config = load_config(args.config, args.set)
             out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-        result = train(
-            config,
-            out,
-            resume=args.resume is not None,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-        )
+        options = {
+            "resume": args.resume is not None,
+            "overwrite": args.overwrite,
+            "progress": not args.quiet,
+        }
+        nproc = getattr(args, "nproc", 1)
+        if nproc > 1:
+            from dnwgraph.train.launch import WorkerFailed, launch
+
+            try:
+                launch(train, nproc, config, out, **options)
+            except WorkerFailed as err:
+                print(f"dnwgraph: training stopped: {err}", file=sys.stderr)
+                return 1
+            result = _summary(out)
+        else:
+            result = train(config, out, **options)
     except TrainingDiverged as err:
         print(f"dnwgraph: training stopped: {err}", file=sys.stderr)
         return 1
@@ -51,6 +61,21 @@ def train_command(args: argparse.Namespace) -> int:
             f"selected edges {last['selected_edges']}  parameters {result['params']}"
         )
     return 0
+
+
+def _summary(out: Path) -> dict:
+    """What :func:`~dnwgraph.train.loop.train` returns, read back from a finished run dir."""
+    import csv
+
+    from dnwgraph.train.checkpoint import load_model
+    from dnwgraph.train.loop import _count_params
+
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    history = [
+        {k: float(v) if k.endswith(("acc", "loss")) else v for k, v in row.items()} for row in rows
+    ]
+    return {"run_dir": out, "history": history, "params": _count_params(load_model(out))}
 
 
 def demo_command(args: argparse.Namespace) -> int:

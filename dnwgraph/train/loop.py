@@ -274,7 +274,8 @@ def train(
             )
     cfg = resolve_config(config)
     device = _device(cfg["train"]["device"])
-    env = env or DistEnv(device=device)
+    # one process, or the process group torchrun / `dnwgraph train --nproc` set up
+    env = env or DistEnv.from_environment(device)
     device = env.device
     if env.is_main:
         _prepare_dir(out, resume, overwrite)
