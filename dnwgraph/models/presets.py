@@ -19,7 +19,9 @@ preset                        wiring (candidates)                 ratio       in
 
 Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="sparse",
 **selection_options`` (``seed`` for ``random``, ``mask`` for ``fixed``, ``drop_rate`` for
-``td``/``reg_td``, ``scope``).
+``td``/``reg_td``, ``scope``).  With a per-node budget (``reg_td``, or ``scope="per_node"``) an
+int ``ratio`` :math:`k` is turned into the same overall density :math:`k / E`, applied to the
+candidates of every node.
 
 CIFAR-10 (as in the paper's code): a downsampling stem to 32 channels at 8 x 8 feeds the 32
 input nodes; nodes are InstanceNorm → ReLU → 3 x 3 single-channel conv (static) or ReLU → conv
@@ -78,9 +80,10 @@ def tiny_static(
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
+    wiring = block_dag([32, 192, 192, 192, 92, 100])
     return StaticNeuralGraph(
-        block_dag([32, 192, 192, 192, 92, 100]),
-        ratio,
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, selection_options),
         selection,
         stem=cifar_stem(3, TINY_INPUTS),
         node_op="conv2d",
@@ -101,9 +104,10 @@ def tiny_discrete(
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """The paper's discrete-time tiny classifier for CIFAR-10 (T = 5 steps)."""
+    wiring = _recurrent_wiring(TINY_NODES, TINY_INPUTS, TINY_OUTPUTS)
     return DiscreteTimeNeuralGraph(
-        _recurrent_wiring(TINY_NODES, TINY_INPUTS, TINY_OUTPUTS),
-        ratio,
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, selection_options),
         selection,
         steps=5,
         stem=cifar_stem(3, TINY_INPUTS),
@@ -129,9 +133,10 @@ def tiny_continuous(
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
     ode, sel = _split_ode_options(selection_options)
+    wiring = _recurrent_wiring(TINY_NODES, TINY_INPUTS, TINY_OUTPUTS)
     return ContinuousTimeNeuralGraph(
-        _recurrent_wiring(TINY_NODES, TINY_INPUTS, TINY_OUTPUTS),
-        ratio,
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, selection_options),
         selection,
         stem=cifar_stem(3, TINY_INPUTS),
         node_op="conv2d",
@@ -159,9 +164,10 @@ def mnist1d_static(
         >>> mnist1d_static()(torch.randn(2, 40)).shape
         torch.Size([2, 10])
     """
+    wiring = block_dag([32, 64, 64, 64, 64, 32])
     return StaticNeuralGraph(
-        block_dag([32, 64, 64, 64, 64, 32]),
-        ratio,
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, selection_options),
         selection,
         stem=signal_stem(MNIST1D_INPUTS),
         node_op="conv1d",
@@ -182,9 +188,10 @@ def mnist1d_discrete(
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """Discrete-time neural graph for MNIST-1D (320 nodes, T = 5)."""
+    wiring = _recurrent_wiring(MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS)
     return DiscreteTimeNeuralGraph(
-        _recurrent_wiring(MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS),
-        ratio,
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, selection_options),
         selection,
         steps=5,
         stem=signal_stem(MNIST1D_INPUTS),
@@ -210,9 +217,10 @@ def mnist1d_continuous(
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
     ode, sel = _split_ode_options(selection_options)
+    wiring = _recurrent_wiring(MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS)
     return ContinuousTimeNeuralGraph(
-        _recurrent_wiring(MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS),
-        ratio,
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, selection_options),
         selection,
         stem=signal_stem(MNIST1D_INPUTS),
         node_op="conv1d",
@@ -223,6 +231,18 @@ def mnist1d_continuous(
         **ode,
         **sel,
     )
+
+
+def _ratio(ratio: Ratio, selection: str, num_edges: int, options: dict[str, Any]) -> Ratio:
+    per_node = selection == "reg_td" or options.get("scope") == "per_node"
+    if (
+        per_node
+        and isinstance(ratio, int)
+        and not isinstance(ratio, bool)
+        and 0 < ratio <= num_edges
+    ):
+        return ratio / num_edges
+    return ratio
 
 
 _ODE_OPTIONS = ("solver", "rtol", "atol", "step_size", "adjoint")

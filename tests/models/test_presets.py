@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from dnwgraph import count_params, create_model, list_models
+from dnwgraph.models import ContinuousTimeNeuralGraph, DiscreteTimeNeuralGraph, StaticNeuralGraph
+
+PRESETS = {
+    "tiny_static": ((2, 3, 32, 32), StaticNeuralGraph),
+    "tiny_discrete": ((2, 3, 32, 32), DiscreteTimeNeuralGraph),
+    "tiny_continuous": ((2, 3, 32, 32), ContinuousTimeNeuralGraph),
+    "mnist1d_static": ((2, 40), StaticNeuralGraph),
+    "mnist1d_discrete": ((2, 40), DiscreteTimeNeuralGraph),
+    "mnist1d_continuous": ((2, 40), ContinuousTimeNeuralGraph),
+}
+SELECTIONS = ["dnw", "dnw_no_update", "random", "complete", "fixed", "td", "reg_td"]
+# a cheap fixed-step solver keeps the continuous smoke tests fast; dopri5 is tested elsewhere
+FAST = {"tiny_continuous": {"solver": "euler", "step_size": 0.5}}
+FAST["mnist1d_continuous"] = FAST["tiny_continuous"]
+
+
+def build(name, **kwargs):
+    torch.manual_seed(0)
+    if name.endswith("continuous"):
+        pytest.importorskip("torchdiffeq")
+    return create_model(name, **FAST.get(name, {}), **kwargs)
+
+
+def test_registered():
+    assert set(PRESETS) <= set(list_models())
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_forward_backward_and_gradient_rule(name, selection):
+    shape, cls = PRESETS[name]
+    model = build(name, selection=selection, num_classes=7)
+    assert isinstance(model, cls) and model.wiring.num_nodes in (320, 800)
+    out = model(torch.randn(shape))
+    assert out.shape == (shape[0], 7) and torch.isfinite(out).all()
+    active = model.conv.active_mask()  # the mask of this (training) forward pass
+    out.square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+    grad = model.conv.edge_weight.grad
+    if selection == "dnw":
+        assert grad[~active].abs().sum() > 0
+    elif selection in ("dnw_no_update", "random", "fixed"):
+        assert int(active.sum()) == model.conv.k
+        assert torch.equal(grad[~active], torch.zeros_like(grad[~active]))
+    elif selection == "complete":
+        assert bool(active.all())
+
+
+@pytest.mark.parametrize("name", ["mnist1d_static", "mnist1d_discrete", "tiny_static"])
+@pytest.mark.parametrize("selection,options", [("random", {"seed": 3}), ("fixed", {}), ("dnw", {})])
+def test_create_and_load_state_dict_reproduce_the_model(name, selection, options):
+    shape = PRESETS[name][0]
+    a = build(name, selection=selection, **options)
+    x = torch.randn(shape)
+    a.eval()
+    ref = a(x)  # freezes the fixed mask
+    torch.manual_seed(1)
+    b = create_model(name, selection=selection, **{k: v + 1 for k, v in options.items()})
+    b.load_state_dict(a.state_dict())
+    b.eval()
+    assert torch.equal(b.conv.active_mask(), a.conv.active_mask())
+    assert torch.allclose(b(x), ref, atol=1e-6)
+
+
+def test_sizes_of_the_paper():
+    tiny = build("tiny_static")
+    assert tiny.conv.k == 32_000 and tiny.conv.num_edges == 254_960
+    assert tiny.output_nodes.tolist() == list(range(700, 800))
+    assert 40_000 < count_params(tiny) < 42_000
+    rec = build("tiny_discrete")
+    assert rec.conv.num_edges == 800 * 800 and rec.conv.k == 32_000
+    small = build("mnist1d_static")
+    assert small.conv.k == 2_048 and small.wiring.num_nodes == 320
+    assert 4_000 < count_params(small) < 6_000
+    assert build("mnist1d_static", ratio=0.05).conv.k == round(0.05 * small.conv.num_edges)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown model 'tiny_static2'"):
+        create_model("tiny_static2")
+    with pytest.raises(ValueError, match="unknown selection 'magic'"):
+        create_model("mnist1d_static", selection="magic")
+    for bad in (0, -3, 1.5, 0.0, 10**7):
+        with pytest.raises(ValueError, match="ratio"):
+            create_model("mnist1d_static", ratio=bad)
+    with pytest.raises(ValueError, match="'impl' must be one of"):
+        create_model("mnist1d_static", impl="fast")
+    model = create_model("mnist1d_static")
+    with pytest.raises(ValueError, match=r"'x' must have shape \[B, 40\] \(got \(2, 41\)\)"):
+        model(torch.randn(2, 41))
+    tiny = create_model("tiny_static")
+    with pytest.raises(ValueError, match=r"'x' must have shape \[B, 3, 32, 32\]"):
+        tiny(torch.randn(2, 3, 28, 28))
