@@ -18,7 +18,24 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-__all__ = ["DistEnv"]
+__all__ = ["DistEnv", "sync_batchnorm"]
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """On CUDA, swap every BatchNorm child of ``model`` for SyncBatchNorm, in place.
+
+    Returns ``model`` (a bare BatchNorm root cannot be replaced in place and is refused).
+    On other devices nothing changes.
+    """
+    if torch.device(device).type != "cuda":
+        return model
+    if isinstance(model, nn.modules.batchnorm._BatchNorm):
+        raise ValueError("a bare BatchNorm module cannot be converted in place; wrap it first")
+    for name, child in model.named_children():
+        converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
+        if converted is not child:
+            setattr(model, name, converted)
+    return model
 
 
 @dataclass
@@ -68,12 +85,18 @@ class DistEnv:
         """Wrap ``model`` in :class:`~torch.nn.parallel.DistributedDataParallel` when needed.
 
         Gradients of every candidate edge (the straight-through ones included) are ordinary
-        parameter gradients, so DDP all-reduces them like any other.
+        parameter gradients, so DDP all-reduces them like any other.  Batch statistics: on
+        CUDA the BatchNorm layers of ``model`` are replaced in place by
+        :class:`~torch.nn.SyncBatchNorm` (statistics over the global batch; the state-dict keys
+        do not change); on CPU (gloo has no SyncBatchNorm) every process normalises with the
+        statistics of its own share of the batch, and the running averages saved by rank 0
+        are rank 0's.
         """
         if not self.distributed:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
+        sync_batchnorm(model, self.device)
         if self.device.type == "cuda":
             ddp_options.setdefault("device_ids", [self.device.index or 0])
         return DistributedDataParallel(model, **ddp_options)

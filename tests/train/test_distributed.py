@@ -95,3 +95,18 @@ def test_global_batch_is_split(world_size):
     assert env.is_main and env.distributed == (world_size > 1)
     with pytest.raises(ValueError, match=r"'rank' must be in \[0, 2\) \(got 2\)"):
         DistEnv(rank=2, world_size=2)
+
+
+def test_batchnorm_is_synchronised_on_cuda_only():
+    from dnwgraph.train.distributed import sync_batchnorm
+
+    def net():
+        return torch.nn.Sequential(torch.nn.Conv1d(1, 4, 3), torch.nn.BatchNorm1d(4))
+
+    cpu = sync_batchnorm(net(), torch.device("cpu"))
+    assert type(cpu[1]) is torch.nn.BatchNorm1d
+    model = net()
+    keys = set(model.state_dict())
+    cuda = sync_batchnorm(model, torch.device("cuda"))  # conversion itself needs no GPU
+    assert cuda is model and type(cuda[1]) is torch.nn.SyncBatchNorm
+    assert set(cuda.state_dict()) == keys  # checkpoints load into the plain model
