@@ -51,6 +51,7 @@ class GraphStep(nn.Module):
         ValueError: an unknown node op, a norm on vector nodes, or bad selection options.
 
     Example:
+        >>> import torch
         >>> from dnwgraph import complete
         >>> step = GraphStep(complete(4, self_loops=True), ratio=6, node_op="conv1d")
         >>> step(torch.randn(4, 2, 5)).shape
@@ -131,6 +132,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
             of the wrong shape.
 
     Example:
+        >>> import torch
         >>> from dnwgraph import complete
         >>> wiring = complete(6, input_nodes=[0, 1], output_nodes=[4, 5])
         >>> model = DiscreteTimeNeuralGraph(wiring, 10, node_op="conv1d", steps=3)

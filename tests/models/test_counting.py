@@ -1,0 +1,117 @@
+import pytest
+import torch
+from torch import nn
+
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, block_dag, count_macs, count_params
+from dnwgraph.models import Counter, create_model, register_counter
+
+
+def test_wiring_conv_counts_selected_edges_only():
+    wiring = block_dag([3, 4, 2])  # 26 candidates
+    for k in (1, 5, 26):
+        conv = WiringConv(wiring, ratio=k)
+        assert count_params(conv) == k
+    conv = WiringConv(wiring, ratio=5)
+    x = torch.randn(9, 4, 7)
+
+    # count_macs divides by dim 0 of the shape it is given; for a bare WiringConv that is
+    # the node dimension, so count through a wrapper that is batch-first
+    class BatchFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x):
+            return self.conv(x.transpose(0, 1))
+
+    assert count_macs(BatchFirst(), (4, 9, 7)) == 5 * 7
+    assert conv(x).shape == x.shape
+
+
+def test_leaf_modules_by_hand():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 5 * 5, 2),
+    )
+    assert count_params(model) == sum(p.numel() for p in model.parameters())
+    conv = 4 * 5 * 5 * (3 * 9 + 1)
+    assert count_macs(model, (2, 3, 5, 5)) == conv + 4 * 5 * 5 + 2 * (100 + 1)
+    depthwise = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+    assert count_macs(depthwise, (1, 4, 6, 6)) == 4 * 36 * 9
+
+
+def test_static_model_by_hand():
+    # levels [0, 1] -> [2] -> [3]; neuron nodes: one MAC per bias add
+    wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
+    model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=2)
+    k = 3
+    assert count_params(model) == k + 3 + (1 * 2 + 2)  # edges, biases of 0, 1, 2, head
+    assert count_macs(model, (5, 2)) == k + 3 + 2 * (1 + 1)
+    assert sum(p.numel() for p in model.parameters()) == 4 + 3 + 4  # every candidate
+
+
+def test_tiny_static_follows_the_convention():
+    model = create_model("tiny_static")
+    stem = 16 * 16 * 16 * (27 + 1) + 16 * 256 + 16 * 64 * (9 + 1) + 32 * 64 * (16 + 1) + 32 * 64
+    nodes = 700 * (64 + 64 * 9)  # instance norm + 3x3 conv at 8 x 8, output nodes have none
+    edges = 32_000 * 64
+    head = 10 * (100 + 1)
+    assert count_macs(model, (1, 3, 32, 32)) == stem + nodes + edges + head
+    stem_params = sum(p.numel() for p in model.stem.parameters())
+    assert count_params(model) == stem_params + 700 * (9 + 2) + 32_000 + 1010
+
+
+def test_register_counter_for_other_modules():
+    class Gate(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(n))
+            self.inner = nn.Linear(n, n)
+
+        def forward(self, x):
+            return x * self.w
+
+    class SubGate(Gate):
+        pass
+
+    @register_counter(Gate)
+    class _GateCounter(Counter):
+        def params(self, module):
+            return int(module.w.numel())
+
+        def macs(self, module, inputs, kwargs, output):
+            return output.numel()
+
+    model = nn.Sequential(SubGate(3), nn.Linear(3, 1))
+    assert count_params(model) == 3 + 4  # the gate's inner Linear is not visited
+    assert count_macs(model, (2, 3)) == 3 + 4
+    with pytest.raises(TypeError, match="'module_type' must be an nn.Module subclass"):
+        register_counter(int)
+    with pytest.raises(ValueError, match="'input_shape' must be positive sizes"):
+        count_macs(model, ())
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "dnwgraph.nn.node_ops",
+        "dnwgraph.nn.levels",
+        "dnwgraph.models._graph",
+        "dnwgraph.models.static",
+        "dnwgraph.models.discrete",
+        "dnwgraph.models.continuous",
+        "dnwgraph.models.presets",
+        "dnwgraph.models.counting",
+    ],
+)
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    if module.endswith("continuous"):
+        pytest.importorskip("torchdiffeq")
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
