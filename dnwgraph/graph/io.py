@@ -35,6 +35,14 @@ def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
         FileNotFoundError: ``path`` does not exist (the message names it).
         ValueError: unknown extension (lists the supported ones), malformed content (CSV errors
             name the line number and its text), or any check of the constructor.
+
+    Example:
+        >>> import os, tempfile
+        >>> from dnwgraph import Wiring
+        >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
+        >>> write_edge_list_csv(Wiring([(0, 2), (1, 2), (2, 3)]), path)
+        >>> read_wiring(path)
+        Wiring(num_nodes=4, num_edges=3, inputs=2, outputs=1, acyclic=True)
     """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
@@ -174,7 +182,18 @@ READERS: dict[str, Callable[..., Wiring]] = {
 
 
 def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
-    """Write ``source,target`` rows with a header, in edge order (inverse of :func:`read_csv`)."""
+    """Write ``source,target`` rows with a header, in edge order (inverse of :func:`read_csv`).
+
+    Example:
+        >>> import os, tempfile
+        >>> from dnwgraph import Wiring
+        >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
+        >>> write_edge_list_csv(Wiring([(0, 1), (1, 2)]), path)
+        >>> print(open(path).read().strip())
+        source,target
+        0,1
+        1,2
+    """
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["source", "target"])
@@ -182,7 +201,16 @@ def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
 
 
 def write_json(wiring: Wiring, path: PathLikeStr) -> None:
-    """Write the dnwgraph JSON document (inverse of :func:`read_json`)."""
+    """Write the dnwgraph JSON document (inverse of :func:`read_json`).
+
+    Example:
+        >>> import os, tempfile
+        >>> from dnwgraph import Wiring
+        >>> path = os.path.join(tempfile.mkdtemp(), "wiring.json")
+        >>> write_json(Wiring([(0, 1), (1, 2)]), path)
+        >>> read_wiring(path).edge_index.tolist()
+        [[0, 1], [1, 2]]
+    """
     doc = {
         "num_nodes": wiring.num_nodes,
         "edges": wiring.edge_index.t().tolist(),

@@ -56,6 +56,12 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: for an unknown name (the message lists the registered ones).
         TypeError: for a keyword the model does not take (the message lists those it takes).
+
+    Example:
+        >>> import torch
+        >>> model = create_model("mnist1d_static", selection="random", seed=0)
+        >>> model(torch.randn(2, 40)).shape
+        torch.Size([2, 10])
     """
     _load_builtin()
     factory = _MODELS.get(name)

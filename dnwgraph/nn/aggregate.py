@@ -245,5 +245,18 @@ def wiring_matmul(x: Tensor, edge_weight: Tensor, plan: AggregationPlan) -> Tens
 
     Returns:
         Tensor: shape ``[num_nodes, F]``.
+
+    The plan carries the selected weights (its sparse matrix is built from them once); the
+    ``edge_weight`` argument is where the gradient goes.  :meth:`WiringConv.plan
+    <dnwgraph.WiringConv.plan>` returns the plan of the current weights.
+
+    Example:
+        >>> from dnwgraph import Wiring, WiringConv
+        >>> conv = WiringConv(Wiring([(0, 2), (1, 2)]), ratio=1)
+        >>> with torch.no_grad():
+        ...     _ = conv.edge_weight.copy_(torch.tensor([0.5, 3.0]))
+        >>> x = torch.ones(3, 1, requires_grad=True)
+        >>> wiring_matmul(x, conv.edge_weight, conv.plan()).view(-1).tolist()
+        [0.0, 0.0, 3.0]
     """
     return _WiringMatmul.apply(x, edge_weight, plan)

@@ -38,7 +38,12 @@ _REGISTRY: dict[str, type[Selection]] = {}
 
 
 def register_selection(name: str) -> Callable[[type[Selection]], type[Selection]]:
-    """Class decorator registering a :class:`Selection` subclass under ``name``."""
+    """Class decorator registering a :class:`Selection` subclass under ``name``.
+
+    A strategy subclasses :class:`Selection`, sets :attr:`Selection.straight_through` and
+    implements ``forward(edge_weight) -> BoolTensor [E]``; decorated, it is available by name
+    to :class:`~dnwgraph.WiringConv` and to every model's ``selection=`` argument.
+    """
 
     def wrap(cls: type[Selection]) -> type[Selection]:
         if name in _REGISTRY:
@@ -111,6 +116,11 @@ class Selection(torch.nn.Module):
     Shapes:
         - **input:** edge weights :math:`[E]`
         - **output:** boolean mask of the edges used, :math:`[E]`
+
+    Example:
+        >>> sel = create_selection("dnw", 2, target=torch.tensor([2, 2, 3]), num_nodes=4)
+        >>> sel(torch.tensor([0.5, -2.0, 1.0])).tolist(), sel.k, sel.straight_through
+        ([False, True, True], 2, True)
     """
 
     name: str = ""

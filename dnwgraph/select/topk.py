@@ -129,7 +129,7 @@ def topk_mask(
     Example:
         >>> topk_mask(torch.tensor([0.5, -2.0, 0.5, 1.0]).abs(), 2).tolist()
         [False, True, False, True]
-        >>> topk_mask(torch.tensor([3.0, 1.0, 1.0, 2.0]), 2).tolist()  # tie: index 1 wins
+        >>> topk_mask(torch.tensor([3.0, 1.0, 1.0, 0.5]), 2).tolist()  # tie: index 1 wins
         [True, True, False, False]
     """
     if scope == "global":
