@@ -106,9 +106,7 @@ def train(
     model.eval()
     with torch.no_grad():
         acc = (model(xt).argmax(1) == yt).float().mean().item() * 100
-        weights = [
-            m.weight for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))
-        ]
+        weights = [m.weight for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
         dens = sum(int((w != 0).sum()) for w in weights) / sum(w.numel() for w in weights)
     if mode == "dnw":
         assert all(abs(d - ratio) < 0.01 for d in density(model).values())
