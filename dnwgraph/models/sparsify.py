@@ -19,7 +19,8 @@ It is implemented with :mod:`torch.nn.utils.parametrize`: ``layer.weight`` becom
 weight, the trainable tensor lives at ``layer.parametrizations.weight.original`` (so optimizers
 built before or after :func:`sparsify` see the same ``Parameter``), and the ``state_dict`` keys
 change accordingly (a model saved sparsified loads into a freshly sparsified one).
-:func:`unsparsify` bakes the masks in and restores plain layers.
+:func:`unsparsify` bakes the masks in and restores plain layers.  :func:`~dnwgraph.count_params`
+and :func:`~dnwgraph.count_macs` count only the kept weights of a sparsified layer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from dnwgraph.graph import Wiring
+from dnwgraph.models.counting import Counter, register_counter
 from dnwgraph.select import resolve_k, topk_mask
 
 #: Layer types :func:`sparsify` converts by default.
@@ -131,6 +133,25 @@ class TopKWeight(nn.Module):
 
     def extra_repr(self) -> str:
         return "scope='global'" if self._shared is not None else f"k={self.k}, numel={self.numel}"
+
+
+class _SparseLayerCounter(Counter):
+    """:func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` of a sparsified layer:
+    only the kept weights count (one parameter each, and one MAC per output position for a
+    convolution, per output row for a linear layer); the bias counts as for a dense layer."""
+
+    def params(self, module: nn.Module) -> int:
+        nnz = int((module.weight != 0).sum())  # type: ignore[operator]
+        bias = module.bias  # type: ignore[union-attr]
+        return nnz + (bias.numel() if isinstance(bias, Tensor) else 0)
+
+    def macs(
+        self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+    ) -> int:
+        weight: Tensor = module.weight  # type: ignore[assignment]
+        positions = output.numel() // weight.size(0)  # outputs per output unit
+        bias = module.bias is not None  # type: ignore[union-attr]
+        return positions * int((weight != 0).sum()) + (output.numel() if bias else 0)
 
 
 def _matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
@@ -245,6 +266,8 @@ def sparsify(
         p = TopKWeight(ratio, layer.weight.numel(), shared)
         parametrize.register_parametrization(layer, "weight", p, unsafe=True)
         p._layer.append(layer)
+        # parametrize gives each layer its own class; count it by its kept weights
+        register_counter(type(layer))(_SparseLayerCounter)
     return module
 
 

@@ -261,3 +261,20 @@ def test_docstring_examples():
     module = sys.modules[sparsify.__module__]
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_count_params_and_macs_count_kept_weights():
+    from dnwgraph import count_macs, count_params
+
+    model = sparsify(_cnn(), 0.25)
+    kept = sum(_nonzero(layer.weight) for _, layer in sparsified_layers(model))
+    bn = 2 * 8 + 2 * 8
+    assert count_params(model) == kept + bn + 8 + 5  # conv bias 8, linear bias 5
+    x_shape = (2, 3, 6, 6)
+    conv0, conv3, lin = model[0], model[3], model[8]
+    expect = 36 * (_nonzero(conv0.weight) + 8) + 36 * _nonzero(conv3.weight)
+    expect += 2 * 36 * 8  # the two BatchNorms, one MAC per element
+    expect += _nonzero(lin.weight) + 5
+    assert count_macs(model, x_shape) == expect
+    unsparsify(model)
+    assert count_params(model) == sum(p.numel() for p in model.parameters())
