@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import types
 from pathlib import Path
 
@@ -196,9 +197,12 @@ def main() -> None:
         nf, pm = layout_ms(ch, bb, h, r)
         layout.append((f"[{ch}, {bb}, {h}, {h}]", nf, pm))
 
+    load = os.getloadavg()[0]
     body = "\n".join(
         [
-            f"MobileNetV1-DNW x0.225 (10 classes), {device_name()}, torch {torch.__version__}, "
+            f"MobileNetV1-DNW x0.225 (10 classes), {device_name()} (1-min load average "
+            f"{load:.1f} at the end: other jobs shared the cores, so read ratios, not absolute "
+            f"times), torch {torch.__version__}, "
             f"median of {r} runs (ms) after 2 warm-up runs (the first call builds the "
             "aggregation plans). *dense masked* computes every stage as the reference code "
             "does (one dense masked N x N weight per forward, straight-through, dense 1x1 "
