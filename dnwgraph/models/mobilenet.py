@@ -325,10 +325,11 @@ class MobileNetV1DNW(nn.Module):
 
     Example:
         >>> model = MobileNetV1DNW(0.225, num_classes=10, input_size=32)
-        >>> model(torch.randn(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
         >>> [stage.conv.k for stage in model.stages]
         [104, 1245, 4977, 72991, 79627]
+        >>> tiny = MobileNetV1DNW(0.5, stages=((4, 6, 1, 1), (6, 8, 2, 2)))
+        >>> tiny(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
     """
 
     def __init__(
