@@ -3,13 +3,13 @@
 Importing this package registers every built-in model.
 """
 
-from dnwgraph.models import mobilenet  # noqa: F401  (registers the MobileNetV1 presets)
 from dnwgraph.models import presets as _presets  # noqa: F401  (registers the neural graphs)
 from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
 from dnwgraph.models.counting import Counter, count_macs, count_params, register_counter
 from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
+from dnwgraph.models.mobilenet import MobileNetV1, MobileNetV1DNW
 from dnwgraph.models.registry import create_model, list_models, register_model
-from dnwgraph.models.sparsify import sparsify, unsparsify
+from dnwgraph.models.sparsify import density, sparse_wiring, sparsify, unsparsify
 from dnwgraph.models.static import StaticNeuralGraph
 
 __all__ = [
@@ -18,6 +18,10 @@ __all__ = [
     "register_model",
     "sparsify",
     "unsparsify",
+    "sparse_wiring",
+    "density",
+    "MobileNetV1DNW",
+    "MobileNetV1",
     "StaticNeuralGraph",
     "DiscreteTimeNeuralGraph",
     "ContinuousTimeNeuralGraph",
