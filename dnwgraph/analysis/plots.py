@@ -62,33 +62,42 @@ def node_positions(view: WiringView) -> Tensor:
 def _draw_wiring(
     ax: Axes, view: WiringView, pos: Tensor, max_edges: int, node_size: float | None
 ) -> int:
-    """Draw edges (width by |w|, colour by sign) and nodes; returns the edges drawn."""
+    """Draw edges (width and opacity by |w|, colour by sign, strongest on top) and nodes
+    (colour by role, dead nodes hollow); returns the number of edges drawn."""
     from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
+
+    from dnwgraph.analysis.metrics import liveness
 
     (src, dst), w = view.selected()
     if w.numel() > max_edges:
         keep = torch.topk(w.abs(), max_edges).indices
         src, dst, w = src[keep], dst[keep], w[keep]
+    order = torch.argsort(w.abs(), stable=True)  # weakest first: strong edges drawn on top
+    src, dst, w = src[order], dst[order], w[order]
     mag = w.abs()
-    width = 0.15 + 2.35 * mag / mag.max() if mag.numel() and float(mag.max()) > 0 else mag + 0.5
+    rel = mag / mag.max() if mag.numel() and float(mag.max()) > 0 else torch.ones_like(mag)
+    pos_c, neg_c = torch.tensor(to_rgba("tab:red")), torch.tensor(to_rgba("tab:blue"))
+    rgba = torch.where((w >= 0).view(-1, 1), pos_c, neg_c)
+    rgba[:, 3] = 0.12 + 0.68 * rel
     segments = torch.stack([pos[src], pos[dst]], dim=1).numpy()
-    colors = ["tab:red" if float(x) >= 0 else "tab:blue" for x in w]
     ax.add_collection(
-        LineCollection(segments, linewidths=width.numpy(), colors=colors, alpha=0.45, zorder=1)
+        LineCollection(segments, linewidths=(0.2 + 2.3 * rel).numpy(), colors=rgba.numpy())
     )
-    receives = torch.bincount(dst, minlength=view.num_nodes) > 0
+    receives, reaches = liveness(view)
+    live = (receives & reaches).tolist()
     roles = view.role()
     size = node_size if node_size is not None else max(4.0, 600.0 / max(view.num_nodes, 1) ** 0.7)
     for role, color in ROLE_COLORS.items():
-        idx = [v for v in range(view.num_nodes) if roles[v] == role]
+        idx = [v for v in range(view.num_nodes) if roles[v] == role and live[v]]
         if idx:
             p = pos[idx].numpy()
             ax.scatter(p[:, 0], p[:, 1], s=size, c=color, label=role, zorder=2, linewidths=0)
-    lonely = [v for v in range(view.num_nodes) if roles[v] != "input" and not bool(receives[v])]
-    if lonely:
-        p = pos[lonely].numpy()
-        ax.scatter(p[:, 0], p[:, 1], s=size * 2.5, facecolors="none", edgecolors="black",
-                   linewidths=0.5, label="no input", zorder=3)  # fmt: skip
+    dead = [v for v in range(view.num_nodes) if not live[v]]
+    if dead:
+        p = pos[dead].numpy()
+        ax.scatter(p[:, 0], p[:, 1], s=size, facecolors="white", edgecolors="0.6",
+                   linewidths=0.6, label="dead", zorder=2)  # fmt: skip
     ax.set_xticks([])
     ax.set_yticks([])
     ax.margins(0.04)
@@ -106,8 +115,9 @@ def plot_wiring(
     legend: bool = True,
 ) -> Axes:
     """Layered diagram of the selected edges: nodes by topological level (left to right), edge
-    width proportional to :math:`|w|`, red for positive and blue for negative weights; nodes
-    coloured by role, a ring around non-input nodes with no selected input.
+    width and opacity proportional to :math:`|w|`, red for positive and blue for negative
+    weights; live nodes coloured by role, dead nodes (no input reaches them or they reach no
+    output) hollow.
 
     Args:
         obj: a Wiring, WiringConv, model or snapshot (see :func:`dnwgraph.to_networkx`).
@@ -297,7 +307,7 @@ def plot_churn(snapshots: Any, ax: Axes | None = None) -> Axes:
     jac.set_ylabel("Jaccard similarity")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = jac.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="lower left")
+    ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="center right")
     ax.set_title("edge churn between epochs")
     return ax
 

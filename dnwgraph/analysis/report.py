@@ -87,6 +87,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
         return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
     return str(value)
 
@@ -185,7 +187,7 @@ def analyze(
         paths = _figures(obj, source, out / "figures")
         if paths:
             lines += ["## Figures", ""]
-            lines += [f"![{p.stem}](figures/{p.name})" for p in paths]
+            lines += [f"![{p.stem} ({p.suffix[1:]})](figures/{p.name})" for p in paths]
             lines.append("")
     report = out / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")

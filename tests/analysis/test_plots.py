@@ -39,12 +39,11 @@ def test_wiring_diagram_widths_follow_weights(conv):
     lines = ax.collections[0]
     assert len(lines.get_segments()) == conv.k
     w = conv.edge_weight.detach()[conv.active_mask()].abs()
-    widths = torch.tensor(lines.get_linewidths())
-    # the widest edge is the largest |w|, and order is kept
-    assert int(widths.argmax()) == int(w.argmax())
-    assert torch.equal(torch.argsort(widths), torch.argsort(w))
-    # nodes are placed by level: x is increasing with the candidate level
-    assert "of" in ax.get_title()
+    widths = torch.tensor(lines.get_linewidths(), dtype=torch.float32)
+    # drawn weakest first, width proportional to |w|
+    expected = 0.2 + 2.3 * torch.sort(w).values / w.max()
+    torch.testing.assert_close(widths, expected)
+    assert f"{conv.k} of {conv.num_edges} edges" in ax.get_title()
 
 
 def test_wiring_diagram_caps_edges_and_checks_arguments(conv):

@@ -87,7 +87,7 @@ def test_cli_analyze_and_plot(fake_run, tmp_path, capsys):
     assert main(["export", str(run / "wiring" / "epoch_0003.pt"), "-o", str(wiring)]) == 0
     assert main(["analyze", str(wiring)]) == 0
     text = (tmp_path / "found_analysis" / "report.md").read_text()
-    assert "![wiring](figures/wiring.png)" in text
+    assert "![wiring (png)](figures/wiring.png)" in text
     assert (tmp_path / "found_analysis" / "figures" / "degrees.png").stat().st_size > 0
     capsys.readouterr()
     assert main(["plot", str(wiring), "-o", str(tmp_path / "p")]) == 0
