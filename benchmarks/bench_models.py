@@ -1,0 +1,130 @@
+"""Neural-graph models: the fused sparse level executor vs the same model on the dense layer.
+
+Cases (float32, same process, medians):
+
+* ``tiny_static`` (800 nodes, 254,960 candidates, 32,000 selected edges), batch 64 of CIFAR-10
+  shaped input: forward (training mode: the selection is re-chosen because the weights
+  changed) and a training step (forward, backward, SGD with momentum), with ``impl="sparse"``
+  (one fused CSR matmul per level, SDDMM edge gradient) against ``impl="dense"`` (a dense
+  masked N x n_l matrix per level, as in the paper's code), after checking that both give
+  the same outputs and edge gradients for the same weights;
+* one epoch of 4,000 MNIST-1D shaped samples (batch 128, SGD) for the ``mnist1d_*`` presets.
+
+Run: ``python benchmarks/bench_models.py [--write] [--threads 2] [--repeat 7]``
+(``--write`` updates the ``bench_models`` section of ``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _common import device_name, median_ms, table, write_section
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dnwgraph import create_model  # noqa: E402
+
+
+def sgd_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x, y) -> None:
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def bump(model: torch.nn.Module) -> None:
+    """Change the edge weights in place, as an optimizer step does (invalidates the cache)."""
+    with torch.no_grad():
+        model.conv.edge_weight.mul_(1.0)
+
+
+def bench_tiny(repeat: int, batch: int = 64) -> tuple[list[list[object]], float, float]:
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.randint(0, 10, (batch,))
+    models = {impl: create_model("tiny_static", impl=impl) for impl in ("sparse", "dense")}
+    models["dense"].load_state_dict(models["sparse"].state_dict())
+    # equal outputs and edge gradients for equal weights
+    outs, grads = [], []
+    for model in models.values():
+        out = model(x)
+        out.square().mean().backward()
+        outs.append(out.detach())
+        grads.append(model.conv.edge_weight.grad.clone())
+        model.zero_grad()
+    out_err = float((outs[0] - outs[1]).abs().max())
+    grad_err = float((grads[0] - grads[1]).abs().max())
+
+    rows, times = [], {}
+    for impl, model in models.items():
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def forward(model=model) -> None:
+            bump(model)
+            with torch.no_grad():
+                model(x)
+
+        fwd = median_ms(forward, repeat=repeat)
+        step = median_ms(lambda model=model, opt=opt: sgd_step(model, opt, x, y), repeat=repeat)
+        times[impl] = (fwd, step)
+    for impl, (fwd, step) in times.items():
+        s_fwd, s_step = times["dense"][0] / fwd, times["dense"][1] / step
+        rows.append([f"tiny_static, impl={impl!r}", fwd, step, f"{s_fwd:.2f}x", f"{s_step:.2f}x"])
+    return rows, out_err, grad_err
+
+
+def bench_epochs(epochs: int = 3) -> list[list[object]]:
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 40, generator=gen)
+    y = torch.randint(0, 10, (4000,), generator=gen)
+    for name in ("mnist1d_static", "mnist1d_discrete", "mnist1d_continuous"):
+        torch.manual_seed(0)
+        model = create_model(name)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        times = []
+        for _ in range(epochs):
+            start = time.perf_counter()
+            for i in range(0, 4000, 128):
+                sgd_step(model, opt, x[i : i + 128], y[i : i + 128])
+            times.append(time.perf_counter() - start)
+        rows.append([name, min(times), sorted(times)[len(times) // 2]])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows, out_err, grad_err = bench_tiny(args.repeat)
+    tiny = table(
+        ["model", "forward ms", "train step ms", "forward speed-up", "train step speed-up"], rows
+    )
+    epochs = table(["preset", "best epoch s", "median epoch s"], bench_epochs(args.epochs))
+    body = (
+        f"Device: {device_name()}. Command: `python benchmarks/bench_models.py --write "
+        f"--threads {args.threads}`.\n\n"
+        f"`tiny_static`, batch 64 of [3, 32, 32], sparse vs dense masked layer (medians of "
+        f"{args.repeat}; speed-up = dense time / this time). Same weights give the same "
+        f"outputs (max |diff| {out_err:.1e}) and edge gradients (max |diff| {grad_err:.1e}).\n\n"
+        f"{tiny}\n\n"
+        f"One epoch of 4,000 MNIST-1D shaped samples, batch 128, SGD ({args.epochs} epochs; "
+        f"the continuous model uses dopri5 with tolerances 1e-3, so its time depends on the "
+        f"number of solver steps):\n\n{epochs}\n"
+    )
+    print(body)
+    if args.write:
+        write_section("bench_models", body)
+
+
+if __name__ == "__main__":
+    main()
