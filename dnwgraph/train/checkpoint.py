@@ -169,7 +169,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
 
     Example:
         >>> model = load_model("runs/demo/dnw")  # doctest: +SKIP
-        >>> model(torch.randn(8, 1, 40)).shape  # doctest: +SKIP
+        >>> model(torch.randn(8, 40)).shape  # doctest: +SKIP
         torch.Size([8, 10])
     """
     from dnwgraph.models import create_model

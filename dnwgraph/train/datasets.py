@@ -169,7 +169,7 @@ def create_dataset(
     Example:
         >>> splits = create_dataset("mnist1d", num_samples=200)
         >>> len(splits.train), len(splits.test), splits.input_shape, splits.num_classes
-        (160, 40, (1, 40), 10)
+        (160, 40, (40,), 10)
     """
     fn = _get(name)
     allowed = dataset_options(name)
@@ -242,12 +242,12 @@ def _mnist1d(
 
     def split(x: np.ndarray, y: np.ndarray) -> ArrayDataset:
         return ArrayDataset(
-            torch.from_numpy(np.ascontiguousarray(x)).float().unsqueeze(1),
+            torch.from_numpy(np.ascontiguousarray(x)).float(),
             torch.from_numpy(np.asarray(y)).long(),
         )
 
     return DataSplits(
-        split(data["x"], data["y"]), split(data["x_test"], data["y_test"]), 10, (1, 40)
+        split(data["x"], data["y"]), split(data["x_test"], data["y_test"]), 10, (40,)
     )
 
 

@@ -38,7 +38,7 @@ def test_mnist1d_is_generated_deterministically_without_touching_global_rng() ->
     a = create_dataset("mnist1d", num_samples=200)
     assert (random.random(), np.random.rand()) == (expected_py, expected_np)
     b = create_dataset("mnist1d", num_samples=200)
-    assert a.train.x.shape == (160, 1, 40) and a.test.x.shape == (40, 1, 40)
+    assert a.train.x.shape == (160, 40) and a.test.x.shape == (40, 40)
     assert a.train.x.dtype == torch.float32 and a.train.y.dtype == torch.int64
     assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
     assert set(a.train.y.tolist()) == set(range(10))
