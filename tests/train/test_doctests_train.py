@@ -1,0 +1,24 @@
+"""Every ``Example:`` of the training modules runs and prints what it says."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "dnwgraph.train.datasets",
+    "dnwgraph.train.config",
+    "dnwgraph.train.checkpoint",
+    "dnwgraph.train.metrics",
+    "dnwgraph.train.loop",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
