@@ -246,9 +246,7 @@ def _mnist1d(
             torch.from_numpy(np.asarray(y)).long(),
         )
 
-    return DataSplits(
-        split(data["x"], data["y"]), split(data["x_test"], data["y_test"]), 10, (40,)
-    )
+    return DataSplits(split(data["x"], data["y"]), split(data["x_test"], data["y_test"]), 10, (40,))
 
 
 # ------------------------------------------------------------------------------- mnist
