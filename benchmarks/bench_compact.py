@@ -15,8 +15,9 @@ same process, medians of wall time per batch (the variants alternate round by ro
 Outputs of the three are checked equal. Parameter and MAC counts (per sample) come from
 ``dnwgraph.count_params`` / ``count_macs`` (selected edges only).
 
-Run: ``python benchmarks/bench_compact.py [--write] [--device cuda]`` (``--write`` updates
-``docs/benchmarks.md``).
+Run: ``python benchmarks/bench_compact.py [--write] [--device cuda] [--threads N]``
+(``--write`` updates ``docs/benchmarks.md``; one thread gives steadier numbers on a shared
+machine).
 """
 
 from __future__ import annotations
@@ -116,8 +117,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    flags = f"--device {args.device}"
+    if args.threads is not None:
+        flags += f" --threads {args.threads}"
     rows = case("mnist1d_static", 256, device) + case("tiny_static", 64, device)
     header = ["model", "variant", "nodes", "edges", "params", "MACs/sample", "ms/batch", "max |Δ|"]
     body = "\n".join(
@@ -131,7 +140,7 @@ def main() -> None:
             "",
             table(header, rows),
             "",
-            f"Command: `python benchmarks/bench_compact.py --write --device {args.device}`",
+            f"Command: `python benchmarks/bench_compact.py --write {flags}`",
         ]
     )
     print(body)

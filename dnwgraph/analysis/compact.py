@@ -60,6 +60,13 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
 
     Raises:
         TypeError: a model with more or fewer than one ``WiringConv``.
+
+    Example:
+        >>> from dnwgraph import StaticNeuralGraph, Wiring
+        >>> w = Wiring([(0, 2), (1, 3), (2, 4)], input_nodes=[0, 1], output_nodes=[4])
+        >>> model = StaticNeuralGraph(w, 1.0, "complete", node_op="neuron", input_shape=(2,))
+        >>> keep_mask(model).tolist()  # 1 -> 3 reaches no output
+        [True, False, True, False, True]
     """
     views = wiring_views(model)
     if len(views) != 1:

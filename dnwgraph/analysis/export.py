@@ -206,6 +206,13 @@ def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
 
     Raises:
         ValueError: an unknown extension (the message lists the supported ones).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from dnwgraph import Wiring
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.json"
+        >>> write_graph(to_networkx(Wiring([(0, 1), (1, 2)])), path).stat().st_size > 0
+        True
     """
     path = Path(path)
     writer = _writer(path)

@@ -45,6 +45,13 @@ def liveness(view: WiringView) -> tuple[Tensor, Tensor]:
 
     Returns:
         tuple[BoolTensor, BoolTensor]: ``receives [N]`` and ``reaches [N]``.
+
+    Example:
+        >>> from dnwgraph import Wiring
+        >>> from dnwgraph.analysis._views import wiring_views
+        >>> w = Wiring([(0, 1), (2, 3)], input_nodes=[0, 2], output_nodes=[1])
+        >>> [t.tolist() for t in liveness(wiring_views(w)[0])]
+        [[True, True, True, True], [True, True, False, False]]
     """
     (src, dst), _ = view.selected()
     receives = _propagate(view.node_mask(view.input_nodes), src, dst)
@@ -288,7 +295,16 @@ def graph_stats(view: WiringView) -> GraphStats:
 
 
 def random_view(view: WiringView, seed: int = 0) -> WiringView:
-    """The same candidates with ``k`` edges drawn uniformly at random (``k`` = selected edges)."""
+    """The same candidates with ``k`` edges drawn uniformly at random (``k`` = selected edges),
+    the random-graph baseline of the paper.
+
+    Example:
+        >>> from dnwgraph import Wiring, WiringConv
+        >>> from dnwgraph.analysis._views import wiring_views
+        >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
+        >>> random_view(wiring_views(conv)[0], seed=1).num_selected
+        2
+    """
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(view.num_edges, generator=gen)[: view.num_selected]
     active = torch.zeros(view.num_edges, dtype=torch.bool)
@@ -465,6 +481,10 @@ def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, 
     Raises:
         FileNotFoundError: the run has no ``wiring/epoch_*.pt`` file.
         ValueError: a snapshot is malformed (see :func:`load_snapshot`).
+
+    Example:
+        >>> [epoch for epoch, _ in load_snapshots("runs/demo/dnw")]  # doctest: +SKIP
+        [0, 1, 2, 3]
     """
     files = sorted(Path(run_dir, "wiring").glob("epoch_*.pt"))
     if not files:
@@ -485,6 +505,12 @@ def churn_series(snapshots: Sequence[tuple[int, Any]]) -> list[dict[str, float]]
     Returns one row per snapshot after the first: ``epoch``, ``jaccard`` (with the previous
     snapshot, over all modules' edges), ``swapped_in``, ``swapped_out``, and
     ``jaccard_final`` (with the last snapshot).
+
+    Example:
+        >>> from dnwgraph import Wiring
+        >>> a, b = Wiring([(0, 1), (1, 2)]), Wiring([(0, 1), (0, 2)])
+        >>> [r["swapped_in"] for r in churn_series([(0, a), (1, b), (2, b)])]
+        [1.0, 0.0]
     """
     rows = []
     sets = [(epoch, _edge_sets(s)) for epoch, s in snapshots]

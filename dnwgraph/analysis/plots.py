@@ -398,6 +398,11 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no checkpoint.
         ValueError: a malformed checkpoint, ``metrics.csv`` or snapshot.
+
+    Example:
+        >>> [p.name for p in plot_run("runs/demo/dnw")]  # doctest: +SKIP
+        ['wiring.png', 'adjacency.png', 'degrees.png', 'training_curves.png', 'churn.png',
+         'wiring.gif']
     """
     from dnwgraph.analysis.report import load_source
 

@@ -144,6 +144,11 @@ def analyze(
 
     Raises:
         FileNotFoundError, ValueError: see :func:`load_source`.
+
+    Example:
+        >>> table, report = analyze("runs/demo/dnw", input_shape=(40,))  # doctest: +SKIP
+        >>> report.name  # doctest: +SKIP
+        'report.md'
     """
     source = Path(source)
     obj = load_source(source)
