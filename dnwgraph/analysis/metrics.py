@@ -148,24 +148,26 @@ def _widths(view: WiringView) -> list[int] | None:
     return torch.bincount(level).tolist()
 
 
-def _undirected(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
-    """Dense bool adjacency of the undirected simple graph (no self loops) and its edges
-    ``[2, M]`` (each undirected edge once per direction)."""
+def _undirected(src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
+    """Coalesced sparse 0/1 adjacency ``[N, N]`` of the undirected simple graph (no self
+    loops)."""
     keep = src != dst
-    adj = torch.zeros(num_nodes, num_nodes, dtype=torch.bool)
-    adj[src[keep], dst[keep]] = True
-    adj |= adj.t().clone()
-    return adj, adj.nonzero().t()
+    pairs = torch.cat([torch.stack([src[keep], dst[keep]]), torch.stack([dst[keep], src[keep]])], 1)
+    key = torch.unique(pairs[0] * num_nodes + pairs[1])
+    index = torch.stack([key // num_nodes, key % num_nodes])
+    return torch.sparse_coo_tensor(
+        index, torch.ones(key.numel()), (num_nodes, num_nodes), check_invariants=True
+    ).coalesce()
 
 
-def average_clustering(edge_index: Tensor, num_nodes: int, chunk: int = 4096) -> float:
+def average_clustering(edge_index: Tensor, num_nodes: int, chunk: int = 1 << 22) -> float:
     r"""Average clustering coefficient of the undirected simple graph of ``edge_index``.
 
     :math:`C_v = 2 T_v / (d_v (d_v - 1))` with :math:`T_v` the triangles through :math:`v` and
     :math:`d_v` its undirected degree (:math:`C_v = 0` when :math:`d_v < 2`), averaged over all
     nodes; equals ``networkx.average_clustering(g.to_undirected())``. :math:`2 T_v =
-    \sum_{u \in N(v)} |N(u) \cap N(v)|`, counted edge by edge on a dense bool adjacency
-    (``N^2`` bytes) in chunks of ``chunk`` edges.
+    \mathrm{rowsum}(A \odot A^2)_v`, with :math:`A^2` formed as sparse times dense, ``chunk``
+    entries of it at a time.
 
     Example:
         >>> average_clustering(torch.tensor([[0, 0, 1], [1, 2, 2]]), 4)
@@ -173,13 +175,16 @@ def average_clustering(edge_index: Tensor, num_nodes: int, chunk: int = 4096) ->
     """
     if num_nodes == 0:
         return 0.0
-    adj, (u, v) = _undirected(edge_index[0], edge_index[1], num_nodes)
-    deg = adj.sum(1).double()
+    a = _undirected(edge_index[0], edge_index[1], num_nodes)
+    deg = torch.zeros(num_nodes, dtype=torch.float64).index_add_(
+        0, a.indices()[0], a.values().double()
+    )
+    dense = a.to_dense()
     tri2 = torch.zeros(num_nodes, dtype=torch.float64)
-    for i in range(0, u.numel(), chunk):
-        cu, cv = u[i : i + chunk], v[i : i + chunk]
-        common = (adj[cu] & adj[cv]).sum(1).double()
-        tri2.index_add_(0, cu, common)
+    step = max(1, chunk // num_nodes)
+    for lo in range(0, num_nodes, step):
+        cols = dense[:, lo : lo + step]
+        tri2 += (torch.sparse.mm(a, cols) * cols).sum(1).double()
     pairs = deg * (deg - 1)
     coef = torch.where(pairs > 0, tri2 / pairs.clamp(min=1), torch.zeros((), dtype=torch.float64))
     return float(coef.sum() / num_nodes)
