@@ -1,6 +1,6 @@
 """MobileNetV1-DNW x0.225: training step and inference, fused sparse wiring vs dense masked.
 
-Rows (same process, medians of wall time):
+Rows (same process, medians of the process's CPU time, variants interleaved):
 
 * **training step** (forward, backward, SGD step; the top-k is re-chosen every step) at
   CIFAR size: ``impl="sparse"`` (fused CSR matmul + SDDMM straight-through gradient) vs a
@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, median_ms, table, write_section
+from _common import device_name, table, write_section
 
 from dnwgraph.analysis import compact
 from dnwgraph.models import create_model
@@ -86,15 +87,23 @@ def _model(variant: str, input_size: int, seed: int = 0) -> torch.nn.Module:
 
 
 def paired_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median ms of each function, calls interleaved (a, b, a, b, ...) after two warm-up
+    """Median CPU ms of each function, calls interleaved (a, b, a, b, ...) after two warm-up
     calls each, so that load from other jobs on shared cores hits every variant alike."""
     for fn in fns.values():
         fn(), fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            times[name].append(median_ms(fn, repeat=1, warmup=0))
+            times[name].append(_cpu_ms(fn))
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _cpu_ms(fn: Callable[[], object]) -> float:
+    """CPU time of one call (all threads of this process), in ms: unlike wall time it does
+    not count the time spent waiting for cores that other jobs hold."""
+    start = time.process_time()
+    fn()
+    return (time.process_time() - start) * 1e3
 
 
 def train_step(variant: str, batch: int) -> Callable[[], None]:
@@ -217,13 +226,13 @@ def main() -> None:
     body = "\n".join(
         [
             f"MobileNetV1-DNW x0.225 (10 classes), {device_name()} (1-min load average "
-            f"{load:.1f} at the end: other jobs shared the cores, so read ratios, not absolute "
-            f"times), torch {torch.__version__}, "
-            f"median of {r} runs (ms) after 2 warm-up runs (the first call builds the "
-            "aggregation plans); the variants of a row run interleaved. *dense masked* "
-            "computes every stage as the reference code does (one dense masked N x N weight "
-            "per forward, straight-through, dense 1x1 products per level); *fused sparse* "
-            "is the shipped ``impl='sparse'``.",
+            f"{load:.1f} at the end: other jobs shared the cores), torch {torch.__version__}. "
+            f"**CPU time** of the process (all threads; wall time on a loaded machine "
+            f"mostly measures waiting), median of {r} runs (ms) after 2 warm-up runs (the "
+            "first call builds the aggregation plans); the variants of a row run "
+            "interleaved. *dense masked* computes every stage as the reference code does "
+            "(one dense masked N x N weight per forward, straight-through, dense 1x1 "
+            "products per level); *fused sparse* is the shipped ``impl='sparse'``.",
             "",
             table(["workload", "dense masked (ms)", "fused sparse (ms)", "speed-up"], rows),
             "",
