@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import csv
 
+import matplotlib
 import torch
 import yaml
 
 from dnwgraph import create_model
+
+matplotlib.use("Agg")
 
 COLUMNS = (
     "epoch,train_loss,train_acc,test_loss,test_acc,lr,selected_edges,swapped_in,swapped_out,"
@@ -75,3 +78,16 @@ def make_run(path, epochs: int = 3, seed: int = 0):
         path / "checkpoint.pt",
     )
     return model.eval()
+
+
+_RUN: dict = {}
+
+
+def shared_fake_run(tmp_path_factory) -> tuple:
+    """``(run_dir, model)``: one fake run per test session, for every module's ``fake_run``
+    fixture (there is no conftest.py here, so that this folder does not shadow another
+    folder's ``conftest`` module)."""
+    if "run" not in _RUN:
+        path = tmp_path_factory.mktemp("runs") / "fake"
+        _RUN["run"] = (path, make_run(path))
+    return _RUN["run"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 import torch
+from _analysis_helpers import shared_fake_run
 
 from dnwgraph import Wiring, WiringConv, random_dag
 from dnwgraph.analysis import (
@@ -24,6 +25,11 @@ from dnwgraph.analysis import (
 from dnwgraph.analysis._views import wiring_views
 
 SEEDS = range(4)
+
+
+@pytest.fixture
+def fake_run(tmp_path_factory):
+    return shared_fake_run(tmp_path_factory)
 
 
 def random_conv(seed: int, kind: str = "er", n: int = 36, ratio: float = 0.4) -> WiringConv:

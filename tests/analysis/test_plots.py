@@ -3,6 +3,7 @@ from __future__ import annotations
 import matplotlib
 import pytest
 import torch
+from _analysis_helpers import shared_fake_run
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
@@ -18,6 +19,11 @@ from dnwgraph.analysis import (
     plot_training_curves,
     plot_wiring,
 )
+
+
+@pytest.fixture
+def fake_run(tmp_path_factory):
+    return shared_fake_run(tmp_path_factory)
 
 
 @pytest.fixture

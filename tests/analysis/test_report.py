@@ -5,12 +5,17 @@ import json
 import networkx as nx
 import pytest
 import torch
-from _analysis_helpers import snapshot
+from _analysis_helpers import shared_fake_run, snapshot
 from torch import nn
 
 from dnwgraph import Wiring, WiringConv, random_dag
 from dnwgraph.analysis import analyze, load_source
 from dnwgraph.cli import main
+
+
+@pytest.fixture
+def fake_run(tmp_path_factory):
+    return shared_fake_run(tmp_path_factory)
 
 
 def test_load_source_kinds(fake_run, tmp_path):
