@@ -10,19 +10,21 @@ Cases (float32, same process, medians):
   the same outputs and edge gradients for the same weights;
 * one epoch of 4,000 MNIST-1D shaped samples (batch 128, SGD) for the ``mnist1d_*`` presets.
 
-Run: ``python benchmarks/bench_models.py [--write] [--threads 2] [--repeat 7]``
+Run: ``python benchmarks/bench_models.py [--write] [--threads 1 2] [--repeat 7]``
 (``--write`` updates the ``bench_models`` section of ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import torch
-from _common import device_name, median_ms, table, write_section
+from _common import device_name, table, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,6 +36,12 @@ def sgd_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x, y) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
 
 
 def bump(model: torch.nn.Module) -> None:
@@ -59,21 +67,21 @@ def bench_tiny(repeat: int, batch: int = 64) -> tuple[list[list[object]], float,
     out_err = float((outs[0] - outs[1]).abs().max())
     grad_err = float((grads[0] - grads[1]).abs().max())
 
-    rows, times = [], {}
-    for impl, model in models.items():
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def forward(model=model) -> None:
+    # Interleave the two variants so that a change of load on a shared machine hits both.
+    opts = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
+    fwd: dict[str, list[float]] = {k: [] for k in models}
+    step: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(repeat + 2):
+        for impl, model in models.items():
             bump(model)
             with torch.no_grad():
-                model(x)
-
-        fwd = median_ms(forward, repeat=repeat)
-        step = median_ms(lambda model=model, opt=opt: sgd_step(model, opt, x, y), repeat=repeat)
-        times[impl] = (fwd, step)
-    for impl, (fwd, step) in times.items():
-        s_fwd, s_step = times["dense"][0] / fwd, times["dense"][1] / step
-        rows.append([f"tiny_static, impl={impl!r}", fwd, step, f"{s_fwd:.2f}x", f"{s_step:.2f}x"])
+                fwd[impl].append(timed(lambda model=model: model(x)))
+            step[impl].append(timed(lambda m=model, o=opts[impl]: sgd_step(m, o, x, y)))
+    med = {k: (median(fwd[k][2:]), median(step[k][2:])) for k in models}
+    rows = []
+    for impl, (f, s) in med.items():
+        speed_f, speed_s = med["dense"][0] / f, med["dense"][1] / s
+        rows.append([f"tiny_static, impl={impl!r}", f, s, f"{speed_f:.2f}x", f"{speed_s:.2f}x"])
     return rows, out_err, grad_err
 
 
@@ -99,27 +107,41 @@ def bench_epochs(epochs: int = 3) -> list[list[object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    rows, out_err, grad_err = bench_tiny(args.repeat)
+    load_start = os.getloadavg()[0]
+    tiny_rows, epoch_rows, errs = [], [], []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rows, out_err, grad_err = bench_tiny(args.repeat)
+        tiny_rows += [[threads, *r] for r in rows]
+        errs.append((out_err, grad_err))
+        epoch_rows += [[threads, *r] for r in bench_epochs(args.epochs)]
+    load_end = os.getloadavg()[0]
+    out_err = max(e[0] for e in errs)
+    grad_err = max(e[1] for e in errs)
     tiny = table(
-        ["model", "forward ms", "train step ms", "forward speed-up", "train step speed-up"], rows
+        ["threads", "model", "forward ms", "train step ms", "forward speed-up", "step speed-up"],
+        tiny_rows,
     )
-    epochs = table(["preset", "best epoch s", "median epoch s"], bench_epochs(args.epochs))
+    epochs = table(["threads", "preset", "best epoch s", "median epoch s"], epoch_rows)
+    threads = " ".join(str(t) for t in args.threads)
     body = (
-        f"Device: {device_name()}. Command: `python benchmarks/bench_models.py --write "
-        f"--threads {args.threads}`.\n\n"
-        f"`tiny_static`, batch 64 of [3, 32, 32], sparse vs dense masked layer (medians of "
-        f"{args.repeat}; speed-up = dense time / this time). Same weights give the same "
-        f"outputs (max |diff| {out_err:.1e}) and edge gradients (max |diff| {grad_err:.1e}).\n\n"
-        f"{tiny}\n\n"
+        f"{device_name()} (thread counts below), torch {torch.__version__}; 1-minute load "
+        f"average {load_start:.1f} at the start and {load_end:.1f} at the end (other jobs "
+        f"shared the 2 cores: read ratios, not absolute times). Command: "
+        f"`python benchmarks/bench_models.py --write --threads {threads}`.\n\n"
+        f"`tiny_static`, batch 64 of [3, 32, 32]: the fused sparse level executor "
+        f"(`impl='sparse'`) against the same model on the dense masked layer (`impl='dense'`), "
+        f"interleaved, medians of {args.repeat}; speed-up = dense time / this time. The same "
+        f"weights give the same outputs (max |diff| {out_err:.1e}) and edge gradients "
+        f"(max |diff| {grad_err:.1e}).\n\n{tiny}\n\n"
         f"One epoch of 4,000 MNIST-1D shaped samples, batch 128, SGD ({args.epochs} epochs; "
-        f"the continuous model uses dopri5 with tolerances 1e-3, so its time depends on the "
-        f"number of solver steps):\n\n{epochs}\n"
+        f"the continuous model uses dopri5 with tolerances 1e-3: about 32 function "
+        f"evaluations per forward at the start of training):\n\n{epochs}\n"
     )
     print(body)
     if args.write:

@@ -119,12 +119,13 @@ class NeuralGraphClassifier(nn.Module):
         self._check_input(x)
         s = self.stem(x)
         n_in = self.input_nodes.numel()
-        if s.dim() < 2 or s.size(1) < n_in or int(self.stem_index.max()) >= s.size(1):
+        if s.dim() < 2 or s.size(1) < n_in:
             raise ValueError(
                 f"the stem must return [B, C, *] with one channel per input node "
                 f"(C >= {n_in}; got {tuple(s.shape)} for an input of shape {tuple(x.shape)})"
             )
-        if s.size(1) != n_in or not torch.equal(self.stem_index, torch.arange(n_in)):
+        identity = torch.arange(n_in, device=self.stem_index.device)
+        if s.size(1) != n_in or not torch.equal(self.stem_index, identity):
             s = s.index_select(1, self.stem_index)
         state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
         return state.index_copy(0, self.input_nodes, s.transpose(0, 1))
