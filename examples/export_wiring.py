@@ -1,6 +1,6 @@
 """Train a small DNW model briefly, export the wiring it discovered, and analyse it with networkx.
 
-    python examples/export_wiring.py [--out DIR] [--epochs 3]
+    python examples/export_wiring.py [--out DIR] [--epochs 3] [--num-samples 1000]
 
 Steps: train ``mnist1d_static`` (320 channel-nodes, 2% of 41,984 candidate edges) on generated
 MNIST-1D for a few epochs; write its selected wiring as GraphML and CSV; read the GraphML back
@@ -24,9 +24,10 @@ from dnwgraph.analysis import compact, save_wiring, wiring_metrics
 from dnwgraph.train import create_dataset
 
 
-def train_briefly(model: nn.Module, epochs: int, seed: int = 0) -> float:
-    """A few epochs of Adam on 1,000 generated MNIST-1D signals; returns the test accuracy."""
-    data = create_dataset("mnist1d", num_samples=1000)
+def train_briefly(model: nn.Module, epochs: int, num_samples: int = 1000, seed: int = 0) -> float:
+    """A few epochs of Adam on generated MNIST-1D signals (80% train); returns the test
+    accuracy."""
+    data = create_dataset("mnist1d", num_samples=num_samples)
     x, y = data.train.x.reshape(len(data.train), -1), data.train.y
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     gen = torch.Generator().manual_seed(seed)
@@ -48,11 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/export_wiring"))
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--num-samples", type=int, default=1000, help="MNIST-1D signals")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
 
     model = dnwgraph.create_model("mnist1d_static", ratio=0.02)
-    acc = train_briefly(model, args.epochs)
+    acc = train_briefly(model, args.epochs, args.num_samples)
     print(f"trained {args.epochs} epochs: test accuracy {acc:.3f}")
 
     # 1. export the discovered wiring (selected edges only)

@@ -10,7 +10,9 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "export_wiring.py"
 
 
 def test_export_wiring_example_runs(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(sys, "argv", [str(EXAMPLE), "--out", str(tmp_path), "--epochs", "1"])
+    monkeypatch.setattr(
+        sys, "argv", [str(EXAMPLE), "--out", str(tmp_path), "--epochs", "1", "--num-samples", "200"]
+    )
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     out = capsys.readouterr().out
     assert "networkx: 320 nodes, 840 edges, DAG=True" in out

@@ -20,6 +20,9 @@ from torch import Tensor
 from dnwgraph.analysis._views import WiringView, check_snapshot, is_snapshot, wiring_views
 from dnwgraph.typing import PathLikeStr
 
+#: Graphs up to this many nodes use dense adjacency products (``N^2`` floats).
+DENSE_LIMIT = 2048
+
 # --------------------------------------------------------------------------- reachability
 
 
@@ -196,10 +199,11 @@ def average_path_length(
     r"""Mean shortest directed path length over the ordered pairs :math:`(u, v)`, :math:`u \ne v`,
     where :math:`v` is reachable from :math:`u`.
 
-    A breadth-first search from all sources at once (a dense ``[S, N]`` frontier times the sparse
-    adjacency). A DAG is never strongly connected, so the mean is over reachable pairs only
-    (networkx's ``average_shortest_path_length`` would refuse it). With more than ``max_sources``
-    nodes, ``max_sources`` sources are drawn at random (seeded), an unbiased estimate.
+    A breadth-first search from all sources at once (a dense ``[S, N]`` frontier times the
+    adjacency, dense up to ``DENSE_LIMIT`` nodes, sparse above). A DAG is never strongly
+    connected, so the mean is over reachable pairs only (networkx's
+    ``average_shortest_path_length`` would refuse it). With more than ``max_sources`` nodes,
+    ``max_sources`` sources are drawn at random (seeded), an unbiased estimate.
 
     Returns:
         float or None: ``None`` when no pair is connected.
@@ -214,19 +218,30 @@ def average_path_length(
         sources = torch.randperm(num_nodes, generator=gen)[:max_sources]
     else:
         sources = torch.arange(num_nodes)
-    adj = torch.sparse_coo_tensor(
-        torch.stack([dst, src]),
-        torch.ones(src.numel()),
-        (num_nodes, num_nodes),
-        check_invariants=True,
-    ).coalesce()
+    if num_nodes <= DENSE_LIMIT:  # a dense [N, N] product is faster for small graphs
+        adj_t = torch.zeros(num_nodes, num_nodes)
+        adj_t[src, dst] = 1.0
+
+        def hop(f: Tensor) -> Tensor:
+            return f.float() @ adj_t > 0
+    else:
+        adj = torch.sparse_coo_tensor(
+            torch.stack([dst, src]),
+            torch.ones(src.numel()),
+            (num_nodes, num_nodes),
+            check_invariants=True,
+        ).coalesce()
+
+        def hop(f: Tensor) -> Tensor:
+            return torch.sparse.mm(adj, f.float().t()).t() > 0
+
     visited = torch.zeros(sources.numel(), num_nodes, dtype=torch.bool)
     visited[torch.arange(sources.numel()), sources] = True
     frontier = visited.clone()
     total, pairs, d = 0, 0, 0
     while frontier.any():
         d += 1
-        step = torch.sparse.mm(adj, frontier.float().t()).t() > 0  # [S, N]
+        step = hop(frontier)  # [S, N]: one more edge from every source
         frontier = step & ~visited
         visited |= frontier
         count = int(frontier.sum())
