@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -424,7 +424,8 @@ def paper_counts(model: MobileNetV1DNW, input_size: int | None = None) -> dict[s
     spatial = math.ceil(size / stem_stride(size))
     params = macs = edges = candidates = 0
     final_alive: Tensor | None = None
-    for i, stage in enumerate(model.stages):
+    for i, module in enumerate(model.stages):
+        stage = cast(DNWStage, module)
         spatial = math.ceil(spatial / stage.stride)
         conv = stage.conv
         active = conv.active_mask()
@@ -447,9 +448,9 @@ def paper_counts(model: MobileNetV1DNW, input_size: int | None = None) -> dict[s
     alive = int(final_alive.sum())
     macs += alive * spatial**2
     if model.small:
-        conv = model.classifier.conv  # type: ignore[union-attr]
-        k = int(conv.active_mask().sum())
-        edges, candidates = edges + k, candidates + conv.num_edges
+        head = cast(DNWClassifier, model.classifier).conv
+        k = int(head.active_mask().sum())
+        edges, candidates = edges + k, candidates + head.num_edges
     else:
         k = alive * model.num_classes
     params += k

@@ -44,6 +44,12 @@ SCOPES: tuple[str, ...] = ("layer", "global")
 Pattern = str | type[nn.Module]
 
 
+def _weight(layer: nn.Module) -> Tensor:
+    weight = layer.weight
+    assert isinstance(weight, Tensor)
+    return weight
+
+
 class _TopKStraightThrough(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weight: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
@@ -112,7 +118,7 @@ class TopKWeight(nn.Module):
         """The unmasked weight of this layer (``given`` when passed)."""
         if given is not None:
             return given
-        return self._layer[0].parametrizations.weight.original  # type: ignore[union-attr]
+        return self._layer[0].parametrizations.weight.original  # type: ignore[union-attr,return-value]
 
     def mask(self, weight: Tensor) -> Tensor:
         """Boolean mask of the kept weights (cached while ``weight`` is unchanged)."""
@@ -141,7 +147,7 @@ class _SparseLayerCounter(Counter):
     convolution, per output row for a linear layer); the bias counts as for a dense layer."""
 
     def params(self, module: nn.Module) -> int:
-        nnz = int((module.weight != 0).sum())  # type: ignore[operator]
+        nnz = int((_weight(module) != 0).sum())
         bias = module.bias  # type: ignore[union-attr]
         return nnz + (bias.numel() if isinstance(bias, Tensor) else 0)
 
@@ -258,12 +264,12 @@ def sparsify(
         raise ValueError("no layer to sparsify: check 'include' / 'exclude'")
     shared = None
     if scope == "global":
-        shared = _GlobalBudget(resolve_k(ratio, sum(layer.weight.numel() for _, layer in layers)))
+        shared = _GlobalBudget(resolve_k(ratio, sum(_weight(layer).numel() for _, layer in layers)))
     else:
         for _, layer in layers:
-            resolve_k(ratio, layer.weight.numel())  # validate every budget before changing
+            resolve_k(ratio, _weight(layer).numel())  # validate every budget before changing
     for _, layer in layers:
-        p = TopKWeight(ratio, layer.weight.numel(), shared)
+        p = TopKWeight(ratio, _weight(layer).numel(), shared)
         parametrize.register_parametrization(layer, "weight", p, unsafe=True)
         p._layer.append(layer)
         # parametrize gives each layer its own class; count it by its kept weights
@@ -322,7 +328,7 @@ def density(module: nn.Module) -> dict[str, float]:
     """
     with torch.no_grad():
         return {
-            name: float((layer.weight != 0).sum()) / layer.weight.numel()
+            name: float((_weight(layer) != 0).sum()) / _weight(layer).numel()
             for name, layer in sparsified_layers(module)
         }
 
