@@ -128,7 +128,7 @@ def main() -> None:
     if args.threads is not None:
         flags += f" --threads {args.threads}"
     rows = case("mnist1d_static", 256, device) + case("tiny_static", 64, device)
-    header = ["model", "variant", "nodes", "edges", "params", "MACs/sample", "ms/batch", "max |Δ|"]
+    header = ["model", "variant", "nodes", "edges", "params", "MACs/sample", "ms/batch", "max diff"]
     body = "\n".join(
         [
             "### Compact inference (`benchmarks/bench_compact.py`)",
@@ -136,7 +136,7 @@ def main() -> None:
             f"Device: {device_name(device)}. Batches: 256 MNIST-1D signals (`mnist1d_static`), "
             f"64 images of 3x32x32 (`tiny_static`); eval mode, float32, ratio {RATIO}; "
             f"median over {ROUNDS} rounds (variants alternate) of the median of 3 runs. "
-            "`max |Δ|`: largest output difference from the trained model.",
+            "max diff: largest absolute output difference from the trained model.",
             "",
             table(header, rows),
             "",
