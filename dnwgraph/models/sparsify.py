@@ -18,7 +18,8 @@ dense.
 It is implemented with :mod:`torch.nn.utils.parametrize`: ``layer.weight`` becomes the masked
 weight, the trainable tensor lives at ``layer.parametrizations.weight.original`` (so optimizers
 built before or after :func:`sparsify` see the same ``Parameter``), and the ``state_dict`` keys
-change accordingly (a model saved sparsified loads into a freshly sparsified one).
+change accordingly (a model saved sparsified loads into a freshly sparsified one; PyTorch
+pickles parametrized modules only through their ``state_dict``).
 :func:`unsparsify` bakes the masks in and restores plain layers.  :func:`~dnwgraph.count_params`
 and :func:`~dnwgraph.count_macs` count only the kept weights of a sparsified layer.
 """

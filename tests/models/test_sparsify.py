@@ -278,3 +278,16 @@ def test_count_params_and_macs_count_kept_weights():
     assert count_macs(model, x_shape) == expect
     unsparsify(model)
     assert count_params(model) == sum(p.numel() for p in model.parameters())
+
+
+def test_deepcopy_keeps_its_own_global_budget():
+    import copy
+
+    model = sparsify(_mlp(), 5, scope="global")
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        clone[0].parametrizations.weight.original.fill_(1.0)
+    # the clone re-selects on its own weights; the original is unaffected
+    assert _nonzero(clone[0].weight) == 5 and _nonzero(clone[2].weight) == 0
+    assert sum(_nonzero(model[i].weight) for i in (0, 2)) == 5
+    assert not torch.equal(model[0].weight, clone[0].weight)
