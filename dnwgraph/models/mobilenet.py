@@ -36,6 +36,7 @@ depthwise convolution work on views of it, so no permute is paid per level.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any, cast
@@ -379,6 +380,28 @@ class MobileNetV1DNW(nn.Module):
         """The candidate wiring of every stage (and of the classifier when ``small``)."""
         mods = [*self.stages, self.classifier] if self.small else list(self.stages)
         return [m.wiring for m in mods]  # type: ignore[misc]
+
+    def compact_wirings(self) -> MobileNetV1DNW:
+        """A copy for inference whose wirings hold only their selected edges (same nodes, same
+        weights, ``complete`` selection: no top-k per call, E candidates shrink to k), made
+        with :func:`dnwgraph.compact` per wiring.  Outputs are unchanged.
+
+        Example:
+            >>> model = MobileNetV1DNW(0.5, stages=((4, 6, 1, 1), (6, 8, 2, 2))).eval()
+            >>> small = model.compact_wirings()
+            >>> x = torch.randn(2, 3, 32, 32)
+            >>> small.stages[1].conv.num_edges, torch.allclose(small(x), model(x))
+            (28, True)
+        """
+        from dnwgraph.analysis import compact  # analysis builds on models: import lazily
+
+        model = copy.deepcopy(self)
+        for stage in model.stages:
+            stage.conv = compact(stage.conv)
+        if self.small:
+            head = cast(DNWClassifier, model.classifier)
+            head.conv = compact(head.conv)
+        return model
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Node-first features after the last stage's BN and ReLU, ``[1024, B, h, w]``."""

@@ -337,3 +337,19 @@ def test_configs_cover_the_paper_experiments():
         assert f"cifar10_mobilenetv1_{tag}" in stems
     for name in PRESETS:
         assert f"imagenet_{name}" in stems
+
+
+def test_compact_wirings_same_outputs_fewer_candidates():
+    torch.manual_seed(0)
+    model = MobileNetV1DNW(0.5, num_classes=3, stages=TINY, small=True)
+    model(torch.randn(4, 3, 32, 32))  # move the BN statistics off their defaults
+    model.eval()
+    small = model.compact_wirings()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(small(x), model(x))
+    for a, b in zip(
+        [*model.stages, model.classifier], [*small.stages, small.classifier], strict=True
+    ):
+        assert b.conv.num_edges == b.conv.k == a.conv.k < a.conv.num_edges
+        assert b.conv.selection.name == "complete"
+    assert model.stages[0].conv.selection.name == "dnw"  # the original is left unchanged
