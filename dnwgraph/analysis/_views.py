@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from dnwgraph.nn import WiringConv
 
 SNAPSHOT_KEYS: tuple[str, ...] = ("edge_index", "edge_weight", "active", "num_nodes")
 
@@ -128,7 +131,7 @@ def _with_edges(
     )
 
 
-def _matching_wiring(conv: nn.Module, wirings: list[Any]) -> Any | None:
+def _matching_wiring(conv: WiringConv, wirings: list[Any]) -> Any | None:
     """The model's own :class:`Wiring` whose candidates are exactly ``conv``'s, if any."""
     for w in wirings:
         if (
@@ -140,7 +143,7 @@ def _matching_wiring(conv: nn.Module, wirings: list[Any]) -> Any | None:
     return None
 
 
-def _from_conv(conv: nn.Module, module: str, wirings: list[Any]) -> WiringView:
+def _from_conv(conv: WiringConv, module: str, wirings: list[Any]) -> WiringView:
     base = _matching_wiring(conv, wirings) or _structure(conv.edge_index.cpu(), conv.num_nodes)
     with torch.no_grad():
         active = conv.active_mask()

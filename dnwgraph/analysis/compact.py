@@ -8,11 +8,16 @@ compact model keeps only the nodes that matter and runs exactly the selected edg
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor, nn
 
 from dnwgraph.analysis._views import WiringView, wiring_views
 from dnwgraph.analysis.metrics import liveness
+
+if TYPE_CHECKING:
+    from dnwgraph.nn import WiringConv
 
 
 def _edges_into(keep: Tensor, src: Tensor, dst: Tensor) -> Tensor:
@@ -22,7 +27,7 @@ def _edges_into(keep: Tensor, src: Tensor, dst: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _nonzero_constants(model: nn.Module, example: Tensor) -> tuple[Tensor, Tensor]:
+def _nonzero_constants(model: Any, example: Tensor) -> tuple[Tensor, Tensor]:
     """Which nodes output (``Z_v``) and which read out (``I_v``) a non-zero value for ``example``
     (eval mode). For nodes no input reaches, these values do not depend on the input."""
     was_training = model.training
@@ -93,7 +98,7 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
         keep = new
 
 
-def _compact_conv(conv: nn.Module) -> nn.Module:
+def _compact_conv(conv: WiringConv) -> WiringConv:
     from dnwgraph.analysis._views import _structure
     from dnwgraph.nn import WiringConv
 
@@ -154,10 +159,11 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
         return _compact_conv(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"compact expects a WiringConv or a model (got {type(model).__name__})")
-    if not callable(getattr(model, "subgraph", None)):
+    subgraph = getattr(model, "subgraph", None)
+    if not callable(subgraph):
         raise TypeError(
             f"compact needs a WiringConv or a model with a subgraph(node_mask) method, such as "
             f"StaticNeuralGraph (got {type(model).__name__})"
         )
     keep = keep_mask(model, example_input)
-    return model.subgraph(keep)
+    return subgraph(keep)

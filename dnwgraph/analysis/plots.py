@@ -8,7 +8,7 @@ display).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +80,7 @@ def _draw_wiring(
     pos_c, neg_c = torch.tensor(to_rgba("tab:red")), torch.tensor(to_rgba("tab:blue"))
     rgba = torch.where((w >= 0).view(-1, 1), pos_c, neg_c)
     rgba[:, 3] = 0.12 + 0.68 * rel
-    segments = torch.stack([pos[src], pos[dst]], dim=1).numpy()
+    segments: Any = torch.stack([pos[src], pos[dst]], dim=1).numpy()
     ax.add_collection(
         LineCollection(segments, linewidths=(0.2 + 2.3 * rel).numpy(), colors=rgba.numpy())
     )
@@ -318,7 +318,7 @@ def animate_wiring(
     *,
     reference: Any = None,
     module: str | None = None,
-    fps: float = 2.0,
+    fps: int = 2,
     max_frames: int = 40,
     max_edges: int = 1500,
     dpi: int = 72,
@@ -430,10 +430,10 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
     return written
 
 
-def _save(draw: Any, path: Path, figsize: Sequence[float] = (6.0, 4.0), dpi: int = 100) -> Path:
+def _save(draw: Any, path: Path, figsize: tuple[float, float] = (6.0, 4.0), dpi: int = 100) -> Path:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=tuple(figsize), layout="constrained")
+    fig = Figure(figsize=figsize, layout="constrained")
     draw(fig.add_subplot())
     fig.savefig(path, dpi=dpi)
     return path
