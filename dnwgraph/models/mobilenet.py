@@ -395,6 +395,9 @@ class MobileNetV1DNW(nn.Module):
         """
         from dnwgraph.analysis import compact  # analysis builds on models: import lazily
 
+        # Cached aggregation plans hold sparse CSR tensors, which cannot be deep-copied;
+        # WiringConv drops its caches in _apply (they are rebuilt on the next call).
+        self._apply(lambda t: t)
         model = copy.deepcopy(self)
         for stage in model.stages:
             stage.conv = compact(stage.conv)
