@@ -132,6 +132,8 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
       node (no input reaches it, or it reaches no output, iterated to a fixed point) is removed
       with its edges, unless it is a constant node whose non-zero value reaches a kept node (see
       :func:`keep_mask`). The result gives identical outputs in eval mode.
+    * For a model with several wirings and a ``compact_wirings()`` method (e.g.
+      :class:`~dnwgraph.models.MobileNetV1DNW`): that method, which compacts each wiring.
 
     Args:
         model: a ``WiringConv`` or a model as above (left unchanged).
@@ -142,7 +144,8 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
         nn.Module: the compact model (same device, dtype and train/eval mode).
 
     Raises:
-        TypeError: a model without ``subgraph`` or with several learned wirings.
+        TypeError: a model with neither ``subgraph`` nor ``compact_wirings``, or with several
+            learned wirings and only ``subgraph``.
         ValueError: nothing left to run (no selected edge, or no output depends on an input).
 
     Example:
@@ -160,10 +163,14 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"compact expects a WiringConv or a model (got {type(model).__name__})")
     subgraph = getattr(model, "subgraph", None)
+    per_wiring = getattr(model, "compact_wirings", None)
+    if not callable(subgraph) and callable(per_wiring):
+        return per_wiring()
     if not callable(subgraph):
         raise TypeError(
-            f"compact needs a WiringConv or a model with a subgraph(node_mask) method, such as "
-            f"StaticNeuralGraph (got {type(model).__name__})"
+            "compact needs a WiringConv or a model with a subgraph(node_mask) method (such as "
+            "StaticNeuralGraph) or a compact_wirings() method (such as MobileNetV1DNW) "
+            f"(got {type(model).__name__})"
         )
     keep = keep_mask(model, example_input)
     return subgraph(keep)

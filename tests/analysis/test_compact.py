@@ -108,6 +108,21 @@ def test_compact_conv_runs_the_selected_edges(impl):
         torch.testing.assert_close(small(x[g], group=i), conv(x[g], group=i))
 
 
+def test_models_with_several_wirings_compact_each():
+    from dnwgraph.models import MobileNetV1DNW
+
+    torch.manual_seed(0)
+    model = MobileNetV1DNW(0.5, stages=((4, 6, 1, 1), (6, 8, 2, 2))).eval()
+    small = compact(model)
+    convs = [m for m in model.modules() if isinstance(m, WiringConv)]
+    small_convs = [m for m in small.modules() if isinstance(m, WiringConv)]
+    assert len(convs) == len(small_convs) >= 2
+    assert [c.num_edges for c in small_convs] == [c.k for c in convs]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x))
+
+
 def test_unsupported_models():
     with pytest.raises(TypeError, match="subgraph"):
         compact(nn.Sequential(WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1)))
