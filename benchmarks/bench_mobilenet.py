@@ -3,11 +3,11 @@
 Rows (same process, medians of the process's CPU time, variants interleaved):
 
 * **training step** (forward, backward, SGD step; the top-k is re-chosen every step) at
-  CIFAR size: ``impl="sparse"`` (fused CSR matmul + SDDMM straight-through gradient) vs a
-  dense masked N x N weight per stage built once per forward (the reference code's way);
+  CIFAR size: ``impl="sparse"`` (fused CSR matmul + SDDMM straight-through gradient) vs
+  ``impl="dense"`` (a dense masked N x N weight per stage built once per forward, the
+  reference code's way);
 * **inference** (eval, no grad): dense masked, fused sparse with the cached selection, and
-  fused sparse after :func:`dnwgraph.compact` of every stage's wiring (only the selected edges
-  remain, no top-k);
+  fused sparse after ``model.compact_wirings()`` (only the selected edges remain, no top-k);
 * **layout**: one depthwise node operation (BN, ReLU, 3x3 depthwise, forward + backward) on
   node-first features as the model runs it, vs permuting to channel-major and back.
 
@@ -27,7 +27,6 @@ import argparse
 import os
 import statistics
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,9 +34,8 @@ import torch
 import torch.nn.functional as F
 from _common import device_name, table, write_section
 
-from dnwgraph.analysis import compact
 from dnwgraph.models import create_model
-from dnwgraph.models.mobilenet import DepthwiseNodeOp, DNWStage, MobileNetV1, paper_counts
+from dnwgraph.models.mobilenet import DepthwiseNodeOp, MobileNetV1, paper_counts
 
 ARCH_DOC = Path(__file__).resolve().parents[1] / "docs" / "architectures.md"
 
@@ -54,36 +52,13 @@ PAPER = {
 }
 
 
-def _dense_masked_forward(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
-    """The reference code's computation of a stage: one dense masked weight per forward
-    (straight-through for every candidate), then a dense 1x1 convolution per level."""
-    conv = stage.conv
-    mask = conv.active_mask()
-    w = conv.edge_weight
-    eff = w * mask + (w - w.detach()) * (~mask)
-    n, cin, cout = conv.num_nodes, stage.in_channels, stage.out_channels
-    src, dst = conv.edge_index
-    dense = w.new_zeros(n, n).index_put((dst, src), eff)
-    z = stage.input_op(x)
-    agg = dense[:, :cin] @ z.reshape(cin, -1)
-    for i, op in enumerate(stage.level_ops, start=1):
-        rows = slice(cin + (i - 1) * cout, cin + i * cout)
-        zi = op(agg[rows].view(cout, *z.shape[1:]))
-        agg = agg + dense[:, rows] @ zi.reshape(cout, -1)
-    return agg[n - cout :].view(cout, *z.shape[1:])
-
-
 def _model(variant: str, input_size: int, seed: int = 0) -> torch.nn.Module:
-    """``sparse`` (as shipped), ``dense`` (reference-style dense masked stages) or
-    ``compact`` (sparse, every stage's wiring replaced by :func:`dnwgraph.compact`)."""
+    """``sparse`` (the default ``impl``), ``dense`` (``impl="dense"``: every stage computed
+    as the reference code does) or ``compact`` (sparse, after ``compact_wirings()``)."""
     torch.manual_seed(seed)
-    model = create_model("mobilenetv1_dnw_x225", num_classes=10, input_size=input_size)
-    for stage in model.stages:
-        if variant == "dense":
-            stage.forward = types.MethodType(_dense_masked_forward, stage)
-        elif variant == "compact":
-            stage.conv = compact(stage.conv)
-    return model
+    impl = "dense" if variant == "dense" else "sparse"
+    model = create_model("mobilenetv1_dnw_x225", num_classes=10, impl=impl, input_size=input_size)
+    return model.compact_wirings() if variant == "compact" else model  # type: ignore[operator]
 
 
 def paired_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
@@ -230,9 +205,10 @@ def main() -> None:
             f"**CPU time** of the process (all threads; wall time on a loaded machine "
             f"mostly measures waiting), median of {r} runs (ms) after 2 warm-up runs (the "
             "first call builds the aggregation plans); the variants of a row run "
-            "interleaved. *dense masked* computes every stage as the reference code does "
-            "(one dense masked N x N weight per forward, straight-through, dense 1x1 "
-            "products per level); *fused sparse* is the shipped ``impl='sparse'``.",
+            "interleaved. *dense masked* is ``impl='dense'``: every stage computed as the "
+            "reference code does (one dense masked N x N weight per forward, "
+            "straight-through, dense 1x1 products per level); *fused sparse* is the default "
+            "``impl='sparse'``; *compacted* is ``model.compact_wirings()``.",
             "",
             table(["workload", "dense masked (ms)", "fused sparse (ms)", "speed-up"], rows),
             "",

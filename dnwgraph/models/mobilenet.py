@@ -183,7 +183,11 @@ class DNWStage(nn.Module):
         levels (int): :math:`\ell \ge 1`.
         ratio (int or float): edge budget of the stage's :class:`~dnwgraph.WiringConv`.
         selection (str, optional): selection strategy. (default: ``"dnw"``)
-        impl (str, optional): ``"sparse"``, ``"scatter"`` or ``"dense"``. (default: ``"sparse"``)
+        impl (str, optional): ``"sparse"`` (fused sparse aggregation per level, the
+            default), ``"scatter"`` (per-edge messages, a test oracle) or ``"dense"`` (the
+            reference code's computation: one dense masked :math:`N \times N` weight per
+            forward pass, dense 1x1 products per level -- on a CPU the fastest for training
+            at CIFAR size, see ``docs/benchmarks.md``). (default: ``"sparse"``)
         **selection_options: strategy options (``seed``, ``drop_rate``, ...).
 
     Shapes:
@@ -231,10 +235,33 @@ class DNWStage(nn.Module):
             raise ValueError(
                 f"'x' must be node-first [{self.in_channels}, B, H, W] (got {tuple(x.shape)})"
             )
+        if self.conv.impl == "dense":
+            return self._forward_dense(x)
         agg = self.conv(self.input_op(x), group=0)
         for i, op in enumerate(self.level_ops, start=1):
             agg = agg + self.conv(op(agg[self._rows(i)]), group=i)
         return agg[self._rows(self.levels)]
+
+    def _forward_dense(self, x: Tensor) -> Tensor:
+        """The stage as the reference code computes it: the masked weight as one dense
+        ``[N, N]`` matrix per call, then a dense product per level."""
+        conv = self.conv
+        mask = conv.active_mask()
+        w = conv.edge_weight
+        if conv.selection.straight_through:  # value w*m, gradient 1 for every candidate
+            eff = torch.where(mask, w, w - w.detach())
+        else:
+            eff = w * mask
+        src, dst = conv.edge_index
+        dense = w.new_zeros(conv.num_nodes, conv.num_nodes).index_put((dst, src), eff)
+        z = self.input_op(x)
+        cin, cout = self.in_channels, self.out_channels
+        agg = dense[:, :cin] @ z.reshape(cin, -1)
+        for i, op in enumerate(self.level_ops, start=1):
+            rows = self._rows(i)
+            zi = op(agg[rows].view(cout, *z.shape[1:]))
+            agg = agg + dense[:, rows] @ zi.reshape(cout, -1)
+        return agg[self._rows(self.levels)].view(cout, *z.shape[1:])
 
     def extra_repr(self) -> str:
         return (
@@ -306,8 +333,8 @@ class MobileNetV1DNW(nn.Module):
         num_classes (int, optional): classes. (default: ``10``)
         selection (str, optional): selection strategy of every wiring (``dnw``, ``random``,
             ``dnw_no_update``, ``complete``, ``fixed``, ``td``, ``reg_td``). (default: ``"dnw"``)
-        impl (str, optional): ``WiringConv`` implementation (``"dense"`` is the reference
-            code's masked matrix). (default: ``"sparse"``)
+        impl (str, optional): ``"sparse"``, ``"scatter"`` or ``"dense"`` (each stage as the
+            reference code computes it, see :class:`DNWStage`). (default: ``"sparse"``)
         input_size (int, optional): image side; <= 64 gives a stride-1 stem (CIFAR), larger a
             stride-2 stem (ImageNet). (default: ``32``)
         small (bool, optional): the classifier is a DNW graph keeping

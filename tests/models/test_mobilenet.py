@@ -353,3 +353,22 @@ def test_compact_wirings_same_outputs_fewer_candidates():
         assert b.conv.num_edges == b.conv.k == a.conv.k < a.conv.num_edges
         assert b.conv.selection.name == "complete"
     assert model.stages[0].conv.selection.name == "dnw"  # the original is left unchanged
+
+
+@pytest.mark.parametrize("selection", ["dnw", "random"])
+def test_dense_stage_gradients_match_fused(selection):
+    """impl="dense" (the reference code's dense masked weight) and the fused sparse path give
+    the same output and the same gradients for x and every candidate edge."""
+    x = torch.randn(4, 2, 6, 6, dtype=torch.double)
+    grads = []
+    for impl in ("sparse", "dense"):
+        torch.manual_seed(0)
+        stage = DNWStage(4, 5, 2, 3, 30, selection, impl=impl).double()
+        xi = x.clone().requires_grad_()
+        out = stage(xi)
+        out.square().sum().backward()
+        grads.append((out.detach(), xi.grad, stage.conv.edge_weight.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    unselected = grads[0][2][~stage.conv.active_mask()]
+    assert (unselected != 0).any() == (selection == "dnw")
