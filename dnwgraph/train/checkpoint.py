@@ -46,7 +46,18 @@ class CheckpointError(ValueError):
 
 
 def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file, ``fsync``, then rename."""
+    """Write ``data`` to ``path`` atomically: a temporary file, ``fsync``, then rename.
+
+    Raises:
+        OSError: if the folder is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "a.txt"
+        >>> atomic_write_bytes(path, b"hello")
+        >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
+        (b'hello', ['a.txt'])
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
@@ -108,7 +119,15 @@ def load_checkpoint(path: PathLikeStr, map_location: str | torch.device = "cpu")
 
 def rng_state() -> dict[str, Any]:
     """The state of Python's, NumPy's and torch's global generators (CUDA too, if used), as
-    tensors and plain values (``weights_only``-loadable)."""
+    tensors and plain values (``weights_only``-loadable).
+
+    Example:
+        >>> state = rng_state()
+        >>> a = torch.rand(2)
+        >>> set_rng_state(state)
+        >>> torch.equal(a, torch.rand(2))
+        True
+    """
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
@@ -132,7 +151,11 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the generators saved by :func:`rng_state`."""
+    """Restore the generators saved by :func:`rng_state` (see its example).
+
+    Raises:
+        KeyError: if ``state`` lacks one of the ``python``, ``numpy``, ``torch`` entries.
+    """
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     nps = state["numpy"]

@@ -115,6 +115,14 @@ def register_dataset(name: str) -> Callable[[Callable[..., DataSplits]], Callabl
 
     Raises:
         ValueError: if ``name`` is already registered.
+
+    Example:
+        >>> @register_dataset("doc_example_zeros")
+        ... def _zeros(*, dir=None, augment=False, n: int = 4) -> DataSplits:
+        ...     ds = ArrayDataset(torch.zeros(n, 3), torch.zeros(n, dtype=torch.long))
+        ...     return DataSplits(ds, ds, 2, (3,))
+        >>> len(create_dataset("doc_example_zeros", n=6).train)
+        6
     """
 
     def wrap(fn: Callable[..., DataSplits]) -> Callable[..., DataSplits]:
@@ -137,7 +145,15 @@ def list_datasets() -> list[str]:
 
 
 def dataset_options(name: str) -> list[str]:
-    """Keyword options the dataset ``name`` takes (besides ``dir`` and ``augment``)."""
+    """Keyword options the dataset ``name`` takes (besides ``dir`` and ``augment``).
+
+    Raises:
+        ValueError: for an unknown name.
+
+    Example:
+        >>> dataset_options("mnist1d")
+        ['num_samples', 'train_split', 'data_seed']
+    """
     fn = _get(name)
     return [p for p in inspect.signature(fn).parameters if p not in ("dir", "augment")]
 

@@ -156,7 +156,18 @@ def wiring_snapshot(model: nn.Module) -> dict[str, dict[str, Any]]:
 
 
 def write_metrics_csv(path: PathLikeStr, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` (dicts with the :data:`COLUMNS`) to ``path`` atomically."""
+    """Write ``rows`` (dicts with the :data:`COLUMNS`) to ``path`` atomically.
+
+    Raises:
+        KeyError: if a row lacks one of the :data:`COLUMNS`.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "metrics.csv"
+        >>> write_metrics_csv(path, [dict.fromkeys(COLUMNS, 1)])
+        >>> read_metrics_csv(path)[0]["epoch"], read_metrics_csv(path)[0]["test_acc"]
+        (1, 1.0)
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
