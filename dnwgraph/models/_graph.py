@@ -8,13 +8,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-READOUTS: tuple[str, ...] = ("mean", "centre")
+READOUTS: tuple[str, ...] = ("mean", "max", "centre")
 
 
 class Readout(nn.Module):
     r"""Pools every output node's features to one number per sample.
 
-    * ``"mean"``: the mean over all spatial positions (global average pooling);
+    * ``"mean"``: the mean over all spatial positions (global average pooling).  Not after an
+      InstanceNorm: the mean of an instance-normalised map is its shift :math:`\beta_v`,
+      whatever the input;
+    * ``"max"``: the maximum over all spatial positions (global max pooling; shift invariant
+      like the mean, and informative after an InstanceNorm);
     * ``"centre"``: the mean over the 2 x 2 (2 in 1-D) patch starting at :math:`s/2 - 2` in
       every spatial dimension of size :math:`s` (rows and columns 2-3 of an 8 x 8 map).  This is
       what the reference code of the paper reads: a 3 x 3 crop at the centre followed by a
@@ -23,7 +27,7 @@ class Readout(nn.Module):
     Vector nodes (no spatial dimensions) are passed through.
 
     Args:
-        kind (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        kind (str, optional): ``"mean"``, ``"max"`` or ``"centre"``. (default: ``"mean"``)
 
     Shapes:
         - **input:** :math:`[n_{out}, B, *S]`
@@ -49,8 +53,10 @@ class Readout(nn.Module):
                 size = x.size(d)
                 start = max(size // 2 - 2, 0)
                 x = x.narrow(d, start, min(2, size - start))
-        out = x.flatten(2).mean(-1) if x.dim() > 2 else x
-        return out.t()
+        if x.dim() == 2:
+            return x.t()
+        x = x.flatten(2)
+        return (x.amax(-1) if self.kind == "max" else x.mean(-1)).t()
 
     def extra_repr(self) -> str:
         return repr(self.kind)
@@ -68,7 +74,7 @@ class NeuralGraphClassifier(nn.Module):
         stem (nn.Module, optional): ``[B, *]`` → ``[B, C, *S]``; ``None`` means the input is
             already ``[B, n_in, *S]``. (default: ``None``)
         num_classes (int, optional): classes of the head. (default: ``10``)
-        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        readout (str, optional): ``"mean"``, ``"max"`` or ``"centre"``. (default: ``"mean"``)
         input_shape (sequence of int, optional): the per-sample input shape, checked once at
             the entry of :meth:`forward`. (default: ``None``, not checked)
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph.models._graph import NeuralGraphClassifier
-from dnwgraph.models.discrete import GraphStep
+from dnwgraph.models.discrete import GraphStep, check_readout
 from dnwgraph.typing import Ratio, Scope
 
 
@@ -74,7 +74,9 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
             the number of steps). (default: ``False``)
         t1 (float, optional): end time. (default: ``1.0``)
         num_classes (int, optional): outputs of the head. (default: ``10``)
-        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        readout (str, optional): ``"max"``, ``"centre"`` or ``"mean"``; ``"mean"`` is refused
+            with ``norm="instance"`` (the mean of an instance-normalised map is its shift,
+            whatever the input). (default: ``"max"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
         scope (str, optional): selection scope.
         impl (str, optional): aggregation implementation. (default: ``"sparse"``)
@@ -116,7 +118,7 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
         adjoint: bool = False,
         t1: float = 1.0,
         num_classes: int = 10,
-        readout: str = "mean",
+        readout: str = "max",
         input_shape: Sequence[int] | None = None,
         scope: Scope | None = None,
         impl: str = "sparse",
@@ -132,6 +134,7 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
                 raise ValueError(f"'{name}' must be a positive number (got {value!r})")
         if step_size is not None and (not isinstance(step_size, (int, float)) or step_size <= 0):
             raise ValueError(f"'step_size' must be a positive number or None (got {step_size!r})")
+        check_readout(readout, norm)
         super().__init__(
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )

@@ -19,6 +19,15 @@ _PRE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_readout(readout: str, norm: str) -> None:
+    """Refuse a mean readout of instance-normalised states (it is input-independent)."""
+    if readout == "mean" and norm == "instance":
+        raise ValueError(
+            "readout='mean' of instance-normalised node states is their shift beta whatever "
+            "the input; use readout='max' or 'centre' (or another norm)"
+        )
+
+
 class GraphStep(nn.Module):
     r"""One synchronous update of every node of a (possibly cyclic) wiring:
 
@@ -117,7 +126,9 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
         node_op_options (dict, optional): its keywords.
         norm (str, optional): norm after the aggregation. (default: ``"instance"``)
         num_classes (int, optional): outputs of the head. (default: ``10``)
-        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        readout (str, optional): ``"max"``, ``"centre"`` or ``"mean"``; ``"mean"`` is refused
+            with ``norm="instance"`` (the mean of an instance-normalised map is its shift,
+            whatever the input). (default: ``"max"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
         scope (str, optional): selection scope.
         impl (str, optional): aggregation implementation. (default: ``"sparse"``)
@@ -152,7 +163,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
         node_op_options: Mapping[str, Any] | None = None,
         norm: str = "instance",
         num_classes: int = 10,
-        readout: str = "mean",
+        readout: str = "max",
         input_shape: Sequence[int] | None = None,
         scope: Scope | None = None,
         impl: str = "sparse",
@@ -160,6 +171,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
     ) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"'steps' must be a positive int (got {steps!r})")
+        check_readout(readout, norm)
         super().__init__(
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )

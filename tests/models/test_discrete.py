@@ -39,7 +39,7 @@ def test_steps_equal_hand_computed_synchronous_updates(steps):
     z[:2] = x.transpose(0, 1)
     for _ in range(steps):
         z = hand_step(model, z)
-    expected = model.head(z[[4, 5]].mean(-1).t())
+    expected = model.head(z[[4, 5]].amax(-1).t())  # max readout
     assert torch.allclose(model(x), expected, atol=1e-5)
 
 
@@ -60,7 +60,31 @@ def test_vector_nodes_and_errors():
     assert model(torch.randn(3, 2)).shape == (3, 10)
     with pytest.raises(ValueError, match="'norm' must be 'none' for the node op 'neuron'"):
         DiscreteTimeNeuralGraph(wiring, 8, node_op="neuron")
+    with pytest.raises(ValueError, match="readout='mean' of instance-normalised node states"):
+        DiscreteTimeNeuralGraph(wiring, 8, node_op="conv1d", readout="mean")
     with pytest.raises(ValueError, match="'steps' must be a positive int"):
         DiscreteTimeNeuralGraph(wiring, 8, steps=0)
     with pytest.raises(ValueError, match="ratio"):
         GraphStep(wiring, 0)
+
+
+def test_dense_impl_equals_sparse_and_macs_count_every_step():
+    from dnwgraph import count_macs
+
+    # with one selected input a node's InstanceNorm cancels its edge weight (scale invariance)
+    # and the edge gradient is 0 up to rounding: select enough edges for real gradients
+    wiring = complete(6, self_loops=True, input_nodes=[0, 1], output_nodes=[4, 5])
+    sparse = DiscreteTimeNeuralGraph(wiring, 30, node_op="conv1d", steps=3)
+    dense = DiscreteTimeNeuralGraph(wiring, 30, node_op="conv1d", steps=3, impl="dense")
+    dense.load_state_dict(sparse.state_dict())
+    x = torch.randn(2, 2, 7)
+    target = torch.randn(2, 10)
+    out_s, out_d = sparse(x), dense(x)
+    (out_s * target).sum().backward()
+    (out_d * target).sum().backward()
+    assert torch.allclose(out_s, out_d, atol=1e-5)
+    grad = sparse.conv.edge_weight.grad
+    assert grad.abs().max() > 1e-3
+    assert torch.allclose(grad, dense.conv.edge_weight.grad, atol=1e-5)
+    # per step: 6 nodes x 7 x 3 (conv) + 30 edges x 7 + 6 x 7 (affine norm); head 10 x (2 + 1)
+    assert count_macs(sparse, (1, 2, 7)) == 3 * (6 * 7 * 3 + 30 * 7 + 6 * 7) + 10 * 3

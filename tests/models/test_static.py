@@ -196,7 +196,7 @@ def test_errors():
     with pytest.raises(ValueError, match="unknown selection 'best'"):
         StaticNeuralGraph(block_dag([2, 2]), ratio=2, selection="best")
     with pytest.raises(ValueError, match="'readout' must be one of"):
-        StaticNeuralGraph(block_dag([2, 2]), ratio=2, readout="max")
+        StaticNeuralGraph(block_dag([2, 2]), ratio=2, readout="median")
     with pytest.raises(ValueError, match="'num_classes' must be a positive int"):
         StaticNeuralGraph(block_dag([2, 2]), ratio=2, num_classes=0)
     model = StaticNeuralGraph(block_dag([2, 2]), ratio=2, input_shape=(2, 4, 4))
