@@ -1,6 +1,6 @@
 """MobileNetV1-DNW x0.225: training step and inference, fused sparse wiring vs dense masked.
 
-Rows (same process, medians of the process's CPU time, variants interleaved):
+Rows (same process, best of ``--repeat`` wall times, variants interleaved):
 
 * **training step** (forward, backward, SGD step; the top-k is re-chosen every step) at
   CIFAR size: ``impl="sparse"`` (fused CSR matmul + SDDMM straight-through gradient) vs
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,23 +61,19 @@ def _model(variant: str, input_size: int, seed: int = 0) -> torch.nn.Module:
 
 
 def paired_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median CPU ms of each function, calls interleaved (a, b, a, b, ...) after two warm-up
-    calls each, so that load from other jobs on shared cores hits every variant alike."""
+    """Best (minimum) wall time in ms of each function over ``repeat`` rounds, calls
+    interleaved (a, b, a, b, ...) after two warm-up calls each.  On cores shared with other
+    jobs the minimum is the run least disturbed by them (CPU time is no better here: OpenMP
+    threads spin while waiting, and that counts as CPU time)."""
     for fn in fns.values():
         fn(), fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            times[name].append(_cpu_ms(fn))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def _cpu_ms(fn: Callable[[], object]) -> float:
-    """CPU time of one call (all threads of this process), in ms: unlike wall time it does
-    not count the time spent waiting for cores that other jobs hold."""
-    start = time.process_time()
-    fn()
-    return (time.process_time() - start) * 1e3
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: min(t) for name, t in times.items()}
 
 
 def train_step(variant: str, batch: int) -> Callable[[], None]:
@@ -177,7 +172,7 @@ def counts_section() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32, help="batch of the CIFAR rows")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     b, r = args.batch, args.repeat
@@ -202,10 +197,10 @@ def main() -> None:
         [
             f"MobileNetV1-DNW x0.225 (10 classes), {device_name()} (1-min load average "
             f"{load:.1f} at the end: other jobs shared the cores), torch {torch.__version__}. "
-            f"**CPU time** of the process (all threads; wall time on a loaded machine "
-            f"mostly measures waiting), median of {r} runs (ms) after 2 warm-up runs (the "
-            "first call builds the aggregation plans); the variants of a row run "
-            "interleaved. *dense masked* is ``impl='dense'``: every stage computed as the "
+            f"Best (minimum) wall time of {r} runs in ms, after 2 warm-up runs (the first "
+            "call builds the aggregation plans); the variants of a row run interleaved, "
+            "so load from other jobs hits them alike. "
+            "*dense masked* is ``impl='dense'``: every stage computed as the "
             "reference code does (one dense masked N x N weight per forward, "
             "straight-through, dense 1x1 products per level); *fused sparse* is the default "
             "``impl='sparse'``; *compacted* is ``model.compact_wirings()``.",
