@@ -37,7 +37,7 @@ MNIST-1D: the same design in 1-D (a stem to 32 input nodes of length 10, Instanc
 with 3-wide convolutions, 4 hidden blocks of 64, 32 output nodes max-pooled over their length;
 320 nodes, 2,048 = 2 % of 320² edges).  Max pooling keeps the shift invariance that the randomly
 shifted MNIST-1D digits need; a mean would be input-independent after the recurrent models'
-final InstanceNorm, and learned more slowly in the static model too.
+final InstanceNorm.
 """
 
 from __future__ import annotations
