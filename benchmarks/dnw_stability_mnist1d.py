@@ -70,7 +70,7 @@ def run(selection: str, clip: float, epochs: int, data, **options) -> list[objec
     hidden = torch.ones(model.num_nodes, dtype=torch.bool)
     hidden[model.input_nodes] = False
     no_input = int((indeg[hidden] == 0).sum())
-    w = float(conv.edge_weight.abs().mean())
+    w = float(conv.edge_weight.detach().abs().mean())
     return [100 * acc, w, no_input, time.perf_counter() - start]
 
 
