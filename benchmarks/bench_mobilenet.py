@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from collections.abc import Callable
@@ -61,14 +62,21 @@ def _model(variant: str, input_size: int, seed: int = 0) -> torch.nn.Module:
 
 
 def paired_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Best (minimum) wall time in ms of each function over ``repeat`` rounds, calls
+    """Best (minimum) wall time in ms of each function over ``repeat`` or more rounds, calls
     interleaved (a, b, a, b, ...) after two warm-up calls each.  On cores shared with other
     jobs the minimum is the run least disturbed by them (CPU time is no better here: OpenMP
     threads spin while waiting, and that counts as CPU time)."""
+    warm = 0.0
     for fn in fns.values():
-        fn(), fn()
+        fn()
+        start = time.perf_counter()
+        fn()
+        warm += time.perf_counter() - start
+    # short calls get more rounds (about 3 s per row, at most 50): the best of many rounds
+    # is the one least disturbed by other jobs
+    rounds = min(50, max(repeat, math.ceil(3.0 / max(warm, 1e-6))))
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
+    for _ in range(rounds):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
@@ -197,7 +205,8 @@ def main() -> None:
         [
             f"MobileNetV1-DNW x0.225 (10 classes), {device_name()} (1-min load average "
             f"{load:.1f} at the end: other jobs shared the cores), torch {torch.__version__}. "
-            f"Best (minimum) wall time of {r} runs in ms, after 2 warm-up runs (the first "
+            f"Best (minimum) wall time of at least {r} runs in ms (more for short calls), "
+            "after 2 warm-up runs (the first "
             "call builds the aggregation plans); the variants of a row run interleaved, "
             "so load from other jobs hits them alike. "
             "*dense masked* is ``impl='dense'``: every stage computed as the "
