@@ -7,8 +7,9 @@ std over seeds) with parameter and edge counts, and with ``--write`` replaces th
 ``runs/results``); a run that was interrupted is resumed, a finished one is read back, so the
 script can be stopped and rerun at any time.
 
-    python benchmarks/results_mnist1d.py --write                   # the table in docs/results.md
-    python benchmarks/results_mnist1d.py --epochs 40 40 40 --write  # the configs' full budget
+    python benchmarks/results_mnist1d.py --settings static --epochs 40 6 6 --out results40 --write
+    python benchmarks/results_mnist1d.py --settings static --epochs 15 6 6 --out results \
+        --section results-mnist1d-short --write
 """
 
 from __future__ import annotations
@@ -73,17 +74,30 @@ def main() -> None:
         metavar=("STATIC", "DISCRETE", "CONTINUOUS"),
         help="epochs per setting (default: 15 6 6; the configs say 40)",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "runs" / "results",
+        help="run folder (default: runs/results; a bare name goes under runs/)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument(
+        "--section",
+        default="results-mnist1d",
+        help="section of docs/results.md to replace (default: results-mnist1d)",
+    )
     args = parser.parse_args()
+    if len(args.out.parts) == 1:
+        args.out = ROOT / "runs" / args.out
     epochs = dict(zip(SETTINGS, args.epochs, strict=True))
     start = time.perf_counter()
-    rows, gaps = [], []
+    rows, gaps, train_s = [], [], 0.0
     for setting in args.settings:
         means = {}
         for graph in GRAPHS:
             res = [run_one(setting, graph, s, epochs[setting], args.out) for s in args.seeds]
             accs = [r["acc"] for r in res]
+            train_s += sum(r["time"] for r in res)
             means[graph] = statistics.mean(accs)
             rows.append(
                 [
@@ -98,13 +112,15 @@ def main() -> None:
             )
         gaps.append(f"{setting} {means['dnw'] - means['random']:+.1f}")
         # the table so far, so that a long sweep leaves its finished settings in the docs
-        body = _body(args, rows, gaps, (time.perf_counter() - start) / 60)
+        body = _body(args, rows, gaps, (time.perf_counter() - start) / 60, train_s / 60)
         print(body, flush=True)
         if args.write:
-            write_section("results-mnist1d", body, ROOT / "docs" / "results.md")
+            write_section(args.section, body, ROOT / "docs" / "results.md")
 
 
-def _body(args: argparse.Namespace, rows: list, gaps: list[str], minutes: float) -> str:
+def _body(
+    args: argparse.Namespace, rows: list, gaps: list[str], minutes: float, train_minutes: float
+) -> str:
     return (
         "MNIST-1D (generated, 4,000 train / 1,000 test), 320 channel-nodes (InstanceNorm → ReLU → "
         "3-wide conv), 2,048 selected edges in every model; SGD (lr 0.1, momentum 0.9, wd 5e-4, "
@@ -115,10 +131,12 @@ def _body(args: argparse.Namespace, rows: list, gaps: list[str], minutes: float)
             ["setting", "epochs", "graph", "params", "edges", "test acc. (%)", "per seed"], rows
         )
         + f"\n\nDNW minus random graph (points): {', '.join(gaps)}. Measured on "
-        f"{torch.get_num_threads()} CPU thread(s) shared with other jobs; this invocation took "
+        f"{torch.get_num_threads()} CPU thread(s) shared with other jobs: the runs trained for "
+        f"{train_minutes:.1f} min in all (sum of epoch times); this invocation took "
         f"{minutes:.1f} min (runs already on disk are read back, not retrained). Reproduce with "
         f"`python benchmarks/results_mnist1d.py --epochs {' '.join(map(str, args.epochs))} "
-        f"--write`."
+        f"--settings {' '.join(args.settings)} --out {args.out.name} --section {args.section} "
+        f"--write` (`--out` relative to `runs/`)."
     )
 
 
