@@ -181,8 +181,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32, help="batch of the CIFAR rows")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 (default) keeps timings stable on cores shared with other jobs, "
+        "where every multi-threaded op waits for all its threads to be scheduled",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     b, r = args.batch, args.repeat
 
     rows = []
