@@ -191,11 +191,11 @@ class WiringConvCounter(Counter):
     """Selected edges; per call, selected edges leaving the group times the features per sample
     (the input is node-first ``[n, B, *S]``; vector features ``[n, B]`` count one each)."""
 
-    def params(self, module: nn.Module) -> int:
+    def params(self, module: Any) -> int:
         return int(module.k)
 
     def macs(
-        self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+        self, module: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> int:
         x: Tensor = inputs[0]
         group = inputs[1] if len(inputs) > 1 else kwargs.get("group")
@@ -205,7 +205,7 @@ class WiringConvCounter(Counter):
 
 class _ConvCounter(Counter):
     def macs(
-        self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+        self, module: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> int:
         kernel = 1
         for k in module.kernel_size:
@@ -216,7 +216,7 @@ class _ConvCounter(Counter):
 
 class _LinearCounter(Counter):
     def macs(
-        self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+        self, module: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> int:
         return output.numel() * (module.in_features + (module.bias is not None))
 

@@ -263,6 +263,7 @@ class ChannelNodeOp(NodeOp):
         )
         steps: dict[str, nn.Module] = {}
         if "norm" in order and norm != "none":
+            cls: type[nn.Module]
             if norm == "instance":
                 cls = nn.InstanceNorm1d if dim == 1 else nn.InstanceNorm2d
             else:
