@@ -186,8 +186,8 @@ class DNWStage(nn.Module):
         impl (str, optional): ``"sparse"`` (fused sparse aggregation per level, the
             default), ``"scatter"`` (per-edge messages, a test oracle) or ``"dense"`` (the
             reference code's computation: one dense masked :math:`N \times N` weight per
-            forward pass, dense 1x1 products per level -- on a CPU the fastest for training
-            at CIFAR size, see ``docs/benchmarks.md``). (default: ``"sparse"``)
+            forward pass, dense 1x1 products per level; a baseline, slower on a CPU, see
+            ``docs/benchmarks.md``). (default: ``"sparse"``)
         **selection_options: strategy options (``seed``, ``drop_rate``, ...).
 
     Shapes:
