@@ -10,7 +10,8 @@ Schema (defaults in brackets)::
     data:     {name [mnist1d], dir [null], batch_size [128], test_batch_size [1000],
                augment [null: the dataset's default], num_workers [0],
                ...dataset options (e.g. num_samples)}
-    optim:    {name [sgd], lr [0.1], momentum [0.9], nesterov [false], weight_decay [5e-4]}
+    optim:    {name [sgd], lr [0.1], momentum [0.9], nesterov [false], weight_decay [5e-4],
+               grad_clip [null: off] (max L2 norm of all gradients before each step)}
     schedule: {name [cosine] | multistep | constant, milestones [[]], gamma [0.1],
                warmup_epochs [0]}
     train:    {epochs [40], seed [0], label_smoothing [0.0], device [cpu] (or cuda, auto),
@@ -38,7 +39,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "augment": None,
         "num_workers": 0,
     },
-    "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
+    "optim": {
+        "name": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 5e-4,
+        "grad_clip": None,
+    },
     "schedule": {"name": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": 0},
     "train": {
         "epochs": 40,
@@ -210,6 +218,11 @@ def _check(cfg: dict[str, Any]) -> None:
     for key in ("lr", "momentum", "weight_decay"):
         _number(cfg, "optim", key)
     _flag(cfg, "optim", "nesterov")
+    clip = cfg["optim"]["grad_clip"]
+    if clip is not None:
+        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0:
+            raise _type_error("optim.grad_clip", "a positive number or null", clip)
+        cfg["optim"]["grad_clip"] = float(clip)
     if cfg["optim"]["nesterov"] and cfg["optim"]["momentum"] <= 0:
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
 

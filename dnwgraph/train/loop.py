@@ -497,6 +497,10 @@ def _train_epoch(
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg["optim"]["grad_clip"] is not None:
+            # DNW's straight-through gradients into weakly driven InstanceNorm nodes can be
+            # huge (docs/training.md); gradients are already all-reduced, so every rank clips alike
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["optim"]["grad_clip"])
         optimizer.step()
         step += 1
         with torch.no_grad():

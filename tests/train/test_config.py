@@ -38,7 +38,7 @@ def test_apply_overrides_parses_yaml_values() -> None:
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["optim.lrr=0.1"], r"unknown key optim.lrr; 'optim' takes \['lr', "),
+        (["optim.lrr=0.1"], r"unknown key optim.lrr; 'optim' takes \['grad_clip', 'lr', "),
         (["optimizer.lr=0.1"], r"unknown config section 'optimizer'; choose one of"),
         (["optim.lr"], r"'--set' expects section.key=value \(got 'optim.lr'\)"),
         (["=3"], r"'--set' expects section.key=value"),
