@@ -74,10 +74,17 @@ class EdgeSet:
     rows: Tensor
     cols: Tensor
     ids: Tensor
-    blocks: list[_Block] = field(init=False)
+    _blocks: list[_Block] | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.blocks = []
+    @property
+    def blocks(self) -> list[_Block]:
+        """The row blocks, cut on first use (the forward pass never needs them)."""
+        if self._blocks is None:
+            self._blocks = []
+            self._cut()
+        return self._blocks
+
+    def _cut(self) -> None:
         num = self.ids.numel()
         if num == 0:
             return
@@ -97,7 +104,7 @@ class EdgeSet:
                     self._add_sparse(*sparse_from, e0, r0, urows, row_pos)
                     sparse_from = None
                 flat = (row_pos[e0:e1] - r0) * ucols.numel() + col_pos
-                self.blocks.append(_Block(e0, e1, block_rows, ucols, flat))
+                self._blocks.append(_Block(e0, e1, block_rows, ucols, flat))
             elif sparse_from is None:
                 sparse_from = (e0, r0)
         if sparse_from is not None:
@@ -109,7 +116,7 @@ class EdgeSet:
         counts = torch.bincount(row_pos[e0:e1] - r0, minlength=r1 - r0)
         crow = counts.new_zeros(r1 - r0 + 1)
         torch.cumsum(counts, 0, out=crow[1:])
-        self.blocks.append(_Block(e0, e1, urows[r0:r1], crow=crow))
+        self._blocks.append(_Block(e0, e1, urows[r0:r1], crow=crow))
 
     @property
     def dense(self) -> bool:

@@ -150,6 +150,13 @@ class WiringConv(MessagePassing):
         with torch.no_grad():
             self.edge_weight.uniform_(-bound, bound)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # cached plans hold sparse CSR tensors (not deep-copyable) and are cheap to rebuild
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state.update(_cache={}, _cache_key=None, _static={})
+        return state
+
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> WiringConv:
         super()._apply(fn, *args, **kwargs)
         self._cache_key, self._cache, self._static = None, {}, {}

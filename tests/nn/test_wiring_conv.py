@@ -293,3 +293,25 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(
         gpu.edge_weight.grad.cpu(), conv.edge_weight.grad, rtol=1e-4, atol=1e-4
     )
+
+
+def test_deepcopy_and_pickle_after_forward():
+    import copy
+    import pickle
+
+    conv = WiringConv(block_dag([2, 3, 2]), ratio=5)
+    x = torch.randn(7, 4)
+    out = conv(x)
+    conv(x).sum().backward()  # plans and gradient sets are cached now
+    for clone in (copy.deepcopy(conv), pickle.loads(pickle.dumps(conv))):
+        torch.testing.assert_close(clone(x), out)
+        assert torch.equal(clone.active_mask(), conv.active_mask())
+        assert clone.edge_weight is not conv.edge_weight
+
+
+def test_inference_never_cuts_gradient_blocks():
+    conv = WiringConv(block_dag([3, 4, 4]), ratio=10)
+    with torch.no_grad():
+        conv(torch.randn(11, 2))
+    plan = conv.plan()
+    assert plan.selected._blocks is None and plan.grad._blocks is None
