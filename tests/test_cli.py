@@ -13,7 +13,7 @@ from dnwgraph.cli import main
 from dnwgraph.train import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent / "train"))
-from conftest import resume_config  # noqa: E402  (registers the tiny model and dataset)
+from tiny_training import resume_config  # noqa: E402  (registers the tiny model and dataset)
 
 
 def test_help_does_not_import_torch() -> None:

@@ -1,4 +1,4 @@
-"""Run the tiny training config of conftest.py in a subprocess (used by the SIGKILL test).
+"""Run the tiny training config of tiny_training.py in a subprocess (used by the SIGKILL test).
 
 Usage: python _run_tiny.py OUT_DIR EPOCHS NUM_SAMPLES
 """
@@ -8,10 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import conftest  # noqa: E402  (registers the tiny model and dataset)
+import tiny_training  # noqa: E402  (registers the tiny model and dataset)
 
 from dnwgraph.train import train  # noqa: E402
 
 if __name__ == "__main__":
     out, epochs, samples = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    train(conftest.resume_config(epochs, samples), out, progress=False)
+    train(tiny_training.resume_config(epochs, samples), out, progress=False)

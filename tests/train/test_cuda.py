@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import resume_config
+from tiny_training import resume_config
 
 from dnwgraph.train import load_model, train
 

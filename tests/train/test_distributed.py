@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import LayeredMLP, resume_config  # also registers the tiny model and data
+from tiny_training import LayeredMLP, resume_config  # also registers the tiny model and data
 
 from dnwgraph.models import list_models, register_model
 from dnwgraph.train import train

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MODEL, NAN_MODEL
+from tiny_training import MODEL, NAN_MODEL
 
 from dnwgraph.train import (
     ConfigError,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import resume_config
+from tiny_training import resume_config
 
 from dnwgraph.train import load_checkpoint, train
 from dnwgraph.train.metrics import read_metrics_csv
