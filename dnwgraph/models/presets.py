@@ -42,7 +42,11 @@ final InstanceNorm.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from torch import nn
 
 from dnwgraph.graph import block_dag, complete
 from dnwgraph.models._graph import cifar_stem, signal_stem
@@ -57,12 +61,71 @@ MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS, MNIST1D_RATIO = 320, 32, 32, 2_0
 MNIST1D_LENGTH = 40
 
 
-def _recurrent_wiring(num_nodes: int, inputs: int, outputs: int) -> Any:
-    return complete(
-        num_nodes,
-        self_loops=True,
-        input_nodes=range(inputs),
-        output_nodes=range(num_nodes - outputs, num_nodes),
+@dataclass(frozen=True)
+class _Task:
+    """What the presets of one dataset share: sizes, stem, node op, readout, input shape."""
+
+    static_blocks: tuple[int, ...]  # block_dag sizes of the static wiring
+    num_nodes: int  # recurrent wirings: complete graph with self loops
+    inputs: int
+    outputs: int
+    stem: Callable[[], nn.Module]
+    node_op: str
+    readout: str
+    input_shape: tuple[int, ...]
+
+
+TINY = _Task(
+    (32, 192, 192, 192, 92, 100), TINY_NODES, TINY_INPUTS, TINY_OUTPUTS,
+    lambda: cifar_stem(3, TINY_INPUTS), "conv2d", "centre", (3, 32, 32),
+)  # fmt: skip
+MNIST1D = _Task(
+    (32, 64, 64, 64, 64, 32), MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS,
+    lambda: signal_stem(MNIST1D_INPUTS), "conv1d", "max", (MNIST1D_LENGTH,),
+)  # fmt: skip
+_MODELS = {
+    "static": StaticNeuralGraph,
+    "discrete": DiscreteTimeNeuralGraph,
+    "continuous": ContinuousTimeNeuralGraph,
+}
+
+
+def _build(
+    setting: str,
+    task: _Task,
+    num_classes: int,
+    selection: str,
+    ratio: Ratio,
+    impl: str,
+    options: dict[str, Any],
+) -> nn.Module:
+    """One preset: the task's wiring for ``setting``, its stem, node op, readout and head."""
+    extra: dict[str, Any] = {}
+    if setting == "static":
+        wiring = block_dag(list(task.static_blocks))
+    else:
+        wiring = complete(
+            task.num_nodes,
+            self_loops=True,
+            input_nodes=range(task.inputs),
+            output_nodes=range(task.num_nodes - task.outputs, task.num_nodes),
+        )
+    if setting == "discrete":
+        extra["steps"] = 5
+    if setting == "continuous":
+        extra, options = _split_ode_options(options)
+    return _MODELS[setting](
+        wiring,
+        _ratio(ratio, selection, wiring.num_edges, options),
+        selection,
+        stem=task.stem(),
+        node_op=task.node_op,
+        num_classes=num_classes,
+        readout=task.readout,
+        input_shape=task.input_shape,
+        impl=impl,
+        **extra,
+        **options,
     )
 
 
@@ -82,19 +145,7 @@ def tiny_static(
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    wiring = block_dag([32, 192, 192, 192, 92, 100])
-    return StaticNeuralGraph(
-        wiring,
-        _ratio(ratio, selection, wiring.num_edges, selection_options),
-        selection,
-        stem=cifar_stem(3, TINY_INPUTS),
-        node_op="conv2d",
-        num_classes=num_classes,
-        readout="centre",
-        input_shape=(3, 32, 32),
-        impl=impl,
-        **selection_options,
-    )
+    return _build("static", TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 @register_model("tiny_discrete")
@@ -106,20 +157,7 @@ def tiny_discrete(
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """The paper's discrete-time tiny classifier for CIFAR-10 (T = 5 steps)."""
-    wiring = _recurrent_wiring(TINY_NODES, TINY_INPUTS, TINY_OUTPUTS)
-    return DiscreteTimeNeuralGraph(
-        wiring,
-        _ratio(ratio, selection, wiring.num_edges, selection_options),
-        selection,
-        steps=5,
-        stem=cifar_stem(3, TINY_INPUTS),
-        node_op="conv2d",
-        num_classes=num_classes,
-        readout="centre",
-        input_shape=(3, 32, 32),
-        impl=impl,
-        **selection_options,
-    )
+    return _build("discrete", TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 @register_model("tiny_continuous")
@@ -134,21 +172,7 @@ def tiny_continuous(
 
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
-    ode, sel = _split_ode_options(selection_options)
-    wiring = _recurrent_wiring(TINY_NODES, TINY_INPUTS, TINY_OUTPUTS)
-    return ContinuousTimeNeuralGraph(
-        wiring,
-        _ratio(ratio, selection, wiring.num_edges, selection_options),
-        selection,
-        stem=cifar_stem(3, TINY_INPUTS),
-        node_op="conv2d",
-        num_classes=num_classes,
-        readout="centre",
-        input_shape=(3, 32, 32),
-        impl=impl,
-        **ode,
-        **sel,
-    )
+    return _build("continuous", TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 @register_model("mnist1d_static")
@@ -166,19 +190,7 @@ def mnist1d_static(
         >>> mnist1d_static()(torch.randn(2, 40)).shape
         torch.Size([2, 10])
     """
-    wiring = block_dag([32, 64, 64, 64, 64, 32])
-    return StaticNeuralGraph(
-        wiring,
-        _ratio(ratio, selection, wiring.num_edges, selection_options),
-        selection,
-        stem=signal_stem(MNIST1D_INPUTS),
-        node_op="conv1d",
-        num_classes=num_classes,
-        readout="max",
-        input_shape=(MNIST1D_LENGTH,),
-        impl=impl,
-        **selection_options,
-    )
+    return _build("static", MNIST1D, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 @register_model("mnist1d_discrete")
@@ -190,20 +202,7 @@ def mnist1d_discrete(
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """Discrete-time neural graph for MNIST-1D (320 nodes, T = 5)."""
-    wiring = _recurrent_wiring(MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS)
-    return DiscreteTimeNeuralGraph(
-        wiring,
-        _ratio(ratio, selection, wiring.num_edges, selection_options),
-        selection,
-        steps=5,
-        stem=signal_stem(MNIST1D_INPUTS),
-        node_op="conv1d",
-        num_classes=num_classes,
-        readout="max",
-        input_shape=(MNIST1D_LENGTH,),
-        impl=impl,
-        **selection_options,
-    )
+    return _build("discrete", MNIST1D, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 @register_model("mnist1d_continuous")
@@ -218,21 +217,7 @@ def mnist1d_continuous(
 
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
-    ode, sel = _split_ode_options(selection_options)
-    wiring = _recurrent_wiring(MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS)
-    return ContinuousTimeNeuralGraph(
-        wiring,
-        _ratio(ratio, selection, wiring.num_edges, selection_options),
-        selection,
-        stem=signal_stem(MNIST1D_INPUTS),
-        node_op="conv1d",
-        num_classes=num_classes,
-        readout="max",
-        input_shape=(MNIST1D_LENGTH,),
-        impl=impl,
-        **ode,
-        **sel,
-    )
+    return _build("continuous", MNIST1D, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 def _ratio(ratio: Ratio, selection: str, num_edges: int, options: dict[str, Any]) -> Ratio:
