@@ -124,6 +124,7 @@ def _body(
     return (
         "MNIST-1D (generated, 4,000 train / 1,000 test), 320 channel-nodes (InstanceNorm → ReLU → "
         "3-wide conv), 2,048 selected edges in every model; SGD (lr 0.1, momentum 0.9, wd 5e-4, "
+        "gradient norm clipped at 1.0, "
         "cosine per iteration), batch 128; continuous time integrated with Euler, step 0.2. "
         f"Final test accuracy (%), mean ± sample std over seeds {args.seeds}; parameters count "
         "selected edges only.\n\n"
