@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from _common import device_name, median_ms, table, write_section
+from _common import device_name, median_ms, peak_memory_mb, reset_peak_memory, table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,9 +50,9 @@ def child(spec: str) -> None:
         (conv(x) * g).sum().backward()
         opt.step()
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = reset_peak_memory()
     step()
-    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    peak = peak_memory_mb() - base
 
     def forward() -> None:
         with torch.no_grad():

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from _common import device_name, median_ms, table, write_section
+from _common import device_name, median_ms, peak_memory_mb, reset_peak_memory, table, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -107,7 +106,7 @@ def time_layer(layer: torch.nn.Module, x: torch.Tensor, repeat: int) -> dict[str
     }
 
 
-def peak_memory_mb(kind: str, num_nodes: int, num_edges: int, k: int, features: int) -> float:
+def step_memory_mb(kind: str, num_nodes: int, num_edges: int, k: int, features: int) -> float:
     """Peak RSS (MB) of one training step in a fresh child process, above its inputs."""
     args = json.dumps([kind, num_nodes, num_edges, k, features])
     out = subprocess.run(
@@ -123,10 +122,9 @@ def child(spec: str) -> None:
     layer = WiringConv(wiring, k) if kind == "ours" else DenseMasked(wiring, k)
     x = torch.randn(num_nodes, features, requires_grad=True)
     g = torch.randn(num_nodes, features)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = reset_peak_memory()
     (layer(x) * g).sum().backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((peak - base) / 1024)
+    print(peak_memory_mb() - base)
 
 
 def main() -> None:
@@ -174,11 +172,11 @@ def main() -> None:
         large_rows = []
         for k in (25_000, 50_000, 100_000, 200_000):
             t = time_layer(WiringConv(wiring, k).to(device), xl, max(3, args.repeat // 2))
-            mem = peak_memory_mb("ours", n, e, k, f) if device.type == "cpu" else float("nan")
+            mem = step_memory_mb("ours", n, e, k, f) if device.type == "cpu" else float("nan")
             large_rows.append([f"{k:,}", t["forward"], t["forward_cached"], t["step"], mem])
         dense = DenseMasked(wiring, 100_000).to(device)
         t = time_layer(dense, xl, 3)
-        mem = peak_memory_mb("dense", n, e, 100_000, f) if device.type == "cpu" else float("nan")
+        mem = step_memory_mb("dense", n, e, 100_000, f) if device.type == "cpu" else float("nan")
         row = ["dense masked, 100,000", t["forward"], t["forward_cached"], t["step"], mem]
         large_rows.append(row)
         large_table = table(
