@@ -25,8 +25,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check dnwgraph tests examples benchmarks
 
+# Rewrites the measured tables of docs/benchmarks.md and docs/scaling.md (~15 min on 2 cores).
 bench: setup
-	$(PY) benchmarks/bench_wiring.py
+	for b in wiring models compact mobilenet scaling; do \
+		$(PY) benchmarks/bench_$$b.py --write || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
