@@ -80,6 +80,7 @@ def measure(point: dict[str, int]) -> dict[str, float]:
 
 def plot(results: dict[str, list[tuple[int, dict[str, float]]]], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -91,6 +92,7 @@ def plot(results: dict[str, list[tuple[int, dict[str, float]]]], path: Path) -> 
         ax.loglog(xs, [r["forward"] for _, r in points], "s-", label="forward (ms)")
         ax.loglog(xs, [max(r["peak_mb"], 1e-1) for _, r in points], "^--", label="peak MB")
         ax.set_xlabel(label)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
