@@ -152,8 +152,7 @@ class WiringConv(MessagePassing):
 
     def __getstate__(self) -> dict[str, Any]:
         # cached plans hold sparse CSR tensors (not deep-copyable) and are cheap to rebuild
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        state = dict(state)
+        state = self.__dict__.copy()
         state.update(_cache={}, _cache_key=None, _static={})
         return state
 

@@ -67,15 +67,15 @@ def _summary(out: Path) -> dict:
     """What :func:`~dnwgraph.train.loop.train` returns, read back from a finished run dir."""
     import csv
 
+    from dnwgraph.models import count_params
     from dnwgraph.train.checkpoint import load_model
-    from dnwgraph.train.loop import _count_params
 
     with open(out / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     history = [
         {k: float(v) if k.endswith(("acc", "loss")) else v for k, v in row.items()} for row in rows
     ]
-    return {"run_dir": out, "history": history, "params": _count_params(load_model(out))}
+    return {"run_dir": out, "history": history, "params": count_params(load_model(out))}
 
 
 def demo_command(args: argparse.Namespace) -> int:

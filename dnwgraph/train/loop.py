@@ -296,7 +296,7 @@ def train(
         data_cfg["name"], dir=data_cfg["dir"], augment=data_cfg["augment"], **extra
     )
 
-    from dnwgraph.models import create_model
+    from dnwgraph.models import count_params, create_model
 
     kwargs = _model_kwargs(cfg["model"]["name"], cfg["model"]["kwargs"], splits.num_classes)
     cfg["model"]["kwargs"] = kwargs
@@ -353,7 +353,7 @@ def train(
         (out / "wiring").mkdir(exist_ok=True)
         torch.save(wiring_snapshot(model), out / "wiring" / "epoch_0000.pt")
     tb = TensorBoardLogger(out / "tensorboard", cfg["train"]["tensorboard"] and env.is_main)
-    params = _count_params(model)
+    params = count_params(model)
 
     try:
         for epoch in range(start_epoch, epochs + 1):
@@ -420,14 +420,6 @@ def train(
     finally:
         tb.close()
     return {"run_dir": out, "history": history, "params": params, "epochs": epochs}
-
-
-def _count_params(model: nn.Module) -> int:
-    try:
-        from dnwgraph.models import count_params
-    except ImportError:
-        return sum(p.numel() for p in model.parameters())
-    return int(count_params(model))
 
 
 def _print_row(row: dict[str, Any], epochs: int) -> None:
