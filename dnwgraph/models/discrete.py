@@ -45,7 +45,7 @@ class GraphStep(nn.Module):
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
         node_op_options (dict, optional): its keywords; for ``conv1d``/``conv2d`` the defaults
-            are ``norm="none", order=("act", "conv")``.
+            are ``norm="none", order=("act", "conv")``.  Their ``eps`` is also the norm's.
         norm (str, optional): ``"instance"``, ``"batch"`` or ``"none"`` after the aggregation;
             must be ``"none"`` for vector nodes (``"neuron"``). (default: ``"instance"``)
         scope (str, optional): selection scope.
@@ -90,7 +90,8 @@ class GraphStep(nn.Module):
         if norm == "none":
             self.norm: nn.Module = nn.Identity()
         elif isinstance(self.node_op, ChannelNodeOp):
-            self.norm = ChannelNodeOp(n, dim=self.node_op.dim, norm=norm, order=("norm",))
+            eps = self.node_op.config["eps"]  # one epsilon for every norm of the nodes
+            self.norm = ChannelNodeOp(n, dim=self.node_op.dim, norm=norm, order=("norm",), eps=eps)
         else:
             raise ValueError(
                 f"'norm' must be 'none' for the node op {node_op!r} (got {norm!r}); "

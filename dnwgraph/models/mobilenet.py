@@ -221,7 +221,7 @@ class DNWStage(nn.Module):
         groups = self.wiring.levels()
         self.conv = WiringConv(
             self.wiring, ratio, selection, source_groups=groups[:-1], impl=impl,
-            **selection_options,
+            fan_in="candidates", **selection_options,
         )  # fmt: skip
         self.input_op = DepthwiseNodeOp(in_channels, stride)
         self.level_ops = nn.ModuleList(DepthwiseNodeOp(out_channels) for _ in range(levels - 1))
@@ -307,7 +307,7 @@ class DNWClassifier(nn.Module):
         self.wiring: Wiring = layered([in_features, num_classes])
         self.conv = WiringConv(
             self.wiring, ratio, selection, source_groups=self.wiring.levels()[:1], impl=impl,
-            **selection_options,
+            fan_in="candidates", **selection_options,
         )  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:

@@ -42,6 +42,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "identity": lambda: nn.Identity(),
 }
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
+#: Default :math:`\epsilon` of the node norms (:class:`ChannelNodeOp`).
+NORM_EPS: float = 0.1
 STEPS: tuple[str, ...] = ("norm", "act", "conv")
 
 
@@ -210,6 +212,10 @@ class ChannelNodeOp(NodeOp):
         activation (str, optional): one of :data:`ACTIVATIONS`. (default: ``"relu"``)
         kernel_size (int, optional): odd convolution width. (default: ``3``)
         affine (bool, optional): learned scale and shift of the norm. (default: ``True``)
+        eps (float, optional): the :math:`\epsilon` of the norm,
+            :math:`\hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`.  It bounds how much
+            the norm amplifies the gradient of a node whose input is weak, by
+            :math:`1/\sqrt{\epsilon}`; see :data:`NORM_EPS`. (default: :data:`NORM_EPS`)
 
     Shapes:
         - **input:** :math:`[n, B, L]` (``dim=1``) or :math:`[n, B, H, W]` (``dim=2``)
@@ -232,9 +238,10 @@ class ChannelNodeOp(NodeOp):
         dim: int = 2,
         norm: str = "instance",
         order: Sequence[str] = STEPS,
-        activation: str = "relu",
+        activation: str = "gelu",
         kernel_size: int = 3,
         affine: bool = True,
+        eps: float = NORM_EPS,
     ) -> None:
         super().__init__()
         n = self.num_nodes = _check_num_nodes(num_nodes)
@@ -251,6 +258,8 @@ class ChannelNodeOp(NodeOp):
             raise ValueError(f"'kernel_size' must be a positive int (got {kernel_size!r})")
         if kernel_size % 2 == 0:
             raise ValueError(f"'kernel_size' must be odd to keep the size (got {kernel_size})")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"'eps' must be a positive number (got {eps!r})")
         self.dim = dim
         self.order = order
         self.config = dict(
@@ -260,6 +269,7 @@ class ChannelNodeOp(NodeOp):
             activation=activation,
             kernel_size=kernel_size,
             affine=affine,
+            eps=float(eps),
         )
         steps: dict[str, nn.Module] = {}
         if "norm" in order and norm != "none":
@@ -268,7 +278,7 @@ class ChannelNodeOp(NodeOp):
                 cls = nn.InstanceNorm1d if dim == 1 else nn.InstanceNorm2d
             else:
                 cls = nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d
-            steps["norm"] = cls(n, affine=affine)
+            steps["norm"] = cls(n, affine=affine, eps=float(eps))
         if "act" in order:
             steps["act"] = _activation(activation)
         if "conv" in order:

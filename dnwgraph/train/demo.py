@@ -38,7 +38,6 @@ def _config(graph: str, epochs: int, seed: int, num_samples: int) -> dict[str, A
             f"train.epochs={epochs}",
             f"train.seed={seed}",
             f"data.num_samples={num_samples}",
-            "optim.grad_clip=1.0",  # DNW at 2% density needs it (docs/training.md)
         ],
     )
     config["model"] = {"name": "mnist1d_static", "kwargs": kwargs}

@@ -132,3 +132,31 @@ def test_registry_and_errors():
                 (create_node_op("conv2d", 2, norm="batch"), torch.tensor([0])),
             ]
         )
+
+
+def test_channel_node_op_eps_reaches_the_norm():
+    from dnwgraph.nn.node_ops import NORM_EPS
+
+    assert ChannelNodeOp(3, dim=1).norm.eps == NORM_EPS
+    op = ChannelNodeOp(3, dim=1, eps=0.5, order=("norm",), affine=False)
+    assert op.norm.eps == 0.5
+    x = torch.randn(3, 4, 10)
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    assert torch.allclose(op(x), (x - mean) / (var + 0.5).sqrt(), atol=1e-6)
+
+
+def test_channel_node_op_eps_bounds_the_gradient_of_a_silent_node():
+    # A node whose input is (almost) zero: the norm's backward divides by sqrt(var + eps).
+    x = (1e-4 * torch.randn(1, 2, 10)).requires_grad_()
+    grads = {}
+    for eps in (1e-5, 0.1):
+        op = ChannelNodeOp(1, dim=1, eps=eps, order=("norm",), affine=False)
+        (g,) = torch.autograd.grad((op(x) * torch.randn(1, 2, 10)).sum(), x)
+        grads[eps] = float(g.abs().max())
+    assert grads[0.1] < 10.0 < grads[1e-5]
+
+
+@pytest.mark.parametrize("eps", [0, -1.0, "1", True])
+def test_channel_node_op_bad_eps(eps):
+    with pytest.raises(ValueError, match="'eps' must be a positive number"):
+        ChannelNodeOp(2, eps=eps)

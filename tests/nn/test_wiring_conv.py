@@ -315,3 +315,46 @@ def test_inference_never_cuts_gradient_blocks():
         conv(torch.randn(11, 2))
     plan = conv.plan()
     assert plan.selected._blocks is None and plan.grad._blocks is None
+
+
+# ------------------------------------------------------------------ initialisation
+def test_init_selected_fan_in_bound():
+    wiring = block_dag([16, 32, 32, 16])
+    conv = WiringConv(wiring, ratio=0.1)
+    targets = int((torch.bincount(conv.edge_index[1], minlength=wiring.num_nodes) > 0).sum())
+    bound = 1.0 / (conv.k / targets) ** 0.5
+    w = conv.edge_weight.detach().abs()
+    assert float(w.max()) <= bound
+    assert float(w.max()) > 0.95 * bound  # uniform over the whole range
+
+
+def test_init_candidates_fan_in_is_the_reference_bound():
+    wiring = block_dag([16, 32, 32, 16])
+    conv = WiringConv(wiring, ratio=0.1, fan_in="candidates")
+    d_max = int(torch.bincount(conv.edge_index[1], minlength=wiring.num_nodes).max())
+    assert d_max == 80
+    w = conv.edge_weight.detach().abs()
+    assert float(w.max()) <= 1 / d_max**0.5 and float(w.max()) > 0.95 / d_max**0.5
+
+
+def test_init_selected_fan_in_keeps_the_scale_of_the_features():
+    # Var(out_v) = sum over the selected inputs of w_uv^2 for independent unit inputs; the
+    # mean over nodes that receive is about 1 with the selected fan-in, about k/E with the
+    # reference one.
+    torch.manual_seed(0)
+    wiring = complete(200, self_loops=True)
+    x = torch.randn(200, 20_000)
+    for fan_in, low, high in (("selected", 0.85, 1.05), ("candidates", 0.01, 0.05)):
+        conv = WiringConv(wiring, ratio=0.02, fan_in=fan_in)
+        out = conv(x)
+        receives = torch.bincount(conv.edge_index[1, conv.active_mask()], minlength=200) > 0
+        measured = float(out.detach()[receives].var(1).mean())
+        mask = conv.active_mask()
+        w2 = torch.zeros(200).index_add_(0, conv.edge_index[1, mask], conv.edge_weight.detach()[mask] ** 2)
+        assert measured == pytest.approx(float(w2[receives].mean()), rel=0.03)
+        assert low < measured < high, (fan_in, measured)
+
+
+def test_init_bad_fan_in():
+    with pytest.raises(ValueError, match=r"'fan_in' must be one of \['selected', 'candidates'\]"):
+        WiringConv(hand_wiring(), ratio=2, fan_in="he")
