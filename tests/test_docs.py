@@ -53,3 +53,8 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     assert commands == ["make demo", "make test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_stability_page_blocks_run():
+    # the monitor example trains a few steps; the reference block builds a model
+    run_blocks(ROOT / "docs" / "stability.md")

@@ -7,17 +7,18 @@ from dnwgraph.models.discrete import GraphStep
 
 
 def hand_step(model, z):
-    """One synchronous step written out: Z' = IN(A @ conv(relu(Z))) with a dense masked A."""
+    """One synchronous step written out: Z' = IN(A @ conv(gelu(Z))) with a dense masked A."""
     conv = model.step.conv
     n = model.num_nodes
     mask = conv.active_mask()
     a = torch.zeros(n, n).index_put(
         (conv.edge_index[1, mask], conv.edge_index[0, mask]), conv.edge_weight[mask]
     )
-    h = F.conv1d(F.relu(z).transpose(0, 1), model.step.node_op.conv.weight, padding=1, groups=n)
+    h = F.conv1d(F.gelu(z).transpose(0, 1), model.step.node_op.conv.weight, padding=1, groups=n)
     h = torch.einsum("vu,bul->bvl", a, h)
     norm = model.step.norm.norm
-    return F.instance_norm(h, weight=norm.weight, bias=norm.bias).transpose(0, 1)
+    eps = model.step.norm.config["eps"]
+    return F.instance_norm(h, weight=norm.weight, bias=norm.bias, eps=eps).transpose(0, 1)
 
 
 def small_model(steps, **kwargs):

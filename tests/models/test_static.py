@@ -45,9 +45,12 @@ def naive_forward(model, x):
         if v in where:
             op, r = where[v]
             h = F.instance_norm(
-                total.unsqueeze(1), weight=op.norm.weight[r : r + 1], bias=op.norm.bias[r : r + 1]
+                total.unsqueeze(1),
+                weight=op.norm.weight[r : r + 1],
+                bias=op.norm.bias[r : r + 1],
+                eps=op.config["eps"],
             )
-            h = F.conv2d(F.relu(h), op.conv.weight[r : r + 1], padding=1)
+            h = F.conv2d(F.gelu(h), op.conv.weight[r : r + 1], padding=1)
             outputs[v] = h.squeeze(1)
     pooled = torch.stack([inputs[v].mean(dim=(1, 2)) for v in model.output_nodes.tolist()], 1)
     return model.head(pooled)
@@ -144,9 +147,9 @@ def test_subgraph_by_hand():
         w = torch.randn(len(edges)).abs() + 0.5
         w[edges.index([1, 4])] = 0.01
         model.graph.conv.edge_weight.copy_(w)
-        # a node without input outputs conv(relu(beta)): zero for a norm shift beta <= 0
+        # a node without input outputs conv(gelu(beta)): zero for a norm shift beta = 0
         level = [g.tolist() for g in model.graph.groups].index([2, 4])
-        model.graph.node_ops[level].norm.bias[1] = -0.2
+        model.graph.node_ops[level].norm.bias[1] = 0.0
     model.eval()
     small = model.subgraph(torch.tensor([True, False, True, True, False, True, False]))
     x = torch.randn(4, 2, 5, 5)

@@ -28,10 +28,13 @@ def per_node_reference(op, x, order=("norm", "act", "conv")):
         for step in order:
             if step == "norm":
                 h = F.instance_norm(
-                    h, weight=op.norm.weight[v : v + 1], bias=op.norm.bias[v : v + 1]
+                    h,
+                    weight=op.norm.weight[v : v + 1],
+                    bias=op.norm.bias[v : v + 1],
+                    eps=op.config["eps"],
                 )
             elif step == "act":
-                h = F.relu(h)
+                h = F.gelu(h) if op.config["activation"] == "gelu" else F.relu(h)
             else:
                 conv = F.conv1d if x.dim() == 3 else F.conv2d
                 h = conv(h, op.conv.weight[v : v + 1], padding=1)
@@ -51,7 +54,7 @@ def test_grouped_op_equals_per_node_loop(dim, order):
 
 
 def test_batch_norm_is_per_node_over_batch_and_space():
-    op = create_node_op("conv2d", 3, norm="batch", order=("norm",))
+    op = create_node_op("conv2d", 3, norm="batch", order=("norm",), eps=1e-5)
     x = torch.randn(3, 4, 5, 5) * 3 + 2
     out = op(x)
     assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-5)
@@ -59,8 +62,9 @@ def test_batch_norm_is_per_node_over_batch_and_space():
 
 
 def test_no_input_gives_zero_output_and_no_parameter_gradient():
-    # DESIGN.md 4: a node whose input is identically zero outputs exactly zero after
-    # IN -> ReLU -> conv, and none of its parameters receives a gradient.
+    # A node whose input is identically zero outputs conv(act(beta)) = 0 at beta = 0 (the
+    # initial shift) after IN -> GELU -> conv; with a zero output gradient none of its
+    # parameters receives a gradient.
     op = create_node_op("conv2d", 2)
     x = torch.randn(2, 3, 4, 4)
     x[1] = 0
