@@ -48,8 +48,13 @@ from _common import table, write_section  # noqa: E402
 
 SETTINGS = ("static", "discrete", "continuous")
 SELECTIONS = ("dnw", "random")
+#: The reference code's node and initialisation choices (the defaults before 0.2); the
+#: ``random-reference`` arm trains the random graph with them, to check that the defaults that
+#: stabilise DNW do not weaken the baseline.
+REFERENCE = {"fan_in": "candidates", "node_op_options": {"eps": 1e-5, "activation": "relu"}}
 TARGETS = {0.02: 2.0, 0.05: 1.0}
 RESULTS_DOC = ROOT / "docs" / "results.md"
+README = ROOT / "README.md"
 
 
 def plain_loop(
@@ -115,7 +120,9 @@ def run_one(job: dict) -> dict:
         else:
             data = create_dataset("mnist1d", data_seed=draw)
             preset = f"mnist1d_{job['setting']}"
-            model = create_model(preset, selection=job["selection"], ratio=job["ratio"])
+            options = REFERENCE if job["selection"] == "random-reference" else {}
+            selection = job["selection"].split("-")[0]
+            model = create_model(preset, selection=selection, ratio=job["ratio"], **options)
         acc = plain_loop(model, data, epochs, seed)
     return {**job, "acc": round(acc, 2), "time_s": round(time.perf_counter() - start, 1)}
 
@@ -135,9 +142,11 @@ def grid(args: argparse.Namespace) -> Iterator[dict]:
             for ratio in args.ratios:
                 for draw in args.draws:
                     for seed in range(args.seeds):
-                        for selection in SELECTIONS:
-                            yield dict(loop=loop, setting=setting, selection=selection,
-                                       ratio=ratio, draw=draw, seed=seed, epochs=args.epochs)  # fmt: skip
+                        for selection in args.selections:
+                            yield dict(
+                                loop=loop, setting=setting, selection=selection, ratio=ratio,
+                                draw=draw, seed=seed, epochs=args.epochs,
+                            )  # fmt: skip
     if args.digits_epochs > 0:
         for seed in range(args.seeds):
             for selection in SELECTIONS:
@@ -155,19 +164,21 @@ def load(path: Path) -> dict[str, dict]:
     return done
 
 
-def summary(records: list[dict]) -> str:
-    """The Markdown table: one row per (loop, setting, ratio), DNW vs random paired."""
+def summary(records: list[dict], brief: bool = False) -> str:
+    """The Markdown table: one row per (loop, setting, ratio), DNW vs random paired.  ``brief``:
+    the plain loop only, fewer columns (for the README)."""
     groups: dict[tuple, dict[tuple, dict[str, float]]] = {}
     for r in records:
         g = (r["loop"], r["setting"], r["ratio"], r["epochs"])
         groups.setdefault(g, {}).setdefault((r["draw"], r["seed"]), {})[r["selection"]] = r["acc"]
     rows = []
     for (loop, setting, ratio, epochs), pairs in sorted(groups.items(), key=_order):
-        full = [p for p in pairs.values() if len(p) == 2]
-        if not full:
+        full = [p for p in pairs.values() if "dnw" in p and "random" in p]
+        if not full or (brief and loop != "plain"):
             continue
         dnw = [p["dnw"] for p in full]
         rnd = [p["random"] for p in full]
+        ref = [p["random-reference"] for p in pairs.values() if "random-reference" in p]
         gaps = [p["dnw"] - p["random"] for p in full]
         gap, worst = statistics.mean(gaps), min(gaps)
         if setting == "digits":
@@ -177,13 +188,22 @@ def summary(records: list[dict]) -> str:
             need = TARGETS.get(float(ratio), 0.0)
             target, ok = f">= +{need:.1f}, worst >= -1", gap >= need and worst >= -1.0
             density = f"{100 * float(ratio):.0f} %"
+        name = "tiny_static (digits)" if setting == "digits" else f"mnist1d_{setting}"
+        if brief:
+            rows.append([name, density, epochs, len(full), f"**{_pm(dnw)}**", _pm(rnd),
+                         f"{gap:+.1f}"])  # fmt: skip
+            continue
         rows.append([
-            loop, "tiny_static (digits)" if setting == "digits" else f"mnist1d_{setting}",
-            density, epochs, len(full), _pm(dnw), _pm(rnd), f"{gap:+.2f}", f"{worst:+.2f}",
-            target, "yes" if ok else "**no**",
+            loop, name, density, epochs, len(full), _pm(dnw), _pm(rnd),
+            f"{_pm(ref)} ({len(ref)})" if ref else "", f"{gap:+.2f}", f"{worst:+.2f}", target,
+            "yes" if ok else "**no**",
         ])  # fmt: skip
-    header = ["loop", "preset", "edges", "epochs", "pairs", "DNW %", "random %", "mean gap",
-              "worst pair", "target", "met"]  # fmt: skip
+    if brief:
+        header = ["preset", "edges", "epochs", "pairs", "DNW %", "random %", "gap"]
+    else:
+        header = ["loop", "preset", "edges", "epochs", "pairs", "DNW %", "random %",
+                  "random, reference nodes % (runs)", "mean gap", "worst pair", "target",
+                  "met"]  # fmt: skip
     return table(header, rows)
 
 
@@ -206,6 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.02, 0.05])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--loops", nargs="+", default=["plain", "cli"], choices=["plain", "cli"])
+    parser.add_argument("--selections", nargs="+", default=list(SELECTIONS),
+                        choices=[*SELECTIONS, "random-reference"],
+                        help="random-reference: the random graph with the reference code's "
+                        "node ops and initialisation (plain loop only)")  # fmt: skip
     parser.add_argument("--digits-epochs", type=int, default=5, help="0 skips tiny_static")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
     parser.add_argument("--results", type=Path, default=ROOT / "runs" / "robustness.jsonl")
@@ -235,12 +259,21 @@ def main(argv: list[str] | None = None) -> None:
         "`dnwgraph train` on the `examples/configs` recipes. Made by (one results file, "
         "`runs/robustness.jsonl`, read whole):\n\n"
         + "\n".join(f"    {c}" for c in commands)
-        + "\n\n" + summary(records)
+        + "\n\n"
+        + summary(records)
     )
     print(body)
     print(f"wall time {wall / 60:.1f} min")
     if args.write:
         write_section("robustness", body, RESULTS_DOC)
+        brief = (
+            "Plain PyTorch loop, no gradient clipping, package defaults; DNW vs the random "
+            "graph with the same edges, paired by (MNIST-1D draw, seed); test accuracy (%), "
+            "mean ± std (`python benchmarks/robustness_mnist1d.py ... --write`; the full table "
+            "with the `dnwgraph train` loop, the commands and the targets is in "
+            "[docs/results.md](docs/results.md#robustness)):\n\n" + summary(records, brief=True)
+        )
+        write_section("robustness-summary", brief, README)
 
 
 if __name__ == "__main__":

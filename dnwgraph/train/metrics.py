@@ -12,8 +12,8 @@ Wiring statistics are read from every :class:`~dnwgraph.WiringConv` of a model (
   an output node of the model's ``wiring`` (when the model has a ``.wiring`` with as many nodes
   as the conv); otherwise, if it has at least one candidate incoming *and* one candidate
   outgoing edge (which, in a DAG, excludes exactly the sources and the sinks).  Such nodes are
-  dead ends: after InstanceNorm/ReLU a node without inputs outputs zero and its outgoing edges
-  get no gradient.
+  dead ends: a node without inputs outputs a constant (zero at the initial norm shift) that
+  carries no information about the input.
 """
 
 from __future__ import annotations

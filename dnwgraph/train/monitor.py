@@ -182,4 +182,3 @@ def _mean(parts: list[Tensor]) -> float:
 
 def _norm(parts: list[Tensor]) -> float:
     return float(torch.cat(parts).norm()) if parts else float("nan")
-

@@ -350,7 +350,9 @@ def test_init_selected_fan_in_keeps_the_scale_of_the_features():
         receives = torch.bincount(conv.edge_index[1, conv.active_mask()], minlength=200) > 0
         measured = float(out.detach()[receives].var(1).mean())
         mask = conv.active_mask()
-        w2 = torch.zeros(200).index_add_(0, conv.edge_index[1, mask], conv.edge_weight.detach()[mask] ** 2)
+        w2 = torch.zeros(200).index_add_(
+            0, conv.edge_index[1, mask], conv.edge_weight.detach()[mask] ** 2
+        )
         assert measured == pytest.approx(float(w2[receives].mean()), rel=0.03)
         assert low < measured < high, (fan_in, measured)
 
