@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "dnwgraph.train",
     # analysis/
     "to_networkx": "dnwgraph.analysis",
+    "to_data": "dnwgraph.analysis",
     "save_wiring": "dnwgraph.analysis",
     "compact": "dnwgraph.analysis",
 }
@@ -79,6 +80,7 @@ __all__ = [
     "unsparsify",
     "load_model",
     "to_networkx",
+    "to_data",
     "save_wiring",
     "compact",
 ]
