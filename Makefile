@@ -1,5 +1,5 @@
 # Set-up installs the pinned CPU torch first (an unpinned resolve pulls a multi-GB CUDA
-# build), then the project with its test and ODE extras.
+# build), then the project with the extras its tests use (dev, ode, tensorboard, mnist).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,ode,mnist]'
+	$(PY) -m pip install -q -e '.[dev,ode,tensorboard,mnist]'
 	touch $@
 
 setup: $(VENV)/.installed

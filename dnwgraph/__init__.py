@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "create_model": "dnwgraph.models",
     "list_models": "dnwgraph.models",
     "register_model": "dnwgraph.models",
+    "save_pretrained": "dnwgraph.models",
+    "from_pretrained": "dnwgraph.models",
     "StaticNeuralGraph": "dnwgraph.models",
     "DiscreteTimeNeuralGraph": "dnwgraph.models",
     "ContinuousTimeNeuralGraph": "dnwgraph.models",
@@ -48,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "dnwgraph.train",
     # analysis/
     "to_networkx": "dnwgraph.analysis",
+    "to_data": "dnwgraph.analysis",
     "save_wiring": "dnwgraph.analysis",
     "compact": "dnwgraph.analysis",
 }
@@ -70,6 +73,8 @@ __all__ = [
     "create_model",
     "list_models",
     "register_model",
+    "save_pretrained",
+    "from_pretrained",
     "StaticNeuralGraph",
     "DiscreteTimeNeuralGraph",
     "ContinuousTimeNeuralGraph",
@@ -79,6 +84,7 @@ __all__ = [
     "unsparsify",
     "load_model",
     "to_networkx",
+    "to_data",
     "save_wiring",
     "compact",
 ]

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     for v in hubs:
         d = g.nodes[v]
         print(f"  hub node {v}: level {d['level']}, {d['role']}, out-degree {g.out_degree(v)}")
-    strongest = max(g.edges(data="weight"), key=lambda e: abs(e[2]))
+    strongest = max(g.edges(data="signed_weight"), key=lambda e: abs(e[2]))
     print(f"  strongest edge {strongest[0]} -> {strongest[1]}: w = {strongest[2]:+.3f}")
 
     # 3. the same file as a candidate wiring for a new model

@@ -17,6 +17,7 @@ MODULES = [
     "dnwgraph.nn.aggregate",
     "dnwgraph.nn.wiring_conv",
     "dnwgraph.models.registry",
+    "dnwgraph.models.pretrained",
     "dnwgraph.train.distributed",
     "dnwgraph.train.launch",
 ]

@@ -1,12 +1,13 @@
 """Export, measure, compact and draw discovered wirings.
 
-``to_networkx`` / ``save_wiring`` hand a learned wiring to other graph tools, the metrics say
-what DNW found beyond chance, ``compact`` turns a trained model into a smaller fixed-wiring one
-with identical outputs, and the plots draw the wiring and its training (matplotlib, lazily).
+``to_networkx`` / ``to_data`` / ``save_wiring`` hand a learned wiring to other graph tools, the
+metrics say what DNW found beyond chance, ``compact`` turns a trained model into a smaller
+fixed-wiring one with identical outputs, and the plots draw the wiring and its training
+(matplotlib, lazily).
 """
 
 from dnwgraph.analysis.compact import compact
-from dnwgraph.analysis.export import save_wiring, to_networkx
+from dnwgraph.analysis.export import save_wiring, to_data, to_networkx
 from dnwgraph.analysis.metrics import (
     GraphStats,
     WiringMetrics,
@@ -37,6 +38,7 @@ from dnwgraph.analysis.report import analyze, load_source
 
 __all__ = [
     "to_networkx",
+    "to_data",
     "save_wiring",
     "compact",
     "wiring_metrics",

@@ -29,7 +29,8 @@ class WiringView:
     Attributes:
         module: name of the module in its model (``""`` for a bare wiring or layer).
         edge_index: candidate edges ``[2, E]`` (CPU, int64).
-        weight: edge weights ``[E]`` (float, CPU), ``None`` for a bare :class:`Wiring`.
+        weight: edge weights ``[E]`` (float, CPU), ``None`` for a :class:`Wiring` without
+            ``edge_weight``.
         active: selected edges ``[E]`` (bool); all ``True`` for a bare :class:`Wiring`.
         num_nodes: number of nodes ``N``.
         input_nodes: nodes fed with data (sorted LongTensor).
@@ -106,7 +107,7 @@ def _from_wiring(wiring: Any, module: str = "") -> WiringView:
     return WiringView(
         module=module,
         edge_index=wiring.edge_index.cpu(),
-        weight=None,
+        weight=None if wiring.edge_weight is None else wiring.edge_weight.detach().float().cpu(),
         active=torch.ones(wiring.num_edges, dtype=torch.bool),
         num_nodes=wiring.num_nodes,
         input_nodes=wiring.input_nodes.cpu(),

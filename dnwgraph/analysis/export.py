@@ -1,4 +1,5 @@
-"""Export a discovered wiring: one ``networkx.DiGraph`` and files other graph tools read.
+"""Export a discovered wiring: one ``networkx.DiGraph``, one PyG ``Data``, and files other
+graph tools read.
 
 networkx is imported lazily, inside the functions.
 """
@@ -10,6 +11,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
+from torch_geometric.data import Data
 
 from dnwgraph.analysis._views import WiringView, wiring_views
 from dnwgraph.typing import PathLikeStr
@@ -35,9 +39,11 @@ def to_networkx(obj: Any, all_candidates: bool = False) -> nx.DiGraph:
     ``local_id`` (the id inside its module), ``role`` (``"input"``, ``"hidden"``, ``"output"``;
     a node that is both input and output is ``"input"``), ``is_input``, ``is_output`` and
     ``level`` (topological level in the candidate wiring; absent when the candidates have a
-    cycle). Edge attributes: ``weight`` (the learned :math:`w_{uv}`; ``1.0`` for a bare
-    ``Wiring``), ``index`` (position among all candidates) and, with ``all_candidates=True``,
-    ``selected`` (bool). Graph attributes: ``acyclic``, ``self_loops``, ``num_modules``.
+    cycle). Edge attributes: ``weight`` (the strength :math:`|w_{uv}|`, never negative, so that
+    ``pagerank``, Dijkstra and the other weighted networkx algorithms accept it; ``1.0`` for a
+    ``Wiring`` without ``edge_weight``), ``signed_weight`` (the learned :math:`w_{uv}` itself),
+    ``index`` (position among all candidates) and, with ``all_candidates=True``, ``selected``
+    (bool). Graph attributes: ``acyclic``, ``self_loops``, ``num_modules``.
 
     Args:
         obj: a Wiring, WiringConv, model or snapshot dict.
@@ -102,10 +108,85 @@ def _add_view(
     for i in range(view.num_edges):
         if not (all_candidates or active[i]):
             continue
-        attrs = {"weight": weight[i], "index": edge_offset + i}
+        attrs = {"weight": abs(weight[i]), "signed_weight": weight[i], "index": edge_offset + i}
         if all_candidates:
             attrs["selected"] = active[i]
         g.add_edge(node_offset + src[i], node_offset + dst[i], **attrs)
+
+
+def to_data(obj: Any, all_candidates: bool = False) -> Data:
+    r"""The learned wiring of ``obj`` as one :class:`torch_geometric.data.Data`.
+
+    The same graph as :func:`to_networkx` (same node ids, edges in the order of their
+    ``index``), as tensors: ``edge_index [2, k]``, ``edge_weight [k]`` (the learned signed
+    :math:`w_{uv}`; ones for a :class:`~dnwgraph.Wiring` without weights), ``e_id [k]`` (the
+    position of each edge among all candidates), ``num_nodes``, the node roles
+    ``input_mask``/``output_mask [N]`` (bool), ``node_level [N]`` (when every wiring is
+    acyclic), ``module_index [N]`` (which wiring a node belongs to, an index into the list
+    ``module_names``) and the flags ``acyclic`` and ``self_loops``; with
+    ``all_candidates=True`` every candidate edge is kept and ``selected [E]`` (bool) marks the
+    ones the forward pass uses.
+
+    :meth:`dnwgraph.Wiring.from_data` reads it back (roles and weights included), and
+    :meth:`dnwgraph.WiringConv.from_wiring` turns that into a layer with the same outputs.
+
+    Args:
+        obj: a Wiring, WiringConv, model or snapshot dict (see :func:`to_networkx`).
+        all_candidates: keep every candidate edge (with ``selected``) instead of the selected
+            ones. (default: ``False``)
+
+    Returns:
+        Data: :math:`\sum_m N_m` nodes and :math:`\sum_m k_m` edges (or :math:`\sum_m E_m`).
+
+    Raises:
+        TypeError: ``obj`` is not one of the accepted kinds.
+        ValueError: a model without ``WiringConv`` modules or a malformed snapshot.
+
+    Example:
+        >>> import torch
+        >>> from dnwgraph import Wiring, WiringConv
+        >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
+        >>> data = to_data(conv)
+        >>> data.num_edges, data.input_mask.tolist(), data.node_level.tolist()
+        (2, [True, True, False, False], [0, 0, 1, 2])
+        >>> to_data(conv, all_candidates=True).selected.sum().item()
+        2
+    """
+    views = wiring_views(obj)
+    edges, weights, e_ids, selected = [], [], [], []
+    inputs, outputs, levels, modules = [], [], [], []
+    node_offset = edge_offset = 0
+    for m, view in enumerate(views):
+        keep = torch.ones_like(view.active) if all_candidates else view.active
+        ids = keep.nonzero().view(-1)
+        weight = torch.ones(view.num_edges) if view.weight is None else view.weight
+        edges.append(view.edge_index.index_select(1, ids) + node_offset)
+        weights.append(weight.index_select(0, ids))
+        e_ids.append(ids + edge_offset)
+        selected.append(view.active.index_select(0, ids))
+        inputs.append(view.node_mask(view.input_nodes))
+        outputs.append(view.node_mask(view.output_nodes))
+        levels.append(view.level)
+        modules.append(torch.full((view.num_nodes,), m, dtype=torch.long))
+        node_offset += view.num_nodes
+        edge_offset += view.num_edges
+    data = Data(
+        edge_index=torch.cat(edges, 1),
+        edge_weight=torch.cat(weights),
+        e_id=torch.cat(e_ids),
+        num_nodes=node_offset,
+        input_mask=torch.cat(inputs),
+        output_mask=torch.cat(outputs),
+        module_index=torch.cat(modules),
+    )
+    if all(lvl is not None for lvl in levels):
+        data.node_level = torch.cat(levels)  # type: ignore[arg-type]
+    if all_candidates:
+        data.selected = torch.cat(selected)
+    data.module_names = [v.module for v in views]
+    data.acyclic = all(v.acyclic for v in views)
+    data.self_loops = any(v.self_loops for v in views)
+    return data
 
 
 def _write_graphml(g: nx.DiGraph, path: Path) -> None:
@@ -123,7 +204,8 @@ def _write_gexf(g: nx.DiGraph, path: Path) -> None:
 def _write_json(g: nx.DiGraph, path: Path) -> None:
     import networkx as nx
 
-    path.write_text(json.dumps(nx.node_link_data(g, edges="links")), encoding="utf-8")
+    # the current node-link key ("edges", networkx >= 3.4); Wiring.from_file reads "links" too
+    path.write_text(json.dumps(nx.node_link_data(g, edges="edges")), encoding="utf-8")
 
 
 def _write_csv(g: nx.DiGraph, path: Path) -> None:
@@ -135,9 +217,10 @@ def _write_csv(g: nx.DiGraph, path: Path) -> None:
             "are not stored in CSV; use .graphml/.gexf/.json to keep them)\n"
         )
         writer = csv.writer(f)
-        writer.writerow(["source", "target", "weight", "module", *extra])
+        writer.writerow(["source", "target", "weight", "signed_weight", "module", *extra])
         for u, v, d in edges:
-            row = [u, v, repr(float(d["weight"])), g.nodes[u]["module"]]
+            w = float(d.get("signed_weight", d["weight"]))
+            row = [u, v, repr(abs(w)), repr(w), g.nodes[u]["module"]]
             writer.writerow(row + ([int(bool(d["selected"]))] if extra else []))
 
 
@@ -154,16 +237,24 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
 
     The graph written is :func:`to_networkx` ``(obj, all_candidates)``:
 
-    * ``.graphml`` / ``.gexf`` — every node and edge attribute (Gephi, Cytoscape, yEd, networkx);
-    * ``.json`` — networkx node-link JSON (``{"nodes": [...], "links": [...]}``), every attribute;
-    * ``.csv`` — one edge per row, ``source,target,weight,module`` (``selected`` added with
-      ``all_candidates``), after one ``#`` comment line; nodes without edges and node roles are
-      not stored (pass ``num_nodes``/``input_nodes``/``output_nodes`` when reading back).
+    * ``.graphml`` — every node, edge and graph attribute (Gephi, Cytoscape, yEd, networkx);
+    * ``.gexf`` — every node and edge attribute; GEXF has no graph attributes, so ``acyclic``,
+      ``self_loops`` and ``num_modules`` are not stored (:meth:`~dnwgraph.Wiring.from_file`
+      finds ``acyclic``/``self_loops`` from the graph itself);
+    * ``.json`` — networkx node-link JSON in the current format (``{"nodes": [...], "edges":
+      [...]}``), every attribute;
+    * ``.csv`` — one edge per row, ``source,target,weight,signed_weight,module`` (``selected``
+      added with ``all_candidates``), after one ``#`` comment line; nodes without edges and
+      node roles are not stored (pass ``num_nodes``/``input_nodes``/``output_nodes`` when
+      reading back).
 
-    Each file reads back with networkx (``read_graphml``, ``read_gexf``,
-    ``node_link_graph(..., edges="links")``, or any CSV reader) and with
-    :meth:`dnwgraph.Wiring.from_file`, which turns a discovered wiring into the candidate set of
-    a new model (or, with the ``fixed`` selection, a frozen wiring).
+    ``weight`` is the strength :math:`|w|` and ``signed_weight`` the learned :math:`w`. Each
+    file reads back with plain networkx (``read_graphml(path, node_type=int)``,
+    ``read_gexf(path, node_type=int)``, ``node_link_graph(json.load(f))``, or any CSV reader)
+    and with :meth:`dnwgraph.Wiring.from_file`, which keeps the node ids, the roles and the
+    learned weights: :meth:`dnwgraph.WiringConv.from_wiring` rebuilds a layer with the same
+    selected edges and outputs, and the wiring can also become the candidate set of a new
+    model (or, with the ``fixed`` selection, a frozen wiring).
 
     Args:
         obj: a Wiring, WiringConv, model or snapshot dict (see :func:`to_networkx`).

@@ -33,9 +33,50 @@ class CycleError(ValueError):
         )
 
 
+def sparse_size(edge_index: Any) -> int | None:
+    """Number of nodes a graph object declares, or ``None`` when it declares none.
+
+    A torch sparse adjacency (COO, CSR, CSC) of shape ``[N, N]`` declares ``N``; so does a
+    :class:`torch_geometric.EdgeIndex` with a known ``sparse_size``.
+
+    Raises:
+        ValueError: a sparse adjacency or ``EdgeIndex`` that is not square.
+    """
+    if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
+        shape = tuple(edge_index.shape)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(
+                f"a sparse adjacency must have shape [N, N] (row = source, column = target) "
+                f"(got {shape})"
+            )
+        return int(shape[0])
+    size = getattr(edge_index, "sparse_size", None)
+    if callable(size):  # torch_geometric.EdgeIndex
+        rows, cols = size()
+        if rows is None and cols is None:
+            return None
+        if rows is not None and cols is not None and rows != cols:
+            raise ValueError(
+                f"an EdgeIndex must have a square sparse_size (N, N) for a wiring (got "
+                f"({rows}, {cols}))"
+            )
+        return int(rows if rows is not None else cols)
+    return None
+
+
 def as_edge_index(edge_index: Any) -> np.ndarray:
-    """Coerce a tensor, numpy array or sequence of pairs to an ``int64`` array of shape [2, E]."""
-    if isinstance(edge_index, Tensor):
+    """Coerce a tensor, numpy array or sequence of pairs to an ``int64`` array of shape [2, E].
+
+    A torch sparse adjacency (COO, CSR, CSC) gives its stored entries, row-major: entry
+    ``(u, v)`` is the edge ``u -> v`` whatever its value (``torch_geometric.utils.to_edge_index``
+    reads it the same way).
+    """
+    if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
+        sparse_size(edge_index)  # square or a ValueError
+        adj = edge_index.detach()
+        adj = (adj if adj.layout == torch.sparse_coo else adj.to_sparse_coo()).coalesce()
+        arr = adj.indices().cpu().numpy()
+    elif isinstance(edge_index, Tensor):
         arr = edge_index.detach().cpu().numpy()
     elif isinstance(edge_index, np.ndarray):
         arr = edge_index
@@ -51,8 +92,9 @@ def as_edge_index(edge_index: Any) -> np.ndarray:
             raise ValueError("'edge_index' pairs must hold integer node ids")
     else:
         raise TypeError(
-            "'edge_index' must be a LongTensor [2, E], a numpy array or a list of (source, target) "
-            f"pairs (got {type(edge_index).__name__})"
+            "'edge_index' must be a LongTensor [2, E] (or a torch_geometric EdgeIndex), a torch "
+            "sparse adjacency [N, N], a torch_geometric Data, a numpy array or a list of "
+            f"(source, target) pairs (got {type(edge_index).__name__})"
         )
     if arr.ndim != 2 or arr.shape[0] != 2:
         hint = " (a list of pairs is transposed for you; a tensor is not)" if arr.ndim == 2 else ""
@@ -111,6 +153,36 @@ def check_edges(ei: np.ndarray, num_nodes: int, self_loops: bool) -> None:
             f"'edge_index' holds a duplicate edge ({ei[0, dup]}, {ei[1, dup]}) at positions "
             f"{orig} and {dup}"
         )
+
+
+def check_edge_weight(edge_weight: Any, num_edges: int) -> Tensor:
+    """Check per-edge weights ``[E]`` and return them as a float tensor (CPU, detached).
+
+    Integer or boolean weights become ``float32``; floating ones keep their dtype.
+    """
+    w = torch.as_tensor(edge_weight).detach().cpu()
+    if w.shape != (num_edges,):
+        raise ValueError(
+            f"'edge_weight' must have shape [E] = [{num_edges}], one weight per edge "
+            f"(got {tuple(w.shape)})"
+        )
+    if not w.is_floating_point():
+        w = w.float()
+    if not bool(torch.isfinite(w).all()):
+        bad = int((~torch.isfinite(w)).nonzero()[0])
+        raise ValueError(f"'edge_weight' must be finite (got {w[bad].item()} at edge {bad})")
+    return w
+
+
+def mask_nodes(mask: Any, num_nodes: int, name: str) -> Tensor:
+    """The node ids of a boolean node mask ``[N]`` (as a sorted LongTensor)."""
+    m = torch.as_tensor(mask).detach().cpu()
+    if m.dtype != torch.bool or m.shape != (num_nodes,):
+        raise ValueError(
+            f"'{name}' must be a BoolTensor of shape [num_nodes] = [{num_nodes}] "
+            f"(got {m.dtype} {tuple(m.shape)})"
+        )
+    return m.nonzero().view(-1)
 
 
 def node_set(nodes: Any, num_nodes: int, name: str) -> Tensor:

@@ -41,10 +41,26 @@ def to_networkx(wiring: Wiring) -> nx.DiGraph:
             attrs["level"] = level[v]
         g.add_node(v, **attrs)
     # a DiGraph iterates edges grouped by source, so the position in edge_index travels along
-    g.add_edges_from(
-        (u, v, {"index": i}) for i, (u, v) in enumerate(wiring.edge_index.t().tolist())
-    )
+    edges = wiring.edge_index.t().tolist()
+    if wiring.edge_weight is None:
+        g.add_edges_from((u, v, {"index": i}) for i, (u, v) in enumerate(edges))
+    else:
+        w = wiring.edge_weight.tolist()
+        g.add_edges_from(
+            (u, v, {"index": i, "weight": abs(w[i]), "signed_weight": w[i]})
+            for i, (u, v) in enumerate(edges)
+        )
     return g
+
+
+def edge_weights(triples: Sequence[tuple[Any, Any, dict[str, Any]]]) -> list[float] | None:
+    """The signed weight of every edge: ``signed_weight`` when every edge has one, else
+    ``weight`` when every edge has one (files written before ``signed_weight`` existed, or by
+    other tools), else ``None``."""
+    for key in ("signed_weight", "weight"):
+        if triples and all(key in d for _, _, d in triples):
+            return [float(d[key]) for _, _, d in triples]
+    return None
 
 
 def _relabel(g: nx.Graph) -> dict[Hashable, int]:
@@ -112,9 +128,9 @@ def from_networkx(
     if g.number_of_nodes() == 0:
         raise ValueError("'g' has no nodes; a wiring needs at least one candidate edge")
     ids = _relabel(g)
-    triples = list(g.edges(data="index"))
-    if triples and all(i is not None for _, _, i in triples):
-        triples.sort(key=lambda t: int(t[2]))  # restore the order of to_networkx
+    triples = list(g.edges(data=True))
+    if triples and all("index" in d for _, _, d in triples):
+        triples.sort(key=lambda t: int(t[2]["index"]))  # restore the order of to_networkx
     edges = [(ids[u], ids[v]) for u, v, _ in triples]
     if acyclic is None:
         acyclic = g.graph.get("acyclic")
@@ -131,4 +147,5 @@ def from_networkx(
         output_nodes=None if outputs is None else _map(outputs, ids, "output_nodes"),
         acyclic=acyclic,
         self_loops=self_loops,
+        edge_weight=edge_weights(triples),
     )

@@ -3,13 +3,18 @@
 Formats, chosen by extension:
 
 * ``.csv`` — one edge per row, ``source,target``; an optional header row naming the columns
-  (``source``/``target``, any order, extra columns such as ``weight`` ignored); blank lines and
-  lines starting with ``#`` are skipped. Isolated nodes need ``num_nodes=...``.
+  (``source``/``target``, any order; a ``signed_weight`` column, else a ``weight`` column,
+  becomes ``edge_weight``; other columns are ignored); blank lines and lines starting with ``#``
+  are skipped. Isolated nodes need ``num_nodes=...``.
 * ``.json`` — either ``{"num_nodes": N, "edges": [[u, v], ...], "input_nodes": [...],
-  "output_nodes": [...], "acyclic": true}`` (all keys but ``edges`` optional) or networkx
-  node-link JSON (``{"nodes": [{"id": ...}, ...], "links"|"edges": [...]}``).
+  "output_nodes": [...], "acyclic": true, "edge_weight": [...]}`` (all keys but ``edges``
+  optional) or networkx node-link JSON (``{"nodes": [{"id": ...}, ...], "edges": [...]}``, or
+  the legacy ``"links"`` key).
 * ``.graphml`` / ``.gexf`` — through networkx; node ids that all look like integers are read as
-  integers, so ``"10"`` sorts after ``"9"``.
+  integers, so ``"10"`` sorts after ``"9"`` and the ids of the file are kept.
+
+Graph files keep the learned weights: the edge attribute ``signed_weight`` (else ``weight``)
+becomes :attr:`Wiring.edge_weight` (see :meth:`Wiring.from_networkx`).
 """
 
 from __future__ import annotations
@@ -61,7 +66,9 @@ def read_csv(path: Path, **kwargs: Any) -> Wiring:
     from dnwgraph.graph.wiring import Wiring
 
     cols = (0, 1)
+    weight_col: int | None = None
     edges: list[tuple[int, int]] = []
+    weights: list[float] = []
     header_seen = False
     with open(path, newline="", encoding="utf-8") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
@@ -76,6 +83,10 @@ def read_csv(path: Path, **kwargs: Any) -> Wiring:
                         f"(got {','.join(row)!r})"
                     )
                 cols = (names.index("source"), names.index("target"))
+                for key in ("signed_weight", "weight"):
+                    if key in names:
+                        weight_col = names.index(key)
+                        break
                 header_seen = True
                 continue
             try:
@@ -85,8 +96,18 @@ def read_csv(path: Path, **kwargs: Any) -> Wiring:
                     f"{path} line {lineno}: expected two integer node ids 'source,target' "
                     f"(got {','.join(row)!r})"
                 ) from None
+            if weight_col is not None:
+                try:
+                    weights.append(float(cells[weight_col]))
+                except (ValueError, IndexError):
+                    raise ValueError(
+                        f"{path} line {lineno}: expected a number in column "
+                        f"{weight_col + 1} (the weight) (got {','.join(row)!r})"
+                    ) from None
     if not edges:
         raise ValueError(f"{path}: no edges found; a wiring needs at least one candidate edge")
+    if weight_col is not None:
+        kwargs.setdefault("edge_weight", weights)
     return Wiring(edges, **kwargs)
 
 
@@ -122,7 +143,7 @@ def read_json(path: Path, **kwargs: Any) -> Wiring:
             f"{path}: expected a key 'edges' (dnwgraph format) or 'nodes' (node-link format) "
             f"(got keys {sorted(doc)})"
         )
-    for key in ("num_nodes", "input_nodes", "output_nodes", "acyclic", "self_loops"):
+    for key in ("num_nodes", "input_nodes", "output_nodes", "acyclic", "self_loops", "edge_weight"):
         if key in doc:
             kwargs.setdefault(key, doc[key])
     edges = doc["edges"]
@@ -184,6 +205,9 @@ READERS: dict[str, Callable[..., Wiring]] = {
 def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
     """Write ``source,target`` rows with a header, in edge order (inverse of :func:`read_csv`).
 
+    A wiring with ``edge_weight`` adds the columns ``weight`` (:math:`|w|`) and
+    ``signed_weight`` (:math:`w`).
+
     Example:
         >>> import os, tempfile
         >>> from dnwgraph import Wiring
@@ -194,10 +218,16 @@ def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
         0,1
         1,2
     """
+    rows = wiring.edge_index.t().tolist()
+    header = ["source", "target"]
+    if wiring.edge_weight is not None:
+        header += ["weight", "signed_weight"]
+        weights = wiring.edge_weight.tolist()
+        rows = [[u, v, repr(abs(w)), repr(w)] for (u, v), w in zip(rows, weights, strict=True)]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["source", "target"])
-        w.writerows(wiring.edge_index.t().tolist())
+        w.writerow(header)
+        w.writerows(rows)
 
 
 def write_json(wiring: Wiring, path: PathLikeStr) -> None:
@@ -219,4 +249,6 @@ def write_json(wiring: Wiring, path: PathLikeStr) -> None:
         "acyclic": wiring.acyclic,
         "self_loops": wiring.self_loops,
     }
+    if wiring.edge_weight is not None:
+        doc["edge_weight"] = wiring.edge_weight.tolist()
     Path(path).write_text(json.dumps(doc), encoding="utf-8")

@@ -11,10 +11,14 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from dnwgraph.graph._checks import (
+    CycleError,
     as_edge_index,
+    check_edge_weight,
     check_edges,
     check_num_nodes,
+    mask_nodes,
     node_set,
+    sparse_size,
     topological_levels,
 )
 from dnwgraph.typing import EdgeIndexLike, EdgeList, NodesLike, PathLikeStr
@@ -33,14 +37,20 @@ class Wiring:
     holds the nodes with no incoming edge and level :math:`l+1` the nodes whose last predecessor
     is in level :math:`l` (``networkx.topological_generations``).
 
-    A thin wrapper around a :class:`torch_geometric.data.Data` (see :attr:`data`). The input is
-    validated once, here; the object is treated as immutable afterwards.
+    A thin wrapper around a :class:`torch_geometric.data.Data` (see :meth:`to_data` and
+    :meth:`from_data`). The input is validated once, here; the object is treated as immutable
+    afterwards.
 
     Args:
-        edge_index: candidate edges, a LongTensor ``[2, E]`` (row 0 = source, row 1 = target), an
-            integer numpy array ``[2, E]`` or a list of ``(source, target)`` pairs. The order is
-            kept.
-        num_nodes: number of nodes; default ``max id + 1``.
+        edge_index: candidate edges, a LongTensor ``[2, E]`` (row 0 = source, row 1 = target;
+            a :class:`torch_geometric.EdgeIndex` too), an integer numpy array ``[2, E]``, a list
+            of ``(source, target)`` pairs, a torch sparse adjacency ``[N, N]`` (COO, CSR or CSC;
+            every stored entry ``(u, v)`` is the edge ``u -> v``, whatever its value, in
+            row-major order) or a :class:`torch_geometric.data.Data` (its ``edge_index``,
+            ``num_nodes``, ``input_mask``/``output_mask`` and ``edge_weight`` when present; the
+            other arguments win). The order is kept.
+        num_nodes: number of nodes; default: the ``N`` of a sparse adjacency or of an
+            ``EdgeIndex``'s ``sparse_size``, else ``max id + 1``.
         input_nodes: nodes fed with data. Default: nodes of in-degree 0 when ``acyclic``,
             else all nodes.
         output_nodes: nodes read out. Default: nodes of out-degree 0 when ``acyclic``, else all
@@ -49,16 +59,22 @@ class Wiring:
             time, where :meth:`levels` is unavailable. (default: ``True``)
         self_loops: allow edges ``(v, v)``; they are cycles, so they need ``acyclic=False``.
             (default: ``False``)
+        edge_weight: optional weight per edge ``[E]``, aligned with ``edge_index`` (e.g. the
+            learned weights of an exported wiring); :meth:`dnwgraph.WiringConv.from_wiring`
+            starts from them. (default: ``None``)
 
     Shapes:
         - edge_index: :math:`[2, E]`; input_nodes: :math:`[N_{in}]`; output_nodes:
           :math:`[N_{out}]` (sorted, unique)
         - levels(): list of :math:`[N_l]`; node_level(), in_degree(), out_degree(): :math:`[N]`
+        - edge_weight: :math:`[E]` or ``None``
 
     Raises:
-        ValueError: ``edge_index`` not ``[2, E]``, not integer, empty; a node id outside
-            ``[0, num_nodes)``; a duplicate edge; a self loop with ``self_loops=False``; a bad
-            ``input_nodes``/``output_nodes`` list.
+        TypeError: ``edge_index`` of an unsupported type.
+        ValueError: ``edge_index`` not ``[2, E]``, not integer, empty; a sparse adjacency that
+            is not square; a node id outside ``[0, num_nodes)``; a duplicate edge; a self loop
+            with ``self_loops=False``; a bad ``input_nodes``/``output_nodes`` list; an
+            ``edge_weight`` that is not ``[E]`` or not finite.
         CycleError: a cycle while ``acyclic=True`` (names a node on it and the cycle).
 
     Example:
@@ -78,7 +94,21 @@ class Wiring:
         output_nodes: NodesLike | None = None,
         acyclic: bool = True,
         self_loops: bool = False,
+        edge_weight: Tensor | Sequence[float] | None = None,
     ) -> None:
+        if isinstance(edge_index, Data):
+            data = edge_index
+            edge_index = _data_edge_index(data)
+            if num_nodes is None:
+                num_nodes = data.num_nodes
+            if input_nodes is None and "input_mask" in data:
+                input_nodes = mask_nodes(data.input_mask, int(num_nodes), "input_mask")
+            if output_nodes is None and "output_mask" in data:
+                output_nodes = mask_nodes(data.output_mask, int(num_nodes), "output_mask")
+            if edge_weight is None and "edge_weight" in data:
+                edge_weight = data.edge_weight
+        if num_nodes is None:
+            num_nodes = sparse_size(edge_index)
         ei = as_edge_index(edge_index)
         n = check_num_nodes(num_nodes, ei)
         check_edges(ei, n, self_loops)
@@ -90,6 +120,9 @@ class Wiring:
         self.self_loops: bool = bool(self_loops)
         self._node_level = None if level is None else torch.from_numpy(level)
         self._levels: list[Tensor] | None = None
+        self.edge_weight: Tensor | None = (
+            None if edge_weight is None else check_edge_weight(edge_weight, ei.shape[1])
+        )
         if input_nodes is not None:
             self.input_nodes = node_set(input_nodes, n, "input_nodes")
         elif acyclic:
@@ -172,16 +205,90 @@ class Wiring:
 
     @property
     def data(self) -> Data:
-        """The wiring as a :class:`torch_geometric.data.Data`.
+        """The wiring as a :class:`torch_geometric.data.Data`: the same as :meth:`to_data`."""
+        return self.to_data()
+
+    def to_data(self) -> Data:
+        """The wiring as a :class:`torch_geometric.data.Data` (inverse of :meth:`from_data`).
 
         Holds ``edge_index [2, E]``, ``num_nodes``, ``input_mask [N]`` and ``output_mask [N]``
-        (bool); the tensors are shared, not copied.
+        (bool), ``node_level [N]`` when acyclic, ``edge_weight [E]`` when the wiring has
+        weights, and the flags ``acyclic`` and ``self_loops`` (Python bools). The tensors are
+        shared, not copied.
+
+        Returns:
+            Data: the wiring; ``Wiring.from_data(w.to_data())`` rebuilds ``w``.
+
+        Example:
+            >>> d = Wiring([(0, 2), (1, 2), (2, 3)]).to_data()
+            >>> d.input_mask.tolist(), d.output_mask.tolist(), d.node_level.tolist()
+            ([True, True, False, False], [False, False, False, True], [0, 0, 1, 2])
         """
-        return Data(
+        data = Data(
             edge_index=self.edge_index,
             num_nodes=self.num_nodes,
             input_mask=self._mask(self.input_nodes),
             output_mask=self._mask(self.output_nodes),
+        )
+        if self.acyclic:
+            data.node_level = self.node_level()
+        if self.edge_weight is not None:
+            data.edge_weight = self.edge_weight
+        data.acyclic = self.acyclic
+        data.self_loops = self.self_loops
+        return data
+
+    @classmethod
+    def from_data(
+        cls,
+        data: Data,
+        *,
+        input_nodes: NodesLike | None = None,
+        output_nodes: NodesLike | None = None,
+        acyclic: bool | None = None,
+        self_loops: bool | None = None,
+    ) -> Wiring:
+        """Build from a :class:`torch_geometric.data.Data` (inverse of :meth:`to_data`).
+
+        Reads ``edge_index`` (a LongTensor or :class:`torch_geometric.EdgeIndex`), ``num_nodes``,
+        the node roles ``input_mask``/``output_mask`` (BoolTensors ``[N]``) and ``edge_weight``
+        when present; :func:`dnwgraph.to_data` writes all of them for a learned wiring.
+        ``acyclic``/``self_loops`` default to the attributes of that name, else to what the graph
+        is (a DAG, has self loops). Nodes without a mask get the constructor's defaults.
+
+        Args:
+            data: the graph.
+            input_nodes: override ``input_mask``. (default: ``None``)
+            output_nodes: override ``output_mask``. (default: ``None``)
+            acyclic: override the ``acyclic`` attribute. (default: ``None``)
+            self_loops: override the ``self_loops`` attribute. (default: ``None``)
+
+        Returns:
+            Wiring: the wiring, with ``edge_weight`` when ``data`` has one.
+
+        Raises:
+            TypeError: ``data`` is not a ``Data``.
+            ValueError: no ``edge_index``, masks that are not BoolTensors ``[N]``, or any check
+                of the constructor.
+
+        Example:
+            >>> w = Wiring([(0, 2), (1, 2), (2, 3)], output_nodes=[2, 3])
+            >>> Wiring.from_data(w.to_data()).output_nodes.tolist()
+            [2, 3]
+        """
+        if not isinstance(data, Data):
+            raise TypeError(f"'data' must be a torch_geometric Data (got {type(data).__name__})")
+        ei = as_edge_index(_data_edge_index(data))
+        if self_loops is None:
+            self_loops = bool(data.self_loops) if "self_loops" in data else _has_self_loops(ei)
+        if acyclic is None:
+            acyclic = bool(data.acyclic) if "acyclic" in data else _is_dag(ei, data.num_nodes)
+        return cls(
+            data,
+            input_nodes=input_nodes,
+            output_nodes=output_nodes,
+            acyclic=acyclic,
+            self_loops=self_loops,
         )
 
     def to(self, device: torch.device | str) -> Wiring:
@@ -191,6 +298,8 @@ class Wiring:
         new.edge_index = self.edge_index.to(device)
         new.input_nodes = self.input_nodes.to(device)
         new.output_nodes = self.output_nodes.to(device)
+        if self.edge_weight is not None:
+            new.edge_weight = self.edge_weight.to(device)
         if self._node_level is not None:
             new._node_level = self._node_level.to(device)
         new._levels = None
@@ -200,7 +309,7 @@ class Wiring:
         return (
             f"Wiring(num_nodes={self.num_nodes}, num_edges={self.num_edges}, "
             f"inputs={self.input_nodes.numel()}, outputs={self.output_nodes.numel()}, "
-            f"acyclic={self.acyclic})"
+            f"acyclic={self.acyclic}{', weighted=True' if self.edge_weight is not None else ''})"
         )
 
     # -- constructors and conversion -----------------------------------------------------------
@@ -238,7 +347,17 @@ class Wiring:
 
         Node attributes: ``is_input``, ``is_output`` (bools, authoritative), ``role`` in
         ``{"input", "hidden", "output"}`` (a node that is both input and output gets ``"input"``),
-        and ``level`` when acyclic. Graph attributes: ``acyclic``, ``self_loops``.
+        and ``level`` when acyclic. Graph attributes: ``acyclic``, ``self_loops``. A wiring with
+        ``edge_weight`` adds the edge attributes ``weight`` (:math:`|w|`, non-negative, the
+        strength networkx algorithms expect) and ``signed_weight`` (:math:`w`).
+
+        Returns:
+            networkx.DiGraph: ``num_nodes`` nodes and ``num_edges`` edges.
+
+        Example:
+            >>> g = Wiring([(0, 1), (1, 2)], edge_weight=[0.5, -2.0]).to_networkx()
+            >>> sorted(g.edges(data="signed_weight")), g.edges[1, 2]["weight"]
+            ([(0, 1, 0.5), (1, 2, -2.0)], 2.0)
         """
         from dnwgraph.graph.convert import to_networkx
 
@@ -261,11 +380,29 @@ class Wiring:
         attribute when every edge has one. ``input_nodes``/``output_nodes`` use the graph's own
         labels; when ``None`` they come from the ``is_input``/``is_output`` (else ``role``) node
         attributes, else the defaults of the constructor. ``acyclic``/``self_loops`` default to
-        the graph attributes of that name, else to what the graph is.
+        the graph attributes of that name, else to what the graph is. ``edge_weight`` comes from
+        the edge attribute ``signed_weight`` when every edge has one, else ``weight`` when every
+        edge has one, else it is ``None``.
+
+        Args:
+            g: a directed graph.
+            input_nodes: input nodes, by the graph's labels. (default: from the attributes)
+            output_nodes: output nodes, by the graph's labels. (default: from the attributes)
+            acyclic: see the constructor. (default: the graph attribute, else whether a DAG)
+            self_loops: see the constructor. (default: the graph attribute, else whether any)
+
+        Returns:
+            Wiring: nodes ``0..N-1`` in the order above.
 
         Raises:
+            TypeError: ``g`` is not a networkx graph.
             ValueError: an undirected graph, a node list naming an unknown node, or any check of
                 the constructor.
+
+        Example:
+            >>> import networkx as nx
+            >>> Wiring.from_networkx(nx.DiGraph([("a", "b", {"weight": 0.5})])).edge_weight
+            tensor([0.5000])
         """
         from dnwgraph.graph.convert import from_networkx
 
@@ -277,3 +414,26 @@ class Wiring:
             self_loops=self_loops,
             cls=cls,
         )
+
+
+def _data_edge_index(data: Data) -> Tensor:
+    ei = data.edge_index if "edge_index" in data else None
+    if ei is None:
+        raise ValueError(
+            f"'data' must hold an 'edge_index' [2, E] (got attributes {sorted(data.keys())})"
+        )
+    return ei
+
+
+def _has_self_loops(ei: np.ndarray) -> bool:
+    return bool((ei[0] == ei[1]).any())
+
+
+def _is_dag(ei: np.ndarray, num_nodes: int | None) -> bool:
+    if _has_self_loops(ei):
+        return False
+    try:
+        topological_levels(ei, check_num_nodes(num_nodes, ei))
+    except CycleError:
+        return False
+    return True

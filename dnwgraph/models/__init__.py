@@ -8,6 +8,7 @@ from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
 from dnwgraph.models.counting import Counter, count_macs, count_params, register_counter
 from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
 from dnwgraph.models.mobilenet import MobileNetV1, MobileNetV1DNW
+from dnwgraph.models.pretrained import PretrainedMixin, from_pretrained, save_pretrained
 from dnwgraph.models.registry import create_model, list_models, register_model
 from dnwgraph.models.sparsify import density, sparse_wiring, sparsify, unsparsify
 from dnwgraph.models.static import StaticNeuralGraph
@@ -16,6 +17,9 @@ __all__ = [
     "create_model",
     "list_models",
     "register_model",
+    "save_pretrained",
+    "from_pretrained",
+    "PretrainedMixin",
     "sparsify",
     "unsparsify",
     "sparse_wiring",

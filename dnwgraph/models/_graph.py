@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.models.pretrained import PretrainedMixin
+
 READOUTS: tuple[str, ...] = ("mean", "max", "centre")
 
 
@@ -62,12 +64,14 @@ class Readout(nn.Module):
         return repr(self.kind)
 
 
-class NeuralGraphClassifier(nn.Module):
+class NeuralGraphClassifier(PretrainedMixin, nn.Module):
     r"""Base of the neural-graph classifiers: embeds the input and reads the output nodes.
 
     The stem maps the input ``[B, *]`` to ``[B, C, *S]``; stem channel ``stem_index[i]`` feeds
     input node ``input_nodes[i]``, every other node starts from zero.  After the graph has run,
     the output nodes are pooled by :class:`Readout` and classified by a linear head.
+    ``save_pretrained(dir)`` / ``from_pretrained(dir)`` come from
+    :class:`~dnwgraph.models.pretrained.PretrainedMixin`.
 
     Args:
         wiring (Wiring): the candidate wiring (kept as ``self.wiring``).

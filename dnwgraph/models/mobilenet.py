@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from dnwgraph.graph import Wiring, block_dag, layered
 from dnwgraph.models.counting import Counter, register_counter
+from dnwgraph.models.pretrained import PretrainedMixin
 from dnwgraph.models.registry import register_model
 from dnwgraph.nn import WiringConv
 
@@ -321,7 +322,7 @@ def _selection_ratio(k: int, num_edges: int, selection: str, options: dict[str, 
     return k
 
 
-class MobileNetV1DNW(nn.Module):
+class MobileNetV1DNW(PretrainedMixin, nn.Module):
     r"""MobileNetV1 whose pointwise convolutions are learned wirings, one graph per stage.
 
     See the module docstring for the construction and the "x d" budget.
@@ -537,7 +538,7 @@ class _DepthwiseNodeOpCounter(Counter):
         return 9 * output.numel() + inputs[0].numel()
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(PretrainedMixin, nn.Module):
     r"""Plain MobileNetV1 (Howard et al., 2017) with a width multiplier: the paper's baseline.
 
     Stem 3x3 conv, then 13 depthwise-separable blocks (depthwise 3x3 → BN → ReLU → pointwise

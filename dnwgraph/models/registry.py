@@ -53,6 +53,9 @@ def list_models(pattern: str | None = None) -> list[str]:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the model registered as ``name`` with keyword arguments.
 
+    The model records how it was built as ``model.model_spec = {"name": name, "kwargs":
+    kwargs}``; :func:`~dnwgraph.models.save_pretrained` writes it to ``config.json``.
+
     Raises:
         ValueError: for an unknown name (the message lists the registered ones).
         TypeError: for a keyword the model does not take (the message lists those it takes).
@@ -62,6 +65,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         >>> model = create_model("mnist1d_static", selection="random", seed=0)
         >>> model(torch.randn(2, 40)).shape
         torch.Size([2, 10])
+        >>> model.model_spec
+        {'name': 'mnist1d_static', 'kwargs': {'selection': 'random', 'seed': 0}}
     """
     _load_builtin()
     factory = _MODELS.get(name)
@@ -74,7 +79,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             raise TypeError(
                 f"model {name!r} got unknown argument(s) {unknown}; it takes {sorted(params)}"
             )
-    return factory(**kwargs)
+    model = factory(**kwargs)
+    model.model_spec = {"name": name, "kwargs": dict(kwargs)}
+    return model
 
 
 def _load_builtin() -> None:

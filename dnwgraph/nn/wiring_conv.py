@@ -63,12 +63,14 @@ class WiringConv(MessagePassing):
         **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
-        - **input:** node features :math:`[N, *]`, or :math:`[|g_i|, *]` with ``group=i``
+        - **input:** node features :math:`[N, *]`, or :math:`[|g_i|, *]` with ``group=i``;
+          optional ``edge_index`` :math:`[2, E]` (the candidates, any order)
         - **output:** node features :math:`[N, *]`
 
     Raises:
         ValueError: on an unknown ``impl`` or strategy, a bad budget, overlapping or
-            out-of-range ``source_groups``, or an ``x`` with the wrong number of rows.
+            out-of-range ``source_groups``, an ``x`` with the wrong number of rows, or an
+            ``edge_index`` that is not this layer's candidate set.
 
     Example:
         >>> from dnwgraph import Wiring
@@ -248,8 +250,108 @@ class WiringConv(MessagePassing):
             )
         return self._cache[group]
 
+    @classmethod
+    def from_wiring(
+        cls,
+        wiring: Any,
+        ratio: Ratio | None = None,
+        selection: str | Selection = "dnw",
+        **kwargs: Any,
+    ) -> WiringConv:
+        """A layer over ``wiring`` whose edge weights start from ``wiring.edge_weight``.
+
+        Seeds a layer with a saved wiring: ``Wiring.from_file`` (or ``Wiring.from_data``) keeps
+        the learned weights of an exported wiring, and this layer then selects the same edges
+        and gives the same outputs as the layer that was exported.
+
+        Args:
+            wiring (Wiring): candidate edges with ``edge_weight`` ``[E]``.
+            ratio (int or float, optional): edge budget; ``None`` uses every edge of
+                ``wiring`` (right for a file of selected edges; for a file written with
+                ``all_candidates=True`` pass the number of selected edges). (default: ``None``)
+            selection (str or Selection, optional): as in the constructor. (default: ``"dnw"``)
+            **kwargs: the constructor's keyword arguments (``scope``, ``impl``, ...).
+
+        Returns:
+            WiringConv: with ``edge_weight`` equal to ``wiring.edge_weight[edge_perm]``.
+
+        Raises:
+            ValueError: ``wiring`` has no ``edge_weight``, or any check of the constructor.
+
+        Example:
+            >>> from dnwgraph import Wiring
+            >>> w = Wiring([(0, 2), (1, 2), (2, 3)], edge_weight=[0.5, -1.0, 2.0])
+            >>> WiringConv.from_wiring(w).edge_weight.tolist()
+            [0.5, -1.0, 2.0]
+        """
+        weight = getattr(wiring, "edge_weight", None)
+        if weight is None:
+            raise ValueError(
+                "'wiring' must carry edge weights (got edge_weight=None); build it with "
+                "edge_weight=... or read a file written by dnwgraph.save_wiring"
+            )
+        conv = cls(wiring, wiring.num_edges if ratio is None else ratio, selection, **kwargs)
+        with torch.no_grad():
+            conv.edge_weight.copy_(torch.as_tensor(weight)[conv.edge_perm])
+        return conv
+
+    def _check_edge_index(self, edge_index: Tensor) -> None:
+        """Accept only this layer's candidate edges, in any order (explains what differs)."""
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+            shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else edge_index
+            raise ValueError(f"'edge_index' must have shape [2, E] (got {shape!r})")
+        ei = edge_index.to(self.edge_index.device).long()
+        if ei.size(1) == self.num_edges and torch.equal(ei, self.edge_index):
+            return
+        why = ""
+        if ei.size(1) != self.num_edges:
+            why = f"expected its {self.num_edges} candidate edges, got {ei.size(1)} edges"
+        elif ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= self.num_nodes):
+            why = f"node ids must lie in [0, {self.num_nodes})"
+        else:
+            n = self.num_nodes
+            own = self.edge_index[1] * n + self.edge_index[0]  # sorted: edges are (target, source)
+            key = ei[1] * n + ei[0]
+            pos = torch.searchsorted(own, key).clamp_max(own.numel() - 1)
+            missing = (own[pos] != key).nonzero().view(-1)
+            if missing.numel():
+                j = int(missing[0])
+                why = f"edge ({int(ei[0, j])}, {int(ei[1, j])}) at position {j} is not a candidate"
+            elif torch.unique(key).numel() != key.numel():
+                why = "it repeats an edge"
+        if why:
+            raise ValueError(
+                "WiringConv learns which of its own candidate edges to use and can only run on "
+                f"the graph it was built on (the same edge set, any order): {why}. Build a new "
+                "layer with WiringConv(Wiring(edge_index), ratio) for another graph"
+            )
+
     # ----------------------------------------------------------------- forward
-    def forward(self, x: Tensor, group: int | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_index: Tensor | None = None, group: int | None = None
+    ) -> Tensor:
+        """Aggregate ``x`` over the selected edges.
+
+        Args:
+            x (Tensor): node features ``[N, *]`` (``[|g_i|, *]`` with ``group=i``).
+            edge_index (Tensor, optional): the candidate edges ``[2, E]`` in any order, as a
+                PyG layer is called (``conv(x, edge_index)``); checked against the layer's own
+                candidates and otherwise unused: the layer always aggregates over the edges it
+                selects among them. (default: ``None``)
+            group (int, optional): aggregate only the edges leaving source group ``group``.
+                (default: ``None``)
+
+        Returns:
+            Tensor: ``[N, *]``.
+
+        Raises:
+            ValueError: ``x`` with the wrong number of rows, ``group`` out of range, or an
+                ``edge_index`` other than the candidate set.
+        """
+        if edge_index is not None:
+            if group is not None:
+                raise ValueError("pass either 'edge_index' or 'group', not both")
+            self._check_edge_index(edge_index)
         if group is not None and not 0 <= group < self.num_groups:
             raise ValueError(f"'group' must be in [0, {self.num_groups}) (got {group})")
         rows = self.num_nodes if group is None else self.group_sizes[group]

@@ -174,13 +174,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a trained model from a run directory or a ``checkpoint.pt``, in eval mode.
+    """Rebuild a trained model from a run directory, a ``checkpoint.pt`` or a pretrained-model
+    folder, in eval mode.
 
     The model is created with ``create_model(name, **kwargs)`` from the checkpoint and its
     state dict (weights, and the masks of ``random`` / ``fixed`` selections) is loaded exactly.
+    A folder written by ``model.save_pretrained(dir)`` (``config.json`` and
+    ``model.safetensors``, no ``checkpoint.pt``) is read by
+    :func:`dnwgraph.models.from_pretrained`.
 
     Args:
-        path (path): a run directory (``dnwgraph train --out DIR``) or a checkpoint file.
+        path (path): a run directory (``dnwgraph train --out DIR``), a checkpoint file or a
+            pretrained-model folder.
         map_location (str or torch.device, optional): device of the returned model.
             (default: ``"cpu"``)
 
@@ -189,6 +194,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
 
     Raises:
         CheckpointError: if the checkpoint is missing, corrupt or not a dnwgraph checkpoint.
+        ValueError: an unusable pretrained-model folder.
 
     Example:
         >>> model = load_model("runs/demo/dnw")  # doctest: +SKIP
@@ -196,6 +202,10 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
         torch.Size([8, 10])
     """
     from dnwgraph.models import create_model
+    from dnwgraph.models.pretrained import from_pretrained, is_pretrained_dir
+
+    if Path(path).is_dir() and not (Path(path) / CHECKPOINT).exists() and is_pretrained_dir(path):
+        return from_pretrained(path, map_location=map_location)
 
     state = load_checkpoint(path, map_location=map_location)
     spec = state["model"]

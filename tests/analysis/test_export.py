@@ -9,7 +9,7 @@ from torch import nn
 
 import dnwgraph
 from dnwgraph import Wiring, WiringConv, random_dag
-from dnwgraph.analysis import save_wiring, to_networkx
+from dnwgraph.analysis import save_wiring, to_data, to_networkx
 from dnwgraph.graph.io import read_wiring
 
 FORMATS = ("graphml", "gexf", "json", "csv")
@@ -29,6 +29,7 @@ def selected_set(conv):
 
 def test_public_names():
     assert dnwgraph.to_networkx is to_networkx and dnwgraph.save_wiring is save_wiring
+    assert dnwgraph.to_data is to_data
 
 
 def test_wiring_graph_matches_the_wiring():
@@ -49,7 +50,8 @@ def test_conv_selected_edges_weights_and_dag(conv):
     assert nx.is_directed_acyclic_graph(g)
     ei = conv.edge_index.t().tolist()
     for u, v, d in g.edges(data=True):
-        assert d["weight"] == pytest.approx(float(conv.edge_weight.detach()[d["index"]]))
+        w = float(conv.edge_weight.detach()[d["index"]])
+        assert d["signed_weight"] == pytest.approx(w) and d["weight"] == pytest.approx(abs(w))
         assert ei[d["index"]] == [u, v]
     # levels are those of the candidate wiring, roles by candidate degree
     ref = conv_wiring = Wiring(conv.edge_index, conv.num_nodes)
@@ -119,18 +121,24 @@ def test_round_trip_networkx_and_wiring(conv, tmp_path, ext):
     elif ext == "gexf":
         h = nx.read_gexf(path, node_type=int)
     elif ext == "json":
-        h = nx.node_link_graph(json.loads(path.read_text()), edges="links")
+        h = nx.node_link_graph(json.loads(path.read_text()))  # the current "edges" key
     else:
         h = nx.read_edgelist(
             path.read_text().splitlines()[2:],
             delimiter=",",
             nodetype=int,
-            data=[("weight", float), ("module", str)],
+            data=[("weight", float), ("signed_weight", float), ("module", str)],
             create_using=nx.DiGraph,
         )
     assert set(h.edges) == set(g.edges)
     for u, v, d in g.edges(data=True):
         assert float(h.edges[u, v]["weight"]) == pytest.approx(d["weight"])
+        assert float(h.edges[u, v]["signed_weight"]) == pytest.approx(d["signed_weight"])
+    # Wiring.from_file keeps the learned (signed) weights
+    by_edge = {(u, v): d["signed_weight"] for u, v, d in g.edges(data=True)}
+    assert back.edge_weight.tolist() == pytest.approx(
+        [by_edge[e] for e in map(tuple, back.edge_index.t().tolist())]
+    )
 
 
 def test_discovered_wiring_becomes_a_fixed_candidate_set(conv, tmp_path):
@@ -142,7 +150,7 @@ def test_discovered_wiring_becomes_a_fixed_candidate_set(conv, tmp_path):
 def test_csv_columns(conv, tmp_path):
     lines = save_wiring(conv, tmp_path / "w.csv", all_candidates=True).read_text().splitlines()
     assert lines[0].startswith("# dnwgraph wiring: num_nodes=30")
-    assert lines[1] == "source,target,weight,module,selected"
+    assert lines[1] == "source,target,weight,signed_weight,module,selected"
     assert len(lines) == 2 + conv.num_edges
     assert sum(int(r.split(",")[-1]) for r in lines[2:]) == conv.k
 
@@ -166,3 +174,100 @@ def test_malformed_files_give_clear_errors(tmp_path, name, text, match):
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         Wiring.from_file(path)
+
+
+# -- weights networkx algorithms accept, and a saved wiring seeding a layer ---------------------
+
+
+def test_weight_is_a_strength_networkx_algorithms_accept(conv):
+    g = to_networkx(conv)
+    assert any(d["signed_weight"] < 0 for _, _, d in g.edges(data=True))  # the fixture has some
+    assert all(d["weight"] >= 0 for _, _, d in g.edges(data=True))
+    rank = nx.pagerank(g, weight="weight")
+    assert sum(rank.values()) == pytest.approx(1.0)
+    source = next(iter(nx.topological_sort(g)))
+    dist = nx.single_source_dijkstra_path_length(g, source, weight="weight")
+    assert all(d >= 0 for d in dist.values())
+    longest = nx.dag_longest_path_length(g, weight="weight")
+    assert longest <= sum(abs(w) for _, _, w in g.edges(data="signed_weight")) + 1e-9
+
+
+def test_node_link_json_current_and_legacy_keys(conv, tmp_path):
+    path = save_wiring(conv, tmp_path / "w.json")
+    doc = json.loads(path.read_text())
+    assert "edges" in doc and "links" not in doc
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps(nx.node_link_data(to_networkx(conv), edges="links")))
+    a, b = Wiring.from_file(path), Wiring.from_file(legacy)
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_weight, b.edge_weight)
+
+
+@pytest.mark.parametrize("ext", ["graphml", "gexf"])
+def test_xml_formats_restore_integer_ids(tmp_path, ext):
+    # 12 nodes: string ids would sort "10" before "2"
+    w = Wiring([(0, 10), (2, 10), (10, 11), (1, 3)], num_nodes=12)
+    back = Wiring.from_file(save_wiring(w, tmp_path / f"w.{ext}"))
+    assert back.edge_index.tolist() == w.edge_index.tolist() and back.num_nodes == 12
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_saved_wiring_seeds_a_layer_with_the_same_outputs(conv, tmp_path, ext):
+    x = torch.randn(conv.num_nodes, 3)
+    extra = {"num_nodes": conv.num_nodes} if ext == "csv" else {}
+    # selected edges only: a layer using every edge of the file
+    loaded = Wiring.from_file(save_wiring(conv, tmp_path / f"sel.{ext}"), **extra)
+    seeded = WiringConv.from_wiring(loaded)
+    assert seeded.k == conv.k
+    torch.testing.assert_close(seeded(x), conv(x))
+    # every candidate: the same top-k as the saved layer
+    path = save_wiring(conv, tmp_path / f"all.{ext}", all_candidates=True)
+    loaded = Wiring.from_file(path, **extra)
+    seeded = WiringConv.from_wiring(loaded, ratio=conv.k)
+    assert torch.equal(seeded.edge_weight, conv.edge_weight.detach())
+    assert torch.equal(seeded.active_mask(), conv.active_mask())
+    torch.testing.assert_close(seeded(x), conv(x))
+
+
+# -- torch_geometric Data ----------------------------------------------------------------------
+
+
+def test_to_data_matches_to_networkx(conv):
+    data, g = to_data(conv), to_networkx(conv)
+    assert data.num_nodes == g.number_of_nodes() and data.num_edges == g.number_of_edges()
+    pairs = data.edge_index.t().tolist()
+    edges = {
+        tuple(e): (w, i)
+        for e, w, i in zip(pairs, data.edge_weight.tolist(), data.e_id.tolist(), strict=True)
+    }
+    assert edges == {(u, v): (d["signed_weight"], d["index"]) for u, v, d in g.edges(data=True)}
+    assert data.input_mask.tolist() == [d["is_input"] for _, d in g.nodes(data=True)]
+    assert data.output_mask.tolist() == [d["is_output"] for _, d in g.nodes(data=True)]
+    assert data.node_level.tolist() == [d["level"] for _, d in g.nodes(data=True)]
+    full = to_data(conv, all_candidates=True)
+    assert full.num_edges == conv.num_edges
+    assert torch.equal(full.selected[full.e_id.argsort()], conv.active_mask())
+
+
+def test_to_data_of_a_model_reads_back_with_its_roles():
+    # the issue: rebuilding from an export gave 44 inputs / 40 outputs instead of 32 / 32
+    torch.manual_seed(0)
+    model = dnwgraph.create_model("mnist1d_static")
+    back = Wiring.from_data(to_data(model))
+    assert back.input_nodes.numel() == 32 and back.output_nodes.numel() == 32
+    assert torch.equal(back.input_nodes, model.wiring.input_nodes)
+    assert torch.equal(back.output_nodes, model.wiring.output_nodes)
+    assert back.num_edges == model.conv.k == 2048 and back.acyclic
+    x = torch.randn(back.num_nodes, 2)
+    torch.testing.assert_close(WiringConv.from_wiring(back)(x), model.conv(x))
+
+
+def test_to_data_of_two_wirings_offsets_ids():
+    model = TwoWirings()
+    data = to_data(model)
+    assert data.num_nodes == 7 and data.num_edges == 5
+    assert data.module_names == ["a", "b.0"]
+    assert data.module_index.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    g = to_networkx(model)
+    assert set(map(tuple, data.edge_index.t().tolist())) == set(g.edges)
+    cyc = to_data(WiringConv(Wiring([(0, 1), (1, 0), (1, 2)], acyclic=False), ratio=3))
+    assert "node_level" not in cyc and cyc.acyclic is False

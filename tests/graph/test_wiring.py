@@ -247,3 +247,108 @@ def test_from_networkx_errors():
         Wiring.from_networkx(nx.DiGraph([(0, 1)]), input_nodes=["q"])
     with pytest.raises(ValueError, match="no nodes"):
         Wiring.from_networkx(nx.DiGraph())
+
+
+# -- PyG graphs in and out ---------------------------------------------------------------------
+
+
+def test_to_data_from_data_round_trip_keeps_roles_and_weights():
+    w = Wiring(EDGES, num_nodes=5, input_nodes=[0], output_nodes=[2, 3], edge_weight=[1, -2, 3, 4])
+    d = w.to_data()
+    assert d.input_mask.tolist() == [True, False, False, False, False]
+    assert d.output_mask.tolist() == [False, False, True, True, False]
+    assert d.node_level.tolist() == [0, 0, 1, 2, 0]
+    assert d.edge_weight.tolist() == [1.0, -2.0, 3.0, 4.0] and d.acyclic and not d.self_loops
+    for back in (Wiring.from_data(d), Wiring(d)):
+        assert torch.equal(back.edge_index, w.edge_index) and back.num_nodes == 5
+        assert back.input_nodes.tolist() == [0] and back.output_nodes.tolist() == [2, 3]
+        assert torch.equal(back.edge_weight, w.edge_weight)
+    # arguments win over the Data
+    assert Wiring(d, output_nodes=[3]).output_nodes.tolist() == [3]
+    assert Wiring.from_data(d, input_nodes=[0, 1]).input_nodes.tolist() == [0, 1]
+    cyc = Wiring([(0, 1), (1, 0), (1, 1)], acyclic=False, self_loops=True, input_nodes=[1])
+    back = Wiring.from_data(cyc.to_data())
+    assert not back.acyclic and back.self_loops and back.input_nodes.tolist() == [1]
+    assert "node_level" not in cyc.to_data()
+
+
+def test_from_data_agrees_with_networkx_path():
+    from torch_geometric.data import Data
+    from torch_geometric.utils import to_networkx as pyg_to_networkx
+
+    # a plain PyG graph without roles: defaults from the degrees, acyclic detected
+    d = Data(edge_index=torch.tensor([[0, 1, 2, 0], [2, 2, 3, 3]]), num_nodes=5)
+    w = Wiring.from_data(d)
+    oracle = Wiring.from_networkx(pyg_to_networkx(d))
+    assert w.edge_index.tolist() == d.edge_index.tolist()  # the order of the Data is kept
+    assert set(map(tuple, w.edge_index.t().tolist())) == set(
+        map(tuple, oracle.edge_index.t().tolist())
+    )
+    assert w.num_nodes == oracle.num_nodes == 5
+    assert w.input_nodes.tolist() == oracle.input_nodes.tolist() == [0, 1, 4]
+    assert w.output_nodes.tolist() == oracle.output_nodes.tolist() == [3, 4]
+    assert w.acyclic and w.edge_weight is None
+    cyclic = Data(edge_index=torch.tensor([[0, 1, 1], [1, 0, 1]]), num_nodes=2)
+    w = Wiring.from_data(cyclic)
+    assert not w.acyclic and w.self_loops and w.input_nodes.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="self loop at node 1"):
+        Wiring(cyclic)  # the constructor keeps its own defaults (acyclic, no self loops)
+
+
+def test_sparse_adjacencies_and_edge_index():
+    from torch_geometric import EdgeIndex
+    from torch_geometric.utils import to_edge_index
+
+    ei = torch.tensor([[2, 0, 1, 0], [3, 2, 2, 3]])
+    coo = torch.sparse_coo_tensor(ei, torch.ones(4), (5, 5))
+    expected = [[0, 0, 1, 2], [2, 3, 2, 3]]  # stored entries, row-major
+    for adj in (coo, coo.to_sparse_csr(), coo.to_sparse_csc()):
+        w = Wiring(adj)
+        assert w.edge_index.tolist() == expected and w.num_nodes == 5
+        assert w.edge_index.tolist() == to_edge_index(adj.to_sparse_csr())[0].tolist()
+    # every stored entry is an edge, whatever its value
+    assert Wiring(torch.sparse_coo_tensor(ei, torch.zeros(4), (4, 4))).num_edges == 4
+    w = Wiring(EdgeIndex(ei, sparse_size=(6, 6)))
+    assert w.num_nodes == 6 and w.edge_index.tolist() == ei.tolist()
+    assert Wiring(EdgeIndex(ei)).num_nodes == 4
+    with pytest.raises(ValueError, match=r"shape \[N, N\].*got \(4, 5\)"):
+        Wiring(torch.sparse_coo_tensor(ei, torch.ones(4), (4, 5)))
+    with pytest.raises(ValueError, match=r"square sparse_size.*\(4, 6\)"):
+        Wiring(EdgeIndex(ei, sparse_size=(4, 6)))
+    with pytest.raises(ValueError, match="at least one candidate edge"):
+        Wiring(torch.sparse_coo_tensor(torch.empty(2, 0, dtype=torch.long), [], (3, 3)))
+
+
+def test_edge_weight_checks_and_device_copy():
+    w = Wiring(EDGES, edge_weight=torch.tensor([1, 2, 3, 4]))
+    assert w.edge_weight.dtype == torch.float32 and "weighted=True" in repr(w)
+    assert torch.equal(w.to("cpu").edge_weight, w.edge_weight)
+    assert Wiring(EDGES).edge_weight is None and "weighted" not in repr(Wiring(EDGES))
+    with pytest.raises(ValueError, match=r"'edge_weight' must have shape \[E\] = \[4\].*\(3,\)"):
+        Wiring(EDGES, edge_weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="must be finite.*edge 2"):
+        Wiring(EDGES, edge_weight=[1.0, 2.0, float("nan"), 0.0])
+
+
+def test_data_errors():
+    from torch_geometric.data import Data
+
+    with pytest.raises(ValueError, match="must hold an 'edge_index'"):
+        Wiring.from_data(Data(x=torch.zeros(3, 1)))
+    d = Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2, input_mask=torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match=r"'input_mask' must be a BoolTensor of shape \[num_nodes"):
+        Wiring.from_data(d)
+    with pytest.raises(TypeError, match="torch_geometric Data"):
+        Wiring.from_data(EDGES)
+
+
+def test_weights_through_networkx():
+    w = Wiring(EDGES, edge_weight=[0.5, -2.0, 1.0, -0.25])
+    g = w.to_networkx()
+    assert all(d["weight"] >= 0 for _, _, d in g.edges(data=True))
+    assert g.edges[1, 2]["weight"] == 2.0 and g.edges[1, 2]["signed_weight"] == -2.0
+    assert torch.equal(Wiring.from_networkx(g).edge_weight, w.edge_weight)
+    # a foreign graph's plain 'weight' is read as the signed weight
+    h = nx.DiGraph()
+    h.add_edge(0, 1, weight=-1.5)
+    assert Wiring.from_networkx(h).edge_weight.tolist() == [-1.5]

@@ -360,3 +360,57 @@ def test_init_selected_fan_in_keeps_the_scale_of_the_features():
 def test_init_bad_fan_in():
     with pytest.raises(ValueError, match=r"'fan_in' must be one of \['selected', 'candidates'\]"):
         WiringConv(hand_wiring(), ratio=2, fan_in="he")
+
+
+# -- PyG calling convention and seeding from a saved wiring ------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_pyg_call_with_own_edge_index_any_order(impl):
+    torch.manual_seed(0)
+    wiring = hand_wiring()
+    conv = WiringConv(wiring, ratio=3, impl=impl)
+    x = torch.randn(4, 5)
+    expected = conv(x)
+    for ei in (wiring.edge_index, conv.edge_index, wiring.edge_index[:, [3, 1, 0, 2]]):
+        torch.testing.assert_close(conv(x, ei), expected)
+    # the call every PyG model makes
+    from torch_geometric.nn import Sequential
+
+    model = Sequential("x, edge_index", [(conv, "x, edge_index -> x"), torch.nn.ReLU()])
+    torch.testing.assert_close(model(x, wiring.edge_index), expected.relu())
+
+
+def test_pyg_call_explains_a_foreign_edge_index():
+    conv = WiringConv(hand_wiring(), ratio=3)
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"expected its 4 candidate edges, got 3 edges"):
+        conv(x, torch.tensor([[0, 0, 1], [2, 3, 2]]))
+    with pytest.raises(ValueError, match=r"edge \(1, 3\) at position 3 is not a candidate"):
+        conv(x, torch.tensor([[2, 0, 0, 1], [3, 2, 3, 3]]))
+    with pytest.raises(ValueError, match="repeats an edge"):
+        conv(x, torch.tensor([[2, 0, 0, 0], [3, 2, 3, 3]]))
+    with pytest.raises(ValueError, match=r"node ids must lie in \[0, 4\)"):
+        conv(x, torch.tensor([[2, 0, 0, 7], [3, 2, 3, 2]]))
+    with pytest.raises(ValueError, match=r"'edge_index' must have shape \[2, E\]"):
+        conv(x, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="either 'edge_index' or 'group'"):
+        conv(x, hand_wiring().edge_index, group=0)
+
+
+def test_from_wiring_seeds_the_learned_weights():
+    torch.manual_seed(0)
+    wiring = hand_wiring()
+    conv = WiringConv(wiring, ratio=3)
+    pairs = map(tuple, conv.edge_index.t().tolist())
+    by_edge = dict(zip(pairs, conv.edge_weight.tolist(), strict=True))
+    weights = [by_edge[e] for e in map(tuple, wiring.edge_index.t().tolist())]
+    seeded = Wiring(wiring.edge_index, 4, edge_weight=weights)
+    clone = WiringConv.from_wiring(seeded, ratio=3)
+    assert torch.equal(clone.edge_weight, conv.edge_weight)
+    assert torch.equal(clone.active_mask(), conv.active_mask())
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(clone(x), conv(x))
+    assert WiringConv.from_wiring(seeded).k == 4  # every edge by default
+    with pytest.raises(ValueError, match="must carry edge weights"):
+        WiringConv.from_wiring(wiring)
