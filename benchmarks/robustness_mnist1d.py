@@ -58,6 +58,8 @@ REFERENCE = {"fan_in": "candidates", "node_op_options": {"eps": 1e-5, "activatio
 TARGETS = {0.02: 2.0, 0.05: 1.0}
 RESULTS_DOC = ROOT / "docs" / "results.md"
 README = ROOT / "README.md"
+#: Every finished run, one JSON object a line (committed: the tables are made from it).
+RESULTS = ROOT / "benchmarks" / "results" / "robustness_mnist1d.jsonl"
 
 
 def plain_loop(
@@ -246,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
                         "node ops and initialisation (plain loop only)")  # fmt: skip
     parser.add_argument("--digits-epochs", type=int, default=5, help="0 skips tiny_static")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
-    parser.add_argument("--results", type=Path, default=ROOT / "runs" / "robustness.jsonl")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
     args = parser.parse_args(argv)
 
@@ -270,8 +272,9 @@ def main(argv: list[str] | None = None) -> None:
         "Test accuracy (%) of DNW and of the random graph with the same number of edges, "
         "paired by (MNIST-1D draw, seed); every row says its epochs and pairs. `plain`: SGD lr "
         "0.1, momentum 0.9, weight decay 1e-4, cosine per step, batch 128, no clipping; `cli`: "
-        "`dnwgraph train` on the `examples/configs` recipes. Made by (one results file, "
-        "`runs/robustness.jsonl`, read whole):\n\n"
+        "`dnwgraph train` on the `examples/configs` recipes. Made by these invocations, which "
+        "append to one results file, `benchmarks/results/robustness_mnist1d.jsonl` (read "
+        "whole for the table):\n\n"
         + "\n".join(f"    {c}" for c in commands)
         + "\n\n"
         + summary(records)
