@@ -98,7 +98,7 @@ def load_config(
     Raises:
         ConfigError: on a missing or unparsable file, an unknown key or a bad value.
 
-    Example:
+    Examples:
         >>> cfg = load_config(None, ["optim.lr=0.05", "train.epochs=3"])
         >>> cfg["optim"]["lr"], cfg["train"]["epochs"], cfg["model"]["name"]
         (0.05, 3, 'mnist1d_static')
@@ -128,7 +128,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
     Raises:
         ConfigError: for a string without ``=`` or with an empty key.
 
-    Example:
+    Examples:
         >>> apply_overrides({"optim": {"lr": 0.1}}, ["optim.lr=0.2", "model.kwargs.ratio=64"])
         {'optim': {'lr': 0.2}, 'model': {'kwargs': {'ratio': 64}}}
     """

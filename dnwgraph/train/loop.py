@@ -83,7 +83,7 @@ def lr_at(
 
     A linear warm-up over ``warmup_epochs`` epochs comes first for every schedule.
 
-    Example:
+    Examples:
         >>> s = {"name": "multistep", "milestones": [2], "gamma": 0.1, "warmup_epochs": 0}
         >>> [round(lr_at(t, s, 1.0, 10, 4), 3) for t in (0, 19, 20)]
         [1.0, 1.0, 0.1]
@@ -271,7 +271,7 @@ def train(
         RunExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``.
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
 
-    Example:
+    Examples:
         >>> cfg = {"train": {"epochs": 1}, "data": {"num_samples": 200}}  # doctest: +SKIP
         >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
         0.31

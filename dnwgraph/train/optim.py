@@ -46,7 +46,7 @@ def _classes(module: Any, base: type) -> dict[str, type]:
 def optimizer_names() -> list[str]:
     """Names of the :mod:`torch.optim` optimizers.
 
-    Example:
+    Examples:
         >>> {"SGD", "Adam", "AdamW"} <= set(optimizer_names())
         True
     """
@@ -56,7 +56,7 @@ def optimizer_names() -> list[str]:
 def scheduler_names() -> list[str]:
     """Names of the :mod:`torch.optim.lr_scheduler` schedulers.
 
-    Example:
+    Examples:
         >>> {"StepLR", "OneCycleLR", "ReduceLROnPlateau"} <= set(scheduler_names())
         True
     """
@@ -72,7 +72,7 @@ def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
     Raises:
         ValueError: an unknown name (the message lists the valid ones).
 
-    Example:
+    Examples:
         >>> resolve_optimizer("adamw").__name__
         'AdamW'
     """
@@ -90,7 +90,7 @@ def resolve_scheduler(name: str) -> type | None:
     Raises:
         ValueError: an unknown name (the message lists the valid ones).
 
-    Example:
+    Examples:
         >>> resolve_scheduler("steplr").__name__, resolve_scheduler("cosine")
         ('StepLR', None)
     """
@@ -117,7 +117,7 @@ def build_optimizer(
     Raises:
         ValueError: an unknown name or a keyword the optimizer does not take.
 
-    Example:
+    Examples:
         >>> p = [nn.Parameter(torch.zeros(2))]
         >>> opt = build_optimizer(p, {"name": "adamw", "lr": 0.01, "weight_decay": 0.1,
         ...                           "momentum": 0.9, "nesterov": False, "kwargs": {}})
@@ -153,7 +153,7 @@ def build_scheduler(
     Raises:
         ValueError: an unknown name or keywords the scheduler does not accept.
 
-    Example:
+    Examples:
         >>> opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
         >>> s = build_scheduler(opt, {"name": "StepLR", "kwargs": {"step_size": 1}}, 10, 3)
         >>> type(s).__name__
@@ -180,7 +180,7 @@ class Callback:
 
     Called on the main process only. Every method does nothing by default.
 
-    Example:
+    Examples:
         >>> class Rows(Callback):
         ...     def __init__(self):
         ...         self.rows = []
