@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,16 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check dnwgraph tests examples benchmarks
 
+# The API reference rendered from the docstrings (mkdocs + mkdocstrings, the 'docs' extra),
+# built with --strict into site/.
+docs: setup
+	$(PY) -m pip install -q -e '.[docs]'
+	$(PY) -m mkdocs build --strict
+
 # Rewrites the measured tables of docs/benchmarks.md and docs/scaling.md (~15 min on 2 cores).
 bench: setup
 	for b in wiring models compact mobilenet scaling; do \
 		$(PY) benchmarks/bench_$$b.py --write || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

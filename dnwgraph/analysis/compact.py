@@ -66,7 +66,7 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
     Raises:
         TypeError: a model with more or fewer than one ``WiringConv``.
 
-    Example:
+    Examples:
         >>> from dnwgraph import StaticNeuralGraph, Wiring
         >>> w = Wiring([(0, 2), (1, 3), (2, 4)], input_nodes=[0, 1], output_nodes=[4])
         >>> model = StaticNeuralGraph(w, 1.0, "complete", node_op="neuron", input_shape=(2,))
@@ -148,7 +148,7 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
             learned wirings and only ``subgraph``.
         ValueError: nothing left to run (no selected edge, or no output depends on an input).
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring, WiringConv
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
         >>> small = compact(conv)

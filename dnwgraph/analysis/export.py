@@ -58,7 +58,7 @@ def to_networkx(obj: Any, all_candidates: bool = False) -> nx.DiGraph:
         TypeError: ``obj`` is not one of the accepted kinds.
         ValueError: a model without ``WiringConv`` modules or a malformed snapshot.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from dnwgraph import Wiring, WiringConv
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
@@ -142,7 +142,7 @@ def to_data(obj: Any, all_candidates: bool = False) -> Data:
         TypeError: ``obj`` is not one of the accepted kinds.
         ValueError: a model without ``WiringConv`` modules or a malformed snapshot.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from dnwgraph import Wiring, WiringConv
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
@@ -268,7 +268,7 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
         ValueError: an unknown extension (the message lists the supported ones).
         TypeError: ``obj`` is not one of the accepted kinds.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from dnwgraph import Wiring, WiringConv
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=3)
@@ -298,7 +298,7 @@ def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
     Raises:
         ValueError: an unknown extension (the message lists the supported ones).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from dnwgraph import Wiring
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.json"

@@ -49,7 +49,7 @@ def liveness(view: WiringView) -> tuple[Tensor, Tensor]:
     Returns:
         tuple[BoolTensor, BoolTensor]: ``receives [N]`` and ``reaches [N]``.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> from dnwgraph.analysis._views import wiring_views
         >>> w = Wiring([(0, 1), (2, 3)], input_nodes=[0, 2], output_nodes=[1])
@@ -72,7 +72,7 @@ def live_node_mask(obj: Any) -> dict[str, Tensor]:
     Returns:
         dict[str, BoolTensor]: ``{module_name: live [N]}``.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> w = Wiring([(0, 2), (2, 4), (1, 3), (3, 5)], num_nodes=6, input_nodes=[0],
         ...            output_nodes=[4, 5])
@@ -89,7 +89,7 @@ def live_node_mask(obj: Any) -> dict[str, Tensor]:
 def dead_nodes(obj: Any) -> dict[str, Tensor]:
     """Ids of the nodes that receive nothing or reach no output, per module (sorted).
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> w = Wiring([(0, 2), (2, 4), (1, 3), (3, 5)], num_nodes=6, input_nodes=[0],
         ...            output_nodes=[4, 5])
@@ -122,7 +122,7 @@ def depth(obj: Any) -> dict[str, int | None]:
     ``None`` for a wiring whose candidates have a cycle (no longest path) or when no output is
     reachable from an input.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> depth(Wiring([(0, 1), (1, 2), (0, 2)]))
         {'': 2}
@@ -172,7 +172,7 @@ def average_clustering(edge_index: Tensor, num_nodes: int, chunk: int = 1 << 22)
     \mathrm{rowsum}(A \odot A^2)_v`, with :math:`A^2` formed as sparse times dense, ``chunk``
     entries of it at a time.
 
-    Example:
+    Examples:
         >>> average_clustering(torch.tensor([[0, 0, 1], [1, 2, 2]]), 4)
         0.75
     """
@@ -208,7 +208,7 @@ def average_path_length(
     Returns:
         float or None: ``None`` when no pair is connected.
 
-    Example:
+    Examples:
         >>> average_path_length(torch.tensor([[0, 1], [1, 2]]), 3)
         1.3333333333333333
     """
@@ -318,7 +318,7 @@ def random_view(view: WiringView, seed: int = 0) -> WiringView:
     """The same candidates with ``k`` edges drawn uniformly at random (``k`` = selected edges),
     the random-graph baseline of the paper.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring, WiringConv
         >>> from dnwgraph.analysis._views import wiring_views
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
@@ -373,7 +373,7 @@ def wiring_metrics(obj: Any, num_random: int = 3, seed: int = 0) -> list[WiringM
     Raises:
         ValueError: ``num_random < 0``; see :func:`dnwgraph.to_networkx` for ``obj``.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> m = wiring_metrics(Wiring([(0, 1), (1, 2), (0, 2)]), num_random=0)[0]
         >>> m.selected_edges, m.depth, m.width, m.dead
@@ -417,7 +417,7 @@ def model_cost(model: torch.nn.Module, input_shape: Sequence[int] | None = None)
     Raises:
         ValueError: a non-positive ``input_shape``.
 
-    Example:
+    Examples:
         >>> model_cost(torch.nn.Linear(4, 3), (4,))
         {'params': 15, 'macs': 15}
     """
@@ -452,7 +452,7 @@ def edge_churn(before: Any, after: Any) -> dict[str, dict[str, float]]:
     Raises:
         ValueError: the two hold different module names.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> edge_churn(Wiring([(0, 1), (1, 2)]), Wiring([(0, 1), (0, 2)]))['']['jaccard']
         0.3333333333333333
@@ -502,7 +502,7 @@ def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, 
         FileNotFoundError: the run has no ``wiring/epoch_*.pt`` file.
         ValueError: a snapshot is malformed (see :func:`load_snapshot`).
 
-    Example:
+    Examples:
         >>> [epoch for epoch, _ in load_snapshots("runs/demo/dnw")]  # doctest: +SKIP
         [0, 1, 2, 3]
     """
@@ -526,7 +526,7 @@ def churn_series(snapshots: Sequence[tuple[int, Any]]) -> list[dict[str, float]]
     snapshot, over all modules' edges), ``swapped_in``, ``swapped_out``, and
     ``jaccard_final`` (with the last snapshot).
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> a, b = Wiring([(0, 1), (1, 2)]), Wiring([(0, 1), (0, 2)])
         >>> [r["swapped_in"] for r in churn_series([(0, a), (1, b), (2, b)])]

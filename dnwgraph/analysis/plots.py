@@ -130,7 +130,7 @@ def plot_wiring(
     Raises:
         ValueError: an unknown ``module`` (lists the choices) or ``max_edges < 1``.
 
-    Example:
+    Examples:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> from dnwgraph import Wiring, WiringConv
@@ -159,7 +159,7 @@ def plot_adjacency(obj: Any, ax: Axes | None = None, *, module: str | None = Non
     Raises:
         ValueError: an unknown ``module`` (lists the choices).
 
-    Example:
+    Examples:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> from dnwgraph import Wiring
@@ -190,7 +190,7 @@ def plot_degree_histogram(
     Raises:
         ValueError: an unknown ``module`` (lists the choices).
 
-    Example:
+    Examples:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> from dnwgraph import Wiring
@@ -233,7 +233,7 @@ def plot_training_curves(run: Any, ax: Axes | None = None) -> Axes:
         FileNotFoundError: no ``metrics.csv``.
         ValueError: a malformed file (see :func:`~dnwgraph.analysis.metrics.read_metrics_csv`).
 
-    Example:
+    Examples:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> cols = {"epoch": [1, 2], "train_loss": [1.0, 0.5], "test_acc": [0.5, 0.7]}
@@ -279,7 +279,7 @@ def plot_churn(snapshots: Any, ax: Axes | None = None) -> Axes:
     Raises:
         ValueError: fewer than two snapshots.
 
-    Example:
+    Examples:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> from dnwgraph import Wiring
@@ -343,7 +343,7 @@ def animate_wiring(
     Raises:
         ValueError: no snapshot, ``fps <= 0`` or ``max_frames < 1``, or an unknown ``module``.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from dnwgraph import Wiring
         >>> snaps = [(0, Wiring([(0, 1), (1, 2)])), (1, Wiring([(0, 1), (0, 2)]))]
@@ -399,7 +399,7 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
         FileNotFoundError: ``run_dir`` does not exist or holds no checkpoint.
         ValueError: a malformed checkpoint, ``metrics.csv`` or snapshot.
 
-    Example:
+    Examples:
         >>> [p.name for p in plot_run("runs/demo/dnw")]  # doctest: +SKIP
         ['wiring.png', 'adjacency.png', 'degrees.png', 'training_curves.png', 'churn.png',
          'wiring.gif']

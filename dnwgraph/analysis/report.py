@@ -34,7 +34,7 @@ def load_source(path: PathLikeStr) -> Any:
         ValueError: a corrupt or unknown ``.pt`` file, a malformed wiring file, or another
             extension (the message lists the accepted ones).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.csv"
         >>> _ = path.write_text("source,target\\n0,1\\n1,2\\n")
@@ -145,7 +145,7 @@ def analyze(
     Raises:
         FileNotFoundError, ValueError: see :func:`load_source`.
 
-    Example:
+    Examples:
         >>> table, report = analyze("runs/demo/dnw", input_shape=(40,))  # doctest: +SKIP
         >>> report.name  # doctest: +SKIP
         'report.md'

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def to_networkx(wiring: Wiring) -> nx.DiGraph:
     """See :meth:`Wiring.to_networkx`.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> g = to_networkx(Wiring([(0, 1), (1, 2)]))
         >>> g.nodes[0]["role"], g.nodes[2]["role"], g.nodes[1]["level"], list(g.edges(data="index"))
@@ -107,7 +107,7 @@ def from_networkx(
 ) -> Wiring:
     """See :meth:`Wiring.from_networkx`.
 
-    Example:
+    Examples:
         >>> import networkx as nx
         >>> w = from_networkx(nx.DiGraph([("a", "c"), ("b", "c")]))
         >>> w.edge_index.tolist(), w.output_nodes.tolist()

@@ -56,7 +56,7 @@ def block_dag(sizes: Sequence[int]) -> Wiring:
     Raises:
         ValueError: fewer than two blocks, or a size that is not a positive int.
 
-    Example:
+    Examples:
         >>> w = block_dag([2, 3, 1])
         >>> w.num_nodes, w.num_edges, w.input_nodes.tolist(), w.output_nodes.tolist()
         (6, 11, [0, 1], [5])
@@ -83,7 +83,7 @@ def layered(sizes: Sequence[int]) -> Wiring:
     Raises:
         ValueError: fewer than two layers, or a size that is not a positive int.
 
-    Example:
+    Examples:
         >>> w = layered([2, 3, 1])
         >>> w.num_edges, [lvl.tolist() for lvl in w.levels()]
         (9, [[0, 1], [2, 3, 4], [5]])
@@ -120,7 +120,7 @@ def complete(
     Raises:
         ValueError: ``num_nodes`` too small for a single edge.
 
-    Example:
+    Examples:
         >>> w = complete(3)
         >>> w.num_edges, w.acyclic, w.edge_index[:, :2].tolist()
         (6, False, [[0, 0], [1, 2]])
@@ -214,7 +214,7 @@ def random_dag(kind: str, num_nodes: int, *, seed: int, **kwargs: Any) -> Wiring
         ValueError: unknown ``kind`` (lists the valid ones), an unknown or out-of-range
             parameter, or a draw with no edge at all.
 
-    Example:
+    Examples:
         >>> w = random_dag("ba", 10, seed=0, m=2)
         >>> w.num_edges, w.acyclic
         (16, True)

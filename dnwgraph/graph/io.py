@@ -41,7 +41,7 @@ def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
         ValueError: unknown extension (lists the supported ones), malformed content (CSV errors
             name the line number and its text), or any check of the constructor.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from dnwgraph import Wiring
         >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
@@ -208,7 +208,7 @@ def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
     A wiring with ``edge_weight`` adds the columns ``weight`` (:math:`|w|`) and
     ``signed_weight`` (:math:`w`).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from dnwgraph import Wiring
         >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
@@ -233,7 +233,7 @@ def write_edge_list_csv(wiring: Wiring, path: PathLikeStr) -> None:
 def write_json(wiring: Wiring, path: PathLikeStr) -> None:
     """Write the dnwgraph JSON document (inverse of :func:`read_json`).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> from dnwgraph import Wiring
         >>> path = os.path.join(tempfile.mkdtemp(), "wiring.json")

@@ -77,7 +77,7 @@ class Wiring:
             ``edge_weight`` that is not ``[E]`` or not finite.
         CycleError: a cycle while ``acyclic=True`` (names a node on it and the cycle).
 
-    Example:
+    Examples:
         >>> w = Wiring([(0, 2), (1, 2), (2, 3), (0, 3)])
         >>> w
         Wiring(num_nodes=4, num_edges=4, inputs=2, outputs=1, acyclic=True)
@@ -219,7 +219,7 @@ class Wiring:
         Returns:
             Data: the wiring; ``Wiring.from_data(w.to_data())`` rebuilds ``w``.
 
-        Example:
+        Examples:
             >>> d = Wiring([(0, 2), (1, 2), (2, 3)]).to_data()
             >>> d.input_mask.tolist(), d.output_mask.tolist(), d.node_level.tolist()
             ([True, True, False, False], [False, False, False, True], [0, 0, 1, 2])
@@ -271,7 +271,7 @@ class Wiring:
             ValueError: no ``edge_index``, masks that are not BoolTensors ``[N]``, or any check
                 of the constructor.
 
-        Example:
+        Examples:
             >>> w = Wiring([(0, 2), (1, 2), (2, 3)], output_nodes=[2, 3])
             >>> Wiring.from_data(w.to_data()).output_nodes.tolist()
             [2, 3]
@@ -318,7 +318,7 @@ class Wiring:
     def from_edge_list(cls, pairs: EdgeList, num_nodes: int | None = None, **kwargs: Any) -> Wiring:
         """Build from ``(source, target)`` pairs; ``kwargs`` as in the constructor.
 
-        Example:
+        Examples:
             >>> Wiring.from_edge_list([(0, 1), (1, 2)]).num_edges
             2
         """
@@ -354,7 +354,7 @@ class Wiring:
         Returns:
             networkx.DiGraph: ``num_nodes`` nodes and ``num_edges`` edges.
 
-        Example:
+        Examples:
             >>> g = Wiring([(0, 1), (1, 2)], edge_weight=[0.5, -2.0]).to_networkx()
             >>> sorted(g.edges(data="signed_weight")), g.edges[1, 2]["weight"]
             ([(0, 1, 0.5), (1, 2, -2.0)], 2.0)
@@ -399,7 +399,7 @@ class Wiring:
             ValueError: an undirected graph, a node list naming an unknown node, or any check of
                 the constructor.
 
-        Example:
+        Examples:
             >>> import networkx as nx
             >>> Wiring.from_networkx(nx.DiGraph([("a", "b", {"weight": 0.5})])).edge_weight
             tensor([0.5000])

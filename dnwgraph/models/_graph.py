@@ -38,7 +38,7 @@ class Readout(nn.Module):
     Raises:
         ValueError: for an unknown ``kind``.
 
-    Example:
+    Examples:
         >>> Readout("centre")(torch.ones(5, 2, 8, 8)).shape
         torch.Size([2, 5])
     """
@@ -159,7 +159,7 @@ def cifar_stem(in_channels: int = 3, out_channels: int = 32) -> nn.Sequential:
     depthwise convolution, 1 x 1 convolution to ``out_channels``, BatchNorm (as in the paper's
     code).
 
-    Example:
+    Examples:
         >>> cifar_stem()(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 32, 8, 8])
     """
@@ -177,7 +177,7 @@ def cifar_stem(in_channels: int = 3, out_channels: int = 32) -> nn.Sequential:
 def signal_stem(out_channels: int = 32) -> nn.Sequential:
     """The same stem in 1-D for signals ``[B, L]`` (MNIST-1D): ``[B, L]`` → ``[B, C, L/4]``.
 
-    Example:
+    Examples:
         >>> signal_stem()(torch.randn(2, 40)).shape
         torch.Size([2, 32, 10])
     """

@@ -92,7 +92,7 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
             of :class:`~dnwgraph.models.discrete.GraphStep`, or (in forward) an input of the
             wrong shape.
 
-    Example:
+    Examples:
         >>> from dnwgraph import complete
         >>> wiring = complete(6, input_nodes=[0, 1], output_nodes=[4, 5])
         >>> model = ContinuousTimeNeuralGraph(wiring, 10, node_op="conv1d", solver="rk4",

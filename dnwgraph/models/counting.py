@@ -59,7 +59,7 @@ def register_counter(module_type: type[nn.Module]) -> Callable[[type[Counter]], 
     Raises:
         TypeError: ``module_type`` is not an ``nn.Module`` subclass.
 
-    Example:
+    Examples:
         >>> class Scale(nn.Module):
         ...     def __init__(self):
         ...         super().__init__()
@@ -115,7 +115,7 @@ def count_params(model: nn.Module) -> int:
     Returns:
         int: the count (see the module docstring for the convention).
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> count_params(WiringConv(Wiring([(0, 2), (1, 2), (2, 3)]), ratio=2))
         2
@@ -144,7 +144,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     Raises:
         ValueError: an empty or non-positive ``input_shape``.
 
-    Example:
+    Examples:
         >>> count_macs(nn.Linear(4, 3), (2, 4))
         15
     """

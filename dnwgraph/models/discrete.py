@@ -59,7 +59,7 @@ class GraphStep(nn.Module):
     Raises:
         ValueError: an unknown node op, a norm on vector nodes, or bad selection options.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from dnwgraph import complete
         >>> step = GraphStep(complete(4, self_loops=True), ratio=6, node_op="conv1d")
@@ -143,7 +143,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
         ValueError: a bad ``steps`` or any error of :class:`GraphStep`, or (in forward) an input
             of the wrong shape.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from dnwgraph import complete
         >>> wiring = complete(6, input_nodes=[0, 1], output_nodes=[4, 5])

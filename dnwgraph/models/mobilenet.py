@@ -100,7 +100,7 @@ def pointwise_weights(in_channels: int, out_channels: int, levels: int) -> int:
     r"""Pointwise weights of one MobileNetV1 stage at width 1:
     :math:`c_{in} c_{out} + (\ell - 1) c_{out}^2`.
 
-    Example:
+    Examples:
         >>> pointwise_weights(256, 512, 6)
         1441792
     """
@@ -120,7 +120,7 @@ def stage_budget(in_channels: int, out_channels: int, levels: int, width: float)
     Raises:
         ValueError: if ``width`` is not in (0, 1].
 
-    Example:
+    Examples:
         >>> stage_budget(32, 64, 1, 0.225)
         104
     """
@@ -146,7 +146,7 @@ class DepthwiseNodeOp(nn.Module):
         - **input:** :math:`[C, B, H, W]`
         - **output:** :math:`[C, B, \lceil H/s \rceil, \lceil W/s \rceil]`
 
-    Example:
+    Examples:
         >>> op = DepthwiseNodeOp(4, stride=2)
         >>> op(torch.randn(4, 2, 8, 8)).shape
         torch.Size([4, 2, 4, 4])
@@ -195,7 +195,7 @@ class DNWStage(nn.Module):
         - **input:** node-first :math:`[c_{in}, B, H, W]`
         - **output:** node-first :math:`[c_{out}, B, H/s, W/s]`
 
-    Example:
+    Examples:
         >>> stage = DNWStage(4, 6, stride=2, levels=2, ratio=20)
         >>> stage(torch.randn(4, 2, 8, 8)).shape, stage.wiring.num_edges
         (torch.Size([6, 2, 4, 4]), 84)
@@ -287,7 +287,7 @@ class DNWClassifier(nn.Module):
         - **input:** node-first :math:`[\text{in\_features}, B]`
         - **output:** :math:`[B, \text{num\_classes}]`
 
-    Example:
+    Examples:
         >>> head = DNWClassifier(8, 3, ratio=0.5)
         >>> head(torch.randn(8, 2)).shape, head.conv.k
         (torch.Size([2, 3]), 12)
@@ -352,7 +352,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         ValueError: on a ratio outside (0, 1], an input size below 32, or stages whose
             channels do not chain.
 
-    Example:
+    Examples:
         >>> model = MobileNetV1DNW(0.225, num_classes=10, input_size=32)
         >>> [stage.conv.k for stage in model.stages]
         [104, 1245, 4977, 72991, 79627]
@@ -414,7 +414,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         weights, ``complete`` selection: no top-k per call, E candidates shrink to k), made
         with :func:`dnwgraph.compact` per wiring.  Outputs are unchanged.
 
-        Example:
+        Examples:
             >>> model = MobileNetV1DNW(0.5, stages=((4, 6, 1, 1), (6, 8, 2, 2))).eval()
             >>> small = model.compact_wirings()
             >>> x = torch.randn(2, 3, 32, 32)
@@ -469,7 +469,7 @@ def paper_counts(model: MobileNetV1DNW, input_size: int | None = None) -> dict[s
         dict: ``params``, ``macs``, ``edges`` (selected edges of all wirings) and
         ``candidates`` (candidate edges of all wirings).
 
-    Example:
+    Examples:
         >>> counts = paper_counts(MobileNetV1DNW(0.225, num_classes=1000, input_size=224))
         >>> counts["edges"]
         158944
@@ -558,7 +558,7 @@ class MobileNetV1(PretrainedMixin, nn.Module):
     Raises:
         ValueError: on a width outside (0, 1] or an input size below 32.
 
-    Example:
+    Examples:
         >>> MobileNetV1(0.25)(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """

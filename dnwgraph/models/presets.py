@@ -139,7 +139,7 @@ def tiny_static(
 ) -> StaticNeuralGraph:
     """The paper's static tiny classifier for CIFAR-10 (input ``[B, 3, 32, 32]``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = tiny_static()
         >>> model(torch.randn(2, 3, 32, 32)).shape
@@ -185,7 +185,7 @@ def mnist1d_static(
 ) -> StaticNeuralGraph:
     """Static neural graph for MNIST-1D (input ``[B, 40]``), 320 nodes, ~5k parameters.
 
-    Example:
+    Examples:
         >>> import torch
         >>> mnist1d_static()(torch.randn(2, 40)).shape
         torch.Size([2, 10])

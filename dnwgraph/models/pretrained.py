@@ -71,7 +71,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def is_pretrained_dir(path: PathLikeStr) -> bool:
     """Whether ``path`` is a folder holding ``config.json`` and ``model.safetensors``.
 
-    Example:
+    Examples:
         >>> is_pretrained_dir(".")
         False
     """
@@ -105,7 +105,7 @@ def save_pretrained(model: nn.Module, save_directory: PathLikeStr) -> Path:
         ValueError: a model not built by ``create_model``, or a keyword argument that is
             neither JSON (numbers, strings, lists, dicts, ``None``) nor a tensor.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from dnwgraph import create_model
         >>> model = create_model("mnist1d_static", selection="random", seed=0)
@@ -191,7 +191,7 @@ def from_pretrained(
         ValueError: no such folder, a folder without both files, a config of another format,
             or weights that do not fit the model.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from dnwgraph import create_model
         >>> model = create_model("mnist1d_static", selection="random", seed=0).eval()
@@ -242,7 +242,7 @@ class PretrainedMixin:
     :func:`save_pretrained` / :func:`from_pretrained` do the same for any model built by
     :func:`~dnwgraph.create_model`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from dnwgraph import StaticNeuralGraph, create_model
         >>> model = create_model("mnist1d_static")

@@ -20,7 +20,7 @@ def register_model(name: str | None = None) -> Callable[[F], F]:
     Args:
         name (str, optional): registry name; defaults to the factory's ``__name__``.
 
-    Example:
+    Examples:
         >>> @register_model("doc_example_linear")
         ... def _linear(in_features: int = 4) -> nn.Module:
         ...     return nn.Linear(in_features, 2)
@@ -41,7 +41,7 @@ def register_model(name: str | None = None) -> Callable[[F], F]:
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models, optionally filtered by a glob ``pattern``.
 
-    Example:
+    Examples:
         >>> isinstance(list_models("*"), list)
         True
     """
@@ -60,7 +60,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         ValueError: for an unknown name (the message lists the registered ones).
         TypeError: for a keyword the model does not take (the message lists those it takes).
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = create_model("mnist1d_static", selection="random", seed=0)
         >>> model(torch.randn(2, 40)).shape

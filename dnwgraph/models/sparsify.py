@@ -98,7 +98,7 @@ class TopKWeight(nn.Module):
         - **input:** the layer's weight, any shape
         - **output:** same shape, all but the top-k entries zeroed
 
-    Example:
+    Examples:
         >>> p = TopKWeight(2, numel=4)
         >>> p(torch.tensor([[0.1, -3.0], [2.0, 0.5]])).tolist()
         [[0.0, -3.0], [2.0, 0.0]]
@@ -196,7 +196,7 @@ def sparsifiable_layers(
         dense_first (bool, optional): skip the first matching layer (the paper's "first
             layer dense"). (default: ``False``)
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> [n for n, _ in sparsifiable_layers(net, dense_first=True)]
         ['2']
@@ -253,7 +253,7 @@ def sparsify(
             is already sparsified.
         TypeError: a pattern that is neither a ``str`` nor a module type.
 
-    Example:
+    Examples:
         >>> net = sparsify(nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2)), 0.1)
         >>> int((net[0].weight != 0).sum()), int((net[2].weight != 0).sum())
         (10, 2)
@@ -281,7 +281,7 @@ def sparsify(
 def sparsified_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The ``(name, layer)`` pairs of ``module`` whose weight :func:`sparsify` parametrized.
 
-    Example:
+    Examples:
         >>> net = sparsify(nn.Sequential(nn.Linear(4, 4)), 0.5)
         >>> [n for n, _ in sparsified_layers(net)]
         ['0']
@@ -307,7 +307,7 @@ def unsparsify(module: nn.Module) -> nn.Module:
     Raises:
         ValueError: if no layer of ``module`` is sparsified.
 
-    Example:
+    Examples:
         >>> net = unsparsify(sparsify(nn.Sequential(nn.Linear(4, 4)), 0.25))
         >>> type(net[0].weight).__name__, int((net[0].weight != 0).sum())
         ('Parameter', 4)
@@ -323,7 +323,7 @@ def unsparsify(module: nn.Module) -> nn.Module:
 def density(module: nn.Module) -> dict[str, float]:
     """Fraction of nonzero effective weights of every sparsified layer, by name.
 
-    Example:
+    Examples:
         >>> density(sparsify(nn.Sequential(nn.Linear(10, 10)), 0.3))
         {'0': 0.3}
     """
@@ -356,7 +356,7 @@ def sparse_wiring(module: nn.Module, *, all_candidates: bool = False) -> Wiring:
         ValueError: if ``module`` has no Linear layer, the layers do not chain, or no weight is
             nonzero.
 
-    Example:
+    Examples:
         >>> mlp = sparsify(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2)), 2)
         >>> w = sparse_wiring(mlp)
         >>> w.num_nodes, w.num_edges, w.output_nodes.tolist()

@@ -64,7 +64,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         ValueError: a cyclic wiring, an unknown selection / node op / readout, a bad ratio,
             or (in forward) an input of the wrong shape.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
         >>> model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=2)
@@ -140,7 +140,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             ValueError: a mask of the wrong shape or dtype, no kept input or output node, or no
                 selected edge left among the kept nodes.
 
-        Example:
+        Examples:
             >>> from dnwgraph import Wiring
             >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
             >>> model = StaticNeuralGraph(wiring, 4, node_op="neuron", num_classes=2).eval()

@@ -136,7 +136,7 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
     Returns:
         Tensor: shape ``[len(edges.ids)]``.
 
-    Example:
+    Examples:
         >>> a, b = torch.eye(2), torch.tensor([[1.0, 2.0], [3.0, 4.0]])
         >>> edges = EdgeSet(torch.tensor([0, 1]), torch.tensor([1, 1]), torch.arange(2))
         >>> sddmm(a, b, edges).tolist()
@@ -258,7 +258,7 @@ def wiring_matmul(x: Tensor, edge_weight: Tensor, plan: AggregationPlan) -> Tens
     ``edge_weight`` argument is where the gradient goes.  :meth:`WiringConv.plan
     <dnwgraph.WiringConv.plan>` returns the plan of the current weights.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring, WiringConv
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2)]), ratio=1)
         >>> with torch.no_grad():

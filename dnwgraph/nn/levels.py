@@ -59,7 +59,7 @@ class LevelExecutor(nn.Module):
     Raises:
         ValueError: for a cyclic wiring or bad options.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> wiring = Wiring([(0, 2), (1, 2), (2, 3), (0, 3)])
         >>> ex = LevelExecutor(wiring, ratio=3, node_op="neuron")

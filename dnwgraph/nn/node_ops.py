@@ -70,7 +70,7 @@ def register_node_op(name: str, **defaults: Any) -> Callable[[type[NodeOp]], typ
 def list_node_ops() -> list[str]:
     """Names of the registered node operations.
 
-    Example:
+    Examples:
         >>> list_node_ops()
         ['conv1d', 'conv2d', 'neuron']
     """
@@ -88,7 +88,7 @@ def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:
     Raises:
         ValueError: for an unknown name (the message lists the valid ones) or bad options.
 
-    Example:
+    Examples:
         >>> op = create_node_op("conv2d", 3, norm="batch")
         >>> op(torch.randn(3, 2, 4, 4)).shape
         torch.Size([3, 2, 4, 4])
@@ -130,7 +130,7 @@ class NodeOp(nn.Module):
     def select(self, index: Tensor | Sequence[int]) -> NodeOp:
         """A new op of the same kind over the nodes ``index`` (parameters copied).
 
-        Example:
+        Examples:
             >>> op = create_node_op("neuron", 4)
             >>> op.select([3, 1]).num_nodes
             2
@@ -153,7 +153,7 @@ def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
     Raises:
         ValueError: no parts, no nodes, or ops of different kinds or configurations.
 
-    Example:
+    Examples:
         >>> a, b = create_node_op("neuron", 2), create_node_op("neuron", 3)
         >>> concat_node_ops([(a, torch.tensor([1])), (b, torch.tensor([0, 2]))]).num_nodes
         3
@@ -225,7 +225,7 @@ class ChannelNodeOp(NodeOp):
         ValueError: on a bad ``dim``, ``norm``, ``order``, ``activation`` or ``kernel_size``,
             or an input of the wrong shape.
 
-    Example:
+    Examples:
         >>> op = ChannelNodeOp(4, dim=2)
         >>> op(torch.randn(4, 2, 8, 8)).shape
         torch.Size([4, 2, 8, 8])
@@ -322,7 +322,7 @@ class NeuronNodeOp(NodeOp):
     Raises:
         ValueError: on an unknown activation or an input with the wrong number of rows.
 
-    Example:
+    Examples:
         >>> op = NeuronNodeOp(3)
         >>> op(torch.tensor([[-1.0], [0.5], [2.0]])).view(-1).tolist()
         [0.0, 0.5, 2.0]

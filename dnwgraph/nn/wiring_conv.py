@@ -72,7 +72,7 @@ class WiringConv(MessagePassing):
             out-of-range ``source_groups``, an ``x`` with the wrong number of rows, or an
             ``edge_index`` that is not this layer's candidate set.
 
-    Example:
+    Examples:
         >>> from dnwgraph import Wiring
         >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)], num_nodes=4)
         >>> conv = WiringConv(wiring, ratio=2)
@@ -278,7 +278,7 @@ class WiringConv(MessagePassing):
         Raises:
             ValueError: ``wiring`` has no ``edge_weight``, or any check of the constructor.
 
-        Example:
+        Examples:
             >>> from dnwgraph import Wiring
             >>> w = Wiring([(0, 2), (1, 2), (2, 3)], edge_weight=[0.5, -1.0, 2.0])
             >>> WiringConv.from_wiring(w).edge_weight.tolist()

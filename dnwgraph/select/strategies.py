@@ -58,7 +58,7 @@ def register_selection(name: str) -> Callable[[type[Selection]], type[Selection]
 def list_selections() -> list[str]:
     """Names of the registered selection strategies.
 
-    Example:
+    Examples:
         >>> "dnw" in list_selections()
         True
     """
@@ -89,7 +89,7 @@ def create_selection(
     Raises:
         ValueError: for an unknown name (the message lists the valid ones) or bad budget.
 
-    Example:
+    Examples:
         >>> sel = create_selection("dnw", 2, target=torch.tensor([1, 1, 2]), num_nodes=3)
         >>> sel(torch.tensor([0.1, -0.9, 0.5])).tolist()
         [False, True, True]
@@ -117,7 +117,7 @@ class Selection(torch.nn.Module):
         - **input:** edge weights :math:`[E]`
         - **output:** boolean mask of the edges used, :math:`[E]`
 
-    Example:
+    Examples:
         >>> sel = create_selection("dnw", 2, target=torch.tensor([2, 2, 3]), num_nodes=4)
         >>> sel(torch.tensor([0.5, -2.0, 1.0])).tolist(), sel.k, sel.straight_through
         ([False, True, True], 2, True)

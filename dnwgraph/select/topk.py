@@ -49,7 +49,7 @@ def resolve_k(ratio: Ratio, num_edges: int, *, name: str = "ratio") -> int:
         TypeError: if ``ratio`` is not an ``int`` or a ``float`` (``bool`` is rejected).
         ValueError: if an ``int`` is outside ``[1, E]`` or a ``float`` is outside ``(0, 1]``.
 
-    Example:
+    Examples:
         >>> resolve_k(0.25, 8), resolve_k(3, 8)
         (2, 3)
     """
@@ -90,7 +90,7 @@ def node_budget(ratio: Ratio, in_degree: Tensor, *, name: str = "ratio") -> Tens
     Raises:
         ValueError: if an ``int`` exceeds the largest in-degree, or the ratio is out of range.
 
-    Example:
+    Examples:
         >>> node_budget(0.5, torch.tensor([0, 2, 4])).tolist()
         [0, 1, 2]
     """
@@ -126,7 +126,7 @@ def topk_mask(
     Returns:
         BoolTensor: shape ``[E]``.
 
-    Example:
+    Examples:
         >>> topk_mask(torch.tensor([0.5, -2.0, 0.5, 1.0]).abs(), 2).tolist()
         [False, True, False, True]
         >>> topk_mask(torch.tensor([3.0, 1.0, 1.0, 0.5]), 2).tolist()  # tie: index 1 wins

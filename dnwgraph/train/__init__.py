@@ -4,9 +4,11 @@ from dnwgraph.train.checkpoint import CheckpointError, load_checkpoint, load_mod
 from dnwgraph.train.config import ConfigError, load_config
 from dnwgraph.train.datasets import DataError, create_dataset, list_datasets, register_dataset
 from dnwgraph.train.loop import RunExistsError, TrainingDiverged, train
+from dnwgraph.train.optim import Callback
 
 __all__ = [
     "train",
+    "Callback",
     "load_model",
     "load_config",
     "load_checkpoint",

@@ -51,7 +51,7 @@ def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
     Raises:
         OSError: if the folder is not writable.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "a.txt"
         >>> atomic_write_bytes(path, b"hello")
@@ -70,7 +70,7 @@ def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
 def save_checkpoint(path: PathLikeStr, state: dict[str, Any]) -> None:
     """Serialise ``state`` with :func:`torch.save` and write it atomically to ``path``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> d = tempfile.mkdtemp()
         >>> save_checkpoint(f"{d}/c.pt", {"epoch": 1})
@@ -121,7 +121,7 @@ def rng_state() -> dict[str, Any]:
     """The state of Python's, NumPy's and torch's global generators (CUDA too, if used), as
     tensors and plain values (``weights_only``-loadable).
 
-    Example:
+    Examples:
         >>> state = rng_state()
         >>> a = torch.rand(2)
         >>> set_rng_state(state)
@@ -196,7 +196,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
         CheckpointError: if the checkpoint is missing, corrupt or not a dnwgraph checkpoint.
         ValueError: an unusable pretrained-model folder.
 
-    Example:
+    Examples:
         >>> model = load_model("runs/demo/dnw")  # doctest: +SKIP
         >>> model(torch.randn(8, 40)).shape  # doctest: +SKIP
         torch.Size([8, 10])

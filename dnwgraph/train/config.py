@@ -10,10 +10,14 @@ Schema (defaults in brackets)::
     data:     {name [mnist1d], dir [null], batch_size [128], test_batch_size [1000],
                augment [null: the dataset's default], num_workers [0],
                ...dataset options (e.g. num_samples)}
-    optim:    {name [sgd], lr [0.1], momentum [0.9], nesterov [false], weight_decay [5e-4],
+    optim:    {name [sgd] (any torch.optim optimizer: adam, adamw, ...), lr [0.1],
+               momentum [0.9], nesterov [false] (for the optimizers that take them),
+               weight_decay [5e-4], kwargs [{}] (more optimizer keywords, e.g. betas),
                grad_clip [null: off] (max L2 norm of all gradients before each step)}
-    schedule: {name [cosine] | multistep | constant, milestones [[]], gamma [0.1],
-               warmup_epochs [0]}
+    schedule: {name [cosine] | multistep | constant | any torch.optim.lr_scheduler class
+               (StepLR, OneCycleLR, ...), milestones [[]], gamma [0.1], warmup_epochs [0]
+               (built-in schedules), kwargs [{}] and interval [epoch] | step (torch
+               schedulers)}
     train:    {epochs [40], seed [0], label_smoothing [0.0], device [cpu] (or cuda, auto),
                tensorboard [false], snapshots [true]}
     init:     {from_run [null], mode [null] | finetune | lottery}
@@ -46,8 +50,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "nesterov": False,
         "weight_decay": 5e-4,
         "grad_clip": None,
+        "kwargs": {},
     },
-    "schedule": {"name": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": 0},
+    "schedule": {
+        "name": "cosine",
+        "milestones": [],
+        "gamma": 0.1,
+        "warmup_epochs": 0,
+        "kwargs": {},
+        "interval": "epoch",
+    },
     "train": {
         "epochs": 40,
         "seed": 0,
@@ -59,7 +71,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "init": {"from_run": None, "mode": None},
 }
 
-OPTIMIZERS = ("sgd",)
 SCHEDULES = ("cosine", "multistep", "constant")
 INIT_MODES = ("finetune", "lottery")
 # Sections whose extra keys are passed through (dataset options; model keyword arguments).
@@ -87,7 +98,7 @@ def load_config(
     Raises:
         ConfigError: on a missing or unparsable file, an unknown key or a bad value.
 
-    Example:
+    Examples:
         >>> cfg = load_config(None, ["optim.lr=0.05", "train.epochs=3"])
         >>> cfg["optim"]["lr"], cfg["train"]["epochs"], cfg["model"]["name"]
         (0.05, 3, 'mnist1d_static')
@@ -117,7 +128,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
     Raises:
         ConfigError: for a string without ``=`` or with an empty key.
 
-    Example:
+    Examples:
         >>> apply_overrides({"optim": {"lr": 0.1}}, ["optim.lr=0.2", "model.kwargs.ratio=64"])
         {'optim': {'lr': 0.2}, 'model': {'kwargs': {'ratio': 64}}}
     """
@@ -211,9 +222,22 @@ def _check(cfg: dict[str, Any]) -> None:
     if data["augment"] is not None:
         _flag(cfg, "data", "augment")
 
-    if cfg["optim"]["name"] not in OPTIMIZERS:
+    from dnwgraph.train.optim import INTERVALS, resolve_optimizer, resolve_scheduler
+
+    try:
+        resolve_optimizer(cfg["optim"]["name"])
+        resolve_scheduler(cfg["schedule"]["name"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for section in ("optim", "schedule"):
+        if cfg[section]["kwargs"] is None:
+            cfg[section]["kwargs"] = {}
+        if not isinstance(cfg[section]["kwargs"], dict):
+            raise _type_error(f"{section}.kwargs", "a mapping of keywords", cfg[section]["kwargs"])
+    if cfg["schedule"]["interval"] not in INTERVALS:
         raise ConfigError(
-            f"optim.name must be one of {list(OPTIMIZERS)} (got {cfg['optim']['name']!r})"
+            f"schedule.interval must be one of {list(INTERVALS)} "
+            f"(got {cfg['schedule']['interval']!r})"
         )
     for key in ("lr", "momentum", "weight_decay"):
         _number(cfg, "optim", key)
@@ -227,8 +251,6 @@ def _check(cfg: dict[str, Any]) -> None:
         raise ConfigError("optim.nesterov needs optim.momentum > 0")
 
     sched = cfg["schedule"]
-    if sched["name"] not in SCHEDULES:
-        raise ConfigError(f"schedule.name must be one of {list(SCHEDULES)} (got {sched['name']!r})")
     ms = sched["milestones"] if sched["milestones"] is not None else []
     if not isinstance(ms, list) or not all(
         isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in ms

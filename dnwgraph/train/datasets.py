@@ -58,7 +58,7 @@ class ArrayDataset(Dataset):
     Raises:
         ValueError: if ``x`` and ``y`` hold different numbers of samples.
 
-    Example:
+    Examples:
         >>> ds = ArrayDataset(torch.zeros(6, 3), torch.arange(6))
         >>> len(ds), ds[2][1].item()
         (6, 2)
@@ -116,7 +116,7 @@ def register_dataset(name: str) -> Callable[[Callable[..., DataSplits]], Callabl
     Raises:
         ValueError: if ``name`` is already registered.
 
-    Example:
+    Examples:
         >>> @register_dataset("doc_example_zeros")
         ... def _zeros(*, dir=None, augment=False, n: int = 4) -> DataSplits:
         ...     ds = ArrayDataset(torch.zeros(n, 3), torch.zeros(n, dtype=torch.long))
@@ -137,7 +137,7 @@ def register_dataset(name: str) -> Callable[[Callable[..., DataSplits]], Callabl
 def list_datasets() -> list[str]:
     """Sorted names of the registered datasets.
 
-    Example:
+    Examples:
         >>> "mnist1d" in list_datasets()
         True
     """
@@ -150,7 +150,7 @@ def dataset_options(name: str) -> list[str]:
     Raises:
         ValueError: for an unknown name.
 
-    Example:
+    Examples:
         >>> dataset_options("mnist1d")
         ['num_samples', 'train_split', 'data_seed']
     """
@@ -182,7 +182,7 @@ def create_dataset(
         ValueError: for an unknown name or option (the message lists the valid ones).
         DataError: for a missing or malformed data file (the message names the expected files).
 
-    Example:
+    Examples:
         >>> splits = create_dataset("mnist1d", num_samples=200)
         >>> len(splits.train), len(splits.test), splits.input_shape, splits.num_classes
         (160, 40, (40,), 10)
@@ -209,7 +209,7 @@ def random_crop_flip(x: Tensor, generator: torch.Generator, padding: int = 4) ->
     Returns:
         Tensor: augmented images ``[B, C, H, W]``.
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> random_crop_flip(torch.ones(2, 3, 8, 8), g).shape
         torch.Size([2, 3, 8, 8])

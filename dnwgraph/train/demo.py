@@ -69,7 +69,7 @@ def run_demo(
     Raises:
         ValueError: if ``epochs`` is not a positive int.
 
-    Example:
+    Examples:
         >>> rows = run_demo("runs/demo", epochs=1, progress=False)  # doctest: +SKIP
         >>> sorted(rows)  # doctest: +SKIP
         ['dnw', 'random']

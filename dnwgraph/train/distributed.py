@@ -54,7 +54,7 @@ class DistEnv:
     order that ``N`` processes visit it together (batch ``b`` of the global run is the union
     of batch ``b`` of every rank), which makes 1- and N-process runs comparable.
 
-    Example:
+    Examples:
         >>> env = DistEnv()
         >>> env.is_main, env.world_size
         (True, 1)

@@ -86,7 +86,7 @@ def launch(fn: Callable[..., Any], nproc: int, *args: Any, **kwargs: Any) -> Non
         ValueError: if ``nproc < 1``.
         WorkerFailed: when a worker raised or died; the remaining workers are terminated.
 
-    Example:
+    Examples:
         >>> launch(print, 1, "one process")
         one process
     """

@@ -1,4 +1,5 @@
-"""The training loop behind ``dnwgraph train``: SGD, schedules, metrics, checkpoints, resume.
+"""The training loop behind ``dnwgraph train``: optimizers, schedules, metrics, checkpoints,
+resume.
 
 A run is a directory::
 
@@ -18,11 +19,12 @@ wiring of an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from dnwgraph.train.checkpoint import (
     set_rng_state,
 )
 from dnwgraph.train.config import ConfigError, dump_config, resolve_config
-from dnwgraph.train.datasets import ArrayDataset, create_dataset, dataset_options
+from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
 from dnwgraph.train.distributed import DistEnv
 from dnwgraph.train.metrics import (
     TensorBoardLogger,
@@ -49,9 +51,13 @@ from dnwgraph.train.metrics import (
     wiring_stats,
     write_metrics_csv,
 )
+from dnwgraph.train.optim import Callback, build_optimizer, build_scheduler
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["train", "RunExistsError", "TrainingDiverged", "lr_at"]
+
+#: the library's log; silence or redirect it with ``logging.getLogger("dnwgraph")``
+logger = logging.getLogger(__name__)
 
 _BASE_KEYS = ("name", "dir", "batch_size", "test_batch_size", "augment", "num_workers")
 
@@ -77,7 +83,7 @@ def lr_at(
 
     A linear warm-up over ``warmup_epochs`` epochs comes first for every schedule.
 
-    Example:
+    Examples:
         >>> s = {"name": "multistep", "milestones": [2], "gamma": 0.1, "warmup_epochs": 0}
         >>> [round(lr_at(t, s, 1.0, 10, 4), 3) for t in (0, 19, 20)]
         [1.0, 1.0, 0.1]
@@ -228,8 +234,14 @@ def train(
     overwrite: bool = False,
     env: DistEnv | None = None,
     progress: bool = True,
+    model: nn.Module | None = None,
+    dataset: DataSplits | tuple[Any, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train the configured model and write the run directory (layout in the module doc).
+
+    Progress goes to the ``dnwgraph`` logger (one INFO record per epoch) and, with
+    ``progress=True``, to a tqdm bar.
 
     Args:
         config (dict): a config (see :mod:`dnwgraph.train.config`); resolved and checked here.
@@ -240,6 +252,14 @@ def train(
         overwrite (bool, optional): replace an existing run in ``out_dir``.
         env (DistEnv, optional): process topology; default: one process on ``train.device``.
         progress (bool, optional): show a tqdm bar per epoch. (default: ``True``)
+        model (nn.Module, optional): train this model instead of ``model.name`` of the config
+            (a model built by ``create_model`` records its name; another one is saved as
+            ``<ClassName>``, which :func:`~dnwgraph.load_model` cannot rebuild: pass the model
+            again to resume, or use ``load_state_dict``). (default: ``None``)
+        dataset (DataSplits or (train, test), optional): train on these datasets of
+            ``(x, y)`` pairs instead of ``data.name`` (the ``data`` batch sizes still apply; for
+            a pair, the number of classes is ``1 + max`` training label). (default: ``None``)
+        callbacks (sequence of Callback, optional): hooks called on the main process.
 
     Returns:
         dict: ``{"run_dir", "history" (list of metric rows), "params", "epochs"}``.
@@ -251,7 +271,7 @@ def train(
         RunExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``.
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
 
-    Example:
+    Examples:
         >>> cfg = {"train": {"epochs": 1}, "data": {"num_samples": 200}}  # doctest: +SKIP
         >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
         0.31
@@ -284,26 +304,35 @@ def train(
     seed = cfg["train"]["seed"]
     _seed_all(seed)
     data_cfg = cfg["data"]
-    extra = {k: v for k, v in data_cfg.items() if k not in _BASE_KEYS}
-    allowed = dataset_options(data_cfg["name"])
-    unknown = sorted(set(extra) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {['data.' + k for k in unknown]}; data {data_cfg['name']!r} takes "
-            f"{sorted([*_BASE_KEYS, *allowed])}"
+    if dataset is not None:
+        splits = _as_splits(dataset, need_classes=model is None)
+    else:
+        extra = {k: v for k, v in data_cfg.items() if k not in _BASE_KEYS}
+        allowed = dataset_options(data_cfg["name"])
+        unknown = sorted(set(extra) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {['data.' + k for k in unknown]}; data {data_cfg['name']!r} "
+                f"takes {sorted([*_BASE_KEYS, *allowed])}"
+            )
+        splits = create_dataset(
+            data_cfg["name"], dir=data_cfg["dir"], augment=data_cfg["augment"], **extra
         )
-    splits = create_dataset(
-        data_cfg["name"], dir=data_cfg["dir"], augment=data_cfg["augment"], **extra
-    )
 
     from dnwgraph.models import count_params, create_model
 
-    kwargs = _model_kwargs(cfg["model"]["name"], cfg["model"]["kwargs"], splits.num_classes)
-    cfg["model"]["kwargs"] = kwargs
-    try:
-        model = create_model(cfg["model"]["name"], **kwargs)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"model: {err}") from None
+    if model is not None:
+        spec = getattr(model, "model_spec", None) or {}
+        cfg["model"]["name"] = spec.get("name") or f"<{type(model).__name__}>"
+        kwargs = dict(spec.get("kwargs") or {})
+        cfg["model"]["kwargs"] = kwargs
+    else:
+        kwargs = _model_kwargs(cfg["model"]["name"], cfg["model"]["kwargs"], splits.num_classes)
+        cfg["model"]["kwargs"] = kwargs
+        try:
+            model = create_model(cfg["model"]["name"], **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"model: {err}") from None
     if cfg["init"]["mode"] is not None and ckpt is None:
         _apply_init(model, cfg["init"])
     model.to(device)
@@ -312,14 +341,10 @@ def train(
         buf_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save(buf_state, out / "init.pt")
 
-    optim_cfg = cfg["optim"]
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=optim_cfg["lr"],
-        momentum=optim_cfg["momentum"],
-        nesterov=optim_cfg["nesterov"],
-        weight_decay=optim_cfg["weight_decay"],
-    )
+    try:
+        optimizer = build_optimizer(model.parameters(), cfg["optim"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     net = env.wrap(model)
     batch = data_cfg["batch_size"] // env.world_size
     if batch < 1:
@@ -334,6 +359,10 @@ def train(
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg["train"]["label_smoothing"])
     history: list[dict[str, Any]] = []
     start_epoch, step = 1, 0
+    try:
+        scheduler = build_scheduler(optimizer, cfg["schedule"], steps_per_epoch, epochs)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
     if ckpt is not None:
         try:
@@ -345,6 +374,8 @@ def train(
             ) from None
         start_epoch, step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
         history = [dict(r) for r in ckpt.get("history", [])]
+        if scheduler is not None:
+            scheduler.load_state_dict(ckpt["scheduler_state"]["state"])
         set_rng_state(ckpt["rng"])
 
     model.eval()
@@ -354,6 +385,9 @@ def train(
         torch.save(wiring_snapshot(model), out / "wiring" / "epoch_0000.pt")
     tb = TensorBoardLogger(out / "tensorboard", cfg["train"]["tensorboard"] and env.is_main)
     params = count_params(model)
+    if env.is_main:
+        for cb in callbacks:
+            cb.on_train_begin(model, cfg)
 
     try:
         for epoch in range(start_epoch, epochs + 1):
@@ -372,10 +406,16 @@ def train(
                 steps_per_epoch=steps_per_epoch,
                 progress=progress and env.is_main,
                 out=out,
+                scheduler=scheduler,
             )
             test_loss, test_acc = _evaluate(
                 net, splits.test, test_sampler, env, cfg["data"]["test_batch_size"]
             )
+            if scheduler is not None and cfg["schedule"]["interval"] == "epoch":
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(test_loss)
+                else:
+                    scheduler.step()
             model.eval()
             stats, prev_masks = wiring_stats(model, prev_masks)
             row = {
@@ -404,6 +444,7 @@ def train(
                             "name": cfg["schedule"]["name"],
                             "step": step,
                             "steps_per_epoch": steps_per_epoch,
+                            "state": None if scheduler is None else scheduler.state_dict(),
                         },
                         "epoch": epoch,
                         "step": step,
@@ -414,23 +455,50 @@ def train(
                 )
                 write_metrics_csv(out / "metrics.csv", history)
                 tb.log(row)
+                logger.info(_format_row(row, epochs))
                 if progress:
                     _print_row(row, epochs)
+                for cb in callbacks:
+                    cb.on_epoch_end(row, model)
             env.barrier()
     finally:
         tb.close()
+    if env.is_main:
+        for cb in callbacks:
+            cb.on_train_end(history)
     return {"run_dir": out, "history": history, "params": params, "epochs": epochs}
 
 
-def _print_row(row: dict[str, Any], epochs: int) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(
+def _format_row(row: dict[str, Any], epochs: int) -> str:
+    return (
         f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  "
         f"train {100 * row['train_acc']:.2f}%  test {100 * row['test_acc']:.2f}%  "
         f"lr {row['lr']:.4g}  edges {row['selected_edges']}  "
         f"swapped {row['swapped_in']}  ({row['epoch_time_s']:.1f}s)"
     )
+
+
+def _print_row(row: dict[str, Any], epochs: int) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(_format_row(row, epochs))
+
+
+def _as_splits(dataset: Any, need_classes: bool) -> DataSplits:
+    """A user's dataset object as :class:`DataSplits` (a ``(train, test)`` pair is wrapped)."""
+    if isinstance(dataset, DataSplits):
+        return dataset
+    if not (isinstance(dataset, (tuple, list)) and len(dataset) == 2):
+        raise ConfigError(
+            "'dataset' must be a DataSplits or a (train, test) pair of datasets "
+            f"(got {type(dataset).__name__})"
+        )
+    train_set, test_set = dataset
+    x, _ = train_set[0]
+    num_classes = 0
+    if need_classes:  # only a registered model needs it, to size its head
+        num_classes = 1 + max(int(train_set[i][1]) for i in range(len(train_set)))
+    return DataSplits(train_set, test_set, num_classes, tuple(torch.as_tensor(x).shape))
 
 
 def _train_epoch(
@@ -448,6 +516,7 @@ def _train_epoch(
     steps_per_epoch: int,
     progress: bool,
     out: Path,
+    scheduler: Any = None,
 ) -> tuple[float, float, int, float]:
     from tqdm.auto import tqdm
 
@@ -469,9 +538,12 @@ def _train_epoch(
         dynamic_ncols=True,
     )
     for i, (x, y) in enumerate(_batches(dataset, indices, batch, gen, cfg["data"]["num_workers"])):
-        lr = lr_at(step, cfg["schedule"], base_lr, steps_per_epoch, epochs)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        if scheduler is None:
+            lr = lr_at(step, cfg["schedule"], base_lr, steps_per_epoch, epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        else:
+            lr = optimizer.param_groups[0]["lr"]
         x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
         logits = net(x)
         loss = criterion(logits, y)
@@ -494,6 +566,8 @@ def _train_epoch(
             # huge (docs/training.md); gradients are already all-reduced, so every rank clips alike
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["optim"]["grad_clip"])
         optimizer.step()
+        if scheduler is not None and cfg["schedule"]["interval"] == "step":
+            scheduler.step()
         step += 1
         with torch.no_grad():
             n = y.numel()

@@ -64,7 +64,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def wiring_convs(model: nn.Module) -> dict[str, nn.Module]:
     """The model's :class:`~dnwgraph.WiringConv` modules by qualified name (in module order).
 
-    Example:
+    Examples:
         >>> from dnwgraph import WiringConv, Wiring
         >>> net = nn.Sequential(WiringConv(Wiring([(0, 1), (1, 2)], num_nodes=3), ratio=1))
         >>> list(wiring_convs(net))
@@ -112,7 +112,7 @@ def wiring_stats(
         tuple: ``(stats, masks)`` where ``stats`` has the keys ``selected_edges, swapped_in,
         swapped_out, no_input_nodes, no_output_nodes`` and ``masks`` is :func:`active_masks`.
 
-    Example:
+    Examples:
         >>> from dnwgraph import WiringConv, Wiring
         >>> w = Wiring([(0, 1), (0, 2), (1, 3), (2, 3)], num_nodes=4)
         >>> net = nn.Sequential(WiringConv(w, ratio=4))
@@ -161,7 +161,7 @@ def write_metrics_csv(path: PathLikeStr, rows: list[dict[str, Any]]) -> None:
     Raises:
         KeyError: if a row lacks one of the :data:`COLUMNS`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "metrics.csv"
         >>> write_metrics_csv(path, [dict.fromkeys(COLUMNS, 1)])

@@ -38,7 +38,10 @@ def test_apply_overrides_parses_yaml_values() -> None:
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["optim.lrr=0.1"], r"unknown key optim.lrr; 'optim' takes \['grad_clip', 'lr', "),
+        (
+            ["optim.lrr=0.1"],
+            r"unknown key optim.lrr; 'optim' takes \['grad_clip', 'kwargs', 'lr', ",
+        ),
         (["optimizer.lr=0.1"], r"unknown config section 'optimizer'; choose one of"),
         (["optim.lr"], r"'--set' expects section.key=value \(got 'optim.lr'\)"),
         (["=3"], r"'--set' expects section.key=value"),
@@ -48,7 +51,9 @@ def test_apply_overrides_parses_yaml_values() -> None:
         (["train.epochs=true"], r"train.epochs must be an int >= 1"),
         (["schedule.name=step"], r"schedule.name must be one of \['cosine', 'multistep'"),
         (["schedule.milestones=[0]"], r"schedule.milestones must be a list of positive"),
-        (["optim.name=adam"], r"optim.name must be one of \['sgd'\]"),
+        (["optim.name=adamm"], r"optim.name must be one of \[.*'AdamW'.*\] \(got 'adamm'\)"),
+        (["schedule.interval=batch"], r"schedule.interval must be one of \['epoch', 'step'\]"),
+        (["optim.kwargs=3"], r"optim.kwargs must be a mapping of keywords \(got 3\)"),
         (["optim.momentum=0", "optim.nesterov=true"], r"nesterov needs optim.momentum > 0"),
         (["train.label_smoothing=1"], r"label_smoothing must be a number in \[0, 1\)"),
         (["data.augment=maybe"], r"data.augment must be true or false"),
