@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph._checks import (
     as_edge_index,
     check_edges,
@@ -56,9 +57,10 @@ class Wiring:
         - levels(): list of :math:`[N_l]`; node_level(), in_degree(), out_degree(): :math:`[N]`
 
     Raises:
-        ValueError: ``edge_index`` not ``[2, E]``, not integer, empty; a node id outside
-            ``[0, num_nodes)``; a duplicate edge; a self loop with ``self_loops=False``; a bad
-            ``input_nodes``/``output_nodes`` list.
+        DNWGraphError: (a ``ValueError``) ``edge_index`` not ``[2, E]``, not integer, empty;
+            a node id outside ``[0, num_nodes)`` or above ``2**26``; ``acyclic`` or
+            ``self_loops`` not a bool; a duplicate edge; a self loop with
+            ``self_loops=False``; a bad ``input_nodes``/``output_nodes`` list.
         CycleError: a cycle while ``acyclic=True`` (names a node on it and the cycle).
 
     Example:
@@ -79,6 +81,9 @@ class Wiring:
         acyclic: bool = True,
         self_loops: bool = False,
     ) -> None:
+        for name, flag in (("acyclic", acyclic), ("self_loops", self_loops)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise DNWGraphError(f"'{name}' must be True or False (got {flag!r})")
         ei = as_edge_index(edge_index)
         n = check_num_nodes(num_nodes, ei)
         check_edges(ei, n, self_loops)
@@ -143,7 +148,7 @@ class Wiring:
             ValueError: for a wiring built with ``acyclic=False``.
         """
         if self._node_level is None:
-            raise ValueError(
+            raise DNWGraphError(
                 "levels are defined only for an acyclic wiring (this one has acyclic=False)"
             )
         return self._node_level
