@@ -13,6 +13,7 @@ MODULES = [
     "dnwgraph.train.checkpoint",
     "dnwgraph.train.metrics",
     "dnwgraph.train.loop",
+    "dnwgraph.train.rundir",
 ]
 
 
