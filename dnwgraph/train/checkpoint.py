@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -108,25 +107,32 @@ def safe_torch_load(
             f"cannot read the {what} {str(path)!r}: {err.strerror or err}"
         ) from None
     except Exception as err:  # noqa: BLE001 - torch raises several types for one bad file
-        text = str(err)
-        detail = next(
-            (line.strip() for line in text.splitlines() if "WeightsUnpickler error:" in line), ""
-        )
-        detail = detail.split("WeightsUnpickler error:", 1)[-1].strip()
-        if "Unsupported global" in detail:
+        detail = _load_failure(err)
+        if detail.startswith("Unsupported global"):
             name = detail.split("Unsupported global:", 1)[-1].split(" was not")[0].strip()
             raise CheckpointError(
                 f"the {what} {str(path)!r} holds Python objects that a safe (weights-only) load "
                 f"refuses ({name}); dnwgraph writes only tensors and plain values, so this file "
                 "was not written by dnwgraph or is damaged, and it is not loaded"
             ) from None
-        first = detail or next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-        if isinstance(err, pickle.UnpicklingError) and not detail:
-            first = first or "damaged pickle stream"
         raise CheckpointError(
-            f"the {what} {str(path)!r} is corrupt or truncated and cannot be loaded "
-            f"({type(err).__name__}: {first[:200]}); start a new run or restore a copy"
+            f"the {what} {str(path)!r} is not a readable torch file: it is corrupt or truncated "
+            f"and cannot be loaded ({detail[:200]}); start a new run or restore a copy"
         ) from None
+
+
+def _load_failure(err: Exception) -> str:
+    """The cause in torch's message, on one line, without its multi-line advice."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:  # a weights-only refusal: the cause follows the tag
+        cause = text.split("WeightsUnpickler error:", 1)[1]
+        cause = cause.split("Check the documentation of torch.load", 1)[0]
+        cause = " ".join(cause.split())
+        if cause.startswith("Unsupported global"):
+            return cause
+        return f"damaged pickle stream: {cause or type(err).__name__}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def save_checkpoint(path: PathLikeStr, state: dict[str, Any]) -> None:

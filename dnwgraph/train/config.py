@@ -115,7 +115,7 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
     Example:
         >>> parse_yaml("optim: {lr: 0.1}")
         {'optim': {'lr': 0.1}}
-        >>> parse_yaml("lr: 0.1\nlr: 0.2\n", "c.yaml")
+        >>> parse_yaml("lr: 0.1\\nlr: 0.2\\n", "c.yaml")
         Traceback (most recent call last):
         ...
         dnwgraph.train.config.ConfigError: duplicate key 'lr' on lines 1 and 2 of c.yaml ...
