@@ -108,13 +108,9 @@ def _assert_same_run(reference: Path, run: Path) -> None:
 
 
 def _cases() -> list[tuple[int, str]]:
-    """All three phases for the writes before and during the first epoch (config, init.pt,
-    snapshot 0, snapshot 1, checkpoint, metrics), one random phase for each later write."""
-    rng = random.Random(12)
-    writes = 3 + 3 * EPOCHS
-    return [(i, phase) for i in range(6) for phase in PHASES] + [
-        (i, rng.choice(PHASES)) for i in range(6, writes)
-    ]
+    """Every write of the run (config, init.pt, snapshot 0, then snapshot, checkpoint and
+    metrics of every epoch), stopped at each of the three phases."""
+    return [(i, phase) for i in range(3 + 3 * EPOCHS) for phase in PHASES]
 
 
 def test_every_write_of_a_run_is_counted(tmp_path: Path, monkeypatch) -> None:
@@ -123,7 +119,7 @@ def test_every_write_of_a_run_is_counted(tmp_path: Path, monkeypatch) -> None:
         [f"wiring/epoch_{e:04d}.pt", "checkpoint.pt", "metrics.csv"] for e in range(1, EPOCHS + 1)
     ]
     assert names == ["config.yaml", "init.pt", "wiring/epoch_0000.pt", *sum(epochs, [])]
-    assert len(names) == 3 + 3 * EPOCHS == len({i for i, _ in _cases()})
+    assert len(names) == 3 + 3 * EPOCHS == len(_cases()) // len(PHASES)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +161,7 @@ def test_random_sigkills_then_resume_equal_the_uninterrupted_run(
         started = time.time_ns()
         proc = subprocess.Popen(argv, env=env)
         try:
-            if attempt < 4:  # then let it finish
+            if attempt < 2:  # then let it finish
                 _wait_for_training(proc, run, started)
                 time.sleep(rng.uniform(0.0, 0.3))  # an epoch of this run takes ~0.1-0.2 s
                 if proc.poll() is None:
