@@ -273,7 +273,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
     spec = state["model"]
     name = spec.get("name") if isinstance(spec, dict) else None
     try:
-        model = create_model(name, **dict(spec.get("kwargs") or {}))
+        model = create_model(str(name), **dict(spec.get("kwargs") or {}))
         model.load_state_dict(state["model_state"])
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise CheckpointError(

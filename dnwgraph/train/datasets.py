@@ -406,7 +406,8 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-_NUMPY_RECONSTRUCT = np.zeros(1).__reduce__()[0]  # numpy's own, wherever numpy keeps it
+# numpy's own _reconstruct, wherever this numpy version keeps it
+_NUMPY_RECONSTRUCT: Callable[..., np.ndarray] = np.zeros(1).__reduce__()[0]  # type: ignore[assignment]
 
 
 def _reconstruct_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
@@ -415,10 +416,10 @@ def _reconstruct_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
     return _NUMPY_RECONSTRUCT(subtype, shape, dtype)
 
 
-def _array_from_buffer(buf: Any, dtype: Any, shape: Any, order: str = "C") -> np.ndarray:
+def _array_from_buffer(buf: Any, dtype: Any, shape: Any, order: Any = "C") -> np.ndarray:
     # numpy's pickle protocol 5 path (numpy._core.numeric._frombuffer)
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise pickle.UnpicklingError(f"an array of dtype {dtype!r}")
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"an array of dtype {dtype!r}, order {order!r}")
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
 
 

@@ -260,7 +260,7 @@ def _resume_state(out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
                 saved = None  # damaged: the checkpoint's own config is authoritative
             theirs = resolve_config(ckpt["config"])
             diff = None if saved is None else _first_difference(saved, theirs)
-            if diff is not None:
+            if saved is not None and diff is not None:
                 raise CheckpointError(
                     f"cannot resume {str(out)!r}: its checkpoint.pt does not belong to its "
                     f"config.yaml ({diff} is {_get(theirs, diff)!r} in the checkpoint but "
