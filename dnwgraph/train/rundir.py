@@ -304,7 +304,8 @@ def start_run(out: PathLikeStr, write_config: Callable[[Path], None], overwrite:
         staging.mkdir()
         write_config(staging)
         os.rename(staging, out)
-    except (FileExistsError, NotADirectoryError, PermissionError, IsADirectoryError) as err:
+    except OSError as err:  # unwritable, a read-only or special file system, a full disk
+        where = f" ({err.filename})" if err.filename and str(err.filename) != str(out) else ""
         raise DNWGraphError(
-            f"cannot create the run directory {str(out)!r}: {err.strerror or err}"
+            f"cannot create the run directory {str(out)!r}: {err.strerror or err}{where}"
         ) from None
