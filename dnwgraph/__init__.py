@@ -17,6 +17,8 @@ __version__ = "0.2.0"
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    # errors (no torch import)
+    "DNWGraphError": "dnwgraph.errors",
     # graph/
     "Wiring": "dnwgraph.graph",
     "CycleError": "dnwgraph.graph",
@@ -57,6 +59,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "__version__",
+    "DNWGraphError",
     "Wiring",
     "CycleError",
     "block_dag",

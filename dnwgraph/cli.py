@@ -4,6 +4,11 @@ The parser is built from argparse alone and every handler is imported only when 
 runs, so ``dnwgraph --help`` answers without importing torch or torch_geometric.  Each
 command is one ``_add_<name>`` function (its arguments) and one ``"module:function"`` handler
 that takes the parsed ``argparse.Namespace`` and returns an exit code.
+
+Exit codes: 0 done; 1 a training run stopped (it diverged, or a worker died); 2 a user error:
+a bad argument, config, file, checkpoint or path (:class:`~dnwgraph.errors.DNWGraphError` or an
+``OSError`` such as a missing or unwritable file), reported as one line on stderr.  Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -41,15 +46,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error(message: str) -> int:
+    """Print ``dnwgraph: error: MESSAGE`` (one line) to stderr; return exit code 2."""
+    print(f"dnwgraph: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _os_message(err: OSError) -> str:
+    what = err.strerror or str(err) or type(err).__name__
+    if err.filename is not None:
+        what = f"{what}: {str(err.filename)!r}"
+        if err.filename2 is not None:
+            what += f" -> {str(err.filename2)!r}"
+    return what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from dnwgraph.errors import DNWGraphError, one_line
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     module, func = _COMMANDS[args.command][0].split(":")
-    handler = getattr(import_module(module), func)
-    return int(handler(args) or 0)
+    try:
+        handler = getattr(import_module(module), func)
+        return int(handler(args) or 0)
+    except DNWGraphError as err:
+        return error(one_line(err))
+    except OSError as err:  # a path the user named: missing, unreadable, unwritable, full disk
+        return error(one_line(OSError(_os_message(err))))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (the message says what came)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {value})")
+    return value
 
 
 # ---------------------------------------------------------------------------- commands
@@ -73,7 +111,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--nproc",
         metavar="N",
-        type=int,
+        type=positive_int,
         default=1,
         help="train on N processes of this machine with DistributedDataParallel (gloo on CPU, "
         "nccl on CUDA); data.batch_size stays the global batch. For several machines use "
@@ -86,12 +124,22 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="(default: runs/demo)")
     p.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=None,
         help="epochs per run (default: sized to finish in a few minutes on 2 CPU cores)",
     )
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})")
+    return value
 
 
 _SOURCE_HELP = "a run folder, checkpoint.pt, wiring snapshot (.pt) or wiring file"
@@ -121,7 +169,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="report folder (default: RUN/analysis)")
     p.add_argument(
         "--num-random",
-        type=int,
+        type=_non_negative_int,
         default=3,
         help="random wirings with equal edges for the baseline, 0 to skip (default: 3)",
     )

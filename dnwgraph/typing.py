@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from os import PathLike
-from typing import Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from torch import Tensor
 
@@ -19,3 +19,12 @@ EdgeIndexLike = Tensor | EdgeList
 PathLikeStr = str | PathLike[str]
 #: A set of node ids: a 1-D LongTensor or a sequence of ints.
 NodesLike = Tensor | Sequence[int]
+
+
+@runtime_checkable
+class WiringLike(Protocol):
+    """What a layer needs of a wiring: ``edge_index`` ``[2, E]`` and ``num_nodes``
+    (:class:`~dnwgraph.Wiring` or a :class:`torch_geometric.data.Data`)."""
+
+    edge_index: Any
+    num_nodes: Any

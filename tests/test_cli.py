@@ -98,3 +98,173 @@ def test_nan_loss_exits_with_a_message(tmp_path: Path, capsys) -> None:
     ]
     assert main(argv) == 1
     assert "training stopped: the training loss became nan" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ nothing a user owns is lost
+
+
+def _trained(tmp_path: Path, capsys) -> tuple[Path, Path]:
+    cfg, out = _config_file(tmp_path, epochs=1), tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    return cfg, out
+
+
+def _one_line_error(capsys, *fragments: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("dnwgraph: error:") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_overwrite_never_deletes_a_user_folder(tmp_path: Path, capsys) -> None:
+    cfg = _config_file(tmp_path)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.txt").write_text("years of work")
+    for extra in ([], ["--overwrite"]):
+        argv = ["train", "--config", str(cfg), "--out", str(user), "--quiet", *extra]
+        assert main(argv) == 2
+        err = _one_line_error(capsys, "is not empty and is not a dnwgraph run", "thesis.txt")
+        assert "already holds a run" not in err
+    assert (user / "thesis.txt").read_text() == "years of work"
+
+
+def test_overwrite_never_deletes_a_file(tmp_path: Path, capsys) -> None:
+    cfg, thesis = _config_file(tmp_path), tmp_path / "thesis.txt"
+    thesis.write_text("years of work")
+    argv = ["train", "--config", str(cfg), "--out", str(thesis), "--overwrite", "--quiet"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "is a file, not a folder")
+    assert thesis.read_text() == "years of work"
+
+
+def test_overwrite_never_empties_the_working_directory(tmp_path: Path, capsys, monkeypatch) -> None:
+    cfg, run = _trained(tmp_path, capsys)
+    monkeypatch.chdir(run)
+    before = sorted(p.name for p in run.iterdir())
+    argv = ["train", "--config", str(cfg), "--out", ".", "--overwrite", "--quiet"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "will not replace", "it is the working directory")
+    assert sorted(p.name for p in run.iterdir()) == before
+    monkeypatch.chdir(tmp_path)  # tmp_path holds tiny.yaml and run/: not a run
+    assert main([*argv[:4], ".", *argv[5:]]) == 2
+    _one_line_error(capsys, "is not empty and is not a dnwgraph run")
+    assert cfg.is_file()
+
+
+def test_overwrite_never_replaces_the_folder_holding_the_config(tmp_path: Path, capsys) -> None:
+    _, run = _trained(tmp_path, capsys)
+    inside = run / "config.yaml"
+    argv = ["train", "--config", str(inside), "--out", str(run), "--overwrite", "--quiet"]
+    assert main(argv) == 2
+    _one_line_error(capsys, "holds the config file in use")
+    assert inside.is_file() and load_checkpoint(run)["epoch"] == 1
+
+
+def test_out_under_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    cfg, thesis = _config_file(tmp_path), tmp_path / "thesis.txt"
+    thesis.write_text("x")
+    assert main(["train", "--config", str(cfg), "--out", str(thesis / "run"), "--quiet"]) == 2
+    _one_line_error(capsys, "cannot create the run directory", "is a file, not a folder")
+
+
+def test_nproc_must_be_positive(tmp_path: Path, capsys) -> None:
+    cfg = _config_file(tmp_path)
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as info:
+            main(["train", "--config", str(cfg), "--nproc", bad])
+        assert info.value.code == 2
+        assert "--nproc: must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_export_never_writes_over_a_run_file(tmp_path: Path, capsys) -> None:
+    _, run = _trained(tmp_path, capsys)
+    metrics = (run / "metrics.csv").read_bytes()
+    assert main(["export", str(run), "-o", str(run / "metrics.csv")]) == 2
+    _one_line_error(capsys, "is a file of the run")
+    assert (run / "metrics.csv").read_bytes() == metrics
+    assert main(["plot", str(run), "-o", str(run / "wiring")]) == 2
+    _one_line_error(capsys, "is a file of the run")
+    assert main(["export", str(run), "-o", str(run / "wiring.csv")]) == 0  # beside is fine
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "data.name=nope"], "unknown dataset 'nope'"),
+        (["--set", "data.name=mnist1d", "data.train_split=1.5"], "'train_split' must be in"),
+        (["--set", "data.name=mnist1d", "data.num_samples=3"], "'num_samples' must be an int"),
+        (["--set", "data.name=imagefolder", "data.dir=."], "needs torchvision"),
+        (["--set", "model.kwargs.selection=random", "model.kwargs.seed=x"], "'seed' must be"),
+    ],
+)
+def test_data_and_model_errors_are_one_line(
+    tmp_path: Path, capsys, monkeypatch, extra: list[str], message: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed
+    argv = ["train", "--config", str(_config_file(tmp_path)), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--quiet", *extra]) == 2
+    _one_line_error(capsys, message)
+    assert not (tmp_path / "r").exists()  # a failed start leaves no half run
+
+
+def test_duplicate_config_key_is_an_error(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "dup.yaml"
+    cfg.write_text("optim:\n  lr: 0.1\n  lr: 0.5\n")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    _one_line_error(capsys, "duplicate key 'lr' on lines 2 and 3")
+
+
+def test_demo_argument_errors(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--epochs", "0"])
+    assert (
+        info.value.code == 2 and "--epochs: must be a positive integer" in capsys.readouterr().err
+    )
+    thesis = tmp_path / "thesis.txt"
+    thesis.write_text("years of work")
+    assert main(["demo", "--out", str(thesis), "--epochs", "1", "--quiet"]) == 2
+    _one_line_error(capsys, "is a file, not a folder")
+    assert thesis.read_text() == "years of work"
+
+
+def test_a_diverged_run_exits_1_and_keeps_a_finite_checkpoint(tmp_path: Path, capsys) -> None:
+    argv = [
+        "train",
+        "--config",
+        str(_config_file(tmp_path, epochs=3)),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    argv += [
+        "--quiet",
+        "--set",
+        "model.name=_test_nan_weight_after",
+        "model.kwargs.nan_after=15",
+    ]  # 12 steps/epoch
+    assert main(argv) == 1
+    assert "training stopped: epoch 2: 1 of" in capsys.readouterr().err
+    ckpt = load_checkpoint(tmp_path / "r")
+    assert ckpt["epoch"] == 1
+    assert all(t.isfinite().all() for t in ckpt["model_state"].values() if t.is_floating_point())
+
+
+def test_huge_learning_rate_never_reports_success(tmp_path: Path, capsys) -> None:
+    argv = [
+        "train",
+        "--config",
+        str(_config_file(tmp_path, epochs=3)),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main([*argv, "--quiet", "--set", "optim.lr=1000", "optim.grad_clip=null"]) == 1
+    assert "training stopped:" in capsys.readouterr().err
+    if (tmp_path / "r" / "checkpoint.pt").exists():
+        ckpt = load_checkpoint(tmp_path / "r")
+        assert all(
+            t.isfinite().all() for t in ckpt["model_state"].values() if t.is_floating_point()
+        )

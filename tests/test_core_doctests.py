@@ -8,6 +8,8 @@ import importlib
 import pytest
 
 MODULES = [
+    "dnwgraph.errors",
+    "dnwgraph._atomic",
     "dnwgraph.graph.wiring",
     "dnwgraph.graph.io",
     "dnwgraph.graph.convert",

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
+
 if TYPE_CHECKING:
     from dnwgraph.nn import WiringConv
 
@@ -163,28 +165,30 @@ def is_snapshot(obj: Any) -> bool:
 def check_snapshot(obj: Any, source: str = "snapshot") -> None:
     """Raise a ``ValueError`` naming what is wrong with a snapshot dictionary."""
     if not isinstance(obj, Mapping) or not obj:
-        raise ValueError(
+        raise DNWGraphError(
             f"{source}: a wiring snapshot must be a non-empty dict {{module_name: {{...}}}} "
             f"(got {type(obj).__name__})"
         )
     for name, entry in obj.items():
         if not isinstance(entry, Mapping) or not set(SNAPSHOT_KEYS) <= set(entry):
             got = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
-            raise ValueError(
+            raise DNWGraphError(
                 f"{source}: module {name!r} must hold keys {list(SNAPSHOT_KEYS)} (got {got})"
             )
         ei, w, a = entry["edge_index"], entry["edge_weight"], entry["active"]
         if not (isinstance(ei, Tensor) and ei.dim() == 2 and ei.size(0) == 2):
             shape = tuple(ei.shape) if isinstance(ei, Tensor) else type(ei).__name__
-            raise ValueError(f"{source}: {name!r} 'edge_index' must be [2, E] (got {shape})")
+            raise DNWGraphError(f"{source}: {name!r} 'edge_index' must be [2, E] (got {shape})")
         e = ei.size(1)
         for key, t in (("edge_weight", w), ("active", a)):
             if not (isinstance(t, Tensor) and tuple(t.shape) == (e,)):
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"{source}: {name!r} {key!r} must have shape [{e}] (got {shape})")
+                raise DNWGraphError(
+                    f"{source}: {name!r} {key!r} must have shape [{e}] (got {shape})"
+                )
         n = int(entry["num_nodes"])
         if e and (int(ei.min()) < 0 or int(ei.max()) >= n):
-            raise ValueError(
+            raise DNWGraphError(
                 f"{source}: {name!r} 'edge_index' holds node ids outside [0, {n}) "
                 f"(got {int(ei.min())}..{int(ei.max())})"
             )
@@ -247,7 +251,7 @@ def wiring_views(obj: Any) -> list[WiringView]:
             if isinstance(m, WiringConv)
         ]
         if not views:
-            raise ValueError(
+            raise DNWGraphError(
                 f"model {type(obj).__name__} holds no WiringConv module: there is no learned "
                 "wiring to analyse"
             )

@@ -1,28 +1,16 @@
 """Handlers of ``dnwgraph export``, ``dnwgraph analyze`` and ``dnwgraph plot``.
 
 Each takes the parsed ``argparse.Namespace`` and returns an exit code; a missing or malformed
-input prints one ``error: ...`` line to stderr and returns 1.
+input raises :class:`~dnwgraph.errors.DNWGraphError` (or an ``OSError``), which
+:func:`dnwgraph.cli.main` prints as one ``dnwgraph: error: ...`` line with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 
-
-def _friendly(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    @wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except (FileNotFoundError, ValueError, TypeError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-
-    return run
+from dnwgraph.errors import DNWGraphError
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
@@ -31,18 +19,18 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
     try:
         shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"'--input-shape' must be integers like 1,40 (got {text!r})") from None
+        raise DNWGraphError(f"'--input-shape' must be integers like 1,40 (got {text!r})") from None
     if not shape or min(shape) < 1:
-        raise ValueError(f"'--input-shape' must be positive integers like 1,40 (got {text!r})")
+        raise DNWGraphError(f"'--input-shape' must be positive integers like 1,40 (got {text!r})")
     return shape
 
 
-@_friendly
 def export(args: argparse.Namespace) -> int:
     from dnwgraph.analysis.export import _writer, to_networkx, write_graph
     from dnwgraph.analysis.report import load_source
 
     _writer(Path(args.output))  # a bad extension fails before the model is loaded
+    _check_output(Path(args.output))
     obj = load_source(args.source)
     g = to_networkx(obj, all_candidates=args.all_candidates)
     path = write_graph(g, args.output)
@@ -51,7 +39,12 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
-@_friendly
+def _check_output(path: Path) -> None:
+    from dnwgraph.train.rundir import check_not_run_file
+
+    check_not_run_file(path)
+
+
 def analyze(args: argparse.Namespace) -> int:
     from dnwgraph.analysis.report import analyze as run_analysis
 
@@ -67,7 +60,6 @@ def analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-@_friendly
 def plot(args: argparse.Namespace) -> int:
     from dnwgraph.analysis.plots import plot_run
 

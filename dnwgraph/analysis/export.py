@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch_geometric.data import Data
 
+from dnwgraph._atomic import atomic_path
 from dnwgraph.analysis._views import WiringView, wiring_views
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.typing import PathLikeStr
 
 if TYPE_CHECKING:
@@ -284,7 +286,7 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
 def _writer(path: Path) -> Callable[[nx.DiGraph, Path], None]:
     writer = WRITERS.get(path.suffix.lower())
     if writer is None:
-        raise ValueError(
+        raise DNWGraphError(
             f"cannot write a wiring to '{path}': unknown extension '{path.suffix}' "
             f"(supported: {', '.join(sorted(WRITERS))})"
         )
@@ -295,8 +297,13 @@ def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
     """Write a graph made by :func:`to_networkx` to ``path`` (format by extension, as in
     :func:`save_wiring`).
 
+    The file is written atomically (a temporary file renamed over ``path``), and never over a
+    training run's own files (``config.yaml``, ``checkpoint.pt``, ``metrics.csv``, ``init.pt``,
+    ``wiring/``, ``tensorboard/``).
+
     Raises:
-        ValueError: an unknown extension (the message lists the supported ones).
+        DNWGraphError: an unknown extension (the message lists the supported ones), or a
+            ``path`` that is a file of a training run.
 
     Examples:
         >>> import tempfile, pathlib
@@ -305,8 +312,12 @@ def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
         >>> write_graph(to_networkx(Wiring([(0, 1), (1, 2)])), path).stat().st_size > 0
         True
     """
+    from dnwgraph.train.rundir import check_not_run_file
+
     path = Path(path)
     writer = _writer(path)
+    check_not_run_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer(g, path)
+    with atomic_path(path) as tmp:
+        writer(g, tmp)
     return path

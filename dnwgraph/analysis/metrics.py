@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from dnwgraph.analysis._views import WiringView, check_snapshot, is_snapshot, wiring_views
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.typing import PathLikeStr
 
 #: Graphs up to this many nodes use dense adjacency products (``N^2`` floats).
@@ -486,11 +487,9 @@ def load_snapshot(path: PathLikeStr) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"wiring snapshot not found: '{path}'")
-    try:
-        snap = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a corrupt file
-        msg = f"{path}: not a readable torch file ({type(err).__name__}: {err})"
-        raise ValueError(msg) from None
+    from dnwgraph.train.checkpoint import safe_torch_load
+
+    snap = safe_torch_load(path, "wiring snapshot")
     check_snapshot(snap, str(path))
     return snap
 
@@ -514,7 +513,7 @@ def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, 
         try:
             epoch = int(f.stem.split("_", 1)[1])
         except ValueError:
-            raise ValueError(f"{f}: snapshot names must be epoch_XXXX.pt") from None
+            raise DNWGraphError(f"{f}: snapshot names must be epoch_XXXX.pt") from None
         out.append((epoch, load_snapshot(f)))
     return sorted(out, key=lambda t: t[0])
 
@@ -572,19 +571,19 @@ def read_metrics_csv(path: PathLikeStr) -> dict[str, list[float]]:
         path = path / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"metrics file not found: '{path}'")
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or "epoch" not in reader.fieldnames:
-            raise ValueError(f"{path}: expected a header with an 'epoch' column")
+            raise DNWGraphError(f"{path}: expected a header with an 'epoch' column")
         cols: dict[str, list[float]] = {k: [] for k in reader.fieldnames}
         for lineno, row in enumerate(reader, start=2):
             for k, v in row.items():
                 try:
                     cols[k].append(float(v) if v not in ("", None) else float("nan"))
                 except (TypeError, ValueError):
-                    raise ValueError(
+                    raise DNWGraphError(
                         f"{path} line {lineno}: column {k!r} must be a number (got {v!r})"
                     ) from None
     if not cols["epoch"]:
-        raise ValueError(f"{path}: no rows")
+        raise DNWGraphError(f"{path}: no rows")
     return cols

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dnwgraph._atomic import atomic_path
 from dnwgraph.analysis._views import WiringView, snapshot_views, wiring_views
 from dnwgraph.typing import PathLikeStr
 
@@ -366,17 +367,24 @@ def animate_wiring(
     views = [(e, _pick(_frame_views(s, ref), module)) for e, s in snaps]
     pos = node_positions(views[-1][1])
     path = Path(path)
+    _check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(5.0, 3.6))
     ax = fig.add_subplot()
     writer = PillowWriter(fps=fps)
-    with writer.saving(fig, str(path), dpi):
+    with atomic_path(path) as tmp, writer.saving(fig, str(tmp), dpi):
         for epoch, view in views:
             ax.clear()
             _draw_wiring(ax, view, pos, max_edges, None)
             ax.set_title(f"epoch {epoch}: {view.num_selected} of {view.num_edges} edges")
             writer.grab_frame()
     return path
+
+
+def _check_output(path: Path) -> None:
+    from dnwgraph.train.rundir import check_not_run_file
+
+    check_not_run_file(path)
 
 
 def _frame_views(snapshot: Any, reference: list[WiringView] | None) -> list[WiringView]:
@@ -395,9 +403,13 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
     snapshots) and ``wiring.gif`` (one or more snapshots). A checkpoint file may be given
     instead of a folder (then only the model's figures).
 
+    Every file is written atomically, and never into a run's own files or folders
+    (``wiring/``, ``tensorboard/``, ``checkpoint.pt``, ...).
+
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no checkpoint.
-        ValueError: a malformed checkpoint, ``metrics.csv`` or snapshot.
+        ValueError: a malformed checkpoint, ``metrics.csv`` or snapshot; an ``out_dir`` inside
+            a run's own files.
 
     Examples:
         >>> [p.name for p in plot_run("runs/demo/dnw")]  # doctest: +SKIP
@@ -407,9 +419,10 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
     from dnwgraph.analysis.report import load_source
 
     run_dir = Path(run_dir)
-    model = load_source(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
     out = Path(out_dir) if out_dir is not None else base / "figures"
+    _check_output(out)
+    model = load_source(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw, size in (
@@ -435,5 +448,7 @@ def _save(draw: Any, path: Path, figsize: tuple[float, float] = (6.0, 4.0), dpi:
 
     fig = Figure(figsize=figsize, layout="constrained")
     draw(fig.add_subplot())
-    fig.savefig(path, dpi=dpi)
+    _check_output(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
     return path

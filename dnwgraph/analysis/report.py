@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.analysis.metrics import (
     WiringMetrics,
     churn_series,
@@ -17,6 +18,7 @@ from dnwgraph.analysis.metrics import (
     model_cost,
     wiring_metrics,
 )
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.typing import PathLikeStr
 
 WIRING_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".graphml", ".gexf")
@@ -56,22 +58,20 @@ def load_source(path: PathLikeStr) -> Any:
 
         return read_wiring(path)
     if suffix in (".pt", ".pth"):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several types for a corrupt file
-            msg = f"'{path}' is not a readable torch file ({type(err).__name__}: {err})"
-            raise ValueError(msg) from None
+        from dnwgraph.train.checkpoint import safe_torch_load
+
+        obj = safe_torch_load(path, "torch file")
         if isinstance(obj, dict) and "format" in obj and "model_state" in obj:
             return _load_model(path)
         if is_snapshot(obj):
             return obj
-        keys = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
-        raise ValueError(
+        keys = sorted(map(str, obj))[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise DNWGraphError(
             f"'{path}' is neither a dnwgraph checkpoint (keys format, model, model_state, ...) "
             f"nor a wiring snapshot ({{module: {{edge_index, edge_weight, active, num_nodes}}}}) "
             f"(got {keys})"
         )
-    raise ValueError(
+    raise DNWGraphError(
         f"cannot read '{path}': expected a run folder, a .pt checkpoint or snapshot, or a "
         f"wiring file ({', '.join(WIRING_SUFFIXES)}) (got '{path.suffix}')"
     )
@@ -157,6 +157,9 @@ def analyze(
             source / "analysis" if source.is_dir() else source.with_name(f"{source.stem}_analysis")
         )
     out = Path(out_dir)
+    from dnwgraph.train.rundir import check_not_run_file
+
+    check_not_run_file(out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = wiring_metrics(obj, num_random=num_random)
     lines = [f"# Wiring analysis of `{source}`", ""]
@@ -195,10 +198,10 @@ def analyze(
             lines += [f"![{p.stem} ({p.suffix[1:]})](figures/{p.name})" for p in paths]
             lines.append("")
     report = out / "report.md"
-    report.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_bytes(report, "\n".join(lines).encode("utf-8"))
     doc = {"source": str(source), "cost": cost, "wirings": [m.as_dict() for m in metrics]}
     doc["churn"] = churn
-    (out / "metrics.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    atomic_write_bytes(out / "metrics.json", json.dumps(doc, indent=1).encode("utf-8"))
     return "\n\n".join(summary), report
 
 

@@ -13,8 +13,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dnwgraph.errors import DNWGraphError
 
-class CycleError(ValueError):
+#: Node ids must lie below this (2**26 = 67,108,864): validating a wiring allocates a few
+#: arrays of ``num_nodes`` entries, so a stray id of 10**12 must be refused, not allocated.
+MAX_NODES = 2**26
+
+
+class CycleError(DNWGraphError):
     """A wiring declared acyclic (``acyclic=True``) contains a directed cycle.
 
     The message names a node on the cycle and the cycle itself, e.g.
@@ -83,13 +89,14 @@ def as_edge_index(edge_index: Any) -> np.ndarray:
     elif isinstance(edge_index, Sequence) and not isinstance(edge_index, (str, bytes)):
         for i, pair in enumerate(edge_index):
             if not isinstance(pair, (Sequence, np.ndarray, Tensor)) or len(pair) != 2:
-                raise ValueError(
+                raise DNWGraphError(
                     f"'edge_index' as a list must hold (source, target) pairs (got {pair!r} at "
                     f"position {i})"
                 )
         arr = np.asarray(edge_index).reshape(-1, 2).T if len(edge_index) else np.empty((2, 0))
-        if arr.dtype == object:
-            raise ValueError("'edge_index' pairs must hold integer node ids")
+        if arr.dtype.kind in "OUS" or (arr.size and arr.dtype.kind == "f" and _all_int(edge_index)):
+            # numpy could not hold the ids as int64: name the bad entry or the huge id
+            _check_object_ids(np.asarray(edge_index, dtype=object).reshape(-1, 2).T)
     else:
         raise TypeError(
             "'edge_index' must be a LongTensor [2, E] (or a torch_geometric EdgeIndex), a torch "
@@ -98,14 +105,46 @@ def as_edge_index(edge_index: Any) -> np.ndarray:
         )
     if arr.ndim != 2 or arr.shape[0] != 2:
         hint = " (a list of pairs is transposed for you; a tensor is not)" if arr.ndim == 2 else ""
-        raise ValueError(f"'edge_index' must have shape [2, E] (got {tuple(arr.shape)}){hint}")
+        raise DNWGraphError(f"'edge_index' must have shape [2, E] (got {tuple(arr.shape)}){hint}")
     if arr.shape[1] == 0:
-        raise ValueError("a wiring needs at least one candidate edge (got 'edge_index' with E = 0)")
+        raise DNWGraphError(
+            "a wiring needs at least one candidate edge (got 'edge_index' with E = 0)"
+        )
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(
+        raise DNWGraphError(
             f"'edge_index' must hold integer node ids (got dtype {_dtype(edge_index)})"
         )
+    if arr.dtype.kind == "u" and int(arr.max()) >= MAX_NODES:
+        _too_large(int(arr.max()))  # before the cast to int64 wraps it to a negative id
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _too_large(node: int) -> None:
+    raise DNWGraphError(
+        f"'edge_index' holds node id {node}, too large: ids must lie in [0, {MAX_NODES}) "
+        "(node ids are positions 0..N-1, not labels; relabel them first, e.g. with "
+        "networkx.convert_node_labels_to_integers, or build the wiring with "
+        "Wiring.from_networkx)"
+    )
+
+
+def _all_int(pairs: Sequence[Any]) -> bool:
+    return all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for p in pairs for v in p
+    )
+
+
+def _check_object_ids(arr: np.ndarray) -> None:
+    """A list of pairs numpy could not turn into integers: name the first bad entry."""
+    for col in range(arr.shape[1]):
+        for v in arr[:, col]:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise DNWGraphError(
+                    f"'edge_index' pairs must hold integer node ids (got {v!r} in pair "
+                    f"{col}: ({arr[0, col]!r}, {arr[1, col]!r}))"
+                )
+    ids = [int(v) for v in arr.reshape(-1)]
+    _too_large(max(ids, key=abs))
 
 
 def _dtype(obj: Any) -> str:
@@ -121,11 +160,15 @@ def check_num_nodes(num_nodes: Any, ei: np.ndarray) -> int:
         raise TypeError(f"'num_nodes' must be an int (got {type(num_nodes).__name__})")
     num_nodes = int(num_nodes)
     if num_nodes <= 0:
-        raise ValueError(f"'num_nodes' must be positive (got {num_nodes})")
+        raise DNWGraphError(f"'num_nodes' must be positive (got {num_nodes})")
+    if num_nodes > MAX_NODES:
+        if hi >= MAX_NODES:
+            _too_large(hi)
+        raise DNWGraphError(f"'num_nodes' must be at most {MAX_NODES} (got {num_nodes})")
     bad = lo if lo < 0 else hi if hi >= num_nodes else None
     if bad is not None:
         col = int(np.flatnonzero((ei == bad).any(axis=0))[0])
-        raise ValueError(
+        raise DNWGraphError(
             f"'edge_index' holds node id {bad} (edge {col}: ({ei[0, col]}, {ei[1, col]})) outside "
             f"the valid range [0, {num_nodes}) given num_nodes={num_nodes}"
         )
@@ -138,7 +181,7 @@ def check_edges(ei: np.ndarray, num_nodes: int, self_loops: bool) -> None:
         loops = np.flatnonzero(ei[0] == ei[1])
         if loops.size:
             v = int(ei[0, loops[0]])
-            raise ValueError(
+            raise DNWGraphError(
                 f"'edge_index' holds a self loop at node {v} (edge {int(loops[0])}); pass "
                 "self_loops=True to allow them"
             )
@@ -149,7 +192,7 @@ def check_edges(ei: np.ndarray, num_nodes: int, self_loops: bool) -> None:
         is_first[first] = True
         dup = int(np.flatnonzero(~is_first)[0])
         orig = int(np.flatnonzero(key == key[dup])[0])
-        raise ValueError(
+        raise DNWGraphError(
             f"'edge_index' holds a duplicate edge ({ei[0, dup]}, {ei[1, dup]}) at positions "
             f"{orig} and {dup}"
         )
@@ -190,19 +233,19 @@ def node_set(nodes: Any, num_nodes: int, name: str) -> Tensor:
     arr = nodes.detach().cpu().numpy() if isinstance(nodes, Tensor) else np.asarray(nodes)
     arr = arr.reshape(-1) if arr.ndim == 0 else arr
     if arr.ndim != 1:
-        raise ValueError(f"'{name}' must be a 1-D list of node ids (got shape {arr.shape})")
+        raise DNWGraphError(f"'{name}' must be a 1-D list of node ids (got shape {arr.shape})")
     if arr.size == 0:
-        raise ValueError(f"'{name}' must name at least one node (got an empty list)")
+        raise DNWGraphError(f"'{name}' must name at least one node (got an empty list)")
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"'{name}' must hold integer node ids (got dtype {arr.dtype})")
+        raise DNWGraphError(f"'{name}' must hold integer node ids (got dtype {arr.dtype})")
     out = arr[(arr < 0) | (arr >= num_nodes)]
     if out.size:
-        raise ValueError(
+        raise DNWGraphError(
             f"'{name}' holds node id {int(out[0])} outside the valid range [0, {num_nodes})"
         )
     uniq, counts = np.unique(arr, return_counts=True)
     if (counts > 1).any():
-        raise ValueError(f"'{name}' lists node {int(uniq[counts > 1][0])} more than once")
+        raise DNWGraphError(f"'{name}' lists node {int(uniq[counts > 1][0])} more than once")
     return torch.from_numpy(uniq.astype(np.int64))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dnwgraph.errors import DNWGraphError
+
 if TYPE_CHECKING:
     import networkx as nx
 
@@ -72,19 +74,34 @@ def _relabel(g: nx.Graph) -> dict[Hashable, int]:
     return {v: i for i, v in enumerate(nodes)}
 
 
+ROLES: tuple[str, ...] = ("input", "hidden", "output")
+
+
 def _pick(g: nx.Graph, attr: str, role: str) -> list[Hashable] | None:
     data = g.nodes(data=True)
     if any(attr in d for _, d in data):
-        return [v for v, d in data if _truthy(d.get(attr, False))]
+        return [v for v, d in data if _truthy(d.get(attr, False), f"node {v!r}: {attr!r}")]
     if any("role" in d for _, d in data):
+        for v, d in data:
+            if "role" in d and d["role"] not in ROLES:
+                raise DNWGraphError(
+                    f"node {v!r} has role {d['role']!r}; a role is one of {list(ROLES)}"
+                )
         return [v for v, d in data if d.get("role") == role]
     return None
 
 
-def _truthy(value: Any) -> bool:
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no", "")
+
+
+def _truthy(value: Any, what: str = "value") -> bool:
     # graphml/gexf readers may hand booleans back as strings
     if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
+        text = value.strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise DNWGraphError(f"{what} must be true or false (got {value!r})")
+        return text in _TRUE
     return bool(value)
 
 
@@ -93,7 +110,7 @@ def _map(nodes: Sequence[Hashable], ids: dict[Hashable, int], name: str) -> list
         return [ids[v] for v in nodes]
     except KeyError as err:
         node = err.args[0]
-        raise ValueError(f"'{name}' names node {node!r}, which is not in the graph") from None
+        raise DNWGraphError(f"'{name}' names node {node!r}, which is not in the graph") from None
 
 
 def from_networkx(
@@ -121,12 +138,12 @@ def from_networkx(
     if not isinstance(g, nx.Graph):
         raise TypeError(f"'g' must be a networkx graph (got {type(g).__name__})")
     if not g.is_directed():
-        raise ValueError(
+        raise DNWGraphError(
             "'g' must be a directed graph (got an undirected one); orient its edges first, e.g. "
             "nx.DiGraph((min(e), max(e)) for e in g.edges) as random_dag does"
         )
     if g.number_of_nodes() == 0:
-        raise ValueError("'g' has no nodes; a wiring needs at least one candidate edge")
+        raise DNWGraphError("'g' has no nodes; a wiring needs at least one candidate edge")
     ids = _relabel(g)
     triples = list(g.edges(data=True))
     if triples and all("index" in d for _, _, d in triples):

@@ -17,15 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph.wiring import Wiring
 
 
 def _sizes(sizes: Sequence[int], name: str = "sizes") -> np.ndarray:
     arr = np.asarray(list(sizes))
     if arr.ndim != 1 or arr.size < 2:
-        raise ValueError(f"'{name}' must list at least two block sizes (got {list(sizes)!r})")
+        raise DNWGraphError(f"'{name}' must list at least two block sizes (got {list(sizes)!r})")
     if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_ or (arr <= 0).any():
-        raise ValueError(f"'{name}' must hold positive ints (got {list(sizes)!r})")
+        raise DNWGraphError(f"'{name}' must hold positive ints (got {list(sizes)!r})")
     return arr.astype(np.int64)
 
 
@@ -128,7 +129,7 @@ def complete(
     if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
         raise TypeError(f"'num_nodes' must be an int (got {type(num_nodes).__name__})")
     if num_nodes < (1 if self_loops else 2):
-        raise ValueError(
+        raise DNWGraphError(
             f"'num_nodes' must be >= {1 if self_loops else 2} for a complete graph "
             f"with self_loops={self_loops} (got {num_nodes})"
         )
@@ -149,13 +150,13 @@ def complete(
 
 def _prob(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"'{name}' must be a probability in [0, 1] (got {value!r})")
+        raise DNWGraphError(f"'{name}' must be a probability in [0, 1] (got {value!r})")
     return float(value)
 
 
 def _count(name: str, value: Any, lo: int, hi: int, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value < hi:
-        raise ValueError(
+        raise DNWGraphError(
             f"'{name}' must be an int in [{lo}, {hi}) for num_nodes={n} (got {value!r})"
         )
     return int(value)
@@ -172,7 +173,7 @@ def _ws(n: int, seed: int, k: Any = 4, p: Any = 0.75) -> Any:
 
     k = _count("k", k, 2, n, n)
     if k % 2:
-        raise ValueError(f"'k' must be even for a Watts-Strogatz ring lattice (got {k})")
+        raise DNWGraphError(f"'k' must be even for a Watts-Strogatz ring lattice (got {k})")
     return nx.connected_watts_strogatz_graph(n, k, _prob("p", p), tries=200, seed=seed)
 
 
@@ -221,20 +222,22 @@ def random_dag(kind: str, num_nodes: int, *, seed: int, **kwargs: Any) -> Wiring
     """
     entry = _RANDOM_KINDS.get(kind)
     if entry is None:
-        raise ValueError(f"unknown random graph kind {kind!r} (valid: {', '.join(_RANDOM_KINDS)})")
+        raise DNWGraphError(
+            f"unknown random graph kind {kind!r} (valid: {', '.join(_RANDOM_KINDS)})"
+        )
     build, params = entry
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise ValueError(
+        raise DNWGraphError(
             f"random_dag(kind={kind!r}) got unknown parameter(s) {unknown} "
             f"(valid: {', '.join(params)})"
         )
     if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 2:
-        raise ValueError(f"'num_nodes' must be an int >= 2 (got {num_nodes!r})")
+        raise DNWGraphError(f"'num_nodes' must be an int >= 2 (got {num_nodes!r})")
     g = build(int(num_nodes), seed, **kwargs)
     edges = sorted((min(u, v), max(u, v)) for u, v in g.edges())
     if not edges:
-        raise ValueError(
+        raise DNWGraphError(
             f"random_dag({kind!r}, {num_nodes}, seed={seed}, **{kwargs}) drew no edge; "
             "raise the edge probability or change the seed"
         )

@@ -19,12 +19,14 @@ becomes :attr:`Wiring.edge_weight` (see :meth:`Wiring.from_networkx`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.typing import PathLikeStr
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise ValueError(
+        raise DNWGraphError(
             f"cannot read a wiring from '{path}': unknown extension '{path.suffix}' "
             f"(supported: {', '.join(sorted(READERS))})"
         )
@@ -62,7 +64,10 @@ def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
 
 
 def read_csv(path: Path, **kwargs: Any) -> Wiring:
-    """Read a ``source,target`` edge list (see the module docstring)."""
+    """Read a ``source,target`` edge list (see the module docstring).
+
+    A UTF-8 byte-order mark is skipped; a file separated by ``;`` or tabs is named as such.
+    """
     from dnwgraph.graph.wiring import Wiring
 
     cols = (0, 1)
@@ -70,45 +75,79 @@ def read_csv(path: Path, **kwargs: Any) -> Wiring:
     edges: list[tuple[int, int]] = []
     weights: list[float] = []
     header_seen = False
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                continue
-            cells = [c.strip() for c in row]
-            if not edges and not header_seen and not _is_int(cells[0]):
-                names = [c.lower() for c in cells]
-                if "source" not in names or "target" not in names:
-                    raise ValueError(
-                        f"{path} line {lineno}: a header must name 'source' and 'target' columns "
-                        f"(got {','.join(row)!r})"
-                    )
-                cols = (names.index("source"), names.index("target"))
-                for key in ("signed_weight", "weight"):
-                    if key in names:
-                        weight_col = names.index(key)
-                        break
-                header_seen = True
-                continue
-            try:
-                edges.append((int(cells[cols[0]]), int(cells[cols[1]])))
-            except (ValueError, IndexError):
-                raise ValueError(
-                    f"{path} line {lineno}: expected two integer node ids 'source,target' "
-                    f"(got {','.join(row)!r})"
-                ) from None
-            if weight_col is not None:
+    with _open_text(path) as f:
+        try:
+            for lineno, row in enumerate(csv.reader(f), start=1):
+                if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                    continue
+                cells = [c.strip() for c in row]
+                if len(cells) == 1:
+                    _wrong_separator(path, lineno, cells[0])
+                if not edges and not header_seen and not _is_int(cells[0]):
+                    names = [c.lower() for c in cells]
+                    if "source" not in names or "target" not in names:
+                        raise DNWGraphError(
+                            f"{path} line {lineno}: a header must name 'source' and 'target' "
+                            f"columns (got {','.join(row)!r})"
+                        )
+                    cols = (names.index("source"), names.index("target"))
+                    for key in ("signed_weight", "weight"):
+                        if key in names:
+                            weight_col = names.index(key)
+                            break
+                    header_seen = True
+                    continue
                 try:
-                    weights.append(float(cells[weight_col]))
+                    edges.append((int(cells[cols[0]]), int(cells[cols[1]])))
                 except (ValueError, IndexError):
-                    raise ValueError(
-                        f"{path} line {lineno}: expected a number in column "
-                        f"{weight_col + 1} (the weight) (got {','.join(row)!r})"
+                    raise DNWGraphError(
+                        f"{path} line {lineno}: expected two integer node ids 'source,target' "
+                        f"(got {','.join(row)!r})"
                     ) from None
+                if weight_col is not None:
+                    try:
+                        weights.append(float(cells[weight_col]))
+                    except (ValueError, IndexError):
+                        raise DNWGraphError(
+                            f"{path} line {lineno}: expected a number in column "
+                            f"{weight_col + 1} (the weight) (got {','.join(row)!r})"
+                        ) from None
+        except csv.Error as err:
+            raise DNWGraphError(f"{path}: not a CSV edge list ({err})") from None
+        except UnicodeDecodeError as err:
+            raise _not_text(path, err) from None
     if not edges:
-        raise ValueError(f"{path}: no edges found; a wiring needs at least one candidate edge")
+        raise DNWGraphError(f"{path}: no edges found; a wiring needs at least one candidate edge")
     if weight_col is not None:
         kwargs.setdefault("edge_weight", weights)
-    return Wiring(edges, **kwargs)
+    with _naming(path):
+        return Wiring(edges, **kwargs)
+
+
+def _open_text(path: Path) -> Any:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first cell
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def _not_text(path: Path, err: UnicodeDecodeError) -> DNWGraphError:
+    return DNWGraphError(
+        f"{path}: not a UTF-8 text file (byte 0x{err.object[err.start]:02x} at offset "
+        f"{err.start}); a {path.suffix or 'wiring'} file is text"
+    )
+
+
+def _wrong_separator(path: Path, lineno: int, cell: str) -> None:
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        if sep in cell:
+            raise DNWGraphError(
+                f"{path} line {lineno}: the columns are separated by {name} ({cell!r}); a "
+                "wiring CSV is comma-separated: 'source,target'"
+            )
+    if len(cell.split()) == 2:
+        raise DNWGraphError(
+            f"{path} line {lineno}: the columns are separated by spaces ({cell!r}); a "
+            "wiring CSV is comma-separated: 'source,target'"
+        )
 
 
 def _is_int(text: str) -> bool:
@@ -124,11 +163,13 @@ def read_json(path: Path, **kwargs: Any) -> Wiring:
     from dnwgraph.graph.wiring import Wiring
 
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise _not_text(path, err) from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise DNWGraphError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a JSON object (got {type(doc).__name__})")
+        raise DNWGraphError(f"{path}: expected a JSON object (got {type(doc).__name__})")
     if "nodes" in doc:
         import networkx as nx
 
@@ -136,10 +177,10 @@ def read_json(path: Path, **kwargs: Any) -> Wiring:
         try:
             g = nx.node_link_graph(doc, edges=links)
         except (KeyError, TypeError, nx.NetworkXError) as err:
-            raise ValueError(f"{path}: malformed node-link JSON ({err!r})") from None
+            raise DNWGraphError(f"{path}: malformed node-link JSON ({err!r})") from None
         return _from_graph(g, path, kwargs)
     if "edges" not in doc:
-        raise ValueError(
+        raise DNWGraphError(
             f"{path}: expected a key 'edges' (dnwgraph format) or 'nodes' (node-link format) "
             f"(got keys {sorted(doc)})"
         )
@@ -148,8 +189,21 @@ def read_json(path: Path, **kwargs: Any) -> Wiring:
             kwargs.setdefault(key, doc[key])
     edges = doc["edges"]
     if not isinstance(edges, list):
-        raise ValueError(f"{path}: 'edges' must be a list of [source, target] pairs")
-    return Wiring([tuple(e) if isinstance(e, list) else e for e in edges], **kwargs)
+        raise DNWGraphError(f"{path}: 'edges' must be a list of [source, target] pairs")
+    with _naming(path):
+        return Wiring([tuple(e) if isinstance(e, list) else e for e in edges], **kwargs)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Prefix the file name to a plain check failure of what the file holds (a CycleError
+    keeps its type and its own message)."""
+    try:
+        yield
+    except (DNWGraphError, TypeError) as err:
+        if type(err) not in (DNWGraphError, TypeError):
+            raise
+        raise DNWGraphError(f"{path}: {err}") from None
 
 
 def read_graphml(path: Path, **kwargs: Any) -> Wiring:
@@ -175,7 +229,7 @@ def _parse_xml(read: Callable[[Path], nx.Graph], path: Path, what: str) -> nx.Gr
     try:
         return read(path)
     except (ET.ParseError, nx.NetworkXError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: malformed {what} ({type(err).__name__}: {err})") from None
+        raise DNWGraphError(f"{path}: malformed {what} ({type(err).__name__}: {err})") from None
 
 
 def _int_labels(g: nx.Graph) -> nx.Graph:
@@ -190,7 +244,7 @@ def _from_graph(g: nx.Graph, path: Path, kwargs: dict[str, Any]) -> Wiring:
     from dnwgraph.graph.wiring import Wiring
 
     if "num_nodes" in kwargs:
-        raise ValueError(f"{path}: 'num_nodes' is given by the graph's nodes; do not pass it")
+        raise DNWGraphError(f"{path}: 'num_nodes' is given by the graph's nodes; do not pass it")
     return Wiring.from_networkx(g, **kwargs)
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph._checks import (
     CycleError,
     as_edge_index,
@@ -71,9 +72,10 @@ class Wiring:
 
     Raises:
         TypeError: ``edge_index`` of an unsupported type.
-        ValueError: ``edge_index`` not ``[2, E]``, not integer, empty; a sparse adjacency that
-            is not square; a node id outside ``[0, num_nodes)``; a duplicate edge; a self loop
-            with ``self_loops=False``; a bad ``input_nodes``/``output_nodes`` list; an
+        DNWGraphError: (a ``ValueError``) ``edge_index`` not ``[2, E]``, not integer, empty;
+            a sparse adjacency that is not square; a node id outside ``[0, num_nodes)`` or
+            above ``2**26``; ``acyclic`` or ``self_loops`` not a bool; a duplicate edge; a self
+            loop with ``self_loops=False``; a bad ``input_nodes``/``output_nodes`` list; an
             ``edge_weight`` that is not ``[E]`` or not finite.
         CycleError: a cycle while ``acyclic=True`` (names a node on it and the cycle).
 
@@ -96,6 +98,9 @@ class Wiring:
         self_loops: bool = False,
         edge_weight: Tensor | Sequence[float] | None = None,
     ) -> None:
+        for name, flag in (("acyclic", acyclic), ("self_loops", self_loops)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise DNWGraphError(f"'{name}' must be True or False (got {flag!r})")
         if isinstance(edge_index, Data):
             data = edge_index
             edge_index = _data_edge_index(data)
@@ -176,7 +181,7 @@ class Wiring:
             ValueError: for a wiring built with ``acyclic=False``.
         """
         if self._node_level is None:
-            raise ValueError(
+            raise DNWGraphError(
                 "levels are defined only for an acyclic wiring (this one has acyclic=False)"
             )
         return self._node_level

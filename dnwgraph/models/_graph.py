@@ -13,6 +13,30 @@ from dnwgraph.models.pretrained import PretrainedMixin
 READOUTS: tuple[str, ...] = ("mean", "max", "centre")
 
 
+def check_batch(x: Any, dtype: torch.dtype, shape: str = "[B, *]") -> None:
+    """Check a model input once, at its entry: a tensor of the parameters' floating dtype
+    holding at least one sample.
+
+    Raises:
+        DNWGraphTypeError: ``x`` is not a tensor.
+        DNWGraphError: an empty batch, or another dtype (float64 or integer input; the message
+            says how to convert).
+    """
+    from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+
+    if not isinstance(x, Tensor):
+        raise DNWGraphTypeError(f"'x' must be a Tensor {shape} (got {type(x).__name__})")
+    if x.dim() == 0 or x.size(0) == 0:
+        raise DNWGraphError(
+            f"'x' must hold at least one sample {shape} (got shape {tuple(x.shape)})"
+        )
+    if x.dtype != dtype:
+        how = f"x.to({dtype})" + ("" if not x.is_floating_point() else f" or model.to({x.dtype})")
+        raise DNWGraphError(
+            f"'x' must have the model's dtype {dtype} (got {x.dtype}); convert it with {how}"
+        )
+
+
 class Readout(nn.Module):
     r"""Pools every output node's features to one number per sample.
 
@@ -120,6 +144,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         self.head = nn.Linear(self.output_nodes.numel(), num_classes)
 
     def _check_input(self, x: Tensor) -> None:
+        check_batch(x, self.head.weight.dtype)
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             expected = ", ".join(str(s) for s in ("B", *self.input_shape))
             raise ValueError(f"'x' must have shape [{expected}] (got {tuple(x.shape)})")

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnwgraph.graph import Wiring, block_dag, layered
+from dnwgraph.models._graph import check_batch
 from dnwgraph.models.counting import Counter, register_counter
 from dnwgraph.models.pretrained import PretrainedMixin
 from dnwgraph.models.registry import register_model
@@ -436,6 +437,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Node-first features after the last stage's BN and ReLU, ``[1024, B, h, w]``."""
+        check_batch(x, next(self.parameters()).dtype, "[B, 3, H, W]")
         if x.dim() != 4 or x.size(1) != 3:
             raise ValueError(f"'x' must have shape [B, 3, H, W] (got {tuple(x.shape)})")
         z = self.stem(x).transpose(0, 1).contiguous()

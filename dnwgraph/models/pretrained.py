@@ -19,13 +19,14 @@ module is the only one that reads or writes these folders; both files are writte
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._atomic import atomic_write_bytes
+from dnwgraph.errors import MissingDependencyError
 from dnwgraph.models.registry import create_model
 from dnwgraph.typing import PathLikeStr
 
@@ -51,21 +52,11 @@ def _safetensors() -> Any:
     try:
         import safetensors.torch
     except ImportError:  # pragma: no cover - a core dependency
-        raise ImportError(
+        raise MissingDependencyError(
             "save_pretrained/from_pretrained need the 'safetensors' package: "
             "pip install safetensors"
         ) from None
     return safetensors.torch
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    # same recipe as dnwgraph.train.checkpoint.atomic_write_bytes (train sits above models)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def is_pretrained_dir(path: PathLikeStr) -> bool:
@@ -149,8 +140,8 @@ def save_pretrained(model: nn.Module, save_directory: PathLikeStr) -> Path:
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     data = _safetensors().save(tensors, metadata={"format": "pt"})
-    _atomic_write(folder / WEIGHTS_NAME, data)
-    _atomic_write(folder / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write_bytes(folder / WEIGHTS_NAME, data)
+    atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
     return folder
 
 

@@ -220,6 +220,15 @@ def sparsifiable_layers(
     return layers[1:] if dense_first else layers
 
 
+def _check_module(module: Any) -> None:
+    if not isinstance(module, nn.Module):
+        from dnwgraph.errors import DNWGraphTypeError
+
+        raise DNWGraphTypeError(
+            f"'module' must be an nn.Module (got {type(module).__name__} {module!r:.40})"
+        )
+
+
 def sparsify(
     module: nn.Module,
     ratio: int | float,
@@ -251,13 +260,15 @@ def sparsify(
     Raises:
         ValueError: unknown ``scope``, a bad ``ratio``, no layer to convert, or a layer that
             is already sparsified.
-        TypeError: a pattern that is neither a ``str`` nor a module type.
+        TypeError: ``module`` is not an ``nn.Module``, or a pattern that is neither a ``str``
+            nor a module type.
 
     Examples:
         >>> net = sparsify(nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2)), 0.1)
         >>> int((net[0].weight != 0).sum()), int((net[2].weight != 0).sum())
         (10, 2)
     """
+    _check_module(module)
     if scope not in SCOPES:
         raise ValueError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
     layers = sparsifiable_layers(module, include, exclude, dense_first)
@@ -312,6 +323,7 @@ def unsparsify(module: nn.Module) -> nn.Module:
         >>> type(net[0].weight).__name__, int((net[0].weight != 0).sum())
         ('Parameter', 4)
     """
+    _check_module(module)
     layers = sparsified_layers(module)
     if not layers:
         raise ValueError("no sparsified layer found: call sparsify() first")

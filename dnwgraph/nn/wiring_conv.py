@@ -11,9 +11,10 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
+from dnwgraph.errors import DNWGraphTypeError
 from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, wiring_matmul
 from dnwgraph.select import Selection, create_selection
-from dnwgraph.typing import Ratio, Scope
+from dnwgraph.typing import Ratio, Scope, WiringLike
 
 IMPLS: tuple[str, ...] = ("sparse", "scatter", "dense")
 #: Fan-ins of the initialisation (:meth:`WiringConv.reset_parameters`).
@@ -103,6 +104,11 @@ class WiringConv(MessagePassing):
             raise ValueError(f"'fan_in' must be one of {list(FAN_INS)} (got {fan_in!r})")
         self.impl = impl
         self.fan_in = fan_in
+        if not isinstance(wiring, WiringLike):
+            raise DNWGraphTypeError(
+                "'wiring' must be a Wiring (or anything with edge_index [2, E] and num_nodes) "
+                f"(got {type(wiring).__name__}); build one with Wiring(pairs)"
+            )
         self.num_nodes = int(wiring.num_nodes)
         edge_index = torch.as_tensor(wiring.edge_index).long().cpu()
         # Sort by (target, source) so that selected edges form CSR rows without a sort.
@@ -355,6 +361,8 @@ class WiringConv(MessagePassing):
         if group is not None and not 0 <= group < self.num_groups:
             raise ValueError(f"'group' must be in [0, {self.num_groups}) (got {group})")
         rows = self.num_nodes if group is None else self.group_sizes[group]
+        if not isinstance(x, Tensor):
+            raise DNWGraphTypeError(f"'x' must be a Tensor [N, *] (got {type(x).__name__})")
         if x.dim() < 1 or x.size(0) != rows:
             what = "one per node" if group is None else f"one per node of group {group}"
             raise ValueError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")

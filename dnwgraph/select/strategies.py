@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dnwgraph.errors import DNWGraphError, NonFiniteError
 from dnwgraph.select.topk import check_scope, node_budget, resolve_k, topk_mask
 from dnwgraph.typing import Ratio, Scope
 
@@ -158,10 +159,22 @@ class Selection(torch.nn.Module):
         return self
 
     def topk(self, edge_weight: Tensor) -> Tensor:
-        """Mask of the top-k edges by :math:`|w|` under this strategy's budget and scope."""
-        return topk_mask(
-            edge_weight.detach().abs(), self.budget, scope=self.scope, target=self.target
-        )
+        """Mask of the top-k edges by :math:`|w|` under this strategy's budget and scope.
+
+        Raises:
+            NonFiniteError: a weight is NaN or infinite (a NaN would silently drop out of the
+                top-k and leave fewer than ``k`` edges).
+        """
+        score = edge_weight.detach().abs()
+        finite = torch.isfinite(score)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise NonFiniteError(
+                f"{bad} of {score.numel()} edge weights are NaN or infinite, so their top-{self.k} "
+                "is undefined (did the training diverge? lower the learning rate or clip the "
+                "gradients)"
+            )
+        return topk_mask(score, self.budget, scope=self.scope, target=self.target)
 
     def forward(self, edge_weight: Tensor) -> Tensor:
         raise NotImplementedError
@@ -220,6 +233,8 @@ class RandomMask(_FrozenMask):
     """
 
     def __init__(self, ratio: Ratio, *, seed: int = 0, **kwargs: Any) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise DNWGraphError(f"'seed' must be an int in [0, 2**63) (got {seed!r})")
         super().__init__(ratio, **kwargs)
         gen = torch.Generator().manual_seed(seed)
         score = torch.rand(self.num_edges, generator=gen)
@@ -247,10 +262,30 @@ class Complete(Selection):
 class Fixed(_FrozenMask):
     """A frozen mask, for fine-tuning a discovered wiring and lottery-ticket baselines.
 
+    Once the mask is set (given, frozen, or loaded from a state dict), it is the budget:
+    :attr:`k` is its number of edges, whatever ``ratio`` said.
+
     Args:
         mask (BoolTensor, optional): the edges to use, shape ``[E]``.  If ``None``, the top-k
             of the weights at the first forward pass are frozen (or call :meth:`freeze`).
+
+    Examples:
+        >>> sel = create_selection("fixed", 2, target=torch.tensor([1, 1, 2, 2]), num_nodes=3,
+        ...                        mask=torch.ones(4, dtype=torch.bool))
+        >>> sel.k, int(sel(torch.randn(4)).sum())
+        (4, 4)
     """
+
+    @property
+    def k(self) -> int:  # type: ignore[override]
+        """Edges used: the mask's count once it is set, else the budget of ``ratio``."""
+        if "frozen" in self._buffers and bool(self.frozen):
+            return int(self.mask.sum())
+        return self._k
+
+    @k.setter
+    def k(self, value: int) -> None:
+        self._k = value
 
     def __init__(self, ratio: Ratio, *, mask: Tensor | None = None, **kwargs: Any) -> None:
         super().__init__(ratio, **kwargs)

@@ -1,10 +1,16 @@
-"""Checkpoints: atomic writes, safe loads, RNG state, and :func:`load_model`.
+"""Checkpoints: atomic writes, checksummed safe loads, RNG state, and :func:`load_model`.
 
 A checkpoint (``DIR/checkpoint.pt``) is a dict of tensors and plain values, loadable with
 ``torch.load(weights_only=True)``::
 
     {"format": "dnwgraph-checkpoint/1", "model": {"name", "kwargs"}, "model_state",
-     "optimizer_state", "scheduler_state", "epoch", "step", "rng", "config", "history"}
+     "optimizer_state", "scheduler_state", "epoch", "step", "rng", "config", "history",
+     "checksum"}
+
+``checksum`` is ``"sha256:<hex>"`` of every other entry (:func:`state_digest`: tensors by
+dtype, shape and bytes, plain values by ``repr``), so a checkpoint whose bytes were damaged
+after it was written fails to load instead of loading wrong weights.  (Checkpoints written
+before the checksum was added have none and load unchecked.)
 
 It is written to a temporary file in the same folder and renamed over the old one
 (:func:`os.replace` is atomic), so a run killed at any moment leaves either the previous or the
@@ -13,8 +19,8 @@ new checkpoint, never a partial one.
 
 from __future__ import annotations
 
+import hashlib
 import io
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dnwgraph._atomic import atomic_write_bytes
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.train.rundir import CHECKPOINT
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
@@ -31,44 +40,106 @@ __all__ = [
     "atomic_write_bytes",
     "save_checkpoint",
     "load_checkpoint",
+    "safe_torch_load",
+    "state_digest",
     "rng_state",
     "set_rng_state",
     "load_model",
 ]
 
 FORMAT = "dnwgraph-checkpoint/1"
-CHECKPOINT = "checkpoint.pt"
 REQUIRED = ("format", "model", "model_state", "epoch", "config")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, truncated or of an unknown format."""
+class CheckpointError(DNWGraphError):
+    """A checkpoint is missing, corrupt, truncated, of an unknown format, or of another run."""
 
 
-def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file, ``fsync``, then rename.
+def _digest_into(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for key in sorted(obj, key=repr):
+            h.update(repr(key).encode())
+            _digest_into(h, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
+        for item in obj:
+            _digest_into(h, item)
+    else:
+        h.update(f"V{type(obj).__name__}:{obj!r}".encode())
 
-    Raises:
-        OSError: if the folder is not writable.
+
+def state_digest(state: dict[str, Any]) -> str:
+    """``"sha256:<hex>"`` of every entry of ``state`` but ``checksum`` (see the module doc).
 
     Examples:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "a.txt"
-        >>> atomic_write_bytes(path, b"hello")
-        >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
-        (b'hello', ['a.txt'])
+        >>> a = state_digest({"w": torch.ones(2), "epoch": 1})
+        >>> a == state_digest({"epoch": 1, "w": torch.ones(2)})
+        True
+        >>> a == state_digest({"w": torch.zeros(2), "epoch": 1})
+        False
+    """
+    h = hashlib.sha256()
+    _digest_into(h, {k: v for k, v in state.items() if k != "checksum"})
+    return f"sha256:{h.hexdigest()}"
+
+
+def safe_torch_load(
+    path: PathLikeStr, what: str = "file", map_location: str | torch.device = "cpu"
+) -> Any:
+    """``torch.load(path, weights_only=True)`` with failures as one line naming the file.
+
+    Raises:
+        CheckpointError: the file cannot be read, is truncated or corrupt (a damaged archive
+            or pickle stream), or holds Python objects that a weights-only load refuses
+            (it was not written by dnwgraph; such files are never loaded).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as err:
+        raise CheckpointError(
+            f"cannot read the {what} {str(path)!r}: {err.strerror or err}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - torch raises several types for one bad file
+        detail = _load_failure(err)
+        if detail.startswith("Unsupported global"):
+            name = detail.split("Unsupported global:", 1)[-1].split(" was not")[0].strip()
+            raise CheckpointError(
+                f"the {what} {str(path)!r} holds Python objects that a safe (weights-only) load "
+                f"refuses ({name}); dnwgraph writes only tensors and plain values, so this file "
+                "was not written by dnwgraph or is damaged, and it is not loaded"
+            ) from None
+        raise CheckpointError(
+            f"the {what} {str(path)!r} is not a readable torch file: it is corrupt or truncated "
+            f"and cannot be loaded ({detail[:200]}); start a new run or restore a copy"
+        ) from None
+
+
+def _load_failure(err: Exception) -> str:
+    """The cause in torch's message, on one line, without its multi-line advice."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:  # a weights-only refusal: the cause follows the tag
+        cause = text.split("WeightsUnpickler error:", 1)[1]
+        cause = cause.split("Check the documentation of torch.load", 1)[0]
+        cause = " ".join(cause.split())
+        if cause.startswith("Unsupported global"):
+            return cause
+        return f"damaged pickle stream: {cause or type(err).__name__}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def save_checkpoint(path: PathLikeStr, state: dict[str, Any]) -> None:
     """Serialise ``state`` with :func:`torch.save` and write it atomically to ``path``.
+
+    A dnwgraph checkpoint (a ``state`` with a ``format`` entry) gets its ``checksum``
+    (:func:`state_digest`) added first.
 
     Examples:
         >>> import tempfile
@@ -77,35 +148,31 @@ def save_checkpoint(path: PathLikeStr, state: dict[str, Any]) -> None:
         >>> torch.load(f"{d}/c.pt", weights_only=True)
         {'epoch': 1}
     """
+    if "format" in state:
+        state = {**state, "checksum": state_digest(state)}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: PathLikeStr, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a dnwgraph checkpoint (``weights_only=True``) and check its format.
+    """Load a dnwgraph checkpoint (``weights_only=True``), check its format and checksum.
 
     Args:
         path (path): ``checkpoint.pt`` or a run directory holding one.
         map_location (str or torch.device, optional): where tensors go. (default: ``"cpu"``)
 
     Raises:
-        CheckpointError: if the file is missing, truncated or corrupt, or not a dnwgraph
-            checkpoint (the message names the file and what was wrong).
+        CheckpointError: if the file is missing, truncated or corrupt (its checksum does not
+            match), or not a dnwgraph checkpoint (the message names the file and what was
+            wrong).
     """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - every failure here means an unusable file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupt or truncated and cannot be loaded "
-            f"({type(err).__name__}: {first[:200]}); start a new run or restore a copy"
-        ) from None
+    state = safe_torch_load(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
@@ -114,6 +181,11 @@ def load_checkpoint(path: PathLikeStr, map_location: str | torch.device = "cpu")
     missing = [k for k in REQUIRED if k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks the key(s) {missing}")
+    if "checksum" in state and state["checksum"] != state_digest(state):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt: its contents do not match its checksum (the "
+            "file was damaged after it was written); restore a copy or start a new run"
+        )
     return state
 
 
@@ -209,6 +281,13 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
 
     state = load_checkpoint(path, map_location=map_location)
     spec = state["model"]
-    model = create_model(spec["name"], **dict(spec.get("kwargs") or {}))
-    model.load_state_dict(state["model_state"])
+    name = spec.get("name") if isinstance(spec, dict) else None
+    try:
+        model = create_model(str(name), **dict(spec.get("kwargs") or {}))
+        model.load_state_dict(state["model_state"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds model {name!r}, which cannot be rebuilt here "
+            f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
+        ) from None
     return model.to(map_location).eval()

@@ -15,29 +15,36 @@ def _error(message: str) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    """``dnwgraph train --config FILE [--set k=v ...] [--out DIR] [--resume DIR]``."""
-    from dnwgraph.train.checkpoint import CheckpointError
-    from dnwgraph.train.config import ConfigError, load_config
-    from dnwgraph.train.datasets import DataError
-    from dnwgraph.train.loop import RunExistsError, TrainingDiverged, train
+    """``dnwgraph train --config FILE [--set k=v ...] [--out DIR] [--resume DIR]``.
 
+    User errors (:class:`~dnwgraph.errors.DNWGraphError`) propagate to :func:`dnwgraph.cli.main`,
+    which prints them as one line with exit code 2; a diverged run exits with code 1.
+    """
+    from dnwgraph.train.config import load_config
+    from dnwgraph.train.loop import TrainingDiverged, train
+    from dnwgraph.train.rundir import check_new_run
+
+    if args.resume is not None:
+        if args.config is not None or args.set:
+            return _error("--resume continues a run with its saved config; drop --config/--set")
+        if args.overwrite:
+            return _error("--resume continues a run and --overwrite replaces it; choose one")
+        out = Path(args.resume)
+        config: dict = {}
+    else:
+        if args.config is None:
+            return _error("give --config FILE (or --resume DIR)")
+        config = load_config(args.config, args.set)
+        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        # never replace the folder that holds the config being used
+        check_new_run(out, args.overwrite, config_file=args.config)
+    options = {
+        "resume": args.resume is not None,
+        "overwrite": args.overwrite,
+        "progress": not args.quiet,
+    }
+    nproc = getattr(args, "nproc", 1)
     try:
-        if args.resume is not None:
-            if args.config is not None or args.set:
-                return _error("--resume continues a run with its saved config; drop --config/--set")
-            out = Path(args.resume)
-            config: dict = {}
-        else:
-            if args.config is None:
-                return _error("give --config FILE (or --resume DIR)")
-            config = load_config(args.config, args.set)
-            out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-        options = {
-            "resume": args.resume is not None,
-            "overwrite": args.overwrite,
-            "progress": not args.quiet,
-        }
-        nproc = getattr(args, "nproc", 1)
         if nproc > 1:
             from dnwgraph.train.launch import WorkerFailed, launch
 
@@ -52,8 +59,6 @@ def train_command(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"dnwgraph: training stopped: {err}", file=sys.stderr)
         return 1
-    except (ConfigError, DataError, CheckpointError, RunExistsError) as err:
-        return _error(str(err))
     last = result["history"][-1] if result["history"] else None
     if last is not None:
         print(
@@ -69,8 +74,9 @@ def _summary(out: Path) -> dict:
 
     from dnwgraph.models import count_params
     from dnwgraph.train.checkpoint import load_model
+    from dnwgraph.train.rundir import METRICS
 
-    with open(out / "metrics.csv", newline="") as f:
+    with open(out / METRICS, newline="") as f:
         rows = list(csv.DictReader(f))
     history = [
         {k: float(v) if k.endswith(("acc", "loss")) else v for k, v in row.items()} for row in rows

@@ -29,6 +29,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["DEFAULTS", "ConfigError", "load_config", "resolve_config", "apply_overrides"]
@@ -77,8 +78,62 @@ INIT_MODES = ("finetune", "lottery")
 _OPEN_SECTIONS = ("data",)
 
 
-class ConfigError(ValueError):
+class ConfigError(DNWGraphError):
     """An unknown key, a bad value or an unreadable config file."""
+
+
+def _unique_key_loader(name: str) -> type:
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+        loader.flatten_mapping(node)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key; construct_mapping reports it
+                continue
+            if not duplicate:
+                seen[key] = line
+            else:
+                first = seen[key]
+                raise ConfigError(
+                    f"duplicate key {key!r} on lines {first} and {line} of {name} "
+                    "(each key may appear once per section)"
+                )
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
+    )
+    return UniqueKeyLoader
+
+
+def parse_yaml(text: str, name: str = "<string>") -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys.
+
+    Raises:
+        ConfigError: a key appears twice in one mapping (the message names both lines).
+        yaml.YAMLError: malformed YAML.
+
+    Examples:
+        >>> parse_yaml("optim: {lr: 0.1}")
+        {'optim': {'lr': 0.1}}
+        >>> parse_yaml("lr: 0.1\\nlr: 0.2\\n", "c.yaml")
+        Traceback (most recent call last):
+        ...
+        dnwgraph.train.config.ConfigError: duplicate key 'lr' on lines 1 and 2 of c.yaml ...
+    """
+    import yaml
+
+    return yaml.load(text, Loader=_unique_key_loader(name))  # noqa: S506 - a SafeLoader subclass
 
 
 def load_config(
@@ -111,9 +166,17 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"config file {str(path)!r} is not UTF-8 text (byte {err.start}); a config is a "
+                "YAML file"
+            ) from None
+        try:
+            raw = parse_yaml(text, str(path)) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+            detail = " ".join(str(err).split())
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {detail}") from None
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"config file {str(path)!r} must hold a mapping of sections (got "
@@ -141,7 +204,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"'--set' expects section.key=value (got {item!r})")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = parse_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         node = out
@@ -295,6 +358,6 @@ def dump_config(config: dict[str, Any], path: PathLikeStr) -> None:
     """Write a resolved config as YAML (sections in schema order)."""
     import yaml
 
-    from dnwgraph.train.checkpoint import atomic_write_bytes
+    from dnwgraph._atomic import atomic_write_bytes
 
     atomic_write_bytes(path, yaml.safe_dump(config, sort_keys=False).encode())

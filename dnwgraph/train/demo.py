@@ -67,7 +67,8 @@ def run_demo(
         ``time_s`` and ``run_dir``.
 
     Raises:
-        ValueError: if ``epochs`` is not a positive int.
+        DNWGraphError: if ``epochs`` or ``num_samples`` is out of range, or ``out`` cannot hold
+            the runs (a file, or a folder holding other things under ``dnw/`` / ``random/``).
 
     Examples:
         >>> rows = run_demo("runs/demo", epochs=1, progress=False)  # doctest: +SKIP
@@ -76,13 +77,20 @@ def run_demo(
     """
     import time
 
+    from dnwgraph._atomic import atomic_write_bytes
+    from dnwgraph.errors import DNWGraphError
     from dnwgraph.train.checkpoint import load_model
     from dnwgraph.train.loop import train
+    from dnwgraph.train.rundir import check_new_run
 
     epochs = DEMO_EPOCHS if epochs is None else epochs
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"'epochs' must be a positive int (got {epochs!r})")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise DNWGraphError(f"'epochs' must be a positive int (got {epochs!r})")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DNWGraphError(f"the demo folder {str(out)!r} is a file, not a folder")
+    for graph in GRAPHS:  # both, before the first run starts
+        check_new_run(out / graph, overwrite=True)
     rows: dict[str, dict[str, Any]] = {}
     for graph, label in GRAPHS.items():
         if progress:
@@ -108,7 +116,7 @@ def run_demo(
     graphml = _save_graphml(model, out / "dnw" / "wiring.graphml")
     figures = _plots([out / g for g in GRAPHS])
     text = _table(rows, epochs)
-    (out / "summary.md").write_text(text + "\n")
+    atomic_write_bytes(out / "summary.md", (text + "\n").encode())
     print("\n" + text)
     print(f"\ndiscovered wiring: {graphml}")
     print(f"figures: {figures}" if isinstance(figures, str) else f"figures: {len(figures)} files")

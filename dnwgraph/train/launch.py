@@ -83,15 +83,17 @@ def launch(fn: Callable[..., Any], nproc: int, *args: Any, **kwargs: Any) -> Non
         *args, **kwargs: passed to ``fn``.
 
     Raises:
-        ValueError: if ``nproc < 1``.
+        DNWGraphError: if ``nproc`` is not an int ``>= 1`` (a ``ValueError``).
         WorkerFailed: when a worker raised or died; the remaining workers are terminated.
 
     Examples:
         >>> launch(print, 1, "one process")
         one process
     """
-    if not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"'nproc' must be a positive integer (got {nproc!r})")
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        from dnwgraph.errors import DNWGraphError
+
+        raise DNWGraphError(f"'nproc' must be a positive integer (got {nproc!r})")
     if nproc == 1:
         fn(*args, **kwargs)
         return

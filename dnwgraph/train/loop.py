@@ -1,14 +1,17 @@
 """The training loop behind ``dnwgraph train``: optimizers, schedules, metrics, checkpoints,
 resume.
 
-A run is a directory::
+A run is a directory (its layout is owned by :mod:`dnwgraph.train.rundir`)::
 
     DIR/config.yaml        the resolved config
     DIR/init.pt            the model's state dict at initialisation (for lottery tickets)
-    DIR/checkpoint.pt      written atomically after every epoch (see checkpoint.py)
+    DIR/checkpoint.pt      written after every epoch, with a checksum (see checkpoint.py)
     DIR/metrics.csv        one row per epoch (columns in metrics.COLUMNS)
     DIR/wiring/epoch_NNNN.pt  wiring snapshots (epoch 0 = at initialisation)
     DIR/tensorboard/       with train.tensorboard=true
+
+Every file is written atomically (:mod:`dnwgraph._atomic`); the folder itself appears with its
+``config.yaml`` already inside, so a run killed at any moment can be resumed.
 
 Determinism: the data order of epoch ``e`` is a function of ``(seed, e)`` (the sampler's
 ``set_epoch``), augmentation draws from a generator seeded with ``(seed, e, rank)``, and the
@@ -19,10 +22,11 @@ wiring of an uninterrupted run.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import random
-import shutil
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,16 +36,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._atomic import atomic_write_bytes, remove_stale_tmp
+from dnwgraph.errors import NonFiniteError
 from dnwgraph.train.checkpoint import (
-    CHECKPOINT,
     FORMAT,
     CheckpointError,
     load_checkpoint,
     rng_state,
+    safe_torch_load,
     save_checkpoint,
     set_rng_state,
 )
-from dnwgraph.train.config import ConfigError, dump_config, resolve_config
+from dnwgraph.train.config import ConfigError, dump_config, load_config, resolve_config
 from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
 from dnwgraph.train.distributed import DistEnv
 from dnwgraph.train.metrics import (
@@ -52,6 +58,17 @@ from dnwgraph.train.metrics import (
     write_metrics_csv,
 )
 from dnwgraph.train.optim import Callback, build_optimizer, build_scheduler
+from dnwgraph.train.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    INIT,
+    METRICS,
+    WIRING,
+    RunExistsError,
+    check_new_run,
+    clear_outputs,
+    start_run,
+)
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["train", "RunExistsError", "TrainingDiverged", "lr_at"]
@@ -62,12 +79,8 @@ logger = logging.getLogger(__name__)
 _BASE_KEYS = ("name", "dir", "batch_size", "test_batch_size", "augment", "num_workers")
 
 
-class RunExistsError(FileExistsError):
-    """The output directory already holds a run (use ``--resume`` or ``--overwrite``)."""
-
-
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 def lr_at(
@@ -178,10 +191,11 @@ def _apply_init(model: nn.Module, init: dict[str, Any]) -> None:
             raise CheckpointError(
                 f"init.mode='lottery' needs {str(init_path)!r} (the source run's initial weights)"
             )
-        try:
-            init_state = torch.load(init_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001
-            raise CheckpointError(f"{str(init_path)!r} is corrupt ({err})") from None
+        init_state = safe_torch_load(init_path, "initial weights")
+        if not isinstance(init_state, dict):
+            raise CheckpointError(
+                f"{str(init_path)!r} holds no state dict (got {type(init_state).__name__})"
+            )
         init_state = {k: v for k, v in init_state.items() if ".selection." not in k}
         _check_compatible(model, model.load_state_dict(init_state, strict=False), source)
 
@@ -210,24 +224,82 @@ def _batches(
     yield from loader
 
 
-def _prepare_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    if resume:
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise RunExistsError(
-                f"{str(out)!r} already holds a run; continue it with --resume {out}, "
-                f"or replace it with --overwrite"
+def _save_tensors(path: Path, obj: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _first_difference(a: Any, b: Any, key: str = "") -> str | None:
+    """The dotted key of the first value that differs between two nested dicts."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            sub = f"{key}.{k}" if key else str(k)
+            if k not in a or k not in b:
+                return sub
+            found = _first_difference(a[k], b[k], sub)
+            if found is not None:
+                return found
+        return None
+    return None if a == b else key
+
+
+def _get(cfg: dict[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node.get(part, "<missing>") if isinstance(node, dict) else "<missing>"
+    return node
+
+
+def _resume_state(out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The config and checkpoint to continue the run in ``out`` from; the checkpoint must
+    belong to the run's ``config.yaml``."""
+    if not out.is_dir():
+        raise CheckpointError(f"cannot resume: {str(out)!r} is not a run directory")
+    has_config = (out / CONFIG).is_file()
+    if (out / CHECKPOINT).exists():
+        ckpt = load_checkpoint(out)
+        if has_config:
+            try:
+                saved = load_config(out / CONFIG)
+            except ConfigError:
+                saved = None  # damaged: the checkpoint's own config is authoritative
+            theirs = resolve_config(ckpt["config"])
+            diff = None if saved is None else _first_difference(saved, theirs)
+            if saved is not None and diff is not None:
+                raise CheckpointError(
+                    f"cannot resume {str(out)!r}: its checkpoint.pt does not belong to its "
+                    f"config.yaml ({diff} is {_get(theirs, diff)!r} in the checkpoint but "
+                    f"{_get(saved, diff)!r} in config.yaml); restore the run's own checkpoint, "
+                    "or start the run again with --overwrite"
+                )
+        return ckpt["config"], ckpt
+    if has_config:
+        return load_config(out / CONFIG), None  # stopped before the first epoch ended
+    raise CheckpointError(
+        f"cannot resume: {str(out)!r} holds no run (neither {CHECKPOINT} nor {CONFIG}); start "
+        "one with dnwgraph train --config FILE --out DIR"
+    )
+
+
+def _check_finite(model: nn.Module, epoch: int, out: Path) -> None:
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p.detach()).all()):
+            raise TrainingDiverged(
+                f"the parameter {name} holds NaN or infinite values after epoch {epoch}; "
+                f"{_kept(epoch, out)}. Lower optim.lr or set optim.grad_clip."
             )
-        if out.is_dir():
-            shutil.rmtree(out)
-        else:
-            out.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _kept(epoch: int, out: Path) -> str:
+    last = epoch - 1
+    if last > 0:
+        return f"the last good checkpoint (epoch {last}) is kept in {str(out)!r}"
+    return "no checkpoint was written yet"
 
 
 def train(
-    config: dict[str, Any],
+    config: dict[str, Any] | None,
     out_dir: PathLikeStr,
     *,
     resume: bool = False,
@@ -244,14 +316,17 @@ def train(
     ``progress=True``, to a tqdm bar.
 
     Args:
-        config (dict): a config (see :mod:`dnwgraph.train.config`); resolved and checked here.
-            Ignored when resuming a run that has a checkpoint (the saved config is used).
-        out_dir (path): the run directory.
+        config (dict): a config (see :mod:`dnwgraph.train.config`; ``{}`` for the defaults);
+            resolved and checked here.  Ignored when resuming (the run's saved config is used;
+            ``None`` is accepted then).
+        out_dir (path): the run directory: missing, empty, or (with ``overwrite``) a run.
         resume (bool, optional): continue the run in ``out_dir`` from its checkpoint (or start
             it again with its saved config if it was stopped before the first checkpoint).
-        overwrite (bool, optional): replace an existing run in ``out_dir``.
+        overwrite (bool, optional): replace the run in ``out_dir``; only a folder that is
+            recognisably a dnwgraph run is replaced (:func:`~dnwgraph.train.rundir.check_new_run`).
         env (DistEnv, optional): process topology; default: one process on ``train.device``.
-        progress (bool, optional): show a tqdm bar per epoch. (default: ``True``)
+        progress (bool, optional): a tqdm bar per epoch (when stderr is a terminal) and one
+            line per epoch. (default: ``True``)
         model (nn.Module, optional): train this model instead of ``model.name`` of the config
             (a model built by ``create_model`` records its name; another one is saved as
             ``<ClassName>``, which :func:`~dnwgraph.load_model` cannot rebuild: pass the model
@@ -265,11 +340,16 @@ def train(
         dict: ``{"run_dir", "history" (list of metric rows), "params", "epochs"}``.
 
     Raises:
-        ConfigError: bad config values or an unusable ``init.from_run``.
-        DataError: missing or malformed data files.
-        CheckpointError: a corrupt checkpoint when resuming.
+        ConfigError: ``config`` not a dict, bad config values or an unusable
+            ``init.from_run``.
+        DataError: an unknown dataset or option, missing or malformed data files.
+        CheckpointError: a corrupt checkpoint, or one that does not belong to the run's
+            ``config.yaml``, when resuming.
         RunExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``.
-        TrainingDiverged: the loss became NaN/inf (the last good checkpoint is kept).
+        DNWGraphError: ``out_dir`` is a file, not writable, holds files that are not a run,
+            or is protected from ``overwrite``.
+        TrainingDiverged: the loss or the weights became NaN/inf (the last good checkpoint
+            is kept).
 
     Examples:
         >>> cfg = {"train": {"epochs": 1}, "data": {"num_samples": 200}}  # doctest: +SKIP
@@ -279,27 +359,19 @@ def train(
     out = Path(out_dir)
     ckpt: dict[str, Any] | None = None
     if resume:
-        if not out.is_dir():
-            raise CheckpointError(f"cannot resume: {str(out)!r} is not a run directory")
-        if (out / CHECKPOINT).exists():
-            ckpt = load_checkpoint(out)
-            config = ckpt["config"]
-        elif (out / "config.yaml").is_file():
-            from dnwgraph.train.config import load_config
-
-            config = load_config(out / "config.yaml")  # stopped before the first epoch ended
-        else:
-            raise CheckpointError(
-                f"cannot resume: {str(out)!r} holds neither {CHECKPOINT} nor config.yaml"
-            )
+        config, ckpt = _resume_state(out)
+    elif not isinstance(config, dict):
+        raise ConfigError(
+            f"'config' must be a dict of config sections (got {type(config).__name__}); pass "
+            "{} for the defaults"
+        )
     cfg = resolve_config(config)
     device = _device(cfg["train"]["device"])
     # one process, or the process group torchrun / `dnwgraph train --nproc` set up
     env = env or DistEnv.from_environment(device)
     device = env.device
-    if env.is_main:
-        _prepare_dir(out, resume, overwrite)
-    env.barrier()
+    if env.is_main and not resume:
+        check_new_run(out, overwrite)  # before any work: refuse a folder it must not touch
 
     seed = cfg["train"]["seed"]
     _seed_all(seed)
@@ -336,10 +408,21 @@ def train(
     if cfg["init"]["mode"] is not None and ckpt is None:
         _apply_init(model, cfg["init"])
     model.to(device)
-    if env.is_main and ckpt is None:
-        dump_config(cfg, out / "config.yaml")
-        buf_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save(buf_state, out / "init.pt")
+    if env.is_main:
+        if resume:
+            remove_stale_tmp(out)  # what a killed writer left
+        if ckpt is None:
+
+            def write_config(folder: Path) -> None:
+                dump_config(cfg, folder / CONFIG)
+
+            if resume:  # restart from the saved config: nothing of the old attempt survives
+                clear_outputs(out, keep_config=True, tools=False)
+                write_config(out)
+            else:
+                start_run(out, write_config, overwrite)
+            _save_tensors(out / INIT, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+    env.barrier()
 
     try:
         optimizer = build_optimizer(model.parameters(), cfg["optim"])
@@ -380,9 +463,15 @@ def train(
 
     model.eval()
     _, prev_masks = wiring_stats(model)
-    if env.is_main and ckpt is None and cfg["train"]["snapshots"]:
-        (out / "wiring").mkdir(exist_ok=True)
-        torch.save(wiring_snapshot(model), out / "wiring" / "epoch_0000.pt")
+    if env.is_main and cfg["train"]["snapshots"]:
+        # epoch 0 for a new run; for a resumed one, the checkpoint's epoch if it is missing
+        done = 0 if ckpt is None else start_epoch - 1
+        snap = out / WIRING / f"epoch_{done:04d}.pt"
+        if ckpt is None or not snap.is_file():
+            (out / WIRING).mkdir(exist_ok=True)
+            _save_tensors(snap, wiring_snapshot(model))
+    if env.is_main and ckpt is not None:
+        write_metrics_csv(out / METRICS, history)  # deleted, or one row behind the checkpoint
     tb = TensorBoardLogger(out / "tensorboard", cfg["train"]["tensorboard"] and env.is_main)
     params = count_params(model)
     if env.is_main:
@@ -392,30 +481,37 @@ def train(
     try:
         for epoch in range(start_epoch, epochs + 1):
             t0 = time.perf_counter()
-            train_loss, train_acc, step, lr = _train_epoch(
-                net,
-                splits.train,
-                train_sampler,
-                optimizer,
-                criterion,
-                cfg,
-                env,
-                epoch=epoch,
-                step=step,
-                batch=batch,
-                steps_per_epoch=steps_per_epoch,
-                progress=progress and env.is_main,
-                out=out,
-                scheduler=scheduler,
-            )
-            test_loss, test_acc = _evaluate(
-                net, splits.test, test_sampler, env, cfg["data"]["test_batch_size"]
-            )
+            try:
+                train_loss, train_acc, step, lr = _train_epoch(
+                    net,
+                    splits.train,
+                    train_sampler,
+                    optimizer,
+                    criterion,
+                    cfg,
+                    env,
+                    epoch=epoch,
+                    step=step,
+                    batch=batch,
+                    steps_per_epoch=steps_per_epoch,
+                    progress=progress and env.is_main,
+                    out=out,
+                    scheduler=scheduler,
+                )
+                test_loss, test_acc = _evaluate(
+                    net, splits.test, test_sampler, env, cfg["data"]["test_batch_size"]
+                )
+            except NonFiniteError as err:
+                raise TrainingDiverged(
+                    f"epoch {epoch}: {err}; {_kept(epoch, out)}. Lower optim.lr or set "
+                    "optim.grad_clip."
+                ) from None
             if scheduler is not None and cfg["schedule"]["interval"] == "epoch":
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step(test_loss)
                 else:
                     scheduler.step()
+            _check_finite(model, epoch, out)
             model.eval()
             stats, prev_masks = wiring_stats(model, prev_masks)
             row = {
@@ -431,8 +527,8 @@ def train(
             history.append(row)
             if env.is_main:
                 if cfg["train"]["snapshots"]:
-                    (out / "wiring").mkdir(exist_ok=True)
-                    torch.save(wiring_snapshot(model), out / "wiring" / f"epoch_{epoch:04d}.pt")
+                    (out / WIRING).mkdir(exist_ok=True)
+                    _save_tensors(out / WIRING / f"epoch_{epoch:04d}.pt", wiring_snapshot(model))
                 save_checkpoint(
                     out / CHECKPOINT,
                     {
@@ -453,7 +549,7 @@ def train(
                         "history": history,
                     },
                 )
-                write_metrics_csv(out / "metrics.csv", history)
+                write_metrics_csv(out / METRICS, history)
                 tb.log(row)
                 logger.info(_format_row(row, epochs))
                 if progress:
@@ -467,6 +563,13 @@ def train(
         for cb in callbacks:
             cb.on_train_end(history)
     return {"run_dir": out, "history": history, "params": params, "epochs": epochs}
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
 
 
 def _format_row(row: dict[str, Any], epochs: int) -> str:
@@ -533,7 +636,8 @@ def _train_epoch(
     bar = tqdm(
         total=steps_per_epoch,
         desc=f"epoch {epoch}/{epochs}",
-        disable=not progress,
+        # a bar redraws itself with carriage returns: in a log file it is noise
+        disable=not progress or not _is_terminal(sys.stderr),
         leave=False,
         dynamic_ncols=True,
     )
@@ -549,15 +653,9 @@ def _train_epoch(
         loss = criterion(logits, y)
         if not torch.isfinite(loss):
             bar.close()
-            last = epoch - 1
-            kept = (
-                f"the last good checkpoint (epoch {last}) is kept in {str(out)!r}"
-                if last > 0
-                else "no checkpoint was written yet"
-            )
             raise TrainingDiverged(
                 f"the training loss became {loss.item()} at epoch {epoch}, step {step} "
-                f"(lr {lr:.4g}); {kept}. Lower optim.lr or check the data."
+                f"(lr {lr:.4g}); {_kept(epoch, out)}. Lower optim.lr or check the data."
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -25,7 +25,7 @@ norms of the neural graphs) saw in the last forward pass, and appends one row:
 :meth:`WiringMonitor.columns` gives the rows as columns and
 :func:`~dnwgraph.analysis.plot_training_dynamics` draws them.
 
-Example:
+Examples:
     >>> import torch
     >>> from dnwgraph import create_model
     >>> _ = torch.manual_seed(0)

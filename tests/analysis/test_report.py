@@ -105,14 +105,30 @@ def test_cli_analyze_and_plot(fake_run, tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "missing"), "-o", str(tmp_path / "w.csv")]) == 1
-    assert capsys.readouterr().err.startswith("error: no such run")
+    # user errors exit with code 2, like every dnwgraph command (docs/guarantees.md)
+    assert main(["export", str(tmp_path / "missing"), "-o", str(tmp_path / "w.csv")]) == 2
+    assert capsys.readouterr().err.startswith("dnwgraph: error: no such run")
     bad = tmp_path / "bad.graphml"
     bad.write_text("<graphml")
-    assert main(["analyze", str(bad)]) == 1
+    assert main(["analyze", str(bad)]) == 2
     assert "malformed GraphML" in capsys.readouterr().err
-    assert main(["analyze", str(tmp_path), "--input-shape", "a,b"]) == 1
+    assert main(["analyze", str(tmp_path), "--input-shape", "a,b"]) == 2
     assert "'--input-shape' must be integers" in capsys.readouterr().err
+
+
+def test_damaged_or_foreign_torch_files_are_one_line(tmp_path, capsys):
+    import random
+
+    bad = tmp_path / "snap.pt"
+    bad.write_bytes(b"\x80\x02garbage" * 10)
+    assert main(["analyze", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is corrupt or truncated" in err
+    torch.save({"w": random.Random(0)}, bad)
+    assert main(["export", str(bad), "-o", str(tmp_path / "w.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "safe (weights-only) load refuses" in err
+    assert "corrupt or truncated" not in err
 
 
 def test_help_does_not_import_torch():

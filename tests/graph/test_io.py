@@ -111,3 +111,68 @@ def test_malformed_json(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         Wiring.from_file(path)
+
+
+def test_csv_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffsource,target\r\n0,1\r\n1,2\r\n".encode())
+    assert Wiring.from_file(path).edge_index.tolist() == [[0, 1], [1, 2]]
+    path.write_bytes("\ufeff0,1\n".encode())
+    assert Wiring.from_file(path).num_edges == 1
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [("source;target\n0;1\n", "semicolons"), ("0\t1\n", "tabs"), ("0 1\n1 2\n", "spaces")],
+)
+def test_csv_with_another_separator_says_so(tmp_path, text, name):
+    path = tmp_path / "w.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"line 1: the columns are separated by {name}"):
+        Wiring.from_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_a_binary_file_is_named(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"PK\x03\x04\x80\x81\xfe\xff" * 8)
+    with pytest.raises(ValueError, match=rf"model\{suffix}: not a UTF-8 text file \(byte 0x80"):
+        Wiring.from_file(path)
+
+
+def test_csv_with_nul_bytes_names_the_line(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_bytes(b"0,1\n\x00\x00\n")
+    with pytest.raises(ValueError, match=r"w\.csv( line 2: expected two integer|: not a CSV)"):
+        Wiring.from_file(path)
+
+
+def test_json_flags_must_be_booleans(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_text('{"edges": [[0, 1]], "acyclic": "yes"}')
+    with pytest.raises(ValueError, match=r"w\.json: 'acyclic' must be True or False \(got 'yes'\)"):
+        Wiring.from_file(path)
+    path.write_text('{"edges": [[0, 1]], "num_nodes": "5"}')
+    with pytest.raises(ValueError, match=r"w\.json: 'num_nodes' must be an int"):
+        Wiring.from_file(path)
+
+
+def test_unknown_node_role_is_named(tmp_path):
+    g = nx.DiGraph([(0, 1), (1, 2)])
+    nx.set_node_attributes(g, {0: "input", 1: "banana", 2: "output"}, "role")
+    path = tmp_path / "w.graphml"
+    nx.write_graphml(g, path)
+    with pytest.raises(ValueError, match=r"node 1 has role 'banana'; a role is one of"):
+        Wiring.from_file(path)
+    g.nodes[1]["role"] = "hidden"
+    nx.write_graphml(g, path)
+    assert Wiring.from_file(path).input_nodes.tolist() == [0]
+
+
+def test_unknown_boolean_string_is_named():
+    g = nx.DiGraph([(0, 1)])
+    nx.set_node_attributes(g, {0: "maybe", 1: "false"}, "is_input")
+    with pytest.raises(
+        ValueError, match=r"node 0: 'is_input' must be true or false \(got 'maybe'\)"
+    ):
+        Wiring.from_networkx(g)

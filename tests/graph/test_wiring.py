@@ -352,3 +352,36 @@ def test_weights_through_networkx():
     h = nx.DiGraph()
     h.add_edge(0, 1, weight=-1.5)
     assert Wiring.from_networkx(h).edge_weight.tolist() == [-1.5]
+
+
+def test_huge_node_id_is_refused_before_any_allocation():
+    from dnwgraph.errors import DNWGraphError
+
+    # num_nodes = 10**12 + 1 would make numpy allocate terabytes; the check names the id
+    with pytest.raises(DNWGraphError, match=r"node id 1000000000000, too large: .*\[0, 67108864\)"):
+        Wiring([(0, 10**12)])
+    with pytest.raises(DNWGraphError, match="node id 1000000000000, too large"):
+        Wiring(torch.tensor([[0], [10**12]]))
+    with pytest.raises(DNWGraphError, match=r"'num_nodes' must be at most 67108864 \(got"):
+        Wiring([(0, 1)], num_nodes=10**12)
+
+
+@pytest.mark.parametrize("big", [2**63, 2**64 - 1, 2**70, -(2**70)])
+def test_integer_ids_too_large_for_int64_are_called_too_large(big):
+    with pytest.raises(ValueError, match=rf"node id {big}, too large"):
+        Wiring([(0, 1), (1, big)])
+    with pytest.raises(ValueError, match=rf"node id {big}, too large"):
+        Wiring([(0, big)])
+
+
+def test_non_integer_list_entry_is_named():
+    with pytest.raises(ValueError, match=r"integer node ids \(got 'a' in pair 1: \(1, 'a'\)\)"):
+        Wiring([(0, 1), (1, "a")])
+
+
+@pytest.mark.parametrize("name", ["acyclic", "self_loops"])
+@pytest.mark.parametrize("value", ["yes", "false", 1, None])
+def test_flags_must_be_bools(name, value):
+    with pytest.raises(ValueError, match=rf"'{name}' must be True or False \(got {value!r}\)"):
+        Wiring([(0, 1)], **{name: value})
+    assert Wiring([(0, 1)], **{name: np.bool_(False)}).num_edges == 1

@@ -372,3 +372,13 @@ def test_dense_stage_gradients_match_fused(selection):
         torch.testing.assert_close(a, b)
     unselected = grads[0][2][~stage.conv.active_mask()]
     assert (unselected != 0).any() == (selection == "dnw")
+
+
+def test_input_dtype_and_batch_are_checked_at_the_entry() -> None:
+    model = MobileNetV1DNW(0.5, num_classes=3, stages=TINY, small=True)
+    with pytest.raises(ValueError, match=r"dtype torch.float32 \(got torch.float64\)"):
+        model(torch.randn(2, 3, 32, 32, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"at least one sample \[B, 3, H, W\]"):
+        model(torch.zeros(0, 3, 32, 32))
+    with pytest.raises(TypeError, match=r"'x' must be a Tensor"):
+        model([[0.0]])

@@ -291,3 +291,9 @@ def test_deepcopy_keeps_its_own_global_budget():
     assert _nonzero(clone[0].weight) == 5 and _nonzero(clone[2].weight) == 0
     assert sum(_nonzero(model[i].weight) for i in (0, 2)) == 5
     assert not torch.equal(model[0].weight, clone[0].weight)
+
+
+@pytest.mark.parametrize("fn", [sparsify, unsparsify])
+def test_a_model_name_is_not_a_model(fn) -> None:
+    with pytest.raises(TypeError, match=r"'module' must be an nn.Module \(got str 'model'\)"):
+        fn("model") if fn is unsparsify else fn("model", 0.1)

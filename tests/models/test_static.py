@@ -214,3 +214,23 @@ def test_errors():
         model.subgraph(torch.ones(3, dtype=torch.bool))
     with pytest.raises(ValueError, match="at least one input node"):
         model.subgraph(torch.tensor([False, False, True, True]))
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (
+            torch.randn(2, 2, 4, 4, dtype=torch.float64),
+            r"dtype torch.float32 \(got torch.float64\)",
+        ),
+        (torch.zeros(2, 2, 4, 4, dtype=torch.long), r"got torch.int64\); convert it with x.to"),
+        (torch.zeros(0, 2, 4, 4), r"at least one sample \[B, \*\] \(got shape \(0, 2, 4, 4\)\)"),
+        ([[0.0] * 4] * 2, r"'x' must be a Tensor \[B, \*\] \(got list\)"),
+    ],
+)
+def test_model_input_is_checked_at_the_entry(x, match):
+    model = StaticNeuralGraph(block_dag([2, 2]), ratio=2)
+    with pytest.raises(ValueError, match=match):
+        model(x)
+    model.double()
+    assert model(torch.randn(2, 2, 4, 4, dtype=torch.float64)).dtype == torch.float64

@@ -414,3 +414,30 @@ def test_from_wiring_seeds_the_learned_weights():
     assert WiringConv.from_wiring(seeded).k == 4  # every edge by default
     with pytest.raises(ValueError, match="must carry edge weights"):
         WiringConv.from_wiring(wiring)
+
+
+def test_a_list_is_not_a_wiring_nor_an_input():
+    from dnwgraph.errors import DNWGraphTypeError
+
+    with pytest.raises(DNWGraphTypeError, match=r"'wiring' must be a Wiring .*\(got list\)"):
+        WiringConv([(0, 1), (1, 2)], ratio=1)
+    conv = WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1)
+    with pytest.raises(TypeError, match=r"'x' must be a Tensor \[N, \*\] \(got list\)"):
+        conv([1.0, 2.0, 3.0])
+
+
+def test_nan_edge_weight_never_silently_shrinks_the_active_set():
+    from dnwgraph.errors import NonFiniteError
+
+    conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=3)
+    with torch.no_grad():
+        conv.edge_weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match="4 of 4 edge weights are NaN"):
+        conv.active_mask()
+    with pytest.raises(NonFiniteError):
+        conv(torch.randn(4, 2))
+
+
+def test_random_selection_seed_must_be_an_int():
+    with pytest.raises(ValueError, match=r"'seed' must be an int .*\(got 'x'\)"):
+        WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1, selection="random", seed="x")

@@ -105,3 +105,34 @@ def test_budget_errors_name_the_range():
         make("dnw", 7)
     with pytest.raises(ValueError, match=r"'scope' must be one of"):
         make("dnw", scope="layer")
+
+
+def test_fixed_k_is_the_number_of_edges_the_mask_uses():
+    mask = torch.tensor([True, True, True, True, False, False])
+    sel = make("fixed", 2, mask=mask)
+    assert sel.k == 4 == int(sel(WEIGHT).sum())
+    lazy = make("fixed", 2)
+    assert lazy.k == 2
+    lazy(WEIGHT)
+    assert lazy.k == 2 == int(lazy.mask.sum())
+    lazy.load_state_dict(sel.state_dict())  # a mask from a checkpoint
+    assert lazy.k == 4
+
+
+@pytest.mark.parametrize("name", ["dnw", "dnw_no_update", "fixed", "td", "reg_td"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_an_error_not_fewer_edges(name, bad):
+    from dnwgraph.errors import NonFiniteError
+
+    weight = WEIGHT.clone()
+    weight[1] = bad
+    with pytest.raises(NonFiniteError, match=r"1 of 6 edge weights are NaN or infinite"):
+        make(name)(weight)
+    with pytest.raises(NonFiniteError, match=r"6 of 6 edge weights"):
+        make(name)(torch.full((6,), float("nan")))
+
+
+@pytest.mark.parametrize("seed", ["x", 1.5, True, -1, 2**64])
+def test_random_seed_must_be_an_int(seed):
+    with pytest.raises(ValueError, match=r"'seed' must be an int in \[0, 2\*\*63\)"):
+        make("random", seed=seed)

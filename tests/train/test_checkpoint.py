@@ -75,3 +75,58 @@ def test_wrong_format_missing_keys_and_missing_file(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "b.pt")
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_model(tmp_path / "nothing")
+
+
+def _tensor_data_offset(path: Path, min_size: int) -> tuple[int, int]:
+    """Offset and size of the first tensor record of a torch zip file at least ``min_size``."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if "/data/" in info.filename and info.file_size >= min_size:
+                with open(path, "rb") as f:
+                    f.seek(info.header_offset + 26)
+                    name_len = int.from_bytes(f.read(2), "little")
+                    extra_len = int.from_bytes(f.read(2), "little")
+                return info.header_offset + 30 + name_len + extra_len, info.file_size
+    raise AssertionError("no tensor record")
+
+
+def test_corrupted_tensor_bytes_fail_the_checksum(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    edge_index = torch.arange(1000).view(2, 500)
+    save_checkpoint(path, _state(model_state={"conv.edge_index": edge_index}))
+    start, size = _tensor_data_offset(path, 4000)
+    data = bytearray(path.read_bytes())
+    rng = random.Random(0)
+    for i in rng.sample(range(start, start + size), 100):  # 100 bytes inside the tensor data
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    # torch itself loads this file without complaint: the ids are just wrong
+    loaded = torch.load(path, weights_only=True)["model_state"]["conv.edge_index"]
+    assert not torch.equal(loaded, edge_index)
+    with pytest.raises(CheckpointError, match="do not match its checksum"):
+        load_checkpoint(path)
+
+
+def test_checksum_covers_every_entry(tmp_path: Path) -> None:
+    from dnwgraph.train.checkpoint import state_digest
+
+    state = _state(model_state={"w": torch.ones(3)}, history=[{"test_acc": 0.5}])
+    save_checkpoint(tmp_path / "c.pt", state)
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert saved["checksum"] == state_digest(state) and saved["checksum"].startswith("sha256:")
+    assert load_checkpoint(tmp_path / "c.pt")["epoch"] == 1
+    for change in ({"epoch": 2}, {"history": [{"test_acc": 0.6}]}, {"config": {"a": 1}}):
+        assert state_digest({**state, **change}) != state_digest(state), change
+
+
+def test_a_file_a_safe_load_refuses_is_named_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": FORMAT, "model": random.Random(0)}, path)  # a pickled object
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message and "corrupt or truncated" not in message
+    assert "holds Python objects that a safe (weights-only) load refuses" in message
+    assert "random.Random" in message and "add_safe_globals" not in message

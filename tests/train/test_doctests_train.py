@@ -14,6 +14,7 @@ MODULES = [
     "dnwgraph.train.metrics",
     "dnwgraph.train.loop",
     "dnwgraph.train.optim",
+    "dnwgraph.train.rundir",
 ]
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_training import MODEL, NAN_MODEL
+from tiny_training import MODEL, NAN_MODEL, NAN_WEIGHT_MODEL
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.train import (
     ConfigError,
     RunExistsError,
@@ -71,9 +72,16 @@ def test_existing_run_is_not_overwritten(tmp_path: Path, tiny_config) -> None:
     train(tiny_config, tmp_path / "run", progress=False)
     with pytest.raises(RunExistsError, match="--resume .*--overwrite"):
         train(tiny_config, tmp_path / "run", progress=False)
+    # a file the user put into the run is never deleted: --overwrite refuses and names it
     (tmp_path / "run" / "marker").write_text("x")
+    with pytest.raises(DNWGraphError, match=r"files that are not part of it \(marker\)"):
+        train(tiny_config, tmp_path / "run", overwrite=True, progress=False)
+    assert (tmp_path / "run" / "marker").read_text() == "x"
+    (tmp_path / "run" / "marker").unlink()
+    (tmp_path / "run" / "figures").mkdir()  # what `dnwgraph plot` adds is part of the run
     train(tiny_config, tmp_path / "run", overwrite=True, progress=False)
-    assert not (tmp_path / "run" / "marker").exists()
+    assert not (tmp_path / "run" / "figures").exists()
+    assert load_checkpoint(tmp_path / "run")["epoch"] == 1
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, tiny_config) -> None:
@@ -86,6 +94,51 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, tiny_conf
     assert all(
         torch.isfinite(v).all() for v in ckpt["model_state"].values() if v.is_floating_point()
     )
+
+
+def test_nan_edge_weight_stops_the_run_although_the_loss_stays_finite(
+    tmp_path: Path, tiny_config
+) -> None:
+    tiny_config["model"] = {"name": NAN_WEIGHT_MODEL, "kwargs": {"nan_after": 8}}  # 6 steps/epoch
+    tiny_config["train"]["epochs"] = 3
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 2: 1 of \d+ edge weights are NaN.*epoch 1\)"
+    ):
+        train(tiny_config, tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["epoch"] == 1
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["model_state"].values() if v.is_floating_point()
+    )
+    assert sorted(p.name for p in (tmp_path / "run" / "wiring").iterdir()) == [
+        "epoch_0000.pt",
+        "epoch_0001.pt",
+    ]
+
+
+def test_a_non_finite_parameter_at_the_end_of_an_epoch_stops_the_run(
+    tmp_path: Path, tiny_config
+) -> None:
+    tiny_config["model"] = {"name": NAN_WEIGHT_MODEL, "kwargs": {"nan_after": 5}}  # last step
+    tiny_config["model"]["kwargs"]["selection"] = "random"  # the top-k never looks at weights
+    tiny_config["train"]["epochs"] = 2
+    with pytest.raises(TrainingDiverged, match=r"(loss became nan|conv.edge_weight holds NaN)"):
+        train(tiny_config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_config_must_be_a_dict(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'config' must be a dict .*got NoneType.*\{\}"):
+        train(None, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_progress_bars_stay_out_of_a_log(tmp_path: Path, tiny_config, capsys) -> None:
+    tiny_config["train"]["epochs"] = 2
+    train(tiny_config, tmp_path / "run", progress=True)
+    out, err = capsys.readouterr()
+    assert "\r" not in err and "it/s" not in err  # stderr is not a terminal here
+    assert [line.split()[:2] for line in out.splitlines()] == [["epoch", "1/2"], ["epoch", "2/2"]]
 
 
 def test_unknown_data_option_lists_choices(tmp_path: Path, tiny_config) -> None:

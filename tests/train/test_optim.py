@@ -54,8 +54,11 @@ def test_torch_scheduler_by_name_steps_per_epoch_and_resumes(tmp_path: Path, tin
     ckpt = load_checkpoint(tmp_path / "b")
     ckpt["config"]["train"]["epochs"] = 3
     from dnwgraph.train.checkpoint import save_checkpoint
+    from dnwgraph.train.config import dump_config
 
+    # a longer run: the checkpoint and config.yaml must agree (else resume refuses)
     save_checkpoint(tmp_path / "b" / "checkpoint.pt", ckpt)
+    dump_config(ckpt["config"], tmp_path / "b" / "config.yaml")
     resumed = train({}, tmp_path / "b", resume=True, progress=False)["history"]
     assert [round(r["lr"], 6) for r in resumed] == [0.05, 0.025, 0.0125]
 

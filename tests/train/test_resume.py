@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_training import resume_config
 
-from dnwgraph.train import load_checkpoint, train
+from dnwgraph.train import CheckpointError, load_checkpoint, train
 from dnwgraph.train.metrics import read_metrics_csv
 
 EPOCHS, SAMPLES = 3, 480
@@ -78,3 +79,75 @@ def test_resume_before_first_checkpoint_restarts_from_saved_config(tmp_path: Pat
         (run / name).unlink()
     train({}, run, resume=True, progress=False)
     _assert_same_run(reference, run)
+
+
+def test_another_runs_checkpoint_is_refused(tmp_path: Path) -> None:
+    run, other = tmp_path / "run", tmp_path / "other"
+    train(resume_config(1, 96), run, progress=False)
+    config = resume_config(1, 96)
+    config["model"]["kwargs"]["hidden"] = 5  # another model
+    train(config, other, progress=False)
+    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    with pytest.raises(
+        CheckpointError, match=r"does not belong to its config.yaml \(model\.kwargs"
+    ):
+        train({}, run, resume=True, progress=False)
+
+
+def test_resume_recreates_a_deleted_metrics_csv_and_snapshot(tmp_path: Path) -> None:
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(resume_config(2, 96), reference, progress=False)
+    train(resume_config(2, 96), run, progress=False)
+    (run / "metrics.csv").unlink()
+    (run / "wiring" / "epoch_0002.pt").unlink()
+    train({}, run, resume=True, progress=False)  # finished: nothing to train, files restored
+    rows, expected = (
+        read_metrics_csv(run / "metrics.csv"),
+        read_metrics_csv(reference / "metrics.csv"),
+    )
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for a, b in zip(rows, expected, strict=True):
+        a.pop("epoch_time_s"), b.pop("epoch_time_s")
+        assert a == b
+    _assert_same_run_files(reference, run, 2)
+
+
+def _assert_same_run_files(a: Path, b: Path, epoch: int) -> None:
+    snap_a = torch.load(a / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
+    snap_b = torch.load(b / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
+    for key in ("edge_index", "edge_weight", "active"):
+        assert torch.equal(snap_a["conv"][key], snap_b["conv"][key]), key
+
+
+def test_resume_removes_stale_temporary_files(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(resume_config(1, 96), run, progress=False)
+    stale = [run / ".checkpoint.tmp.pt", run / "wiring" / ".epoch_0002.tmp.pt"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    train({}, run, resume=True, progress=False)
+    assert not any(p.exists() for p in stale)
+    assert not [p for p in run.rglob(".*")]
+
+
+def test_a_kill_before_the_config_is_written_leaves_no_half_run(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from dnwgraph.train import loop
+
+    class Killed(BaseException):
+        pass
+
+    def killed(cfg, path) -> None:
+        Path(path).with_name(".config.tmp.yaml").write_text("half")
+        raise Killed
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(loop, "dump_config", killed)
+    with pytest.raises(Killed):
+        train(resume_config(1, 96), run, progress=False)
+    monkeypatch.undo()
+    assert not run.exists()  # nothing that --resume would refuse
+    train(resume_config(1, 96), run, progress=False)  # the same --out works again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert load_checkpoint(run)["epoch"] == 1

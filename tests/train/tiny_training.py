@@ -63,10 +63,30 @@ class NaNAfter(LayeredMLP):
         return out
 
 
+class NaNWeightAfter(LayeredMLP):
+    """:class:`LayeredMLP` whose first edge weight turns NaN after ``nan_after`` training
+    forward passes, as a huge learning rate does: the loss stays finite, because a NaN weight
+    used to drop out of the top-k silently."""
+
+    def __init__(self, nan_after: int = 10, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.nan_after, self.calls = nan_after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls > self.nan_after:
+                with torch.no_grad():
+                    self.conv.edge_weight[0] = float("nan")
+        return super().forward(x)
+
+
 NAN_MODEL = "_test_nan_after"
+NAN_WEIGHT_MODEL = "_test_nan_weight_after"
 if MODEL not in list_models():
     register_model(MODEL)(LayeredMLP)
     register_model(NAN_MODEL)(NaNAfter)
+    register_model(NAN_WEIGHT_MODEL)(NaNWeightAfter)
 
 
 def make_blobs(n: int, seed: int, in_features: int = 8, classes: int = 3) -> ArrayDataset:

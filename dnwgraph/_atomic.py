@@ -1,0 +1,165 @@
+"""Atomic file writes: every file dnwgraph writes appears whole or not at all.
+
+A file is written to a temporary file in the same folder (``.STEM.tmp.EXT`` for ``STEM.EXT``:
+writers that choose a format by the extension still see it), flushed and
+``fsync``-ed, then renamed over the target with :func:`os.replace` (atomic on POSIX and
+Windows), and the folder is ``fsync``-ed so that the rename survives a power cut.  A process
+killed at any moment leaves the previous version of the file or the new one, never a part of
+it; what it may leave is a stale temporary file, which :func:`remove_stale_tmp` clears (a
+resumed run calls it).
+
+Private: used by every module that writes (the run directory, exports, figures, reports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from dnwgraph.typing import PathLikeStr
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_path",
+    "tmp_path",
+    "is_tmp_name",
+    "remove_stale_tmp",
+    "TMP_SUFFIX",
+]
+
+TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"^\..+\.tmp(\.[^.]+)?$")
+
+
+def tmp_path(path: PathLikeStr) -> Path:
+    """The temporary file ``path`` is written through, in the same folder.
+
+    Examples:
+        >>> tmp_path("run/checkpoint.pt").as_posix(), tmp_path("run/wiring").as_posix()
+        ('run/.checkpoint.tmp.pt', 'run/.wiring.tmp')
+    """
+    path = Path(path)
+    return path.with_name(f".{path.stem}{TMP_SUFFIX}{path.suffix}")
+
+
+def is_tmp_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`tmp_path` makes (``.STEM.tmp`` or ``.STEM.tmp.EXT``).
+
+    Examples:
+        >>> is_tmp_name(".checkpoint.tmp.pt"), is_tmp_name("checkpoint.pt"), is_tmp_name(".x.tmp")
+        (True, False, True)
+    """
+    return bool(_TMP_NAME.match(name))
+
+
+def _fill(f: object, data: bytes) -> None:
+    """Write ``data`` into the open temporary file (a seam for the fault-injection tests)."""
+    f.write(data)  # type: ignore[attr-defined]
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Rename the finished temporary file over ``path`` (a seam for the fault-injection tests)."""
+    os.replace(tmp, path)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # a folder cannot be opened for fsync on Windows
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file, ``fsync``, then rename.
+
+    Raises:
+        OSError: if the folder does not exist or is not writable (the temporary file is
+            removed).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "a.txt"
+        >>> atomic_write_bytes(path, b"hello")
+        >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
+        (b'hello', ['a.txt'])
+    """
+    path = Path(path)
+    tmp = tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            _fill(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+        _commit(tmp, path)
+    except Exception:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLikeStr) -> Iterator[Path]:
+    """Yield a temporary path to write ``path`` through (for writers that take a file name,
+    such as ``Figure.savefig`` or ``networkx.write_graphml``); on success it is ``fsync``-ed and
+    renamed over ``path``, on an exception it is removed and ``path`` is left untouched.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "b.txt"
+        >>> with atomic_path(path) as tmp:
+        ...     _ = tmp.write_text("hi")
+        >>> path.read_text()
+        'hi'
+    """
+    path = Path(path)
+    tmp = tmp_path(path)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        _commit(tmp, path)
+    except Exception:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def remove_stale_tmp(folder: PathLikeStr, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder`` (and its sub-folders).
+
+    Only plain files named as :func:`tmp_path` names them are touched.
+
+    Returns:
+        list of Path: the files removed.
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / ".checkpoint.tmp.pt").write_bytes(b"half")
+        >>> [p.name for p in remove_stale_tmp(d)], sorted(d.iterdir())
+        (['.checkpoint.tmp.pt'], [])
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*") if recursive else folder.glob(".*")
+    removed = []
+    for p in sorted(found):
+        if is_tmp_name(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink()
+            removed.append(p)
+    return removed

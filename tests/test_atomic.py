@@ -1,0 +1,84 @@
+"""Atomic writes: a file is replaced whole or not at all, and stale temporary files are found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dnwgraph import _atomic
+from dnwgraph._atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    is_tmp_name,
+    remove_stale_tmp,
+)
+from dnwgraph._atomic import tmp_path as temporary_path
+
+
+def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    atomic_write_bytes(path, b"old")
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "checkpoint.pt"
+    atomic_write_bytes(path, b"good")
+
+    def half(f, data: bytes) -> None:
+        f.write(data[:2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_atomic, "_fill", half)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_bytes(path, b"better")
+    assert path.read_bytes() == b"good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_killed_write_leaves_only_a_temporary_that_is_cleaned(
+    tmp_path: Path, monkeypatch
+) -> None:
+    class Killed(BaseException):
+        pass
+
+    path = tmp_path / "epoch_0001.pt"
+    atomic_write_bytes(path, b"whole")
+
+    def kill(tmp: Path, target: Path) -> None:
+        raise Killed
+
+    monkeypatch.setattr(_atomic, "_commit", kill)
+    with pytest.raises(Killed):
+        atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"whole"
+    assert temporary_path(path).read_bytes() == b"new"  # what SIGKILL would leave
+    assert remove_stale_tmp(tmp_path) == [temporary_path(path)]
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch_0001.pt"]
+
+
+def test_atomic_path_keeps_the_extension_and_cleans_up_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "wiring.png"
+    with atomic_path(path) as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path and is_tmp_name(tmp.name)
+        tmp.write_bytes(b"png")
+    assert path.read_bytes() == b"png"
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("draw failed")
+    assert path.read_bytes() == b"png" and [p.name for p in tmp_path.iterdir()] == ["wiring.png"]
+
+
+def test_remove_stale_tmp_touches_only_its_own_names(tmp_path: Path) -> None:
+    keep = ["notes.tmp", "data.csv", ".hidden", ".config.yaml"]
+    for name in keep:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "wiring").mkdir()
+    stale = [tmp_path / ".checkpoint.tmp.pt", tmp_path / "wiring" / ".epoch_0002.tmp.pt"]
+    for p in stale:
+        p.write_bytes(b"")
+    assert remove_stale_tmp(tmp_path) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "wiring"])

@@ -1,0 +1,41 @@
+"""One error type for every user mistake: a ValueError the CLI reports in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import dnwgraph
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError, one_line
+
+
+def test_the_user_error_type_is_public_and_a_value_error() -> None:
+    assert "DNWGraphError" in dnwgraph.__all__
+    assert dnwgraph.DNWGraphError is DNWGraphError
+    assert issubclass(DNWGraphError, ValueError)
+    assert issubclass(DNWGraphTypeError, DNWGraphError) and issubclass(DNWGraphTypeError, TypeError)
+    assert issubclass(MissingDependencyError, ImportError)
+
+
+def test_every_package_error_is_a_dnwgraph_error() -> None:
+    from dnwgraph import CycleError
+    from dnwgraph.train import CheckpointError, ConfigError, DataError, RunExistsError
+
+    for cls in (CycleError, CheckpointError, ConfigError, DataError, RunExistsError):
+        assert issubclass(cls, DNWGraphError), cls
+    assert issubclass(RunExistsError, FileExistsError)  # kept for older callers
+
+
+def test_importing_the_error_type_does_not_import_torch() -> None:
+    code = "import dnwgraph.errors, sys; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [("a\nb\n\n  c ", "a | b | c"), ("one", "one"), ("", "ValueError")],
+)
+def test_one_line(message: str, expected: str) -> None:
+    assert one_line(ValueError(message)) == expected

@@ -1,0 +1,181 @@
+"""The run directory: what --overwrite may replace, what the tools may write, atomic creation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.train.rundir import (
+    RunExistsError,
+    check_new_run,
+    check_not_run_file,
+    clear_outputs,
+    is_run_dir,
+    owning_run,
+    start_run,
+)
+
+
+def _run(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "init.pt", "checkpoint.pt", "metrics.csv"):
+        (folder / name).write_text(name)
+    (folder / "wiring").mkdir(exist_ok=True)
+    (folder / "wiring" / "epoch_0000.pt").write_text("snap")
+    return folder
+
+
+def test_a_run_is_recognised_and_a_user_folder_is_not(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run")
+    assert is_run_dir(run)
+    (run / "figures").mkdir()
+    (run / ".checkpoint.tmp.pt").write_text("stale")
+    assert is_run_dir(run)
+    (run / "thesis.txt").write_text("years of work")
+    assert not is_run_dir(run)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.txt").write_text("years of work")
+    assert not is_run_dir(user) and not is_run_dir(tmp_path / "missing")
+    assert not is_run_dir(run / "config.yaml")
+
+
+def test_check_new_run_refuses_a_user_folder_even_with_overwrite(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.txt").write_text("years of work")
+    for overwrite in (False, True):
+        with pytest.raises(DNWGraphError, match=r"is not empty and is not a dnwgraph run .*thesis"):
+            check_new_run(user, overwrite)
+    run = _run(tmp_path / "run")
+    (run / "notes.md").write_text("mine")
+    with pytest.raises(
+        DNWGraphError, match=r"holds a run and files that are not part of it \(notes"
+    ):
+        check_new_run(run, overwrite=True)
+
+
+def test_check_new_run_refuses_files_and_paths_under_files(tmp_path: Path) -> None:
+    thesis = tmp_path / "thesis.txt"
+    thesis.write_text("years of work")
+    with pytest.raises(DNWGraphError, match="is a file, not a folder"):
+        check_new_run(thesis, overwrite=True)
+    with pytest.raises(DNWGraphError, match=r"cannot create .*thesis.txt' is a file"):
+        check_new_run(thesis / "run")
+    assert thesis.read_text() == "years of work"
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root writes")
+def test_check_new_run_refuses_an_unwritable_parent(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(DNWGraphError, match="is not writable"):
+            check_new_run(locked / "run")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_check_new_run_refuses_an_unwritable_parent_as_root_too(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(DNWGraphError, match="is not writable"):
+        check_new_run(tmp_path / "run")
+
+
+def test_run_exists_without_overwrite(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run")
+    with pytest.raises(RunExistsError, match="--resume .*--overwrite"):
+        check_new_run(run)
+    check_new_run(run, overwrite=True)
+    check_new_run(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_new_run(tmp_path / "empty")
+
+
+def test_overwrite_never_replaces_cwd_home_root_or_the_config_folder(
+    tmp_path: Path, monkeypatch
+) -> None:
+    run = _run(tmp_path / "run")
+    monkeypatch.chdir(run)
+    with pytest.raises(DNWGraphError, match="it is the working directory"):
+        check_new_run(Path("."), overwrite=True)
+    monkeypatch.chdir(run / "wiring")
+    with pytest.raises(DNWGraphError, match="working directory or holds it"):
+        check_new_run(Path(".."), overwrite=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(run))
+    with pytest.raises(DNWGraphError, match="it is the home directory"):
+        check_new_run(run, overwrite=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(DNWGraphError, match="holds the config file in use"):
+        check_new_run(run, overwrite=True, config_file=run / "config.yaml")
+    check_new_run(run, overwrite=True, config_file=tmp_path / "other.yaml")
+    assert is_run_dir(run)
+
+
+def test_owning_run_and_check_not_run_file(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run")
+    for own in ("metrics.csv", "checkpoint.pt", "config.yaml", "init.pt", "wiring",
+                "wiring/epoch_0000.pt", "wiring/x.png", "tensorboard/events"):  # fmt: skip
+        assert owning_run(run / own) == run, own
+        with pytest.raises(DNWGraphError, match=r"is a file of the run .*write it elsewhere"):
+            check_not_run_file(run / own)
+    for free in ("wiring.csv", "figures", "analysis/report.md", "export.graphml"):
+        assert owning_run(run / free) is None, free
+        check_not_run_file(run / free)
+    assert owning_run(tmp_path / "metrics.csv") is None  # not inside a run
+
+
+def test_start_run_creates_the_folder_with_its_config_at_once(tmp_path: Path) -> None:
+    seen = []
+
+    def write(folder: Path) -> None:
+        seen.append(folder)
+        assert not (tmp_path / "new").exists()  # the run appears only once complete
+        (folder / "config.yaml").write_text("cfg")
+
+    start_run(tmp_path / "new", write, overwrite=False)
+    assert seen[0].name == ".new.tmp" and (tmp_path / "new" / "config.yaml").read_text() == "cfg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+
+
+def test_a_kill_during_creation_leaves_no_run_and_is_cleaned_next_time(tmp_path: Path) -> None:
+    class Killed(BaseException):
+        pass
+
+    def killed(folder: Path) -> None:
+        (folder / ".config.tmp.yaml").write_text("half")
+        raise Killed
+
+    with pytest.raises(Killed):
+        start_run(tmp_path / "run", killed, overwrite=False)
+    assert not (tmp_path / "run").exists()
+    start_run(tmp_path / "run", lambda f: (f / "config.yaml").write_text("cfg"), overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.yaml"]
+
+
+def test_overwrite_drops_the_checkpoint_first_then_the_rest(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run")
+    (run / "figures").mkdir()
+
+    def write(folder: Path) -> None:
+        assert not (folder / "checkpoint.pt").exists()  # no old checkpoint beside a new config
+        (folder / "config.yaml").write_text("new")
+
+    start_run(run, write, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    assert (run / "config.yaml").read_text() == "new"
+
+
+def test_clear_outputs_touches_only_run_names(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run")
+    (run / "keep.txt").write_text("user")
+    clear_outputs(run)
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "keep.txt"]
