@@ -11,7 +11,14 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
-from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, wiring_matmul
+from dnwgraph.nn.aggregate import (
+    AggregationPlan,
+    EdgeSet,
+    accumulation_dtype,
+    no_autocast,
+    output_dtype,
+    wiring_matmul,
+)
 from dnwgraph.select import Selection, create_selection
 from dnwgraph.typing import Ratio, Scope
 
@@ -52,7 +59,10 @@ class WiringConv(MessagePassing):
             only and aggregates the edges leaving them. (default: ``None``)
         impl (str, optional): ``"sparse"`` (fused CSR matmul, the default), ``"scatter"``
             (per-edge messages via :meth:`message`, the oracle) or ``"dense"`` (a dense
-            masked :math:`N \times N` matrix, as in the reference code).
+            masked :math:`N \times N` matrix, as in the reference code).  Every ``impl``
+            takes ``float16``/``bfloat16`` models and :func:`torch.autocast`: ``sparse`` and
+            ``scatter`` sum the edges in ``float32``, ``dense`` uses a half matmul (BLAS
+            accumulates in ``float32``); under autocast the output has the autocast dtype.
         **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
@@ -198,35 +208,83 @@ class WiringConv(MessagePassing):
                 self._static[group] = (ids, self.local_index[src[ids]])
         return self._static[group]
 
-    def _all_edges(self, group: int | None) -> EdgeSet:
+    def _check_first_row(self, group: int | None, first_row: int) -> None:
+        """Every candidate leaving ``group`` must target a node >= ``first_row`` (once)."""
+        key = ("first_row", group, first_row)
+        if key in self._static:
+            return
+        if not isinstance(first_row, int) or not 0 <= first_row <= self.num_nodes:
+            raise ValueError(
+                f"'first_row' must be an int in [0, {self.num_nodes}] (got {first_row!r})"
+            )
+        ids, _ = self._group_edges(group)
+        dst = self.edge_index[1, ids]
+        if first_row > 0 and dst.numel() and int(dst.min()) < first_row:
+            bad = int(dst.min())
+            raise ValueError(
+                f"'first_row'={first_row} drops node {bad}, which a candidate edge "
+                f"{'' if group is None else f'leaving group {group} '}reaches"
+            )
+        self._static[key] = True
+
+    def _all_edges(self, group: int | None, first_row: int = 0) -> EdgeSet:
         """Gradient set of straight-through strategies: every candidate leaving ``group``."""
-        key = ("all", group)
+        key = ("all", group, first_row)
         if key not in self._static:
             ids, cols = self._group_edges(group)
-            self._static[key] = EdgeSet(self.edge_index[1, ids], cols, ids)
+            self._static[key] = EdgeSet(self.edge_index[1, ids] - first_row, cols, ids)
         return self._static[key]
 
-    def plan(self, group: int | None = None) -> AggregationPlan:
-        """The :class:`~dnwgraph.nn.aggregate.AggregationPlan` for the current weights."""
+    def plan(self, group: int | None = None, first_row: int = 0) -> AggregationPlan:
+        """The :class:`~dnwgraph.nn.aggregate.AggregationPlan` for the current weights (output
+        rows: the nodes from ``first_row`` on)."""
         self._refresh()
-        if group not in self._cache:
+        key = (group, first_row)
+        if key not in self._cache:
+            self._check_first_row(group, first_row)
             ids, cols = self._group_edges(group)
             keep = self._cache["mask"][ids]
             sel_ids = ids[keep]
-            selected = EdgeSet(self.edge_index[1, sel_ids], cols[keep], sel_ids)
-            grad = self._all_edges(group) if self.selection.straight_through else selected
-            self._cache[group] = AggregationPlan(
+            selected = EdgeSet(self.edge_index[1, sel_ids] - first_row, cols[keep], sel_ids)
+            if self.selection.straight_through:
+                grad = self._all_edges(group, first_row)
+            else:
+                grad = selected
+            self._cache[key] = AggregationPlan(
                 selected=selected,
                 grad=grad,
                 values=self.edge_weight.detach()[sel_ids],
-                num_nodes=self.num_nodes,
+                num_nodes=self.num_nodes - first_row,
                 num_src=self.num_nodes if group is None else self.group_sizes[group],
                 num_weights=self.num_edges,
             )
-        return self._cache[group]
+        return self._cache[key]
 
     # ----------------------------------------------------------------- forward
-    def forward(self, x: Tensor, group: int | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        group: int | None = None,
+        *,
+        first_row: int = 0,
+        add_to: Tensor | None = None,
+    ) -> Tensor:
+        r"""Aggregate ``x`` over the selected edges.
+
+        Args:
+            x (Tensor): features of every node ``[N, *]``, or of the nodes of group
+                ``group`` ``[|g|, *]``.
+            group (int, optional): source group of ``x`` (see ``source_groups``).
+            first_row (int, optional): compute only the output rows of nodes
+                ``first_row, ..., N - 1`` (every candidate edge leaving the group must reach
+                one of them, e.g. the nodes after a level of a DAG numbered level by level).
+                (default: ``0``)
+            add_to (Tensor, optional): ``[N - first_row, *]``, added to the output inside the
+                sparse product (:math:`\mathrm{add\_to} + A X`, one pass instead of two).
+
+        Returns:
+            Tensor: ``[N - first_row, *]``.
+        """
         if group is not None and not 0 <= group < self.num_groups:
             raise ValueError(f"'group' must be in [0, {self.num_groups}) (got {group})")
         rows = self.num_nodes if group is None else self.group_sizes[group]
@@ -234,23 +292,46 @@ class WiringConv(MessagePassing):
             what = "one per node" if group is None else f"one per node of group {group}"
             raise ValueError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")
         trailing = x.shape[1:]
+        out_rows = self.num_nodes - first_row
+        if add_to is not None and add_to.shape != (out_rows, *trailing):
+            raise ValueError(
+                f"'add_to' must have shape {(out_rows, *trailing)} (got {tuple(add_to.shape)})"
+            )
         x2d = x.reshape(rows, -1)
+        add2d = None if add_to is None else add_to.reshape(out_rows, -1)
         if self.impl == "sparse":
-            plan = self.plan(group)
-            out = self.propagate(plan.adj, x=x2d, edge_weight=self.edge_weight, plan=plan)
+            plan = self.plan(group, first_row)
+            out = self.propagate(
+                plan.adj, x=x2d, edge_weight=self.edge_weight, plan=plan, add_to=add2d
+            )
         else:
+            self._check_first_row(group, first_row)
             ids, cols = self._group_edges(group)
-            w = self._effective_weight()[ids]
-            dst = self.edge_index[1, ids]
-            if self.impl == "scatter":
-                edge_index = torch.stack([cols, dst])
-                out = self.propagate(
-                    edge_index, x=x2d, edge_weight=w, plan=None, size=(rows, self.num_nodes)
-                )
-            else:
-                dense = x2d.new_zeros(self.num_nodes, rows).index_put((dst, cols), w)
-                out = dense @ x2d
-        return out.view(self.num_nodes, *trailing)
+            dst = self.edge_index[1, ids] - first_row
+            out_dtype = output_dtype(x2d, self.edge_weight)
+            # scatter-add accumulates in its dtype (float32 for half); BLAS accumulates in
+            # float32 by itself, so the dense product runs in the output dtype
+            dtype = accumulation_dtype(out_dtype) if self.impl == "scatter" else out_dtype
+            with no_autocast(x.device):
+                w = self._effective_weight()[ids].to(dtype)
+                x2d = x2d.to(dtype)
+                if self.impl == "scatter":
+                    edge_index = torch.stack([cols, dst])
+                    out = self.propagate(
+                        edge_index,
+                        x=x2d,
+                        edge_weight=w,
+                        plan=None,
+                        add_to=None,
+                        size=(rows, out_rows),
+                    )
+                else:
+                    dense = x2d.new_zeros(out_rows, rows).index_put((dst, cols), w)
+                    out = dense @ x2d
+                if add2d is not None:
+                    out = add2d.to(dtype) + out
+            out = out.to(out_dtype)
+        return out.view(out_rows, *trailing)
 
     def _effective_weight(self) -> Tensor:
         """Masked weights whose gradient follows the strategy's rule (non-fused paths)."""
@@ -265,10 +346,15 @@ class WiringConv(MessagePassing):
         return edge_weight.view(-1, 1) * x_j
 
     def message_and_aggregate(
-        self, edge_index: Tensor, x: Tensor, edge_weight: Tensor, plan: AggregationPlan | None
+        self,
+        edge_index: Tensor,
+        x: Tensor,
+        edge_weight: Tensor,
+        plan: AggregationPlan | None,
+        add_to: Tensor | None,
     ) -> Tensor:
         assert plan is not None, "the fused path is reached through forward()"
-        return wiring_matmul(x, edge_weight, plan)
+        return wiring_matmul(x, edge_weight, plan, add_to=add_to)
 
     def __repr__(self) -> str:
         return (

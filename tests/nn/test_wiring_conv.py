@@ -171,9 +171,7 @@ def test_gradcheck_float64():
     w = full.edge_weight.detach().clone().requires_grad_(True)
 
     def fn(x, w):  # a plan carries the selected values, so rebuild it for each perturbed w
-        fresh = dataclasses.replace(
-            plan, values=w.detach()[plan.selected.ids], _adj=None, _adj_t=None
-        )
+        fresh = dataclasses.replace(plan, values=w.detach()[plan.selected.ids])
         return wiring_matmul(x, w, fresh)
 
     assert torch.autograd.gradcheck(fn, (x, w))
@@ -315,3 +313,37 @@ def test_inference_never_cuts_gradient_blocks():
         conv(torch.randn(11, 2))
     plan = conv.plan()
     assert plan.selected._blocks is None and plan.grad._blocks is None
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_first_row_and_add_to_equal_slicing_and_adding(impl):
+    """conv(z, group, first_row=r, add_to=y) == y + conv(z, group)[r:], values and gradients."""
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 5])
+    levels = wiring.levels()
+    conv = WiringConv(wiring, ratio=20, source_groups=levels, impl=impl).double()
+    z = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(5, 2, 3, dtype=torch.float64)
+    out = conv(z, group=1, first_row=7, add_to=y)
+    (out * g).sum().backward()
+    grads = (z.grad.clone(), y.grad.clone(), conv.edge_weight.grad.clone())
+    z.grad = y.grad = conv.edge_weight.grad = None
+    ref = y + conv(z, group=1)[7:]
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    for a, b in zip(grads, (z.grad, y.grad, conv.edge_weight.grad), strict=True):
+        torch.testing.assert_close(a, b)
+    assert conv(z, group=1, first_row=7).shape == (5, 2, 3)
+
+
+def test_first_row_errors():
+    wiring = block_dag([3, 4, 5])
+    conv = WiringConv(wiring, ratio=20, source_groups=wiring.levels())
+    z = torch.randn(3, 2)
+    with pytest.raises(ValueError, match=r"'first_row'=4 drops node 3, which a candidate edge"):
+        conv(z, group=0, first_row=4)
+    with pytest.raises(ValueError, match=r"'first_row' must be an int in \[0, 12\]"):
+        conv(z, group=0, first_row=13)
+    with pytest.raises(ValueError, match=r"'add_to' must have shape \(9, 2\)"):
+        conv(z, group=0, first_row=3, add_to=torch.zeros(12, 2))
