@@ -57,6 +57,12 @@ class WiringConv(MessagePassing):
         source_groups (list of LongTensor, optional): disjoint node sets (e.g. topological
             levels).  ``forward(x, group=i)`` then takes ``x`` for the nodes of group ``i``
             only and aggregates the edges leaving them. (default: ``None``)
+        grad_every (int, optional): for straight-through strategies (``dnw``, ``complete``),
+            compute the all-candidate gradient only for every ``grad_every``-th set of weights
+            (i.e. optimizer step: the first, the ``1 + grad_every``-th, ...); in between
+            only the selected edges get their (exact) gradient and the others exactly zero.
+            Cheaper steps where the candidates far outnumber the selected edges; ``1`` is
+            plain DNW. (default: ``1``)
         impl (str, optional): ``"sparse"`` (fused CSR matmul, the default), ``"scatter"``
             (per-edge messages via :meth:`message`, the oracle) or ``"dense"`` (a dense
             masked :math:`N \times N` matrix, as in the reference code).  Every ``impl``
@@ -94,12 +100,18 @@ class WiringConv(MessagePassing):
         scope: Scope | None = None,
         source_groups: Sequence[Tensor] | None = None,
         impl: str = "sparse",
+        grad_every: int = 1,
         **selection_options: Any,
     ) -> None:
         super().__init__(aggr="add", node_dim=0)
         if impl not in IMPLS:
             raise ValueError(f"'impl' must be one of {list(IMPLS)} (got {impl!r})")
+        if isinstance(grad_every, bool) or not isinstance(grad_every, int) or grad_every < 1:
+            raise ValueError(f"'grad_every' must be a positive int (got {grad_every!r})")
         self.impl = impl
+        self.grad_every = grad_every
+        #: distinct weight states seen (one per optimizer step); drives ``grad_every``
+        self.weight_updates = 0
         self.num_nodes = int(wiring.num_nodes)
         edge_index = torch.as_tensor(wiring.edge_index).long().cpu()
         # Sort by (target, source) so that selected edges form CSR rows without a sort.
@@ -164,10 +176,12 @@ class WiringConv(MessagePassing):
         # cached plans hold sparse CSR tensors (not deep-copyable) and are cheap to rebuild
         state = self.__dict__.copy()
         state.update(_cache={}, _cache_key=None, _static={})
+        state["weight_updates"] -= self._cache_key is not None  # the copy re-selects once
         return state
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> WiringConv:
         super()._apply(fn, *args, **kwargs)
+        self.weight_updates -= self._cache_key is not None  # same weights, selected again
         self._cache_key, self._cache, self._static = None, {}, {}
         return self
 
@@ -190,6 +204,16 @@ class WiringConv(MessagePassing):
         if key is None or key != self._cache_key:
             self._cache = {"mask": self.selection(w)}
             self._cache_key = key
+            self.weight_updates += 1
+
+    @property
+    def all_candidate_grad(self) -> bool:
+        """Whether the current weights' backward pass gives every candidate its
+        straight-through gradient (``False``: only the selected edges get a gradient)."""
+        if not self.selection.straight_through:
+            return False
+        self._refresh()
+        return (self.weight_updates - 1) % self.grad_every == 0
 
     def active_mask(self) -> Tensor:
         """Boolean mask ``[E]`` of the edges the forward pass uses for the current weights."""
@@ -246,7 +270,7 @@ class WiringConv(MessagePassing):
             keep = self._cache["mask"][ids]
             sel_ids = ids[keep]
             selected = EdgeSet(self.edge_index[1, sel_ids] - first_row, cols[keep], sel_ids)
-            if self.selection.straight_through:
+            if self.all_candidate_grad:
                 grad = self._all_edges(group, first_row)
             else:
                 grad = selected
@@ -337,7 +361,7 @@ class WiringConv(MessagePassing):
         """Masked weights whose gradient follows the strategy's rule (non-fused paths)."""
         mask = self.active_mask().to(self.edge_weight.dtype)
         w = self.edge_weight
-        if self.selection.straight_through:
+        if self.all_candidate_grad:
             # value w*m, gradient 1 for every candidate
             return w * mask + (w - w.detach()) * (1 - mask)
         return w * mask
@@ -360,5 +384,6 @@ class WiringConv(MessagePassing):
         return (
             f"{self.__class__.__name__}(num_nodes={self.num_nodes}, "
             f"num_edges={self.num_edges}, k={self.k}, selection={self.selection.name!r}, "
-            f"impl={self.impl!r})"
+            f"impl={self.impl!r}"
+            + (f", grad_every={self.grad_every})" if self.grad_every > 1 else ")")
         )
