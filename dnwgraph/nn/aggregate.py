@@ -29,6 +29,7 @@ dtype, which is also the output's; the weight gradient keeps the weight's dtype.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,9 +47,6 @@ DENSE_FACTOR = 8
 ROW_BLOCK = 128
 #: Largest dense block of :math:`G X^\top` formed at once, in elements (128 MB in float32).
 MAX_DENSE_ELEMENTS = 2**25
-#: Columns of :math:`X` per sparse product on a CPU.  MKL's CSR product streams a whole row of
-#: :math:`X` per edge; in column chunks the source rows of a chunk stay in the L2 cache.
-SPMM_COLUMNS = 512
 
 
 #: Dtypes aggregated in float32 (see the module docstring).
@@ -77,6 +75,8 @@ def output_dtype(x: Tensor, weight: Tensor) -> torch.dtype:
 
 def no_autocast(device: torch.device) -> Any:
     """A context without autocast on ``device`` (the kernels choose their dtypes)."""
+    if not torch.is_autocast_enabled(device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device.type, enabled=False)
 
 
@@ -261,26 +261,16 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
 
 
 def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
-    r""":math:`A X` (or :math:`Y + A X`) for a sparse CSR :math:`A` ``[R, S]`` and a dense
-    row-major :math:`X` ``[S, F]``; on a CPU, in chunks of :data:`SPMM_COLUMNS` columns
-    (views in and out, no copies).
+    r""":math:`A X` (or :math:`Y + A X`, the sum in the product's output buffer) for a sparse
+    :math:`A` ``[R, S]`` (see :meth:`AggregationPlan.matrix` for the layouts) and a dense
+    :math:`X` ``[S, F]``.
 
     Example:
-        >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse_csr()
+        >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse()
         >>> spmm(a, torch.tensor([[1.0], [3.0]])).view(-1).tolist()
         [6.0, 1.0]
     """
-    f = x.size(1)
-    if x.device.type != "cpu" or f <= 2 * SPMM_COLUMNS:
-        return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
-    out = x.new_empty(a.size(0), f)
-    for c0 in range(0, f, SPMM_COLUMNS):
-        cols = slice(c0, c0 + SPMM_COLUMNS)
-        if add_to is None:
-            torch.mm(a, x[:, cols], out=out[:, cols])
-        else:
-            torch.addmm(add_to[:, cols], a, x[:, cols], out=out[:, cols])
-    return out
+    return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
 
 
 def _rows(t: Tensor, index: Tensor, rng: tuple[int, int] | None) -> Tensor:
@@ -327,7 +317,7 @@ class AggregationPlan:
     num_nodes: int
     num_src: int
     num_weights: int
-    _mats: dict[tuple[torch.dtype, bool], Tensor] = field(
+    _mats: dict[tuple[torch.dtype, bool, torch.layout], Tensor] = field(
         default_factory=dict, init=False, repr=False
     )
 
@@ -335,26 +325,46 @@ class AggregationPlan:
     def adj(self) -> Tensor:
         """Sparse CSR :math:`A` of shape ``[num_nodes, num_src]``, in the accumulation dtype
         of the weights."""
-        return self.matrix(accumulation_dtype(self.values.dtype))
+        return self.matrix(accumulation_dtype(self.values.dtype), layout=torch.sparse_csr)
 
     @property
     def adj_t(self) -> Tensor:
         """Sparse CSR :math:`A^\\top` of shape ``[num_src, num_nodes]`` (built on demand)."""
-        return self.matrix(accumulation_dtype(self.values.dtype), transpose=True)
+        dtype = accumulation_dtype(self.values.dtype)
+        return self.matrix(dtype, transpose=True, layout=torch.sparse_csr)
 
-    def matrix(self, dtype: torch.dtype, transpose: bool = False) -> Tensor:
-        """:math:`A` (or :math:`A^\\top`) as a sparse CSR matrix with values of ``dtype``,
-        built once per dtype and kept with the plan."""
-        key = (dtype, transpose)
+    def matrix(
+        self, dtype: torch.dtype, transpose: bool = False, layout: torch.layout | None = None
+    ) -> Tensor:
+        """:math:`A` (or :math:`A^\\top`) as a sparse matrix with values of ``dtype``, built
+        once per dtype and layout and kept with the plan.
+
+        The default layout is the fastest product of the device: coalesced COO on a CPU
+        (PyTorch's own kernel: one vectorised ``axpy`` of a row of :math:`X` per edge, rows
+        in parallel; 2-3x faster than MKL's CSR product here, and 3-10x on :math:`A^\\top`),
+        CSR elsewhere (cuSPARSE).
+        """
+        if layout is None:
+            cpu = self.values.device.type == "cpu"
+            layout = torch.sparse_coo if cpu else torch.sparse_csr
+        key = (dtype, transpose, layout)
         if key not in self._mats:
             sel, values = self.selected, self.values.to(dtype)
-            if not transpose:
-                size = (self.num_nodes, self.num_src)
-                self._mats[key] = csr(sel.rows, sel.cols, values, size)
-            else:
-                perm = torch.argsort(sel.cols, stable=True)
+            rows, cols, size = sel.rows, sel.cols, (self.num_nodes, self.num_src)
+            if transpose:
+                perm = torch.argsort(cols, stable=True)
+                rows, cols, values = cols[perm], rows[perm], values[perm]
                 size = (self.num_src, self.num_nodes)
-                self._mats[key] = csr(sel.cols[perm], sel.rows[perm], values[perm], size)
+            if layout == torch.sparse_coo:  # (row, col) sorted and unique: coalesced
+                self._mats[key] = torch.sparse_coo_tensor(
+                    torch.stack([rows, cols]),
+                    values,
+                    size,
+                    is_coalesced=True,
+                    check_invariants=False,
+                )
+            else:
+                self._mats[key] = csr(rows, cols, values, size)
         return self._mats[key]
 
 
@@ -399,6 +409,28 @@ class _WiringMatmul(torch.autograd.Function):
             if ctx.needs_input_grad[2]:
                 grad_add = grad_out.to(ctx.add_dtype)
         return grad_x, grad_w, grad_add, None, None
+
+
+@torch.no_grad()
+def accumulate_(out: Tensor, x: Tensor, plan: AggregationPlan) -> Tensor:
+    r""":math:`Y \leftarrow Y + A_{\mathcal{A}} X` in place, without autograd (inference).
+
+    Args:
+        out (Tensor): :math:`Y`, shape ``[num_nodes, F]``, updated in place.
+        x (Tensor): node features, shape ``[num_src, F]``.
+        plan (AggregationPlan): the selected edges.
+
+    Returns:
+        Tensor: ``out``.
+    """
+    acc = accumulation_dtype(out.dtype)
+    with no_autocast(x.device):
+        a = plan.matrix(acc)
+        if out.dtype == acc and out.is_contiguous():
+            torch.addmm(out, a, x.to(acc), out=out)  # the product adds into out's memory
+        else:  # summed in the accumulation dtype and rounded once, as wiring_matmul does
+            out.copy_(spmm(a, x.to(acc), out.to(acc)))
+    return out
 
 
 def wiring_matmul(

@@ -152,6 +152,10 @@ class LevelExecutor(nn.Module):
         sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
         level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
         once at the end."""
+        if not torch.is_grad_enabled() or not (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        ):
+            return self._forward_chain_inplace(x)
         n = self.num_nodes
         done: list[Tensor] = []
         rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
@@ -163,6 +167,16 @@ class LevelExecutor(nn.Module):
             rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
             start = hi
         return torch.cat([*done, rest])
+
+    def _forward_chain_inplace(self, x: Tensor) -> Tensor:
+        """The chain without autograd: one copy of ``x``, every level added into it in place
+        (no per-level output buffers, no concatenation)."""
+        acc = x.clone(memory_format=torch.contiguous_format)
+        for i, op in enumerate(self.node_ops):
+            lo, size = self._ranges[i]  # type: ignore[misc]
+            hi = lo + size
+            self.conv.accumulate_(acc[hi:], op(acc[lo:hi]), group=i, first_row=hi)
+        return acc
 
     def node_outputs(self, x: Tensor) -> Tensor:
         r"""Every node's output :math:`Z` ``[N, B, *S]`` (zero for nodes without a node op),

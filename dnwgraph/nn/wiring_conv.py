@@ -14,6 +14,7 @@ from torch_geometric.nn import MessagePassing
 from dnwgraph.nn.aggregate import (
     AggregationPlan,
     EdgeSet,
+    accumulate_,
     accumulation_dtype,
     no_autocast,
     output_dtype,
@@ -324,10 +325,10 @@ class WiringConv(MessagePassing):
         x2d = x.reshape(rows, -1)
         add2d = None if add_to is None else add_to.reshape(out_rows, -1)
         if self.impl == "sparse":
+            # the fused product directly: PyG's propagate() machinery (argument inspection,
+            # hooks) costs more than the product itself on small graphs
             plan = self.plan(group, first_row)
-            out = self.propagate(
-                plan.adj, x=x2d, edge_weight=self.edge_weight, plan=plan, add_to=add2d
-            )
+            out = wiring_matmul(x2d, self.edge_weight, plan, add_to=add2d)
         else:
             self._check_first_row(group, first_row)
             ids, cols = self._group_edges(group)
@@ -356,6 +357,32 @@ class WiringConv(MessagePassing):
                     out = add2d.to(dtype) + out
             out = out.to(out_dtype)
         return out.view(out_rows, *trailing)
+
+    @torch.no_grad()
+    def accumulate_(
+        self, out: Tensor, x: Tensor, group: int | None = None, *, first_row: int = 0
+    ) -> Tensor:
+        """``out += self(x, group, first_row=first_row)`` in place and without autograd (for
+        inference: no output buffer, no separate addition).
+
+        Args:
+            out (Tensor): ``[N - first_row, *]``, updated in place.
+            x (Tensor): as for :meth:`forward`.
+
+        Returns:
+            Tensor: ``out``.
+        """
+        if self.impl != "sparse" or not out.is_contiguous():  # rounded as forward() rounds
+            return out.copy_(self(x, group, first_row=first_row, add_to=out))
+        rows = self.num_nodes if group is None else self.group_sizes[group]
+        if x.size(0) != rows or out.size(0) != self.num_nodes - first_row:
+            raise ValueError(
+                f"'x' must have {rows} rows and 'out' {self.num_nodes - first_row} "
+                f"(got {tuple(x.shape)} and {tuple(out.shape)})"
+            )
+        plan = self.plan(group, first_row)
+        accumulate_(out.view(out.size(0), -1), x.reshape(rows, -1), plan)
+        return out
 
     def _effective_weight(self) -> Tensor:
         """Masked weights whose gradient follows the strategy's rule (non-fused paths)."""

@@ -76,13 +76,26 @@ def test_complete_blocks_are_views_and_merge(monkeypatch):
 
 
 @pytest.mark.parametrize("with_add", [False, True])
-def test_spmm_column_chunks_agree(monkeypatch, with_add):
-    """Chunks of 3 columns (views in and out) give the plain sparse product (+ the sum)."""
-    monkeypatch.setattr(agg, "SPMM_COLUMNS", 3)
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_spmm_layouts_agree(layout, with_add):
+    """The plan's COO (CPU default) and CSR matrices give the dense product (+ the sum)."""
     gen = torch.Generator().manual_seed(0)
     dense = torch.randn(6, 5, generator=gen, dtype=torch.float64)
     dense[dense.abs() < 0.8] = 0
+    rows, cols = dense.nonzero().t()
+    plan = agg.AggregationPlan(
+        selected=EdgeSet(rows, cols, torch.arange(rows.numel())),
+        grad=EdgeSet(rows, cols, torch.arange(rows.numel())),
+        values=dense[rows, cols],
+        num_nodes=6,
+        num_src=5,
+        num_weights=rows.numel(),
+    )
     x = torch.randn(5, 11, generator=gen, dtype=torch.float64)
+    g = torch.randn(6, 11, generator=gen, dtype=torch.float64)
     add = torch.randn(6, 11, generator=gen, dtype=torch.float64) if with_add else None
-    out = agg.spmm(dense.to_sparse_csr(), x, add)
-    torch.testing.assert_close(out, dense @ x + (0 if add is None else add))
+    a = plan.matrix(torch.float64, layout=layout)
+    assert a.layout == layout
+    torch.testing.assert_close(agg.spmm(a, x, add), dense @ x + (0 if add is None else add))
+    at = plan.matrix(torch.float64, transpose=True, layout=layout)
+    torch.testing.assert_close(agg.spmm(at, g), dense.t() @ g)

@@ -55,3 +55,20 @@ def test_chain_needs_level_ranges_reaching_forward():
     x = torch.randn(4, 2)
     assert ex(x).shape == (4, 2)
     assert LevelExecutor(block_dag([2, 2]), ratio=3, node_op="neuron")._chain
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("impl", ["sparse", "scatter"])
+def test_inference_chain_in_place_equals_autograd_chain(impl, dtype):
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 4, 2])
+    ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double()).to(dtype)
+    x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=dtype)
+    keep = x.clone()
+    with torch.no_grad():
+        inplace = ex(x)
+    assert torch.equal(x, keep)  # the input is not modified
+    ref = ex(x)  # autograd on: the out-of-place chain
+    assert ref.requires_grad and not inplace.requires_grad
+    tol = {} if dtype == torch.float64 else {"rtol": 2e-2, "atol": 2e-2}
+    torch.testing.assert_close(inplace, ref.detach(), **tol)

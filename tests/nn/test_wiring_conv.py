@@ -347,3 +347,18 @@ def test_first_row_errors():
         conv(z, group=0, first_row=13)
     with pytest.raises(ValueError, match=r"'add_to' must have shape \(9, 2\)"):
         conv(z, group=0, first_row=3, add_to=torch.zeros(12, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_accumulate_in_place_equals_forward(impl, dtype):
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 5])
+    conv = WiringConv(wiring, ratio=20, source_groups=wiring.levels(), impl=impl).to(dtype)
+    z = torch.randn(4, 2, 3, dtype=dtype)
+    y = torch.randn(5, 2, 3, dtype=dtype)
+    ref = y + conv(z, group=1, first_row=7).detach()
+    out = y.clone()
+    assert conv.accumulate_(out, z, group=1, first_row=7) is out
+    tol = {} if dtype == torch.float64 else {"rtol": 2e-2, "atol": 2e-2}
+    torch.testing.assert_close(out, ref, **tol)
