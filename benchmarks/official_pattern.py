@@ -8,10 +8,10 @@ does not run a dense :math:`N \times N` matmul per level.  Per forward pass it
   zero the smallest :math:`N^2 - k`; the backward pass is the identity, so every entry gets
   the straight-through gradient);
 * static graph: for every block :math:`[lo, hi)` of nodes, in ``[B, C, *S]`` layout, runs the
-  block's node op (InstanceNorm, ReLU, single-channel 3-wide convolution) on the first
+  block's node op (InstanceNorm, activation, single-channel 3-wide convolution) on the first
   :math:`hi - lo` channels of a shrinking state, then **one dense 1x1 convolution** with the
   slice ``w[hi:, lo:hi]`` (later nodes x block) and adds it to the remaining channels;
-* recurrent graph (discrete or continuous time): every step (or ODE evaluation) is ReLU,
+* recurrent graph (discrete or continuous time): every step (or ODE evaluation) is activation,
   single-channel convolution of all :math:`N` channels, the 1x1 convolution with the top-k
   weight (re-chosen at every call, as ``Graph.forward`` calls ``get_weight``), InstanceNorm.
 
@@ -112,6 +112,7 @@ class OfficialStatic(_Official):
         super().__init__(model, dim)
         self.blocks: list[tuple[int, int]] = []
         self.norms = nn.ModuleList()
+        self.act = copy.deepcopy(ex.node_ops[0].act)
         dw = torch.zeros(self.num_nodes, 1, *ex.node_ops[0].conv.weight.shape[2:])
         for rng, op in zip(ex._ranges, ex.node_ops, strict=True):
             assert rng is not None and op._steps == ["norm", "act", "conv"]
@@ -128,14 +129,14 @@ class OfficialStatic(_Official):
         conv = _conv(self.dim)
         for (lo, hi), norm in zip(self.blocks, self.norms, strict=True):
             size = hi - lo
-            a = torch.relu(norm(x[:, :size]))
+            a = self.act(norm(x[:, :size]))
             a = conv(a, self.dw[lo:hi], padding=self.pad, groups=size)
             x = x[:, size:] + conv(a, w[hi:, lo:hi])
         return self.read(x)
 
 
 class _OfficialStep(nn.Module):
-    """ReLU, single-channel convolution, 1x1 convolution with a fresh top-k, InstanceNorm."""
+    """Activation, single-channel convolution, 1x1 convolution with a fresh top-k, norm."""
 
     def __init__(self, owner: _Official, model: nn.Module) -> None:
         super().__init__()
@@ -143,13 +144,14 @@ class _OfficialStep(nn.Module):
         assert step.node_op._steps == ["act", "conv"] and step.norm._steps == ["norm"]
         self.owner = [owner]  # not a submodule: the weight is registered on the owner
         self.dw = nn.Parameter(step.node_op.conv.weight.detach().clone())
+        self.act = copy.deepcopy(step.node_op.act)
         self.norm = copy.deepcopy(step.norm.norm)
         self.pad = self.dw.size(-1) // 2
 
     def forward(self, t: Any, x: Tensor) -> Tensor:
         owner = self.owner[0]
         conv = _conv(owner.dim)
-        a = conv(torch.relu(x), self.dw, padding=self.pad, groups=x.size(1))
+        a = conv(self.act(x), self.dw, padding=self.pad, groups=x.size(1))
         return self.norm(conv(a, TopEdges.apply(owner.weight, owner.k)))
 
 

@@ -373,7 +373,7 @@ class WiringConv(MessagePassing):
             Tensor: ``out``.
         """
         if self.impl != "sparse" or not out.is_contiguous():  # rounded as forward() rounds
-            return out.copy_(self(x, group, first_row=first_row, add_to=out))
+            return out.copy_(self(x, group=group, first_row=first_row, add_to=out))
         rows = self.num_nodes if group is None else self.group_sizes[group]
         if x.size(0) != rows or out.size(0) != self.num_nodes - first_row:
             raise ValueError(
