@@ -134,7 +134,7 @@ class NeuralGraphClassifier(nn.Module):
         if s.size(1) != n_in or not torch.equal(self.stem_index, identity):
             s = s.index_select(1, self.stem_index)
         state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
-        return state.index_copy(0, self.input_nodes, s.transpose(0, 1))
+        return state.index_copy_(0, self.input_nodes, s.transpose(0, 1))  # no copy of zeros
 
     def read(self, state: Tensor) -> Tensor:
         """Logits ``[B, num_classes]`` from the features of the output nodes in ``state``."""
