@@ -138,7 +138,11 @@ class NeuralGraphClassifier(nn.Module):
 
     def read(self, state: Tensor) -> Tensor:
         """Logits ``[B, num_classes]`` from the features of the output nodes in ``state``."""
-        return self.head(self.readout(state.index_select(0, self.output_nodes)))
+        return self.read_outputs(state.index_select(0, self.output_nodes))
+
+    def read_outputs(self, outputs: Tensor) -> Tensor:
+        """Logits ``[B, num_classes]`` from the output nodes' features ``[n_out, B, *S]``."""
+        return self.head(self.readout(outputs))
 
     @property
     def wiring_convs(self) -> list[nn.Module]:

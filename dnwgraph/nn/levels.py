@@ -109,6 +109,8 @@ class LevelExecutor(nn.Module):
             lo, hi = int(g[0]), int(g[-1]) + 1
             self._ranges.append((lo, hi - lo) if hi - lo == g.numel() else None)
         self._chain = self._is_chain()
+        self._rows_key: tuple[object, ...] | None = None
+        self._rows_min = 0
 
     def _is_chain(self) -> bool:
         """Whether the levels are ascending node ranges whose edges all reach later ranges:
@@ -131,21 +133,29 @@ class LevelExecutor(nn.Module):
         """Node ids of every executed level (nodes with outgoing candidates), ascending."""
         return [getattr(self, f"group_{i}") for i in range(len(self.node_ops))]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Run every level on the initial inputs ``x`` ``[N, B, *S]``.
+
+        Args:
+            x (Tensor): initial node inputs ``[N, B, *S]``.
+            rows (LongTensor, optional): return only the accumulated inputs of these nodes,
+                ``[len(rows), B, *S]`` (e.g. the output nodes: the other rows are then never
+                assembled, nor their zero gradients). (default: ``None``, every node)
+        """
         if x.dim() < 2 or x.size(0) != self.num_nodes:
             raise ValueError(
                 f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
             )
         if self._chain:
-            return self._forward_chain(x)
+            return self._forward_chain(x, rows)
         acc = x
         for i, op in enumerate(self.node_ops):
             rng = self._ranges[i]
             inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
             acc = acc + self.conv(op(inputs), group=i)
-        return acc
+        return acc if rows is None else acc.index_select(0, rows)
 
-    def _forward_chain(self, x: Tensor) -> Tensor:
+    def _forward_chain(self, x: Tensor, rows: Tensor | None) -> Tensor:
         r"""The same sums when level :math:`l` is the node range :math:`[lo_l, hi_l)` and its
         edges reach only nodes :math:`\ge hi_l`: the inputs of the nodes after the level are
         updated as :math:`I_{\ge hi} \leftarrow I_{\ge hi} + A_{\ge hi, l}\, Z_l` in one
@@ -155,7 +165,8 @@ class LevelExecutor(nn.Module):
         if not torch.is_grad_enabled() or not (
             x.requires_grad or any(p.requires_grad for p in self.parameters())
         ):
-            return self._forward_chain_inplace(x)
+            acc = self._forward_chain_inplace(x)
+            return acc if rows is None else acc.index_select(0, rows)
         n = self.num_nodes
         done: list[Tensor] = []
         rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
@@ -166,7 +177,19 @@ class LevelExecutor(nn.Module):
             done += [before, inputs]
             rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
             start = hi
-        return torch.cat([*done, rest])
+        if rows is None:
+            return torch.cat([*done, rest])
+        if self._rows_from(rows) >= start:  # all in the last block: no concatenation
+            return rest.index_select(0, rows - start)
+        return torch.cat([*done, rest]).index_select(0, rows)
+
+    def _rows_from(self, rows: Tensor) -> int:
+        """The smallest of ``rows`` (cached for the same tensor, e.g. a model's output nodes,
+        so that a GPU is not synchronised every forward)."""
+        key = (rows.data_ptr(), rows._version, rows.numel(), rows.device)
+        if self._rows_key != key:
+            self._rows_key, self._rows_min = key, int(rows.min()) if rows.numel() else 0
+        return self._rows_min
 
     def _forward_chain_inplace(self, x: Tensor) -> Tensor:
         """The chain without autograd: one copy of ``x``, every level added into it in place

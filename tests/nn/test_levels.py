@@ -17,9 +17,9 @@ def randomize(ex, seed=0):
     return ex
 
 
-def run(ex, x, g):
+def run(ex, x, g, rows=None):
     x = x.clone().requires_grad_(True)
-    out = ex(x)
+    out = ex(x) if rows is None else ex(x, rows=rows)
     (out * g).sum().backward()
     return out, x.grad, [p.grad for p in ex.parameters()]
 
@@ -72,3 +72,26 @@ def test_inference_chain_in_place_equals_autograd_chain(impl, dtype):
     assert ref.requires_grad and not inplace.requires_grad
     tol = {} if dtype == torch.float64 else {"rtol": 2e-2, "atol": 2e-2}
     torch.testing.assert_close(inplace, ref.detach(), **tol)
+
+
+@pytest.mark.parametrize("chain", [True, False])
+@pytest.mark.parametrize("rows", [[12, 11], [0, 12, 5]])  # last block only / anywhere
+def test_rows_equal_indexing_the_full_result(rows, chain):
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 4, 2])
+    ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
+    ex._chain = chain
+    rows = torch.tensor(rows)
+    x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
+    g = torch.randn(len(rows), 2, 3, 3, dtype=torch.float64)
+    full = copy.deepcopy(ex)
+    out, gx, gp = run(ex, x, g, rows=rows)
+    ref, rx, rp = run(
+        full, x, torch.zeros(wiring.num_nodes, 2, 3, 3).double().index_copy(0, rows, g)
+    )
+    torch.testing.assert_close(out, ref[rows])
+    torch.testing.assert_close(gx, rx)
+    for a, b in zip(gp, rp, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(ex(x, rows=rows), ref[rows].detach())
