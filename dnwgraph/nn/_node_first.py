@@ -86,10 +86,26 @@ def conv(module: nn.Module, x: Tensor) -> Tensor | None:
     return out.view(n, b, *out.shape[2:])
 
 
+def _hooked(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs hooks (e.g. the MAC counter's), which the functional
+    form would skip."""
+    glob = nn.modules.module
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or getattr(module, "_backward_pre_hooks", None)
+        or getattr(glob, "_global_forward_hooks", None)
+        or getattr(glob, "_global_forward_pre_hooks", None)
+        or getattr(glob, "_global_backward_hooks", None)
+    )
+
+
 def apply(module: nn.Module, x: Tensor) -> Tensor:
     """``module`` (a norm or a single-channel convolution over the nodes) on ``x``
-    ``[n, B, *S]``, as ``module(x.transpose(0, 1)).transpose(0, 1)`` computes it."""
-    if x.is_contiguous():
+    ``[n, B, *S]``, as ``module(x.transpose(0, 1)).transpose(0, 1)`` computes it (and that
+    way, when the module has hooks)."""
+    if x.is_contiguous() and not _hooked(module):
         fn = norm if isinstance(module, _INSTANCE + _BATCH) else conv
         out = fn(module, x)
         if out is not None:

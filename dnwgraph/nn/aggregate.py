@@ -157,6 +157,7 @@ class EdgeSet:
     cols: Tensor
     ids: Tensor
     _blocks: list[_Block] | None = field(default=None, init=False, repr=False)
+    _covers: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def blocks(self) -> list[_Block]:
@@ -215,6 +216,15 @@ class EdgeSet:
         torch.cumsum(counts, 0, out=crow[1:])
         rows = urows[r0:r1]
         self._blocks.append(_Block(e0, e1, rows, crow=crow, row_range=_range(rows)))
+
+    def covers(self, num_weights: int) -> bool:
+        """Whether ``ids`` is ``0, 1, ..., num_weights - 1`` (checked once)."""
+        if self._covers is None:
+            ids = self.ids
+            self._covers = ids.numel() == num_weights and bool(
+                (ids == torch.arange(num_weights, device=ids.device)).all()
+            )
+        return self._covers
 
     @property
     def dense(self) -> bool:
@@ -403,8 +413,11 @@ class _WiringMatmul(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 grad_x = spmm(plan.matrix(acc, transpose=True), g).to(x.dtype)
             if ctx.needs_input_grad[1]:
-                grad_w = g.new_zeros(plan.num_weights)
-                grad_w.index_copy_(0, plan.grad.ids, sddmm(g, x.to(acc), plan.grad))
+                values = sddmm(g, x.to(acc), plan.grad)
+                if plan.grad.covers(plan.num_weights):  # every weight, in order
+                    grad_w = values
+                else:
+                    grad_w = g.new_zeros(plan.num_weights).index_copy_(0, plan.grad.ids, values)
                 grad_w = grad_w.to(ctx.w_dtype)
             if ctx.needs_input_grad[2]:
                 grad_add = grad_out.to(ctx.add_dtype)

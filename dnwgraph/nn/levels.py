@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.nn._node_first import _hooked
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.wiring_conv import WiringConv
 from dnwgraph.typing import Ratio, Scope
@@ -162,9 +163,10 @@ class LevelExecutor(nn.Module):
         sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
         level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
         once at the end."""
-        if not torch.is_grad_enabled() or not (
+        no_grad = not torch.is_grad_enabled() or not (
             x.requires_grad or any(p.requires_grad for p in self.parameters())
-        ):
+        )
+        if no_grad and not _hooked(self.conv):  # accumulate_ would skip the conv's hooks
             acc = self._forward_chain_inplace(x)
             return acc if rows is None else acc.index_select(0, rows)
         n = self.num_nodes

@@ -252,6 +252,34 @@ class WiringConv(MessagePassing):
             )
         self._static[key] = True
 
+    def _selected_edges(self, group: int | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Target, source row and id of the selected edges leaving ``group``, sorted by
+        (target, source).  With source groups, all groups are gathered in one pass per
+        selection (edges ordered by group once) and each group takes its slice."""
+        if group is None:
+            ids = torch.nonzero(self._cache["mask"]).view(-1)
+            return self.edge_index[1, ids], self.edge_index[0, ids], ids
+        if "by_group" not in self._cache:
+            if "order" not in self._static:
+                # edges by (group, target, source); edges of no group last
+                g = self.group_of_node[self.edge_index[0]]
+                g = torch.where(g < 0, self.num_groups, g)
+                order = torch.argsort(g, stable=True)
+                src = self.edge_index[0, order]
+                self._static["order"] = (order, self.edge_index[1, order], self.local_index[src])
+                self._static["group_end"] = torch.cumsum(
+                    torch.bincount(g, minlength=self.num_groups + 1), 0
+                )
+            order, dst, cols = self._static["order"]
+            keep = self._cache["mask"][order]
+            pos = torch.nonzero(keep).view(-1)
+            kept = torch.cat([keep.new_zeros(1, dtype=torch.long), torch.cumsum(keep, 0)])
+            bounds = [0, *kept[self._static["group_end"]].tolist()]
+            self._cache["by_group"] = (bounds, dst[pos], cols[pos], order[pos])
+        bounds, dst, cols, ids = self._cache["by_group"]
+        a, b = bounds[group], bounds[group + 1]
+        return dst[a:b], cols[a:b], ids[a:b]
+
     def _all_edges(self, group: int | None, first_row: int = 0) -> EdgeSet:
         """Gradient set of straight-through strategies: every candidate leaving ``group``."""
         key = ("all", group, first_row)
@@ -267,10 +295,8 @@ class WiringConv(MessagePassing):
         key = (group, first_row)
         if key not in self._cache:
             self._check_first_row(group, first_row)
-            ids, cols = self._group_edges(group)
-            keep = self._cache["mask"][ids]
-            sel_ids = ids[keep]
-            selected = EdgeSet(self.edge_index[1, sel_ids] - first_row, cols[keep], sel_ids)
+            dst, cols, sel_ids = self._selected_edges(group)
+            selected = EdgeSet(dst - first_row if first_row else dst, cols, sel_ids)
             if self.all_candidate_grad:
                 grad = self._all_edges(group, first_row)
             else:

@@ -64,3 +64,14 @@ def test_uncovered_modules_fall_back():
     assert _node_first.conv(conv, x) is None
     norm = nn.InstanceNorm2d(N, track_running_stats=True)
     assert _node_first.norm(norm, x) is None
+
+
+def test_hooks_still_run():
+    """A module with a forward hook is called as a module (the transposed layout)."""
+    conv = nn.Conv2d(N, N, 3, padding=1, groups=N, bias=False)
+    seen = []
+    conv.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    x = torch.randn(N, B, 4, 4)
+    out = _node_first.apply(conv, x)
+    assert seen == [(B, N, 4, 4)]
+    torch.testing.assert_close(out, conv(x.transpose(0, 1)).transpose(0, 1))

@@ -362,3 +362,20 @@ def test_accumulate_in_place_equals_forward(impl, dtype):
     assert conv.accumulate_(out, z, group=1, first_row=7) is out
     tol = {} if dtype == torch.float64 else {"rtol": 2e-2, "atol": 2e-2}
     torch.testing.assert_close(out, ref, **tol)
+
+
+def test_groups_without_edges_and_nodes_outside_groups():
+    """Plans of every group, gathered in one pass, equal a per-group selection by hand."""
+    torch.manual_seed(0)
+    wiring = Wiring([(0, 3), (1, 3), (2, 4), (3, 4), (0, 4)], num_nodes=5)
+    groups = [torch.tensor([4]), torch.tensor([0, 2]), torch.tensor([3])]  # group 0: no edge
+    conv = WiringConv(wiring, ratio=3, source_groups=groups)
+    mask = conv.active_mask()
+    src, dst = conv.edge_index
+    for g, nodes in enumerate(groups):
+        plan = conv.plan(g)
+        ids = [e for e in range(5) if bool(mask[e]) and int(src[e]) in nodes.tolist()]
+        assert plan.selected.ids.tolist() == ids
+        assert plan.selected.rows.tolist() == dst[ids].tolist()
+        local = {int(v): i for i, v in enumerate(nodes)}
+        assert plan.selected.cols.tolist() == [local[int(src[e])] for e in ids]
