@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from dnwgraph.nn._node_first import _hooked
 from dnwgraph.nn.node_ops import create_node_op
@@ -172,10 +173,11 @@ class LevelExecutor(nn.Module):
         n = self.num_nodes
         done: list[Tensor] = []
         rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
+        workspace = _GradWorkspace(n)
         for i, op in enumerate(self.node_ops):
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
-            before, inputs, tail = rest.split([lo - start, size, n - hi])
+            before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
             done += [before, inputs]
             rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
             start = hi
@@ -213,3 +215,53 @@ class LevelExecutor(nn.Module):
             z = z.index_copy(0, g, out)
             acc = acc + self.conv(out, group=i)
         return z
+
+
+class _GradWorkspace:
+    """One ``[N, *]`` gradient buffer per backward pass of a chain: the gradient of every
+    level's remaining inputs is a view of it (no per-level concatenation)."""
+
+    def __init__(self, num_nodes: int) -> None:
+        self.num_nodes = num_nodes
+        self.splits = 0  # splits made in forward; the last one runs backward first
+        self.buffer: Tensor | None = None
+
+
+class _ChainSplit(torch.autograd.Function):
+    """``rest`` (the inputs of nodes ``start..N-1``) as views ``[start, lo)``, ``[lo, hi)``,
+    ``[hi, N)``.  Backward writes the three gradients into the chain's workspace, where the
+    gradient of ``[hi, N)`` already lies when the next level's split wrote it, and returns
+    the workspace rows ``[start, N)``: the gradients are assembled without a concatenation.
+    The last level's split (the first to run backward) starts a fresh buffer."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, rest: Tensor, start: int, lo: int, hi: int, workspace: _GradWorkspace
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        ctx.bounds = (start, lo, hi)
+        ctx.workspace = workspace
+        ctx.index = workspace.splits
+        workspace.splits += 1
+        n = workspace.num_nodes
+        return rest.split([lo - start, hi - lo, n - hi])
+
+    @staticmethod
+    @once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, *grads: Tensor | None
+    ) -> tuple[Tensor, None, None, None, None]:
+        start, lo, hi = ctx.bounds
+        ws: _GradWorkspace = ctx.workspace
+        like = next(g for g in grads if g is not None)
+        if ctx.index == ws.splits - 1 or ws.buffer is None:  # a new backward pass
+            ws.buffer = like.new_empty(ws.num_nodes, *like.shape[1:])
+        buf = ws.buffer
+        for (a, b), g in zip(((start, lo), (lo, hi), (hi, ws.num_nodes)), grads, strict=True):
+            if b == a:
+                continue
+            target = buf[a:b]
+            if g is None:
+                target.zero_()
+            elif not (g.data_ptr() == target.data_ptr() and g.stride() == target.stride()):
+                target.copy_(g)
+        return buf[start:], None, None, None, None

@@ -95,3 +95,26 @@ def test_rows_equal_indexing_the_full_result(rows, chain):
         torch.testing.assert_close(a, b)
     with torch.no_grad():
         torch.testing.assert_close(ex(x, rows=rows), ref[rows].detach())
+
+
+def test_chain_gradients_over_two_backward_passes():
+    """The chain's gradient workspace is fresh per backward pass (retain_graph)."""
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 4, 2])
+    ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
+    general = copy.deepcopy(ex)
+    general._chain = False
+    x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
+    g = torch.randn_like(x)
+    grads = []
+    for model in (ex, general):
+        xr = x.clone().requires_grad_(True)
+        out = model(xr)
+        (out * g).sum().backward(retain_graph=True)
+        first = xr.grad.clone()
+        (out * g).sum().backward()
+        torch.testing.assert_close(xr.grad, 2 * first)
+        grads.append((xr.grad, [p.grad for p in model.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b)
