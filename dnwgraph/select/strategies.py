@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dnwgraph.select.topk import check_scope, node_budget, resolve_k, topk_mask
+from dnwgraph.select.topk import check_scope, global_topk, node_budget, resolve_k, topk_mask
 from dnwgraph.typing import Ratio, Scope
 
 _REGISTRY: dict[str, type[Selection]] = {}
@@ -141,6 +141,7 @@ class Selection(torch.nn.Module):
         self.num_nodes = num_nodes
         self.num_edges = int(target.numel())
         self.register_buffer("target", target.long(), persistent=False)
+        self._threshold_hint: float | None = None  # last k-th largest |w| (speed only)
         self.budget: int | Tensor
         if scope == "global":
             self.budget = resolve_k(ratio, self.num_edges)
@@ -158,10 +159,16 @@ class Selection(torch.nn.Module):
         return self
 
     def topk(self, edge_weight: Tensor) -> Tensor:
-        """Mask of the top-k edges by :math:`|w|` under this strategy's budget and scope."""
-        return topk_mask(
-            edge_weight.detach().abs(), self.budget, scope=self.scope, target=self.target
-        )
+        """Mask of the top-k edges by :math:`|w|` under this strategy's budget and scope.
+
+        The previous call's threshold is the hint of the next (weights move little per step:
+        the selection then runs over a narrow band of scores); the mask does not depend on it.
+        """
+        score = edge_weight.detach().abs()
+        if self.scope == "global" and isinstance(self.budget, int) and self.budget < score.numel():
+            mask, self._threshold_hint = global_topk(score, self.budget, self._threshold_hint)
+            return mask
+        return topk_mask(score, self.budget, scope=self.scope, target=self.target)
 
     def forward(self, edge_weight: Tensor) -> Tensor:
         raise NotImplementedError
