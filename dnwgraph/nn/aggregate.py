@@ -6,7 +6,7 @@ Forward, over the selected edges :math:`\mathcal{A}`:
     \mathrm{out}_v = \sum_{(u, v) \in \mathcal{A}} w_{uv}\, x_u
     \qquad\text{i.e.}\qquad \mathrm{OUT} = A_{\mathcal{A}}\, X
 
-computed as one sparse-CSR times dense matmul: per-edge messages :math:`[E, F]` are never
+computed as one sparse times dense matmul: per-edge messages :math:`[E, F]` are never
 materialised.  Backward, with :math:`G = \partial L / \partial\,\mathrm{OUT}`:
 
 .. math::
@@ -20,11 +20,11 @@ rows and columns, :math:`G X^{\top}` is formed with BLAS (in row blocks of bound
 gathered at the edges; when it is sparse, one sampled matmul
 (:func:`torch.sparse.sampled_addmm`) at the CSR pattern of the edges.
 
-Half precision: ``float16`` and ``bfloat16`` inputs are aggregated in ``float32`` (the sparse
-kernels accumulate there: MKL's CSR product has no half kernel on CPU and sums of many edges
-lose precision in half) and the results are cast back, on every device.  Under
-:func:`torch.autocast` the aggregation behaves like a matmul: ``x`` is cast to the autocast
-dtype, which is also the output's; the weight gradient keeps the weight's dtype.
+Half precision: ``float16`` and ``bfloat16`` inputs are aggregated in ``float32`` (a half
+running sum of many edges loses digits; MKL's CSR product has no half kernel on a CPU
+either) and the results are rounded once, on every device.  Under :func:`torch.autocast` the
+aggregation behaves like a matmul: ``x`` is cast to the autocast dtype, which is also the
+output's; the weight gradient keeps the weight's dtype.
 """
 
 from __future__ import annotations
@@ -349,10 +349,11 @@ class AggregationPlan:
         """:math:`A` (or :math:`A^\\top`) as a sparse matrix with values of ``dtype``, built
         once per dtype and layout and kept with the plan.
 
-        The default layout is the fastest product of the device: coalesced COO on a CPU
+        The default layout is the faster product of the device: coalesced COO on a CPU
         (PyTorch's own kernel: one vectorised ``axpy`` of a row of :math:`X` per edge, rows
-        in parallel; 2-3x faster than MKL's CSR product here, and 3-10x on :math:`A^\\top`),
-        CSR elsewhere (cuSPARSE).
+        in parallel; as fast as MKL's CSR product or faster on the CPU of
+        ``docs/benchmarks.md``, most of all on the larger products), CSR elsewhere
+        (cuSPARSE).
         """
         if layout is None:
             cpu = self.values.device.type == "cpu"

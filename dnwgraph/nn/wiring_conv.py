@@ -64,7 +64,7 @@ class WiringConv(MessagePassing):
             only the selected edges get their (exact) gradient and the others exactly zero.
             Cheaper steps where the candidates far outnumber the selected edges; ``1`` is
             plain DNW. (default: ``1``)
-        impl (str, optional): ``"sparse"`` (fused CSR matmul, the default), ``"scatter"``
+        impl (str, optional): ``"sparse"`` (fused sparse matmul, the default), ``"scatter"``
             (per-edge messages via :meth:`message`, the oracle) or ``"dense"`` (a dense
             masked :math:`N \times N` matrix, as in the reference code).  Every ``impl``
             takes ``float16``/``bfloat16`` models and :func:`torch.autocast`: ``sparse`` and
@@ -174,7 +174,7 @@ class WiringConv(MessagePassing):
             self.edge_weight.uniform_(-bound, bound)
 
     def __getstate__(self) -> dict[str, Any]:
-        # cached plans hold sparse CSR tensors (not deep-copyable) and are cheap to rebuild
+        # cached plans hold sparse tensors (not deep-copyable) and are cheap to rebuild
         state = self.__dict__.copy()
         state.update(_cache={}, _cache_key=None, _static={})
         state["weight_updates"] -= self._cache_key is not None  # the copy re-selects once
