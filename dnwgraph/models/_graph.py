@@ -163,11 +163,15 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         if s.size(1) != n_in or not torch.equal(self.stem_index, identity):
             s = s.index_select(1, self.stem_index)
         state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
-        return state.index_copy(0, self.input_nodes, s.transpose(0, 1))
+        return state.index_copy_(0, self.input_nodes, s.transpose(0, 1))  # no copy of zeros
 
     def read(self, state: Tensor) -> Tensor:
         """Logits ``[B, num_classes]`` from the features of the output nodes in ``state``."""
-        return self.head(self.readout(state.index_select(0, self.output_nodes)))
+        return self.read_outputs(state.index_select(0, self.output_nodes))
+
+    def read_outputs(self, outputs: Tensor) -> Tensor:
+        """Logits ``[B, num_classes]`` from the output nodes' features ``[n_out, B, *S]``."""
+        return self.head(self.readout(outputs))
 
     @property
     def wiring_convs(self) -> list[nn.Module]:

@@ -108,7 +108,8 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         return self.graph.conv
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.read(self.graph(self.initial_state(x)))
+        # only the output nodes' rows are assembled (and get a gradient buffer)
+        return self.read_outputs(self.graph(self.initial_state(x), rows=self.output_nodes))
 
     def node_outputs(self, x: Tensor) -> Tensor:
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a

@@ -1,6 +1,6 @@
 """Message passing over learned wirings."""
 
-from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, sddmm, wiring_matmul
+from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, sddmm, spmm, wiring_matmul
 from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import (
     ChannelNodeOp,
@@ -17,6 +17,7 @@ __all__ = [
     "WiringConv",
     "wiring_matmul",
     "sddmm",
+    "spmm",
     "AggregationPlan",
     "EdgeSet",
     "LevelExecutor",

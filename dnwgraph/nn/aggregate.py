@@ -6,7 +6,7 @@ Forward, over the selected edges :math:`\mathcal{A}`:
     \mathrm{out}_v = \sum_{(u, v) \in \mathcal{A}} w_{uv}\, x_u
     \qquad\text{i.e.}\qquad \mathrm{OUT} = A_{\mathcal{A}}\, X
 
-computed as one sparse-CSR times dense matmul: per-edge messages :math:`[E, F]` are never
+computed as one sparse times dense matmul: per-edge messages :math:`[E, F]` are never
 materialised.  Backward, with :math:`G = \partial L / \partial\,\mathrm{OUT}`:
 
 .. math::
@@ -19,12 +19,20 @@ edge gradient is a sampled dense-dense matmul (SDDMM): when the gradient set is 
 rows and columns, :math:`G X^{\top}` is formed with BLAS (in row blocks of bounded memory) and
 gathered at the edges; when it is sparse, one sampled matmul
 (:func:`torch.sparse.sampled_addmm`) at the CSR pattern of the edges.
+
+Half precision: ``float16`` and ``bfloat16`` inputs are aggregated in ``float32`` (a half
+running sum of many edges loses digits; MKL's CSR product has no half kernel on a CPU
+either) and the results are rounded once, on every device.  Under :func:`torch.autocast` the
+aggregation behaves like a matmul: ``x`` is cast to the autocast dtype, which is also the
+output's; the weight gradient keeps the weight's dtype.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,13 +49,47 @@ ROW_BLOCK = 128
 MAX_DENSE_ELEMENTS = 2**25
 
 
+#: Dtypes aggregated in float32 (see the module docstring).
+HALF_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype an aggregation of ``dtype`` features is computed in: ``float32`` for half
+    types, else ``dtype`` itself.
+
+    Example:
+        >>> accumulation_dtype(torch.bfloat16), accumulation_dtype(torch.float64)
+        (torch.float32, torch.float64)
+    """
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def output_dtype(x: Tensor, weight: Tensor) -> torch.dtype:
+    """Dtype of :math:`A X`: the autocast dtype when autocast is on for ``x``'s device (as for
+    a matmul), else the promotion of the two dtypes."""
+    device = x.device.type
+    if x.is_floating_point() and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return torch.promote_types(x.dtype, weight.dtype)
+
+
+def no_autocast(device: torch.device) -> Any:
+    """A context without autocast on ``device`` (the kernels choose their dtypes)."""
+    if not torch.is_autocast_enabled(device.type):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
+
+
 @dataclass
 class _Block:
     """Edges ``[e0, e1)`` of an :class:`EdgeSet`, with what its kernel needs.
 
     Dense blocks: their unique ``rows`` and ``cols`` and the position ``flat`` of each edge in
-    the ``[rows, cols]`` product.  Sparse ranges: their unique ``rows`` and the CSR row pointer
-    ``crow`` of the range (columns are the edge set's own).
+    the ``[rows, cols]`` product; ``complete`` when the edges are every (row, col) pair in
+    row-major order (the product is then the output itself).  Sparse ranges: their unique
+    ``rows`` and the CSR row pointer ``crow`` of the range (columns are the edge set's own).
+    ``row_range``/``col_range`` (start, length) when the unique rows/cols are consecutive:
+    the operands are then views, not gathers.
     """
 
     e0: int
@@ -56,10 +98,49 @@ class _Block:
     cols: Tensor | None = None
     flat: Tensor | None = None
     crow: Tensor | None = None
+    row_range: tuple[int, int] | None = None
+    col_range: tuple[int, int] | None = None
+    complete: bool = False
 
     @property
     def dense(self) -> bool:
         return self.flat is not None
+
+
+def _range(ids: Tensor) -> tuple[int, int] | None:
+    """``(start, length)`` if the ascending ``ids`` are consecutive integers."""
+    n = ids.numel()
+    if n and int(ids[-1]) - int(ids[0]) + 1 == n:
+        return int(ids[0]), n
+    return None
+
+
+def _merge(blocks: list[_Block]) -> list[_Block]:
+    """Join consecutive complete blocks over consecutive rows and the same column range into
+    one GEMM (bounded by :data:`MAX_DENSE_ELEMENTS`)."""
+    out: list[_Block] = []
+    for b in blocks:
+        p = out[-1] if out else None
+        if (
+            p is not None
+            and p.complete
+            and b.complete
+            and p.e1 == b.e0
+            and p.col_range == b.col_range is not None
+            and p.row_range is not None
+            and b.row_range is not None
+            and p.row_range[0] + p.row_range[1] == b.row_range[0]
+            and (p.row_range[1] + b.row_range[1]) * p.col_range[1] <= MAX_DENSE_ELEMENTS
+        ):
+            rows = torch.cat([p.rows, b.rows])
+            flat = torch.arange(b.e1 - p.e0, device=rows.device)
+            row_range = (p.row_range[0], p.row_range[1] + b.row_range[1])
+            out[-1] = _Block(
+                p.e0, b.e1, rows, p.cols, flat, None, row_range, p.col_range, complete=True
+            )
+        else:
+            out.append(b)
+    return out
 
 
 @dataclass
@@ -76,6 +157,7 @@ class EdgeSet:
     cols: Tensor
     ids: Tensor
     _blocks: list[_Block] | None = field(default=None, init=False, repr=False)
+    _covers: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def blocks(self) -> list[_Block]:
@@ -105,11 +187,26 @@ class EdgeSet:
                     self._add_sparse(*sparse_from, e0, r0, urows, row_pos)
                     sparse_from = None
                 flat = (row_pos[e0:e1] - r0) * ucols.numel() + col_pos
-                self._blocks.append(_Block(e0, e1, block_rows, ucols, flat))
+                complete = flat.numel() == block_rows.numel() * ucols.numel() and bool(
+                    (flat == torch.arange(flat.numel(), device=flat.device)).all()
+                )
+                self._blocks.append(
+                    _Block(
+                        e0,
+                        e1,
+                        block_rows,
+                        ucols,
+                        flat,
+                        row_range=_range(block_rows),
+                        col_range=_range(ucols),
+                        complete=complete,
+                    )
+                )
             elif sparse_from is None:
                 sparse_from = (e0, r0)
         if sparse_from is not None:
             self._add_sparse(*sparse_from, num, n_r, urows, row_pos)
+        self._blocks = _merge(self._blocks)
 
     def _add_sparse(
         self, e0: int, r0: int, e1: int, r1: int, urows: Tensor, row_pos: Tensor
@@ -117,7 +214,17 @@ class EdgeSet:
         counts = torch.bincount(row_pos[e0:e1] - r0, minlength=r1 - r0)
         crow = counts.new_zeros(r1 - r0 + 1)
         torch.cumsum(counts, 0, out=crow[1:])
-        self._blocks.append(_Block(e0, e1, urows[r0:r1], crow=crow))
+        rows = urows[r0:r1]
+        self._blocks.append(_Block(e0, e1, rows, crow=crow, row_range=_range(rows)))
+
+    def covers(self, num_weights: int) -> bool:
+        """Whether ``ids`` is ``0, 1, ..., num_weights - 1`` (checked once)."""
+        if self._covers is None:
+            ids = self.ids
+            self._covers = ids.numel() == num_weights and bool(
+                (ids == torch.arange(num_weights, device=ids.device)).all()
+            )
+        return self._covers
 
     @property
     def dense(self) -> bool:
@@ -144,10 +251,14 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
     """
     out = a.new_empty(edges.ids.numel())
     for blk in edges.blocks:
-        a_rows = a.index_select(0, blk.rows)
+        a_rows = _rows(a, blk.rows, blk.row_range)
         if blk.dense:
-            prod = a_rows @ b.index_select(0, blk.cols).t()
-            torch.index_select(prod.view(-1), 0, blk.flat, out=out[blk.e0 : blk.e1])
+            b_cols = _rows(b, blk.cols, blk.col_range)  # type: ignore[arg-type]
+            if blk.complete:  # the product is the output
+                torch.mm(a_rows, b_cols.t(), out=out[blk.e0 : blk.e1].view(a_rows.size(0), -1))
+            else:
+                prod = a_rows @ b_cols.t()
+                torch.index_select(prod.view(-1), 0, blk.flat, out=out[blk.e0 : blk.e1])
         else:
             # sampled matmul at the CSR pattern of the range: one fused kernel, no gathers
             pattern = csr_pattern(
@@ -157,6 +268,24 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
                 pattern, a_rows, b.t(), beta=0.0
             ).values()
     return out
+
+
+def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
+    r""":math:`A X` (or :math:`Y + A X`, the sum in the product's output buffer) for a sparse
+    :math:`A` ``[R, S]`` (see :meth:`AggregationPlan.matrix` for the layouts) and a dense
+    :math:`X` ``[S, F]``.
+
+    Example:
+        >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse()
+        >>> spmm(a, torch.tensor([[1.0], [3.0]])).view(-1).tolist()
+        [6.0, 1.0]
+    """
+    return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
+
+
+def _rows(t: Tensor, index: Tensor, rng: tuple[int, int] | None) -> Tensor:
+    """Rows ``index`` of ``t``: a view when they are the range ``rng``."""
+    return t.narrow(0, *rng) if rng is not None else t.index_select(0, index)
 
 
 def csr_pattern(crow: Tensor, cols: Tensor, like: Tensor, size: tuple[int, int]) -> Tensor:
@@ -198,64 +327,146 @@ class AggregationPlan:
     num_nodes: int
     num_src: int
     num_weights: int
-    _adj: Tensor | None = None
-    _adj_t: Tensor | None = None
+    _mats: dict[tuple[torch.dtype, bool, torch.layout], Tensor] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @property
     def adj(self) -> Tensor:
-        """Sparse CSR :math:`A` of shape ``[num_nodes, num_src]``."""
-        if self._adj is None:
-            sel = self.selected
-            self._adj = csr(sel.rows, sel.cols, self.values, (self.num_nodes, self.num_src))
-        return self._adj
+        """Sparse CSR :math:`A` of shape ``[num_nodes, num_src]``, in the accumulation dtype
+        of the weights."""
+        return self.matrix(accumulation_dtype(self.values.dtype), layout=torch.sparse_csr)
 
     @property
     def adj_t(self) -> Tensor:
         """Sparse CSR :math:`A^\\top` of shape ``[num_src, num_nodes]`` (built on demand)."""
-        if self._adj_t is None:
-            sel = self.selected
-            perm = torch.argsort(sel.cols, stable=True)
-            self._adj_t = csr(
-                sel.cols[perm], sel.rows[perm], self.values[perm], (self.num_src, self.num_nodes)
-            )
-        return self._adj_t
+        dtype = accumulation_dtype(self.values.dtype)
+        return self.matrix(dtype, transpose=True, layout=torch.sparse_csr)
+
+    def matrix(
+        self, dtype: torch.dtype, transpose: bool = False, layout: torch.layout | None = None
+    ) -> Tensor:
+        """:math:`A` (or :math:`A^\\top`) as a sparse matrix with values of ``dtype``, built
+        once per dtype and layout and kept with the plan.
+
+        The default layout is the faster product of the device: coalesced COO on a CPU
+        (PyTorch's own kernel: one vectorised ``axpy`` of a row of :math:`X` per edge, rows
+        in parallel; as fast as MKL's CSR product or faster on the CPU of
+        ``docs/benchmarks.md``, most of all on the larger products), CSR elsewhere
+        (cuSPARSE).
+        """
+        if layout is None:
+            cpu = self.values.device.type == "cpu"
+            layout = torch.sparse_coo if cpu else torch.sparse_csr
+        key = (dtype, transpose, layout)
+        if key not in self._mats:
+            sel, values = self.selected, self.values.to(dtype)
+            rows, cols, size = sel.rows, sel.cols, (self.num_nodes, self.num_src)
+            if transpose:
+                perm = torch.argsort(cols, stable=True)
+                rows, cols, values = cols[perm], rows[perm], values[perm]
+                size = (self.num_src, self.num_nodes)
+            if layout == torch.sparse_coo:  # (row, col) sorted and unique: coalesced
+                self._mats[key] = torch.sparse_coo_tensor(
+                    torch.stack([rows, cols]),
+                    values,
+                    size,
+                    is_coalesced=True,
+                    check_invariants=False,
+                )
+            else:
+                self._mats[key] = csr(rows, cols, values, size)
+        return self._mats[key]
 
 
 class _WiringMatmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, edge_weight: Tensor, plan: AggregationPlan) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx,
+        x: Tensor,
+        edge_weight: Tensor,
+        add_to: Tensor | None,
+        plan: AggregationPlan,
+        out_dtype: torch.dtype,
+    ) -> Tensor:
         ctx.plan = plan
+        ctx.w_dtype = edge_weight.dtype
+        ctx.add_dtype = None if add_to is None else add_to.dtype
         ctx.save_for_backward(x)
-        return torch.sparse.mm(plan.adj, x)
+        acc = accumulation_dtype(out_dtype)
+        with no_autocast(x.device):
+            # with add_to, the sum is the product's output buffer: one pass
+            add = None if add_to is None else add_to.to(acc)
+            out = spmm(plan.matrix(acc), x.to(acc), add)
+        return out.to(out_dtype)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx, grad_out: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
         (x,) = ctx.saved_tensors
         plan: AggregationPlan = ctx.plan
-        grad_out = grad_out.contiguous()
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.sparse.mm(plan.adj_t, grad_out)
-        if ctx.needs_input_grad[1]:
-            grad_w = grad_out.new_zeros(plan.num_weights)
-            grad_w.index_copy_(0, plan.grad.ids, sddmm(grad_out, x, plan.grad))
-        return grad_x, grad_w, None
+        acc = accumulation_dtype(grad_out.dtype)
+        grad_x = grad_w = grad_add = None
+        with no_autocast(x.device):
+            g = grad_out.to(acc).contiguous()
+            if ctx.needs_input_grad[0]:
+                grad_x = spmm(plan.matrix(acc, transpose=True), g).to(x.dtype)
+            if ctx.needs_input_grad[1]:
+                values = sddmm(g, x.to(acc), plan.grad)
+                if plan.grad.covers(plan.num_weights):  # every weight, in order
+                    grad_w = values
+                else:
+                    grad_w = g.new_zeros(plan.num_weights).index_copy_(0, plan.grad.ids, values)
+                grad_w = grad_w.to(ctx.w_dtype)
+            if ctx.needs_input_grad[2]:
+                grad_add = grad_out.to(ctx.add_dtype)
+        return grad_x, grad_w, grad_add, None, None
 
 
-def wiring_matmul(x: Tensor, edge_weight: Tensor, plan: AggregationPlan) -> Tensor:
-    r"""Fused :math:`A_{\mathcal{A}} X` with the straight-through edge gradient of ``plan``.
+@torch.no_grad()
+def accumulate_(out: Tensor, x: Tensor, plan: AggregationPlan) -> Tensor:
+    r""":math:`Y \leftarrow Y + A_{\mathcal{A}} X` in place, without autograd (inference).
+
+    Args:
+        out (Tensor): :math:`Y`, shape ``[num_nodes, F]``, updated in place.
+        x (Tensor): node features, shape ``[num_src, F]``.
+        plan (AggregationPlan): the selected edges.
+
+    Returns:
+        Tensor: ``out``.
+    """
+    acc = accumulation_dtype(out.dtype)
+    with no_autocast(x.device):
+        a = plan.matrix(acc)
+        if out.dtype == acc and out.is_contiguous():
+            torch.addmm(out, a, x.to(acc), out=out)  # the product adds into out's memory
+        else:  # summed in the accumulation dtype and rounded once, as wiring_matmul does
+            out.copy_(spmm(a, x.to(acc), out.to(acc)))
+    return out
+
+
+def wiring_matmul(
+    x: Tensor, edge_weight: Tensor, plan: AggregationPlan, *, add_to: Tensor | None = None
+) -> Tensor:
+    r"""Fused :math:`A_{\mathcal{A}} X` (or :math:`Y + A_{\mathcal{A}} X`) with the
+    straight-through edge gradient of ``plan``.
 
     Args:
         x (Tensor): node features, shape ``[num_src, F]``.
         edge_weight (Tensor): all candidate weights, shape ``[E]`` (gradient flows here).
         plan (AggregationPlan): selected edges and gradient set.
+        add_to (Tensor, optional): :math:`Y`, shape ``[num_nodes, F]``, summed into the
+            product's output buffer (no separate addition pass). (default: ``None``)
 
     Returns:
         Tensor: shape ``[num_nodes, F]``.
 
     The plan carries the selected weights (its sparse matrix is built from them once); the
-    ``edge_weight`` argument is where the gradient goes.  :meth:`WiringConv.plan
+    ``edge_weight`` argument is where the gradient goes.  Half-precision features are
+    aggregated in ``float32``; under :func:`torch.autocast` ``x`` is cast to the autocast dtype
+    (the output's dtype).  :meth:`WiringConv.plan
     <dnwgraph.WiringConv.plan>` returns the plan of the current weights.
 
     Examples:
@@ -267,4 +478,7 @@ def wiring_matmul(x: Tensor, edge_weight: Tensor, plan: AggregationPlan) -> Tens
         >>> wiring_matmul(x, conv.edge_weight, conv.plan()).view(-1).tolist()
         [0.0, 0.0, 3.0]
     """
-    return _WiringMatmul.apply(x, edge_weight, plan)
+    out_dtype = output_dtype(x, edge_weight)
+    if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):
+        x = x.to(out_dtype)
+    return _WiringMatmul.apply(x, edge_weight, add_to, plan, out_dtype)

@@ -28,7 +28,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from dnwgraph.nn._node_first import _hooked
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.wiring_conv import WiringConv
 from dnwgraph.typing import Ratio, Scope
@@ -108,22 +110,99 @@ class LevelExecutor(nn.Module):
             self.register_buffer(f"group_{i}", g, persistent=False)
             lo, hi = int(g[0]), int(g[-1]) + 1
             self._ranges.append((lo, hi - lo) if hi - lo == g.numel() else None)
+        self._chain = self._is_chain()
+        self._rows_key: tuple[object, ...] | None = None
+        self._rows_min = 0
+
+    def _is_chain(self) -> bool:
+        """Whether the levels are ascending node ranges whose edges all reach later ranges:
+        then the inputs of the nodes after level :math:`l` are all that level :math:`l`
+        updates (the block DAGs of the paper, numbered level by level)."""
+        start = 0
+        src, dst = self.conv.edge_index.cpu()
+        for rng in self._ranges:
+            if rng is None or rng[0] < start:
+                return False
+            lo, size = rng
+            leaving = (src >= lo) & (src < lo + size)
+            if bool(leaving.any()) and int(dst[leaving].min()) < lo + size:
+                return False
+            start = lo + size
+        return True
 
     @property
     def groups(self) -> list[Tensor]:
         """Node ids of every executed level (nodes with outgoing candidates), ascending."""
         return [getattr(self, f"group_{i}") for i in range(len(self.node_ops))]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Run every level on the initial inputs ``x`` ``[N, B, *S]``.
+
+        Args:
+            x (Tensor): initial node inputs ``[N, B, *S]``.
+            rows (LongTensor, optional): return only the accumulated inputs of these nodes,
+                ``[len(rows), B, *S]`` (e.g. the output nodes: the other rows are then never
+                assembled, nor their zero gradients). (default: ``None``, every node)
+        """
         if x.dim() < 2 or x.size(0) != self.num_nodes:
             raise ValueError(
                 f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
             )
+        if self._chain:
+            return self._forward_chain(x, rows)
         acc = x
         for i, op in enumerate(self.node_ops):
             rng = self._ranges[i]
             inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
             acc = acc + self.conv(op(inputs), group=i)
+        return acc if rows is None else acc.index_select(0, rows)
+
+    def _forward_chain(self, x: Tensor, rows: Tensor | None) -> Tensor:
+        r"""The same sums when level :math:`l` is the node range :math:`[lo_l, hi_l)` and its
+        edges reach only nodes :math:`\ge hi_l`: the inputs of the nodes after the level are
+        updated as :math:`I_{\ge hi} \leftarrow I_{\ge hi} + A_{\ge hi, l}\, Z_l` in one
+        sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
+        level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
+        once at the end."""
+        no_grad = not torch.is_grad_enabled() or not (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
+        if no_grad and not _hooked(self.conv):  # accumulate_ would skip the conv's hooks
+            acc = self._forward_chain_inplace(x)
+            return acc if rows is None else acc.index_select(0, rows)
+        n = self.num_nodes
+        done: list[Tensor] = []
+        rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
+        workspace = _GradWorkspace(n)
+        for i, op in enumerate(self.node_ops):
+            lo, size = self._ranges[i]  # type: ignore[misc]
+            hi = lo + size
+            before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
+            done += [before, inputs]
+            rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
+            start = hi
+        if rows is None:
+            return torch.cat([*done, rest])
+        if self._rows_from(rows) >= start:  # all in the last block: no concatenation
+            return rest.index_select(0, rows - start)
+        return torch.cat([*done, rest]).index_select(0, rows)
+
+    def _rows_from(self, rows: Tensor) -> int:
+        """The smallest of ``rows`` (cached for the same tensor, e.g. a model's output nodes,
+        so that a GPU is not synchronised every forward)."""
+        key = (rows.data_ptr(), rows._version, rows.numel(), rows.device)
+        if self._rows_key != key:
+            self._rows_key, self._rows_min = key, int(rows.min()) if rows.numel() else 0
+        return self._rows_min
+
+    def _forward_chain_inplace(self, x: Tensor) -> Tensor:
+        """The chain without autograd: one copy of ``x``, every level added into it in place
+        (no per-level output buffers, no concatenation)."""
+        acc = x.clone(memory_format=torch.contiguous_format)
+        for i, op in enumerate(self.node_ops):
+            lo, size = self._ranges[i]  # type: ignore[misc]
+            hi = lo + size
+            self.conv.accumulate_(acc[hi:], op(acc[lo:hi]), group=i, first_row=hi)
         return acc
 
     def node_outputs(self, x: Tensor) -> Tensor:
@@ -136,3 +215,53 @@ class LevelExecutor(nn.Module):
             z = z.index_copy(0, g, out)
             acc = acc + self.conv(out, group=i)
         return z
+
+
+class _GradWorkspace:
+    """One ``[N, *]`` gradient buffer per backward pass of a chain: the gradient of every
+    level's remaining inputs is a view of it (no per-level concatenation)."""
+
+    def __init__(self, num_nodes: int) -> None:
+        self.num_nodes = num_nodes
+        self.splits = 0  # splits made in forward; the last one runs backward first
+        self.buffer: Tensor | None = None
+
+
+class _ChainSplit(torch.autograd.Function):
+    """``rest`` (the inputs of nodes ``start..N-1``) as views ``[start, lo)``, ``[lo, hi)``,
+    ``[hi, N)``.  Backward writes the three gradients into the chain's workspace, where the
+    gradient of ``[hi, N)`` already lies when the next level's split wrote it, and returns
+    the workspace rows ``[start, N)``: the gradients are assembled without a concatenation.
+    The last level's split (the first to run backward) starts a fresh buffer."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, rest: Tensor, start: int, lo: int, hi: int, workspace: _GradWorkspace
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        ctx.bounds = (start, lo, hi)
+        ctx.workspace = workspace
+        ctx.index = workspace.splits
+        workspace.splits += 1
+        n = workspace.num_nodes
+        return rest.split([lo - start, hi - lo, n - hi])
+
+    @staticmethod
+    @once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, *grads: Tensor | None
+    ) -> tuple[Tensor, None, None, None, None]:
+        start, lo, hi = ctx.bounds
+        ws: _GradWorkspace = ctx.workspace
+        like = next(g for g in grads if g is not None)
+        if ctx.index == ws.splits - 1 or ws.buffer is None:  # a new backward pass
+            ws.buffer = like.new_empty(ws.num_nodes, *like.shape[1:])
+        buf = ws.buffer
+        for (a, b), g in zip(((start, lo), (lo, hi), (hi, ws.num_nodes)), grads, strict=True):
+            if b == a:
+                continue
+            target = buf[a:b]
+            if g is None:
+                target.zero_()
+            elif not (g.data_ptr() == target.data_ptr() and g.stride() == target.stride()):
+                target.copy_(g)
+        return buf[start:], None, None, None, None

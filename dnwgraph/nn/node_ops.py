@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.nn import _node_first
+
 _REGISTRY: dict[str, tuple[type[NodeOp], dict[str, Any]]] = {}
 
 #: Activations by name (used by every node op).
@@ -297,10 +299,11 @@ class ChannelNodeOp(NodeOp):
             raise ValueError(
                 f"'x' must have shape {layout} with n={self.num_nodes} (got {tuple(x.shape)})"
             )
-        out = x.transpose(0, 1)  # [B, n, *S]: the nodes are the channels
+        out = x  # the modules see the nodes as channels, through views (no transposes)
         for step in self._steps:
-            out = getattr(self, step)(out)
-        return out.transpose(0, 1)
+            module = getattr(self, step)
+            out = module(out) if step == "act" else _node_first.apply(module, out)
+        return out
 
     def extra_repr(self) -> str:
         return f"num_nodes={self.num_nodes}, order={self._steps}"

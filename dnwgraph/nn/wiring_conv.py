@@ -12,7 +12,15 @@ from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
 from dnwgraph.errors import DNWGraphTypeError
-from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, wiring_matmul
+from dnwgraph.nn.aggregate import (
+    AggregationPlan,
+    EdgeSet,
+    accumulate_,
+    accumulation_dtype,
+    no_autocast,
+    output_dtype,
+    wiring_matmul,
+)
 from dnwgraph.select import Selection, create_selection
 from dnwgraph.typing import Ratio, Scope, WiringLike
 
@@ -53,9 +61,18 @@ class WiringConv(MessagePassing):
         source_groups (list of LongTensor, optional): disjoint node sets (e.g. topological
             levels).  ``forward(x, group=i)`` then takes ``x`` for the nodes of group ``i``
             only and aggregates the edges leaving them. (default: ``None``)
-        impl (str, optional): ``"sparse"`` (fused CSR matmul, the default), ``"scatter"``
+        grad_every (int, optional): for straight-through strategies (``dnw``, ``complete``),
+            compute the all-candidate gradient only for every ``grad_every``-th set of weights
+            (i.e. optimizer step: the first, the ``1 + grad_every``-th, ...); in between
+            only the selected edges get their (exact) gradient and the others exactly zero.
+            Cheaper steps where the candidates far outnumber the selected edges; ``1`` is
+            plain DNW. (default: ``1``)
+        impl (str, optional): ``"sparse"`` (fused sparse matmul, the default), ``"scatter"``
             (per-edge messages via :meth:`message`, the oracle) or ``"dense"`` (a dense
-            masked :math:`N \times N` matrix, as in the reference code).
+            masked :math:`N \times N` matrix, as in the reference code).  Every ``impl``
+            takes ``float16``/``bfloat16`` models and :func:`torch.autocast`: ``sparse`` and
+            ``scatter`` sum the edges in ``float32``, ``dense`` uses a half matmul (BLAS
+            accumulates in ``float32``); under autocast the output has the autocast dtype.
         fan_in (str, optional): the fan-in that scales the initial weights
             (:meth:`reset_parameters`): ``"selected"``, the mean number of *selected* inputs
             per node, keeps the scale of the features through the sparse forward;
@@ -95,6 +112,7 @@ class WiringConv(MessagePassing):
         source_groups: Sequence[Tensor] | None = None,
         impl: str = "sparse",
         fan_in: str = "selected",
+        grad_every: int = 1,
         **selection_options: Any,
     ) -> None:
         super().__init__(aggr="add", node_dim=0)
@@ -102,8 +120,13 @@ class WiringConv(MessagePassing):
             raise ValueError(f"'impl' must be one of {list(IMPLS)} (got {impl!r})")
         if fan_in not in FAN_INS:
             raise ValueError(f"'fan_in' must be one of {list(FAN_INS)} (got {fan_in!r})")
+        if isinstance(grad_every, bool) or not isinstance(grad_every, int) or grad_every < 1:
+            raise ValueError(f"'grad_every' must be a positive int (got {grad_every!r})")
         self.impl = impl
         self.fan_in = fan_in
+        self.grad_every = grad_every
+        #: distinct weight states seen (one per optimizer step); drives ``grad_every``
+        self.weight_updates = 0
         if not isinstance(wiring, WiringLike):
             raise DNWGraphTypeError(
                 "'wiring' must be a Wiring (or anything with edge_index [2, E] and num_nodes) "
@@ -182,13 +205,15 @@ class WiringConv(MessagePassing):
             self.edge_weight.uniform_(-bound, bound)
 
     def __getstate__(self) -> dict[str, Any]:
-        # cached plans hold sparse CSR tensors (not deep-copyable) and are cheap to rebuild
+        # cached plans hold sparse tensors (not deep-copyable) and are cheap to rebuild
         state = self.__dict__.copy()
         state.update(_cache={}, _cache_key=None, _static={})
+        state["weight_updates"] -= self._cache_key is not None  # the copy re-selects once
         return state
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> WiringConv:
         super()._apply(fn, *args, **kwargs)
+        self.weight_updates -= self._cache_key is not None  # same weights, selected again
         self._cache_key, self._cache, self._static = None, {}, {}
         return self
 
@@ -211,6 +236,16 @@ class WiringConv(MessagePassing):
         if key is None or key != self._cache_key:
             self._cache = {"mask": self.selection(w)}
             self._cache_key = key
+            self.weight_updates += 1
+
+    @property
+    def all_candidate_grad(self) -> bool:
+        """Whether the current weights' backward pass gives every candidate its
+        straight-through gradient (``False``: only the selected edges get a gradient)."""
+        if not self.selection.straight_through:
+            return False
+        self._refresh()
+        return (self.weight_updates - 1) % self.grad_every == 0
 
     def active_mask(self) -> Tensor:
         """Boolean mask ``[E]`` of the edges the forward pass uses for the current weights."""
@@ -229,32 +264,83 @@ class WiringConv(MessagePassing):
                 self._static[group] = (ids, self.local_index[src[ids]])
         return self._static[group]
 
-    def _all_edges(self, group: int | None) -> EdgeSet:
+    def _check_first_row(self, group: int | None, first_row: int) -> None:
+        """Every candidate leaving ``group`` must target a node >= ``first_row`` (once)."""
+        key = ("first_row", group, first_row)
+        if key in self._static:
+            return
+        if not isinstance(first_row, int) or not 0 <= first_row <= self.num_nodes:
+            raise ValueError(
+                f"'first_row' must be an int in [0, {self.num_nodes}] (got {first_row!r})"
+            )
+        ids, _ = self._group_edges(group)
+        dst = self.edge_index[1, ids]
+        if first_row > 0 and dst.numel() and int(dst.min()) < first_row:
+            bad = int(dst.min())
+            raise ValueError(
+                f"'first_row'={first_row} drops node {bad}, which a candidate edge "
+                f"{'' if group is None else f'leaving group {group} '}reaches"
+            )
+        self._static[key] = True
+
+    def _selected_edges(self, group: int | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Target, source row and id of the selected edges leaving ``group``, sorted by
+        (target, source).  With source groups, all groups are gathered in one pass per
+        selection (edges ordered by group once) and each group takes its slice."""
+        if group is None:
+            ids = torch.nonzero(self._cache["mask"]).view(-1)
+            return self.edge_index[1, ids], self.edge_index[0, ids], ids
+        if "by_group" not in self._cache:
+            if "order" not in self._static:
+                # edges by (group, target, source); edges of no group last
+                g = self.group_of_node[self.edge_index[0]]
+                g = torch.where(g < 0, self.num_groups, g)
+                order = torch.argsort(g, stable=True)
+                src = self.edge_index[0, order]
+                self._static["order"] = (order, self.edge_index[1, order], self.local_index[src])
+                self._static["group_end"] = torch.cumsum(
+                    torch.bincount(g, minlength=self.num_groups + 1), 0
+                )
+            order, dst, cols = self._static["order"]
+            keep = self._cache["mask"][order]
+            pos = torch.nonzero(keep).view(-1)
+            kept = torch.cat([keep.new_zeros(1, dtype=torch.long), torch.cumsum(keep, 0)])
+            bounds = [0, *kept[self._static["group_end"]].tolist()]
+            self._cache["by_group"] = (bounds, dst[pos], cols[pos], order[pos])
+        bounds, dst, cols, ids = self._cache["by_group"]
+        a, b = bounds[group], bounds[group + 1]
+        return dst[a:b], cols[a:b], ids[a:b]
+
+    def _all_edges(self, group: int | None, first_row: int = 0) -> EdgeSet:
         """Gradient set of straight-through strategies: every candidate leaving ``group``."""
-        key = ("all", group)
+        key = ("all", group, first_row)
         if key not in self._static:
             ids, cols = self._group_edges(group)
-            self._static[key] = EdgeSet(self.edge_index[1, ids], cols, ids)
+            self._static[key] = EdgeSet(self.edge_index[1, ids] - first_row, cols, ids)
         return self._static[key]
 
-    def plan(self, group: int | None = None) -> AggregationPlan:
-        """The :class:`~dnwgraph.nn.aggregate.AggregationPlan` for the current weights."""
+    def plan(self, group: int | None = None, first_row: int = 0) -> AggregationPlan:
+        """The :class:`~dnwgraph.nn.aggregate.AggregationPlan` for the current weights (output
+        rows: the nodes from ``first_row`` on)."""
         self._refresh()
-        if group not in self._cache:
-            ids, cols = self._group_edges(group)
-            keep = self._cache["mask"][ids]
-            sel_ids = ids[keep]
-            selected = EdgeSet(self.edge_index[1, sel_ids], cols[keep], sel_ids)
-            grad = self._all_edges(group) if self.selection.straight_through else selected
-            self._cache[group] = AggregationPlan(
+        key = (group, first_row)
+        if key not in self._cache:
+            self._check_first_row(group, first_row)
+            dst, cols, sel_ids = self._selected_edges(group)
+            selected = EdgeSet(dst - first_row if first_row else dst, cols, sel_ids)
+            if self.all_candidate_grad:
+                grad = self._all_edges(group, first_row)
+            else:
+                grad = selected
+            self._cache[key] = AggregationPlan(
                 selected=selected,
                 grad=grad,
                 values=self.edge_weight.detach()[sel_ids],
-                num_nodes=self.num_nodes,
+                num_nodes=self.num_nodes - first_row,
                 num_src=self.num_nodes if group is None else self.group_sizes[group],
                 num_weights=self.num_edges,
             )
-        return self._cache[group]
+        return self._cache[key]
 
     @classmethod
     def from_wiring(
@@ -334,21 +420,34 @@ class WiringConv(MessagePassing):
 
     # ----------------------------------------------------------------- forward
     def forward(
-        self, x: Tensor, edge_index: Tensor | None = None, group: int | None = None
+        self,
+        x: Tensor,
+        edge_index: Tensor | None = None,
+        group: int | None = None,
+        *,
+        first_row: int = 0,
+        add_to: Tensor | None = None,
     ) -> Tensor:
-        """Aggregate ``x`` over the selected edges.
+        r"""Aggregate ``x`` over the selected edges.
 
         Args:
-            x (Tensor): node features ``[N, *]`` (``[|g_i|, *]`` with ``group=i``).
+            x (Tensor): features of every node ``[N, *]``, or of the nodes of group
+                ``group`` ``[|g|, *]``.
             edge_index (Tensor, optional): the candidate edges ``[2, E]`` in any order, as a
                 PyG layer is called (``conv(x, edge_index)``); checked against the layer's own
                 candidates and otherwise unused: the layer always aggregates over the edges it
                 selects among them. (default: ``None``)
-            group (int, optional): aggregate only the edges leaving source group ``group``.
+            group (int, optional): source group of ``x`` (see ``source_groups``).
                 (default: ``None``)
+            first_row (int, optional): compute only the output rows of nodes
+                ``first_row, ..., N - 1`` (every candidate edge leaving the group must reach
+                one of them, e.g. the nodes after a level of a DAG numbered level by level).
+                (default: ``0``)
+            add_to (Tensor, optional): ``[N - first_row, *]``, added to the output inside the
+                sparse product (:math:`\mathrm{add\_to} + A X`, one pass instead of two).
 
         Returns:
-            Tensor: ``[N, *]``.
+            Tensor: ``[N - first_row, *]``.
 
         Raises:
             ValueError: ``x`` with the wrong number of rows, ``group`` out of range, or an
@@ -367,29 +466,78 @@ class WiringConv(MessagePassing):
             what = "one per node" if group is None else f"one per node of group {group}"
             raise ValueError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")
         trailing = x.shape[1:]
+        out_rows = self.num_nodes - first_row
+        if add_to is not None and add_to.shape != (out_rows, *trailing):
+            raise ValueError(
+                f"'add_to' must have shape {(out_rows, *trailing)} (got {tuple(add_to.shape)})"
+            )
         x2d = x.reshape(rows, -1)
+        add2d = None if add_to is None else add_to.reshape(out_rows, -1)
         if self.impl == "sparse":
-            plan = self.plan(group)
-            out = self.propagate(plan.adj, x=x2d, edge_weight=self.edge_weight, plan=plan)
+            # the fused product directly: PyG's propagate() machinery (argument inspection,
+            # hooks) costs more than the product itself on small graphs
+            plan = self.plan(group, first_row)
+            out = wiring_matmul(x2d, self.edge_weight, plan, add_to=add2d)
         else:
+            self._check_first_row(group, first_row)
             ids, cols = self._group_edges(group)
-            w = self._effective_weight()[ids]
-            dst = self.edge_index[1, ids]
-            if self.impl == "scatter":
-                edge_index = torch.stack([cols, dst])
-                out = self.propagate(
-                    edge_index, x=x2d, edge_weight=w, plan=None, size=(rows, self.num_nodes)
-                )
-            else:
-                dense = x2d.new_zeros(self.num_nodes, rows).index_put((dst, cols), w)
-                out = dense @ x2d
-        return out.view(self.num_nodes, *trailing)
+            dst = self.edge_index[1, ids] - first_row
+            out_dtype = output_dtype(x2d, self.edge_weight)
+            # scatter-add accumulates in its dtype (float32 for half); BLAS accumulates in
+            # float32 by itself, so the dense product runs in the output dtype
+            dtype = accumulation_dtype(out_dtype) if self.impl == "scatter" else out_dtype
+            with no_autocast(x.device):
+                w = self._effective_weight()[ids].to(dtype)
+                x2d = x2d.to(dtype)
+                if self.impl == "scatter":
+                    edge_index = torch.stack([cols, dst])
+                    out = self.propagate(
+                        edge_index,
+                        x=x2d,
+                        edge_weight=w,
+                        plan=None,
+                        add_to=None,
+                        size=(rows, out_rows),
+                    )
+                else:
+                    dense = x2d.new_zeros(out_rows, rows).index_put((dst, cols), w)
+                    out = dense @ x2d
+                if add2d is not None:
+                    out = add2d.to(dtype) + out
+            out = out.to(out_dtype)
+        return out.view(out_rows, *trailing)
+
+    @torch.no_grad()
+    def accumulate_(
+        self, out: Tensor, x: Tensor, group: int | None = None, *, first_row: int = 0
+    ) -> Tensor:
+        """``out += self(x, group=group, first_row=first_row)`` in place and without autograd (for
+        inference: no output buffer, no separate addition).
+
+        Args:
+            out (Tensor): ``[N - first_row, *]``, updated in place.
+            x (Tensor): as for :meth:`forward`.
+
+        Returns:
+            Tensor: ``out``.
+        """
+        if self.impl != "sparse" or not out.is_contiguous():  # rounded as forward() rounds
+            return out.copy_(self(x, group=group, first_row=first_row, add_to=out))
+        rows = self.num_nodes if group is None else self.group_sizes[group]
+        if x.size(0) != rows or out.size(0) != self.num_nodes - first_row:
+            raise ValueError(
+                f"'x' must have {rows} rows and 'out' {self.num_nodes - first_row} "
+                f"(got {tuple(x.shape)} and {tuple(out.shape)})"
+            )
+        plan = self.plan(group, first_row)
+        accumulate_(out.view(out.size(0), -1), x.reshape(rows, -1), plan)
+        return out
 
     def _effective_weight(self) -> Tensor:
         """Masked weights whose gradient follows the strategy's rule (non-fused paths)."""
         mask = self.active_mask().to(self.edge_weight.dtype)
         w = self.edge_weight
-        if self.selection.straight_through:
+        if self.all_candidate_grad:
             # value w*m, gradient 1 for every candidate
             return w * mask + (w - w.detach()) * (1 - mask)
         return w * mask
@@ -398,14 +546,20 @@ class WiringConv(MessagePassing):
         return edge_weight.view(-1, 1) * x_j
 
     def message_and_aggregate(
-        self, edge_index: Tensor, x: Tensor, edge_weight: Tensor, plan: AggregationPlan | None
+        self,
+        edge_index: Tensor,
+        x: Tensor,
+        edge_weight: Tensor,
+        plan: AggregationPlan | None,
+        add_to: Tensor | None,
     ) -> Tensor:
         assert plan is not None, "the fused path is reached through forward()"
-        return wiring_matmul(x, edge_weight, plan)
+        return wiring_matmul(x, edge_weight, plan, add_to=add_to)
 
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(num_nodes={self.num_nodes}, "
             f"num_edges={self.num_edges}, k={self.k}, selection={self.selection.name!r}, "
-            f"impl={self.impl!r})"
+            f"impl={self.impl!r}"
+            + (f", grad_every={self.grad_every})" if self.grad_every > 1 else ")")
         )

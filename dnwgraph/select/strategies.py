@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from dnwgraph.errors import DNWGraphError, NonFiniteError
-from dnwgraph.select.topk import check_scope, node_budget, resolve_k, topk_mask
+from dnwgraph.select.topk import check_scope, global_topk, node_budget, resolve_k, topk_mask
 from dnwgraph.typing import Ratio, Scope
 
 _REGISTRY: dict[str, type[Selection]] = {}
@@ -142,6 +142,7 @@ class Selection(torch.nn.Module):
         self.num_nodes = num_nodes
         self.num_edges = int(target.numel())
         self.register_buffer("target", target.long(), persistent=False)
+        self._threshold_hint: float | None = None  # last k-th largest |w| (speed only)
         self.budget: int | Tensor
         if scope == "global":
             self.budget = resolve_k(ratio, self.num_edges)
@@ -161,6 +162,9 @@ class Selection(torch.nn.Module):
     def topk(self, edge_weight: Tensor) -> Tensor:
         """Mask of the top-k edges by :math:`|w|` under this strategy's budget and scope.
 
+        The previous call's threshold is the hint of the next (weights move little per step:
+        the selection then runs over a narrow band of scores); the mask does not depend on it.
+
         Raises:
             NonFiniteError: a weight is NaN or infinite (a NaN would silently drop out of the
                 top-k and leave fewer than ``k`` edges).
@@ -174,6 +178,9 @@ class Selection(torch.nn.Module):
                 "is undefined (did the training diverge? lower the learning rate or clip the "
                 "gradients)"
             )
+        if self.scope == "global" and isinstance(self.budget, int) and self.budget < score.numel():
+            mask, self._threshold_hint = global_topk(score, self.budget, self._threshold_hint)
+            return mask
         return topk_mask(score, self.budget, scope=self.scope, target=self.target)
 
     def forward(self, edge_weight: Tensor) -> Tensor:

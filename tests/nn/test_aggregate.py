@@ -50,6 +50,52 @@ def test_mixed_dense_and_sparse_blocks(monkeypatch):
     cols = torch.cat([dense_part.cols, diag])
     edges = EdgeSet(rows, cols, torch.arange(rows.numel()))
     kinds = [b.dense for b in edges.blocks]
-    assert kinds[:2] == [True, True] and kinds[-1] is False and not edges.dense
+    # the two complete 3-row blocks of the dense part are merged into one GEMM
+    assert kinds[0] is True and kinds[-1] is False and not edges.dense
+    assert (edges.blocks[0].e0, edges.blocks[0].e1) == (0, 24) and edges.blocks[0].complete
     a, b = torch.randn(300, 5, dtype=torch.float64), torch.randn(300, 5, dtype=torch.float64)
     torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
+
+
+def test_complete_blocks_are_views_and_merge(monkeypatch):
+    """Every (row, col) pair of consecutive ranges (a DNW gradient set of a block DAG): the row
+    blocks merge into one GEMM over views of the operands, written straight into the output;
+    the values equal the plain dot products."""
+    monkeypatch.setattr(agg, "ROW_BLOCK", 4)
+    r, c = torch.meshgrid(torch.arange(3, 13), torch.arange(2, 7), indexing="ij")
+    rows, cols = r.flatten(), c.flatten()
+    edges = EdgeSet(rows, cols, torch.arange(rows.numel()))
+    (blk,) = edges.blocks
+    assert blk.complete and blk.row_range == (3, 10) and blk.col_range == (2, 5)
+    a, b = torch.randn(14, 6, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64)
+    torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
+    # an incomplete block keeps its gather
+    edges = EdgeSet(rows[1:], cols[1:], torch.arange(rows.numel() - 1))
+    assert not edges.blocks[0].complete
+    torch.testing.assert_close(sddmm(a, b, edges), (a[rows[1:]] * b[cols[1:]]).sum(1))
+
+
+@pytest.mark.parametrize("with_add", [False, True])
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_spmm_layouts_agree(layout, with_add):
+    """The plan's COO (CPU default) and CSR matrices give the dense product (+ the sum)."""
+    gen = torch.Generator().manual_seed(0)
+    dense = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    dense[dense.abs() < 0.8] = 0
+    rows, cols = dense.nonzero().t()
+    plan = agg.AggregationPlan(
+        selected=EdgeSet(rows, cols, torch.arange(rows.numel())),
+        grad=EdgeSet(rows, cols, torch.arange(rows.numel())),
+        values=dense[rows, cols],
+        num_nodes=6,
+        num_src=5,
+        num_weights=rows.numel(),
+    )
+    x = torch.randn(5, 11, generator=gen, dtype=torch.float64)
+    g = torch.randn(6, 11, generator=gen, dtype=torch.float64)
+    add = torch.randn(6, 11, generator=gen, dtype=torch.float64) if with_add else None
+    a = plan.matrix(torch.float64, layout=layout)
+    assert a.layout == layout
+    torch.testing.assert_close(agg.spmm(a, x, add), dense @ x + (0 if add is None else add))
+    at = plan.matrix(torch.float64, transpose=True, layout=layout)
+    torch.testing.assert_close(agg.spmm(at, g), dense.t() @ g)

@@ -171,9 +171,7 @@ def test_gradcheck_float64():
     w = full.edge_weight.detach().clone().requires_grad_(True)
 
     def fn(x, w):  # a plan carries the selected values, so rebuild it for each perturbed w
-        fresh = dataclasses.replace(
-            plan, values=w.detach()[plan.selected.ids], _adj=None, _adj_t=None
-        )
+        fresh = dataclasses.replace(plan, values=w.detach()[plan.selected.ids])
         return wiring_matmul(x, w, fresh)
 
     assert torch.autograd.gradcheck(fn, (x, w))
@@ -441,3 +439,69 @@ def test_nan_edge_weight_never_silently_shrinks_the_active_set():
 def test_random_selection_seed_must_be_an_int():
     with pytest.raises(ValueError, match=r"'seed' must be an int .*\(got 'x'\)"):
         WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1, selection="random", seed="x")
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_first_row_and_add_to_equal_slicing_and_adding(impl):
+    """conv(z, group=g, first_row=r, add_to=y) == y + conv(z, group=g)[r:], values and gradients."""
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 5])
+    levels = wiring.levels()
+    conv = WiringConv(wiring, ratio=20, source_groups=levels, impl=impl).double()
+    z = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(5, 2, 3, dtype=torch.float64)
+    out = conv(z, group=1, first_row=7, add_to=y)
+    (out * g).sum().backward()
+    grads = (z.grad.clone(), y.grad.clone(), conv.edge_weight.grad.clone())
+    z.grad = y.grad = conv.edge_weight.grad = None
+    ref = y + conv(z, group=1)[7:]
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    for a, b in zip(grads, (z.grad, y.grad, conv.edge_weight.grad), strict=True):
+        torch.testing.assert_close(a, b)
+    assert conv(z, group=1, first_row=7).shape == (5, 2, 3)
+
+
+def test_first_row_errors():
+    wiring = block_dag([3, 4, 5])
+    conv = WiringConv(wiring, ratio=20, source_groups=wiring.levels())
+    z = torch.randn(3, 2)
+    with pytest.raises(ValueError, match=r"'first_row'=4 drops node 3, which a candidate edge"):
+        conv(z, group=0, first_row=4)
+    with pytest.raises(ValueError, match=r"'first_row' must be an int in \[0, 12\]"):
+        conv(z, group=0, first_row=13)
+    with pytest.raises(ValueError, match=r"'add_to' must have shape \(9, 2\)"):
+        conv(z, group=0, first_row=3, add_to=torch.zeros(12, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_accumulate_in_place_equals_forward(impl, dtype):
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 5])
+    conv = WiringConv(wiring, ratio=20, source_groups=wiring.levels(), impl=impl).to(dtype)
+    z = torch.randn(4, 2, 3, dtype=dtype)
+    y = torch.randn(5, 2, 3, dtype=dtype)
+    ref = y + conv(z, group=1, first_row=7).detach()
+    out = y.clone()
+    assert conv.accumulate_(out, z, group=1, first_row=7) is out
+    tol = {} if dtype == torch.float64 else {"rtol": 2e-2, "atol": 2e-2}
+    torch.testing.assert_close(out, ref, **tol)
+
+
+def test_groups_without_edges_and_nodes_outside_groups():
+    """Plans of every group, gathered in one pass, equal a per-group selection by hand."""
+    torch.manual_seed(0)
+    wiring = Wiring([(0, 3), (1, 3), (2, 4), (3, 4), (0, 4)], num_nodes=5)
+    groups = [torch.tensor([4]), torch.tensor([0, 2]), torch.tensor([3])]  # group 0: no edge
+    conv = WiringConv(wiring, ratio=3, source_groups=groups)
+    mask = conv.active_mask()
+    src, dst = conv.edge_index
+    for g, nodes in enumerate(groups):
+        plan = conv.plan(g)
+        ids = [e for e in range(5) if bool(mask[e]) and int(src[e]) in nodes.tolist()]
+        assert plan.selected.ids.tolist() == ids
+        assert plan.selected.rows.tolist() == dst[ids].tolist()
+        local = {int(v): i for i, v in enumerate(nodes)}
+        assert plan.selected.cols.tolist() == [local[int(src[e])] for e in ids]

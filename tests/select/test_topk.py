@@ -102,3 +102,33 @@ def test_topk_global_matches_stable_sort(num_edges, seed, data):
 def test_topk_mask_bad_scope():
     with pytest.raises(ValueError, match=r"'scope' must be one of \['global', 'per_node'\]"):
         topk_mask(torch.ones(3), 1, scope="layer")
+
+
+@pytest.mark.parametrize("hint", [None, 0.5, 1e-9, 1e9, float("nan"), -1.0])
+@pytest.mark.parametrize("seed", range(4))
+def test_hinted_selection_is_exact(seed, hint):
+    """Any hint (good, bad, absurd) gives the same mask and k-th value as no hint, ties
+    included (scores rounded to few values)."""
+    from dnwgraph.select.topk import global_topk, kth_largest
+
+    gen = torch.Generator().manual_seed(seed)
+    score = torch.rand(5000, generator=gen)
+    if seed % 2:
+        score = (score * 20).round() / 20  # many ties
+    for k in (1, 37, 2500, 4999):
+        expected = torch.sort(score, descending=True, stable=True).indices[:k]
+        mask, kth = global_topk(score, k, hint)
+        assert int(mask.sum()) == k
+        assert set(torch.nonzero(mask).view(-1).tolist()) == set(expected.tolist())
+        assert kth == float(score[expected[-1]]) == float(kth_largest(score, k, hint))
+
+
+def test_selection_hint_follows_the_weights():
+    from dnwgraph.select import create_selection
+
+    sel = create_selection("dnw", 30, target=torch.zeros(200, dtype=torch.long), num_nodes=1)
+    w = torch.randn(200, generator=torch.Generator().manual_seed(0))
+    for step in range(5):
+        w = w + 0.01 * torch.randn(200, generator=torch.Generator().manual_seed(step))
+        assert torch.equal(sel(w), topk_mask(w.abs(), 30))
+        assert sel._threshold_hint == float(w.abs()[sel(w)].min())

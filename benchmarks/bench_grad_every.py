@@ -1,0 +1,178 @@
+"""Cheaper exploration: ``WiringConv(grad_every=n)``, step time and accuracy against n.
+
+With ``grad_every=n`` the backward pass forms the all-candidate straight-through gradient
+(a sampled product over every candidate edge) only on every n-th optimizer step and the
+selected edges' gradient in between.  Measured:
+
+* **step time**: the mean of 16 consecutive training steps (n divides 16, so every n sees
+  the same share of full steps), medians over rounds with the variants interleaved, for
+  ``mnist1d_static`` and ``mnist1d_discrete`` (batch 128) and one ``WiringConv`` over a large
+  random DAG (20,000 nodes, 2,000,000 candidates, 100,000 selected, ``x`` [20000, 256]);
+* **accuracy**: ``mnist1d_static`` trained a few epochs per n on MNIST-1D (4,000 / 1,000
+  signals generated in-process; SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine
+  schedule, gradient clipping at 1.0 as in the demo; seed 0).
+
+Run: ``python benchmarks/bench_grad_every.py [--write] [--epochs 8] [--threads 1]``
+(``--write`` updates the ``bench_grad_every`` section of ``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+import torch
+import torch.nn.functional as F
+from _common import device_name, table, write_section
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_wiring import random_dag_edges  # noqa: E402
+
+from dnwgraph import WiringConv, create_model  # noqa: E402
+
+NS = (1, 2, 4, 8, 16)
+CYCLE = 16
+
+
+def model_steps(name: str, n: int, batch: int = 128):
+    """A closure running one training step of preset ``name`` with ``grad_every=n``."""
+    torch.manual_seed(0)
+    model = create_model(name, grad_every=n)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, *model.input_shape, generator=gen)
+    y = torch.randint(0, 10, (batch,), generator=gen)
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def layer_steps(wiring, n: int, k: int = 100_000, features: int = 256):
+    torch.manual_seed(0)
+    conv = WiringConv(wiring, k, grad_every=n)
+    opt = torch.optim.SGD(conv.parameters(), lr=1e-6)
+    x = torch.randn(wiring.num_nodes, features, requires_grad=True)
+    g = torch.randn(wiring.num_nodes, features)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        (conv(x) * g).sum().backward()
+        opt.step()
+
+    return step
+
+
+def cycle_ms(steps: dict[int, object], rounds: int) -> dict[int, float]:
+    """Median over ``rounds`` of the mean step time over a cycle of 16 steps, interleaved."""
+    for step in steps.values():
+        for _ in range(CYCLE):  # warm-up: plans, caches, allocator
+            step()
+    times: dict[int, list[float]] = {n: [] for n in steps}
+    for _ in range(rounds):
+        for n, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(CYCLE):
+                step()
+            times[n].append((time.perf_counter() - start) * 1e3 / CYCLE)
+    return {n: median(v) for n, v in times.items()}
+
+
+def mnist1d() -> tuple[torch.Tensor, ...]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    data = make_dataset(get_dataset_args())
+    x, xt = (torch.tensor(data[k], dtype=torch.float32) for k in ("x", "x_test"))
+    y, yt = (torch.tensor(data[k]).long() for k in ("y", "y_test"))
+    return x, y, xt, yt
+
+
+def accuracy(n: int, epochs: int, data) -> tuple[float, float]:
+    x, y, xt, yt = data
+    torch.manual_seed(0)
+    model = create_model("mnist1d_static", grad_every=n)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 128):
+            idx = perm[i : i + 128]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        sched.step()
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(xt).argmax(1) == yt).float().mean()) * 100
+    return acc, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
+
+    cases = {
+        "mnist1d_static (batch 128)": lambda n: model_steps("mnist1d_static", n),
+        "mnist1d_discrete (batch 128)": lambda n: model_steps("mnist1d_discrete", n),
+    }
+    if not args.skip_large:
+        wiring = random_dag_edges(20_000, 2_000_000)
+        cases["WiringConv, 20k nodes, 2M candidates, 100k selected"] = lambda n: layer_steps(
+            wiring, n
+        )
+    rows = []
+    for label, make in cases.items():
+        t = cycle_ms({n: make(n) for n in NS}, args.rounds)
+        rows.append([label, *(f"{t[n]:.1f} ({t[1] / t[n]:.2f}x)" for n in NS)])
+        print(rows[-1], flush=True)
+    speed = table(["case", *(f"n={n}" for n in NS)], rows)
+
+    data = mnist1d()
+    acc_rows = []
+    for n in (1, 4, 16):
+        acc, seconds = accuracy(n, args.epochs, data)
+        acc_rows.append([n, f"{acc:.1f}", f"{seconds:.1f}"])
+        print(acc_rows[-1], flush=True)
+    acc_table = table(["grad_every", "test accuracy %", "training time s"], acc_rows)
+    load_end = os.getloadavg()[0]
+
+    cmd = f"python benchmarks/bench_grad_every.py --write --epochs {args.epochs}"
+    if args.threads != 1:
+        cmd += f" --threads {args.threads}"
+    body = (
+        f"{device_name()}, torch {torch.__version__}; 1-minute load average {load_start:.1f} "
+        f"at the start and {load_end:.1f} at the end. Command: `{cmd}`.\n\n"
+        f"Mean training-step time in ms over a cycle of {CYCLE} steps (speed-up against "
+        f"n=1 in brackets), median of {args.rounds} interleaved rounds:\n\n{speed}\n\n"
+        f"`mnist1d_static` on MNIST-1D, {args.epochs} epochs per n (a short budget on a "
+        "shared CPU: the accuracies compare the variants, they are not converged), "
+        f"seed 0:\n\n{acc_table}\n"
+    )
+    print(body)
+    if args.write:
+        write_section("bench_grad_every", body)
+
+
+if __name__ == "__main__":
+    main()
