@@ -1,10 +1,10 @@
 """Time ``dnwgraph demo`` as a user runs it and write the result into ``docs/training.md``.
 
 Runs the demo with its defaults (``mnist1d_static`` with DNW and with the random graph of the
-same edges, 40 epochs each, then GraphML and figures) into a temporary folder, and writes the
+same edges, ``DEMO_EPOCHS`` each, then GraphML and figures) into a temporary folder, and writes the
 wall time and both test accuracies between the ``demo-timing`` markers of the training page.
 
-Run: ``python benchmarks/demo_timing.py --write`` (about a minute on 2 CPU cores).
+Run: ``python benchmarks/demo_timing.py --write`` (a few minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
