@@ -94,29 +94,6 @@ def test_register_counter_for_other_modules():
         count_macs(model, ())
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "dnwgraph.nn.node_ops",
-        "dnwgraph.nn.levels",
-        "dnwgraph.models._graph",
-        "dnwgraph.models.static",
-        "dnwgraph.models.discrete",
-        "dnwgraph.models.continuous",
-        "dnwgraph.models.presets",
-        "dnwgraph.models.counting",
-    ],
-)
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    if module.endswith("continuous"):
-        pytest.importorskip("torchdiffeq")
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_leaf_counters_cover_every_public_conv_and_norm():
     """The built-in counters are keyed on public torch classes; every public convolution and
     norm layer (lazy ones included) is counted."""
