@@ -349,6 +349,12 @@ class Wiring:
     def to_networkx(self) -> nx.DiGraph:
         """The wiring as a ``networkx.DiGraph`` with nodes ``0..N-1``.
 
+        Every ``to_networkx`` in dnwgraph returns the graph its argument computes with; a
+        ``Wiring`` computes with all its edges, so this is the same graph (same nodes, edges,
+        roles and weights) as :func:`dnwgraph.to_networkx` of the wiring.  A layer built on the
+        wiring uses its top-k edges only: :func:`dnwgraph.to_networkx` of the layer holds those
+        (``all_candidates=True``: every edge of this graph, with a ``selected`` flag).
+
         Edges are added in ``edge_index`` order and carry their position as attribute ``index``
         (a DiGraph iterates edges grouped by source; :meth:`from_networkx` sorts by ``index``).
 
