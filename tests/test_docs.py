@@ -157,3 +157,33 @@ def test_docs_refer_only_to_files_in_the_repository() -> None:
 def test_docs_never_cite_design_notes_outside_the_repository() -> None:
     for page in [*_pages(), *sorted((ROOT / "examples").rglob("*.py"))]:
         assert "DESIGN.md" not in page.read_text(), page
+
+
+def test_every_generated_section_names_the_script_that_writes_it() -> None:
+    """A ``<!-- name:start -->`` section of the docs is written by a script of benchmarks/
+    (its ``write_section`` call names it; ``-cpu`` / ``_cuda`` suffixes come from the device)."""
+    sources = "\n".join(p.read_text() for p in sorted((ROOT / "benchmarks").glob("*.py")))
+    names = set()
+    for page in _pages():
+        names |= set(re.findall(r"<!-- ([\w-]+):start -->", page.read_text()))
+    assert len(names) >= 15
+    orphans = []
+    for name in sorted(names):
+        stem = re.sub(r"[-_](cpu|cuda)$", "", name)
+        if f'"{name}"' not in sources and not re.search(rf'f"{re.escape(stem)}[-_]\{{', sources):
+            orphans.append(name)
+    assert orphans == []
+
+
+def test_parameter_counts_quoted_for_the_paper_presets() -> None:
+    """The ``params (ours)`` column of the CIFAR-10 table in results.md is ``count_params``."""
+    from dnwgraph import count_params, create_model
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    rows = re.findall(r"\| `(tiny_\w+)` \| ([\d,]+) \|", text)
+    assert [name for name, _ in rows] == ["tiny_static", "tiny_discrete", "tiny_continuous"]
+    for name, count in rows:
+        if name == "tiny_continuous":
+            pytest.importorskip("torchdiffeq")
+        model = create_model(name, selection="random", seed=0)
+        assert count_params(model) == int(count.replace(",", "")), name
