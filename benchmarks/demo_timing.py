@@ -4,7 +4,7 @@ Runs the demo with its defaults (``mnist1d_static`` with DNW and with the random
 same edges, ``DEMO_EPOCHS`` each, then GraphML and figures) into a temporary folder, and writes the
 wall time and both test accuracies between the ``demo-timing`` markers of the training page.
 
-Run: ``python benchmarks/demo_timing.py --write`` (a few minutes on 2 CPU cores).
+Run: ``python benchmarks/demo_timing.py --write`` (the whole demo; the section says how long).
 """
 
 from __future__ import annotations

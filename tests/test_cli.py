@@ -268,3 +268,47 @@ def test_huge_learning_rate_never_reports_success(tmp_path: Path, capsys) -> Non
         assert all(
             t.isfinite().all() for t in ckpt["model_state"].values() if t.is_floating_point()
         )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--config", "{missing}"],
+        ["train", "--resume", "{missing}"],
+        ["demo", "--out", "{file}/under"],
+        ["export", "{missing}", "-o", "{tmp}/w.csv"],
+        ["analyze", "{missing}"],
+        ["plot", "{missing}"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_every_command_exits_2_on_a_user_error(tmp_path: Path, capsys, argv: list[str]) -> None:
+    from dnwgraph.cli import _COMMANDS
+
+    assert {"train", "demo", "export", "analyze", "plot"} == set(_COMMANDS)
+    (tmp_path / "file").write_text("x")
+    where = {"missing": tmp_path / "missing", "file": tmp_path / "file", "tmp": tmp_path}
+    assert main([a.format(**where) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dnwgraph: error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name", ["train", "demo", "export", "analyze", "plot"])
+def test_a_programming_error_keeps_its_traceback(monkeypatch, name: str) -> None:
+    """Only user errors become one line: a TypeError (or any other bug) raised inside a
+    handler propagates out of ``main``, whichever command runs."""
+    from importlib import import_module
+
+    from dnwgraph.cli import _COMMANDS
+
+    module, func = _COMMANDS[name][0].split(":")
+
+    def broken(args):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(import_module(module), func, broken)
+    argv = {"train": ["--config", "c.yaml"], "demo": [], "export": ["src", "-o", "w.csv"]}.get(
+        name, ["src"]
+    )
+    with pytest.raises(TypeError, match="a bug"):
+        main([name, *argv])

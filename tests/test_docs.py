@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 from pathlib import Path
@@ -41,8 +42,47 @@ def test_doc_blocks_run_and_print_their_comments(page):
         assert value in text, f"{page}: expected {value} in the output\n{text}"
 
 
-def test_readme_python_blocks_run():
-    run_blocks(ROOT / "README.md")
+def run_page(path: Path, cwd: Path) -> list[str]:
+    """Run the page's Python blocks in order, in one namespace, from ``cwd`` (which sees the
+    repository's ``examples/``); return the printed lines.  The root logger is restored."""
+    (cwd / "examples").symlink_to(ROOT / "examples")
+    out, root = io.StringIO(), logging.getLogger()
+    handlers, level, here = list(root.handlers), root.level, os.getcwd()
+    namespace: dict = {"__name__": "__docs__"}
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out):
+            for block in python_blocks(path):
+                exec(compile(block, str(path), "exec"), namespace)
+    finally:
+        os.chdir(here)
+        root.handlers[:], root.level = handlers, level
+    return out.getvalue().splitlines()
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", "docs/wiring.md", "docs/training.md", "docs/architectures.md"]
+)
+def test_page_blocks_print_what_their_comments_say(tmp_path: Path, page: str) -> None:
+    """Every ``print(...)  # VALUE`` line of the page prints VALUE, and nothing else prints."""
+    path = ROOT / page
+    printed = run_page(path, tmp_path)
+    code = "\n".join(python_blocks(path))
+    expected = re.findall(r"^print\(.*\)\s+# (.+)$", code, re.M)
+    assert expected, f"{page} should show what its code prints"
+    assert [line.rstrip() for line in printed] == expected
+
+
+def test_every_python_block_of_the_docs_runs_in_a_test() -> None:
+    """A page with Python blocks is run by one of the doc tests (a ``text`` fence shows a
+    signature or an output that is not code)."""
+    tested = {"README.md", "wiring.md", "training.md", "architectures.md", "concepts.md"}
+    tested |= {"stability.md", "analysis.md", "models.md"}  # tests/analysis, tests/models
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    with_code = {p.name for p in pages if python_blocks(p)}
+    assert with_code <= tested, sorted(with_code - tested)
+    assert "docs_analysis" in (ROOT / "tests/analysis/test_docs_analysis.py").read_text()
+    assert "models.md" in (ROOT / "tests/models/test_docs_models.py").read_text()
 
 
 def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
@@ -77,3 +117,73 @@ def test_guarantees_cite_only_files_and_tests_that_exist():
     assert cited >= 40
     readme = (ROOT / "README.md").read_text()
     assert "[docs/guarantees.md](docs/guarantees.md)" in readme
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def test_docs_refer_only_to_files_in_the_repository() -> None:
+    """Relative links, and paths in backticks that start at a folder of the repository (or of
+    docs/), name files that exist; a bare ``*.yaml`` name is a file of examples/configs/.
+    Files of a run folder (``metrics.csv``) and of other repositories (linked) are not ours."""
+    top = ("dnwgraph/", "tests/", "docs/", "examples/", "benchmarks/", ".ci/", "img/", "api/")
+    checked, missing = 0, []
+    for page in _pages():
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if not target.startswith(("http://", "https://", "#", "mailto:")):
+                checked += 1
+                if not (page.parent / target.split("#")[0]).exists():
+                    missing.append(f"{page.name}: link {target}")
+        text = re.sub(r"\[[^\]]*\]\(https?://[^)]*\)", "", text)  # links to other repositories
+        for token in re.findall(r"`([^`\n]+)`", text):
+            path = token.split("::")[0].strip()
+            if any(c in path for c in "*<{ ") or "..." in path:
+                continue  # a pattern or a placeholder, not a file
+            if path.startswith(top):
+                where = [ROOT / path, page.parent / path]
+            elif re.fullmatch(r"[\w.-]+\.yaml", path) and path != "config.yaml":
+                where = [ROOT / "examples" / "configs" / path]
+            else:
+                continue
+            checked += 1
+            if not any(p.exists() for p in where):
+                missing.append(f"{page.name}: {path}")
+    assert checked >= 100
+    assert missing == []
+
+
+def test_docs_never_cite_design_notes_outside_the_repository() -> None:
+    for page in [*_pages(), *sorted((ROOT / "examples").rglob("*.py"))]:
+        assert "DESIGN.md" not in page.read_text(), page
+
+
+def test_every_generated_section_names_the_script_that_writes_it() -> None:
+    """A ``<!-- name:start -->`` section of the docs is written by a script of benchmarks/
+    (its ``write_section`` call names it; ``-cpu`` / ``_cuda`` suffixes come from the device)."""
+    sources = "\n".join(p.read_text() for p in sorted((ROOT / "benchmarks").glob("*.py")))
+    names = set()
+    for page in _pages():
+        names |= set(re.findall(r"<!-- ([\w-]+):start -->", page.read_text()))
+    assert len(names) >= 15
+    orphans = []
+    for name in sorted(names):
+        stem = re.sub(r"[-_](cpu|cuda)$", "", name)
+        if f'"{name}"' not in sources and not re.search(rf'f"{re.escape(stem)}[-_]\{{', sources):
+            orphans.append(name)
+    assert orphans == []
+
+
+def test_parameter_counts_quoted_for_the_paper_presets() -> None:
+    """The ``params (ours)`` column of the CIFAR-10 table in results.md is ``count_params``."""
+    from dnwgraph import count_params, create_model
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    rows = re.findall(r"\| `(tiny_\w+)` \| ([\d,]+) \|", text)
+    assert [name for name, _ in rows] == ["tiny_static", "tiny_discrete", "tiny_continuous"]
+    for name, count in rows:
+        if name == "tiny_continuous":
+            pytest.importorskip("torchdiffeq")
+        model = create_model(name, selection="random", seed=0)
+        assert count_params(model) == int(count.replace(",", "")), name

@@ -19,8 +19,10 @@ def test_train_mnist1d_example_runs(capsys) -> None:
     assert [line[0] for line in lines] == ["1", "2", "3"] * 2
     assert int(lines[0][2]) > 0  # DNW: the straight-through gradient moved edges in
     assert [int(line[2]) for line in lines[3:]] == [0, 0, 0]  # the random graph is fixed
-    # 800 training signals, 3 epochs: above chance (10 %) for both, as printed
-    assert min(accs.values()) > 0.15
+    # 800 training signals, 3 epochs, seed 0: both well above chance (10 %; this run prints
+    # DNW 31.0 %, random 22.0 %), and the learned wiring beats the fixed random one
+    assert accs["dnw"] >= 0.25 and accs["random"] >= 0.15
+    assert accs["dnw"] > accs["random"]
     summary = re.search(r"DNW ([\d.]+)%, random graph with the same edges ([\d.]+)%", out)
     assert float(summary[1]) == round(100 * accs["dnw"], 1)
     assert float(summary[2]) == round(100 * accs["random"], 1)

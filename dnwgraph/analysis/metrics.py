@@ -9,6 +9,7 @@ scale to the 245,760-candidate wirings of the paper; networkx is their test orac
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -269,7 +270,13 @@ class GraphStats:
 @dataclass
 class WiringMetrics:
     """Metrics of one learned wiring; ``random`` holds the same statistics for random wirings
-    with the same number of selected edges (averaged over the draws)."""
+    with the same number of selected edges (averaged over the draws).
+
+    ``unreached`` counts the nodes that no input reaches and ``dead_ends`` those that reach no
+    output, along paths of selected edges (called ``no_input`` / ``no_output`` up to 0.2, names
+    that still work with a ``DeprecationWarning``; the training metric ``no_input_nodes`` is
+    another count: hidden nodes without a selected in-edge, one hop).
+    """
 
     module: str
     num_nodes: int
@@ -278,8 +285,8 @@ class WiringMetrics:
     density: float
     depth: int | None
     width: list[int] | None
-    no_input: int
-    no_output: int
+    unreached: int
+    dead_ends: int
     dead: int
     in_degree: list[int]
     out_degree: list[int]
@@ -288,6 +295,26 @@ class WiringMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def no_input(self) -> int:
+        """Deprecated name of :attr:`unreached`."""
+        _renamed("no_input", "unreached")
+        return self.unreached
+
+    @property
+    def no_output(self) -> int:
+        """Deprecated name of :attr:`dead_ends`."""
+        _renamed("no_output", "dead_ends")
+        return self.dead_ends
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"WiringMetrics.{old} is deprecated; use WiringMetrics.{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _degree(view: WiringView) -> tuple[Tensor, Tensor]:
@@ -360,8 +387,8 @@ def wiring_metrics(obj: Any, num_random: int = 3, seed: int = 0) -> list[WiringM
     * ``in_degree`` / ``out_degree``: the selected degree of every node;
     * ``depth``: longest input→output path; ``width``: nodes per topological generation of the
       selected graph (``None`` for both when the candidates have a cycle);
-    * ``no_input``: nodes no input reaches; ``no_output``: nodes that reach no output; ``dead``:
-      nodes in either set;
+    * ``unreached``: nodes no input reaches; ``dead_ends``: nodes that reach no output;
+      ``dead``: nodes in either set;
     * ``stats``: degree mean/spread, clustering (undirected), average directed path length and
       depth, and ``random``: the same for ``num_random`` random wirings with as many edges drawn
       from the same candidates (what chance gives; see :func:`random_view`).
@@ -396,8 +423,8 @@ def wiring_metrics(obj: Any, num_random: int = 3, seed: int = 0) -> list[WiringM
                 density=view.num_selected / max(view.num_edges, 1),
                 depth=_depth(view),
                 width=_widths(view),
-                no_input=int((~receives).sum()),
-                no_output=int((~reaches).sum()),
+                unreached=int((~receives).sum()),
+                dead_ends=int((~reaches).sum()),
                 dead=int((~(receives & reaches)).sum()),
                 in_degree=ind.tolist(),
                 out_degree=outd.tolist(),

@@ -176,7 +176,7 @@ def analyze(
         if m.width is not None:
             lines += [f"Width per level of the selected graph: {m.width}", ""]
         lines += [
-            f"Nodes no input reaches: {m.no_input}; nodes that reach no output: {m.no_output}.",
+            f"Nodes no input reaches: {m.unreached}; nodes that reach no output: {m.dead_ends}.",
             "",
         ]
     churn = _churn(source)

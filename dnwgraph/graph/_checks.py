@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 
 #: Node ids must lie below this (2**26 = 67,108,864): validating a wiring allocates a few
 #: arrays of ``num_nodes`` entries, so a stray id of 10**12 must be refused, not allocated.
@@ -51,7 +51,7 @@ def sparse_size(edge_index: Any) -> int | None:
     if isinstance(edge_index, Tensor) and edge_index.layout != torch.strided:
         shape = tuple(edge_index.shape)
         if len(shape) != 2 or shape[0] != shape[1]:
-            raise ValueError(
+            raise DNWGraphError(
                 f"a sparse adjacency must have shape [N, N] (row = source, column = target) "
                 f"(got {shape})"
             )
@@ -62,7 +62,7 @@ def sparse_size(edge_index: Any) -> int | None:
         if rows is None and cols is None:
             return None
         if rows is not None and cols is not None and rows != cols:
-            raise ValueError(
+            raise DNWGraphError(
                 f"an EdgeIndex must have a square sparse_size (N, N) for a wiring (got "
                 f"({rows}, {cols}))"
             )
@@ -98,7 +98,7 @@ def as_edge_index(edge_index: Any) -> np.ndarray:
             # numpy could not hold the ids as int64: name the bad entry or the huge id
             _check_object_ids(np.asarray(edge_index, dtype=object).reshape(-1, 2).T)
     else:
-        raise TypeError(
+        raise DNWGraphTypeError(
             "'edge_index' must be a LongTensor [2, E] (or a torch_geometric EdgeIndex), a torch "
             "sparse adjacency [N, N], a torch_geometric Data, a numpy array or a list of "
             f"(source, target) pairs (got {type(edge_index).__name__})"
@@ -147,6 +147,17 @@ def _check_object_ids(arr: np.ndarray) -> None:
     _too_large(max(ids, key=abs))
 
 
+def check_int(value: Any, name: str, *, low: int, what: str = "") -> int:
+    """``value`` as an ``int`` >= ``low``: a non-int (``bool`` included) is a
+    :class:`~dnwgraph.errors.DNWGraphTypeError`, an int below ``low`` a
+    :class:`~dnwgraph.errors.DNWGraphError`; ``what`` ends the range message."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DNWGraphTypeError(f"'{name}' must be an int (got {type(value).__name__} {value!r})")
+    if value < low:
+        raise DNWGraphError(f"'{name}' must be >= {low}{what} (got {value})")
+    return int(value)
+
+
 def _dtype(obj: Any) -> str:
     return str(obj.dtype) if hasattr(obj, "dtype") else str(np.asarray(obj).dtype)
 
@@ -157,7 +168,7 @@ def check_num_nodes(num_nodes: Any, ei: np.ndarray) -> int:
     if num_nodes is None:
         num_nodes = hi + 1
     elif isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        raise TypeError(f"'num_nodes' must be an int (got {type(num_nodes).__name__})")
+        raise DNWGraphTypeError(f"'num_nodes' must be an int (got {type(num_nodes).__name__})")
     num_nodes = int(num_nodes)
     if num_nodes <= 0:
         raise DNWGraphError(f"'num_nodes' must be positive (got {num_nodes})")
@@ -205,7 +216,7 @@ def check_edge_weight(edge_weight: Any, num_edges: int) -> Tensor:
     """
     w = torch.as_tensor(edge_weight).detach().cpu()
     if w.shape != (num_edges,):
-        raise ValueError(
+        raise DNWGraphError(
             f"'edge_weight' must have shape [E] = [{num_edges}], one weight per edge "
             f"(got {tuple(w.shape)})"
         )
@@ -213,7 +224,7 @@ def check_edge_weight(edge_weight: Any, num_edges: int) -> Tensor:
         w = w.float()
     if not bool(torch.isfinite(w).all()):
         bad = int((~torch.isfinite(w)).nonzero()[0])
-        raise ValueError(f"'edge_weight' must be finite (got {w[bad].item()} at edge {bad})")
+        raise DNWGraphError(f"'edge_weight' must be finite (got {w[bad].item()} at edge {bad})")
     return w
 
 
@@ -221,7 +232,7 @@ def mask_nodes(mask: Any, num_nodes: int, name: str) -> Tensor:
     """The node ids of a boolean node mask ``[N]`` (as a sorted LongTensor)."""
     m = torch.as_tensor(mask).detach().cpu()
     if m.dtype != torch.bool or m.shape != (num_nodes,):
-        raise ValueError(
+        raise DNWGraphError(
             f"'{name}' must be a BoolTensor of shape [num_nodes] = [{num_nodes}] "
             f"(got {m.dtype} {tuple(m.shape)})"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -136,7 +136,7 @@ def from_networkx(
 
     cls = cls or Wiring
     if not isinstance(g, nx.Graph):
-        raise TypeError(f"'g' must be a networkx graph (got {type(g).__name__})")
+        raise DNWGraphTypeError(f"'g' must be a networkx graph (got {type(g).__name__})")
     if not g.is_directed():
         raise DNWGraphError(
             "'g' must be a directed graph (got an undirected one); orient its edges first, e.g. "

@@ -17,17 +17,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+from dnwgraph.graph._checks import check_int
 from dnwgraph.graph.wiring import Wiring
 
 
 def _sizes(sizes: Sequence[int], name: str = "sizes") -> np.ndarray:
-    arr = np.asarray(list(sizes))
-    if arr.ndim != 1 or arr.size < 2:
-        raise DNWGraphError(f"'{name}' must list at least two block sizes (got {list(sizes)!r})")
-    if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_ or (arr <= 0).any():
-        raise DNWGraphError(f"'{name}' must hold positive ints (got {list(sizes)!r})")
-    return arr.astype(np.int64)
+    if isinstance(sizes, (str, bytes)) or not isinstance(
+        sizes, (Sequence, np.ndarray, torch.Tensor)
+    ):
+        raise DNWGraphTypeError(f"'{name}' must be a list of ints (got {type(sizes).__name__})")
+    items = list(sizes.tolist() if isinstance(sizes, (np.ndarray, torch.Tensor)) else sizes)
+    if len(items) < 2:
+        raise DNWGraphError(f"'{name}' must list at least two block sizes (got {items!r})")
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in items):
+        raise DNWGraphTypeError(f"'{name}' must hold positive ints (got {items!r})")
+    if min(items) <= 0:
+        raise DNWGraphError(f"'{name}' must hold positive ints (got {items!r})")
+    return np.asarray(items, dtype=np.int64)
 
 
 def _blocks_to(sizes: np.ndarray, consecutive: bool) -> np.ndarray:
@@ -126,13 +133,12 @@ def complete(
         >>> w.num_edges, w.acyclic, w.edge_index[:, :2].tolist()
         (6, False, [[0, 0], [1, 2]])
     """
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)):
-        raise TypeError(f"'num_nodes' must be an int (got {type(num_nodes).__name__})")
-    if num_nodes < (1 if self_loops else 2):
-        raise DNWGraphError(
-            f"'num_nodes' must be >= {1 if self_loops else 2} for a complete graph "
-            f"with self_loops={self_loops} (got {num_nodes})"
-        )
+    num_nodes = check_int(
+        num_nodes,
+        "num_nodes",
+        low=1 if self_loops else 2,
+        what=f" for a complete graph with self_loops={self_loops}",
+    )
     u, v = np.divmod(np.arange(num_nodes * num_nodes), num_nodes)
     keep = slice(None) if self_loops else u != v
     return Wiring(
@@ -149,13 +155,18 @@ def complete(
 
 
 def _prob(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DNWGraphTypeError(
+            f"'{name}' must be a probability, a float in [0, 1] (got {type(value).__name__})"
+        )
+    if not 0 <= value <= 1:
         raise DNWGraphError(f"'{name}' must be a probability in [0, 1] (got {value!r})")
     return float(value)
 
 
 def _count(name: str, value: Any, lo: int, hi: int, n: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value < hi:
+    value = check_int(value, name, low=lo, what=f" for num_nodes={n}")
+    if value >= hi:
         raise DNWGraphError(
             f"'{name}' must be an int in [{lo}, {hi}) for num_nodes={n} (got {value!r})"
         )
@@ -232,9 +243,8 @@ def random_dag(kind: str, num_nodes: int, *, seed: int, **kwargs: Any) -> Wiring
             f"random_dag(kind={kind!r}) got unknown parameter(s) {unknown} "
             f"(valid: {', '.join(params)})"
         )
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, (int, np.integer)) or num_nodes < 2:
-        raise DNWGraphError(f"'num_nodes' must be an int >= 2 (got {num_nodes!r})")
-    g = build(int(num_nodes), seed, **kwargs)
+    num_nodes = check_int(num_nodes, "num_nodes", low=2)
+    g = build(num_nodes, seed, **kwargs)
     edges = sorted((min(u, v), max(u, v)) for u, v in g.edges())
     if not edges:
         raise DNWGraphError(

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.typing import PathLikeStr
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def _naming(path: Path) -> Iterator[None]:
     try:
         yield
     except (DNWGraphError, TypeError) as err:
-        if type(err) not in (DNWGraphError, TypeError):
+        if type(err) not in (DNWGraphError, DNWGraphTypeError, TypeError):
             raise
         raise DNWGraphError(f"{path}: {err}") from None
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph._checks import (
     CycleError,
     as_edge_index,
@@ -282,7 +282,9 @@ class Wiring:
             [2, 3]
         """
         if not isinstance(data, Data):
-            raise TypeError(f"'data' must be a torch_geometric Data (got {type(data).__name__})")
+            raise DNWGraphTypeError(
+                f"'data' must be a torch_geometric Data (got {type(data).__name__})"
+            )
         ei = as_edge_index(_data_edge_index(data))
         if self_loops is None:
             self_loops = bool(data.self_loops) if "self_loops" in data else _has_self_loops(ei)
@@ -346,6 +348,12 @@ class Wiring:
 
     def to_networkx(self) -> nx.DiGraph:
         """The wiring as a ``networkx.DiGraph`` with nodes ``0..N-1``.
+
+        Every ``to_networkx`` in dnwgraph returns the graph its argument computes with; a
+        ``Wiring`` computes with all its edges, so this is the same graph (same nodes, edges,
+        roles and weights) as :func:`dnwgraph.to_networkx` of the wiring.  A layer built on the
+        wiring uses its top-k edges only: :func:`dnwgraph.to_networkx` of the layer holds those
+        (``all_candidates=True``: every edge of this graph, with a ``selected`` flag).
 
         Edges are added in ``edge_index`` order and carry their position as attribute ``index``
         (a DiGraph iterates edges grouped by source; :meth:`from_networkx` sorts by ``index``).
@@ -424,7 +432,7 @@ class Wiring:
 def _data_edge_index(data: Data) -> Tensor:
     ei = data.edge_index if "edge_index" in data else None
     if ei is None:
-        raise ValueError(
+        raise DNWGraphError(
             f"'data' must hold an 'edge_index' [2, E] (got attributes {sorted(data.keys())})"
         )
     return ei

@@ -8,9 +8,29 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.models.discrete import GraphStep, check_readout
 from dnwgraph.typing import Ratio, Scope
+
+#: The ``method`` names ``torchdiffeq.odeint`` accepts (torchdiffeq 0.2.x, as its README lists
+#: them); a test checks this tuple against the installed torchdiffeq.
+SOLVERS: tuple[str, ...] = (
+    "dopri8",
+    "dopri5",
+    "bosh3",
+    "fehlberg2",
+    "adaptive_heun",
+    "euler",
+    "midpoint",
+    "heun2",
+    "heun3",
+    "rk4",
+    "explicit_adams",
+    "implicit_adams",
+    "fixed_adams",
+    "scipy_solver",
+)
 
 
 def _torchdiffeq() -> Any:
@@ -125,10 +145,8 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
         **selection_options: Any,
     ) -> None:
         _torchdiffeq()
-        from torchdiffeq._impl.odeint import SOLVERS
-
         if solver not in SOLVERS:
-            raise ValueError(f"'solver' must be one of {sorted(SOLVERS)} (got {solver!r})")
+            raise DNWGraphError(f"'solver' must be one of {list(SOLVERS)} (got {solver!r})")
         for name, value in (("rtol", rtol), ("atol", atol), ("t1", t1)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"'{name}' must be a positive number (got {value!r})")

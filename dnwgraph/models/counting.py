@@ -237,10 +237,36 @@ class _NeuronCounter(Counter):
         return output.numel() if module.bias is not None else 0
 
 
-_LEAF_COUNTERS: dict[type[nn.Module], Counter] = {
-    nn.modules.conv._ConvNd: _ConvCounter(),
-    nn.Linear: _LinearCounter(),
-    nn.modules.batchnorm._NormBase: _NormCounter(),
-    nn.LayerNorm: _NormCounter(),
-    nn.GroupNorm: _NormCounter(),
+#: Public torch layers counted without a registration (lazy convolutions subclass the eager
+#: ones; lazy norms do not, so they are listed).  Only public classes: torch's private bases
+#: (``_ConvNd``, ``_NormBase``) may move between releases.
+_CONVS: tuple[type[nn.Module], ...] = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+_NORMS: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LazyBatchNorm1d,
+    nn.LazyBatchNorm2d,
+    nn.LazyBatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LazyInstanceNorm1d,
+    nn.LazyInstanceNorm2d,
+    nn.LazyInstanceNorm3d,
+    nn.LayerNorm,
+    nn.GroupNorm,
+)
+_LEAF_COUNTERS: dict[tuple[type[nn.Module], ...], Counter] = {
+    _CONVS: _ConvCounter(),
+    (nn.Linear,): _LinearCounter(),
+    _NORMS: _NormCounter(),
 }

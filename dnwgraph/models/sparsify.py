@@ -10,8 +10,8 @@ uses the top-k weights by magnitude,
 
 and the backward pass is straight-through, :math:`\partial L/\partial W = \partial L/\partial
 \tilde W` for **every** weight, pruned or not, so a pruned weight can grow back.  The budget is
-per layer (``scope="layer"``, :math:`k_\ell = \lceil r\,|W_\ell|\rceil`) or shared by all
-sparsified layers (``scope="global"``, :math:`k = \operatorname{round}(r \sum_\ell
+per layer (``scope="per_layer"``, :math:`k_\ell = \lceil r\,|W_\ell|\rceil`) or shared by all
+sparsified layers of the model (``scope="model"``, :math:`k = \operatorname{round}(r \sum_\ell
 |W_\ell|)`, chosen on the concatenated magnitudes).  Biases and normalisation layers stay
 dense.
 
@@ -27,6 +27,7 @@ and :func:`~dnwgraph.count_macs` count only the kept weights of a sparsified lay
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,13 +35,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter, register_counter
 from dnwgraph.select import resolve_k, topk_mask
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
-SCOPES: tuple[str, ...] = ("layer", "global")
+#: One budget for each layer, or one for the whole model ("per X": one budget for each X, as
+#: ``WiringConv``'s ``scope="per_node"``; its ``"global"`` is one budget for the layer).
+SCOPES: tuple[str, ...] = ("per_layer", "model")
+#: The names up to 0.2, which clashed with ``WiringConv``'s ``scope="global"`` (one layer).
+_OLD_SCOPES = {"layer": "per_layer", "global": "model"}
 
 Pattern = str | type[nn.Module]
 
@@ -62,7 +68,7 @@ class _TopKStraightThrough(torch.autograd.Function):
 
 
 class _GlobalBudget:
-    """Shared state of ``scope="global"``: one top-k over all registered weights, recomputed
+    """Shared state of ``scope="model"``: one top-k over all registered weights, recomputed
     once per weight update (keyed by the weights' versions)."""
 
     def __init__(self, k: int) -> None:
@@ -139,7 +145,7 @@ class TopKWeight(nn.Module):
         return weight  # assigning layer.weight sets the trainable weight itself
 
     def extra_repr(self) -> str:
-        return "scope='global'" if self._shared is not None else f"k={self.k}, numel={self.numel}"
+        return "scope='model'" if self._shared is not None else f"k={self.k}, numel={self.numel}"
 
 
 class _SparseLayerCounter(Counter):
@@ -232,7 +238,7 @@ def _check_module(module: Any) -> None:
 def sparsify(
     module: nn.Module,
     ratio: int | float,
-    scope: str = "layer",
+    scope: str = "per_layer",
     include: Pattern | Sequence[Pattern] | None = None,
     exclude: Pattern | Sequence[Pattern] | None = None,
     dense_first: bool = False,
@@ -245,10 +251,11 @@ def sparsify(
     Args:
         module (nn.Module): any model.
         ratio (int or float): weights kept: a ``float`` in (0, 1] is the density (``0.1`` keeps
-            10%), an ``int`` a count (per layer with ``scope="layer"``, in total with
-            ``"global"``).
-        scope (str, optional): ``"layer"`` (a budget per layer) or ``"global"`` (one budget over
-            all converted layers). (default: ``"layer"``)
+            10%), an ``int`` a count (per layer with ``scope="per_layer"``, in total with
+            ``"model"``).
+        scope (str, optional): ``"per_layer"`` (a budget per layer) or ``"model"`` (one budget
+            over all converted layers). The former names ``"layer"`` and ``"global"`` still
+            work with a ``DeprecationWarning``. (default: ``"per_layer"``)
         include: name glob patterns or module types to convert (default: all
             :data:`SPARSIFIABLE` layers).
         exclude: name patterns or types to keep dense.
@@ -269,13 +276,20 @@ def sparsify(
         (10, 2)
     """
     _check_module(module)
+    if scope in _OLD_SCOPES:
+        warnings.warn(
+            f"sparsify(scope={scope!r}) is deprecated; use scope={_OLD_SCOPES[scope]!r}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        scope = _OLD_SCOPES[scope]
     if scope not in SCOPES:
-        raise ValueError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
+        raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
     layers = sparsifiable_layers(module, include, exclude, dense_first)
     if not layers:
         raise ValueError("no layer to sparsify: check 'include' / 'exclude'")
     shared = None
-    if scope == "global":
+    if scope == "model":
         shared = _GlobalBudget(resolve_k(ratio, sum(_weight(layer).numel() for _, layer in layers)))
     else:
         for _, layer in layers:

@@ -300,7 +300,7 @@ class Fixed(_FrozenMask):
         if mask is None:
             mask = torch.zeros(self.num_edges, dtype=torch.bool)
         elif mask.shape != (self.num_edges,) or mask.dtype != torch.bool:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'mask' must be a BoolTensor of shape [{self.num_edges}] "
                 f"(got {mask.dtype} {tuple(mask.shape)})"
             )
@@ -336,7 +336,7 @@ class TargetedDropout(Selection):
         if drop_rate is None:
             drop_rate = 1.0 - self.k / self.num_edges
         if not 0.0 <= drop_rate <= 1.0:
-            raise ValueError(f"'drop_rate' must be in [0, 1] (got {drop_rate})")
+            raise DNWGraphError(f"'drop_rate' must be in [0, 1] (got {drop_rate})")
         self.drop_rate = float(drop_rate)
 
     def cache_key(self) -> tuple[Any, ...] | None:

@@ -17,6 +17,7 @@ import math
 import torch
 from torch import Tensor
 
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.typing import Ratio, Scope
 
 SCOPES: tuple[str, ...] = ("global", "per_node")
@@ -25,7 +26,7 @@ SCOPES: tuple[str, ...] = ("global", "per_node")
 def check_scope(scope: str) -> Scope:
     """Return ``scope`` if it is a valid scope name, else raise a ``ValueError`` listing them."""
     if scope not in SCOPES:
-        raise ValueError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
+        raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
     return scope  # type: ignore[return-value]
 
 
@@ -54,19 +55,19 @@ def resolve_k(ratio: Ratio, num_edges: int, *, name: str = "ratio") -> int:
         (2, 3)
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-        raise TypeError(
+        raise DNWGraphTypeError(
             f"'{name}' must be an int (edges to keep) or a float in (0, 1] (fraction to keep) "
             f"(got {type(ratio).__name__} {ratio!r})"
         )
     if isinstance(ratio, int):
         if not 1 <= ratio <= num_edges:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'{name}' as an int is the number of edges to keep and must be in "
                 f"[1, {num_edges}] (got {ratio})"
             )
         return ratio
     if not (0.0 < ratio <= 1.0) or math.isnan(ratio):
-        raise ValueError(
+        raise DNWGraphError(
             f"'{name}' as a float is the fraction of edges to keep and must be in (0, 1] "
             f"(got {ratio})"
         )
@@ -174,23 +175,49 @@ def topk_mask(
     Returns:
         BoolTensor: shape ``[E]``.
 
+    Raises:
+        DNWGraphTypeError: ``score`` not a tensor; ``k`` not an ``int`` (global scope) or
+            ``k``/``target`` not tensors (per-node scope).
+        DNWGraphError: ``score`` not 1-D, ``k < 0``, ``target`` not shaped like ``score``, or
+            an unknown ``scope``.
+
     Examples:
         >>> topk_mask(torch.tensor([0.5, -2.0, 0.5, 1.0]).abs(), 2).tolist()
         [False, True, False, True]
         >>> topk_mask(torch.tensor([3.0, 1.0, 1.0, 0.5]), 2).tolist()  # tie: index 1 wins
         [True, True, False, False]
     """
+    if not isinstance(score, Tensor):
+        raise DNWGraphTypeError(f"'score' must be a tensor [E] (got {type(score).__name__})")
+    if score.dim() != 1:
+        raise DNWGraphError(f"'score' must have shape [E] (got {tuple(score.shape)})")
     if scope == "global":
-        assert isinstance(k, int)
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise DNWGraphTypeError(
+                f"scope='global' needs an int 'k' (got {type(k).__name__}); a per-node budget "
+                "tensor goes with scope='per_node'"
+            )
         num = score.numel()
+        if k < 0:
+            raise DNWGraphError(f"'k' must be >= 0 (got {k})")
         if k >= num:
             return torch.ones_like(score, dtype=torch.bool)
+        if k == 0:
+            return torch.zeros_like(score, dtype=torch.bool)
         # kth largest value (a selection, O(E); ~3x faster than topk for k in the tens of
         # thousands); everything strictly above it is in, ties are filled by index.
         return global_topk(score, k, hint)[0]
     if scope == "per_node":
-        if target is None or not isinstance(k, Tensor):
-            raise ValueError("scope='per_node' needs 'target' and a per-node budget tensor")
+        if not isinstance(k, Tensor) or not isinstance(target, Tensor):
+            raise DNWGraphTypeError(
+                "scope='per_node' needs a per-node budget tensor 'k' and a 'target' tensor "
+                f"(got k: {type(k).__name__}, target: {type(target).__name__})"
+            )
+        if target.shape != score.shape:
+            raise DNWGraphError(
+                f"'target' must have the shape of 'score' [{score.numel()}] "
+                f"(got {tuple(target.shape)})"
+            )
         # Order edges by (target, score desc, index) with two stable sorts, then keep the
         # first budget[v] edges of every target's run.
         order = torch.sort(score, descending=True, stable=True).indices
@@ -202,5 +229,5 @@ def topk_mask(
         mask = torch.zeros_like(score, dtype=torch.bool)
         mask[order] = rank < k[sorted_target]
         return mask
-    check_scope(scope)
+    check_scope(scope)  # raises: the scope is neither of the two above
     raise AssertionError("unreachable")

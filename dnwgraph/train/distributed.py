@@ -21,6 +21,18 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 __all__ = ["DistEnv", "sync_batchnorm"]
 
 
+#: What ``nn.SyncBatchNorm.convert_sync_batchnorm`` converts, by public names.
+_BATCH_NORMS: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LazyBatchNorm1d,
+    nn.LazyBatchNorm2d,
+    nn.LazyBatchNorm3d,
+    nn.SyncBatchNorm,
+)
+
+
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """On CUDA, swap every BatchNorm child of ``model`` for SyncBatchNorm, in place.
 
@@ -29,7 +41,7 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """
     if torch.device(device).type != "cuda":
         return model
-    if isinstance(model, nn.modules.batchnorm._BatchNorm):
+    if isinstance(model, _BATCH_NORMS):
         raise ValueError("a bare BatchNorm module cannot be converted in place; wrap it first")
     for name, child in model.named_children():
         converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)

@@ -271,3 +271,20 @@ def test_to_data_of_two_wirings_offsets_ids():
     assert set(map(tuple, data.edge_index.t().tolist())) == set(g.edges)
     cyc = to_data(WiringConv(Wiring([(0, 1), (1, 0), (1, 2)], acyclic=False), ratio=3))
     assert "node_level" not in cyc and cyc.acyclic is False
+
+
+def test_every_to_networkx_returns_the_graph_its_argument_computes_with():
+    """``Wiring.to_networkx`` and ``dnwgraph.to_networkx`` agree on a wiring (all its edges);
+    on a layer, the function gives the selected edges, and with ``all_candidates`` the
+    wiring's graph again."""
+    w = random_dag("er", 12, seed=1, p=0.4)
+    w = Wiring(w.edge_index, w.num_nodes, edge_weight=torch.randn(w.num_edges))
+    a, b = w.to_networkx(), dnwgraph.to_networkx(w)
+    assert sorted(a.edges(data="signed_weight")) == sorted(b.edges(data="signed_weight"))
+    assert a.nodes(data="role") == b.nodes(data="role")
+    conv = WiringConv(w, ratio=5)
+    selected = dnwgraph.to_networkx(conv)
+    every = dnwgraph.to_networkx(conv, all_candidates=True)
+    assert sorted(every.edges()) == sorted(a.edges())
+    active = conv.edge_index[:, conv.active_mask()].t().tolist()
+    assert sorted(selected.edges()) == sorted(map(tuple, active)) and len(active) == 5

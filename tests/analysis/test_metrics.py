@@ -79,7 +79,7 @@ def test_dead_nodes_equal_networkx_reachability(seed):
     assert set(live.nonzero().view(-1).tolist()) == fed & heard
     assert dead_nodes(conv)[""].tolist() == sorted(set(g) - (fed & heard))
     m = wiring_metrics(conv, num_random=0)[0]
-    assert (m.no_input, m.no_output, m.dead) == (
+    assert (m.unreached, m.dead_ends, m.dead) == (
         len(set(g) - fed),
         len(set(g) - heard),
         len(set(g) - (fed & heard)),
@@ -203,3 +203,13 @@ def test_model_cost_counts_selected_edges(fake_run):
     model = fake_run[1]
     cost = model_cost(model, (40,))
     assert cost == {"params": count_params(model), "macs": count_macs(model, (1, 40))}
+
+
+def test_old_names_of_unreached_and_dead_ends_warn():
+    conv = WiringConv(Wiring([(0, 2), (1, 2), (2, 3), (0, 3)]), ratio=2)
+    m = wiring_metrics(conv, num_random=0)[0]
+    with pytest.warns(DeprecationWarning, match="use WiringMetrics.unreached"):
+        assert m.no_input == m.unreached
+    with pytest.warns(DeprecationWarning, match="use WiringMetrics.dead_ends"):
+        assert m.no_output == m.dead_ends
+    assert "no_input" not in m.as_dict() and {"unreached", "dead_ends"} <= set(m.as_dict())

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dnwgraph import block_dag, complete, layered, random_dag
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 
 
 def test_block_dag_small_exact():
@@ -109,9 +110,40 @@ def test_random_dag_errors():
         random_dag("ws", 10, seed=0, k=3)
     with pytest.raises(ValueError, match=r"'m' must be an int in \[1, 10\)"):
         random_dag("ba", 10, seed=0, m=10)
-    with pytest.raises(ValueError, match="'num_nodes' must be an int >= 2"):
+    with pytest.raises(ValueError, match="'num_nodes' must be >= 2"):
         random_dag("er", 1, seed=0)
     with pytest.raises(ValueError, match="drew no edge"):
         random_dag("er", 5, seed=0, p=0.0)
     with pytest.raises(TypeError):
         random_dag("er", 10)  # seed is required
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda n: complete(n),
+        lambda n: random_dag("er", n, seed=0),
+        lambda n: random_dag("ba", 10, seed=0, m=n),
+        lambda n: random_dag("ws", 10, seed=0, k=n),
+        lambda n: block_dag([2, n]),
+        lambda n: layered([n, 2]),
+    ],
+    ids=["complete", "random_dag", "ba-m", "ws-k", "block_dag", "layered"],
+)
+def test_generators_raise_one_type_per_mistake(build):
+    """A wrong type is a DNWGraphTypeError (a TypeError), a wrong value a DNWGraphError (a
+    ValueError), whichever generator takes the argument."""
+    for wrong_type in (3.0, "4", True, None):
+        with pytest.raises(DNWGraphTypeError, match="int"):
+            build(wrong_type)
+    for wrong_value in (-1, 0):
+        with pytest.raises(DNWGraphError) as info:
+            build(wrong_value)
+        assert not isinstance(info.value, TypeError)
+
+
+def test_random_dag_probability_types():
+    with pytest.raises(DNWGraphTypeError, match="'p' must be a probability"):
+        random_dag("er", 10, seed=0, p="0.5")
+    with pytest.raises(DNWGraphError, match="'p' must be a probability"):
+        random_dag("er", 10, seed=0, p=-0.1)

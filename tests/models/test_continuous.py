@@ -59,3 +59,12 @@ def test_adaptive_solver_runs_and_counts_evaluations():
     out = model(torch.randn(2, 2, 7))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     assert model.func.nfe >= 6  # at least one dopri5 step
+
+
+def test_solvers_match_torchdiffeq():
+    """``SOLVERS`` is a documented tuple (no private torchdiffeq import in the package); it
+    names exactly the methods the installed torchdiffeq accepts."""
+    from dnwgraph.models.continuous import SOLVERS
+
+    odeint = pytest.importorskip("torchdiffeq._impl.odeint")
+    assert sorted(SOLVERS) == sorted(odeint.SOLVERS)

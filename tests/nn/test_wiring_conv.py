@@ -274,6 +274,7 @@ def test_state_dict_round_trip_keeps_wiring():
     torch.testing.assert_close(a(x), b(x))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     torch.manual_seed(0)

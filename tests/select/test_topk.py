@@ -132,3 +132,33 @@ def test_selection_hint_follows_the_weights():
         w = w + 0.01 * torch.randn(200, generator=torch.Generator().manual_seed(step))
         assert torch.equal(sel(w), topk_mask(w.abs(), 30))
         assert sel._threshold_hint == float(w.abs()[sel(w)].min())
+
+
+def test_topk_mask_checks_its_arguments_without_assert():
+    """Real checks (they hold under ``python -O``): a wrong type is a DNWGraphTypeError, a
+    wrong value a DNWGraphError."""
+    from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+
+    score = torch.tensor([3.0, 1.0, 2.0])
+    with pytest.raises(DNWGraphTypeError, match="scope='global' needs an int 'k'"):
+        topk_mask(score, torch.tensor(2))
+    with pytest.raises(DNWGraphTypeError, match="needs an int 'k'"):
+        topk_mask(score, 2.0)
+    with pytest.raises(DNWGraphTypeError, match="'score' must be a tensor"):
+        topk_mask([3.0, 1.0], 1)
+    with pytest.raises(DNWGraphError, match=r"'score' must have shape \[E\] \(got \(1, 3\)\)"):
+        topk_mask(score.view(1, 3), 1)
+    with pytest.raises(DNWGraphError, match=r"'k' must be >= 0 \(got -1\)"):
+        topk_mask(score, -1)
+    with pytest.raises(DNWGraphTypeError, match="per-node budget tensor 'k' and a 'target'"):
+        topk_mask(score, torch.tensor([1, 1]), scope="per_node")
+    with pytest.raises(DNWGraphTypeError, match="per-node budget tensor 'k'"):
+        topk_mask(score, 1, scope="per_node", target=torch.tensor([0, 1, 1]))
+    with pytest.raises(DNWGraphError, match=r"'target' must have the shape of 'score' \[3\]"):
+        topk_mask(score, torch.tensor([1, 1]), scope="per_node", target=torch.tensor([0, 1]))
+    assert topk_mask(score, 0).tolist() == [False, False, False]
+    # the two scopes agree when every edge points to one node
+    one = torch.zeros(3, dtype=torch.long)
+    assert torch.equal(
+        topk_mask(score, 2), topk_mask(score, torch.tensor([2]), scope="per_node", target=one)
+    )

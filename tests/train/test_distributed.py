@@ -110,3 +110,18 @@ def test_batchnorm_is_synchronised_on_cuda_only():
     cuda = sync_batchnorm(model, torch.device("cuda"))  # conversion itself needs no GPU
     assert cuda is model and type(cuda[1]) is torch.nn.SyncBatchNorm
     assert set(cuda.state_dict()) == keys  # checkpoints load into the plain model
+
+
+def test_sync_batchnorm_refuses_a_bare_batch_norm_and_converts_children():
+    from torch import nn
+
+    from dnwgraph.train.distributed import sync_batchnorm
+
+    cuda = torch.device("cuda")  # only the device type is read; no GPU is needed
+    for bare in (nn.BatchNorm1d(2), nn.BatchNorm2d(2), nn.LazyBatchNorm1d(), nn.SyncBatchNorm(2)):
+        with pytest.raises(ValueError, match="a bare BatchNorm module cannot be converted"):
+            sync_batchnorm(bare, cuda)
+    model = sync_batchnorm(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), cuda)
+    assert type(model[1]) is nn.SyncBatchNorm
+    cpu_model = nn.Sequential(nn.BatchNorm1d(2))
+    assert type(sync_batchnorm(cpu_model, torch.device("cpu"))[0]) is nn.BatchNorm1d
