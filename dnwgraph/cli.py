@@ -119,7 +119,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     )
 
 
-@command("demo", "dnwgraph.train.commands:demo_command", "DNW vs a random graph on MNIST-1D")
+@command("demo", "dnwgraph.demo:demo_command", "DNW vs a random graph on MNIST-1D")
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="(default: runs/demo)")
     p.add_argument(

@@ -19,6 +19,8 @@ MODULES = [
     "dnwgraph.nn.aggregate",
     "dnwgraph.nn.wiring_conv",
     "dnwgraph.models.registry",
+    "dnwgraph.models.views",
+    "dnwgraph.models.compact",
     "dnwgraph.models.pretrained",
     "dnwgraph.train.distributed",
     "dnwgraph.train.launch",

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from dnwgraph.graph import Wiring, block_dag, layered
 from dnwgraph.models._graph import check_batch
+from dnwgraph.models.compact import compact
 from dnwgraph.models.counting import Counter, register_counter
 from dnwgraph.models.pretrained import PretrainedMixin
 from dnwgraph.models.registry import register_model
@@ -413,7 +414,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
     def compact_wirings(self) -> MobileNetV1DNW:
         """A copy for inference whose wirings hold only their selected edges (same nodes, same
         weights, ``complete`` selection: no top-k per call, E candidates shrink to k), made
-        with :func:`dnwgraph.compact` per wiring.  Outputs are unchanged.
+        with :func:`dnwgraph.models.compact.compact` per wiring.  Outputs are unchanged.
 
         Examples:
             >>> model = MobileNetV1DNW(0.5, stages=((4, 6, 1, 1), (6, 8, 2, 2))).eval()
@@ -422,8 +423,6 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
             >>> small.stages[1].conv.num_edges, torch.allclose(small(x), model(x))
             (28, True)
         """
-        from dnwgraph.analysis import compact  # analysis builds on models: import lazily
-
         # Cached aggregation plans hold sparse CSR tensors, which cannot be deep-copied;
         # WiringConv drops its caches in _apply (they are rebuilt on the next call).
         self._apply(lambda t: t)

@@ -45,7 +45,6 @@ def list_models(pattern: str | None = None) -> list[str]:
         >>> isinstance(list_models("*"), list)
         True
     """
-    _load_builtin()
     names = sorted(_MODELS)
     return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
 
@@ -68,7 +67,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         >>> model.model_spec
         {'name': 'mnist1d_static', 'kwargs': {'selection': 'random', 'seed': 0}}
     """
-    _load_builtin()
     factory = _MODELS.get(name)
     if factory is None:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(_MODELS)}")
@@ -82,8 +80,3 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     model = factory(**kwargs)
     model.model_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
-
-
-def _load_builtin() -> None:
-    """Import the modules that register the built-in models (once)."""
-    import dnwgraph.models  # noqa: F401  (its __init__ imports every model module)

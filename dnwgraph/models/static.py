@@ -116,6 +116,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         node op, such as the output nodes, give zeros)."""
         return self.graph.node_outputs(self.initial_state(x))
 
+    def node_inputs(self, x: Tensor) -> Tensor:
+        """What every node reads from its in-edges, :math:`I_v` (node-first ``[N, B, *]``)."""
+        return self.graph(self.initial_state(x))
+
     # ------------------------------------------------------------------- compaction
     @torch.no_grad()
     def subgraph(self, node_mask: Tensor) -> StaticNeuralGraph:

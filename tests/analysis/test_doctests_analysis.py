@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["export", "metrics", "compact", "plots", "report"]
+MODULES = ["export", "metrics", "plots", "source"]
 
 
 @pytest.mark.parametrize("name", MODULES)

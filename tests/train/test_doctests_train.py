@@ -10,11 +10,12 @@ import pytest
 MODULES = [
     "dnwgraph.train.datasets",
     "dnwgraph.train.config",
-    "dnwgraph.train.checkpoint",
+    "dnwgraph.runs.checkpoint",
+    "dnwgraph.runs.run",
     "dnwgraph.train.metrics",
     "dnwgraph.train.loop",
     "dnwgraph.train.optim",
-    "dnwgraph.train.rundir",
+    "dnwgraph.runs.rundir",
 ]
 
 

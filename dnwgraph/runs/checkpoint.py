@@ -31,7 +31,9 @@ from torch import nn
 
 from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.train.rundir import CHECKPOINT
+from dnwgraph.models.pretrained import from_pretrained, is_pretrained_dir
+from dnwgraph.models.registry import create_model
+from dnwgraph.runs.rundir import CHECKPOINT
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
@@ -273,9 +275,6 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
         >>> model(torch.randn(8, 40)).shape  # doctest: +SKIP
         torch.Size([8, 10])
     """
-    from dnwgraph.models import create_model
-    from dnwgraph.models.pretrained import from_pretrained, is_pretrained_dir
-
     if Path(path).is_dir() and not (Path(path) / CHECKPOINT).exists() and is_pretrained_dir(path):
         return from_pretrained(path, map_location=map_location)
 
