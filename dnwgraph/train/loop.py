@@ -139,9 +139,9 @@ def _model_kwargs(name: str, kwargs: dict[str, Any], num_classes: int) -> dict[s
     """``kwargs`` with ``num_classes`` from the data when the factory takes it and it is unset."""
     import inspect
 
-    from dnwgraph.models import registry
+    from dnwgraph.models.registry import MODELS
 
-    factory = registry._MODELS.get(name)
+    factory = MODELS.find(name)
     out = dict(kwargs)
     if factory is not None and "num_classes" in inspect.signature(factory).parameters:
         out.setdefault("num_classes", num_classes)
