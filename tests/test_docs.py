@@ -77,3 +77,14 @@ def test_guarantees_cite_only_files_and_tests_that_exist():
     assert cited >= 40
     readme = (ROOT / "README.md").read_text()
     assert "[docs/guarantees.md](docs/guarantees.md)" in readme
+
+
+def test_architecture_page_names_only_modules_that_exist_and_is_linked():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    paths = re.findall(r"`(dnwgraph/[\w/]+\.py)`", text)
+    assert len(paths) >= 15
+    missing = [p for p in paths if not (ROOT / p).is_file()]
+    assert missing == []
+    for layer in ("graph", "select", "nn", "models", "runs", "train", "analysis"):
+        assert f"<b>{layer}/</b>" in text and (ROOT / "dnwgraph" / layer).is_dir()
+    assert "[docs/architecture.md](docs/architecture.md)" in (ROOT / "README.md").read_text()
