@@ -18,6 +18,8 @@ MODULES = [
     "dnwgraph.select.strategies",
     "dnwgraph.nn.aggregate",
     "dnwgraph.nn.wiring_conv",
+    "dnwgraph.nn.spec",
+    "dnwgraph.nn.levels",
     "dnwgraph.models.registry",
     "dnwgraph.models.views",
     "dnwgraph.models.compact",

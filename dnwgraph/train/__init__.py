@@ -1,4 +1,4 @@
-"""Training: datasets, configs and the loop behind ``dnwgraph train`` (the run format: ``dnwgraph.runs``)."""
+"""Training: datasets, configs and the loop behind ``dnwgraph train`` (run files: dnwgraph.runs)."""
 
 from dnwgraph.runs.checkpoint import CheckpointError, load_checkpoint, load_model
 from dnwgraph.train.config import ConfigError, load_config

@@ -49,7 +49,7 @@ def test_metrics_reader_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(DNWGraphError, match="'epoch' column"):
         read_metrics_csv(tmp_path / "a.csv")
     (tmp_path / "b.csv").write_text("epoch,loss\n1,abc\n")
-    with pytest.raises(DNWGraphError, match=r"line 2: column 'loss' must be a number \(got 'abc'\)"):
+    with pytest.raises(DNWGraphError, match=r"line 2: column 'loss' must be a number \(got 'abc"):
         read_metrics_csv(tmp_path / "b.csv")
     (tmp_path / "c.csv").write_text("epoch,loss\n")
     assert read_metrics_csv(tmp_path / "c.csv") == []
