@@ -195,10 +195,6 @@ def _print_report() -> None:  # pragma: no cover - a helper for humans: python t
         graph[c[-2]].discard(c[-1])
 
 
-if __name__ == "__main__":
-    _print_report()
-
-
 def test_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
@@ -217,3 +213,7 @@ def test_cycle_finder_finds_a_cycle():
 def test_layer_order(src, dst, ok):
     (sl, sr), (dl, dr) = _layer(src), _layer(dst)
     assert (sl == dl or dr < sr) == ok
+
+
+if __name__ == "__main__":
+    _print_report()
