@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import torch  # noqa: E402
 from _common import write_section  # noqa: E402
 
-from dnwgraph.train.demo import DEMO_EPOCHS, run_demo  # noqa: E402
+from dnwgraph.demo import DEMO_EPOCHS, run_demo  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

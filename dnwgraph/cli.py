@@ -18,13 +18,15 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
 
-# name -> (handler "module:function", one-line help, argument builder)
-_COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {}
+from dnwgraph.registry import Registry
+
+#: Commands by name: (handler "module:function", one-line help, argument builder).
+COMMANDS: Registry[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = Registry("command")
 
 
 def command(name: str, handler: str, help: str) -> Callable:
     def wrap(add: Callable[[argparse.ArgumentParser], None]) -> Callable:
-        _COMMANDS[name] = (handler, help, add)
+        COMMANDS.register(name, (handler, help, add))
         return add
 
     return wrap
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dnwgraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text, add) in _COMMANDS.items():
+    for name, (_, help_text, add) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
     return parser
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module, func = _COMMANDS[args.command][0].split(":")
+    module, func = COMMANDS.get(args.command)[0].split(":")
     try:
         handler = getattr(import_module(module), func)
         return int(handler(args) or 0)
@@ -119,7 +121,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     )
 
 
-@command("demo", "dnwgraph.train.commands:demo_command", "DNW vs a random graph on MNIST-1D")
+@command("demo", "dnwgraph.demo:demo_command", "DNW vs a random graph on MNIST-1D")
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="(default: runs/demo)")
     p.add_argument(

@@ -187,3 +187,14 @@ def test_parameter_counts_quoted_for_the_paper_presets() -> None:
             pytest.importorskip("torchdiffeq")
         model = create_model(name, selection="random", seed=0)
         assert count_params(model) == int(count.replace(",", "")), name
+
+
+def test_architecture_page_names_only_modules_that_exist_and_is_linked():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    paths = re.findall(r"`(dnwgraph/[\w/]+\.py)`", text)
+    assert len(paths) >= 15
+    missing = [p for p in paths if not (ROOT / p).is_file()]
+    assert missing == []
+    for layer in ("graph", "select", "nn", "models", "runs", "train", "analysis"):
+        assert f"<b>{layer}/</b>" in text and (ROOT / "dnwgraph" / layer).is_dir()
+    assert "[docs/architecture.md](docs/architecture.md)" in (ROOT / "README.md").read_text()

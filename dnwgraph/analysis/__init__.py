@@ -6,7 +6,6 @@ fixed-wiring one with identical outputs, and the plots draw the wiring and its t
 (matplotlib, lazily).
 """
 
-from dnwgraph.analysis.compact import compact
 from dnwgraph.analysis.export import save_wiring, to_data, to_networkx
 from dnwgraph.analysis.metrics import (
     GraphStats,
@@ -18,11 +17,8 @@ from dnwgraph.analysis.metrics import (
     depth,
     edge_churn,
     live_node_mask,
-    load_snapshot,
-    load_snapshots,
     model_cost,
     random_view,
-    read_metrics_csv,
     wiring_metrics,
 )
 from dnwgraph.analysis.plots import (
@@ -35,6 +31,9 @@ from dnwgraph.analysis.plots import (
     plot_wiring,
 )
 from dnwgraph.analysis.report import analyze, load_source
+from dnwgraph.models.compact import compact
+from dnwgraph.runs.run import load_snapshot, load_snapshots
+from dnwgraph.runs.run import metrics_columns as read_metrics_csv
 
 __all__ = [
     "to_networkx",

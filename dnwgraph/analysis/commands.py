@@ -27,7 +27,7 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 def export(args: argparse.Namespace) -> int:
     from dnwgraph.analysis.export import _writer, to_networkx, write_graph
-    from dnwgraph.analysis.report import load_source
+    from dnwgraph.analysis.source import load_source
 
     _writer(Path(args.output))  # a bad extension fails before the model is loaded
     _check_output(Path(args.output))
@@ -40,7 +40,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def _check_output(path: Path) -> None:
-    from dnwgraph.train.rundir import check_not_run_file
+    from dnwgraph.runs.rundir import check_not_run_file
 
     check_not_run_file(path)
 

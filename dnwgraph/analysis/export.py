@@ -16,8 +16,9 @@ import torch
 from torch_geometric.data import Data
 
 from dnwgraph._atomic import atomic_path
-from dnwgraph.analysis._views import WiringView, wiring_views
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.models.views import WiringView, wiring_views
+from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
 
 if TYPE_CHECKING:
@@ -312,8 +313,6 @@ def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
         >>> write_graph(to_networkx(Wiring([(0, 1), (1, 2)])), path).stat().st_size > 0
         True
     """
-    from dnwgraph.train.rundir import check_not_run_file
-
     path = Path(path)
     writer = _writer(path)
     check_not_run_file(path)

@@ -8,60 +8,25 @@ scale to the 245,760-candidate wirings of the paper; networkx is their test orac
 
 from __future__ import annotations
 
-import csv
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from dnwgraph.analysis._views import WiringView, check_snapshot, is_snapshot, wiring_views
-from dnwgraph.errors import DNWGraphError
-from dnwgraph.typing import PathLikeStr
+from dnwgraph.models.views import (
+    WiringView,
+    is_snapshot,
+    liveness,
+    wiring_views,
+)
 
 #: Graphs up to this many nodes use dense adjacency products (``N^2`` floats).
 DENSE_LIMIT = 2048
 
 # --------------------------------------------------------------------------- reachability
-
-
-def _propagate(start: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-    """Nodes reachable from ``start`` along ``src -> dst``: iterate one hop to a fixed point."""
-    reached = start.clone()
-    while True:
-        hits = torch.zeros(reached.numel(), dtype=torch.long).index_add_(
-            0, dst, reached[src].long()
-        )
-        new = reached | (hits > 0)
-        if torch.equal(new, reached):
-            return reached
-        reached = new
-
-
-def liveness(view: WiringView) -> tuple[Tensor, Tensor]:
-    """Which nodes receive from an input and which reach an output over the selected edges.
-
-    ``receives[v]``: some input node reaches :math:`v` (inputs themselves count);
-    ``reaches[v]``: :math:`v` reaches some output node (outputs themselves count). Both are
-    computed by repeating one-hop propagation until nothing changes, which also handles cycles.
-
-    Returns:
-        tuple[BoolTensor, BoolTensor]: ``receives [N]`` and ``reaches [N]``.
-
-    Examples:
-        >>> from dnwgraph import Wiring
-        >>> from dnwgraph.analysis._views import wiring_views
-        >>> w = Wiring([(0, 1), (2, 3)], input_nodes=[0, 2], output_nodes=[1])
-        >>> [t.tolist() for t in liveness(wiring_views(w)[0])]
-        [[True, True, True, True], [True, True, False, False]]
-    """
-    (src, dst), _ = view.selected()
-    receives = _propagate(view.node_mask(view.input_nodes), src, dst)
-    reaches = _propagate(view.node_mask(view.output_nodes), dst, src)
-    return receives, reaches
 
 
 def live_node_mask(obj: Any) -> dict[str, Tensor]:
@@ -348,7 +313,7 @@ def random_view(view: WiringView, seed: int = 0) -> WiringView:
 
     Examples:
         >>> from dnwgraph import Wiring, WiringConv
-        >>> from dnwgraph.analysis._views import wiring_views
+        >>> from dnwgraph.models.views import wiring_views
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
         >>> random_view(wiring_views(conv)[0], seed=1).num_selected
         2
@@ -504,47 +469,6 @@ def edge_churn(before: Any, after: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-def load_snapshot(path: PathLikeStr) -> dict[str, dict[str, Any]]:
-    """Load one wiring snapshot ``wiring/epoch_XXXX.pt`` (``torch.load(weights_only=True)``).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not a torch file or does not follow the snapshot format.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"wiring snapshot not found: '{path}'")
-    from dnwgraph.train.checkpoint import safe_torch_load
-
-    snap = safe_torch_load(path, "wiring snapshot")
-    check_snapshot(snap, str(path))
-    return snap
-
-
-def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, Any]]]]:
-    """All wiring snapshots of a run, ``[(epoch, snapshot), ...]`` sorted by epoch.
-
-    Raises:
-        FileNotFoundError: the run has no ``wiring/epoch_*.pt`` file.
-        ValueError: a snapshot is malformed (see :func:`load_snapshot`).
-
-    Examples:
-        >>> [epoch for epoch, _ in load_snapshots("runs/demo/dnw")]  # doctest: +SKIP
-        [0, 1, 2, 3]
-    """
-    files = sorted(Path(run_dir, "wiring").glob("epoch_*.pt"))
-    if not files:
-        raise FileNotFoundError(f"no wiring snapshots in '{Path(run_dir, 'wiring')}'")
-    out = []
-    for f in files:
-        try:
-            epoch = int(f.stem.split("_", 1)[1])
-        except ValueError:
-            raise DNWGraphError(f"{f}: snapshot names must be epoch_XXXX.pt") from None
-        out.append((epoch, load_snapshot(f)))
-    return sorted(out, key=lambda t: t[0])
-
-
 def churn_series(snapshots: Sequence[tuple[int, Any]]) -> list[dict[str, float]]:
     """Edge churn between consecutive snapshots, summed over modules.
 
@@ -584,33 +508,3 @@ def _pooled(churn: dict[str, dict[str, float]]) -> float:
     kept = sum(c["kept"] for c in churn.values())
     union = sum(c["kept"] + c["swapped_in"] + c["swapped_out"] for c in churn.values())
     return kept / union if union else 1.0
-
-
-def read_metrics_csv(path: PathLikeStr) -> dict[str, list[float]]:
-    """Columns of a run's ``metrics.csv`` as float lists (empty cells become ``nan``).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: no ``epoch`` column, no rows, or a non-numeric cell (names line and column).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"metrics file not found: '{path}'")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "epoch" not in reader.fieldnames:
-            raise DNWGraphError(f"{path}: expected a header with an 'epoch' column")
-        cols: dict[str, list[float]] = {k: [] for k in reader.fieldnames}
-        for lineno, row in enumerate(reader, start=2):
-            for k, v in row.items():
-                try:
-                    cols[k].append(float(v) if v not in ("", None) else float("nan"))
-                except (TypeError, ValueError):
-                    raise DNWGraphError(
-                        f"{path} line {lineno}: column {k!r} must be a number (got {v!r})"
-                    ) from None
-    if not cols["epoch"]:
-        raise DNWGraphError(f"{path}: no rows")
-    return cols

@@ -17,7 +17,11 @@ import torch
 from torch import Tensor
 
 from dnwgraph._atomic import atomic_path
-from dnwgraph.analysis._views import WiringView, snapshot_views, wiring_views
+from dnwgraph.analysis.metrics import churn_series, random_view
+from dnwgraph.analysis.source import load_source
+from dnwgraph.models.views import WiringView, liveness, snapshot_views, wiring_views
+from dnwgraph.runs.run import load_snapshots, metrics_columns
+from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
 
 if TYPE_CHECKING:
@@ -67,8 +71,6 @@ def _draw_wiring(
     (colour by role, dead nodes hollow); returns the number of edges drawn."""
     from matplotlib.collections import LineCollection
     from matplotlib.colors import to_rgba
-
-    from dnwgraph.analysis.metrics import liveness
 
     (src, dst), w = view.selected()
     if w.numel() > max_edges:
@@ -198,8 +200,6 @@ def plot_degree_histogram(
         >>> len(plot_degree_histogram(Wiring([(0, 1), (1, 2)]), random=False).lines)
         2
     """
-    from dnwgraph.analysis.metrics import random_view
-
     view = _pick(obj, module)
     ax = _axes(ax)
     series = [("in-degree", view, "tab:orange", "-"), ("out-degree", view, "tab:cyan", "-")]
@@ -219,11 +219,9 @@ def plot_degree_histogram(
 
 
 def _columns(run: Any) -> dict[str, list[float]]:
-    from dnwgraph.analysis.metrics import read_metrics_csv
-
     if isinstance(run, Mapping):
         return {k: list(v) for k, v in run.items()}
-    return read_metrics_csv(run)
+    return metrics_columns(run)
 
 
 def plot_training_curves(run: Any, ax: Axes | None = None) -> Axes:
@@ -232,7 +230,7 @@ def plot_training_curves(run: Any, ax: Axes | None = None) -> Axes:
 
     Raises:
         FileNotFoundError: no ``metrics.csv``.
-        ValueError: a malformed file (see :func:`~dnwgraph.analysis.metrics.read_metrics_csv`).
+        ValueError: a malformed file (see :func:`~dnwgraph.runs.run.metrics_columns`).
 
     Examples:
         >>> import matplotlib
@@ -262,8 +260,6 @@ def plot_training_curves(run: Any, ax: Axes | None = None) -> Axes:
 
 
 def _snapshots(source: Any) -> list[tuple[int, Any]]:
-    from dnwgraph.analysis.metrics import load_snapshots
-
     if isinstance(source, (str, Path)):
         return load_snapshots(source)
     return list(source)
@@ -275,7 +271,7 @@ def plot_churn(snapshots: Any, ax: Axes | None = None) -> Axes:
 
     Args:
         snapshots: a run folder or a list of ``(epoch, snapshot)`` (see
-            :func:`~dnwgraph.analysis.metrics.load_snapshots`).
+            :func:`~dnwgraph.runs.run.load_snapshots`).
 
     Raises:
         ValueError: fewer than two snapshots.
@@ -288,8 +284,6 @@ def plot_churn(snapshots: Any, ax: Axes | None = None) -> Axes:
         >>> len(plot_churn(snaps).patches)
         2
     """
-    from dnwgraph.analysis.metrics import churn_series
-
     snaps = _snapshots(snapshots)
     if len(snaps) < 2:
         raise ValueError(f"edge churn needs at least two snapshots (got {len(snaps)})")
@@ -382,8 +376,6 @@ def animate_wiring(
 
 
 def _check_output(path: Path) -> None:
-    from dnwgraph.train.rundir import check_not_run_file
-
     check_not_run_file(path)
 
 
@@ -416,8 +408,6 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
         ['wiring.png', 'adjacency.png', 'degrees.png', 'training_curves.png', 'churn.png',
          'wiring.gif']
     """
-    from dnwgraph.analysis.report import load_source
-
     run_dir = Path(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
     out = Path(out_dir) if out_dir is not None else base / "figures"
@@ -430,20 +420,22 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
         ("adjacency.png", plot_adjacency, (5.5, 4.5)),
         ("degrees.png", plot_degree_histogram, (5.5, 3.5)),
     ):
-        written.append(_save(lambda ax, d=draw: d(model, ax), out / name, size))
+        written.append(save_figure(lambda ax, d=draw: d(model, ax), out / name, size))
     if run_dir.is_dir() and (run_dir / "metrics.csv").is_file():
         written.append(
-            _save(lambda ax: plot_training_curves(run_dir, ax), out / "training_curves.png")
+            save_figure(lambda ax: plot_training_curves(run_dir, ax), out / "training_curves.png")
         )
     snaps = _snapshots(run_dir) if run_dir.is_dir() and (run_dir / "wiring").is_dir() else []
     if len(snaps) >= 2:
-        written.append(_save(lambda ax: plot_churn(snaps, ax), out / "churn.png"))
+        written.append(save_figure(lambda ax: plot_churn(snaps, ax), out / "churn.png"))
     if snaps:
         written.append(animate_wiring(snaps, out / "wiring.gif", reference=model))
     return written
 
 
-def _save(draw: Any, path: Path, figsize: tuple[float, float] = (6.0, 4.0), dpi: int = 100) -> Path:
+def save_figure(
+    draw: Any, path: Path, figsize: tuple[float, float] = (6.0, 4.0), dpi: int = 100
+) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, layout="constrained")

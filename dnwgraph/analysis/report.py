@@ -1,5 +1,4 @@
-"""Reading what the user points at (a run, a checkpoint, a snapshot, a wiring file) and the
-Markdown report of ``dnwgraph analyze``."""
+"""The Markdown report of ``dnwgraph analyze`` (what it reads: :mod:`dnwgraph.analysis.source`)."""
 
 from __future__ import annotations
 
@@ -14,73 +13,20 @@ from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.analysis.metrics import (
     WiringMetrics,
     churn_series,
-    load_snapshots,
     model_cost,
     wiring_metrics,
 )
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.analysis.plots import (
+    plot_adjacency,
+    plot_degree_histogram,
+    plot_run,
+    plot_wiring,
+    save_figure,
+)
+from dnwgraph.analysis.source import load_source
+from dnwgraph.runs.run import load_snapshots
+from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
-
-WIRING_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".graphml", ".gexf")
-
-
-def load_source(path: PathLikeStr) -> Any:
-    """What a path holds, ready for the analysis functions.
-
-    * a run folder or a ``checkpoint.pt`` → the trained model (:func:`dnwgraph.load_model`);
-    * a wiring snapshot ``wiring/epoch_XXXX.pt`` → the snapshot dict;
-    * a wiring file (``.csv``, ``.json``, ``.graphml``, ``.gexf``) → a :class:`~dnwgraph.Wiring`.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist, or a folder without ``checkpoint.pt``.
-        ValueError: a corrupt or unknown ``.pt`` file, a malformed wiring file, or another
-            extension (the message lists the accepted ones).
-
-    Examples:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.csv"
-        >>> _ = path.write_text("source,target\\n0,1\\n1,2\\n")
-        >>> load_source(path)
-        Wiring(num_nodes=3, num_edges=2, inputs=1, outputs=1, acyclic=True)
-    """
-    from dnwgraph.analysis._views import is_snapshot
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such run, checkpoint or wiring file: '{path}'")
-    if path.is_dir():
-        if not (path / "checkpoint.pt").is_file():
-            raise FileNotFoundError(f"'{path}' is a folder without checkpoint.pt (not a run)")
-        return _load_model(path)
-    suffix = path.suffix.lower()
-    if suffix in WIRING_SUFFIXES:
-        from dnwgraph.graph.io import read_wiring
-
-        return read_wiring(path)
-    if suffix in (".pt", ".pth"):
-        from dnwgraph.train.checkpoint import safe_torch_load
-
-        obj = safe_torch_load(path, "torch file")
-        if isinstance(obj, dict) and "format" in obj and "model_state" in obj:
-            return _load_model(path)
-        if is_snapshot(obj):
-            return obj
-        keys = sorted(map(str, obj))[:8] if isinstance(obj, dict) else type(obj).__name__
-        raise DNWGraphError(
-            f"'{path}' is neither a dnwgraph checkpoint (keys format, model, model_state, ...) "
-            f"nor a wiring snapshot ({{module: {{edge_index, edge_weight, active, num_nodes}}}}) "
-            f"(got {keys})"
-        )
-    raise DNWGraphError(
-        f"cannot read '{path}': expected a run folder, a .pt checkpoint or snapshot, or a "
-        f"wiring file ({', '.join(WIRING_SUFFIXES)}) (got '{path.suffix}')"
-    )
-
-
-def _load_model(path: Path) -> torch.nn.Module:
-    from dnwgraph.train import load_model
-
-    return load_model(path)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -157,8 +103,6 @@ def analyze(
             source / "analysis" if source.is_dir() else source.with_name(f"{source.stem}_analysis")
         )
     out = Path(out_dir)
-    from dnwgraph.train.rundir import check_not_run_file
-
     check_not_run_file(out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = wiring_metrics(obj, num_random=num_random)
@@ -226,19 +170,11 @@ def _churn(source: Path) -> list[dict[str, float]]:
 
 
 def _figures(obj: Any, source: Path, out: Path) -> list[Path]:
-    from dnwgraph.analysis.plots import (
-        _save,
-        plot_adjacency,
-        plot_degree_histogram,
-        plot_run,
-        plot_wiring,
-    )
-
     if source.is_dir():
         return plot_run(source, out)
     out.mkdir(parents=True, exist_ok=True)
     return [
-        _save(lambda ax: plot_wiring(obj, ax), out / "wiring.png", (7.0, 4.5)),
-        _save(lambda ax: plot_adjacency(obj, ax), out / "adjacency.png", (5.5, 4.5)),
-        _save(lambda ax: plot_degree_histogram(obj, ax), out / "degrees.png", (5.5, 3.5)),
+        save_figure(lambda ax: plot_wiring(obj, ax), out / "wiring.png", (7.0, 4.5)),
+        save_figure(lambda ax: plot_adjacency(obj, ax), out / "adjacency.png", (5.5, 4.5)),
+        save_figure(lambda ax: plot_degree_histogram(obj, ax), out / "degrees.png", (5.5, 3.5)),
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dnwgraph.graph._checks import CycleError
 from dnwgraph.graph.generators import block_dag, complete, layered, random_dag
-from dnwgraph.graph.io import read_wiring
-from dnwgraph.graph.wiring import Wiring
+from dnwgraph.graph.wiring import Wiring, read_wiring
 
 __all__ = ["Wiring", "CycleError", "block_dag", "layered", "complete", "random_dag", "read_wiring"]

@@ -120,21 +120,19 @@ def from_networkx(
     output_nodes: Sequence[Hashable] | None = None,
     acyclic: bool | None = None,
     self_loops: bool | None = None,
-    cls: type[Wiring] | None = None,
+    cls: type[Wiring],
 ) -> Wiring:
-    """See :meth:`Wiring.from_networkx`.
+    """See :meth:`Wiring.from_networkx`; ``cls`` is the class to build.
 
     Examples:
         >>> import networkx as nx
-        >>> w = from_networkx(nx.DiGraph([("a", "c"), ("b", "c")]))
+        >>> from dnwgraph import Wiring
+        >>> w = from_networkx(nx.DiGraph([("a", "c"), ("b", "c")]), cls=Wiring)
         >>> w.edge_index.tolist(), w.output_nodes.tolist()
         ([[0, 1], [2, 2]], [2])
     """
     import networkx as nx
 
-    from dnwgraph.graph.wiring import Wiring
-
-    cls = cls or Wiring
     if not isinstance(g, nx.Graph):
         raise DNWGraphTypeError(f"'g' must be a networkx graph (got {type(g).__name__})")
     if not g.is_directed():

@@ -35,21 +35,16 @@ if TYPE_CHECKING:
     from dnwgraph.graph.wiring import Wiring
 
 
-def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
-    """Read a wiring file; ``kwargs`` go to the :class:`Wiring` constructor and win over the file.
+def read_file(cls: type[Wiring], path: PathLikeStr, **kwargs: Any) -> Wiring:
+    """Read a wiring file into ``cls`` (see :func:`dnwgraph.graph.read_wiring`).
+
+    ``cls`` is the class to build (:class:`Wiring` or a subclass): this module reads files and
+    leaves the class to its caller, so that ``wiring.py`` may use it without an import cycle.
 
     Raises:
         FileNotFoundError: ``path`` does not exist (the message names it).
         ValueError: unknown extension (lists the supported ones), malformed content (CSV errors
             name the line number and its text), or any check of the constructor.
-
-    Examples:
-        >>> import os, tempfile
-        >>> from dnwgraph import Wiring
-        >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
-        >>> write_edge_list_csv(Wiring([(0, 2), (1, 2), (2, 3)]), path)
-        >>> read_wiring(path)
-        Wiring(num_nodes=4, num_edges=3, inputs=2, outputs=1, acyclic=True)
     """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
@@ -60,16 +55,14 @@ def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
         )
     if not path.is_file():
         raise FileNotFoundError(f"wiring file not found: '{path}'")
-    return reader(path, **kwargs)
+    return reader(cls, path, **kwargs)
 
 
-def read_csv(path: Path, **kwargs: Any) -> Wiring:
+def read_csv(cls: type[Wiring], path: Path, **kwargs: Any) -> Wiring:
     """Read a ``source,target`` edge list (see the module docstring).
 
     A UTF-8 byte-order mark is skipped; a file separated by ``;`` or tabs is named as such.
     """
-    from dnwgraph.graph.wiring import Wiring
-
     cols = (0, 1)
     weight_col: int | None = None
     edges: list[tuple[int, int]] = []
@@ -121,7 +114,7 @@ def read_csv(path: Path, **kwargs: Any) -> Wiring:
     if weight_col is not None:
         kwargs.setdefault("edge_weight", weights)
     with _naming(path):
-        return Wiring(edges, **kwargs)
+        return cls(edges, **kwargs)
 
 
 def _open_text(path: Path) -> Any:
@@ -158,10 +151,8 @@ def _is_int(text: str) -> bool:
     return True
 
 
-def read_json(path: Path, **kwargs: Any) -> Wiring:
+def read_json(cls: type[Wiring], path: Path, **kwargs: Any) -> Wiring:
     """Read the dnwgraph JSON document or networkx node-link JSON (see the module docstring)."""
-    from dnwgraph.graph.wiring import Wiring
-
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as err:
@@ -178,7 +169,7 @@ def read_json(path: Path, **kwargs: Any) -> Wiring:
             g = nx.node_link_graph(doc, edges=links)
         except (KeyError, TypeError, nx.NetworkXError) as err:
             raise DNWGraphError(f"{path}: malformed node-link JSON ({err!r})") from None
-        return _from_graph(g, path, kwargs)
+        return _from_graph(cls, g, path, kwargs)
     if "edges" not in doc:
         raise DNWGraphError(
             f"{path}: expected a key 'edges' (dnwgraph format) or 'nodes' (node-link format) "
@@ -191,7 +182,7 @@ def read_json(path: Path, **kwargs: Any) -> Wiring:
     if not isinstance(edges, list):
         raise DNWGraphError(f"{path}: 'edges' must be a list of [source, target] pairs")
     with _naming(path):
-        return Wiring([tuple(e) if isinstance(e, list) else e for e in edges], **kwargs)
+        return cls([tuple(e) if isinstance(e, list) else e for e in edges], **kwargs)
 
 
 @contextlib.contextmanager
@@ -206,18 +197,19 @@ def _naming(path: Path) -> Iterator[None]:
         raise DNWGraphError(f"{path}: {err}") from None
 
 
-def read_graphml(path: Path, **kwargs: Any) -> Wiring:
+def read_graphml(cls: type[Wiring], path: Path, **kwargs: Any) -> Wiring:
     """Read GraphML through networkx."""
     import networkx as nx
 
-    return _from_graph(_int_labels(_parse_xml(nx.read_graphml, path, "GraphML")), path, kwargs)
+    g = _int_labels(_parse_xml(nx.read_graphml, path, "GraphML"))
+    return _from_graph(cls, g, path, kwargs)
 
 
-def read_gexf(path: Path, **kwargs: Any) -> Wiring:
+def read_gexf(cls: type[Wiring], path: Path, **kwargs: Any) -> Wiring:
     """Read GEXF through networkx."""
     import networkx as nx
 
-    return _from_graph(_int_labels(_parse_xml(nx.read_gexf, path, "GEXF")), path, kwargs)
+    return _from_graph(cls, _int_labels(_parse_xml(nx.read_gexf, path, "GEXF")), path, kwargs)
 
 
 def _parse_xml(read: Callable[[Path], nx.Graph], path: Path, what: str) -> nx.Graph:
@@ -240,12 +232,10 @@ def _int_labels(g: nx.Graph) -> nx.Graph:
     return g
 
 
-def _from_graph(g: nx.Graph, path: Path, kwargs: dict[str, Any]) -> Wiring:
-    from dnwgraph.graph.wiring import Wiring
-
+def _from_graph(cls: type[Wiring], g: nx.Graph, path: Path, kwargs: dict[str, Any]) -> Wiring:
     if "num_nodes" in kwargs:
         raise DNWGraphError(f"{path}: 'num_nodes' is given by the graph's nodes; do not pass it")
-    return Wiring.from_networkx(g, **kwargs)
+    return cls.from_networkx(g, **kwargs)
 
 
 READERS: dict[str, Callable[..., Wiring]] = {
@@ -292,7 +282,7 @@ def write_json(wiring: Wiring, path: PathLikeStr) -> None:
         >>> from dnwgraph import Wiring
         >>> path = os.path.join(tempfile.mkdtemp(), "wiring.json")
         >>> write_json(Wiring([(0, 1), (1, 2)]), path)
-        >>> read_wiring(path).edge_index.tolist()
+        >>> Wiring.from_file(path).edge_index.tolist()
         [[0, 1], [1, 2]]
     """
     doc = {

@@ -22,6 +22,8 @@ from dnwgraph.graph._checks import (
     sparse_size,
     topological_levels,
 )
+from dnwgraph.graph.convert import from_networkx, to_networkx
+from dnwgraph.graph.io import read_file
 from dnwgraph.typing import EdgeIndexLike, EdgeList, NodesLike, PathLikeStr
 
 if TYPE_CHECKING:
@@ -335,16 +337,14 @@ class Wiring:
     def from_file(cls, path: PathLikeStr, **kwargs: Any) -> Wiring:
         """Read a wiring from ``.csv``, ``.json``, ``.graphml`` or ``.gexf`` (by extension).
 
-        See :func:`dnwgraph.graph.io.read_wiring` for the formats; ``kwargs`` (``num_nodes``,
+        See :mod:`dnwgraph.graph.io` for the formats; ``kwargs`` (``num_nodes``,
         ``input_nodes``, ``output_nodes``, ``acyclic``, ``self_loops``) override what the file says.
 
         Raises:
             FileNotFoundError: the file does not exist.
             ValueError: unknown extension (lists the supported ones) or a malformed row/document.
         """
-        from dnwgraph.graph.io import read_wiring
-
-        return read_wiring(path, **kwargs)
+        return read_file(cls, path, **kwargs)
 
     def to_networkx(self) -> nx.DiGraph:
         """The wiring as a ``networkx.DiGraph`` with nodes ``0..N-1``.
@@ -372,8 +372,6 @@ class Wiring:
             >>> sorted(g.edges(data="signed_weight")), g.edges[1, 2]["weight"]
             ([(0, 1, 0.5), (1, 2, -2.0)], 2.0)
         """
-        from dnwgraph.graph.convert import to_networkx
-
         return to_networkx(self)
 
     @classmethod
@@ -417,8 +415,6 @@ class Wiring:
             >>> Wiring.from_networkx(nx.DiGraph([("a", "b", {"weight": 0.5})])).edge_weight
             tensor([0.5000])
         """
-        from dnwgraph.graph.convert import from_networkx
-
         return from_networkx(
             g,
             input_nodes=input_nodes,
@@ -450,3 +446,24 @@ def _is_dag(ei: np.ndarray, num_nodes: int | None) -> bool:
     except CycleError:
         return False
     return True
+
+
+def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
+    """Read a wiring file; ``kwargs`` go to the :class:`Wiring` constructor and win over the file.
+
+    The same as :meth:`Wiring.from_file` (formats: :mod:`dnwgraph.graph.io`).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message names it).
+        ValueError: unknown extension (lists the supported ones), malformed content (CSV errors
+            name the line number and its text), or any check of the constructor.
+
+    Examples:
+        >>> import os, tempfile
+        >>> from dnwgraph.graph.io import write_edge_list_csv
+        >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
+        >>> write_edge_list_csv(Wiring([(0, 2), (1, 2), (2, 3)]), path)
+        >>> read_wiring(path)
+        Wiring(num_nodes=4, num_edges=3, inputs=2, outputs=1, acyclic=True)
+    """
+    return Wiring.from_file(path, **kwargs)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.models.discrete import GraphStep, check_readout
+from dnwgraph.nn.spec import WiringSpec, as_spec
 from dnwgraph.typing import Ratio, Scope
 
 #: The ``method`` names ``torchdiffeq.odeint`` accepts (torchdiffeq 0.2.x, as its README lists
@@ -79,7 +80,8 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float): edge budget.
+        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`
+            holding every wiring argument (``selection`` ... ``**selection_options``).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
         node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
@@ -124,7 +126,7 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio,
+        ratio: Ratio | WiringSpec,
         selection: str = "dnw",
         *,
         stem: nn.Module | None = None,
@@ -158,19 +160,16 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
         )
         self.solver, self.rtol, self.atol = solver, float(rtol), float(atol)
         self.step_size, self.adjoint, self.t1 = step_size, bool(adjoint), float(t1)
-        self.func = ODEFunc(
-            GraphStep(
-                wiring,
-                ratio,
-                selection,
-                node_op=node_op,
-                node_op_options=node_op_options,
-                norm=norm,
-                scope=scope,
-                impl=impl,
-                **selection_options,
-            )
+        spec = as_spec(
+            ratio,
+            selection,
+            node_op=node_op,
+            node_op_options=node_op_options,
+            scope=scope,
+            impl=impl,
+            **selection_options,
         )
+        self.func = ODEFunc(GraphStep(wiring, spec, norm=norm))
 
     @property
     def conv(self) -> nn.Module:

@@ -22,13 +22,14 @@ graph) is counted as executed.  Other areas register counts for their own module
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from dnwgraph.nn.node_ops import NeuronNodeOp
 from dnwgraph.nn.wiring_conv import WiringConv
+from dnwgraph.registry import Registry
 
 
 class Counter:
@@ -49,7 +50,18 @@ class Counter:
         return 0
 
 
-_COUNTERS: dict[type[nn.Module], Counter] = {}
+#: Counters by the module class they count (the most specific registered class wins).
+COUNTERS: Registry[Counter] = Registry("counter")
+
+
+@runtime_checkable
+class CountingParametrization(Protocol):
+    """A parametrization (``torch.nn.utils.parametrize``) that says how the layer it
+    parametrizes is counted, e.g. :class:`~dnwgraph.models.sparsify.TopKWeight`: only the kept
+    weights.  A layer is counted by its parametrization first, then by its class."""
+
+    @property
+    def counter(self) -> Counter: ...
 
 
 def register_counter(module_type: type[nn.Module]) -> Callable[[type[Counter]], type[Counter]]:
@@ -77,16 +89,22 @@ def register_counter(module_type: type[nn.Module]) -> Callable[[type[Counter]], 
         raise TypeError(f"'module_type' must be an nn.Module subclass (got {module_type!r})")
 
     def wrap(cls: type[Counter]) -> type[Counter]:
-        _COUNTERS[module_type] = cls()
+        COUNTERS.register(module_type, cls(), replace=True)
         return cls
 
     return wrap
 
 
 def _counter(module: nn.Module) -> Counter | None:
+    parametrizations = getattr(module, "parametrizations", None)
+    if isinstance(parametrizations, nn.ModuleDict):
+        for plist in parametrizations.values():
+            for p in plist:
+                if isinstance(p, CountingParametrization):
+                    return p.counter
     for cls in type(module).__mro__:
-        if cls in _COUNTERS:
-            return _COUNTERS[cls]
+        if (counter := COUNTERS.find(cls)) is not None:
+            return counter
     return None
 
 

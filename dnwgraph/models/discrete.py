@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.nn.node_ops import ChannelNodeOp, create_node_op
+from dnwgraph.nn.spec import WiringSpec, as_spec
 from dnwgraph.nn.wiring_conv import WiringConv
 from dnwgraph.typing import Ratio, Scope
 
@@ -41,7 +42,8 @@ class GraphStep(nn.Module):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float): edge budget.
+        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`
+            holding every wiring argument (``selection`` ... ``**selection_options``).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
         node_op_options (dict, optional): its keywords; for ``conv1d``/``conv2d`` the defaults
@@ -70,7 +72,7 @@ class GraphStep(nn.Module):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio,
+        ratio: Ratio | WiringSpec,
         selection: str = "dnw",
         *,
         node_op: str = "conv2d",
@@ -81,12 +83,21 @@ class GraphStep(nn.Module):
         **selection_options: Any,
     ) -> None:
         super().__init__()
-        n = int(wiring.num_nodes)
-        opts = {**_PRE_DEFAULTS.get(node_op, {}), **(node_op_options or {})}
-        self.node_op = create_node_op(node_op, n, **opts)
-        self.conv = WiringConv(
-            wiring, ratio, selection, scope=scope, impl=impl, **selection_options
+        spec = as_spec(
+            ratio,
+            selection,
+            node_op=node_op,
+            node_op_options=node_op_options,
+            scope=scope,
+            impl=impl,
+            **selection_options,
         )
+        self.spec = spec
+        node_op = spec.node_op
+        n = int(wiring.num_nodes)
+        opts = {**_PRE_DEFAULTS.get(node_op, {}), **spec.node_op_options}
+        self.node_op = create_node_op(node_op, n, **opts)
+        self.conv = WiringConv(wiring, spec.ratio, spec.selection, **spec.conv_kwargs())
         if norm == "none":
             self.norm: nn.Module = nn.Identity()
         elif isinstance(self.node_op, ChannelNodeOp):
@@ -119,7 +130,8 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float): edge budget.
+        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`
+            holding every wiring argument (``selection`` ... ``**selection_options``).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         steps (int, optional): :math:`T`. (default: ``5``, as in the paper)
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
@@ -155,7 +167,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio,
+        ratio: Ratio | WiringSpec,
         selection: str = "dnw",
         *,
         steps: int = 5,
@@ -177,17 +189,16 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )
         self.steps = steps
-        self.step = GraphStep(
-            wiring,
+        spec = as_spec(
             ratio,
             selection,
             node_op=node_op,
             node_op_options=node_op_options,
-            norm=norm,
             scope=scope,
             impl=impl,
             **selection_options,
         )
+        self.step = GraphStep(wiring, spec, norm=norm)
 
     @property
     def conv(self) -> nn.Module:

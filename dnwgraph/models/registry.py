@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
 
+from dnwgraph.registry import Registry
+
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+#: Model factories by name.
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def register_model(name: str | None = None) -> Callable[[F], F]:
@@ -29,10 +31,7 @@ def register_model(name: str | None = None) -> Callable[[F], F]:
     """
 
     def wrap(fn: F) -> F:
-        key = name or fn.__name__
-        if key in _MODELS:
-            raise ValueError(f"model {key!r} is already registered")
-        _MODELS[key] = fn
+        MODELS.register(name or fn.__name__, fn)
         return fn
 
     return wrap
@@ -45,9 +44,7 @@ def list_models(pattern: str | None = None) -> list[str]:
         >>> isinstance(list_models("*"), list)
         True
     """
-    _load_builtin()
-    names = sorted(_MODELS)
-    return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return MODELS.list(pattern)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -68,10 +65,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         >>> model.model_spec
         {'name': 'mnist1d_static', 'kwargs': {'selection': 'random', 'seed': 0}}
     """
-    _load_builtin()
-    factory = _MODELS.get(name)
-    if factory is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(_MODELS)}")
+    factory = MODELS.get(name)
     params = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(kwargs) - set(params))
@@ -82,8 +76,3 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     model = factory(**kwargs)
     model.model_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
-
-
-def _load_builtin() -> None:
-    """Import the modules that register the built-in models (once)."""
-    import dnwgraph.models  # noqa: F401  (its __init__ imports every model module)

@@ -37,7 +37,7 @@ from torch.nn.utils import parametrize
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
-from dnwgraph.models.counting import Counter, register_counter
+from dnwgraph.models.counting import Counter
 from dnwgraph.select import resolve_k, topk_mask
 
 #: Layer types :func:`sparsify` converts by default.
@@ -121,6 +121,12 @@ class TopKWeight(nn.Module):
         if shared is not None:
             shared.members.append(self)
 
+    @property
+    def counter(self) -> Counter:
+        """How :func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` count the layer:
+        only its kept weights (a :class:`~dnwgraph.models.counting.CountingParametrization`)."""
+        return _SPARSE_LAYER_COUNTER
+
     def current_weight(self, given: Tensor | None = None) -> Tensor:
         """The unmasked weight of this layer (``given`` when passed)."""
         if given is not None:
@@ -165,6 +171,9 @@ class _SparseLayerCounter(Counter):
         positions = output.numel() // weight.size(0)  # outputs per output unit
         bias = module.bias is not None  # type: ignore[union-attr]
         return positions * int((weight != 0).sum()) + (output.numel() if bias else 0)
+
+
+_SPARSE_LAYER_COUNTER = _SparseLayerCounter()
 
 
 def _matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
@@ -297,9 +306,7 @@ def sparsify(
     for _, layer in layers:
         p = TopKWeight(ratio, _weight(layer).numel(), shared)
         parametrize.register_parametrization(layer, "weight", p, unsafe=True)
-        p._layer.append(layer)
-        # parametrize gives each layer its own class; count it by its kept weights
-        register_counter(type(layer))(_SparseLayerCounter)
+        p._layer.append(layer)  # counted by its kept weights: see TopKWeight.counter
     return module
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import concat_node_ops
+from dnwgraph.nn.spec import WiringSpec, as_spec
 from dnwgraph.typing import Ratio, Scope
 
 
@@ -40,7 +41,9 @@ class StaticNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): acyclic candidate wiring with input and output nodes.
-        ratio (int or float): edge budget (int: edges kept; float: fraction of candidates).
+        ratio (int or float or WiringSpec): edge budget (int: edges kept; float: fraction of
+            candidates), or a :class:`~dnwgraph.nn.WiringSpec` holding it with ``selection``,
+            ``node_op``, ``node_op_options``, ``scope``, ``impl`` and the selection options.
         selection (str, optional): ``dnw``, ``dnw_no_update``, ``random``, ``complete``,
             ``fixed``, ``td`` or ``reg_td``. (default: ``"dnw"``)
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
@@ -75,7 +78,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio,
+        ratio: Ratio | WiringSpec,
         selection: str = "dnw",
         *,
         stem: nn.Module | None = None,
@@ -91,8 +94,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         super().__init__(
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )
-        self.graph = LevelExecutor(
-            wiring,
+        spec = as_spec(
             ratio,
             selection,
             node_op=node_op,
@@ -101,6 +103,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             impl=impl,
             **selection_options,
         )
+        self.graph = LevelExecutor(wiring, spec)
 
     @property
     def conv(self) -> nn.Module:
@@ -115,6 +118,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a
         node op, such as the output nodes, give zeros)."""
         return self.graph.node_outputs(self.initial_state(x))
+
+    def node_inputs(self, x: Tensor) -> Tensor:
+        """What every node reads from its in-edges, :math:`I_v` (node-first ``[N, B, *]``)."""
+        return self.graph(self.initial_state(x))
 
     # ------------------------------------------------------------------- compaction
     @torch.no_grad()

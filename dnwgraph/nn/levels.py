@@ -32,6 +32,7 @@ from torch.autograd.function import once_differentiable
 
 from dnwgraph.nn._node_first import _hooked
 from dnwgraph.nn.node_ops import create_node_op
+from dnwgraph.nn.spec import WiringSpec, as_spec
 from dnwgraph.nn.wiring_conv import WiringConv
 from dnwgraph.typing import Ratio, Scope
 
@@ -45,7 +46,9 @@ class LevelExecutor(nn.Module):
 
     Args:
         wiring (Wiring): an acyclic candidate wiring.
-        ratio (int or float): edge budget of the :class:`~dnwgraph.WiringConv`.
+        ratio (int or float or WiringSpec): edge budget of the :class:`~dnwgraph.WiringConv`,
+            or a :class:`~dnwgraph.nn.WiringSpec` holding every argument below (then give none
+            of them).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         node_op (str, optional): node op name (:func:`~dnwgraph.nn.node_ops.list_node_ops`).
             (default: ``"conv2d"``)
@@ -67,12 +70,14 @@ class LevelExecutor(nn.Module):
         >>> ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
         >>> ex(torch.randn(4, 5)).shape
         torch.Size([4, 5])
+        >>> LevelExecutor(wiring, WiringSpec(3, node_op="neuron")).spec.node_op
+        'neuron'
     """
 
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio,
+        ratio: Ratio | WiringSpec,
         selection: str = "dnw",
         *,
         node_op: str = "conv2d",
@@ -82,6 +87,16 @@ class LevelExecutor(nn.Module):
         **selection_options: Any,
     ) -> None:
         super().__init__()
+        spec = as_spec(
+            ratio,
+            selection,
+            node_op=node_op,
+            node_op_options=node_op_options,
+            scope=scope,
+            impl=impl,
+            **selection_options,
+        )
+        self.spec = spec
         if not getattr(wiring, "acyclic", True):
             raise ValueError(
                 "a static neural graph needs an acyclic wiring (got acyclic=False); use "
@@ -92,17 +107,13 @@ class LevelExecutor(nn.Module):
         groups = [lvl[operating[lvl]] for lvl in wiring.levels()]
         groups = [g.cpu() for g in groups if g.numel()]
         self.conv = WiringConv(
-            wiring,
-            ratio,
-            selection,
-            scope=scope,
-            source_groups=groups,
-            impl=impl,
-            **selection_options,
+            wiring, spec.ratio, spec.selection, source_groups=groups, **spec.conv_kwargs()
         )
-        opts = dict(node_op_options or {})
-        self.node_ops = nn.ModuleList(create_node_op(node_op, g.numel(), **opts) for g in groups)
-        self.node_op_name = node_op
+        opts = dict(spec.node_op_options)
+        self.node_ops = nn.ModuleList(
+            create_node_op(spec.node_op, g.numel(), **opts) for g in groups
+        )
+        self.node_op_name = spec.node_op
         self.node_op_options = opts
         # Contiguous groups (the block DAGs of the paper) are read with a cheap narrow().
         self._ranges: list[tuple[int, int] | None] = []

@@ -32,8 +32,10 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph.nn import _node_first
+from dnwgraph.registry import Registry
 
-_REGISTRY: dict[str, tuple[type[NodeOp], dict[str, Any]]] = {}
+#: Node ops by name: ``(class, bound constructor keywords)``.
+NODE_OPS: Registry[tuple[type[NodeOp], dict[str, Any]]] = Registry("node op")
 
 #: Activations by name (used by every node op).
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -61,9 +63,7 @@ def register_node_op(name: str, **defaults: Any) -> Callable[[type[NodeOp]], typ
     """
 
     def wrap(cls: type[NodeOp]) -> type[NodeOp]:
-        if name in _REGISTRY:
-            raise ValueError(f"node op {name!r} is already registered")
-        _REGISTRY[name] = (cls, dict(defaults))
+        NODE_OPS.register(name, (cls, dict(defaults)))
         return cls
 
     return wrap
@@ -76,7 +76,7 @@ def list_node_ops() -> list[str]:
         >>> list_node_ops()
         ['conv1d', 'conv2d', 'neuron']
     """
-    return sorted(_REGISTRY)
+    return NODE_OPS.list()
 
 
 def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:
@@ -95,10 +95,7 @@ def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:
         >>> op(torch.randn(3, 2, 4, 4)).shape
         torch.Size([3, 2, 4, 4])
     """
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise ValueError(f"unknown node op {name!r}; choose one of {list_node_ops()}")
-    cls, defaults = entry
+    cls, defaults = NODE_OPS.get(name)
     return cls(num_nodes, **{**defaults, **options})
 
 

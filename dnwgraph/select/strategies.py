@@ -32,10 +32,12 @@ import torch
 from torch import Tensor
 
 from dnwgraph.errors import DNWGraphError, NonFiniteError
+from dnwgraph.registry import Registry
 from dnwgraph.select.topk import check_scope, global_topk, node_budget, resolve_k, topk_mask
 from dnwgraph.typing import Ratio, Scope
 
-_REGISTRY: dict[str, type[Selection]] = {}
+#: Selection strategies by name.
+SELECTIONS: Registry[type[Selection]] = Registry("selection")
 
 
 def register_selection(name: str) -> Callable[[type[Selection]], type[Selection]]:
@@ -47,9 +49,7 @@ def register_selection(name: str) -> Callable[[type[Selection]], type[Selection]
     """
 
     def wrap(cls: type[Selection]) -> type[Selection]:
-        if name in _REGISTRY:
-            raise ValueError(f"selection {name!r} is already registered")
-        _REGISTRY[name] = cls
+        SELECTIONS.register(name, cls)
         cls.name = name
         return cls
 
@@ -63,7 +63,7 @@ def list_selections() -> list[str]:
         >>> "dnw" in list_selections()
         True
     """
-    return sorted(_REGISTRY)
+    return SELECTIONS.list()
 
 
 def create_selection(
@@ -95,9 +95,7 @@ def create_selection(
         >>> sel(torch.tensor([0.1, -0.9, 0.5])).tolist()
         [False, True, True]
     """
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise ValueError(f"unknown selection {name!r}; choose one of {list_selections()}")
+    cls = SELECTIONS.get(name)
     kwargs: dict[str, Any] = dict(options)
     if scope is not None:
         kwargs["scope"] = scope

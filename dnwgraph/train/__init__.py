@@ -1,6 +1,6 @@
-"""Training: datasets, configs, the loop behind ``dnwgraph train``, checkpoints and the demo."""
+"""Training: datasets, configs and the loop behind ``dnwgraph train`` (run files: dnwgraph.runs)."""
 
-from dnwgraph.train.checkpoint import CheckpointError, load_checkpoint, load_model
+from dnwgraph.runs.checkpoint import CheckpointError, load_checkpoint, load_model
 from dnwgraph.train.config import ConfigError, load_config
 from dnwgraph.train.datasets import DataError, create_dataset, list_datasets, register_dataset
 from dnwgraph.train.loop import RunExistsError, TrainingDiverged, train

@@ -1,4 +1,4 @@
-"""Handlers of ``dnwgraph train`` and ``dnwgraph demo`` (argument parsing lives in cli.py)."""
+"""Handler of ``dnwgraph train`` (argument parsing: cli.py; ``dnwgraph demo``: dnwgraph.demo)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["train_command", "demo_command"]
+__all__ = ["train_command"]
 
 
 def _error(message: str) -> int:
@@ -20,9 +20,9 @@ def train_command(args: argparse.Namespace) -> int:
     User errors (:class:`~dnwgraph.errors.DNWGraphError`) propagate to :func:`dnwgraph.cli.main`,
     which prints them as one line with exit code 2; a diverged run exits with code 1.
     """
+    from dnwgraph.runs.rundir import check_new_run
     from dnwgraph.train.config import load_config
     from dnwgraph.train.loop import TrainingDiverged, train
-    from dnwgraph.train.rundir import check_new_run
 
     if args.resume is not None:
         if args.config is not None or args.set:
@@ -70,23 +70,8 @@ def train_command(args: argparse.Namespace) -> int:
 
 def _summary(out: Path) -> dict:
     """What :func:`~dnwgraph.train.loop.train` returns, read back from a finished run dir."""
-    import csv
-
     from dnwgraph.models import count_params
-    from dnwgraph.train.checkpoint import load_model
-    from dnwgraph.train.rundir import METRICS
+    from dnwgraph.runs import Run
 
-    with open(out / METRICS, newline="") as f:
-        rows = list(csv.DictReader(f))
-    history = [
-        {k: float(v) if k.endswith(("acc", "loss")) else v for k, v in row.items()} for row in rows
-    ]
-    return {"run_dir": out, "history": history, "params": count_params(load_model(out))}
-
-
-def demo_command(args: argparse.Namespace) -> int:
-    """``dnwgraph demo``: DNW vs a random graph on MNIST-1D (see :mod:`dnwgraph.train.demo`)."""
-    from dnwgraph.train.demo import run_demo
-
-    run_demo(out=args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
-    return 0
+    run = Run(out)
+    return {"run_dir": out, "history": run.metrics(), "params": count_params(run.load_model())}

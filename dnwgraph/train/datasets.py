@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dnwgraph.errors import DNWGraphError, MissingDependencyError
+from dnwgraph.registry import Registry
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
@@ -108,7 +109,8 @@ class DataSplits:
     input_shape: tuple[int, ...]
 
 
-_DATASETS: dict[str, Callable[..., DataSplits]] = {}
+#: Dataset factories by name.
+DATASETS: Registry[Callable[..., DataSplits]] = Registry("dataset", error=DataError)
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., DataSplits]], Callable[..., DataSplits]]:
@@ -127,9 +129,7 @@ def register_dataset(name: str) -> Callable[[Callable[..., DataSplits]], Callabl
     """
 
     def wrap(fn: Callable[..., DataSplits]) -> Callable[..., DataSplits]:
-        if name in _DATASETS:
-            raise ValueError(f"dataset {name!r} is already registered")
-        _DATASETS[name] = fn
+        DATASETS.register(name, fn)
         return fn
 
     return wrap
@@ -142,7 +142,7 @@ def list_datasets() -> list[str]:
         >>> "mnist1d" in list_datasets()
         True
     """
-    return sorted(_DATASETS)
+    return DATASETS.list()
 
 
 def dataset_options(name: str) -> list[str]:
@@ -160,10 +160,7 @@ def dataset_options(name: str) -> list[str]:
 
 
 def _get(name: str) -> Callable[..., DataSplits]:
-    fn = _DATASETS.get(name) if isinstance(name, str) else None
-    if fn is None:
-        raise DataError(f"unknown dataset {name!r}; choose one of {list_datasets()}")
-    return fn
+    return DATASETS.get(name)
 
 
 def create_dataset(

@@ -1,7 +1,7 @@
 """The training loop behind ``dnwgraph train``: optimizers, schedules, metrics, checkpoints,
 resume.
 
-A run is a directory (its layout is owned by :mod:`dnwgraph.train.rundir`)::
+A run is a directory (its layout is owned by :mod:`dnwgraph.runs.rundir`)::
 
     DIR/config.yaml        the resolved config
     DIR/init.pt            the model's state dict at initialisation (for lottery tickets)
@@ -22,7 +22,6 @@ wiring of an uninterrupted run.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import random
@@ -36,9 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dnwgraph._atomic import atomic_write_bytes, remove_stale_tmp
+from dnwgraph._atomic import remove_stale_tmp
 from dnwgraph.errors import NonFiniteError
-from dnwgraph.train.checkpoint import (
+from dnwgraph.runs.checkpoint import (
     FORMAT,
     CheckpointError,
     load_checkpoint,
@@ -47,18 +46,8 @@ from dnwgraph.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from dnwgraph.train.config import ConfigError, dump_config, load_config, resolve_config
-from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
-from dnwgraph.train.distributed import DistEnv
-from dnwgraph.train.metrics import (
-    TensorBoardLogger,
-    wiring_convs,
-    wiring_snapshot,
-    wiring_stats,
-    write_metrics_csv,
-)
-from dnwgraph.train.optim import Callback, build_optimizer, build_scheduler
-from dnwgraph.train.rundir import (
+from dnwgraph.runs.run import save_tensors, snapshot_name, write_metrics_csv
+from dnwgraph.runs.rundir import (
     CHECKPOINT,
     CONFIG,
     INIT,
@@ -69,6 +58,16 @@ from dnwgraph.train.rundir import (
     clear_outputs,
     start_run,
 )
+from dnwgraph.train.config import ConfigError, dump_config, load_config, resolve_config
+from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
+from dnwgraph.train.distributed import DistEnv
+from dnwgraph.train.metrics import (
+    TensorBoardLogger,
+    wiring_convs,
+    wiring_snapshot,
+    wiring_stats,
+)
+from dnwgraph.train.optim import Callback, build_optimizer, build_scheduler
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["train", "RunExistsError", "TrainingDiverged", "lr_at"]
@@ -140,10 +139,9 @@ def _model_kwargs(name: str, kwargs: dict[str, Any], num_classes: int) -> dict[s
     """``kwargs`` with ``num_classes`` from the data when the factory takes it and it is unset."""
     import inspect
 
-    from dnwgraph.models import registry
+    from dnwgraph.models.registry import MODELS
 
-    registry._load_builtin()
-    factory = registry._MODELS.get(name)
+    factory = MODELS.find(name)
     out = dict(kwargs)
     if factory is not None and "num_classes" in inspect.signature(factory).parameters:
         out.setdefault("num_classes", num_classes)
@@ -222,12 +220,6 @@ def _batches(
         persistent_workers=False,
     )
     yield from loader
-
-
-def _save_tensors(path: Path, obj: Any) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _first_difference(a: Any, b: Any, key: str = "") -> str | None:
@@ -323,7 +315,7 @@ def train(
         resume (bool, optional): continue the run in ``out_dir`` from its checkpoint (or start
             it again with its saved config if it was stopped before the first checkpoint).
         overwrite (bool, optional): replace the run in ``out_dir``; only a folder that is
-            recognisably a dnwgraph run is replaced (:func:`~dnwgraph.train.rundir.check_new_run`).
+            recognisably a dnwgraph run is replaced (:func:`~dnwgraph.runs.rundir.check_new_run`).
         env (DistEnv, optional): process topology; default: one process on ``train.device``.
         progress (bool, optional): a tqdm bar per epoch (when stderr is a terminal) and one
             line per epoch. (default: ``True``)
@@ -421,7 +413,7 @@ def train(
                 write_config(out)
             else:
                 start_run(out, write_config, overwrite)
-            _save_tensors(out / INIT, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+            save_tensors(out / INIT, {k: v.detach().cpu() for k, v in model.state_dict().items()})
     env.barrier()
 
     try:
@@ -466,10 +458,10 @@ def train(
     if env.is_main and cfg["train"]["snapshots"]:
         # epoch 0 for a new run; for a resumed one, the checkpoint's epoch if it is missing
         done = 0 if ckpt is None else start_epoch - 1
-        snap = out / WIRING / f"epoch_{done:04d}.pt"
+        snap = out / snapshot_name(done)
         if ckpt is None or not snap.is_file():
             (out / WIRING).mkdir(exist_ok=True)
-            _save_tensors(snap, wiring_snapshot(model))
+            save_tensors(snap, wiring_snapshot(model))
     if env.is_main and ckpt is not None:
         write_metrics_csv(out / METRICS, history)  # deleted, or one row behind the checkpoint
     tb = TensorBoardLogger(out / "tensorboard", cfg["train"]["tensorboard"] and env.is_main)
@@ -528,7 +520,7 @@ def train(
             if env.is_main:
                 if cfg["train"]["snapshots"]:
                     (out / WIRING).mkdir(exist_ok=True)
-                    _save_tensors(out / WIRING / f"epoch_{epoch:04d}.pt", wiring_snapshot(model))
+                    save_tensors(out / snapshot_name(epoch), wiring_snapshot(model))
                 save_checkpoint(
                     out / CHECKPOINT,
                     {

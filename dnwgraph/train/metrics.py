@@ -1,4 +1,6 @@
-"""Per-epoch metrics: wiring statistics, wiring snapshots, ``metrics.csv`` and TensorBoard.
+"""Per-epoch metrics: wiring statistics, wiring snapshots and TensorBoard.
+
+``metrics.csv`` and the snapshot files are written through :mod:`dnwgraph.runs.run`.
 
 Wiring statistics are read from every :class:`~dnwgraph.WiringConv` of a model (via
 ``model.modules()``) and summed over them:
@@ -18,43 +20,22 @@ Wiring statistics are read from every :class:`~dnwgraph.WiringConv` of a model (
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from dnwgraph.train.checkpoint import atomic_write_bytes
+from dnwgraph.runs.run import COLUMNS
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
-    "COLUMNS",
     "wiring_convs",
     "active_masks",
     "wiring_stats",
     "wiring_snapshot",
-    "write_metrics_csv",
-    "read_metrics_csv",
     "TensorBoardLogger",
 ]
-
-#: Columns of ``metrics.csv``, in order.
-COLUMNS: tuple[str, ...] = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "lr",
-    "selected_edges",
-    "swapped_in",
-    "swapped_out",
-    "no_input_nodes",
-    "no_output_nodes",
-    "epoch_time_s",
-)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -153,44 +134,6 @@ def wiring_snapshot(model: nn.Module) -> dict[str, dict[str, Any]]:
         }
         for name, conv in wiring_convs(model).items()
     }
-
-
-def write_metrics_csv(path: PathLikeStr, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` (dicts with the :data:`COLUMNS`) to ``path`` atomically.
-
-    Raises:
-        KeyError: if a row lacks one of the :data:`COLUMNS`.
-
-    Examples:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "metrics.csv"
-        >>> write_metrics_csv(path, [dict.fromkeys(COLUMNS, 1)])
-        >>> read_metrics_csv(path)[0]["epoch"], read_metrics_csv(path)[0]["test_acc"]
-        (1, 1.0)
-    """
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
-    atomic_write_bytes(path, buffer.getvalue().encode())
-
-
-def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else value
-
-
-def read_metrics_csv(path: PathLikeStr) -> list[dict[str, float]]:
-    """Read ``metrics.csv`` back as a list of ``{column: number}`` rows (``epoch`` as int).
-
-    Raises:
-        FileNotFoundError: if the file does not exist.
-    """
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    ints = {"epoch", "selected_edges", "swapped_in", "swapped_out", "no_input_nodes"}
-    ints |= {"no_output_nodes"}
-    return [{k: (int(v) if k in ints else float(v)) for k, v in row.items()} for row in rows]
 
 
 class TensorBoardLogger:

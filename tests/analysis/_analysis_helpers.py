@@ -1,44 +1,33 @@
-"""Helpers of the analysis tests: a wiring snapshot and a fake run folder that follows the
-run-dir contract (``config.yaml``, ``checkpoint.pt``, ``metrics.csv``, ``wiring/epoch_XXXX.pt``).
+"""Helpers of the analysis tests: a run folder written by the package's own run writer
+(:mod:`dnwgraph.runs`: ``config.yaml``, ``checkpoint.pt``, ``metrics.csv``,
+``wiring/epoch_XXXX.pt``), with metrics rows computed from the snapshots they sit beside.
 """
 
 from __future__ import annotations
 
-import csv
-
 import matplotlib
 import torch
-import yaml
 
 from dnwgraph import create_model
+from dnwgraph.runs import Run
+from dnwgraph.runs.checkpoint import FORMAT, save_checkpoint
+from dnwgraph.runs.run import save_tensors, write_metrics_csv
+from dnwgraph.train.config import dump_config
+from dnwgraph.train.metrics import wiring_snapshot, wiring_stats
 
 matplotlib.use("Agg")
 
-COLUMNS = (
-    "epoch,train_loss,train_acc,test_loss,test_acc,lr,selected_edges,swapped_in,swapped_out,"
-    "no_input_nodes,no_output_nodes,epoch_time_s"
-).split(",")
 MODEL_KWARGS = {"ratio": 0.02}
 
 
 def snapshot(model: torch.nn.Module) -> dict:
-    from dnwgraph.nn import WiringConv
-
-    return {
-        name: {
-            "edge_index": m.edge_index.clone(),
-            "edge_weight": m.edge_weight.detach().clone(),
-            "active": m.active_mask().clone(),
-            "num_nodes": m.num_nodes,
-        }
-        for name, m in model.named_modules()
-        if isinstance(m, WiringConv)
-    }
+    """The trainer's snapshot of every wiring of ``model``."""
+    return wiring_snapshot(model)
 
 
 def make_run(path, epochs: int = 3, seed: int = 0):
     """A run of ``mnist1d_static`` whose edge weights drift between epochs (a stand-in for
-    training), written exactly as the trainer writes its run folder."""
+    training), written through the trainer's own writers."""
     torch.manual_seed(seed)
     model = create_model("mnist1d_static", **MODEL_KWARGS)
     config = {
@@ -48,24 +37,26 @@ def make_run(path, epochs: int = 3, seed: int = 0):
         "schedule": {"name": "cosine"},
         "train": {"epochs": epochs, "seed": seed},
     }
-    (path / "wiring").mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
-    torch.save(snapshot(model), path / "wiring" / "epoch_0000.pt")
+    run = Run(path)
+    run.wiring_dir.mkdir(parents=True)
+    dump_config(config, run.config_path)
+    save_tensors(run.snapshot_path(0), wiring_snapshot(model))
+    _, previous = wiring_stats(model)
     rows = []
     for epoch in range(1, epochs + 1):
         with torch.no_grad():
             w = model.conv.edge_weight
             w.add_(0.3 * w.abs().mean() * torch.randn_like(w))
-        torch.save(snapshot(model), path / "wiring" / f"epoch_{epoch:04d}.pt")
-        rows.append([epoch, 2.0 / epoch, 0.2 * epoch, 2.2 / epoch, 0.18 * epoch, 0.1])
-        rows[-1] += [int(model.conv.active_mask().sum()), 5, 5, 0, 0, 1.5]
-    with open(path / "metrics.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
-    torch.save(
+        save_tensors(run.snapshot_path(epoch), wiring_snapshot(model))
+        stats, previous = wiring_stats(model, previous)
+        losses = {"train_loss": 2.0 / epoch, "train_acc": 0.2 * epoch}
+        losses |= {"test_loss": 2.2 / epoch, "test_acc": 0.18 * epoch, "lr": 0.1}
+        rows.append({"epoch": epoch, **losses, **stats, "epoch_time_s": 1.5})
+    write_metrics_csv(run.metrics_path, rows)
+    save_checkpoint(
+        run.checkpoint_path,
         {
-            "format": "dnwgraph-checkpoint/1",
+            "format": FORMAT,
             "model": {"name": "mnist1d_static", "kwargs": MODEL_KWARGS},
             "model_state": model.state_dict(),
             "optimizer_state": {},
@@ -74,8 +65,8 @@ def make_run(path, epochs: int = 3, seed: int = 0):
             "step": 10 * epochs,
             "rng": {},
             "config": config,
+            "history": rows,
         },
-        path / "checkpoint.pt",
     )
     return model.eval()
 

@@ -10,7 +10,7 @@ from torch import nn
 import dnwgraph
 from dnwgraph import Wiring, WiringConv, random_dag
 from dnwgraph.analysis import save_wiring, to_data, to_networkx
-from dnwgraph.graph.io import read_wiring
+from dnwgraph.graph import read_wiring
 
 FORMATS = ("graphml", "gexf", "json", "csv")
 

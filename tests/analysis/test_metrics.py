@@ -22,7 +22,7 @@ from dnwgraph.analysis import (
     to_networkx,
     wiring_metrics,
 )
-from dnwgraph.analysis._views import wiring_views
+from dnwgraph.models.views import wiring_views
 
 SEEDS = range(4)
 

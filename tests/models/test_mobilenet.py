@@ -304,6 +304,13 @@ def _paper_counts_by_hand(model: MobileNetV1DNW, image: int) -> tuple[int, int]:
     return params + head, macs + head
 
 
+def test_presets_leave_no_loop_variables_in_the_module():
+    import dnwgraph.models.mobilenet.presets as presets
+
+    assert not [n for n in vars(presets) if n.startswith("_") and n[1:] in ("name", "ratio")]
+    assert [p[0] for p in presets.PRESETS] == PRESETS
+
+
 def test_count_params_and_macs_follow_the_paper_formula():
     from dnwgraph import count_macs, count_params
 
@@ -408,3 +415,37 @@ def test_input_dtype_and_batch_are_checked_at_the_entry() -> None:
         model(torch.zeros(0, 3, 32, 32))
     with pytest.raises(TypeError, match=r"'x' must be a Tensor"):
         model([[0.0]])
+
+
+def _forward_dense_before_the_split(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
+    """DNWStage's own dense path before it used WiringConv's: one dense [N, N] matrix per call,
+    straight-through as torch.where(mask, w, w - w.detach())."""
+    conv = stage.conv
+    mask, w = conv.active_mask(), conv.edge_weight
+    eff = torch.where(mask, w, w - w.detach()) if conv.selection.straight_through else w * mask
+    src, dst = conv.edge_index
+    dense = w.new_zeros(conv.num_nodes, conv.num_nodes).index_put((dst, src), eff)
+    z = stage.input_op(x)
+    cin, cout = stage.in_channels, stage.out_channels
+    agg = dense[:, :cin] @ z.reshape(cin, -1)
+    for i, op in enumerate(stage.level_ops, start=1):
+        rows = stage._rows(i)
+        zi = op(agg[rows].view(cout, *z.shape[1:]))
+        agg = agg + dense[:, rows] @ zi.reshape(cout, -1)
+    return agg[stage._rows(stage.levels)].view(cout, *z.shape[1:])
+
+
+@pytest.mark.parametrize("selection", ["dnw", "random"])
+def test_dense_stage_equals_its_former_dense_path(selection):
+    torch.manual_seed(0)
+    stage = DNWStage(
+        4, 6, 2, 3, 40, selection, impl="dense", **({"seed": 1} if selection == "random" else {})
+    )
+    x = torch.randn(4, 2, 8, 8, dtype=torch.float64)
+    stage = stage.double()
+    out = stage(x)
+    grads = torch.autograd.grad(out.square().sum(), [stage.conv.edge_weight])
+    ref = _forward_dense_before_the_split(stage, x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), [stage.conv.edge_weight])
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0], ref_grads[0], rtol=1e-10, atol=1e-10)

@@ -28,9 +28,8 @@ from test_resume import _assert_same_run as _assert_same_run_3
 from tiny_training import resume_config
 
 from dnwgraph import _atomic
-from dnwgraph.analysis.metrics import load_snapshots
+from dnwgraph.runs.run import load_snapshots, read_metrics_csv
 from dnwgraph.train import load_checkpoint, train
-from dnwgraph.train.metrics import read_metrics_csv
 
 EPOCHS, SAMPLES = 3, 96
 PHASES = ("half-written", "written-not-renamed", "renamed")

@@ -10,6 +10,7 @@ import torch
 from tiny_training import MODEL, NAN_MODEL, NAN_WEIGHT_MODEL
 
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.runs.run import COLUMNS, read_metrics_csv
 from dnwgraph.train import (
     ConfigError,
     RunExistsError,
@@ -19,7 +20,6 @@ from dnwgraph.train import (
     train,
 )
 from dnwgraph.train.loop import lr_at
-from dnwgraph.train.metrics import COLUMNS, read_metrics_csv
 
 
 def test_loss_decreases_and_run_dir_follows_the_contract(tmp_path: Path, tiny_config) -> None:

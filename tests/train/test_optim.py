@@ -53,7 +53,7 @@ def test_torch_scheduler_by_name_steps_per_epoch_and_resumes(tmp_path: Path, tin
     train(tiny_config, tmp_path / "b", progress=False)
     ckpt = load_checkpoint(tmp_path / "b")
     ckpt["config"]["train"]["epochs"] = 3
-    from dnwgraph.train.checkpoint import save_checkpoint
+    from dnwgraph.runs.checkpoint import save_checkpoint
     from dnwgraph.train.config import dump_config
 
     # a longer run: the checkpoint and config.yaml must agree (else resume refuses)

@@ -12,8 +12,8 @@ import pytest
 import torch
 from tiny_training import resume_config
 
+from dnwgraph.runs.run import read_metrics_csv
 from dnwgraph.train import CheckpointError, load_checkpoint, train
-from dnwgraph.train.metrics import read_metrics_csv
 
 EPOCHS, SAMPLES = 3, 480
 SCRIPT = Path(__file__).with_name("_run_tiny.py")

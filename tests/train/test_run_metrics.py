@@ -10,14 +10,8 @@ from torch import nn
 
 from dnwgraph.graph import Wiring
 from dnwgraph.nn import WiringConv
-from dnwgraph.train.metrics import (
-    COLUMNS,
-    TensorBoardLogger,
-    read_metrics_csv,
-    wiring_snapshot,
-    wiring_stats,
-    write_metrics_csv,
-)
+from dnwgraph.runs.run import COLUMNS, read_metrics_csv, write_metrics_csv
+from dnwgraph.train.metrics import TensorBoardLogger, wiring_snapshot, wiring_stats
 
 # 0, 1 -> 2, 3 -> 4 ; all candidate edges between consecutive layers
 EDGES = [(0, 2), (0, 3), (1, 2), (1, 3), (2, 4), (3, 4)]

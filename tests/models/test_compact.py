@@ -6,7 +6,7 @@ from torch import nn
 
 from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, count_params, create_model, random_dag
 from dnwgraph.analysis import compact, dead_nodes, live_node_mask
-from dnwgraph.analysis.compact import keep_mask
+from dnwgraph.models.compact import keep_mask
 
 # inputs 0, 1; outputs 7, 8, 9.  0,1 -> 2 -> 7 is live and 1 -> 8 too; 2 -> 3 -> 4 reaches no
 # output (one pruning pass would drop only 4); 5 -> 6 -> 8 starts at a node no input reaches;

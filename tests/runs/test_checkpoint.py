@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dnwgraph.train.checkpoint import (
+from dnwgraph.runs.checkpoint import (
     FORMAT,
     CheckpointError,
     load_checkpoint,
@@ -110,7 +110,7 @@ def test_corrupted_tensor_bytes_fail_the_checksum(tmp_path: Path) -> None:
 
 
 def test_checksum_covers_every_entry(tmp_path: Path) -> None:
-    from dnwgraph.train.checkpoint import state_digest
+    from dnwgraph.runs.checkpoint import state_digest
 
     state = _state(model_state={"w": torch.ones(3)}, history=[{"test_acc": 0.5}])
     save_checkpoint(tmp_path / "c.pt", state)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.train.rundir import (
+from dnwgraph.runs.rundir import (
     RunExistsError,
     check_new_run,
     check_not_run_file,

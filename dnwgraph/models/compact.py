@@ -4,20 +4,56 @@ After training, a learned wiring is fixed: the top-k never changes again, and ma
 dead — nothing reaches them from an input, or nothing they compute reaches an output. The
 compact model keeps only the nodes that matter and runs exactly the selected edges with the
 ``complete`` selection (no top-k per call), so it is smaller and gives the same outputs.
+
+What compaction needs of a model is declared as protocols, not probed by attribute names:
+:class:`Subgraphable` (one wiring, restricted to a node mask: :class:`~dnwgraph.StaticNeuralGraph`
+and the graph models built on it), :class:`CompactsPerWiring` (several wirings, each compacted
+on its own: :class:`~dnwgraph.models.MobileNetV1DNW`) and, optionally, :class:`NodeValues`
+(the values of the nodes for one input, to keep the constant nodes that matter).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Protocol, cast, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-from dnwgraph.analysis._views import WiringView, wiring_views
-from dnwgraph.analysis.metrics import liveness
+from dnwgraph.models.views import WiringView, _structure, liveness, wiring_views
+from dnwgraph.nn import WiringConv
 
-if TYPE_CHECKING:
-    from dnwgraph.nn import WiringConv
+__all__ = ["Subgraphable", "CompactsPerWiring", "NodeValues", "keep_mask", "compact"]
+
+
+@runtime_checkable
+class Subgraphable(Protocol):
+    """A model with one learned wiring that can be restricted to some of its nodes."""
+
+    def subgraph(self, node_mask: Tensor) -> nn.Module:
+        """The model over the kept nodes (``node_mask: BoolTensor [N]``) and selected edges."""
+        ...
+
+
+@runtime_checkable
+class CompactsPerWiring(Protocol):
+    """A model with several learned wirings that compacts each of them."""
+
+    def compact_wirings(self) -> nn.Module:
+        """A copy whose every wiring holds only its selected edges (same outputs)."""
+        ...
+
+
+@runtime_checkable
+class NodeValues(Protocol):
+    """A model that reports its nodes' values for one input (node-first, ``[N, B, *]``)."""
+
+    def node_outputs(self, x: Tensor) -> Tensor:
+        """What every node computes, :math:`Z_v`."""
+        ...
+
+    def node_inputs(self, x: Tensor) -> Tensor:
+        """What every node reads from its in-edges, :math:`I_v`."""
+        ...
 
 
 def _edges_into(keep: Tensor, src: Tensor, dst: Tensor) -> Tensor:
@@ -27,15 +63,15 @@ def _edges_into(keep: Tensor, src: Tensor, dst: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _nonzero_constants(model: Any, example: Tensor) -> tuple[Tensor, Tensor]:
+def _nonzero_constants(model: nn.Module, example: Tensor) -> tuple[Tensor, Tensor]:
     """Which nodes output (``Z_v``) and which read out (``I_v``) a non-zero value for ``example``
     (eval mode). For nodes no input reaches, these values do not depend on the input."""
     was_training = model.training
     model.eval()
     try:
-        state = model.initial_state(example)
-        z = model.node_outputs(example)
-        i = model.graph(state)
+        values = cast(NodeValues, model)
+        z = values.node_outputs(example)
+        i = values.node_inputs(example)
     finally:
         model.train(was_training)
     n = z.size(0)
@@ -84,9 +120,7 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
     keep = receives & reaches
     constant = ~receives
     example = _probe(model, example_input)
-    if example is None or not all(
-        hasattr(model, a) for a in ("initial_state", "node_outputs", "graph")
-    ):
+    if example is None or not isinstance(model, NodeValues):
         return keep | (constant & reaches)
     z_nonzero, i_nonzero = _nonzero_constants(model, example)
     keep = keep | (constant & view.node_mask(view.output_nodes) & i_nonzero)
@@ -99,9 +133,6 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
 
 
 def _compact_conv(conv: WiringConv) -> WiringConv:
-    from dnwgraph.analysis._views import _structure
-    from dnwgraph.nn import WiringConv
-
     view: WiringView = wiring_views(conv)[0]
     ei, w = view.selected()
     if ei.size(1) == 0:
@@ -127,13 +158,15 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
     * For a :class:`~dnwgraph.WiringConv`: a ``WiringConv`` whose candidates are the selected
       edges (same nodes, same weights, ``complete`` selection), so
       ``compact(conv)(x) == conv(x)`` for every ``x`` without a top-k per call.
-    * For a model with one learned wiring and a ``subgraph(node_mask)`` method (e.g.
-      :class:`~dnwgraph.StaticNeuralGraph`): ``model.subgraph(keep_mask(model))`` — every dead
-      node (no input reaches it, or it reaches no output, iterated to a fixed point) is removed
+    * For a model with one learned wiring and a ``subgraph(node_mask)`` method
+      (:class:`Subgraphable`, e.g. :class:`~dnwgraph.StaticNeuralGraph`):
+      ``model.subgraph(keep_mask(model))`` — every dead node (no input reaches it, or it
+      reaches no output, iterated to a fixed point) is removed
       with its edges, unless it is a constant node whose non-zero value reaches a kept node (see
       :func:`keep_mask`). The result gives identical outputs in eval mode.
-    * For a model with several wirings and a ``compact_wirings()`` method (e.g.
-      :class:`~dnwgraph.models.MobileNetV1DNW`): that method, which compacts each wiring.
+    * For a model with several wirings and a ``compact_wirings()`` method
+      (:class:`CompactsPerWiring`, e.g. :class:`~dnwgraph.models.MobileNetV1DNW`): that
+      method, which compacts each wiring.
 
     Args:
         model: a ``WiringConv`` or a model as above (left unchanged).
@@ -156,21 +189,16 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
         >>> small.num_edges, torch.allclose(small(x), conv(x))
         (2, True)
     """
-    from dnwgraph.nn import WiringConv
-
     if isinstance(model, WiringConv):
         return _compact_conv(model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"compact expects a WiringConv or a model (got {type(model).__name__})")
-    subgraph = getattr(model, "subgraph", None)
-    per_wiring = getattr(model, "compact_wirings", None)
-    if not callable(subgraph) and callable(per_wiring):
-        return per_wiring()
-    if not callable(subgraph):
+    if not isinstance(model, Subgraphable) and isinstance(model, CompactsPerWiring):
+        return model.compact_wirings()
+    if not isinstance(model, Subgraphable):
         raise TypeError(
             "compact needs a WiringConv or a model with a subgraph(node_mask) method (such as "
             "StaticNeuralGraph) or a compact_wirings() method (such as MobileNetV1DNW) "
             f"(got {type(model).__name__})"
         )
-    keep = keep_mask(model, example_input)
-    return subgraph(keep)
+    return model.subgraph(keep_mask(model, example_input))

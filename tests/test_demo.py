@@ -7,7 +7,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from dnwgraph.train.demo import run_demo
+from dnwgraph.demo import run_demo
 
 
 def test_demo_writes_runs_graphml_and_figures_and_reruns(tmp_path: Path, capsys) -> None:

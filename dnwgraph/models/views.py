@@ -1,7 +1,8 @@
 """One read-only view per learned wiring, whatever the object it came from.
 
-Every analysis function accepts a :class:`~dnwgraph.Wiring`, a :class:`~dnwgraph.WiringConv`, a
-whole model (every ``WiringConv`` inside it) or a wiring snapshot of a training run
+Compaction (:mod:`dnwgraph.models.compact`) and every analysis function accept a
+:class:`~dnwgraph.Wiring`, a :class:`~dnwgraph.WiringConv`, a whole model (every ``WiringConv``
+inside it) or a wiring snapshot of a training run
 (``{module_name: {"edge_index", "edge_weight", "active", "num_nodes"}}``), and turns it into a
 list of :class:`WiringView` here, once.
 """
@@ -11,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
-
-if TYPE_CHECKING:
-    from dnwgraph.nn import WiringConv
+from dnwgraph.graph import CycleError, Wiring
+from dnwgraph.nn import WiringConv
 
 SNAPSHOT_KEYS: tuple[str, ...] = ("edge_index", "edge_weight", "active", "num_nodes")
 
@@ -94,8 +94,6 @@ class WiringView:
 
 def _structure(edge_index: Tensor, num_nodes: int) -> Any:
     """The candidates as a :class:`Wiring` (roles by degree), acyclic when they are a DAG."""
-    from dnwgraph.graph import CycleError, Wiring
-
     self_loops = bool((edge_index[0] == edge_index[1]).any())
     if not self_loops:
         try:
@@ -232,9 +230,6 @@ def wiring_views(obj: Any) -> list[WiringView]:
         TypeError: ``obj`` is none of these.
         ValueError: a model without any ``WiringConv``; a malformed snapshot.
     """
-    from dnwgraph.graph import Wiring
-    from dnwgraph.nn import WiringConv
-
     if isinstance(obj, list) and obj and all(isinstance(v, WiringView) for v in obj):
         return obj
     if isinstance(obj, WiringView):
@@ -262,3 +257,42 @@ def wiring_views(obj: Any) -> list[WiringView]:
         "expected a Wiring, a WiringConv, a model holding WiringConv modules or a wiring "
         f"snapshot dict (got {type(obj).__name__})"
     )
+
+
+# --------------------------------------------------------------------------- reachability
+
+
+def propagate(start: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """Nodes reachable from ``start`` along ``src -> dst``: iterate one hop to a fixed point."""
+    reached = start.clone()
+    while True:
+        hits = torch.zeros(reached.numel(), dtype=torch.long).index_add_(
+            0, dst, reached[src].long()
+        )
+        new = reached | (hits > 0)
+        if torch.equal(new, reached):
+            return reached
+        reached = new
+
+
+def liveness(view: WiringView) -> tuple[Tensor, Tensor]:
+    """Which nodes receive from an input and which reach an output over the selected edges.
+
+    ``receives[v]``: some input node reaches :math:`v` (inputs themselves count);
+    ``reaches[v]``: :math:`v` reaches some output node (outputs themselves count). Both are
+    computed by repeating one-hop propagation until nothing changes, which also handles cycles.
+
+    Returns:
+        tuple[BoolTensor, BoolTensor]: ``receives [N]`` and ``reaches [N]``.
+
+    Examples:
+        >>> from dnwgraph import Wiring
+        >>> from dnwgraph.models.views import wiring_views
+        >>> w = Wiring([(0, 1), (2, 3)], input_nodes=[0, 2], output_nodes=[1])
+        >>> [t.tolist() for t in liveness(wiring_views(w)[0])]
+        [[True, True, True, True], [True, True, False, False]]
+    """
+    (src, dst), _ = view.selected()
+    receives = propagate(view.node_mask(view.input_nodes), src, dst)
+    reaches = propagate(view.node_mask(view.output_nodes), dst, src)
+    return receives, reaches

@@ -1,0 +1,60 @@
+"""The registered MobileNetV1 models (``create_model("mobilenetv1_dnw_x225")`` and friends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dnwgraph.models.mobilenet.baseline import MobileNetV1
+from dnwgraph.models.mobilenet.model import MobileNetV1DNW
+from dnwgraph.models.registry import register_model
+
+
+def _dnw_preset(
+    default_ratio: float, *, small: bool = False, default_selection: str = "dnw"
+) -> Any:
+    def factory(
+        num_classes: int = 10,
+        selection: str = default_selection,
+        ratio: float = default_ratio,
+        impl: str = "sparse",
+        input_size: int = 32,
+        **selection_options: Any,
+    ) -> MobileNetV1DNW:
+        return MobileNetV1DNW(
+            ratio, num_classes, selection, impl, input_size, small=small, **selection_options
+        )
+
+    head = "a DNW-graph classifier" if small else "a dense linear classifier"
+    factory.__doc__ = (
+        f"MobileNetV1-DNW x{default_ratio} ({default_selection} wiring, {head}); "
+        f"see :class:`MobileNetV1DNW`."
+    )
+    return factory
+
+
+#: The registered MobileNetV1-DNW presets: (name, width d, small, selection).
+PRESETS: tuple[tuple[str, float, bool, str], ...] = (
+    ("mobilenetv1_dnw_x225", 0.225, False, "dnw"),
+    ("mobilenetv1_dnw_x3", 0.3, False, "dnw"),
+    ("mobilenetv1_dnw_x49", 0.49, False, "dnw"),
+    ("mobilenetv1_dnw_small_x15", 0.15, True, "dnw"),
+    ("mobilenetv1_dnw_small_x225", 0.225, True, "dnw"),
+    ("mobilenetv1_random_x225", 0.225, False, "random"),
+    ("mobilenetv1_random_x49", 0.49, False, "random"),
+)
+
+
+def _register_presets() -> None:
+    for name, ratio, small, selection in PRESETS:
+        register_model(name)(_dnw_preset(ratio, small=small, default_selection=selection))
+
+
+_register_presets()
+
+
+@register_model("mobilenetv1_x25")
+def mobilenetv1_x25(
+    num_classes: int = 10, input_size: int = 32, width: float = 0.25
+) -> MobileNetV1:
+    """Plain MobileNetV1 x0.25, the paper's baseline; see :class:`MobileNetV1`."""
+    return MobileNetV1(width, num_classes, input_size)

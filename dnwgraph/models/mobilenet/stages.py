@@ -1,0 +1,183 @@
+"""The blocks of MobileNetV1-DNW: a stage as one learned wiring, and the DNW classifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dnwgraph.graph import Wiring, block_dag, layered
+from dnwgraph.nn import WiringConv
+from dnwgraph.nn.spec import WiringSpec, as_spec
+
+
+class DepthwiseNodeOp(nn.Module):
+    r"""Node operation of MobileNetV1-DNW, applied to node-first features:
+    :math:`Z_v = \mathrm{DWConv}_{3\times 3}(\mathrm{ReLU}(\mathrm{BN}(I_v)))`.
+
+    BatchNorm sees ``x`` as a ``[1, C, B*H, W]`` view (statistics over batch and space, as
+    ``BatchNorm2d`` on ``[B, C, H, W]``); the depthwise convolution runs as one grouped
+    convolution with ``C*B`` groups on a ``[1, C*B, H, W]`` view, its ``[C, 1, 3, 3]`` kernel
+    repeated per sample.  Both give exactly the channel-major result without a permute.
+
+    Args:
+        channels (int): number of nodes :math:`C`.
+        stride (int, optional): stride of the depthwise convolution. (default: ``1``)
+
+    Shapes:
+        - **input:** :math:`[C, B, H, W]`
+        - **output:** :math:`[C, B, \lceil H/s \rceil, \lceil W/s \rceil]`
+
+    Examples:
+        >>> import torch
+        >>> op = DepthwiseNodeOp(4, stride=2)
+        >>> op(torch.randn(4, 2, 8, 8)).shape
+        torch.Size([4, 2, 4, 4])
+    """
+
+    def __init__(self, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        self.norm = nn.BatchNorm2d(channels)
+        self.conv = nn.Conv2d(
+            channels, channels, 3, stride=stride, padding=1, groups=channels, bias=False
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        c, b, h, w = x.shape
+        y = F.relu(self.norm(x.reshape(1, c, b * h, w)))
+        weight = self.conv.weight.repeat_interleave(b, dim=0) if b > 1 else self.conv.weight
+        y = F.conv2d(y.view(1, c * b, h, w), weight, None, self.stride, 1, 1, c * b)
+        return y.view(c, b, y.size(-2), y.size(-1))
+
+
+class DNWStage(nn.Module):
+    r"""One MobileNetV1 stage as a learned wiring over full-width channel nodes.
+
+    Node :math:`v` computes :math:`I_v = \sum_{(u,v) \in \mathcal{A}} w_{uv} Z_u` over the
+    selected edges of a :func:`~dnwgraph.block_dag` with sizes ``[in, out x levels]``, level by
+    level; input nodes and all levels but the last apply :class:`DepthwiseNodeOp` (the input
+    nodes with the stage's stride).  The last level's :math:`I_v` is the stage output.
+
+    Args:
+        in_channels (int): input nodes :math:`c_{in}`.
+        out_channels (int): nodes per level :math:`c_{out}`.
+        stride (int): stride of the input nodes' depthwise convolution.
+        levels (int): :math:`\ell \ge 1`.
+        ratio (int or float or WiringSpec): edge budget of the stage's
+            :class:`~dnwgraph.WiringConv`, or a :class:`~dnwgraph.nn.WiringSpec` holding it with
+            ``selection``, ``impl`` and the selection options (its node op is not used).
+        selection (str, optional): selection strategy. (default: ``"dnw"``)
+        impl (str, optional): ``"sparse"`` (fused sparse aggregation per level, the
+            default), ``"scatter"`` (per-edge messages, a test oracle) or ``"dense"`` (the
+            reference code's computation: one dense masked :math:`N \times N` weight per
+            forward pass, dense 1x1 products per level; a baseline, slower on a CPU, see
+            ``docs/benchmarks.md``). (default: ``"sparse"``)
+        **selection_options: strategy options (``seed``, ``drop_rate``, ...).
+
+    Shapes:
+        - **input:** node-first :math:`[c_{in}, B, H, W]`
+        - **output:** node-first :math:`[c_{out}, B, H/s, W/s]`
+
+    Examples:
+        >>> import torch
+        >>> stage = DNWStage(4, 6, stride=2, levels=2, ratio=20)
+        >>> stage(torch.randn(4, 2, 8, 8)).shape, stage.wiring.num_edges
+        (torch.Size([6, 2, 4, 4]), 84)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        levels: int,
+        ratio: int | float | WiringSpec,
+        selection: str = "dnw",
+        *,
+        impl: str = "sparse",
+        **selection_options: Any,
+    ) -> None:
+        super().__init__()
+        spec = as_spec(ratio, selection, impl=impl, **selection_options)
+        if levels < 1:
+            raise ValueError(f"'levels' must be >= 1 (got {levels})")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride, self.levels = stride, levels
+        self.wiring: Wiring = block_dag([in_channels] + [out_channels] * levels)
+        groups = self.wiring.levels()
+        self.conv = WiringConv(
+            self.wiring, spec.ratio, spec.selection, source_groups=groups[:-1],
+            fan_in="candidates", **spec.conv_kwargs(),
+        )  # fmt: skip
+        self.input_op = DepthwiseNodeOp(in_channels, stride)
+        self.level_ops = nn.ModuleList(DepthwiseNodeOp(out_channels) for _ in range(levels - 1))
+
+    def _rows(self, level: int) -> slice:
+        start = self.in_channels + (level - 1) * self.out_channels
+        return slice(start, start + self.out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.size(0) != self.in_channels:
+            raise ValueError(
+                f"'x' must be node-first [{self.in_channels}, B, H, W] (got {tuple(x.shape)})"
+            )
+        # every impl (the reference code's dense masked weight included) is WiringConv's own
+        agg = self.conv(self.input_op(x), group=0)
+        for i, op in enumerate(self.level_ops, start=1):
+            agg = agg + self.conv(op(agg[self._rows(i)]), group=i)
+        return agg[self._rows(self.levels)]
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+            f"stride={self.stride}, levels={self.levels}"
+        )
+
+
+class DNWClassifier(nn.Module):
+    r"""A classifier whose weights are a learned wiring: :func:`~dnwgraph.layered`
+    ``[in_features, num_classes]`` (a bipartite graph, no bias), the ``small`` variants' head.
+
+    Args:
+        in_features (int): input nodes.
+        num_classes (int): output nodes.
+        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`.
+        selection (str, optional): selection strategy. (default: ``"dnw"``)
+        impl (str, optional): ``WiringConv`` implementation. (default: ``"sparse"``)
+        **selection_options: strategy options.
+
+    Shapes:
+        - **input:** node-first :math:`[\text{in\_features}, B]`
+        - **output:** :math:`[B, \text{num\_classes}]`
+
+    Examples:
+        >>> import torch
+        >>> head = DNWClassifier(8, 3, ratio=0.5)
+        >>> head(torch.randn(8, 2)).shape, head.conv.k
+        (torch.Size([2, 3]), 12)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        ratio: int | float | WiringSpec,
+        selection: str = "dnw",
+        *,
+        impl: str = "sparse",
+        **selection_options: Any,
+    ) -> None:
+        super().__init__()
+        spec = as_spec(ratio, selection, impl=impl, **selection_options)
+        self.in_features, self.num_classes = in_features, num_classes
+        self.wiring: Wiring = layered([in_features, num_classes])
+        self.conv = WiringConv(
+            self.wiring, spec.ratio, spec.selection, source_groups=self.wiring.levels()[:1],
+            fan_in="candidates", **spec.conv_kwargs(),
+        )  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x, group=0)[self.in_features :].t()

@@ -1,0 +1,292 @@
+"""A training run on disk: :class:`Run`, its metrics table and its wiring snapshots.
+
+A run directory holds::
+
+    config.yaml            the resolved config (written by ``dnwgraph.train``)
+    init.pt                the weights at initialisation
+    checkpoint.pt          the latest checkpoint (:mod:`dnwgraph.runs.checkpoint`)
+    metrics.csv            one row per epoch, columns :data:`COLUMNS`
+    wiring/epoch_NNNN.pt   wiring snapshots (epoch 0 = at initialisation)
+    tensorboard/           event files, when enabled
+
+``dnwgraph.train`` writes these files and ``dnwgraph.analysis`` reads them, both through this
+module (and :mod:`~dnwgraph.runs.rundir` for the names and the rules on replacing a run):
+neither knows the other.  A snapshot is the dict of :func:`dnwgraph.models.views.check_snapshot`
+(``{module: {"edge_index", "edge_weight", "active", "num_nodes"}}``), saved with
+``torch.save`` and read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dnwgraph._atomic import atomic_write_bytes
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.models.views import check_snapshot
+from dnwgraph.runs.checkpoint import load_checkpoint, load_model, safe_torch_load
+from dnwgraph.runs.rundir import CHECKPOINT, CONFIG, INIT, METRICS, TENSORBOARD, WIRING
+from dnwgraph.typing import PathLikeStr
+
+__all__ = [
+    "COLUMNS",
+    "Run",
+    "write_metrics_csv",
+    "read_metrics_csv",
+    "metrics_columns",
+    "snapshot_name",
+    "save_tensors",
+    "load_snapshot",
+    "load_snapshots",
+]
+
+#: Columns of ``metrics.csv``, in order.
+COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "selected_edges",
+    "swapped_in",
+    "swapped_out",
+    "no_input_nodes",
+    "no_output_nodes",
+    "epoch_time_s",
+)
+#: Columns that hold counts (read back as ``int``).
+INT_COLUMNS = frozenset(
+    ("epoch", "selected_edges", "swapped_in", "swapped_out", "no_input_nodes", "no_output_nodes")
+)
+
+
+# ------------------------------------------------------------------------------- metrics.csv
+
+
+def write_metrics_csv(path: PathLikeStr, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts with the :data:`COLUMNS`) to ``path`` atomically.
+
+    Raises:
+        KeyError: if a row lacks one of the :data:`COLUMNS`.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "metrics.csv"
+        >>> write_metrics_csv(path, [dict.fromkeys(COLUMNS, 1)])
+        >>> read_metrics_csv(path)[0]["epoch"], read_metrics_csv(path)[0]["test_acc"]
+        (1, 1.0)
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _number(column: str, text: str | None) -> float | int:
+    if text in ("", None):
+        return math.nan
+    value = float(text)
+    return int(value) if column in INT_COLUMNS and value.is_integer() else value
+
+
+def read_metrics_csv(path: PathLikeStr) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv``: ``{column: number}`` (counts such as ``epoch`` as
+    ``int``, empty cells as ``nan``); ``path`` may be the run directory.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: no ``epoch`` column, or a non-numeric cell (names the line and column).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "metrics.csv"
+        >>> _ = path.write_text("epoch,test_acc\\n1,0.5\\n2,\\n")
+        >>> read_metrics_csv(path)
+        [{'epoch': 1, 'test_acc': 0.5}, {'epoch': 2, 'test_acc': nan}]
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS
+    if not path.is_file():
+        raise FileNotFoundError(f"metrics file not found: '{path}'")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "epoch" not in reader.fieldnames:
+            raise DNWGraphError(f"{path}: expected a header with an 'epoch' column")
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            out = {}
+            for k, v in row.items():
+                try:
+                    out[k] = _number(k, v)
+                except (TypeError, ValueError):
+                    raise DNWGraphError(
+                        f"{path} line {lineno}: column {k!r} must be a number (got {v!r})"
+                    ) from None
+            rows.append(out)
+    return rows
+
+
+def metrics_columns(path: PathLikeStr) -> dict[str, list[float]]:
+    """The columns of a run's ``metrics.csv`` as float lists (the rows of
+    :func:`read_metrics_csv`, transposed).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: as :func:`read_metrics_csv`, or a file without rows.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "metrics.csv"
+        >>> _ = path.write_text("epoch,test_acc\\n1,0.5\\n2,0.75\\n")
+        >>> metrics_columns(path)
+        {'epoch': [1.0, 2.0], 'test_acc': [0.5, 0.75]}
+    """
+    rows = read_metrics_csv(path)
+    if not rows:
+        raise DNWGraphError(f"{path}: no rows")
+    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+
+
+# ------------------------------------------------------------------------ wiring snapshots
+
+
+def snapshot_name(epoch: int) -> str:
+    """The snapshot file of ``epoch``, relative to the run: ``wiring/epoch_NNNN.pt``."""
+    return f"{WIRING}/epoch_{epoch:04d}.pt"
+
+
+def save_tensors(path: PathLikeStr, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (a snapshot, the initial weights)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_snapshot(path: PathLikeStr) -> dict[str, dict[str, Any]]:
+    """Load one wiring snapshot ``wiring/epoch_XXXX.pt`` (``torch.load(weights_only=True)``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a torch file or does not follow the snapshot format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"wiring snapshot not found: '{path}'")
+    snap = safe_torch_load(path, "wiring snapshot")
+    check_snapshot(snap, str(path))
+    return snap
+
+
+def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, Any]]]]:
+    """All wiring snapshots of a run, ``[(epoch, snapshot), ...]`` sorted by epoch.
+
+    Raises:
+        FileNotFoundError: the run has no ``wiring/epoch_*.pt`` file.
+        ValueError: a snapshot is malformed (see :func:`load_snapshot`).
+
+    Examples:
+        >>> [epoch for epoch, _ in load_snapshots("runs/demo/dnw")]  # doctest: +SKIP
+        [0, 1, 2, 3]
+    """
+    files = sorted(Path(run_dir, WIRING).glob("epoch_*.pt"))
+    if not files:
+        raise FileNotFoundError(f"no wiring snapshots in '{Path(run_dir, WIRING)}'")
+    out = []
+    for f in files:
+        try:
+            epoch = int(f.stem.split("_", 1)[1])
+        except ValueError:
+            raise DNWGraphError(f"{f}: snapshot names must be epoch_XXXX.pt") from None
+        out.append((epoch, load_snapshot(f)))
+    return sorted(out, key=lambda t: t[0])
+
+
+# ------------------------------------------------------------------------------------ Run
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory, and everything a tool may read from it.
+
+    Args:
+        path (path): the run directory (``dnwgraph train --out DIR``).
+
+    Examples:
+        >>> import tempfile
+        >>> run = Run(tempfile.mkdtemp())
+        >>> run.snapshot_path(3).relative_to(run.path).as_posix()
+        'wiring/epoch_0003.pt'
+        >>> run.is_run()
+        False
+    """
+
+    path: Path
+
+    def __init__(self, path: PathLikeStr) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def init_path(self) -> Path:
+        return self.path / INIT
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def wiring_dir(self) -> Path:
+        return self.path / WIRING
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD
+
+    def snapshot_path(self, epoch: int) -> Path:
+        return self.path / snapshot_name(epoch)
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a checkpoint (a run that finished at least one epoch)."""
+        return self.checkpoint_path.is_file()
+
+    def metrics(self) -> list[dict[str, float]]:
+        """The rows of ``metrics.csv`` (see :func:`read_metrics_csv`)."""
+        return read_metrics_csv(self.metrics_path)
+
+    def metrics_columns(self) -> dict[str, list[float]]:
+        """The columns of ``metrics.csv`` (see :func:`metrics_columns`)."""
+        return metrics_columns(self.metrics_path)
+
+    def snapshots(self) -> list[tuple[int, dict[str, dict[str, Any]]]]:
+        """Every wiring snapshot, ``[(epoch, snapshot), ...]`` (see :func:`load_snapshots`)."""
+        return load_snapshots(self.path)
+
+    def checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """The checksummed checkpoint (see :func:`~dnwgraph.runs.checkpoint.load_checkpoint`)."""
+        return load_checkpoint(self.checkpoint_path, map_location=map_location)
+
+    def load_model(self, map_location: str | torch.device = "cpu") -> nn.Module:
+        """The trained model in eval mode (see :func:`~dnwgraph.runs.checkpoint.load_model`)."""
+        return load_model(self.path, map_location=map_location)
