@@ -283,9 +283,9 @@ def test_huge_learning_rate_never_reports_success(tmp_path: Path, capsys) -> Non
     ids=lambda argv: argv[0],
 )
 def test_every_command_exits_2_on_a_user_error(tmp_path: Path, capsys, argv: list[str]) -> None:
-    from dnwgraph.cli import _COMMANDS
+    from dnwgraph.cli import COMMANDS
 
-    assert {"train", "demo", "export", "analyze", "plot"} == set(_COMMANDS)
+    assert {"train", "demo", "export", "analyze", "plot"} == set(COMMANDS)
     (tmp_path / "file").write_text("x")
     where = {"missing": tmp_path / "missing", "file": tmp_path / "file", "tmp": tmp_path}
     assert main([a.format(**where) for a in argv]) == 2
@@ -299,9 +299,9 @@ def test_a_programming_error_keeps_its_traceback(monkeypatch, name: str) -> None
     handler propagates out of ``main``, whichever command runs."""
     from importlib import import_module
 
-    from dnwgraph.cli import _COMMANDS
+    from dnwgraph.cli import COMMANDS
 
-    module, func = _COMMANDS[name][0].split(":")
+    module, func = COMMANDS.get(name)[0].split(":")
 
     def broken(args):
         raise TypeError("a bug")

@@ -1,4 +1,12 @@
-"""The registered MobileNetV1 models (``create_model("mobilenetv1_dnw_x225")`` and friends)."""
+"""The registered MobileNetV1 models (``create_model("mobilenetv1_dnw_x225")`` and friends).
+
+Examples:
+    >>> [name for name, *_ in PRESETS][:2]
+    ['mobilenetv1_dnw_x225', 'mobilenetv1_dnw_x3']
+    >>> from dnwgraph.models import list_models
+    >>> all(name in list_models() for name, *_ in PRESETS)
+    True
+"""
 
 from __future__ import annotations
 
