@@ -424,10 +424,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         """
         from dnwgraph.analysis import compact  # analysis builds on models: import lazily
 
-        # Cached aggregation plans hold sparse CSR tensors, which cannot be deep-copied;
-        # WiringConv drops its caches in _apply (they are rebuilt on the next call).
-        self._apply(lambda t: t)
-        model = copy.deepcopy(self)
+        model = copy.deepcopy(self)  # a copied PlanCache drops its plans (sparse tensors)
         for stage in model.stages:
             stage.conv = compact(stage.conv)
         if self.small:

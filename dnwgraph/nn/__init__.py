@@ -11,6 +11,7 @@ from dnwgraph.nn.node_ops import (
     list_node_ops,
     register_node_op,
 )
+from dnwgraph.nn.plans import PlanCache
 from dnwgraph.nn.wiring_conv import WiringConv
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "spmm",
     "AggregationPlan",
     "EdgeSet",
+    "PlanCache",
     "LevelExecutor",
     "NodeOp",
     "ChannelNodeOp",

@@ -164,10 +164,13 @@ class LevelExecutor(nn.Module):
         sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
         level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
         once at the end."""
+        # compiled or traced: no Python-side state, no data-dependent branch
+        compiling = torch.compiler.is_compiling() or torch.jit.is_tracing()
         no_grad = not torch.is_grad_enabled() or not (
             x.requires_grad or any(p.requires_grad for p in self.parameters())
         )
-        if no_grad and not _hooked(self.conv):  # accumulate_ would skip the conv's hooks
+        # in place: accumulate_ would skip the conv's hooks; compiled: functional ops only
+        if no_grad and not _hooked(self.conv) and not compiling:
             acc = self._forward_chain_inplace(x)
             return acc if rows is None else acc.index_select(0, rows)
         n = self.num_nodes
@@ -177,13 +180,16 @@ class LevelExecutor(nn.Module):
         for i, op in enumerate(self.node_ops):
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
-            before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
+            if compiling:  # the compiler plans the gradient buffers itself
+                before, inputs, tail = rest.split([lo - start, hi - lo, n - hi])
+            else:
+                before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
             done += [before, inputs]
             rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
             start = hi
         if rows is None:
             return torch.cat([*done, rest])
-        if self._rows_from(rows) >= start:  # all in the last block: no concatenation
+        if not compiling and self._rows_from(rows) >= start:  # all in the last block
             return rest.index_select(0, rows - start)
         return torch.cat([*done, rest]).index_select(0, rows)
 
