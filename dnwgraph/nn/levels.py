@@ -148,14 +148,15 @@ class LevelExecutor(nn.Module):
             raise ValueError(
                 f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
             )
-        if self._chain:
-            return self._forward_chain(x, rows)
-        acc = x
-        for i, op in enumerate(self.node_ops):
-            rng = self._ranges[i]
-            inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
-            acc = acc + self.conv(op(inputs), group=i)
-        return acc if rows is None else acc.index_select(0, rows)
+        with self.conv.plan_cache.hold():  # one weight state per pass
+            if self._chain:
+                return self._forward_chain(x, rows)
+            acc = x
+            for i, op in enumerate(self.node_ops):
+                rng = self._ranges[i]
+                inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
+                acc = acc + self.conv(op(inputs), group=i)
+            return acc if rows is None else acc.index_select(0, rows)
 
     def _forward_chain(self, x: Tensor, rows: Tensor | None) -> Tensor:
         r"""The same sums when level :math:`l` is the node range :math:`[lo_l, hi_l)` and its
@@ -215,11 +216,12 @@ class LevelExecutor(nn.Module):
         r"""Every node's output :math:`Z` ``[N, B, *S]`` (zero for nodes without a node op),
         for analysis: the same computation as :meth:`forward`."""
         acc, z = x, torch.zeros_like(x)
-        for i, op in enumerate(self.node_ops):
-            g = self.groups[i]
-            out = op(acc.index_select(0, g))
-            z = z.index_copy(0, g, out)
-            acc = acc + self.conv(out, group=i)
+        with self.conv.plan_cache.hold():  # one weight state per pass
+            for i, op in enumerate(self.node_ops):
+                g = self.groups[i]
+                out = op(acc.index_select(0, g))
+                z = z.index_copy(0, g, out)
+                acc = acc + self.conv(out, group=i)
         return z
 
 

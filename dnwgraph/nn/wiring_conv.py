@@ -63,6 +63,12 @@ class WiringConv(MessagePassing):
     Candidate edges are stored sorted by (target, source): ``edge_index`` and ``edge_weight``
     are aligned with each other, and ``edge_index == wiring.edge_index[:, edge_perm]``.
 
+    The selection and the sparse matrices are kept while the weights are unchanged, in
+    :attr:`plan_cache` (a :class:`~dnwgraph.nn.plans.PlanCache`, keyed on the weights' values;
+    ``invalidate()``, ``freeze()``).  The layer works under :func:`torch.compile` (one opaque
+    operator: whole graphs, ``fullgraph=True``), :func:`torch.jit.trace` (inference) and
+    ``torch_geometric.explain``; ``docs/interop.md`` says how, and what does not work.
+
     Args:
         wiring (Wiring): the candidate edges (anything with ``edge_index`` ``[2, E]`` and
             ``num_nodes``).
@@ -203,7 +209,7 @@ class WiringConv(MessagePassing):
         lowest = torch.full((self.num_groups + 1,), self.num_nodes, dtype=torch.long)
         lowest.scatter_reduce_(0, g, dst, "amin")
         self._lowest_target: dict[int | None, int] = {
-            g: int(lowest[g]) for g in range(self.num_groups)
+            i: int(lowest[i]) for i in range(self.num_groups)
         }
         self._lowest_target[None] = int(dst.min()) if dst.numel() else self.num_nodes
 
@@ -268,9 +274,14 @@ class WiringConv(MessagePassing):
     def all_candidate_grad(self) -> bool:
         """Whether the current weights' backward pass gives every candidate its
         straight-through gradient (``False``: only the selected edges get a gradient)."""
+        if self.selection.straight_through:
+            self._refresh()  # not otherwise: a random selection would draw again
+        return self._straight_through_now()
+
+    def _straight_through_now(self) -> bool:
+        """:attr:`all_candidate_grad` for the weight state just refreshed."""
         if not self.selection.straight_through:
             return False
-        self._refresh()
         return (self.weight_updates - 1) % self.grad_every == 0
 
     def active_mask(self) -> Tensor:
@@ -355,7 +366,7 @@ class WiringConv(MessagePassing):
             self._check_first_row(group, first_row)
             dst, cols, sel_ids = self._selected_edges(group, mask)
             selected = EdgeSet(dst - first_row if first_row else dst, cols, sel_ids)
-            if self.all_candidate_grad:
+            if self._straight_through_now():
                 grad = self._all_edges(group, first_row)
             else:
                 grad = selected
@@ -510,7 +521,7 @@ class WiringConv(MessagePassing):
         x2d = x.reshape(rows, -1)
         add2d = None if add_to is None else add_to.reshape(out_rows, -1)
         if self.explain:
-            out = self._explained(x2d, edge_index, order, add2d)
+            out = self._explained(x2d, edge_index, order, first_row, add2d)
         elif self.impl != "sparse":
             self._check_first_row(group, first_row)
             ids, cols = self._group_edges(group)
@@ -564,15 +575,20 @@ class WiringConv(MessagePassing):
         return out.to(out_dtype)
 
     def _explained(
-        self, x2d: Tensor, edge_index: Tensor | None, order: Tensor | None, add2d: Tensor | None
+        self,
+        x2d: Tensor,
+        edge_index: Tensor | None,
+        order: Tensor | None,
+        first_row: int,
+        add2d: Tensor | None,
     ) -> Tensor:
         """Under ``torch_geometric.explain``: per-edge messages in the order of the caller's
         ``edge_index``, so that :meth:`explain_message` applies the explainer's edge mask to
         the right edges (the fused product has no per-edge messages to mask)."""
-        if edge_index is None:
+        if edge_index is None or first_row:
             raise DNWGraphError(
-                "explaining a WiringConv needs it called as conv(x, edge_index): the "
-                "explainer's edge mask is aligned with that edge_index"
+                "explaining a WiringConv needs it called as conv(x, edge_index) (every output "
+                "row): the explainer's edge mask is aligned with that edge_index"
             )
         if torch.compiler.is_compiling():
             raise DNWGraphError("explain a WiringConv in eager mode, not under torch.compile")
@@ -667,7 +683,7 @@ class WiringConv(MessagePassing):
         """Masked weights whose gradient follows the strategy's rule (non-fused paths)."""
         mask = self.active_mask().to(self.edge_weight.dtype)
         w = self.edge_weight
-        if self.all_candidate_grad:
+        if self._straight_through_now():
             # value w*m, gradient 1 for every candidate
             return w * mask + (w - w.detach()) * (1 - mask)
         return w * mask

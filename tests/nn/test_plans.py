@@ -144,3 +144,35 @@ def test_a_lost_backward_plan_is_one_clear_error():
     cache.invalidate()
     with pytest.raises(DNWGraphError, match="lost the plan of its forward pass"):
         cache.recorded(token)
+
+
+def test_hold_compares_once_per_block():
+    conv = layer()
+    conv(torch.randn(6, 3))
+    plan = conv.plan()
+    with conv.plan_cache.hold():
+        assert conv.plan() is plan  # compared here ...
+        with torch.no_grad():
+            conv.edge_weight.mul_(2.0)
+        assert conv.plan() is plan  # ... and trusted for the rest of the block
+    assert conv.plan() is not plan  # after it, compared again
+
+
+def test_a_static_model_compares_its_weights_once_per_forward(monkeypatch):
+    from dnwgraph import create_model
+    from dnwgraph.nn import plans
+
+    model = create_model("mnist1d_static").eval()
+    x = torch.randn(2, 40)
+    with torch.no_grad():
+        model(x)
+        calls = []
+        real, num_edges = plans._same_values, model.conv.num_edges
+
+        def counted(a, b):
+            calls.append(a.numel() == num_edges)
+            return real(a, b)
+
+        monkeypatch.setattr(plans, "_same_values", counted)
+        model(x)
+    assert sum(calls) == 1  # five levels, one comparison of the weights
