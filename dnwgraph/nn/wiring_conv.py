@@ -613,19 +613,14 @@ class WiringConv(MessagePassing):
         record = torch.is_grad_enabled() and (
             x2d.requires_grad or w.requires_grad or (add2d is not None and add2d.requires_grad)
         )
-        out, _ = torch.ops.dnwgraph.wiring_conv(
-            x2d,
-            w,
-            add2d,
-            edge_index,
+        meta = [
             self._compile_key,
-            group,
+            -1 if group is None else group,
             first_row,
             self.num_nodes - first_row,
-            out_dtype,
-            record,
-        )
-        return out
+            int(record),
+        ]
+        return _compile.WiringConvOp.apply(x2d, w, add2d, edge_index, meta, out_dtype)
 
     def _traced(
         self, x2d: Tensor, add2d: Tensor | None, group: int | None, first_row: int
