@@ -160,7 +160,8 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
                 f"(C >= {n_in}; got {tuple(s.shape)} for an input of shape {tuple(x.shape)})"
             )
         identity = torch.arange(n_in, device=self.stem_index.device)
-        if s.size(1) != n_in or not torch.equal(self.stem_index, identity):
+        traced = torch.compiler.is_compiling()  # no data-dependent branch in a compiled graph
+        if s.size(1) != n_in or traced or not torch.equal(self.stem_index, identity):
             s = s.index_select(1, self.stem_index)
         state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
         return state.index_copy_(0, self.input_nodes, s.transpose(0, 1))  # no copy of zeros

@@ -207,6 +207,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.initial_state(x)
-        for _ in range(self.steps):
-            z = self.step(z)
+        with self.step.conv.plan_cache.hold():  # the T steps see one state of the weights
+            for _ in range(self.steps):
+                z = self.step(z)
         return self.read(z)

@@ -11,6 +11,7 @@ from dnwgraph.nn.node_ops import (
     list_node_ops,
     register_node_op,
 )
+from dnwgraph.nn.plans import PlanCache
 from dnwgraph.nn.spec import WiringSpec
 from dnwgraph.nn.wiring_conv import WiringConv
 
@@ -21,6 +22,7 @@ __all__ = [
     "spmm",
     "AggregationPlan",
     "EdgeSet",
+    "PlanCache",
     "LevelExecutor",
     "WiringSpec",
     "NodeOp",

@@ -36,7 +36,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 #: A row block's dense :math:`G X^\top` is used when (rows x cols) <= DENSE_FACTOR x (its
 #: edges): BLAS does ~8-10x more multiply-adds per second than the sampled matmul on a CPU
@@ -379,6 +378,71 @@ class AggregationPlan:
         return self._mats[key]
 
 
+def aggregate_forward(
+    x: Tensor, plan: AggregationPlan, add_to: Tensor | None, out_dtype: torch.dtype
+) -> Tensor:
+    """:math:`A X` (or :math:`Y + A X`) in ``out_dtype``, summed in its accumulation dtype:
+    the forward pass of :func:`wiring_matmul`, without autograd."""
+    acc = accumulation_dtype(out_dtype)
+    with no_autocast(x.device):
+        # with add_to, the sum is the product's output buffer: one pass
+        add = None if add_to is None else add_to.to(acc)
+        out = spmm(plan.matrix(acc), x.to(acc), add)
+    return out.to(out_dtype)
+
+
+def aggregate_backward(
+    grad_out: Tensor,
+    x: Tensor,
+    plan: AggregationPlan,
+    x_grad: bool,
+    weight_grad: bool,
+    weight_dtype: torch.dtype,
+) -> tuple[Tensor | None, Tensor | None]:
+    r"""Gradients of :func:`wiring_matmul` for ``x`` (:math:`A^\top G`) and for the edge
+    weights (the SDDMM over the plan's gradient set, zero elsewhere), each only if asked."""
+    acc = accumulation_dtype(grad_out.dtype)
+    grad_x = grad_w = None
+    with torch.no_grad(), no_autocast(x.device):
+        g = grad_out.to(acc).contiguous()
+        if x_grad:
+            grad_x = spmm(plan.matrix(acc, transpose=True), g).to(x.dtype)
+        if weight_grad:
+            values = sddmm(g, x.to(acc), plan.grad)
+            if plan.grad.covers(plan.num_weights):  # every weight, in order
+                grad_w = values
+            else:
+                grad_w = g.new_zeros(plan.num_weights).index_copy_(0, plan.grad.ids, values)
+            grad_w = grad_w.to(weight_dtype)
+    return grad_x, grad_w
+
+
+#: Why :func:`wiring_matmul` has no second derivative, and what to use instead.
+NO_DOUBLE_BACKWARD = (
+    "the fused sparse aggregation of WiringConv (impl='sparse') has no second derivative "
+    "(double backward, create_graph=True); build the layer with impl='scatter' or "
+    "impl='dense', whose plain autograd ops have one"
+)
+
+
+class _FirstOrderOnly(torch.autograd.Function):
+    """Identity on the gradients of :class:`_WiringMatmul`, tied to what they depend on; its
+    backward raises: a second derivative through them is an error that says why, not a
+    silent zero."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, grad_x: Tensor, grad_w: Tensor, *depends_on: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        return grad_x.view_as(grad_x), grad_w.view_as(grad_w)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor) -> None:  # type: ignore[override]
+        from dnwgraph.errors import DNWGraphError
+
+        raise DNWGraphError(NO_DOUBLE_BACKWARD)
+
+
 class _WiringMatmul(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -392,36 +456,27 @@ class _WiringMatmul(torch.autograd.Function):
         ctx.plan = plan
         ctx.w_dtype = edge_weight.dtype
         ctx.add_dtype = None if add_to is None else add_to.dtype
-        ctx.save_for_backward(x)
-        acc = accumulation_dtype(out_dtype)
-        with no_autocast(x.device):
-            # with add_to, the sum is the product's output buffer: one pass
-            add = None if add_to is None else add_to.to(acc)
-            out = spmm(plan.matrix(acc), x.to(acc), add)
-        return out.to(out_dtype)
+        ctx.save_for_backward(x, edge_weight)
+        return aggregate_forward(x, plan, add_to, out_dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(  # type: ignore[override]
         ctx, grad_out: Tensor
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
-        (x,) = ctx.saved_tensors
-        plan: AggregationPlan = ctx.plan
-        acc = accumulation_dtype(grad_out.dtype)
-        grad_x = grad_w = grad_add = None
-        with no_autocast(x.device):
-            g = grad_out.to(acc).contiguous()
-            if ctx.needs_input_grad[0]:
-                grad_x = spmm(plan.matrix(acc, transpose=True), g).to(x.dtype)
-            if ctx.needs_input_grad[1]:
-                values = sddmm(g, x.to(acc), plan.grad)
-                if plan.grad.covers(plan.num_weights):  # every weight, in order
-                    grad_w = values
-                else:
-                    grad_w = g.new_zeros(plan.num_weights).index_copy_(0, plan.grad.ids, values)
-                grad_w = grad_w.to(ctx.w_dtype)
-            if ctx.needs_input_grad[2]:
-                grad_add = grad_out.to(ctx.add_dtype)
+        x, edge_weight = ctx.saved_tensors
+        need_x, need_w, need_add = ctx.needs_input_grad[:3]
+        grad_x, grad_w = aggregate_backward(grad_out, x, ctx.plan, need_x, need_w, ctx.w_dtype)
+        grad_add = grad_out.to(ctx.add_dtype) if need_add else None
+        if torch.is_grad_enabled():  # create_graph=True: a second derivative must fail loudly
+            empty = grad_out.new_empty(0)
+            gx, gw = _FirstOrderOnly.apply(
+                empty if grad_x is None else grad_x,
+                empty if grad_w is None else grad_w,
+                grad_out,
+                x,
+                edge_weight,
+            )
+            grad_x, grad_w = (g if need else None for g, need in ((gx, need_x), (gw, need_w)))
         return grad_x, grad_w, grad_add, None, None
 
 

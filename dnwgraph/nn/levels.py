@@ -159,14 +159,15 @@ class LevelExecutor(nn.Module):
             raise ValueError(
                 f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
             )
-        if self._chain:
-            return self._forward_chain(x, rows)
-        acc = x
-        for i, op in enumerate(self.node_ops):
-            rng = self._ranges[i]
-            inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
-            acc = acc + self.conv(op(inputs), group=i)
-        return acc if rows is None else acc.index_select(0, rows)
+        with self.conv.plan_cache.hold():  # one weight state per pass
+            if self._chain:
+                return self._forward_chain(x, rows)
+            acc = x
+            for i, op in enumerate(self.node_ops):
+                rng = self._ranges[i]
+                inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
+                acc = acc + self.conv(op(inputs), group=i)
+            return acc if rows is None else acc.index_select(0, rows)
 
     def _forward_chain(self, x: Tensor, rows: Tensor | None) -> Tensor:
         r"""The same sums when level :math:`l` is the node range :math:`[lo_l, hi_l)` and its
@@ -175,10 +176,13 @@ class LevelExecutor(nn.Module):
         sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
         level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
         once at the end."""
+        # compiled or traced: no Python-side state, no data-dependent branch
+        compiling = torch.compiler.is_compiling() or torch.jit.is_tracing()
         no_grad = not torch.is_grad_enabled() or not (
             x.requires_grad or any(p.requires_grad for p in self.parameters())
         )
-        if no_grad and not _hooked(self.conv):  # accumulate_ would skip the conv's hooks
+        # in place: accumulate_ would skip the conv's hooks; compiled: functional ops only
+        if no_grad and not _hooked(self.conv) and not compiling:
             acc = self._forward_chain_inplace(x)
             return acc if rows is None else acc.index_select(0, rows)
         n = self.num_nodes
@@ -188,13 +192,16 @@ class LevelExecutor(nn.Module):
         for i, op in enumerate(self.node_ops):
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
-            before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
+            if compiling:  # the compiler plans the gradient buffers itself
+                before, inputs, tail = rest.split([lo - start, hi - lo, n - hi])
+            else:
+                before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
             done += [before, inputs]
             rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
             start = hi
         if rows is None:
             return torch.cat([*done, rest])
-        if self._rows_from(rows) >= start:  # all in the last block: no concatenation
+        if not compiling and self._rows_from(rows) >= start:  # all in the last block
             return rest.index_select(0, rows - start)
         return torch.cat([*done, rest]).index_select(0, rows)
 
@@ -220,11 +227,12 @@ class LevelExecutor(nn.Module):
         r"""Every node's output :math:`Z` ``[N, B, *S]`` (zero for nodes without a node op),
         for analysis: the same computation as :meth:`forward`."""
         acc, z = x, torch.zeros_like(x)
-        for i, op in enumerate(self.node_ops):
-            g = self.groups[i]
-            out = op(acc.index_select(0, g))
-            z = z.index_copy(0, g, out)
-            acc = acc + self.conv(out, group=i)
+        with self.conv.plan_cache.hold():  # one weight state per pass
+            for i, op in enumerate(self.node_ops):
+                g = self.groups[i]
+                out = op(acc.index_select(0, g))
+                z = z.index_copy(0, g, out)
+                acc = acc + self.conv(out, group=i)
         return z
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -11,7 +12,8 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
-from dnwgraph.errors import DNWGraphTypeError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+from dnwgraph.nn import _compile
 from dnwgraph.nn.aggregate import (
     AggregationPlan,
     EdgeSet,
@@ -21,12 +23,25 @@ from dnwgraph.nn.aggregate import (
     output_dtype,
     wiring_matmul,
 )
+from dnwgraph.nn.plans import PlanCache
 from dnwgraph.select import Selection, create_selection
 from dnwgraph.typing import Ratio, Scope, WiringLike
 
 IMPLS: tuple[str, ...] = ("sparse", "scatter", "dense")
 #: Fan-ins of the initialisation (:meth:`WiringConv.reset_parameters`).
 FAN_INS: tuple[str, ...] = ("selected", "candidates")
+
+
+@contextlib.contextmanager
+def _untraced() -> Iterator[None]:
+    """Pause a running :func:`torch.jit.trace`: what runs inside is computed, not recorded
+    (the plan of a traced layer is a constant of the trace)."""
+    state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        yield
+    finally:
+        torch._C._set_tracing_state(state)
 
 
 class WiringConv(MessagePassing):
@@ -47,6 +62,12 @@ class WiringConv(MessagePassing):
 
     Candidate edges are stored sorted by (target, source): ``edge_index`` and ``edge_weight``
     are aligned with each other, and ``edge_index == wiring.edge_index[:, edge_perm]``.
+
+    The selection and the sparse matrices are kept while the weights are unchanged, in
+    :attr:`plan_cache` (a :class:`~dnwgraph.nn.plans.PlanCache`, keyed on the weights' values;
+    ``invalidate()``, ``freeze()``).  The layer works under :func:`torch.compile` (one opaque
+    operator: whole graphs, ``fullgraph=True``), :func:`torch.jit.trace` (inference) and
+    ``torch_geometric.explain``; ``docs/interop.md`` says how, and what does not work.
 
     Args:
         wiring (Wiring): the candidate edges (anything with ``edge_index`` ``[2, E]`` and
@@ -125,8 +146,6 @@ class WiringConv(MessagePassing):
         self.impl = impl
         self.fan_in = fan_in
         self.grad_every = grad_every
-        #: distinct weight states seen (one per optimizer step); drives ``grad_every``
-        self.weight_updates = 0
         if not isinstance(wiring, WiringLike):
             raise DNWGraphTypeError(
                 "'wiring' must be a Wiring (or anything with edge_index [2, E] and num_nodes) "
@@ -157,9 +176,10 @@ class WiringConv(MessagePassing):
                 **selection_options,
             )
         self._set_groups(source_groups)
-        self._cache_key: tuple[Any, ...] | None = None
-        self._cache: dict[Any, Any] = {}
-        self._static: dict[Any, Any] = {}
+        #: the selection and aggregation plans of the current weights (explicit, see
+        #: :class:`~dnwgraph.nn.plans.PlanCache`)
+        self.plan_cache = PlanCache()
+        self._compile_key = _compile.register(self)
         self.reset_parameters()
 
     # ------------------------------------------------------------------ set-up
@@ -182,6 +202,16 @@ class WiringConv(MessagePassing):
             self.group_sizes.append(nodes.numel())
         self.register_buffer("group_of_node", group_of_node, persistent=False)
         self.register_buffer("local_index", local_index, persistent=False)
+        # the lowest target of the edges leaving each group (None: all edges), for first_row
+        src, dst = self.edge_index
+        g = group_of_node[src]
+        g = torch.where(g < 0, self.num_groups, g)  # edges of no group: the last slot
+        lowest = torch.full((self.num_groups + 1,), self.num_nodes, dtype=torch.long)
+        lowest.scatter_reduce_(0, g, dst, "amin")
+        self._lowest_target: dict[int | None, int] = {
+            i: int(lowest[i]) for i in range(self.num_groups)
+        }
+        self._lowest_target[None] = int(dst.min()) if dst.numel() else self.num_nodes
 
     def reset_parameters(self) -> None:
         r"""Uniform :math:`\mathcal{U}(-b, b)` with :math:`b = 1/\sqrt{d}`, one bound for all
@@ -204,18 +234,16 @@ class WiringConv(MessagePassing):
         with torch.no_grad():
             self.edge_weight.uniform_(-bound, bound)
 
-    def __getstate__(self) -> dict[str, Any]:
-        # cached plans hold sparse tensors (not deep-copyable) and are cheap to rebuild
-        state = self.__dict__.copy()
-        state.update(_cache={}, _cache_key=None, _static={})
-        state["weight_updates"] -= self._cache_key is not None  # the copy re-selects once
-        return state
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._compile_key = _compile.register(self)  # a copy is a layer of its own
 
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> WiringConv:
-        super()._apply(fn, *args, **kwargs)
-        self.weight_updates -= self._cache_key is not None  # same weights, selected again
-        self._cache_key, self._cache, self._static = None, {}, {}
-        return self
+    def __prepare_scriptable__(self) -> WiringConv:
+        raise DNWGraphError(
+            "torch.jit.script cannot compile WiringConv: its top-k selection and cached sparse "
+            "plans are Python state; use torch.compile(model) (training and inference) or "
+            "torch.jit.trace(model.eval(), x) (inference, the selection fixed at trace time)"
+        )
 
     @property
     def num_edges(self) -> int:
@@ -228,111 +256,121 @@ class WiringConv(MessagePassing):
         return self.selection.k
 
     # --------------------------------------------------------------- selection
-    def _refresh(self) -> None:
-        """Drop cached plans when the weights or the selection state changed."""
-        w = self.edge_weight
-        sel_key = self.selection.cache_key()
-        key = None if sel_key is None else (w._version, w.data_ptr(), w.dtype, sel_key)
-        if key is None or key != self._cache_key:
-            self._cache = {"mask": self.selection(w)}
-            self._cache_key = key
-            self.weight_updates += 1
+    def _refresh(self) -> Tensor:
+        """The mask of the current weights: the plan cache's, or selected anew (dropping
+        the plans) when the weights or the selection's state changed."""
+        cache, w = self.plan_cache, self.edge_weight
+        if not cache.matches(w, self.selection.cache_key()):
+            mask = self.selection(w)
+            cache.store(w, mask, self.selection.cache_key())
+        return cache.mask  # type: ignore[return-value]
+
+    @property
+    def weight_updates(self) -> int:
+        """Distinct weight states seen (one per optimizer step); drives ``grad_every``."""
+        return self.plan_cache.weight_states
 
     @property
     def all_candidate_grad(self) -> bool:
         """Whether the current weights' backward pass gives every candidate its
         straight-through gradient (``False``: only the selected edges get a gradient)."""
+        if self.selection.straight_through:
+            self._refresh()  # not otherwise: a random selection would draw again
+        return self._straight_through_now()
+
+    def _straight_through_now(self) -> bool:
+        """:attr:`all_candidate_grad` for the weight state just refreshed."""
         if not self.selection.straight_through:
             return False
-        self._refresh()
         return (self.weight_updates - 1) % self.grad_every == 0
 
     def active_mask(self) -> Tensor:
         """Boolean mask ``[E]`` of the edges the forward pass uses for the current weights."""
-        self._refresh()
-        return self._cache["mask"]
+        return self._refresh()
+
+    def _structure(self) -> dict[Any, Any]:
+        return self.plan_cache.structure(self.edge_index.device)
 
     def _group_edges(self, group: int | None) -> tuple[Tensor, Tensor]:
         """Edge ids leaving ``group`` (ascending) and their source row in ``x``."""
-        if group not in self._static:
+        static = self._structure()
+        if group not in static:
             src = self.edge_index[0]
             if group is None:
-                ids = torch.arange(self.num_edges, device=src.device)
-                self._static[group] = (ids, src)
+                static[group] = (torch.arange(self.num_edges, device=src.device), src)
             else:
                 ids = torch.nonzero(self.group_of_node[src] == group).view(-1)
-                self._static[group] = (ids, self.local_index[src[ids]])
-        return self._static[group]
+                static[group] = (ids, self.local_index[src[ids]])
+        return static[group]
 
     def _check_first_row(self, group: int | None, first_row: int) -> None:
-        """Every candidate leaving ``group`` must target a node >= ``first_row`` (once)."""
-        key = ("first_row", group, first_row)
-        if key in self._static:
-            return
-        if not isinstance(first_row, int) or not 0 <= first_row <= self.num_nodes:
+        """Every candidate leaving ``group`` must target a node >= ``first_row``."""
+        if (
+            isinstance(first_row, bool)
+            or not isinstance(first_row, int)
+            or not 0 <= first_row <= self.num_nodes
+        ):
             raise ValueError(
                 f"'first_row' must be an int in [0, {self.num_nodes}] (got {first_row!r})"
             )
-        ids, _ = self._group_edges(group)
-        dst = self.edge_index[1, ids]
-        if first_row > 0 and dst.numel() and int(dst.min()) < first_row:
-            bad = int(dst.min())
+        lowest = self._lowest_target[group]
+        if first_row > lowest:
             raise ValueError(
-                f"'first_row'={first_row} drops node {bad}, which a candidate edge "
+                f"'first_row'={first_row} drops node {lowest}, which a candidate edge "
                 f"{'' if group is None else f'leaving group {group} '}reaches"
             )
-        self._static[key] = True
 
-    def _selected_edges(self, group: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _selected_edges(self, group: int | None, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Target, source row and id of the selected edges leaving ``group``, sorted by
         (target, source).  With source groups, all groups are gathered in one pass per
         selection (edges ordered by group once) and each group takes its slice."""
         if group is None:
-            ids = torch.nonzero(self._cache["mask"]).view(-1)
+            ids = torch.nonzero(mask).view(-1)
             return self.edge_index[1, ids], self.edge_index[0, ids], ids
-        if "by_group" not in self._cache:
-            if "order" not in self._static:
+        cache, static = self.plan_cache, self._structure()
+        if cache.by_group is None:
+            if "order" not in static:
                 # edges by (group, target, source); edges of no group last
                 g = self.group_of_node[self.edge_index[0]]
                 g = torch.where(g < 0, self.num_groups, g)
                 order = torch.argsort(g, stable=True)
                 src = self.edge_index[0, order]
-                self._static["order"] = (order, self.edge_index[1, order], self.local_index[src])
-                self._static["group_end"] = torch.cumsum(
+                static["order"] = (order, self.edge_index[1, order], self.local_index[src])
+                static["group_end"] = torch.cumsum(
                     torch.bincount(g, minlength=self.num_groups + 1), 0
                 )
-            order, dst, cols = self._static["order"]
-            keep = self._cache["mask"][order]
+            order, dst, cols = static["order"]
+            keep = mask[order]
             pos = torch.nonzero(keep).view(-1)
             kept = torch.cat([keep.new_zeros(1, dtype=torch.long), torch.cumsum(keep, 0)])
-            bounds = [0, *kept[self._static["group_end"]].tolist()]
-            self._cache["by_group"] = (bounds, dst[pos], cols[pos], order[pos])
-        bounds, dst, cols, ids = self._cache["by_group"]
+            bounds = [0, *kept[static["group_end"]].tolist()]
+            cache.by_group = (bounds, dst[pos], cols[pos], order[pos])
+        bounds, dst, cols, ids = cache.by_group
         a, b = bounds[group], bounds[group + 1]
         return dst[a:b], cols[a:b], ids[a:b]
 
     def _all_edges(self, group: int | None, first_row: int = 0) -> EdgeSet:
         """Gradient set of straight-through strategies: every candidate leaving ``group``."""
-        key = ("all", group, first_row)
-        if key not in self._static:
+        static, key = self._structure(), ("all", group, first_row)
+        if key not in static:
             ids, cols = self._group_edges(group)
-            self._static[key] = EdgeSet(self.edge_index[1, ids] - first_row, cols, ids)
-        return self._static[key]
+            static[key] = EdgeSet(self.edge_index[1, ids] - first_row, cols, ids)
+        return static[key]
 
     def plan(self, group: int | None = None, first_row: int = 0) -> AggregationPlan:
         """The :class:`~dnwgraph.nn.aggregate.AggregationPlan` for the current weights (output
-        rows: the nodes from ``first_row`` on)."""
-        self._refresh()
-        key = (group, first_row)
-        if key not in self._cache:
+        rows: the nodes from ``first_row`` on), kept in :attr:`plan_cache`."""
+        mask = self._refresh()
+        plans, key = self.plan_cache.plans, (group, first_row)
+        if key not in plans:
             self._check_first_row(group, first_row)
-            dst, cols, sel_ids = self._selected_edges(group)
+            dst, cols, sel_ids = self._selected_edges(group, mask)
             selected = EdgeSet(dst - first_row if first_row else dst, cols, sel_ids)
-            if self.all_candidate_grad:
+            if self._straight_through_now():
                 grad = self._all_edges(group, first_row)
             else:
                 grad = selected
-            self._cache[key] = AggregationPlan(
+            plans[key] = AggregationPlan(
                 selected=selected,
                 grad=grad,
                 values=self.edge_weight.detach()[sel_ids],
@@ -340,7 +378,7 @@ class WiringConv(MessagePassing):
                 num_src=self.num_nodes if group is None else self.group_sizes[group],
                 num_weights=self.num_edges,
             )
-        return self._cache[key]
+        return plans[key]
 
     @classmethod
     def from_wiring(
@@ -387,15 +425,20 @@ class WiringConv(MessagePassing):
             conv.edge_weight.copy_(torch.as_tensor(weight)[conv.edge_perm])
         return conv
 
-    def _check_edge_index(self, edge_index: Tensor) -> None:
-        """Accept only this layer's candidate edges, in any order (explains what differs)."""
+    def _check_edge_index(self, edge_index: Tensor) -> Tensor | None:
+        """Accept only this layer's candidate edges, in any order (explains what differs).
+
+        Returns:
+            LongTensor or None: the layer's edge id of every edge of ``edge_index`` (``None``
+            when ``edge_index`` is the layer's own, in its order).
+        """
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else edge_index
             raise ValueError(f"'edge_index' must have shape [2, E] (got {shape!r})")
         ei = edge_index.to(self.edge_index.device).long()
         if ei.size(1) == self.num_edges and torch.equal(ei, self.edge_index):
-            return
-        why = ""
+            return None
+        why, pos = "", None
         if ei.size(1) != self.num_edges:
             why = f"expected its {self.num_edges} candidate edges, got {ei.size(1)} edges"
         elif ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= self.num_nodes):
@@ -417,6 +460,7 @@ class WiringConv(MessagePassing):
                 f"the graph it was built on (the same edge set, any order): {why}. Build a new "
                 "layer with WiringConv(Wiring(edge_index), ratio) for another graph"
             )
+        return pos
 
     # ----------------------------------------------------------------- forward
     def forward(
@@ -453,10 +497,13 @@ class WiringConv(MessagePassing):
             ValueError: ``x`` with the wrong number of rows, ``group`` out of range, or an
                 ``edge_index`` other than the candidate set.
         """
+        compiling = torch.compiler.is_compiling()
+        order = None
         if edge_index is not None:
             if group is not None:
                 raise ValueError("pass either 'edge_index' or 'group', not both")
-            self._check_edge_index(edge_index)
+            if not compiling:  # compiled code checks it when it runs (_compile.wiring_conv)
+                order = self._check_edge_index(edge_index)
         if group is not None and not 0 <= group < self.num_groups:
             raise ValueError(f"'group' must be in [0, {self.num_groups}) (got {group})")
         rows = self.num_nodes if group is None else self.group_sizes[group]
@@ -473,39 +520,128 @@ class WiringConv(MessagePassing):
             )
         x2d = x.reshape(rows, -1)
         add2d = None if add_to is None else add_to.reshape(out_rows, -1)
-        if self.impl == "sparse":
+        if self.explain:
+            out = self._explained(x2d, edge_index, order, first_row, add2d)
+        elif self.impl != "sparse":
+            self._check_first_row(group, first_row)
+            ids, cols = self._group_edges(group)
+            dst = self.edge_index[1, ids] - first_row
+            out = self._aggregate_edges(self.impl, x2d, ids, cols, dst, out_rows, add2d)
+        elif compiling:
+            out = self._compiled(x2d, add2d, edge_index, group, first_row)
+        elif torch.jit.is_tracing():
+            out = self._traced(x2d, add2d, group, first_row)
+        else:
             # the fused product directly: PyG's propagate() machinery (argument inspection,
             # hooks) costs more than the product itself on small graphs
             plan = self.plan(group, first_row)
             out = wiring_matmul(x2d, self.edge_weight, plan, add_to=add2d)
-        else:
-            self._check_first_row(group, first_row)
-            ids, cols = self._group_edges(group)
-            dst = self.edge_index[1, ids] - first_row
-            out_dtype = output_dtype(x2d, self.edge_weight)
-            # scatter-add accumulates in its dtype (float32 for half); BLAS accumulates in
-            # float32 by itself, so the dense product runs in the output dtype
-            dtype = accumulation_dtype(out_dtype) if self.impl == "scatter" else out_dtype
-            with no_autocast(x.device):
-                w = self._effective_weight()[ids].to(dtype)
-                x2d = x2d.to(dtype)
-                if self.impl == "scatter":
-                    edge_index = torch.stack([cols, dst])
-                    out = self.propagate(
-                        edge_index,
-                        x=x2d,
-                        edge_weight=w,
-                        plan=None,
-                        add_to=None,
-                        size=(rows, out_rows),
-                    )
-                else:
-                    dense = x2d.new_zeros(out_rows, rows).index_put((dst, cols), w)
-                    out = dense @ x2d
-                if add2d is not None:
-                    out = add2d.to(dtype) + out
-            out = out.to(out_dtype)
         return out.view(out_rows, *trailing)
+
+    def _aggregate_edges(
+        self,
+        impl: str,
+        x2d: Tensor,
+        ids: Tensor,
+        cols: Tensor,
+        dst: Tensor,
+        out_rows: int,
+        add2d: Tensor | None,
+    ) -> Tensor:
+        """The ``scatter`` and ``dense`` paths over the candidates ``ids`` (source rows
+        ``cols``, output rows ``dst``): masked weights with the strategy's gradient rule,
+        plain autograd ops (second derivatives included)."""
+        out_dtype = output_dtype(x2d, self.edge_weight)
+        # scatter-add accumulates in its dtype (float32 for half); BLAS accumulates in
+        # float32 by itself, so the dense product runs in the output dtype
+        dtype = accumulation_dtype(out_dtype) if impl == "scatter" else out_dtype
+        with no_autocast(x2d.device):
+            w = self._effective_weight()[ids].to(dtype)
+            x2d = x2d.to(dtype)
+            if impl == "scatter":
+                out = self.propagate(
+                    torch.stack([cols, dst]),
+                    x=x2d,
+                    edge_weight=w,
+                    plan=None,
+                    add_to=None,
+                    size=(x2d.size(0), out_rows),
+                )
+            else:
+                dense = x2d.new_zeros(out_rows, x2d.size(0)).index_put((dst, cols), w)
+                out = dense @ x2d
+            if add2d is not None:
+                out = add2d.to(dtype) + out
+        return out.to(out_dtype)
+
+    def _explained(
+        self,
+        x2d: Tensor,
+        edge_index: Tensor | None,
+        order: Tensor | None,
+        first_row: int,
+        add2d: Tensor | None,
+    ) -> Tensor:
+        """Under ``torch_geometric.explain``: per-edge messages in the order of the caller's
+        ``edge_index``, so that :meth:`explain_message` applies the explainer's edge mask to
+        the right edges (the fused product has no per-edge messages to mask)."""
+        if edge_index is None or first_row:
+            raise DNWGraphError(
+                "explaining a WiringConv needs it called as conv(x, edge_index) (every output "
+                "row): the explainer's edge mask is aligned with that edge_index"
+            )
+        if torch.compiler.is_compiling():
+            raise DNWGraphError("explain a WiringConv in eager mode, not under torch.compile")
+        ei = edge_index.to(self.edge_index.device).long()
+        ids = torch.arange(self.num_edges, device=ei.device) if order is None else order
+        return self._aggregate_edges("scatter", x2d, ids, ei[0], ei[1], self.num_nodes, add2d)
+
+    def _compiled(
+        self,
+        x2d: Tensor,
+        add2d: Tensor | None,
+        edge_index: Tensor | None,
+        group: int | None,
+        first_row: int,
+    ) -> Tensor:
+        """The fused product as one opaque operator of a compiled graph (see
+        :mod:`dnwgraph.nn._compile`): the same eager code runs inside it."""
+        w = self.edge_weight
+        out_dtype = output_dtype(x2d, w)
+        if x2d.is_floating_point() and torch.is_autocast_enabled(x2d.device.type):
+            x2d = x2d.to(out_dtype)
+        record = torch.is_grad_enabled() and (
+            x2d.requires_grad or w.requires_grad or (add2d is not None and add2d.requires_grad)
+        )
+        meta = [
+            self._compile_key,
+            -1 if group is None else group,
+            first_row,
+            self.num_nodes - first_row,
+            int(record),
+        ]
+        return _compile.WiringConvOp.apply(x2d, w, add2d, edge_index, meta, out_dtype)
+
+    def _traced(
+        self, x2d: Tensor, add2d: Tensor | None, group: int | None, first_row: int
+    ) -> Tensor:
+        """Under :func:`torch.jit.trace`: the selected edges of the current weights become
+        constants of the trace (the plan is computed outside it) and the product is a gather
+        and an ``index_add`` (plain ops, no sparse tensors)."""
+        with _untraced():
+            plan = self.plan(group, first_row)
+        sel = plan.selected
+        out_dtype = output_dtype(x2d, self.edge_weight)
+        acc = accumulation_dtype(out_dtype)
+        with no_autocast(x2d.device):
+            w = self.edge_weight[sel.ids].to(acc).unsqueeze(1)
+            messages = x2d.index_select(0, sel.cols).to(acc) * w
+            if add2d is None:
+                base = x2d.new_zeros(self.num_nodes - first_row, x2d.size(1), dtype=acc)
+            else:
+                base = add2d.to(acc)
+            out = base.index_add(0, sel.rows, messages)
+        return out.to(out_dtype)
 
     @torch.no_grad()
     def accumulate_(
@@ -521,7 +657,12 @@ class WiringConv(MessagePassing):
         Returns:
             Tensor: ``out``.
         """
-        if self.impl != "sparse" or not out.is_contiguous():  # rounded as forward() rounds
+        if (
+            self.impl != "sparse"
+            or not out.is_contiguous()
+            or torch.compiler.is_compiling()
+            or torch.jit.is_tracing()
+        ):  # the functional path, rounded as forward() rounds
             return out.copy_(self(x, group=group, first_row=first_row, add_to=out))
         rows = self.num_nodes if group is None else self.group_sizes[group]
         if x.size(0) != rows or out.size(0) != self.num_nodes - first_row:
@@ -537,7 +678,7 @@ class WiringConv(MessagePassing):
         """Masked weights whose gradient follows the strategy's rule (non-fused paths)."""
         mask = self.active_mask().to(self.edge_weight.dtype)
         w = self.edge_weight
-        if self.all_candidate_grad:
+        if self._straight_through_now():
             # value w*m, gradient 1 for every candidate
             return w * mask + (w - w.detach()) * (1 - mask)
         return w * mask

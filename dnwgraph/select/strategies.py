@@ -185,7 +185,9 @@ class Selection(torch.nn.Module):
         raise NotImplementedError
 
     def cache_key(self) -> tuple[Any, ...] | None:
-        """A key that changes whenever the mask could change for unchanged weights.
+        """What the mask depends on besides the weights: values and tensors that the
+        layer's :class:`~dnwgraph.nn.plans.PlanCache` copies and compares by value (public
+        state only; ``()`` when the weights alone decide).
 
         ``None`` means the mask must be recomputed on every call (random in training).
         """
@@ -223,7 +225,7 @@ class _FrozenMask(Selection):
     mask: Tensor
 
     def cache_key(self) -> tuple[Any, ...] | None:
-        return (self.mask._version, self.mask.data_ptr())
+        return (self.mask,)
 
     def forward(self, edge_weight: Tensor) -> Tensor:
         return self.mask
@@ -303,6 +305,9 @@ class Fixed(_FrozenMask):
                 f"(got {mask.dtype} {tuple(mask.shape)})"
             )
         self.register_buffer("mask", mask.clone())
+
+    def cache_key(self) -> tuple[Any, ...] | None:
+        return (self.mask, self.frozen)
 
     @torch.no_grad()
     def freeze(self, edge_weight: Tensor) -> None:

@@ -132,10 +132,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
             >>> small.stages[1].conv.num_edges, torch.allclose(small(x), model(x))
             (28, True)
         """
-        # Cached aggregation plans hold sparse CSR tensors, which cannot be deep-copied;
-        # WiringConv drops its caches in _apply (they are rebuilt on the next call).
-        self._apply(lambda t: t)
-        model = copy.deepcopy(self)
+        model = copy.deepcopy(self)  # a copied PlanCache drops its plans (sparse tensors)
         for stage in model.stages:
             stage.conv = compact(stage.conv)
         if self.small:

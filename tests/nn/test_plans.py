@@ -1,0 +1,178 @@
+"""The explicit plan cache of WiringConv: its key is the weights (by value) and the selection's
+state, it sees every way of changing them, and invalidate()/freeze() do what they say."""
+
+import copy
+import pickle
+
+import pytest
+import torch
+
+from dnwgraph import WiringConv, block_dag, complete
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.nn import PlanCache
+
+
+def layer(**kwargs):
+    torch.manual_seed(0)
+    return WiringConv(complete(6), ratio=8, **kwargs)
+
+
+def test_a_plan_is_reused_while_the_weights_are_unchanged():
+    conv = layer()
+    assert isinstance(conv.plan_cache, PlanCache) and conv.plan_cache.mask is None
+    x = torch.randn(6, 3)
+    conv(x)
+    plan = conv.plan()
+    conv(x)
+    assert conv.plan() is plan and conv.plan_cache.plans[(None, 0)] is plan
+    assert torch.equal(conv.plan_cache.weights, conv.edge_weight.detach())
+    assert conv.plan_cache.weights.data_ptr() != conv.edge_weight.data_ptr()  # a copy
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "optimizer",
+        "in_place",
+        "data_assignment",
+        "load_state_dict",
+    ],
+)
+def test_every_change_of_the_weights_is_seen(change):
+    conv = layer()
+    x = torch.randn(6, 3)
+    conv(x).sum().backward()
+    plan, states = conv.plan(), conv.weight_updates
+    if change == "optimizer":
+        torch.optim.SGD(conv.parameters(), lr=1.0).step()
+    elif change == "in_place":
+        with torch.no_grad():
+            conv.edge_weight[0] += 5.0  # the same storage, new values
+    elif change == "data_assignment":
+        conv.edge_weight.data = conv.edge_weight.data.flip(0).clone()
+    else:
+        state = {k: v.clone() for k, v in conv.state_dict().items()}
+        state["edge_weight"] = torch.randn_like(state["edge_weight"])
+        conv.load_state_dict(state)
+    new = conv.plan()
+    assert new is not plan and conv.weight_updates == states + 1
+    assert torch.equal(new.values, conv.edge_weight.detach()[new.selected.ids])
+    assert torch.equal(conv.active_mask(), conv.selection(conv.edge_weight))
+
+
+def test_unchanged_values_are_not_a_new_state():
+    conv = layer(grad_every=2)
+    conv(torch.randn(6, 3))
+    plan = conv.plan()
+    with torch.no_grad():
+        conv.edge_weight.copy_(conv.edge_weight.clone())  # written, but the same values
+    assert conv.plan() is plan and conv.weight_updates == 1
+
+
+def test_a_new_dtype_rebuilds_the_plans_but_is_not_a_new_state():
+    conv = layer(grad_every=2)
+    conv(torch.randn(6, 3))
+    plan = conv.plan()
+    conv.double()
+    new = conv.plan()
+    assert new is not plan and new.values.dtype == torch.float64
+    assert conv.weight_updates == 1 and conv.all_candidate_grad
+
+
+def test_a_frozen_mask_buffer_is_part_of_the_key():
+    mask = torch.zeros(30, dtype=torch.bool)
+    mask[:8] = True
+    conv = WiringConv(complete(6), ratio=8, selection="fixed", mask=mask)
+    assert conv.active_mask().nonzero().view(-1).tolist() == list(range(8))
+    with torch.no_grad():
+        conv.selection.mask.copy_(mask.flip(0))  # in place: same storage, other edges
+    assert conv.active_mask().nonzero().view(-1).tolist() == list(range(22, 30))
+
+
+def test_invalidate_selects_again():
+    conv = layer()
+    conv(torch.randn(6, 3))
+    plan = conv.plan()
+    conv.plan_cache.invalidate()
+    assert conv.plan_cache.mask is None and conv.plan_cache.plans == {}
+    assert conv.plan() is not plan and conv.weight_updates == 1  # same weights, same state
+
+
+def test_freeze_keeps_the_plans_whatever_the_weights_become():
+    conv = layer()
+    with pytest.raises(DNWGraphError, match="run the layer"):
+        conv.plan_cache.freeze()
+    x = torch.randn(6, 3)
+    before = conv(x)
+    conv.plan_cache.freeze()
+    with torch.no_grad():
+        conv.edge_weight.mul_(-3.0)
+    assert conv.plan_cache.frozen and torch.equal(conv(x), before)
+    conv.plan_cache.invalidate()
+    assert not conv.plan_cache.frozen
+    torch.testing.assert_close(conv(x), -3.0 * before)
+
+
+def test_copies_drop_the_plans_and_keep_the_key():
+    conv = WiringConv(block_dag([2, 3, 2]), ratio=6, source_groups=[torch.arange(2)])
+    conv(torch.randn(7, 4))
+    conv(torch.randn(2, 4), group=0)
+    copied = copy.deepcopy(conv)
+    assert copied.plan_cache.plans == {} and copied.plan_cache.by_group is None
+    assert torch.equal(copied.plan_cache.mask, conv.plan_cache.mask)
+    assert copied.plan_cache is not conv.plan_cache and copied.weight_updates == 1
+    loaded = pickle.loads(pickle.dumps(conv))
+    x = torch.randn(7, 4)
+    torch.testing.assert_close(loaded(x), conv(x))
+    torch.testing.assert_close(copied(x), conv(x))
+    assert loaded.weight_updates == 1
+
+
+def test_structure_follows_the_device_of_the_edges():
+    conv = WiringConv(block_dag([2, 3, 2]), ratio=6)
+    conv(torch.randn(7, 2))
+    assert conv.plan_cache.structure(torch.device("cpu")) is conv.plan_cache.structure(
+        torch.device("cpu")
+    )
+    assert conv.plan_cache.structure(torch.device("meta")) == {}
+
+
+def test_a_lost_backward_plan_is_one_clear_error():
+    cache = PlanCache()
+    token = cache.record("plan")
+    assert cache.recorded(token) == "plan"
+    cache.invalidate()
+    with pytest.raises(DNWGraphError, match="lost the plan of its forward pass"):
+        cache.recorded(token)
+
+
+def test_hold_compares_once_per_block():
+    conv = layer()
+    conv(torch.randn(6, 3))
+    plan = conv.plan()
+    with conv.plan_cache.hold():
+        assert conv.plan() is plan  # compared here ...
+        with torch.no_grad():
+            conv.edge_weight.mul_(2.0)
+        assert conv.plan() is plan  # ... and trusted for the rest of the block
+    assert conv.plan() is not plan  # after it, compared again
+
+
+def test_a_static_model_compares_its_weights_once_per_forward(monkeypatch):
+    from dnwgraph import create_model
+    from dnwgraph.nn import plans
+
+    model = create_model("mnist1d_static").eval()
+    x = torch.randn(2, 40)
+    with torch.no_grad():
+        model(x)
+        calls = []
+        real, num_edges = plans._same_values, model.conv.num_edges
+
+        def counted(a, b):
+            calls.append(a.numel() == num_edges)
+            return real(a, b)
+
+        monkeypatch.setattr(plans, "_same_values", counted)
+        model(x)
+    assert sum(calls) == 1  # five levels, one comparison of the weights
