@@ -77,6 +77,7 @@ def test_every_python_block_of_the_docs_runs_in_a_test() -> None:
     """A page with Python blocks is run by one of the doc tests (a ``text`` fence shows a
     signature or an output that is not code)."""
     tested = {"README.md", "wiring.md", "training.md", "architectures.md", "concepts.md"}
+    tested |= {"interop.md"}
     tested |= {"stability.md", "analysis.md", "models.md"}  # tests/analysis, tests/models
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     with_code = {p.name for p in pages if python_blocks(p)}
@@ -93,6 +94,11 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     assert commands == ["make demo", "make test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_interop_page_blocks_run():
+    # the plan cache, a compiled model (compiled lazily: not called) and an explanation
+    assert "torch.Size([5])" in run_blocks(ROOT / "docs" / "interop.md")
 
 
 def test_stability_page_blocks_run():

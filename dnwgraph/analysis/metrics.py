@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import (
     WiringView,
     is_snapshot,
@@ -373,7 +374,7 @@ def wiring_metrics(obj: Any, num_random: int = 3, seed: int = 0) -> list[WiringM
         (3, 2, [1, 1, 1], 0)
     """
     if num_random < 0:
-        raise ValueError(f"'num_random' must be >= 0 (got {num_random})")
+        raise DNWGraphError(f"'num_random' must be >= 0 (got {num_random})")
     out = []
     for view in wiring_views(obj):
         receives, reaches = liveness(view)
@@ -453,7 +454,7 @@ def edge_churn(before: Any, after: Any) -> dict[str, dict[str, float]]:
     a = before if _is_sets(before) else _edge_sets(before)
     b = after if _is_sets(after) else _edge_sets(after)
     if set(a) != set(b):
-        raise ValueError(
+        raise DNWGraphError(
             f"cannot compare wirings of different modules (got {sorted(a)} and {sorted(b)})"
         )
     out = {}

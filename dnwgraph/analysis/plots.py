@@ -19,6 +19,7 @@ from torch import Tensor
 from dnwgraph._atomic import atomic_path
 from dnwgraph.analysis.metrics import churn_series, random_view
 from dnwgraph.analysis.source import load_source
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import WiringView, liveness, snapshot_views, wiring_views
 from dnwgraph.runs.run import load_snapshots, metrics_columns
 from dnwgraph.runs.rundir import check_not_run_file
@@ -46,7 +47,7 @@ def _pick(obj: Any, module: str | None) -> WiringView:
     for v in views:
         if v.module == module:
             return v
-    raise ValueError(f"unknown module {module!r}; choose one of {[v.module for v in views]}")
+    raise DNWGraphError(f"unknown module {module!r}; choose one of {[v.module for v in views]}")
 
 
 def node_positions(view: WiringView) -> Tensor:
@@ -142,7 +143,7 @@ def plot_wiring(
         3
     """
     if max_edges < 1:
-        raise ValueError(f"'max_edges' must be >= 1 (got {max_edges})")
+        raise DNWGraphError(f"'max_edges' must be >= 1 (got {max_edges})")
     view = _pick(obj, module)
     ax = _axes(ax)
     drawn = _draw_wiring(ax, view, node_positions(view), max_edges, node_size)
@@ -286,7 +287,7 @@ def plot_churn(snapshots: Any, ax: Axes | None = None) -> Axes:
     """
     snaps = _snapshots(snapshots)
     if len(snaps) < 2:
-        raise ValueError(f"edge churn needs at least two snapshots (got {len(snaps)})")
+        raise DNWGraphError(f"edge churn needs at least two snapshots (got {len(snaps)})")
     rows = churn_series(snaps)
     ax = _axes(ax)
     epoch = [r["epoch"] for r in rows]
@@ -350,10 +351,10 @@ def animate_wiring(
     from matplotlib.figure import Figure
 
     if fps <= 0 or max_frames < 1:
-        raise ValueError(f"'fps' must be > 0 and 'max_frames' >= 1 (got {fps}, {max_frames})")
+        raise DNWGraphError(f"'fps' must be > 0 and 'max_frames' >= 1 (got {fps}, {max_frames})")
     snaps = _snapshots(snapshots)
     if not snaps:
-        raise ValueError("no snapshot to animate")
+        raise DNWGraphError("no snapshot to animate")
     if len(snaps) > max_frames:
         idx = torch.linspace(0, len(snaps) - 1, max_frames).round().long().unique().tolist()
         snaps = [snaps[i] for i in idx]

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.models.pretrained import PretrainedMixin
 
 READOUTS: tuple[str, ...] = ("mean", "max", "centre")
@@ -22,7 +23,7 @@ def check_batch(x: Any, dtype: torch.dtype, shape: str = "[B, *]") -> None:
         DNWGraphError: an empty batch, or another dtype (float64 or integer input; the message
             says how to convert).
     """
-    from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+    from dnwgraph.errors import DNWGraphError
 
     if not isinstance(x, Tensor):
         raise DNWGraphTypeError(f"'x' must be a Tensor {shape} (got {type(x).__name__})")
@@ -70,7 +71,7 @@ class Readout(nn.Module):
     def __init__(self, kind: str = "mean") -> None:
         super().__init__()
         if kind not in READOUTS:
-            raise ValueError(f"'readout' must be one of {list(READOUTS)} (got {kind!r})")
+            raise DNWGraphError(f"'readout' must be one of {list(READOUTS)} (got {kind!r})")
         self.kind = kind
 
     def forward(self, x: Tensor) -> Tensor:
@@ -125,11 +126,11 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"'num_classes' must be a positive int (got {num_classes!r})")
+            raise DNWGraphError(f"'num_classes' must be a positive int (got {num_classes!r})")
         if input_shape is not None:
             input_shape = tuple(int(s) for s in input_shape)
             if not input_shape or min(input_shape) < 1:
-                raise ValueError(
+                raise DNWGraphError(
                     f"'input_shape' must list positive sizes per sample (got {input_shape!r})"
                 )
         self.wiring = wiring
@@ -147,7 +148,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         check_batch(x, self.head.weight.dtype)
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             expected = ", ".join(str(s) for s in ("B", *self.input_shape))
-            raise ValueError(f"'x' must have shape [{expected}] (got {tuple(x.shape)})")
+            raise DNWGraphError(f"'x' must have shape [{expected}] (got {tuple(x.shape)})")
 
     def initial_state(self, x: Tensor) -> Tensor:
         """Node-first initial features ``[N, B, *S]``: the stem output at the input nodes."""
@@ -155,7 +156,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         s = self.stem(x)
         n_in = self.input_nodes.numel()
         if s.dim() < 2 or s.size(1) < n_in:
-            raise ValueError(
+            raise DNWGraphError(
                 f"the stem must return [B, C, *] with one channel per input node "
                 f"(C >= {n_in}; got {tuple(s.shape)} for an input of shape {tuple(x.shape)})"
             )

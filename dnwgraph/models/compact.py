@@ -19,6 +19,7 @@ from typing import Protocol, cast, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.models.views import WiringView, _structure, liveness, wiring_views
 from dnwgraph.nn import WiringConv
 
@@ -111,7 +112,7 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
     """
     views = wiring_views(model)
     if len(views) != 1:
-        raise TypeError(
+        raise DNWGraphTypeError(
             f"compact handles models with one learned wiring (got {len(views)}: "
             f"{[v.module for v in views]})"
         )
@@ -136,7 +137,7 @@ def _compact_conv(conv: WiringConv) -> WiringConv:
     view: WiringView = wiring_views(conv)[0]
     ei, w = view.selected()
     if ei.size(1) == 0:
-        raise ValueError("the layer selects no edge; there is nothing to compact")
+        raise DNWGraphError("the layer selects no edge; there is nothing to compact")
     wiring = _structure(ei, view.num_nodes)
     groups = None
     if conv.num_groups:
@@ -192,11 +193,13 @@ def compact(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
     if isinstance(model, WiringConv):
         return _compact_conv(model)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"compact expects a WiringConv or a model (got {type(model).__name__})")
+        raise DNWGraphTypeError(
+            f"compact expects a WiringConv or a model (got {type(model).__name__})"
+        )
     if not isinstance(model, Subgraphable) and isinstance(model, CompactsPerWiring):
         return model.compact_wirings()
     if not isinstance(model, Subgraphable):
-        raise TypeError(
+        raise DNWGraphTypeError(
             "compact needs a WiringConv or a model with a subgraph(node_mask) method (such as "
             "StaticNeuralGraph) or a compact_wirings() method (such as MobileNetV1DNW) "
             f"(got {type(model).__name__})"

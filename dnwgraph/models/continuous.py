@@ -151,9 +151,11 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
             raise DNWGraphError(f"'solver' must be one of {list(SOLVERS)} (got {solver!r})")
         for name, value in (("rtol", rtol), ("atol", atol), ("t1", t1)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"'{name}' must be a positive number (got {value!r})")
+                raise DNWGraphError(f"'{name}' must be a positive number (got {value!r})")
         if step_size is not None and (not isinstance(step_size, (int, float)) or step_size <= 0):
-            raise ValueError(f"'step_size' must be a positive number or None (got {step_size!r})")
+            raise DNWGraphError(
+                f"'step_size' must be a positive number or None (got {step_size!r})"
+            )
         check_readout(readout, norm)
         super().__init__(
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape

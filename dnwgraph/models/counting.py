@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.node_ops import NeuronNodeOp
 from dnwgraph.nn.wiring_conv import WiringConv
 from dnwgraph.registry import Registry
@@ -86,7 +87,9 @@ def register_counter(module_type: type[nn.Module]) -> Callable[[type[Counter]], 
         3
     """
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-        raise TypeError(f"'module_type' must be an nn.Module subclass (got {module_type!r})")
+        raise DNWGraphTypeError(
+            f"'module_type' must be an nn.Module subclass (got {module_type!r})"
+        )
 
     def wrap(cls: type[Counter]) -> type[Counter]:
         COUNTERS.register(module_type, cls(), replace=True)
@@ -168,7 +171,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     """
     shape = tuple(int(s) for s in input_shape)
     if not shape or min(shape) < 1:
-        raise ValueError(f"'input_shape' must be positive sizes with the batch (got {shape!r})")
+        raise DNWGraphError(f"'input_shape' must be positive sizes with the batch (got {shape!r})")
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.nn.node_ops import ChannelNodeOp, create_node_op
 from dnwgraph.nn.spec import WiringSpec, as_spec
@@ -23,7 +24,7 @@ _PRE_DEFAULTS: dict[str, dict[str, Any]] = {
 def check_readout(readout: str, norm: str) -> None:
     """Refuse a mean readout of instance-normalised states (it is input-independent)."""
     if readout == "mean" and norm == "instance":
-        raise ValueError(
+        raise DNWGraphError(
             "readout='mean' of instance-normalised node states is their shift beta whatever "
             "the input; use readout='max' or 'centre' (or another norm)"
         )
@@ -104,7 +105,7 @@ class GraphStep(nn.Module):
             eps = self.node_op.config["eps"]  # one epsilon for every norm of the nodes
             self.norm = ChannelNodeOp(n, dim=self.node_op.dim, norm=norm, order=("norm",), eps=eps)
         else:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'norm' must be 'none' for the node op {node_op!r} (got {norm!r}); "
                 "a norm after the aggregation needs spatial nodes ('conv1d' or 'conv2d')"
             )
@@ -183,7 +184,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
         **selection_options: Any,
     ) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"'steps' must be a positive int (got {steps!r})")
+            raise DNWGraphError(f"'steps' must be a positive int (got {steps!r})")
         check_readout(readout, norm)
         super().__init__(
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape

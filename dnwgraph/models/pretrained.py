@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph._atomic import atomic_write_bytes
-from dnwgraph.errors import MissingDependencyError
+from dnwgraph.errors import DNWGraphError, MissingDependencyError
 from dnwgraph.models.registry import create_model
 from dnwgraph.typing import PathLikeStr
 
@@ -73,7 +73,7 @@ def is_pretrained_dir(path: PathLikeStr) -> bool:
 def _spec(model: nn.Module) -> dict[str, Any]:
     spec = getattr(model, "model_spec", None)
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise ValueError(
+        raise DNWGraphError(
             "save_pretrained needs a model built by dnwgraph.create_model(name, **kwargs) "
             f"(got a {type(model).__name__} without 'model_spec'): config.json names the "
             "registered factory that rebuilds it; register yours with dnwgraph.register_model"
@@ -116,7 +116,7 @@ def save_pretrained(model: nn.Module, save_directory: PathLikeStr) -> Path:
         try:
             json.dumps(value)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise DNWGraphError(
                 f"save_pretrained stores the model's keyword arguments in config.json: "
                 f"{key!r} must be JSON or a tensor (got {type(value).__name__})"
             ) from None
@@ -124,7 +124,7 @@ def save_pretrained(model: nn.Module, save_directory: PathLikeStr) -> Path:
     state = model.state_dict()
     clash = sorted(k for k in state if k.startswith(_KWARG_PREFIX))
     if clash:  # pragma: no cover - no module is named like that
-        raise ValueError(f"state-dict keys {clash} collide with the keyword-argument prefix")
+        raise DNWGraphError(f"state-dict keys {clash} collide with the keyword-argument prefix")
     tensor_kwargs = sorted(k[len(_KWARG_PREFIX) :] for k in tensors)
     # safetensors refuses shared storage: every tensor gets its own contiguous copy
     tensors.update({k: v.detach().cpu().contiguous().clone() for k, v in state.items()})
@@ -150,15 +150,15 @@ def _read_config(folder: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{str(path)!r} is not readable JSON ({err})") from None
+        raise DNWGraphError(f"{str(path)!r} is not readable JSON ({err})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ValueError(
+        raise DNWGraphError(
             f"{str(path)!r} is not a dnwgraph pretrained config (expected format {FORMAT!r}, "
             f"got {got!r})"
         )
     if not isinstance(config.get("name"), str) or not isinstance(config.get("kwargs", {}), dict):
-        raise ValueError(f"{str(path)!r} must hold a model 'name' and a 'kwargs' mapping")
+        raise DNWGraphError(f"{str(path)!r} must hold a model 'name' and a 'kwargs' mapping")
     return config
 
 
@@ -193,14 +193,14 @@ def from_pretrained(
     """
     folder = Path(pretrained_model_name_or_path)
     if not folder.is_dir():
-        raise ValueError(
+        raise DNWGraphError(
             f"expected a local folder holding {CONFIG_NAME} and {WEIGHTS_NAME} (got "
             f"{str(folder)!r}, which is not a folder); dnwgraph loads offline and downloads "
             "nothing: fetch a Hub repository first (e.g. huggingface_hub.snapshot_download)"
         )
     missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / n).is_file()]
     if missing:
-        raise ValueError(
+        raise DNWGraphError(
             f"{str(folder)!r} is not a pretrained-model folder: expected {CONFIG_NAME} and "
             f"{WEIGHTS_NAME}, missing {missing}"
         )
@@ -208,7 +208,7 @@ def from_pretrained(
     try:
         tensors = _safetensors().load((folder / WEIGHTS_NAME).read_bytes())
     except Exception as err:  # noqa: BLE001 - any failure means an unusable file
-        raise ValueError(
+        raise DNWGraphError(
             f"{str(folder / WEIGHTS_NAME)!r} is corrupt or truncated ({type(err).__name__}: "
             f"{str(err)[:200]})"
         ) from None
@@ -219,7 +219,7 @@ def from_pretrained(
     try:
         model.load_state_dict(tensors, strict=strict)
     except RuntimeError as err:
-        raise ValueError(
+        raise DNWGraphError(
             f"the weights in {str(folder)!r} do not fit {config['name']!r}: "
             f"{str(err).strip().splitlines()[0]}"
         ) from None
@@ -275,7 +275,7 @@ class PretrainedMixin:
             pretrained_model_name_or_path, map_location=map_location, strict=strict
         )
         if not isinstance(model, cls):
-            raise ValueError(
+            raise DNWGraphError(
                 f"{str(pretrained_model_name_or_path)!r} holds a {type(model).__name__}, not a "
                 f"{cls.__name__}; use dnwgraph.models.from_pretrained to load any model"
             )

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from dnwgraph.errors import DNWGraphTypeError
 from dnwgraph.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
@@ -70,7 +71,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(kwargs) - set(params))
         if unknown:
-            raise TypeError(
+            raise DNWGraphTypeError(
                 f"model {name!r} got unknown argument(s) {unknown}; it takes {sorted(params)}"
             )
     model = factory(**kwargs)

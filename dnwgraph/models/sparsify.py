@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
 from dnwgraph.select import resolve_k, topk_mask
@@ -191,7 +191,9 @@ def _as_patterns(value: Pattern | Sequence[Pattern] | None, name: str) -> list[P
     items = [value] if isinstance(value, (str, type)) else list(value)
     for p in items:
         if not isinstance(p, (str, type)):
-            raise TypeError(f"'{name}' must hold name patterns (str) or module types (got {p!r})")
+            raise DNWGraphTypeError(
+                f"'{name}' must hold name patterns (str) or module types (got {p!r})"
+            )
     return items
 
 
@@ -230,7 +232,7 @@ def sparsifiable_layers(
         if not isinstance(weight, Tensor) or weight.dim() < 2:
             continue  # norms and biases stay dense
         if parametrize.is_parametrized(layer, "weight"):
-            raise ValueError(f"layer {name!r} is already sparsified; call unsparsify() first")
+            raise DNWGraphError(f"layer {name!r} is already sparsified; call unsparsify() first")
         layers.append((name, layer))
     return layers[1:] if dense_first else layers
 
@@ -296,7 +298,7 @@ def sparsify(
         raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
     layers = sparsifiable_layers(module, include, exclude, dense_first)
     if not layers:
-        raise ValueError("no layer to sparsify: check 'include' / 'exclude'")
+        raise DNWGraphError("no layer to sparsify: check 'include' / 'exclude'")
     shared = None
     if scope == "model":
         shared = _GlobalBudget(resolve_k(ratio, sum(_weight(layer).numel() for _, layer in layers)))
@@ -347,7 +349,7 @@ def unsparsify(module: nn.Module) -> nn.Module:
     _check_module(module)
     layers = sparsified_layers(module)
     if not layers:
-        raise ValueError("no sparsified layer found: call sparsify() first")
+        raise DNWGraphError("no sparsified layer found: call sparsify() first")
     for _, layer in layers:
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
     return module
@@ -397,10 +399,10 @@ def sparse_wiring(module: nn.Module, *, all_candidates: bool = False) -> Wiring:
     """
     layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
     if not layers:
-        raise ValueError(f"'module' has no nn.Linear layer (got {type(module).__name__})")
+        raise DNWGraphError(f"'module' has no nn.Linear layer (got {type(module).__name__})")
     for a, b in zip(layers[:-1], layers[1:], strict=True):
         if a.out_features != b.in_features:
-            raise ValueError(
+            raise DNWGraphError(
                 "the Linear layers must chain: out_features "
                 f"{a.out_features} is followed by in_features {b.in_features}"
             )
@@ -415,7 +417,7 @@ def sparse_wiring(module: nn.Module, *, all_candidates: bool = False) -> Wiring:
             offset += layer.in_features
     edge_index = torch.stack([torch.cat(sources), torch.cat(targets)])
     if edge_index.size(1) == 0:
-        raise ValueError("no weight is nonzero, so the wiring has no edge")
+        raise DNWGraphError("no weight is nonzero, so the wiring has no edge")
     n_out = layers[-1].out_features
     num_nodes = offset + n_out
     return Wiring(

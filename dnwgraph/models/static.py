@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import concat_node_ops
@@ -162,7 +163,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         n = self.num_nodes
         mask = torch.as_tensor(node_mask)
         if mask.dtype != torch.bool or mask.shape != (n,):
-            raise ValueError(
+            raise DNWGraphError(
                 f"'node_mask' must be a BoolTensor of shape [{n}] "
                 f"(got {mask.dtype} {tuple(mask.shape)})"
             )
@@ -172,13 +173,13 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         in_pos = mask[self.input_nodes.cpu()].nonzero().view(-1)
         out_pos = mask[self.output_nodes.cpu()].nonzero().view(-1)
         if in_pos.numel() == 0 or out_pos.numel() == 0:
-            raise ValueError("'node_mask' must keep at least one input node and one output node")
+            raise DNWGraphError("'node_mask' must keep at least one input node and one output node")
         conv = self.graph.conv
         active = conv.active_mask().cpu()
         ei = conv.edge_index.cpu()
         keep_e = active & mask[ei[0]] & mask[ei[1]]
         if not bool(keep_e.any()):
-            raise ValueError("no selected edge is left among the kept nodes")
+            raise DNWGraphError("no selected edge is left among the kept nodes")
         edge_index = new_id[ei[:, keep_e]]
         weights = conv.edge_weight.detach().cpu()[keep_e]
         wiring = Wiring(

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import CycleError, Wiring
 from dnwgraph.nn import WiringConv
 
@@ -253,7 +253,7 @@ def wiring_views(obj: Any) -> list[WiringView]:
         return views
     if isinstance(obj, Mapping):
         return snapshot_views(obj)
-    raise TypeError(
+    raise DNWGraphTypeError(
         "expected a Wiring, a WiringConv, a model holding WiringConv modules or a wiring "
         f"snapshot dict (got {type(obj).__name__})"
     )

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn._node_first import _hooked
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.spec import WiringSpec, as_spec
@@ -98,7 +99,7 @@ class LevelExecutor(nn.Module):
         )
         self.spec = spec
         if not getattr(wiring, "acyclic", True):
-            raise ValueError(
+            raise DNWGraphError(
                 "a static neural graph needs an acyclic wiring (got acyclic=False); use "
                 "DiscreteTimeNeuralGraph or ContinuousTimeNeuralGraph for cyclic wirings"
             )
@@ -156,7 +157,7 @@ class LevelExecutor(nn.Module):
                 assembled, nor their zero gradients). (default: ``None``, every node)
         """
         if x.dim() < 2 or x.size(0) != self.num_nodes:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
             )
         with self.conv.plan_cache.hold():  # one weight state per pass

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn import _node_first
 from dnwgraph.registry import Registry
 
@@ -101,13 +102,13 @@ def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:
 
 def _check_num_nodes(num_nodes: Any) -> int:
     if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise ValueError(f"'num_nodes' must be a positive int (got {num_nodes!r})")
+        raise DNWGraphError(f"'num_nodes' must be a positive int (got {num_nodes!r})")
     return num_nodes
 
 
 def _activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+        raise DNWGraphError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
@@ -158,11 +159,11 @@ def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
         3
     """
     if not parts:
-        raise ValueError("'parts' must hold at least one (op, index) pair")
+        raise DNWGraphError("'parts' must hold at least one (op, index) pair")
     first = parts[0][0]
     for op, _ in parts:
         if type(op) is not type(first) or op.config != first.config:
-            raise ValueError(
+            raise DNWGraphError(
                 f"cannot concatenate node ops of different kinds "
                 f"({type(first).__name__}{first.config} vs {type(op).__name__}{op.config})"
             )
@@ -245,20 +246,20 @@ class ChannelNodeOp(NodeOp):
         super().__init__()
         n = self.num_nodes = _check_num_nodes(num_nodes)
         if dim not in (1, 2):
-            raise ValueError(f"'dim' must be 1 or 2 (got {dim!r})")
+            raise DNWGraphError(f"'dim' must be 1 or 2 (got {dim!r})")
         if norm not in NORMS:
-            raise ValueError(f"'norm' must be one of {list(NORMS)} (got {norm!r})")
+            raise DNWGraphError(f"'norm' must be one of {list(NORMS)} (got {norm!r})")
         order = tuple(order)
         if any(s not in STEPS for s in order) or len(set(order)) != len(order):
-            raise ValueError(
+            raise DNWGraphError(
                 f"'order' must list distinct steps from {list(STEPS)} (got {list(order)!r})"
             )
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"'kernel_size' must be a positive int (got {kernel_size!r})")
+            raise DNWGraphError(f"'kernel_size' must be a positive int (got {kernel_size!r})")
         if kernel_size % 2 == 0:
-            raise ValueError(f"'kernel_size' must be odd to keep the size (got {kernel_size})")
+            raise DNWGraphError(f"'kernel_size' must be odd to keep the size (got {kernel_size})")
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"'eps' must be a positive number (got {eps!r})")
+            raise DNWGraphError(f"'eps' must be a positive number (got {eps!r})")
         self.dim = dim
         self.order = order
         self.config = dict(
@@ -293,7 +294,7 @@ class ChannelNodeOp(NodeOp):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != self.dim + 2 or x.size(0) != self.num_nodes:
             layout = "[n, B, L]" if self.dim == 1 else "[n, B, H, W]"
-            raise ValueError(
+            raise DNWGraphError(
                 f"'x' must have shape {layout} with n={self.num_nodes} (got {tuple(x.shape)})"
             )
         out = x  # the modules see the nodes as channels, through views (no transposes)
@@ -337,7 +338,7 @@ class NeuronNodeOp(NodeOp):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 1 or x.size(0) != self.num_nodes:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'x' must have {self.num_nodes} rows, one per node (got {tuple(x.shape)})"
             )
         if self.bias is not None:

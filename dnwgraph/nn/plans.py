@@ -13,6 +13,17 @@ reads :math:`E` numbers (a few microseconds on a CPU, one synchronisation on a G
 :meth:`PlanCache.hold` compares once for a block of calls (a model's forward pass calls a
 layer once per level), :meth:`PlanCache.freeze` not at all (the plans are used as they are,
 whatever the weights become), and :meth:`PlanCache.invalidate` drops everything.
+
+Examples:
+    >>> import torch
+    >>> from dnwgraph import WiringConv, block_dag
+    >>> conv = WiringConv(block_dag([2, 3, 2]), ratio=6)
+    >>> x = torch.randn(7, 4)
+    >>> with conv.plan_cache.hold():  # one state of the weights: compared once
+    ...     same = torch.equal(conv(x), conv(x))
+    >>> same
+    True
+    >>> conv.plan_cache.invalidate()  # the next call selects again
 """
 
 from __future__ import annotations

@@ -138,11 +138,11 @@ class WiringConv(MessagePassing):
     ) -> None:
         super().__init__(aggr="add", node_dim=0)
         if impl not in IMPLS:
-            raise ValueError(f"'impl' must be one of {list(IMPLS)} (got {impl!r})")
+            raise DNWGraphError(f"'impl' must be one of {list(IMPLS)} (got {impl!r})")
         if fan_in not in FAN_INS:
-            raise ValueError(f"'fan_in' must be one of {list(FAN_INS)} (got {fan_in!r})")
+            raise DNWGraphError(f"'fan_in' must be one of {list(FAN_INS)} (got {fan_in!r})")
         if isinstance(grad_every, bool) or not isinstance(grad_every, int) or grad_every < 1:
-            raise ValueError(f"'grad_every' must be a positive int (got {grad_every!r})")
+            raise DNWGraphError(f"'grad_every' must be a positive int (got {grad_every!r})")
         self.impl = impl
         self.fan_in = fan_in
         self.grad_every = grad_every
@@ -161,7 +161,7 @@ class WiringConv(MessagePassing):
 
         if isinstance(selection, Selection):
             if selection.num_edges != self.num_edges:
-                raise ValueError(
+                raise DNWGraphError(
                     f"'selection' was built for {selection.num_edges} edges "
                     f"(got a wiring with {self.num_edges})"
                 )
@@ -192,11 +192,11 @@ class WiringConv(MessagePassing):
             nodes = torch.as_tensor(nodes, dtype=torch.long).view(-1)
             if nodes.numel() and (nodes.min() < 0 or nodes.max() >= self.num_nodes):
                 bad = nodes[(nodes < 0) | (nodes >= self.num_nodes)][0].item()
-                raise ValueError(
+                raise DNWGraphError(
                     f"'source_groups[{i}]' holds node {bad}, outside [0, {self.num_nodes})"
                 )
             if (group_of_node[nodes] >= 0).any() or nodes.unique().numel() != nodes.numel():
-                raise ValueError(f"'source_groups' must be disjoint (group {i} repeats a node)")
+                raise DNWGraphError(f"'source_groups' must be disjoint (group {i} repeats a node)")
             group_of_node[nodes] = i
             local_index[nodes] = torch.arange(nodes.numel())
             self.group_sizes.append(nodes.numel())
@@ -310,12 +310,12 @@ class WiringConv(MessagePassing):
             or not isinstance(first_row, int)
             or not 0 <= first_row <= self.num_nodes
         ):
-            raise ValueError(
+            raise DNWGraphError(
                 f"'first_row' must be an int in [0, {self.num_nodes}] (got {first_row!r})"
             )
         lowest = self._lowest_target[group]
         if first_row > lowest:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'first_row'={first_row} drops node {lowest}, which a candidate edge "
                 f"{'' if group is None else f'leaving group {group} '}reaches"
             )
@@ -416,7 +416,7 @@ class WiringConv(MessagePassing):
         """
         weight = getattr(wiring, "edge_weight", None)
         if weight is None:
-            raise ValueError(
+            raise DNWGraphError(
                 "'wiring' must carry edge weights (got edge_weight=None); build it with "
                 "edge_weight=... or read a file written by dnwgraph.save_wiring"
             )
@@ -434,7 +434,7 @@ class WiringConv(MessagePassing):
         """
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else edge_index
-            raise ValueError(f"'edge_index' must have shape [2, E] (got {shape!r})")
+            raise DNWGraphError(f"'edge_index' must have shape [2, E] (got {shape!r})")
         ei = edge_index.to(self.edge_index.device).long()
         if ei.size(1) == self.num_edges and torch.equal(ei, self.edge_index):
             return None
@@ -455,7 +455,7 @@ class WiringConv(MessagePassing):
             elif torch.unique(key).numel() != key.numel():
                 why = "it repeats an edge"
         if why:
-            raise ValueError(
+            raise DNWGraphError(
                 "WiringConv learns which of its own candidate edges to use and can only run on "
                 f"the graph it was built on (the same edge set, any order): {why}. Build a new "
                 "layer with WiringConv(Wiring(edge_index), ratio) for another graph"
@@ -501,21 +501,21 @@ class WiringConv(MessagePassing):
         order = None
         if edge_index is not None:
             if group is not None:
-                raise ValueError("pass either 'edge_index' or 'group', not both")
+                raise DNWGraphError("pass either 'edge_index' or 'group', not both")
             if not compiling:  # compiled code checks it when it runs (_compile.wiring_conv)
                 order = self._check_edge_index(edge_index)
         if group is not None and not 0 <= group < self.num_groups:
-            raise ValueError(f"'group' must be in [0, {self.num_groups}) (got {group})")
+            raise DNWGraphError(f"'group' must be in [0, {self.num_groups}) (got {group})")
         rows = self.num_nodes if group is None else self.group_sizes[group]
         if not isinstance(x, Tensor):
             raise DNWGraphTypeError(f"'x' must be a Tensor [N, *] (got {type(x).__name__})")
         if x.dim() < 1 or x.size(0) != rows:
             what = "one per node" if group is None else f"one per node of group {group}"
-            raise ValueError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")
+            raise DNWGraphError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")
         trailing = x.shape[1:]
         out_rows = self.num_nodes - first_row
         if add_to is not None and add_to.shape != (out_rows, *trailing):
-            raise ValueError(
+            raise DNWGraphError(
                 f"'add_to' must have shape {(out_rows, *trailing)} (got {tuple(add_to.shape)})"
             )
         x2d = x.reshape(rows, -1)
@@ -666,7 +666,7 @@ class WiringConv(MessagePassing):
             return out.copy_(self(x, group=group, first_row=first_row, add_to=out))
         rows = self.num_nodes if group is None else self.group_sizes[group]
         if x.size(0) != rows or out.size(0) != self.num_nodes - first_row:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'x' must have {rows} rows and 'out' {self.num_nodes - first_row} "
                 f"(got {tuple(x.shape)} and {tuple(out.shape)})"
             )

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dnwgraph.errors import DNWGraphError, MissingDependencyError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.registry import Registry
 from dnwgraph.typing import PathLikeStr
 
@@ -68,7 +68,7 @@ class ArrayDataset(Dataset):
 
     def __init__(self, x: Tensor, y: Tensor, transform: BatchTransform | None = None) -> None:
         if x.size(0) != y.size(0):
-            raise ValueError(
+            raise DNWGraphError(
                 f"'x' and 'y' must hold the same number of samples (got {x.size(0)} and "
                 f"{y.size(0)})"
             )
@@ -486,7 +486,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"])
         if data.dtype == object or labels.dtype == object:
-            raise TypeError("object arrays")
+            raise DNWGraphTypeError("object arrays")
         data, labels = data.astype(np.uint8), labels.astype(np.int64)
     except (TypeError, ValueError) as err:
         raise DataError(

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from dnwgraph.errors import DNWGraphError
+
 __all__ = ["DistEnv", "sync_batchnorm"]
 
 
@@ -42,7 +44,7 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     if torch.device(device).type != "cuda":
         return model
     if isinstance(model, _BATCH_NORMS):
-        raise ValueError("a bare BatchNorm module cannot be converted in place; wrap it first")
+        raise DNWGraphError("a bare BatchNorm module cannot be converted in place; wrap it first")
     for name, child in model.named_children():
         converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
         if converted is not child:
@@ -79,9 +81,9 @@ class DistEnv:
 
     def __post_init__(self) -> None:
         if self.world_size < 1:
-            raise ValueError(f"'world_size' must be >= 1 (got {self.world_size})")
+            raise DNWGraphError(f"'world_size' must be >= 1 (got {self.world_size})")
         if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"'rank' must be in [0, {self.world_size}) (got {self.rank})")
+            raise DNWGraphError(f"'rank' must be in [0, {self.world_size}) (got {self.rank})")
         self.device = torch.device(self.device)
 
     @property

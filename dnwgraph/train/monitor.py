@@ -44,6 +44,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.train.metrics import wiring_convs
 
@@ -86,7 +87,7 @@ class WiringMonitor:
     def __init__(self, model: nn.Module) -> None:
         self.convs = wiring_convs(model)
         if not self.convs:
-            raise ValueError(f"the model holds no WiringConv to monitor (got {type(model)})")
+            raise DNWGraphError(f"the model holds no WiringConv to monitor (got {type(model)})")
         self.rows: list[dict[str, float]] = []
         self._previous: dict[str, Tensor] = {}
         self._scales: list[Tensor] = []

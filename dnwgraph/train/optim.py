@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dnwgraph.errors import DNWGraphError
+
 __all__ = [
     "BUILTIN_SCHEDULES",
     "Callback",
@@ -79,7 +81,7 @@ def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
     by_lower = {n.lower(): n for n in optimizer_names()}
     key = by_lower.get(str(name).lower())
     if key is None:
-        raise ValueError(f"optim.name must be one of {optimizer_names()} (got {name!r})")
+        raise DNWGraphError(f"optim.name must be one of {optimizer_names()} (got {name!r})")
     return getattr(torch.optim, key)
 
 
@@ -99,7 +101,7 @@ def resolve_scheduler(name: str) -> type | None:
     by_lower = {n.lower(): n for n in scheduler_names()}
     key = by_lower.get(str(name).lower())
     if key is None:
-        raise ValueError(
+        raise DNWGraphError(
             f"schedule.name must be one of {list(BUILTIN_SCHEDULES)} or a "
             f"torch.optim.lr_scheduler class {scheduler_names()} (got {name!r})"
         )
@@ -134,7 +136,7 @@ def build_optimizer(
     try:
         return cls(params, **kwargs)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"optim: {cls.__name__}({kwargs}) failed: {err}") from None
+        raise DNWGraphError(f"optim: {cls.__name__}({kwargs}) failed: {err}") from None
 
 
 def build_scheduler(
@@ -172,7 +174,7 @@ def build_scheduler(
     try:
         return cls(optimizer, **kwargs)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"schedule: {cls.__name__}({kwargs}) failed: {err}") from None
+        raise DNWGraphError(f"schedule: {cls.__name__}({kwargs}) failed: {err}") from None
 
 
 class Callback:

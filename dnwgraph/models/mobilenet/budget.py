@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dnwgraph.errors import DNWGraphError
+
 #: MobileNetV1's resolution stages: (in channels, out channels, stride, levels).
 STAGES: tuple[tuple[int, int, int, int], ...] = (
     (32, 64, 1, 1),
@@ -26,7 +28,7 @@ STAGES: tuple[tuple[int, int, int, int], ...] = (
 
 def _check_width(ratio: Any, name: str = "ratio") -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-        raise ValueError(
+        raise DNWGraphError(
             f"'{name}' is the width d of the 'x d' budget and must be a float in (0, 1] "
             f"(got {ratio!r})"
         )
@@ -35,7 +37,7 @@ def _check_width(ratio: Any, name: str = "ratio") -> float:
 
 def _check_input_size(input_size: Any) -> int:
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 32:
-        raise ValueError(
+        raise DNWGraphError(
             f"'input_size' must be an int >= 32, e.g. 32 (CIFAR) or 224 (ImageNet) "
             f"(got {input_size!r})"
         )

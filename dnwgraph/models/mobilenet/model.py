@@ -10,6 +10,7 @@ from typing import Any, cast
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
 from dnwgraph.models._graph import check_batch
 from dnwgraph.models.compact import compact
@@ -89,7 +90,9 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         stages = tuple(tuple(s) for s in stages)  # type: ignore[misc]
         for (_, out, _, _), (nxt, *_) in zip(stages[:-1], stages[1:], strict=True):
             if out != nxt:
-                raise ValueError(f"'stages' must chain: a stage ends with {out}, next takes {nxt}")
+                raise DNWGraphError(
+                    f"'stages' must chain: a stage ends with {out}, next takes {nxt}"
+                )
         self.stage_config = stages
         first, last = stages[0][0], stages[-1][1]
         self.stem = nn.Conv2d(3, first, 3, stride=stem_stride(input_size), padding=1, bias=False)
@@ -144,7 +147,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         """Node-first features after the last stage's BN and ReLU, ``[1024, B, h, w]``."""
         check_batch(x, next(self.parameters()).dtype, "[B, 3, H, W]")
         if x.dim() != 4 or x.size(1) != 3:
-            raise ValueError(f"'x' must have shape [B, 3, H, W] (got {tuple(x.shape)})")
+            raise DNWGraphError(f"'x' must have shape [B, 3, H, W] (got {tuple(x.shape)})")
         z = self.stem(x).transpose(0, 1).contiguous()
         for stage in self.stages:
             z = stage(z)

@@ -7,6 +7,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring, block_dag, layered
 from dnwgraph.nn import WiringConv
 from dnwgraph.nn.spec import WiringSpec, as_spec
@@ -103,7 +104,7 @@ class DNWStage(nn.Module):
         super().__init__()
         spec = as_spec(ratio, selection, impl=impl, **selection_options)
         if levels < 1:
-            raise ValueError(f"'levels' must be >= 1 (got {levels})")
+            raise DNWGraphError(f"'levels' must be >= 1 (got {levels})")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.levels = stride, levels
         self.wiring: Wiring = block_dag([in_channels] + [out_channels] * levels)
@@ -121,7 +122,7 @@ class DNWStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.size(0) != self.in_channels:
-            raise ValueError(
+            raise DNWGraphError(
                 f"'x' must be node-first [{self.in_channels}, B, H, W] (got {tuple(x.shape)})"
             )
         # every impl (the reference code's dense masked weight included) is WiringConv's own
