@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Measured by `python benchmarks/demo_timing.py --write` (`dnwgraph demo` with its "
         f"defaults: {DEMO_EPOCHS} epochs per run, no gradient clipping) on {os.cpu_count()} "
         f"CPU cores, {torch.get_num_threads()} torch threads (1-min load average "
-        f"{os.getloadavg()[0]:.1f} at the end: other jobs shared the cores): **{wall:.0f} s** "
+        f"{os.getloadavg()[0]:.1f} at the end): **{wall:.0f} s** "
         f"wall time in all ({dnw['time_s']:.0f} s for the DNW run, {rnd['time_s']:.0f} s for "
         f"the random graph, the rest GraphML and figures). Result of that run (seed 0): DNW "
         f"{dnw['test_acc']:.1f}% vs random graph {rnd['test_acc']:.1f}% test accuracy "
