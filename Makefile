@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,ode,tensorboard,mnist]'
+	$(PY) -m pip install -q -e '.[dev,docs,ode,tensorboard,mnist]'
 	touch $@
 
 setup: $(VENV)/.installed
