@@ -34,6 +34,19 @@ def median_ms(fn: Callable[[], object], repeat: int = 11, warmup: int = 2) -> fl
     return statistics.median(times)
 
 
+def timed_ms(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall time of one ``fn()`` in milliseconds, synchronising ``device`` before and after
+    (for interleaved measurements, where the caller takes the medians)."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1e3
+
+
 def reset_peak_memory() -> float:
     """Return freed memory to the OS, reset this process's peak RSS; the current RSS in MB.
 

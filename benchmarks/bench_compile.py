@@ -27,13 +27,12 @@ import argparse
 import copy
 import os
 import sys
-import time
 from pathlib import Path
 from statistics import median
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, write_section
+from _common import device_name, table, timed_ms, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,19 +40,6 @@ from dnwgraph import create_model  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "interop.md"
 BATCH = {"mnist1d_static": 128, "mnist1d_discrete": 128, "tiny_static": 64}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return (time.perf_counter() - start) * 1e3
 
 
 def trainer(model, fn, x, y):
@@ -100,11 +86,11 @@ def bench(name: str, repeat: int, device: torch.device) -> tuple[list[object], t
     eager, compiled = base, copy.deepcopy(base)
     fn = torch.compile(compiled, fullgraph=True)
     steps = {"eager": trainer(eager, eager, x, y), "compiled": trainer(compiled, fn, x, y)}
-    compile_train = timed(steps["compiled"], device) + timed(steps["compiled"], device)
+    compile_train = timed_ms(steps["compiled"], device) + timed_ms(steps["compiled"], device)
     times: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(repeat + 2):
         for k, step in steps.items():
-            times[k].append(timed(step, device))
+            times[k].append(timed_ms(step, device))
     train = {k: median(v[2:]) for k, v in times.items()}
 
     # eval forward
@@ -121,14 +107,16 @@ def bench(name: str, repeat: int, device: torch.device) -> tuple[list[object], t
         "frozen": torch.compile(frozen, fullgraph=True),
     }
     with torch.no_grad():
-        compile_eval = [timed(lambda f=f: f(x), device) for k, f in calls.items() if k != "eager"]
+        compile_eval = [
+            timed_ms(lambda f=f: f(x), device) for k, f in calls.items() if k != "eager"
+        ]
         ref = eager(x)
         for f in calls.values():
             torch.testing.assert_close(f(x), ref, rtol=1e-4, atol=1e-5)
         times = {k: [] for k in calls}
         for _ in range(repeat + 2):
             for k, f in calls.items():
-                times[k].append(timed(lambda f=f: f(x), device))
+                times[k].append(timed_ms(lambda f=f: f(x), device))
     evals = {k: median(v[2:]) for k, v in times.items()}
     torch._dynamo.reset()
     row = [

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from statistics import median
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, write_section
+from _common import device_name, table, timed_ms, write_section
 from official_pattern import edge_grad, official_like
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,19 +43,6 @@ BATCH = {
     "mnist1d_discrete": 128,
     "mnist1d_continuous": 128,
 }
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return (time.perf_counter() - start) * 1e3
 
 
 def train_step(model, opt, x, y) -> None:
@@ -95,14 +81,14 @@ def bench(name: str, repeat: int, device: torch.device) -> tuple[list[object], t
     steps: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(repeat + 2):
         for k, m in models.items():
-            steps[k].append(timed(lambda m=m, o=opts[k]: train_step(m, o, x, y), device))
+            steps[k].append(timed_ms(lambda m=m, o=opts[k]: train_step(m, o, x, y), device))
     evals: dict[str, list[float]] = {k: [] for k in models}
     for m in models.values():
         m.eval()
     with torch.no_grad():
         for _ in range(repeat + 2):
             for k, m in models.items():
-                evals[k].append(timed(lambda m=m: m(x), device))
+                evals[k].append(timed_ms(lambda m=m: m(x), device))
     s = {k: median(v[2:]) for k, v in steps.items()}
     e = {k: median(v[2:]) for k, v in evals.items()}
     row = [
