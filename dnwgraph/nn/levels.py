@@ -23,19 +23,23 @@ no per-edge messages are formed.  Nodes never feed nodes of their own level, so 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn._node_first import _hooked
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.spec import WiringSpec, as_spec
 from dnwgraph.nn.wiring_conv import WiringConv
 from dnwgraph.typing import Ratio, Scope
+
+#: Prebuilt node ops: one module per executed level, or a function of the levels' sizes
+#: returning them (called after the wiring layer is built).
+NodeOps = Sequence[nn.Module] | Callable[[list[int]], Sequence[nn.Module]]
 
 
 class LevelExecutor(nn.Module):
@@ -47,32 +51,55 @@ class LevelExecutor(nn.Module):
 
     Args:
         wiring (Wiring): an acyclic candidate wiring.
-        ratio (int or float or WiringSpec): edge budget of the :class:`~dnwgraph.WiringConv`,
-            or a :class:`~dnwgraph.nn.WiringSpec` holding every argument below (then give none
-            of them).
+        ratio (int or float or WiringSpec): edge budget of the :class:`~dnwgraph.WiringConv`
+            (``int``: the number of edges kept; ``float`` in (0, 1]: the fraction of the
+            candidates kept, PyG's ``TopKPooling`` convention), or a
+            :class:`~dnwgraph.nn.WiringSpec` holding every argument below up to ``impl``
+            and the selection options (then give none of them).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         node_op (str, optional): node op name (:func:`~dnwgraph.nn.node_ops.list_node_ops`).
             (default: ``"conv2d"``)
         node_op_options (dict, optional): keywords of the node op. (default: ``None``)
         scope (str, optional): selection scope. (default: ``None``)
         impl (str, optional): aggregation implementation of the wiring. (default: ``"sparse"``)
+        node_ops (sequence of nn.Module or callable, optional): the node ops themselves, one
+            module per executed level (in place of ``node_op``, which is then unused), or a
+            function of the executed levels' sizes returning them, called after the wiring
+            layer is built (so that a seeded model draws its parameters in that order).
+            (default: ``None``)
+        conv_options (dict, optional): more keywords of the
+            :class:`~dnwgraph.WiringConv` (``fan_in``, ``grad_every``), also with a
+            ``WiringSpec``. (default: ``None``)
         **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
-        - **input:** initial node inputs :math:`[N, B, *S]`
-        - **output:** accumulated node inputs :math:`[N, B, *S]`
+        - **input:** initial node inputs :math:`[N, B, *S]`; for a *chain* wiring (the levels
+          are ascending node ranges whose edges reach later ranges, e.g. a
+          :func:`~dnwgraph.block_dag`) also the inputs of the first level only,
+          :math:`[|L_0|, B, *S]` (the other nodes start at zero; the first level's node op
+          may change the spatial size :math:`S \to S'`)
+        - **output:** accumulated node inputs :math:`[N, B, *S]`; from first-level inputs,
+          those of the nodes after the first level, :math:`[N - \mathrm{hi}_0, B, *S']`
+          (:math:`\mathrm{hi}_0` the node after the first level); with ``rows``, those rows
 
     Raises:
-        ValueError: for a cyclic wiring or bad options.
+        ValueError: for a cyclic wiring, bad options or a count of ``node_ops`` that is not
+            the number of executed levels.
 
     Examples:
-        >>> from dnwgraph import Wiring
+        >>> from dnwgraph import Wiring, block_dag
         >>> wiring = Wiring([(0, 2), (1, 2), (2, 3), (0, 3)])
         >>> ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
         >>> ex(torch.randn(4, 5)).shape
         torch.Size([4, 5])
         >>> LevelExecutor(wiring, WiringSpec(3, node_op="neuron")).spec.node_op
         'neuron'
+        >>> pool = LevelExecutor(block_dag([2, 3, 3]), 10, node_ops=[
+        ...     nn.MaxPool2d(2), nn.ReLU()])  # level 0 halves the image
+        >>> pool(torch.randn(2, 4, 8, 8)).shape  # the first level's inputs only
+        torch.Size([6, 4, 4, 4])
+        >>> pool(torch.randn(2, 4, 8, 8), rows=slice(5, 8)).shape  # the last level
+        torch.Size([3, 4, 4, 4])
     """
 
     def __init__(
@@ -85,6 +112,8 @@ class LevelExecutor(nn.Module):
         node_op_options: Mapping[str, Any] | None = None,
         scope: Scope | None = None,
         impl: str = "sparse",
+        node_ops: NodeOps | None = None,
+        conv_options: Mapping[str, Any] | None = None,
         **selection_options: Any,
     ) -> None:
         super().__init__()
@@ -107,14 +136,22 @@ class LevelExecutor(nn.Module):
         operating = wiring.out_degree().cpu() > 0
         groups = [lvl[operating[lvl]] for lvl in wiring.levels()]
         groups = [g.cpu() for g in groups if g.numel()]
-        self.conv = WiringConv(
-            wiring, spec.ratio, spec.selection, source_groups=groups, **spec.conv_kwargs()
-        )
-        opts = dict(spec.node_op_options)
-        self.node_ops = nn.ModuleList(
-            create_node_op(spec.node_op, g.numel(), **opts) for g in groups
-        )
-        self.node_op_name = spec.node_op
+        kwargs = spec.conv_kwargs()
+        twice = sorted(set(kwargs) & set(conv_options or {}))
+        if twice:
+            raise DNWGraphError(f"{twice} given twice: as a wiring parameter and in 'conv_options'")
+        kwargs.update(conv_options or {})
+        self.conv = WiringConv(wiring, spec.ratio, spec.selection, source_groups=groups, **kwargs)
+        sizes = [g.numel() for g in groups]
+        if node_ops is None:
+            opts = dict(spec.node_op_options)
+            ops: Sequence[nn.Module] = [create_node_op(spec.node_op, n, **opts) for n in sizes]
+            self.node_op_name: str | None = spec.node_op
+        else:
+            ops = node_ops(sizes) if callable(node_ops) else node_ops
+            ops, opts = _check_node_ops(ops, sizes), {}
+            self.node_op_name = None
+        self.node_ops = nn.ModuleList(ops)
         self.node_op_options = opts
         # Contiguous groups (the block DAGs of the paper) are read with a cheap narrow().
         self._ranges: list[tuple[int, int] | None] = []
@@ -147,36 +184,97 @@ class LevelExecutor(nn.Module):
         """Node ids of every executed level (nodes with outgoing candidates), ascending."""
         return [getattr(self, f"group_{i}") for i in range(len(self.node_ops))]
 
-    def forward(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
-        """Run every level on the initial inputs ``x`` ``[N, B, *S]``.
+    def forward(self, x: Tensor, rows: Tensor | slice | None = None) -> Tensor:
+        """Run every level on the initial inputs ``x``.
 
         Args:
-            x (Tensor): initial node inputs ``[N, B, *S]``.
-            rows (LongTensor, optional): return only the accumulated inputs of these nodes,
-                ``[len(rows), B, *S]`` (e.g. the output nodes: the other rows are then never
-                assembled, nor their zero gradients). (default: ``None``, every node)
+            x (Tensor): initial node inputs ``[N, B, *S]``; for a chain wiring also the
+                inputs of the first level only, ``[|L_0|, B, *S]`` (see the class docstring).
+            rows (LongTensor or slice, optional): return only the accumulated inputs of these
+                nodes, ``[len(rows), B, *S]`` (e.g. the output nodes: the other rows are then
+                never assembled, nor their zero gradients); a ``slice`` of node ids (step 1)
+                is read as a view, without indexing.  From first-level inputs, only nodes
+                after the first level. (default: ``None``, every node; from first-level
+                inputs, every node after the first level)
+
+        Raises:
+            ValueError: ``x`` of another shape, first-level inputs for a wiring that is not a
+                chain, or ``rows`` that the result does not hold.
         """
-        if x.dim() < 2 or x.size(0) != self.num_nodes:
-            raise DNWGraphError(
-                f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
-            )
+        first = self._first_level_only(x)
+        base = self._first_level_end() if first else 0  # the first node of the result
+        if isinstance(rows, slice):
+            rows = self._check_slice(rows, base)
         with self.conv.plan_cache.hold():  # one weight state per pass
             if self._chain:
-                return self._forward_chain(x, rows)
+                return self._forward_chain(x, rows, first, base)
             acc = x
             for i, op in enumerate(self.node_ops):
                 rng = self._ranges[i]
                 inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
                 acc = acc + self.conv(op(inputs), group=i)
-            return acc if rows is None else acc.index_select(0, rows)
+            return self._read(acc, rows, base)
 
-    def _forward_chain(self, x: Tensor, rows: Tensor | None) -> Tensor:
+    def _first_level_end(self) -> int:
+        lo, size = self._ranges[0]  # type: ignore[misc]
+        return lo + size
+
+    def _first_level_only(self, x: Tensor) -> bool:
+        """Whether ``x`` holds the first level's inputs only (checked: else every node's)."""
+        n = self.num_nodes
+        first = self.conv.group_sizes[0] if self.conv.num_groups else None
+        if x.dim() >= 2 and x.size(0) == n:
+            return False
+        if x.dim() >= 2 and x.size(0) == first:
+            if not self._chain:
+                raise DNWGraphError(
+                    f"'x' holds the inputs of the first level only ([{first}, B, *]), which "
+                    "needs a chain wiring (levels that are ascending node ranges whose edges "
+                    "reach later ranges, e.g. a block_dag); give every node's input "
+                    f"[{n}, B, *] (got {tuple(x.shape)})"
+                )
+            return True
+        also = f", or [{first}, B, *] (the first level's inputs)" if self._chain else ""
+        raise DNWGraphError(
+            f"'x' must have shape [N, B, *] with N={n}{also} (got {tuple(x.shape)})"
+        )
+
+    def _check_slice(self, rows: slice, base: int) -> slice:
+        lo, hi, step = rows.indices(self.num_nodes)
+        if step != 1 or lo < base or hi < lo:
+            held = f"[{base}, {self.num_nodes})"
+            raise DNWGraphError(
+                f"'rows' as a slice must be ascending node ids with step 1 within {held} "
+                f"(got {rows})"
+            )
+        return slice(lo, hi)
+
+    def _read(self, acc: Tensor, rows: Tensor | slice | None, base: int) -> Tensor:
+        """``rows`` of ``acc``, the accumulated inputs of nodes ``base, ..., N - 1``."""
+        if rows is None:
+            return acc
+        if isinstance(rows, slice):
+            return acc[rows.start - base : rows.stop - base]
+        if base:
+            traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+            if not traced and self._rows_from(rows) < base:
+                raise DNWGraphError(
+                    f"'rows' must be nodes after the first level (>= {base}) when 'x' holds "
+                    f"the first level's inputs only (got node {self._rows_from(rows)})"
+                )
+            rows = rows - base
+        return acc.index_select(0, rows)
+
+    def _forward_chain(
+        self, x: Tensor, rows: Tensor | slice | None, first: bool, base: int
+    ) -> Tensor:
         r"""The same sums when level :math:`l` is the node range :math:`[lo_l, hi_l)` and its
         edges reach only nodes :math:`\ge hi_l`: the inputs of the nodes after the level are
         updated as :math:`I_{\ge hi} \leftarrow I_{\ge hi} + A_{\ge hi, l}\, Z_l` in one
         sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
         level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
-        once at the end."""
+        once at the end.  With the first level's inputs only (``first``), the first product
+        starts the inputs of nodes :math:`\ge hi_0` (``base``) from zero."""
         # compiled or traced: no Python-side state, no data-dependent branch
         compiling = torch.compiler.is_compiling() or torch.jit.is_tracing()
         no_grad = not torch.is_grad_enabled() or not (
@@ -184,13 +282,16 @@ class LevelExecutor(nn.Module):
         )
         # in place: accumulate_ would skip the conv's hooks; compiled: functional ops only
         if no_grad and not _hooked(self.conv) and not compiling:
-            acc = self._forward_chain_inplace(x)
-            return acc if rows is None else acc.index_select(0, rows)
+            return self._read(self._forward_chain_inplace(x, first), rows, base)
         n = self.num_nodes
         done: list[Tensor] = []
         rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
-        workspace = _GradWorkspace(n)
-        for i, op in enumerate(self.node_ops):
+        levels = list(enumerate(self.node_ops))
+        if first:
+            rest = self.conv(self.node_ops[0](x), group=0, first_row=base)
+            start, levels = base, levels[1:]
+        workspace = _GradWorkspace(n, base)
+        for i, op in levels:
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
             if compiling:  # the compiler plans the gradient buffers itself
@@ -201,10 +302,12 @@ class LevelExecutor(nn.Module):
             rest = self.conv(op(inputs), group=i, first_row=hi, add_to=tail)
             start = hi
         if rows is None:
-            return torch.cat([*done, rest])
-        if not compiling and self._rows_from(rows) >= start:  # all in the last block
+            return torch.cat([*done, rest]) if done else rest
+        if isinstance(rows, slice) and rows.start >= start:  # all in the last block
+            return rest[rows.start - start : rows.stop - start]
+        if isinstance(rows, Tensor) and not compiling and self._rows_from(rows) >= start:
             return rest.index_select(0, rows - start)
-        return torch.cat([*done, rest]).index_select(0, rows)
+        return self._read(torch.cat([*done, rest]) if done else rest, rows, base)
 
     def _rows_from(self, rows: Tensor) -> int:
         """The smallest of ``rows`` (cached for the same tensor, e.g. a model's output nodes,
@@ -214,19 +317,32 @@ class LevelExecutor(nn.Module):
             self._rows_key, self._rows_min = key, int(rows.min()) if rows.numel() else 0
         return self._rows_min
 
-    def _forward_chain_inplace(self, x: Tensor) -> Tensor:
-        """The chain without autograd: one copy of ``x``, every level added into it in place
-        (no per-level output buffers, no concatenation)."""
-        acc = x.clone(memory_format=torch.contiguous_format)
-        for i, op in enumerate(self.node_ops):
+    def _forward_chain_inplace(self, x: Tensor, first: bool) -> Tensor:
+        """The chain without autograd: one copy of ``x`` (with the first level's inputs only,
+        the first level's product), every level added into it in place (no per-level output
+        buffers, no concatenation)."""
+        levels = list(enumerate(self.node_ops))
+        if first:
+            base = self._first_level_end()
+            acc = self.conv(self.node_ops[0](x), group=0, first_row=base)
+            levels = levels[1:]
+        else:
+            base, acc = 0, x.clone(memory_format=torch.contiguous_format)
+        for i, op in levels:
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
-            self.conv.accumulate_(acc[hi:], op(acc[lo:hi]), group=i, first_row=hi)
+            inputs = acc[lo - base : hi - base]
+            self.conv.accumulate_(acc[hi - base :], op(inputs), group=i, first_row=hi)
         return acc
 
     def node_outputs(self, x: Tensor) -> Tensor:
         r"""Every node's output :math:`Z` ``[N, B, *S]`` (zero for nodes without a node op),
-        for analysis: the same computation as :meth:`forward`."""
+        for analysis: the same computation as :meth:`forward`, from every node's input
+        ``x`` ``[N, B, *S]``."""
+        if x.dim() < 2 or x.size(0) != self.num_nodes:
+            raise DNWGraphError(
+                f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
+            )
         acc, z = x, torch.zeros_like(x)
         with self.conv.plan_cache.hold():  # one weight state per pass
             for i, op in enumerate(self.node_ops):
@@ -237,12 +353,29 @@ class LevelExecutor(nn.Module):
         return z
 
 
-class _GradWorkspace:
-    """One ``[N, *]`` gradient buffer per backward pass of a chain: the gradient of every
-    level's remaining inputs is a view of it (no per-level concatenation)."""
+def _check_node_ops(ops: Sequence[nn.Module], sizes: list[int]) -> list[nn.Module]:
+    ops = list(ops)
+    if len(ops) != len(sizes):
+        raise DNWGraphError(
+            f"'node_ops' must hold one module per executed level: {len(sizes)} (the levels "
+            f"with outgoing candidate edges, of sizes {sizes}) (got {len(ops)})"
+        )
+    for i, op in enumerate(ops):
+        if not isinstance(op, nn.Module):
+            raise DNWGraphTypeError(
+                f"'node_ops[{i}]' must be an nn.Module (got {type(op).__name__})"
+            )
+    return ops
 
-    def __init__(self, num_nodes: int) -> None:
+
+class _GradWorkspace:
+    """One ``[N - base, *]`` gradient buffer per backward pass of a chain (rows of the nodes
+    ``base, ..., N - 1``): the gradient of every level's remaining inputs is a view of it (no
+    per-level concatenation)."""
+
+    def __init__(self, num_nodes: int, base: int = 0) -> None:
         self.num_nodes = num_nodes
+        self.base = base
         self.splits = 0  # splits made in forward; the last one runs backward first
         self.buffer: Tensor | None = None
 
@@ -274,14 +407,14 @@ class _ChainSplit(torch.autograd.Function):
         ws: _GradWorkspace = ctx.workspace
         like = next(g for g in grads if g is not None)
         if ctx.index == ws.splits - 1 or ws.buffer is None:  # a new backward pass
-            ws.buffer = like.new_empty(ws.num_nodes, *like.shape[1:])
-        buf = ws.buffer
+            ws.buffer = like.new_empty(ws.num_nodes - ws.base, *like.shape[1:])
+        buf, base = ws.buffer, ws.base
         for (a, b), g in zip(((start, lo), (lo, hi), (hi, ws.num_nodes)), grads, strict=True):
             if b == a:
                 continue
-            target = buf[a:b]
+            target = buf[a - base : b - base]
             if g is None:
                 target.zero_()
             elif not (g.data_ptr() == target.data_ptr() and g.stride() == target.stride()):
                 target.copy_(g)
-        return buf[start:], None, None, None, None
+        return buf[start - base :], None, None, None, None

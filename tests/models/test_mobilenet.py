@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from pathlib import Path
@@ -449,3 +450,115 @@ def test_dense_stage_equals_its_former_dense_path(selection):
     ref_grads = torch.autograd.grad(ref.square().sum(), [stage.conv.edge_weight])
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grads[0], ref_grads[0], rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------------- the stage as a LevelExecutor
+
+
+def _former_stage_forward(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
+    """DNWStage.forward before the stage was a LevelExecutor, kept as the oracle: every
+    level's aggregation over all N rows, added to the running sum, the last level read."""
+    agg = stage.conv(stage.input_op(x), group=0)
+    for i, op in enumerate(stage.level_ops, start=1):
+        agg = agg + stage.conv(op(agg[stage._rows(i)]), group=i)
+    return agg[stage._rows(stage.levels)]
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_stage_forward_equals_the_former_level_loop(impl, train):
+    torch.manual_seed(0)
+    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30, impl=impl).double().train(train)
+    former = copy.deepcopy(stage)
+    x = torch.randn(4, 2, 7, 7, dtype=torch.double)
+    g = torch.randn(5, 2, 4, 4, dtype=torch.double)
+    results = []
+    for module, fn in ((stage, DNWStage.forward), (former, _former_stage_forward)):
+        xi = x.clone().requires_grad_()
+        out = fn(module, xi)
+        (out * g).sum().backward()
+        grads = [p.grad for p in module.parameters()]
+        results.append((out.detach(), xi.grad, grads))
+        with torch.no_grad():  # the in-place inference path
+            results[-1] += (fn(module, x),)
+    (out, gx, gp, nograd), (ref, rx, rp, ref_nograd) = results
+    assert out.shape == (5, 2, 4, 4)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(nograd, ref_nograd)
+    torch.testing.assert_close(gx, rx)
+    assert len(gp) == len(rp) == 1 + 3 * 3  # edge weights; BN weight, BN bias, depthwise x 3
+    for a, b in zip(gp, rp, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_stage_with_one_level_is_one_product():
+    torch.manual_seed(0)
+    stage = DNWStage(3, 4, stride=1, levels=1, ratio=8).double()
+    x = torch.randn(3, 2, 5, 5, dtype=torch.double)
+    torch.testing.assert_close(stage(x), _former_stage_forward(stage, x))
+    assert len(stage.level_ops) == 0 and len(stage.node_ops) == 1
+
+
+def test_seeded_stage_draws_its_parameters_in_the_former_order():
+    """A seeded stage starts from the same weights as before (wiring layer first, then the
+    input nodes' and the levels' depthwise operations)."""
+    from dnwgraph import WiringConv, block_dag
+
+    torch.manual_seed(7)
+    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30)
+    torch.manual_seed(7)
+    wiring = block_dag([4, 5, 5, 5])
+    conv = WiringConv(wiring, 30, source_groups=wiring.levels()[:-1], fan_in="candidates")
+    ops = [DepthwiseNodeOp(4, 2), DepthwiseNodeOp(5), DepthwiseNodeOp(5)]
+    assert torch.equal(stage.conv.edge_weight, conv.edge_weight)
+    assert stage.conv.fan_in == "candidates"
+    for new, old in zip(stage.node_ops, ops, strict=True):
+        assert torch.equal(new.conv.weight, old.conv.weight)
+
+
+def _former_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A stage's state dict in the layout before the stage was a LevelExecutor."""
+
+    def old(key: str) -> str:
+        head, sep, rest = key.partition("node_ops.")
+        if not sep:
+            return key
+        index, _, tail = rest.partition(".")
+        i = int(index)
+        return f"{head}input_op.{tail}" if i == 0 else f"{head}level_ops.{i - 1}.{tail}"
+
+    return {old(k): v for k, v in state.items()}
+
+
+def test_state_dict_of_the_former_layout_loads():
+    torch.manual_seed(0)
+    model = MobileNetV1DNW(0.5, num_classes=3, stages=TINY)
+    model(torch.randn(4, 3, 32, 32))  # BN statistics off their defaults
+    model.eval()
+    saved = _former_keys(model.state_dict())
+    assert "stages.1.input_op.conv.weight" in saved and "stages.1.level_ops.1.norm.bias" in saved
+    assert not any("node_ops" in k for k in saved)
+    torch.manual_seed(1)
+    other = MobileNetV1DNW(0.5, num_classes=3, stages=TINY).eval()
+    assert other.load_state_dict(saved)  # strict: every key matched
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(other(x), model(x), rtol=0, atol=0)
+    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30)  # a stage on its own, and a copy
+    copy.deepcopy(stage).load_state_dict(_former_keys(stage.state_dict()))
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # both layouts: not merged
+        stage.load_state_dict({**stage.state_dict(), "input_op.conv.weight": torch.zeros(1)})
+
+
+def test_stage_sparsified_and_compacted():
+    from dnwgraph.models import sparsify
+
+    torch.manual_seed(0)
+    model = MobileNetV1DNW(0.5, num_classes=3, stages=TINY).eval()
+    x = torch.randn(2, 3, 32, 32)
+    small = model.compact_wirings()
+    torch.testing.assert_close(small(x), model(x))
+    assert small.stages[1].conv.num_edges == small.stages[1].conv.k
+    sparsify(model, 0.5, include=["stages.*.node_ops.*.conv"])
+    dw = model.stages[1].input_op.conv.weight
+    assert int((dw != 0).sum()) == dw.numel() // 2
+    assert torch.isfinite(model(x)).all()

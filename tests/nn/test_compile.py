@@ -93,6 +93,25 @@ def test_compiled_model_training_fullgraph_matches_eager():
     torch.testing.assert_close(compiled_model.conv.edge_weight, eager.conv.edge_weight)
 
 
+def test_compiled_mobilenet_stage_from_its_input_nodes_fullgraph():
+    """A MobileNet stage runs the chain from the input nodes' features only (a strided first
+    level): whole under the compiler, the same outputs and gradients."""
+    from dnwgraph.models.mobilenet import DNWStage
+
+    torch.manual_seed(0)
+    eager = DNWStage(4, 5, stride=2, levels=3, ratio=30).double()
+    compiled_stage = copy.deepcopy(eager)
+    fn = torch.compile(compiled_stage, backend="aot_eager", fullgraph=True)
+    x = torch.randn(4, 2, 7, 7, dtype=torch.float64)
+    xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_e, out_c = eager(xe), fn(xc)
+    out_e.square().sum().backward()
+    out_c.square().sum().backward()
+    torch.testing.assert_close(out_c, out_e)
+    torch.testing.assert_close(xc.grad, xe.grad)
+    torch.testing.assert_close(compiled_stage.conv.edge_weight.grad, eager.conv.edge_weight.grad)
+
+
 def test_compiled_inference_with_inductor_fullgraph():
     model = small_model().eval()
     fn = torch.compile(model, fullgraph=True)  # the default backend: Inductor

@@ -118,3 +118,124 @@ def test_chain_gradients_over_two_backward_passes():
     torch.testing.assert_close(grads[0][0], grads[1][0])
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------ first-level inputs, prebuilt node ops
+
+
+class Halve(torch.nn.Module):
+    """A node op that changes the spatial size: 2x2 average pooling, scaled per node."""
+
+    def __init__(self, nodes):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.linspace(0.5, 1.5, nodes, dtype=torch.float64))
+
+    def forward(self, x):
+        return torch.nn.functional.avg_pool2d(x, 2) * self.scale.view(-1, 1, 1, 1)
+
+
+def halving_executor(impl, sizes=(3, 4, 4, 2)):
+    torch.manual_seed(0)
+    wiring = block_dag(list(sizes))
+
+    def ops(level_sizes):
+        first, *rest = level_sizes
+        return [Halve(first)] + [torch.nn.Tanh() for _ in rest]
+
+    ex = LevelExecutor(wiring, ratio=0.6, impl=impl, node_ops=ops).double()
+    return randomize(ex), wiring
+
+
+def first_level_oracle(ex, x):
+    """The first level's inputs only, computed by the general loop of the levels: the first
+    level by hand (its output at the smaller size), then every later level on all N rows."""
+    hi = ex.groups[0].numel()
+    acc = ex.conv(ex.node_ops[0](x), group=0)
+    for i in range(1, len(ex.node_ops)):
+        g = ex.groups[i]
+        acc = acc + ex.conv(ex.node_ops[i](acc.index_select(0, g)), group=i)
+    return acc[hi:]
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+@pytest.mark.parametrize("sizes", [(3, 4, 4, 2), (2, 3)])
+def test_first_level_inputs_equal_the_general_loop(impl, sizes):
+    ex, wiring = halving_executor(impl, sizes)
+    x = torch.randn(sizes[0], 2, 6, 6, dtype=torch.float64)
+    g = torch.randn(wiring.num_nodes - sizes[0], 2, 3, 3, dtype=torch.float64)
+    oracle = copy.deepcopy(ex)
+    out, gx, gp = run(ex, x, g)
+    xr = x.clone().requires_grad_(True)
+    ref = first_level_oracle(oracle, xr)
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(gx, xr.grad)
+    for a, b in zip(gp, [p.grad for p in oracle.parameters()], strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # the in-place inference chain
+        torch.testing.assert_close(ex(x), ref.detach())
+
+
+def test_first_level_inputs_read_rows_and_slices():
+    ex, wiring = halving_executor("sparse")
+    x = torch.randn(3, 2, 6, 6, dtype=torch.float64)
+    full = ex(x)  # nodes 3..12
+    rows = torch.tensor([12, 4, 11])
+    torch.testing.assert_close(ex(x, rows=rows), full[rows - 3])
+    torch.testing.assert_close(ex(x, rows=slice(11, 13)), full[8:])
+    torch.testing.assert_close(ex(x, rows=slice(5, 9)), full[2:6])  # across blocks
+    with torch.no_grad():
+        torch.testing.assert_close(ex(x, rows=rows), full[rows - 3].detach())
+        torch.testing.assert_close(ex(x, rows=slice(5, 9)), full[2:6].detach())
+    with pytest.raises(ValueError, match=r"nodes after the first level \(>= 3\)"):
+        ex(x, rows=torch.tensor([2, 5]))
+    with pytest.raises(ValueError, match=r"within \[3, 13\)"):
+        ex(x, rows=slice(0, 4))
+    with pytest.raises(ValueError, match="step 1"):
+        ex(x, rows=slice(4, 10, 2))
+
+
+def test_rows_slice_equals_rows_tensor_for_every_node():
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 4, 2])
+    ex = randomize(LevelExecutor(wiring, ratio=0.6, node_op="neuron").double())
+    x = torch.randn(13, 5, dtype=torch.float64)
+    for chain in (True, False):
+        ex._chain = chain
+        for lo, hi in ((0, 13), (11, 13), (2, 9)):
+            torch.testing.assert_close(ex(x, rows=slice(lo, hi)), ex(x, rows=torch.arange(lo, hi)))
+
+
+def test_first_level_inputs_need_a_chain():
+    wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)  # level 0 = {0, 2}: no chain
+    ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
+    with pytest.raises(ValueError, match=r"first level only \(\[2, B, \*\]\), which needs a chain"):
+        ex(torch.randn(2, 5))
+    with pytest.raises(ValueError, match=r"N=4 \(got \(3, 5\)\)"):
+        ex(torch.randn(3, 5))
+    chain = LevelExecutor(block_dag([2, 2]), ratio=3, node_op="neuron")
+    with pytest.raises(ValueError, match=r"N=4, or \[2, B, \*\] \(the first level's inputs\)"):
+        chain(torch.randn(3, 5))
+    with pytest.raises(ValueError, match=r"node_outputs|N=4"):
+        chain.node_outputs(torch.randn(2, 5))
+
+
+def test_prebuilt_node_ops_are_checked():
+    wiring = block_dag([2, 3, 2])  # executed levels: sizes [2, 3]
+    with pytest.raises(ValueError, match=r"per executed level: 2 .*sizes \[2, 3\]\) \(got 1\)"):
+        LevelExecutor(wiring, 4, node_ops=[torch.nn.ReLU()])
+    with pytest.raises(TypeError, match=r"'node_ops\[1\]' must be an nn.Module \(got str\)"):
+        LevelExecutor(wiring, 4, node_ops=[torch.nn.ReLU(), "relu"])
+    ex = LevelExecutor(wiring, 4, node_ops=lambda sizes: [torch.nn.Identity() for _ in sizes])
+    assert ex.node_op_name is None and len(ex.node_ops) == 2
+
+
+def test_conv_options_reach_the_wiring_layer():
+    from dnwgraph.nn import WiringSpec
+
+    wiring = block_dag([2, 3, 2])
+    ex = LevelExecutor(wiring, WiringSpec(4), conv_options={"fan_in": "candidates"})
+    assert ex.conv.fan_in == "candidates"
+    assert LevelExecutor(wiring, 4, grad_every=2).conv.grad_every == 2  # as before
+    with pytest.raises(ValueError, match=r"\['impl'\] given twice"):
+        LevelExecutor(wiring, 4, conv_options={"impl": "dense"})

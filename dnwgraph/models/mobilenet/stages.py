@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring, block_dag, layered
-from dnwgraph.nn import WiringConv
+from dnwgraph.models._state_keys import add_renamed_keys
+from dnwgraph.nn import LevelExecutor, WiringConv
 from dnwgraph.nn.spec import WiringSpec, as_spec
 
 
@@ -54,7 +55,20 @@ class DepthwiseNodeOp(nn.Module):
         return y.view(c, b, y.size(-2), y.size(-1))
 
 
-class DNWStage(nn.Module):
+def _stage_key(key: str) -> str | None:
+    """The key of a :class:`DNWStage` state dict saved before the stage was a
+    :class:`~dnwgraph.nn.LevelExecutor`: ``input_op.*`` is ``node_ops.0.*`` and
+    ``level_ops.<i>.*`` is ``node_ops.<i+1>.*`` (``conv.*`` kept its name)."""
+    if key.startswith("input_op."):
+        return "node_ops.0." + key[len("input_op.") :]
+    if key.startswith("level_ops."):
+        index, _, rest = key[len("level_ops.") :].partition(".")
+        if index.isdigit():
+            return f"node_ops.{int(index) + 1}.{rest}"
+    return None
+
+
+class DNWStage(LevelExecutor):
     r"""One MobileNetV1 stage as a learned wiring over full-width channel nodes.
 
     Node :math:`v` computes :math:`I_v = \sum_{(u,v) \in \mathcal{A}} w_{uv} Z_u` over the
@@ -62,20 +76,27 @@ class DNWStage(nn.Module):
     level; input nodes and all levels but the last apply :class:`DepthwiseNodeOp` (the input
     nodes with the stage's stride).  The last level's :math:`I_v` is the stage output.
 
+    The stage is a :class:`~dnwgraph.nn.LevelExecutor` whose node ops are these depthwise
+    operations (``node_ops[0]`` the input nodes', ``node_ops[l]`` level :math:`l`'s), run from
+    the input nodes' features only (the later nodes start at zero, at the strided resolution)
+    and read at the last level.  State dicts saved when the node ops were ``input_op`` and
+    ``level_ops`` still load.
+
     Args:
         in_channels (int): input nodes :math:`c_{in}`.
         out_channels (int): nodes per level :math:`c_{out}`.
         stride (int): stride of the input nodes' depthwise convolution.
         levels (int): :math:`\ell \ge 1`.
         ratio (int or float or WiringSpec): edge budget of the stage's
-            :class:`~dnwgraph.WiringConv`, or a :class:`~dnwgraph.nn.WiringSpec` holding it with
-            ``selection``, ``impl`` and the selection options (its node op is not used).
+            :class:`~dnwgraph.WiringConv` (``int``: edges kept; ``float`` in (0, 1]:
+            fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec` holding it
+            with ``selection``, ``impl`` and the selection options (its node op is not used).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         impl (str, optional): ``"sparse"`` (fused sparse aggregation per level, the
             default), ``"scatter"`` (per-edge messages, a test oracle) or ``"dense"`` (the
-            reference code's computation: one dense masked :math:`N \times N` weight per
-            forward pass, dense 1x1 products per level; a baseline, slower on a CPU, see
-            ``docs/benchmarks.md``). (default: ``"sparse"``)
+            reference code's computation: one dense masked weight per level, dense 1x1
+            products; a baseline, slower on a CPU, see ``docs/benchmarks.md``).
+            (default: ``"sparse"``)
         **selection_options: strategy options (``seed``, ``drop_rate``, ...).
 
     Shapes:
@@ -87,6 +108,8 @@ class DNWStage(nn.Module):
         >>> stage = DNWStage(4, 6, stride=2, levels=2, ratio=20)
         >>> stage(torch.randn(4, 2, 8, 8)).shape, stage.wiring.num_edges
         (torch.Size([6, 2, 4, 4]), 84)
+        >>> stage.input_op is stage.node_ops[0], len(stage.level_ops)
+        (True, 1)
     """
 
     def __init__(
@@ -101,35 +124,44 @@ class DNWStage(nn.Module):
         impl: str = "sparse",
         **selection_options: Any,
     ) -> None:
-        super().__init__()
         spec = as_spec(ratio, selection, impl=impl, **selection_options)
         if levels < 1:
             raise DNWGraphError(f"'levels' must be >= 1 (got {levels})")
+        wiring = block_dag([in_channels] + [out_channels] * levels)
+
+        def depthwise(sizes: list[int]) -> list[nn.Module]:
+            return [DepthwiseNodeOp(in_channels, stride)] + [
+                DepthwiseNodeOp(out_channels) for _ in sizes[1:]
+            ]
+
+        # the reference code's initial scale: a 1x1 convolution over all candidates
+        super().__init__(wiring, spec, node_ops=depthwise, conv_options={"fan_in": "candidates"})
+        self.wiring: Wiring = wiring
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.levels = stride, levels
-        self.wiring: Wiring = block_dag([in_channels] + [out_channels] * levels)
-        groups = self.wiring.levels()
-        self.conv = WiringConv(
-            self.wiring, spec.ratio, spec.selection, source_groups=groups[:-1],
-            fan_in="candidates", **spec.conv_kwargs(),
-        )  # fmt: skip
-        self.input_op = DepthwiseNodeOp(in_channels, stride)
-        self.level_ops = nn.ModuleList(DepthwiseNodeOp(out_channels) for _ in range(levels - 1))
+        add_renamed_keys(self, _stage_key)
+
+    @property
+    def input_op(self) -> nn.Module:
+        """The input nodes' (strided) :class:`DepthwiseNodeOp`, ``node_ops[0]``."""
+        return self.node_ops[0]
+
+    @property
+    def level_ops(self) -> nn.ModuleList:
+        r"""The node ops of levels :math:`1, \dots, \ell - 1`, ``node_ops[1:]``."""
+        return self.node_ops[1:]  # type: ignore[return-value]
 
     def _rows(self, level: int) -> slice:
         start = self.in_channels + (level - 1) * self.out_channels
         return slice(start, start + self.out_channels)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         if x.dim() != 4 or x.size(0) != self.in_channels:
             raise DNWGraphError(
                 f"'x' must be node-first [{self.in_channels}, B, H, W] (got {tuple(x.shape)})"
             )
         # every impl (the reference code's dense masked weight included) is WiringConv's own
-        agg = self.conv(self.input_op(x), group=0)
-        for i, op in enumerate(self.level_ops, start=1):
-            agg = agg + self.conv(op(agg[self._rows(i)]), group=i)
-        return agg[self._rows(self.levels)]
+        return super().forward(x, rows=self._rows(self.levels))
 
     def extra_repr(self) -> str:
         return (
