@@ -80,7 +80,8 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`
+        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
+            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
             holding every wiring argument (``selection`` ... ``**selection_options``).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.

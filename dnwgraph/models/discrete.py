@@ -43,7 +43,8 @@ class GraphStep(nn.Module):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`
+        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
+            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
             holding every wiring argument (``selection`` ... ``**selection_options``).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
@@ -131,7 +132,8 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`
+        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
+            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
             holding every wiring argument (``selection`` ... ``**selection_options``).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         steps (int, optional): :math:`T`. (default: ``5``, as in the paper)

@@ -19,9 +19,10 @@ preset                        wiring (candidates)                 ratio       in
 
 Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="sparse",
 **selection_options`` (``seed`` for ``random``, ``mask`` for ``fixed``, ``drop_rate`` for
-``td``/``reg_td``, ``scope``).  With a per-node budget (``reg_td``, or ``scope="per_node"``) an
-int ``ratio`` :math:`k` is turned into the same overall density :math:`k / E`, applied to the
-candidates of every node.
+``td``/``reg_td``, ``scope``); ``ratio`` is the edge budget (``int``: edges kept; ``float`` in
+(0, 1]: fraction of the candidates kept).  With a per-node budget (``reg_td``, or
+``scope="per_node"``) an int ``ratio`` :math:`k` is turned into the same overall density
+:math:`k / E`, applied to the candidates of every node.
 
 CIFAR-10 (as in the paper's code): a downsampling stem to 32 channels at 8 x 8 feeds the 32
 input nodes; nodes are InstanceNorm → ReLU → 3 x 3 single-channel conv (static) or ReLU → conv

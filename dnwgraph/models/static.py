@@ -42,9 +42,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): acyclic candidate wiring with input and output nodes.
-        ratio (int or float or WiringSpec): edge budget (int: edges kept; float: fraction of
-            candidates), or a :class:`~dnwgraph.nn.WiringSpec` holding it with ``selection``,
-            ``node_op``, ``node_op_options``, ``scope``, ``impl`` and the selection options.
+        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
+            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
+            holding it with ``selection``, ``node_op``, ``node_op_options``, ``scope``,
+            ``impl`` and the selection options.
         selection (str, optional): ``dnw``, ``dnw_no_update``, ``random``, ``complete``,
             ``fixed``, ``td`` or ``reg_td``. (default: ``"dnw"``)
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import warnings
 from pathlib import Path
 
 import networkx as nx
@@ -225,7 +226,7 @@ def test_reg_td_uses_a_per_node_fraction():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="'ratio' is the width d"):
+    with pytest.raises(ValueError, match="'width' is the width d"):
         MobileNetV1DNW(2)
     with pytest.raises(ValueError, match="'input_size' must be an int >= 32"):
         MobileNetV1DNW(0.2, input_size=16)
@@ -562,3 +563,37 @@ def test_stage_sparsified_and_compacted():
     dw = model.stages[1].input_op.conv.weight
     assert int((dw != 0).sum()) == dw.numel() // 2
     assert torch.isfinite(model(x)).all()
+
+
+# ------------------------------------------------------------ width, formerly ``ratio``
+
+
+def test_width_is_the_keyword_and_ratio_its_deprecated_name():
+    new = MobileNetV1DNW(width=0.5, stages=TINY)
+    with pytest.warns(
+        DeprecationWarning, match=r"MobileNetV1DNW\(ratio=0.5\) is deprecated; use width"
+    ):
+        old = MobileNetV1DNW(ratio=0.5, stages=TINY)
+    assert old.width == new.width == 0.5
+    assert [s.conv.k for s in old.stages] == [s.conv.k for s in new.stages]
+    assert [s.conv.k for s in new.stages] == [stage_budget(*s[:2], s[3], 0.5) for s in TINY]
+    with pytest.raises(ValueError, match="takes the width d once: 'ratio' is the former name"):
+        MobileNetV1DNW(0.5, ratio=0.5, stages=TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert MobileNetV1DNW(0.4, stages=TINY).width == 0.4  # positional: the width
+        assert MobileNetV1DNW(stages=TINY).width == 0.225
+
+
+def test_presets_take_width_and_the_former_ratio_with_a_warning():
+    from dnwgraph.train.config import load_config
+
+    assert create_model("mobilenetv1_dnw_x3", stages=TINY).width == 0.3
+    assert create_model("mobilenetv1_dnw_x3", width=0.4, stages=TINY).width == 0.4
+    # a config (or a pretrained folder's kwargs) written with the former keyword still builds
+    cfg = load_config(None, ["model.name=mobilenetv1_dnw_x3", "model.kwargs.ratio=0.4"])
+    with pytest.warns(DeprecationWarning, match=r"mobilenetv1_dnw_x3\(ratio=0.4\) is deprecated"):
+        model = create_model(cfg["model"]["name"], stages=TINY, **cfg["model"]["kwargs"])
+    assert model.width == 0.4
+    with pytest.raises(ValueError, match="once"):
+        create_model("mobilenetv1_dnw_x3", width=0.4, ratio=0.4, stages=TINY)

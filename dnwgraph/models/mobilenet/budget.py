@@ -12,6 +12,7 @@ stage, both channel counts scaled by :math:`d`:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from dnwgraph.errors import DNWGraphError
@@ -26,13 +27,32 @@ STAGES: tuple[tuple[int, int, int, int], ...] = (
 )
 
 
-def _check_width(ratio: Any, name: str = "ratio") -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+def _check_width(width: Any, name: str = "width") -> float:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise DNWGraphError(
             f"'{name}' is the width d of the 'x d' budget and must be a float in (0, 1] "
-            f"(got {ratio!r})"
+            f"(got {width!r})"
         )
-    return float(ratio)
+    return float(width)
+
+
+def _width_argument(width: Any, ratio: Any, default: float, owner: str) -> float:
+    """The width d given as ``width`` or, deprecated, as ``ratio`` (its name up to 0.2, which
+    elsewhere in the package is an edge budget: a count or a fraction of the candidates)."""
+    if ratio is not None:
+        if width is not None:
+            raise DNWGraphError(
+                f"{owner} takes the width d once: 'ratio' is the former name of 'width' "
+                f"(got width={width!r} and ratio={ratio!r})"
+            )
+        warnings.warn(
+            f"{owner}(ratio={ratio!r}) is deprecated; use width={ratio!r} (the width d of the "
+            "'x d' budget)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        width = ratio
+    return _check_width(default if width is None else width)
 
 
 def _check_input_size(input_size: Any) -> int:

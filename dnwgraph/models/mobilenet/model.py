@@ -17,7 +17,7 @@ from dnwgraph.models.compact import compact
 from dnwgraph.models.mobilenet.budget import (
     STAGES,
     _check_input_size,
-    _check_width,
+    _width_argument,
     stage_budget,
     stem_stride,
 )
@@ -38,9 +38,12 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
     See the module docstring for the construction and the "x d" budget.
 
     Args:
-        ratio (float, optional): the width :math:`d` of the budget: stage :math:`s` keeps
+        width (float, optional): the width :math:`d` of the budget: stage :math:`s` keeps
             :math:`\lceil d^2 P_s \rceil` edges, :math:`P_s` its pointwise weights in
-            MobileNetV1. (default: ``0.225``)
+            MobileNetV1 (the budget of a MobileNetV1 whose channels are all scaled by
+            :math:`d`). Called ``ratio`` up to 0.2, a name that still works with a
+            ``DeprecationWarning``; the stages' own ``ratio`` is an edge budget, as
+            everywhere else. (default: ``0.225``)
         num_classes (int, optional): classes. (default: ``10``)
         selection (str, optional): selection strategy of every wiring (``dnw``, ``random``,
             ``dnw_no_update``, ``complete``, ``fixed``, ``td``, ``reg_td``). (default: ``"dnw"``)
@@ -59,8 +62,8 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         - **output:** :math:`[B, C]`
 
     Raises:
-        ValueError: on a ratio outside (0, 1], an input size below 32, or stages whose
-            channels do not chain.
+        ValueError: on a width outside (0, 1] (or given as both ``width`` and ``ratio``), an
+            input size below 32, or stages whose channels do not chain.
 
     Examples:
         >>> import torch
@@ -74,17 +77,19 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
 
     def __init__(
         self,
-        ratio: float = 0.225,
+        width: float | None = None,
         num_classes: int = 10,
         selection: str = "dnw",
         impl: str = "sparse",
         input_size: int = 32,
         small: bool = False,
         stages: Sequence[tuple[int, int, int, int]] = STAGES,
+        *,
+        ratio: float | None = None,
         **selection_options: Any,
     ) -> None:
         super().__init__()
-        self.width = _check_width(ratio)
+        self.width = _width_argument(width, ratio, 0.225, "MobileNetV1DNW")
         self.input_size = _check_input_size(input_size)
         self.num_classes, self.small = num_classes, small
         stages = tuple(tuple(s) for s in stages)  # type: ignore[misc]

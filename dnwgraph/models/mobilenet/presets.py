@@ -13,29 +13,34 @@ from __future__ import annotations
 from typing import Any
 
 from dnwgraph.models.mobilenet.baseline import MobileNetV1
+from dnwgraph.models.mobilenet.budget import _width_argument
 from dnwgraph.models.mobilenet.model import MobileNetV1DNW
 from dnwgraph.models.registry import register_model
 
 
 def _dnw_preset(
-    default_ratio: float, *, small: bool = False, default_selection: str = "dnw"
+    name: str, default_width: float, *, small: bool = False, default_selection: str = "dnw"
 ) -> Any:
     def factory(
         num_classes: int = 10,
         selection: str = default_selection,
-        ratio: float = default_ratio,
+        width: float | None = None,
         impl: str = "sparse",
         input_size: int = 32,
+        *,
+        ratio: float | None = None,
         **selection_options: Any,
     ) -> MobileNetV1DNW:
+        d = _width_argument(width, ratio, default_width, name)
         return MobileNetV1DNW(
-            ratio, num_classes, selection, impl, input_size, small=small, **selection_options
+            d, num_classes, selection, impl, input_size, small=small, **selection_options
         )
 
     head = "a DNW-graph classifier" if small else "a dense linear classifier"
     factory.__doc__ = (
-        f"MobileNetV1-DNW x{default_ratio} ({default_selection} wiring, {head}); "
-        f"see :class:`MobileNetV1DNW`."
+        f"MobileNetV1-DNW x{default_width} ({default_selection} wiring, {head}): ``width`` "
+        f"(default {default_width}) is the width d of the budget (``ratio``, its former name, "
+        f"still works with a ``DeprecationWarning``); see :class:`MobileNetV1DNW`."
     )
     return factory
 
@@ -53,8 +58,8 @@ PRESETS: tuple[tuple[str, float, bool, str], ...] = (
 
 
 def _register_presets() -> None:
-    for name, ratio, small, selection in PRESETS:
-        register_model(name)(_dnw_preset(ratio, small=small, default_selection=selection))
+    for name, width, small, selection in PRESETS:
+        register_model(name)(_dnw_preset(name, width, small=small, default_selection=selection))
 
 
 _register_presets()

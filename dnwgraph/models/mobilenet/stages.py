@@ -177,7 +177,8 @@ class DNWClassifier(nn.Module):
     Args:
         in_features (int): input nodes.
         num_classes (int): output nodes.
-        ratio (int or float or WiringSpec): edge budget, or a :class:`~dnwgraph.nn.WiringSpec`.
+        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
+            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`.
         selection (str, optional): selection strategy. (default: ``"dnw"``)
         impl (str, optional): ``WiringConv`` implementation. (default: ``"sparse"``)
         **selection_options: strategy options.
