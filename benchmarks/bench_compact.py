@@ -79,7 +79,7 @@ def case(name: str, batch: int, device: torch.device) -> list[list[object]]:
     dense = create_model(name, ratio=RATIO, impl="dense")
     dense.load_state_dict(model.state_dict())
     small = compact(model)
-    live = int(live_node_mask(model)["graph.conv"].sum())
+    live = int(live_node_mask(model)["executor.conv"].sum())
     variants = [("sparse (trained model)", model), ("dense masked", dense.eval())]
     variants.append(("compact", small.eval()))
     x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(1)).to(device)

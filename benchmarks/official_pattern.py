@@ -107,7 +107,7 @@ class OfficialStatic(_Official):
     """The reference ``StaticNeuralGraph`` pattern over our static model's levels."""
 
     def __init__(self, model: StaticNeuralGraph) -> None:
-        ex = model.graph
+        ex = model.executor
         dim = ex.node_ops[0].dim
         super().__init__(model, dim)
         self.blocks: list[tuple[int, int]] = []

@@ -15,7 +15,7 @@ Examples:
     >>> old = {"old." + k: torch.zeros_like(v) for k, v in model.new.state_dict().items()}
     >>> model.load_state_dict(old)
     <All keys matched successfully>
-    >>> float(model.new.weight.abs().sum())
+    >>> float(model.new.weight.detach().abs().sum())
     0.0
 """
 

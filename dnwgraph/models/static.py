@@ -3,6 +3,7 @@ r"""The static neural graph: a DAG of channel-nodes computed level by level."""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
+from dnwgraph.models._state_keys import add_renamed_keys
 from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import concat_node_ops
 from dnwgraph.nn.spec import WiringSpec, as_spec
@@ -59,7 +61,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         impl (str, optional): ``"sparse"``, ``"scatter"`` or ``"dense"`` aggregation.
             (default: ``"sparse"``)
         **selection_options: strategy options: ``seed`` (``random``), ``mask`` (``fixed``; a
-            BoolTensor aligned with ``model.graph.conv.edge_index``), ``drop_rate`` (``td``).
+            BoolTensor aligned with ``model.conv.edge_index``), ``drop_rate`` (``td``).
 
     Shapes:
         - **input:** :math:`[B, *]` (what the stem takes)
@@ -105,25 +107,38 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             impl=impl,
             **selection_options,
         )
-        self.graph = LevelExecutor(wiring, spec)
+        #: the level-by-level run of the nodes (called ``graph`` up to 0.2)
+        self.executor = LevelExecutor(wiring, spec)
+        add_renamed_keys(self, _former_key)
+
+    @property
+    def graph(self) -> LevelExecutor:
+        """Deprecated name of :attr:`executor` (it holds a
+        :class:`~dnwgraph.nn.LevelExecutor`, not a graph)."""
+        warnings.warn(
+            "StaticNeuralGraph.graph is deprecated; use StaticNeuralGraph.executor",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.executor
 
     @property
     def conv(self) -> nn.Module:
         """The learned wiring (a :class:`~dnwgraph.WiringConv`)."""
-        return self.graph.conv
+        return self.executor.conv
 
     def forward(self, x: Tensor) -> Tensor:
         # only the output nodes' rows are assembled (and get a gradient buffer)
-        return self.read_outputs(self.graph(self.initial_state(x), rows=self.output_nodes))
+        return self.read_outputs(self.executor(self.initial_state(x), rows=self.output_nodes))
 
     def node_outputs(self, x: Tensor) -> Tensor:
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a
         node op, such as the output nodes, give zeros)."""
-        return self.graph.node_outputs(self.initial_state(x))
+        return self.executor.node_outputs(self.initial_state(x))
 
     def node_inputs(self, x: Tensor) -> Tensor:
         """What every node reads from its in-edges, :math:`I_v` (node-first ``[N, B, *]``)."""
-        return self.graph(self.initial_state(x))
+        return self.executor(self.initial_state(x))
 
     # ------------------------------------------------------------------- compaction
     @torch.no_grad()
@@ -175,7 +190,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         out_pos = mask[self.output_nodes.cpu()].nonzero().view(-1)
         if in_pos.numel() == 0 or out_pos.numel() == 0:
             raise DNWGraphError("'node_mask' must keep at least one input node and one output node")
-        conv = self.graph.conv
+        conv = self.executor.conv
         active = conv.active_mask().cpu()
         ei = conv.edge_index.cpu()
         keep_e = active & mask[ei[0]] & mask[ei[1]]
@@ -194,8 +209,8 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             ratio=1.0,
             selection="complete",
             stem=copy.deepcopy(self.stem),
-            node_op=self.graph.node_op_name,
-            node_op_options=self.graph.node_op_options,
+            node_op=self.executor.node_op_name,
+            node_op_options=self.executor.node_op_options,
             num_classes=self.num_classes,
             readout=self.readout.kind,
             input_shape=self.input_shape,
@@ -204,24 +219,29 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         param = next(self.parameters())
         new.to(device=param.device, dtype=param.dtype)
         new.stem_index.copy_(self.stem_index.cpu()[in_pos])
-        new.graph.conv.edge_weight.copy_(weights[new.graph.conv.edge_perm.cpu()])
+        new.executor.conv.edge_weight.copy_(weights[new.executor.conv.edge_perm.cpu()])
         new.head.weight.copy_(self.head.weight[:, out_pos.to(param.device)])
         new.head.bias.copy_(self.head.bias)
 
         # which old op (and row of it) computes every old node
         op_of = torch.full((n,), -1, dtype=torch.long)
         row_of = torch.full((n,), -1, dtype=torch.long)
-        for i, g in enumerate(self.graph.groups):
+        for i, g in enumerate(self.executor.groups):
             op_of[g.cpu()] = i
             row_of[g.cpu()] = torch.arange(g.numel())
         ops = []
-        for g in new.graph.groups:
+        for g in new.executor.groups:
             old = kept[g.cpu()]
             order = torch.argsort(op_of[old] * n + row_of[old])
             parts = [
-                (self.graph.node_ops[i], row_of[old[order]][op_of[old[order]] == i])
+                (self.executor.node_ops[i], row_of[old[order]][op_of[old[order]] == i])
                 for i in torch.unique(op_of[old]).tolist()
             ]
             ops.append(concat_node_ops(parts).select(torch.argsort(order)))
-        new.graph.node_ops = nn.ModuleList(ops).to(device=param.device, dtype=param.dtype)
+        new.executor.node_ops = nn.ModuleList(ops).to(device=param.device, dtype=param.dtype)
         return new.train(self.training)
+
+
+def _former_key(key: str) -> str | None:
+    """The key of a state dict saved when the executor was ``model.graph`` (up to 0.2)."""
+    return "executor." + key[len("graph.") :] if key.startswith("graph.") else None

@@ -162,11 +162,31 @@ def test_snapshots_of_a_run(fake_run):
     path, model = fake_run
     snaps = load_snapshots(path)
     assert [e for e, _ in snaps] == [0, 1, 2, 3]
-    assert set(snaps[0][1]) == {"graph.conv"}
+    assert set(snaps[0][1]) == {"executor.conv"}
     # the last snapshot is the model's final wiring
-    assert edge_churn(snaps[-1][1], model)["graph.conv"]["jaccard"] == 1.0
+    assert edge_churn(snaps[-1][1], model)["executor.conv"]["jaccard"] == 1.0
     rows = churn_series(snaps)
     assert all(0.0 <= r["jaccard"] < 1.0 and r["swapped_in"] > 0 for r in rows)
+
+
+def test_snapshots_from_before_the_executor_rename_meet_todays_model(fake_run):
+    """A run snapshotted when StaticNeuralGraph's executor was ``graph`` (resumed since, or
+    compared with its reloaded model) lines up with ``executor.conv``."""
+    from dnwgraph.models.views import snapshot_views
+
+    path, model = fake_run
+    snaps = load_snapshots(path)
+    old = [(e, {"graph.conv": s["executor.conv"]}) for e, s in snaps]
+    assert edge_churn(old[-1][1], model)["executor.conv"]["jaccard"] == 1.0
+    resumed = old[:2] + snaps[2:]  # written before and after the rename
+    assert churn_series(resumed) == churn_series(snaps)
+    (view,) = snapshot_views(old[-1][1], wiring_views(model))
+    (ref,) = wiring_views(model)
+    assert view.module == "executor.conv" and torch.equal(view.level, ref.level)
+    # a model whose own wiring is called graph.conv keeps that name
+    assert set(edge_churn(old[-1][1], old[-1][1])) == {"graph.conv"}
+    with pytest.raises(ValueError, match="different modules"):
+        edge_churn({"other.conv": snaps[-1][1]["executor.conv"]}, model)
 
 
 def test_malformed_snapshots(tmp_path):

@@ -21,7 +21,7 @@ def test_tiny_training_run_is_analysed(tmp_path):
     snaps = load_snapshots(run)
     assert [e for e, _ in snaps] == [0, 1, 2]
     # the last snapshot is the trained model's wiring, and the trainer's swap counts agree
-    final = snaps[-1][1]["graph.conv"]
+    final = snaps[-1][1]["executor.conv"]
     assert torch.equal(final["active"], model.conv.active_mask())
     rows = churn_series(snaps)
     metrics = (run / "metrics.csv").read_text().splitlines()

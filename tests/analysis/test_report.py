@@ -25,7 +25,7 @@ def test_load_source_kinds(fake_run, tmp_path):
     assert torch.equal(loaded.conv.active_mask(), model.conv.active_mask())
     assert isinstance(load_source(run / "checkpoint.pt"), torch.nn.Module)
     snap = load_source(run / "wiring" / "epoch_0001.pt")
-    assert set(snap) == {"graph.conv"}
+    assert set(snap) == {"executor.conv"}
     path = tmp_path / "w.csv"
     path.write_text("0,1\n1,2\n")
     assert isinstance(load_source(path), Wiring)
@@ -55,7 +55,7 @@ def test_analyze_writes_report_and_json(fake_run, tmp_path):
     assert "Effective size (selected edges only): params" in text and "macs" in text
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     (m,) = doc["wirings"]
-    assert m["module"] == "graph.conv" and m["selected_edges"] == model.conv.k
+    assert m["module"] == "executor.conv" and m["selected_edges"] == model.conv.k
     assert m["random"]["selected_edges"] == model.conv.k
     assert len(doc["churn"]) == 3
     assert f"| selected edges | {model.conv.k} | {model.conv.k} |" in table

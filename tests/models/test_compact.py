@@ -27,7 +27,7 @@ def hand_built() -> StaticNeuralGraph:
 
 
 def set_bias(model: StaticNeuralGraph, node: int, value: float) -> None:
-    for op, group in zip(model.graph.node_ops, model.graph.groups, strict=True):
+    for op, group in zip(model.executor.node_ops, model.executor.groups, strict=True):
         hit = (group == node).nonzero().view(-1)
         if hit.numel():
             with torch.no_grad():
@@ -38,7 +38,7 @@ def set_bias(model: StaticNeuralGraph, node: int, value: float) -> None:
 
 def test_hand_built_removes_exactly_the_dead_nodes():
     model = hand_built()
-    assert dead_nodes(model)["graph.conv"].tolist() == DEAD
+    assert dead_nodes(model)["executor.conv"].tolist() == DEAD
     assert keep_mask(model).nonzero().view(-1).tolist() == [0, 1, 2, 7, 8]
     small = compact(model)
     assert small.num_nodes == 5 and small.conv.num_edges == 4
@@ -59,7 +59,7 @@ def test_constant_nodes_that_matter_are_kept():
     x = torch.randn(16, 2)
     torch.testing.assert_close(compact(model)(x), model(x), rtol=0, atol=1e-6)
     # dropping every dead node regardless would change the outputs: the check above can fail
-    naive = model.subgraph(live_node_mask(model)["graph.conv"])
+    naive = model.subgraph(live_node_mask(model)["executor.conv"])
     assert not torch.allclose(naive(x), model(x))
 
 
@@ -84,7 +84,7 @@ def test_trained_random_model_keeps_its_outputs():
         opt.step()
     model.eval()
     small = compact(model)
-    live = live_node_mask(model)["graph.conv"]
+    live = live_node_mask(model)["executor.conv"]
     assert int(live.sum()) <= small.num_nodes < model.num_nodes
     x = torch.randn(32, 40)
     torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -74,7 +75,7 @@ def test_config_is_hugging_face_shaped_json(tmp_path):
 
     tensors = load_file(folder / "model.safetensors")
     assert tensors.keys() == model.state_dict().keys()
-    assert torch.equal(tensors["graph.conv.edge_weight"], model.conv.edge_weight.detach())
+    assert torch.equal(tensors["executor.conv.edge_weight"], model.conv.edge_weight.detach())
 
 
 def test_tensor_kwargs_and_fixed_masks_round_trip(tmp_path):
@@ -131,3 +132,34 @@ def test_errors(tmp_path):
     model.model_spec["kwargs"]["stem"] = nn.Identity()
     with pytest.raises(ValueError, match="'stem' must be JSON or a tensor"):
         save_pretrained(model, tmp_path / "e")
+
+
+@pytest.mark.parametrize(
+    "name, renamed",
+    [
+        ("mnist1d_static", lambda k: k.replace("executor.", "graph.", 1)),
+        (
+            "mobilenetv1_dnw_x225",
+            lambda k: re.sub(
+                r"node_ops\.(\d+)\.",
+                lambda m: "input_op." if m[1] == "0" else f"level_ops.{int(m[1]) - 1}.",
+                k,
+            ),
+        ),
+    ],
+)
+def test_a_folder_written_with_the_former_module_names_loads(name, renamed, tmp_path):
+    """Folders saved when the static model's executor was ``graph`` and the MobileNet stages
+    held ``input_op`` / ``level_ops`` load into today's models, with the same outputs."""
+    from safetensors.torch import load_file, save_file
+
+    model = build(name).eval()
+    folder = save_pretrained(model, tmp_path)
+    tensors = load_file(folder / "model.safetensors")
+    former = {renamed(k): v for k, v in tensors.items()}
+    assert former.keys() != tensors.keys()
+    save_file(former, folder / "model.safetensors", metadata={"format": "pt"})
+    back = from_pretrained(folder)
+    x = input_for(name)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))

@@ -9,7 +9,7 @@ def randomize(model, seed=0):
     """Non-trivial norm affines (initially 1 and 0) so that the oracle tests all of them."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for op in model.graph.node_ops:
+        for op in model.executor.node_ops:
             op.norm.weight.copy_(1 + 0.3 * torch.randn(op.norm.weight.shape, generator=gen))
             op.norm.bias.copy_(0.3 * torch.randn(op.norm.bias.shape, generator=gen))
     return model
@@ -18,7 +18,7 @@ def randomize(model, seed=0):
 def naive_forward(model, x):
     """Nodes one at a time in topological order, messages summed one edge at a time over all
     candidate edges with a straight-through masked weight (the oracle)."""
-    wiring, conv = model.wiring, model.graph.conv
+    wiring, conv = model.wiring, model.executor.conv
     mask = conv.active_mask().to(x.dtype)
     w = conv.edge_weight
     if conv.selection.straight_through:
@@ -27,7 +27,7 @@ def naive_forward(model, x):
         w_eff = w * mask
     # per node: (op, row) computing it
     where = {}
-    for op, g in zip(model.graph.node_ops, model.graph.groups, strict=True):
+    for op, g in zip(model.executor.node_ops, model.executor.groups, strict=True):
         for row, v in enumerate(g.tolist()):
             where[v] = (op, row)
     inputs = {v: torch.zeros_like(x[:, 0]) for v in range(wiring.num_nodes)}
@@ -72,15 +72,15 @@ def test_equals_naive_per_node_loop_with_edge_gradients(selection):
 
     out = model(x)
     (out * target).sum().backward()
-    grad = model.graph.conv.edge_weight.grad.clone()
+    grad = model.executor.conv.edge_weight.grad.clone()
     model.zero_grad()
     ref = naive_forward(model, x)
     (ref * target).sum().backward()
-    ref_grad = model.graph.conv.edge_weight.grad
+    ref_grad = model.executor.conv.edge_weight.grad
 
     assert torch.allclose(out, ref, atol=1e-5)
     assert torch.allclose(grad, ref_grad, atol=1e-5)
-    active = model.graph.conv.active_mask()
+    active = model.executor.conv.active_mask()
     if selection == "dnw":
         assert grad[~active].abs().sum() > 0  # hallucinated edges learn
     elif selection != "complete":
@@ -106,12 +106,12 @@ def test_non_contiguous_levels_and_vector_nodes_by_hand():
     wiring = Wiring([(0, 1), (1, 2), (3, 2)], num_nodes=4)
     model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=1)
     with torch.no_grad():
-        model.graph.conv.edge_weight.copy_(torch.tensor([2.0, 1.0, -1.0]))  # (0,1) (1,2) (3,2)
-        for op in model.graph.node_ops:
+        model.executor.conv.edge_weight.copy_(torch.tensor([2.0, 1.0, -1.0]))  # (0,1) (1,2) (3,2)
+        for op in model.executor.node_ops:
             op.bias.fill_(-1.0)
         model.head.weight.fill_(1.0)
         model.head.bias.zero_()
-    assert [g.tolist() for g in model.graph.groups] == [[0, 3], [1]]
+    assert [g.tolist() for g in model.executor.groups] == [[0, 3], [1]]
     x = torch.tensor([[3.0, 0.5]])  # input nodes 0 and 3
     # Z0 = relu(3 - 1) = 2, Z3 = relu(0.5 - 1) = 0, I1 = 4, Z1 = 3, I2 = 3 * 1 + 0 * -1 = 3
     assert model(x).item() == pytest.approx(3.0)
@@ -121,19 +121,19 @@ def test_node_without_selected_input_outputs_zero_and_its_edges_get_no_gradient(
     # nodes 0, 1 input; 2 and 3 hidden; 4 output. The fixed mask leaves node 3 without input.
     wiring = Wiring([(0, 2), (1, 3), (2, 4), (3, 4), (0, 4)], num_nodes=5, output_nodes=[4])
     model = StaticNeuralGraph(wiring, ratio=4, selection="dnw")
-    edges = model.graph.conv.edge_index.t().tolist()
+    edges = model.executor.conv.edge_index.t().tolist()
     with torch.no_grad():
         w = torch.tensor([0.0 if e == [1, 3] else 1.0 + i for i, e in enumerate(edges)])
-        model.graph.conv.edge_weight.copy_(w)
-    active = model.graph.conv.active_mask()
+        model.executor.conv.edge_weight.copy_(w)
+    active = model.executor.conv.active_mask()
     assert not active[edges.index([1, 3])]
     x = torch.randn(2, 2, 4, 4)
     z = model.node_outputs(x)
     assert torch.equal(z[3], torch.zeros_like(z[3]))
     assert z[2].abs().sum() > 0
     model(x).sum().backward()
-    assert model.graph.conv.edge_weight.grad[edges.index([3, 4])] == 0
-    assert model.graph.conv.edge_weight.grad[edges.index([2, 4])] != 0
+    assert model.executor.conv.edge_weight.grad[edges.index([3, 4])] == 0
+    assert model.executor.conv.edge_weight.grad[edges.index([2, 4])] != 0
 
 
 def test_subgraph_by_hand():
@@ -142,14 +142,14 @@ def test_subgraph_by_hand():
     pairs = [(0, 2), (1, 4), (0, 3), (2, 3), (2, 5), (3, 5), (4, 5), (4, 6)]
     model = StaticNeuralGraph(Wiring(pairs, num_nodes=7), ratio=7, num_classes=3)
     randomize(model)
-    edges = model.graph.conv.edge_index.t().tolist()
+    edges = model.executor.conv.edge_index.t().tolist()
     with torch.no_grad():
         w = torch.randn(len(edges)).abs() + 0.5
         w[edges.index([1, 4])] = 0.01
-        model.graph.conv.edge_weight.copy_(w)
+        model.executor.conv.edge_weight.copy_(w)
         # a node without input outputs conv(gelu(beta)): zero for a norm shift beta = 0
-        level = [g.tolist() for g in model.graph.groups].index([2, 4])
-        model.graph.node_ops[level].norm.bias[1] = 0.0
+        level = [g.tolist() for g in model.executor.groups].index([2, 4])
+        model.executor.node_ops[level].norm.bias[1] = 0.0
     model.eval()
     small = model.subgraph(torch.tensor([True, False, True, True, False, True, False]))
     x = torch.randn(4, 2, 5, 5)
@@ -162,28 +162,28 @@ def test_subgraph_by_hand():
         (1, 3),
         (2, 3),
     ]
-    assert small.graph.conv.selection.name == "complete"
-    assert small.graph.conv.k == 5
+    assert small.executor.conv.selection.name == "complete"
+    assert small.executor.conv.k == 5
     assert small.input_nodes.tolist() == [0] and small.stem_index.tolist() == [0]
     assert small.output_nodes.tolist() == [3]
     assert torch.equal(small.head.weight, model.head.weight[:, :1])
     assert not small.training
     # the kept node ops are the old ones: node 3 (old) is node 2 (new)
-    old_op, new_op = model.graph.node_ops[2], small.graph.node_ops[2]
+    old_op, new_op = model.executor.node_ops[2], small.executor.node_ops[2]
     assert torch.equal(new_op.conv.weight, old_op.conv.weight)
 
 
 def test_subgraph_of_dead_nodes_keeps_outputs_identical():
     model = small_model(seed=7)
     model.eval()
-    conv = model.graph.conv
+    conv = model.executor.conv
     active = conv.active_mask()
     indeg = torch.bincount(conv.edge_index[1, active], minlength=model.num_nodes)
     dead = indeg == 0
     dead[model.input_nodes] = False
     assert dead.any(), "the test needs a dead node; change the seed"
     with torch.no_grad():  # zero output without input needs a norm shift <= 0
-        for op in model.graph.node_ops:
+        for op in model.executor.node_ops:
             op.norm.bias.clamp_(max=0)
     small = model.subgraph(~dead)
     x = torch.randn(2, model.input_nodes.numel(), 4, 4)
@@ -234,3 +234,38 @@ def test_model_input_is_checked_at_the_entry(x, match):
         model(x)
     model.double()
     assert model(torch.randn(2, 2, 4, 4, dtype=torch.float64)).dtype == torch.float64
+
+
+# ------------------------------------------------- model.executor, formerly model.graph
+
+
+def _small_static():
+    torch.manual_seed(0)
+    wiring = block_dag([2, 3, 3, 2])
+    return randomize(StaticNeuralGraph(wiring, ratio=10, node_op="conv1d", num_classes=3))
+
+
+def test_graph_is_a_deprecated_name_of_executor():
+    model = _small_static()
+    with pytest.warns(
+        DeprecationWarning, match=r"StaticNeuralGraph.graph is deprecated; use .*executor"
+    ):
+        assert model.graph is model.executor
+    assert model.conv is model.executor.conv
+    keys = list(model.state_dict())
+    assert "executor.conv.edge_weight" in keys and not any(k.startswith("graph.") for k in keys)
+
+
+def test_a_state_dict_with_the_former_graph_keys_loads():
+    model = _small_static().eval()
+    former = {
+        ("graph." + k[len("executor.") :] if k.startswith("executor.") else k): v
+        for k, v in model.state_dict().items()
+    }
+    assert "graph.conv.edge_weight" in former and "graph.node_ops.0.norm.weight" in former
+    torch.manual_seed(1)
+    other = StaticNeuralGraph(block_dag([2, 3, 3, 2]), 10, node_op="conv1d", num_classes=3).eval()
+    x = torch.randn(4, 2, 5)
+    assert not torch.equal(other(x), model(x))
+    assert other.load_state_dict(former)  # strict: every key found under its new name
+    assert torch.equal(other(x), model(x))

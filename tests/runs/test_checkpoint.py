@@ -130,3 +130,18 @@ def test_a_file_a_safe_load_refuses_is_named_in_one_line(tmp_path: Path) -> None
     assert "\n" not in message and "corrupt or truncated" not in message
     assert "holds Python objects that a safe (weights-only) load refuses" in message
     assert "random.Random" in message and "add_safe_globals" not in message
+
+
+def test_a_checkpoint_with_the_former_static_keys_loads(tmp_path: Path) -> None:
+    """Runs trained when StaticNeuralGraph's executor was ``model.graph`` still load."""
+    from dnwgraph import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mnist1d_static", selection="random", seed=1).eval()
+    old = {k.replace("executor.", "graph.", 1): v for k, v in model.state_dict().items()}
+    assert any(k.startswith("graph.") for k in old)
+    spec = {"name": "mnist1d_static", "kwargs": {"selection": "random", "seed": 1}}
+    save_checkpoint(tmp_path / "checkpoint.pt", _state(model=spec, model_state=old))
+    x = torch.randn(3, 40)
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path)(x), model(x))

@@ -49,11 +49,11 @@ def test_record_matches_an_independent_count():
 def test_input_scale_is_the_spread_seen_by_the_norms():
     model = _model()
     seen = []
-    for op in model.graph.node_ops:
+    for op in model.executor.node_ops:
         op.norm.register_forward_pre_hook(lambda m, i: seen.append(i[0].detach()))
     monitor = WiringMonitor(model)
     row, _ = _step(model, monitor, 0)
-    assert len(seen) == len(model.graph.node_ops) == 3
+    assert len(seen) == len(model.executor.node_ops) == 3
     # per node and sample: std over the positions; mean over the batch; quantiles over nodes
     spread = torch.cat([x.std(-1).mean(0) for x in seen])
     expected = torch.quantile(spread, torch.tensor([0.1, 0.5, 0.9])).tolist()
