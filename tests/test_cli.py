@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from dnwgraph.cli import main
+from dnwgraph.runs import Run
 from dnwgraph.train import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent / "train"))
@@ -43,7 +44,7 @@ def test_train_then_resume_and_overwrite(tmp_path: Path, capsys) -> None:
     argv = ["train", "--config", str(cfg), "--out", str(out), "--quiet"]
     assert main([*argv, "--set", "train.epochs=1"]) == 0
     assert "done:" in capsys.readouterr().out
-    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 1
+    assert Run(out).config()["train"]["epochs"] == 1
     assert main(argv) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--quiet"]) == 0  # finished: nothing to do

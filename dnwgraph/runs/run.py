@@ -2,7 +2,7 @@
 
 A run directory holds::
 
-    config.yaml            the resolved config (written by ``dnwgraph.train``)
+    config.yaml            the resolved config (:meth:`Run.config`, :meth:`Run.write_config`)
     init.pt                the weights at initialisation
     checkpoint.pt          the latest checkpoint (:mod:`dnwgraph.runs.checkpoint`)
     metrics.csv            one row per epoch, columns :data:`COLUMNS`
@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import check_snapshot
 from dnwgraph.runs.checkpoint import load_checkpoint, load_model, safe_torch_load
+from dnwgraph.runs.config_file import read_config_file, write_config_file
 from dnwgraph.runs.rundir import CHECKPOINT, CONFIG, INIT, METRICS, TENSORBOARD, WIRING
 from dnwgraph.typing import PathLikeStr
 
@@ -270,6 +272,33 @@ class Run:
     def is_run(self) -> bool:
         """Whether the folder holds a checkpoint (a run that finished at least one epoch)."""
         return self.checkpoint_path.is_file()
+
+    def config(self) -> dict[str, Any]:
+        """The run's ``config.yaml``: the resolved config training wrote, a plain nested dict
+        (training checks it again when it resumes; :mod:`dnwgraph.train.config` has the
+        schema).
+
+        Raises:
+            ValueError: the file is missing, not valid YAML or not a mapping (the message
+                names the file).
+
+        Examples:
+            >>> import tempfile
+            >>> run = Run(tempfile.mkdtemp())
+            >>> run.write_config({"train": {"epochs": 2}})
+            >>> run.config()
+            {'train': {'epochs': 2}}
+        """
+        return read_config_file(self.config_path, "run config")
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        """Write ``config`` (a nested dict of plain values) as the run's ``config.yaml``,
+        atomically (:mod:`dnwgraph._atomic`).
+
+        Raises:
+            TypeError: ``config`` is not a mapping.
+        """
+        write_config_file(self.config_path, config)
 
     def metrics(self) -> list[dict[str, float]]:
         """The rows of ``metrics.csv`` (see :func:`read_metrics_csv`)."""

@@ -2,7 +2,8 @@
 
 A config is a plain nested ``dict`` (what ``yaml.safe_load`` returns); :func:`resolve_config`
 merges it over :data:`DEFAULTS`, applies the overrides and checks every key and value once, so
-the loop can trust it.  The resolved config is saved beside the run (``config.yaml``).
+the loop can trust it.  The resolved config is saved beside the run (``config.yaml``, read and
+written by :class:`dnwgraph.runs.Run`, whose YAML reader also reads the files given here).
 
 Schema (defaults in brackets)::
 
@@ -26,10 +27,11 @@ Schema (defaults in brackets)::
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+import warnings
 from typing import Any
 
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.runs import config_file
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["DEFAULTS", "ConfigError", "load_config", "resolve_config", "apply_overrides"]
@@ -82,42 +84,9 @@ class ConfigError(DNWGraphError):
     """An unknown key, a bad value or an unreadable config file."""
 
 
-def _unique_key_loader(name: str) -> type:
-    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
-    last silently)."""
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-        loader.flatten_mapping(node)
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key; construct_mapping reports it
-                continue
-            if not duplicate:
-                seen[key] = line
-            else:
-                first = seen[key]
-                raise ConfigError(
-                    f"duplicate key {key!r} on lines {first} and {line} of {name} "
-                    "(each key may appear once per section)"
-                )
-        return loader.construct_mapping(node, deep=deep)
-
-    UniqueKeyLoader.add_constructor(
-        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
-    )
-    return UniqueKeyLoader
-
-
 def parse_yaml(text: str, name: str = "<string>") -> Any:
-    """``yaml.safe_load`` that refuses duplicate keys.
+    """``yaml.safe_load`` that refuses duplicate keys (the package's one YAML reader,
+    :func:`dnwgraph.runs.config_file.parse_yaml`), with a :class:`ConfigError`.
 
     Raises:
         ConfigError: a key appears twice in one mapping (the message names both lines).
@@ -131,9 +100,10 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
         ...
         dnwgraph.train.config.ConfigError: duplicate key 'lr' on lines 1 and 2 of c.yaml ...
     """
-    import yaml
-
-    return yaml.load(text, Loader=_unique_key_loader(name))  # noqa: S506 - a SafeLoader subclass
+    try:
+        return config_file.parse_yaml(text, name)
+    except DNWGraphError as err:
+        raise ConfigError(str(err)) from None
 
 
 def load_config(
@@ -143,7 +113,8 @@ def load_config(
 
     Args:
         path (path, optional): YAML file following the schema above; ``None`` starts from the
-            defaults.
+            defaults.  Read by :func:`dnwgraph.runs.config_file.read_config_file`, the reader
+            of a run's ``config.yaml``.
         overrides (list of str, optional): ``"section.key=value"`` strings; the value is parsed
             as YAML (``lr=0.05``, ``milestones=[80,120]``, ``dir=null``).
 
@@ -158,30 +129,12 @@ def load_config(
         >>> cfg["optim"]["lr"], cfg["train"]["epochs"], cfg["model"]["name"]
         (0.05, 3, 'mnist1d_static')
     """
-    import yaml
-
     raw: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ConfigError(
-                f"config file {str(path)!r} is not UTF-8 text (byte {err.start}); a config is a "
-                "YAML file"
-            ) from None
-        try:
-            raw = parse_yaml(text, str(path)) or {}
-        except yaml.YAMLError as err:
-            detail = " ".join(str(err).split())
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {detail}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(
-                f"config file {str(path)!r} must hold a mapping of sections (got "
-                f"{type(raw).__name__})"
-            )
+            raw = config_file.read_config_file(path)
+        except DNWGraphError as err:
+            raise ConfigError(str(err)) from None
     return resolve_config(raw, overrides)
 
 
@@ -355,9 +308,13 @@ def _check(cfg: dict[str, Any]) -> None:
 
 
 def dump_config(config: dict[str, Any], path: PathLikeStr) -> None:
-    """Write a resolved config as YAML (sections in schema order)."""
-    import yaml
-
-    from dnwgraph._atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, yaml.safe_dump(config, sort_keys=False).encode())
+    """Deprecated: write a config as YAML; use ``dnwgraph.runs.Run(folder).write_config`` (a
+    run's ``config.yaml``) or :func:`dnwgraph.runs.config_file.write_config_file`."""
+    warnings.warn(
+        "dnwgraph.train.config.dump_config is deprecated; use "
+        "dnwgraph.runs.Run(folder).write_config(config) or "
+        "dnwgraph.runs.config_file.write_config_file(path, config)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    config_file.write_config_file(path, config)

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph._atomic import remove_stale_tmp
-from dnwgraph.errors import NonFiniteError
+from dnwgraph.errors import DNWGraphError, NonFiniteError
 from dnwgraph.runs.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -46,10 +46,9 @@ from dnwgraph.runs.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from dnwgraph.runs.run import save_tensors, snapshot_name, write_metrics_csv
+from dnwgraph.runs.run import Run, save_tensors, snapshot_name, write_metrics_csv
 from dnwgraph.runs.rundir import (
     CHECKPOINT,
-    CONFIG,
     INIT,
     METRICS,
     WIRING,
@@ -58,7 +57,7 @@ from dnwgraph.runs.rundir import (
     clear_outputs,
     start_run,
 )
-from dnwgraph.train.config import ConfigError, dump_config, load_config, resolve_config
+from dnwgraph.train.config import ConfigError, resolve_config
 from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
 from dnwgraph.train.distributed import DistEnv
 from dnwgraph.train.metrics import (
@@ -248,13 +247,14 @@ def _resume_state(out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     belong to the run's ``config.yaml``."""
     if not out.is_dir():
         raise CheckpointError(f"cannot resume: {str(out)!r} is not a run directory")
-    has_config = (out / CONFIG).is_file()
+    run = Run(out)
+    has_config = run.config_path.is_file()
     if (out / CHECKPOINT).exists():
         ckpt = load_checkpoint(out)
         if has_config:
             try:
-                saved = load_config(out / CONFIG)
-            except ConfigError:
+                saved = resolve_config(run.config())
+            except DNWGraphError:
                 saved = None  # damaged: the checkpoint's own config is authoritative
             theirs = resolve_config(ckpt["config"])
             diff = None if saved is None else _first_difference(saved, theirs)
@@ -266,11 +266,14 @@ def _resume_state(out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
                     "or start the run again with --overwrite"
                 )
         return ckpt["config"], ckpt
-    if has_config:
-        return load_config(out / CONFIG), None  # stopped before the first epoch ended
+    if has_config:  # stopped before the first epoch ended
+        try:
+            return run.config(), None
+        except DNWGraphError as err:
+            raise ConfigError(f"cannot resume {str(out)!r}: {err}") from None
     raise CheckpointError(
-        f"cannot resume: {str(out)!r} holds no run (neither {CHECKPOINT} nor {CONFIG}); start "
-        "one with dnwgraph train --config FILE --out DIR"
+        f"cannot resume: {str(out)!r} holds no run (neither {CHECKPOINT} nor "
+        f"{run.config_path.name}); start one with dnwgraph train --config FILE --out DIR"
     )
 
 
@@ -406,7 +409,7 @@ def train(
         if ckpt is None:
 
             def write_config(folder: Path) -> None:
-                dump_config(cfg, folder / CONFIG)
+                Run(folder).write_config(cfg)
 
             if resume:  # restart from the saved config: nothing of the old attempt survives
                 clear_outputs(out, keep_config=True, tools=False)

@@ -12,7 +12,6 @@ from dnwgraph import create_model
 from dnwgraph.runs import Run
 from dnwgraph.runs.checkpoint import FORMAT, save_checkpoint
 from dnwgraph.runs.run import save_tensors, write_metrics_csv
-from dnwgraph.train.config import dump_config
 from dnwgraph.train.metrics import wiring_snapshot, wiring_stats
 
 matplotlib.use("Agg")
@@ -39,7 +38,7 @@ def make_run(path, epochs: int = 3, seed: int = 0):
     }
     run = Run(path)
     run.wiring_dir.mkdir(parents=True)
-    dump_config(config, run.config_path)
+    run.write_config(config)
     save_tensors(run.snapshot_path(0), wiring_snapshot(model))
     _, previous = wiring_stats(model)
     rows = []

@@ -53,12 +53,12 @@ def test_torch_scheduler_by_name_steps_per_epoch_and_resumes(tmp_path: Path, tin
     train(tiny_config, tmp_path / "b", progress=False)
     ckpt = load_checkpoint(tmp_path / "b")
     ckpt["config"]["train"]["epochs"] = 3
+    from dnwgraph.runs import Run
     from dnwgraph.runs.checkpoint import save_checkpoint
-    from dnwgraph.train.config import dump_config
 
     # a longer run: the checkpoint and config.yaml must agree (else resume refuses)
     save_checkpoint(tmp_path / "b" / "checkpoint.pt", ckpt)
-    dump_config(ckpt["config"], tmp_path / "b" / "config.yaml")
+    Run(tmp_path / "b").write_config(ckpt["config"])
     resumed = train({}, tmp_path / "b", resume=True, progress=False)["history"]
     assert [round(r["lr"], 6) for r in resumed] == [0.05, 0.025, 0.0125]
 

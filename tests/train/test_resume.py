@@ -68,6 +68,23 @@ def test_resume_before_first_checkpoint_restarts_from_saved_config(tmp_path: Pat
     _assert_same_run(reference, run)
 
 
+def test_resume_reads_the_run_config_through_run(tmp_path: Path) -> None:
+    """The saved config.yaml is read by Run.config(): a damaged one is a one-line error when
+    it is all the run has, and the checkpoint's own config wins when there is one."""
+    from dnwgraph.runs import Run
+    from dnwgraph.train import ConfigError
+
+    run = tmp_path / "run"
+    train(resume_config(1, 96), run, progress=False)
+    saved = Run(run).config()
+    assert saved == load_checkpoint(run)["config"]  # what training wrote, read back
+    Run(run).config_path.write_text("train: [1,\n")
+    train({}, run, resume=True, progress=False)  # finished; config.yaml damaged: no error
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(ConfigError, match=r"cannot resume .*run config '.*config.yaml' is not"):
+        train({}, run, resume=True, progress=False)
+
+
 def test_another_runs_checkpoint_is_refused(tmp_path: Path) -> None:
     run, other = tmp_path / "run", tmp_path / "other"
     train(resume_config(1, 96), run, progress=False)
@@ -120,17 +137,17 @@ def test_resume_removes_stale_temporary_files(tmp_path: Path) -> None:
 def test_a_kill_before_the_config_is_written_leaves_no_half_run(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from dnwgraph.train import loop
+    from dnwgraph.runs import Run
 
     class Killed(BaseException):
         pass
 
-    def killed(cfg, path) -> None:
-        Path(path).with_name(".config.tmp.yaml").write_text("half")
+    def killed(run, cfg) -> None:
+        run.config_path.with_name(".config.tmp.yaml").write_text("half")
         raise Killed
 
     run = tmp_path / "run"
-    monkeypatch.setattr(loop, "dump_config", killed)
+    monkeypatch.setattr(Run, "write_config", killed)
     with pytest.raises(Killed):
         train(resume_config(1, 96), run, progress=False)
     monkeypatch.undo()

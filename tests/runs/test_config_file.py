@@ -1,0 +1,99 @@
+"""Config files: one YAML reader and writer, and no other module opens a run's config.yaml."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.runs import Run
+from dnwgraph.runs.config_file import parse_yaml, read_config_file, write_config_file
+
+PACKAGE = Path(__file__).resolve().parents[2] / "dnwgraph"
+CONFIG = {
+    "model": {"name": "mnist1d_static", "kwargs": {"ratio": 0.02, "selection": "random"}},
+    "optim": {"lr": 0.1, "grad_clip": None, "kwargs": {"betas": [0.9, 0.99]}},
+    "train": {"epochs": 3, "device": "cpu", "tensorboard": False},
+}
+
+
+def test_run_config_round_trip(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    run.write_config(CONFIG)
+    assert run.config() == CONFIG
+    assert list(run.config()) == list(CONFIG)  # sections stay in order
+    assert yaml.safe_load(run.config_path.read_text()) == CONFIG  # plain YAML, any reader
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temporary file left
+    run.write_config({"train": {"epochs": 1}})  # replaced whole
+    assert run.config() == {"train": {"epochs": 1}}
+    run.config_path.write_text("")
+    assert run.config() == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, r"run config '.*config\.yaml' does not exist"),
+        ("optim: [1,\n", r"run config '.*config\.yaml' is not valid YAML: .*line"),
+        ("- 1\n- 2\n", r"run config '.*config\.yaml' must hold a mapping of sections \(got list\)"),
+        ("just text\n", r"must hold a mapping of sections \(got str\)"),
+        ("optim:\n  lr: 1\n  lr: 2\n", r"duplicate key 'lr' on lines 2 and 3 of .*config\.yaml"),
+        (b"\x80\x81PK\x03\x04", r"run config '.*config\.yaml' is not UTF-8 text \(byte 0\)"),
+    ],
+)
+def test_a_damaged_run_config_is_one_clear_error(tmp_path: Path, text, match: str) -> None:
+    run = Run(tmp_path)
+    if isinstance(text, bytes):
+        run.config_path.write_bytes(text)
+    elif text is not None:
+        run.config_path.write_text(text)
+    with pytest.raises(DNWGraphError, match=match):
+        run.config()
+
+
+def test_the_writer_takes_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"a config is a mapping of sections \(got list\)"):
+        Run(tmp_path).write_config([("train", {})])  # type: ignore[arg-type]
+    write_config_file(tmp_path / "c.yaml", CONFIG)
+    assert read_config_file(tmp_path / "c.yaml") == CONFIG
+    assert parse_yaml("a: {b: 1}") == {"a": {"b": 1}}
+
+
+def _opens_the_run_config(path: Path) -> list[str]:
+    """What in ``path`` names a run's config.yaml: the rundir constant, the file name in code
+    (docstrings aside), or the old writer."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dnwgraph.runs"):
+            found += [f"imports {a.name}" for a in node.names if a.name == "CONFIG"]
+        elif isinstance(node, ast.Constant) and id(node) not in docstrings:
+            if isinstance(node.value, str) and node.value.endswith("config.yaml"):
+                found.append(f"the string {node.value!r} (line {node.lineno})")
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("dump_config"):
+            found.append(f"calls dump_config (line {node.lineno})")
+    return found
+
+
+def test_no_module_but_the_run_format_opens_config_yaml() -> None:
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "runs":  # the run format itself
+            continue
+        found = _opens_the_run_config(path)
+        if found:
+            offenders[str(path.relative_to(PACKAGE))] = found
+    assert offenders == {}
+    # the check sees what it looks for
+    assert _opens_the_run_config(PACKAGE / "runs" / "run.py") == ["imports CONFIG"]
