@@ -22,10 +22,17 @@ change accordingly (a model saved sparsified loads into a freshly sparsified one
 pickles parametrized modules only through their ``state_dict``).
 :func:`unsparsify` bakes the masks in and restores plain layers.  :func:`~dnwgraph.count_params`
 and :func:`~dnwgraph.count_macs` count only the kept weights of a sparsified layer.
+
+A layer's mask is kept while its weight keeps its values: the cache key is a copy of the weight
+(:class:`~dnwgraph.nn.plans.ValueKey`, the key of ``WiringConv``'s plan cache), compared at
+every use, so an optimizer step, any in-place edit or ``load_state_dict`` selects again (the
+sparsified weights are held twice in memory).  With ``scope="model"`` every mask depends on
+every weight; hooks on the sparsified module make one forward pass compare them once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import warnings
 from collections.abc import Iterable, Sequence
@@ -34,10 +41,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch.utils.hooks import RemovableHandle
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
+from dnwgraph.nn.plans import ValueKey
 from dnwgraph.select import resolve_k, topk_mask
 
 #: Layer types :func:`sparsify` converts by default.
@@ -69,26 +78,56 @@ class _TopKStraightThrough(torch.autograd.Function):
 
 class _GlobalBudget:
     """Shared state of ``scope="model"``: one top-k over all registered weights, recomputed
-    once per weight update (keyed by the weights' versions)."""
+    when any of them changes (a :class:`~dnwgraph.nn.plans.ValueKey` on all of them).
+
+    Every layer's mask depends on every weight, so each use compares all of them; during a
+    forward pass of the sparsified module (whose hooks open :meth:`ValueKey.hold
+    <dnwgraph.nn.plans.ValueKey.hold>`) the first use compares and the others trust it."""
 
     def __init__(self, k: int) -> None:
         self.k = k
         self.members: list[TopKWeight] = []
-        self._key: tuple[Any, ...] | None = None
+        self.key = ValueKey()
         self._masks: list[Tensor] = []
+        self._open: list[contextlib.AbstractContextManager[None]] = []
+        self._hooks: list[RemovableHandle] = []
 
     def mask_for(self, member: TopKWeight, weight: Tensor) -> Tensor:
         weights = [m.current_weight(weight if m is member else None) for m in self.members]
-        key = tuple((w._version, w.data_ptr(), w.device) for w in weights)
-        if key != self._key:
+        if not self._masks or not self.key.matches(weights):
             score = torch.cat([w.detach().abs().reshape(-1).to(weights[0].device) for w in weights])
             flat = topk_mask(score, self.k)
             sizes = [w.numel() for w in weights]
             self._masks = [
                 m.view_as(w).to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)
             ]
-            self._key = key
+            self.key.store(weights)
         return self._masks[self.members.index(member)]
+
+    def invalidate(self) -> None:
+        self.key.invalidate()
+        self._masks = []
+
+    def attach(self, module: nn.Module) -> None:
+        """Hold the key during every forward pass of ``module`` (the sparsified model)."""
+        self._hooks = [
+            module.register_forward_pre_hook(self._enter),
+            module.register_forward_hook(self._exit, always_call=True),
+        ]
+
+    def detach(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def _enter(self, module: nn.Module, args: Any) -> None:
+        hold = self.key.hold()
+        hold.__enter__()
+        self._open.append(hold)
+
+    def _exit(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._open:
+            self._open.pop().__exit__(None, None, None)
 
 
 class TopKWeight(nn.Module):
@@ -116,7 +155,8 @@ class TopKWeight(nn.Module):
         self.numel = numel
         self._shared = shared
         self._layer: list[nn.Module] = []  # a list keeps the layer out of the module tree
-        self._key: tuple[Any, ...] | None = None
+        #: the weight the cached mask was chosen for (by value, see ValueKey)
+        self.key = ValueKey()
         self._mask: Tensor | None = None
         if shared is not None:
             shared.members.append(self)
@@ -134,15 +174,23 @@ class TopKWeight(nn.Module):
         return self._layer[0].parametrizations.weight.original  # type: ignore[union-attr,return-value]
 
     def mask(self, weight: Tensor) -> Tensor:
-        """Boolean mask of the kept weights (cached while ``weight`` is unchanged)."""
+        """Boolean mask of the kept weights, cached while ``weight`` keeps its values (a
+        :class:`~dnwgraph.nn.plans.ValueKey`: any change, in place or not, selects again)."""
         if self._shared is not None:
             return self._shared.mask_for(self, weight)
-        key = (weight._version, weight.data_ptr(), weight.device)
-        if key != self._key or self._mask is None:
+        if self._mask is None or not self.key.matches([weight]):
             assert self.k is not None
             self._mask = topk_mask(weight.detach().abs().reshape(-1), self.k).view_as(weight)
-            self._key = key
+            self.key.store([weight])
         return self._mask
+
+    def invalidate(self) -> None:
+        """Forget the cached mask (the shared one too, with ``scope="model"``): the next use
+        selects again."""
+        self._mask = None
+        self.key.invalidate()
+        if self._shared is not None:
+            self._shared.invalidate()
 
     def forward(self, weight: Tensor) -> Tensor:
         return _TopKStraightThrough.apply(weight, self.mask(weight).to(weight.dtype))
@@ -309,6 +357,8 @@ def sparsify(
         p = TopKWeight(ratio, _weight(layer).numel(), shared)
         parametrize.register_parametrization(layer, "weight", p, unsafe=True)
         p._layer.append(layer)  # counted by its kept weights: see TopKWeight.counter
+    if shared is not None:
+        shared.attach(module)  # one comparison of all the weights per forward pass
     return module
 
 
@@ -350,8 +400,16 @@ def unsparsify(module: nn.Module) -> nn.Module:
     layers = sparsified_layers(module)
     if not layers:
         raise DNWGraphError("no sparsified layer found: call sparsify() first")
-    for _, layer in layers:
-        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    # every mask first: with scope="model" a layer's mask reads the other layers' weights
+    with torch.no_grad():
+        baked = [_weight(layer).detach().clone() for _, layer in layers]
+    for (_, layer), weight in zip(layers, baked, strict=True):
+        for p in layer.parametrizations.weight:  # type: ignore[union-attr]
+            if isinstance(p, TopKWeight) and p._shared is not None:
+                p._shared.detach()
+        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+        with torch.no_grad():  # the same Parameter (optimizers keep it), the masked values
+            _weight(layer).copy_(weight)
     return module
 
 

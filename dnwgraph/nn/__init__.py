@@ -11,7 +11,7 @@ from dnwgraph.nn.node_ops import (
     list_node_ops,
     register_node_op,
 )
-from dnwgraph.nn.plans import PlanCache
+from dnwgraph.nn.plans import PlanCache, ValueKey
 from dnwgraph.nn.spec import WiringSpec
 from dnwgraph.nn.wiring_conv import WiringConv
 
@@ -23,6 +23,7 @@ __all__ = [
     "AggregationPlan",
     "EdgeSet",
     "PlanCache",
+    "ValueKey",
     "LevelExecutor",
     "WiringSpec",
     "NodeOp",

@@ -24,6 +24,18 @@ Examples:
     >>> same
     True
     >>> conv.plan_cache.invalidate()  # the next call selects again
+
+The same key for any cache of values derived from tensors (:class:`ValueKey`: the weights of
+``sparsify``'s masks, for one):
+
+    >>> w = torch.ones(3)
+    >>> key = ValueKey()
+    >>> key.store([w]); key.matches([w])
+    True
+    >>> with torch.no_grad():
+    ...     _ = w.mul_(2)  # in place: the same tensor, other values
+    >>> key.matches([w])
+    False
 """
 
 from __future__ import annotations
@@ -64,6 +76,72 @@ def _equal(a: Any, b: Any) -> bool:
         both = isinstance(a, Tensor) and isinstance(b, Tensor)
         return both and _same_kind(a, b) and _same_values(a, b)
     return bool(a == b)
+
+
+class ValueKey:
+    """A cache key made of some values: a detached copy of each tensor (its values, dtype,
+    device and shape are the key) and the others as they are, compared at every use, with
+    :class:`PlanCache`'s comparison.  Whatever changes the tensors is seen (an optimizer step,
+    an in-place edit, even through ``.data``, ``load_state_dict``, ``.to(...)``) without
+    hooks into the optimizer or private tensor attributes; comparing reads every element once
+    (one synchronisation per tensor on a GPU).
+
+    :meth:`hold` compares once for a block of uses in which the values do not change.
+
+    Attributes:
+        values (tuple or None): the values of the last :meth:`store` (tensors copied);
+            ``None``: nothing matches.
+    """
+
+    def __init__(self) -> None:
+        self.values: tuple[Any, ...] | None = None
+        self._holds = 0  # open hold() blocks
+        self._held = False  # matched inside the open hold() blocks
+
+    def matches(self, values: Sequence[Any]) -> bool:
+        """Whether ``values`` equal those of the last :meth:`store` (inside :meth:`hold`,
+        after one comparison that matched, without comparing again)."""
+        if self._held:
+            return self.values is not None
+        same = (
+            self.values is not None
+            and len(values) == len(self.values)
+            and all(_equal(a, b) for a, b in zip(self.values, values, strict=True))
+        )
+        self._held = same and self._holds > 0
+        return same
+
+    def store(self, values: Sequence[Any]) -> None:
+        """Make ``values`` (copied) the key."""
+        self.values = tuple(_snapshot(v) for v in values)
+        self._held = self._holds > 0
+
+    def invalidate(self) -> None:
+        """Forget the key: nothing matches until the next :meth:`store`."""
+        self.values, self._held = None, False
+
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """A block in which the values do not change: the first :meth:`matches` compares,
+        later ones trust it.  Re-entrant; a no-op in compiled or traced code."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return contextlib.nullcontext()
+        return self._hold()
+
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[None]:
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self._held = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_holds": 0, "_held": False}
+
+    def __repr__(self) -> str:
+        return f"ValueKey({'empty' if self.values is None else f'{len(self.values)} values'})"
 
 
 class PlanCache:

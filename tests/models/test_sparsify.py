@@ -302,3 +302,112 @@ def test_old_scope_names_warn_and_mean_the_same(old, new):
     sparsify(b, 4, scope=new)
     for (_, la), (_, lb) in zip(sparsified_layers(a), sparsified_layers(b), strict=True):
         assert torch.equal(la.weight, lb.weight)
+
+
+# ------------------------------------------------------- the mask cache: keyed on values
+
+
+@pytest.fixture
+def selections(monkeypatch):
+    """Counts the top-k selections sparsify makes (a spy on its topk_mask)."""
+    import importlib
+
+    module = importlib.import_module("dnwgraph.models.sparsify")  # the name is the function's
+    calls = []
+    real = module.topk_mask
+
+    def spy(score, k):
+        calls.append(score.numel())
+        return real(score, k)
+
+    monkeypatch.setattr(module, "topk_mask", spy)
+    return calls
+
+
+def _expected(raw: torch.Tensor, k: int) -> torch.Tensor:
+    """``raw`` with all but its k largest |values| zeroed, computed here."""
+    keep = torch.zeros(raw.numel(), dtype=torch.bool)
+    keep[raw.detach().abs().flatten().argsort(descending=True, stable=True)[:k]] = True
+    return raw.detach() * keep.view_as(raw)
+
+
+@pytest.mark.parametrize("change", ["mul_", "copy_", "data.copy_", "load_state_dict"])
+def test_a_changed_weight_selects_again_an_unchanged_one_does_not(change, selections):
+    model = sparsify(_mlp(), 5)
+    layer = model[0]
+    w = layer.parametrizations.weight.original
+    x = torch.randn(3, 6)
+    model(x)
+    model(x)
+    _ = layer.weight
+    assert len(selections) == 2  # one per layer, reused since
+    other = torch.randn_like(w)
+    with torch.no_grad():
+        if change == "mul_":
+            w.mul_(-2)
+        elif change == "copy_":
+            w.copy_(other)
+        elif change == "data.copy_":  # bypasses autograd's version counter
+            w.data.copy_(other)
+        else:
+            state = model.state_dict()
+            state["0.parametrizations.weight.original"] = other
+            model.load_state_dict(state)
+    torch.testing.assert_close(layer.weight, _expected(w, 5), rtol=0, atol=0)
+    assert len(selections) == 3  # that layer only
+    model(x)
+    assert len(selections) == 3
+
+
+def test_the_model_budget_sees_any_layer_change_and_compares_once_per_pass(monkeypatch):
+    import dnwgraph.nn.plans as plans
+
+    model = sparsify(_cnn(), 0.2, scope="model")
+    layers = [layer for _, layer in sparsified_layers(model)]
+    raws = [layer.parametrizations.weight.original for layer in layers]
+    x = torch.randn(2, 3, 6, 6)
+    model(x)
+    compared = []
+    real = plans._same_values
+    monkeypatch.setattr(plans, "_same_values", lambda a, b: compared.append(1) or real(a, b))
+    model(x)
+    # one comparison of every weight for the pass (not one per layer per layer)
+    assert len(compared) == len(layers) == 3
+    compared.clear()
+    _ = layers[0].weight  # outside a forward pass: compared again, in full
+    assert len(compared) == 3
+    with torch.no_grad():
+        raws[-1].data.copy_(10 * torch.randn_like(raws[-1]))  # the last layer only
+    # the first layer's mask (read first) already sees the change of the last one
+    total = sum(r.numel() for r in raws)
+    flat = _expected(torch.cat([r.flatten() for r in raws]), round(0.2 * total))
+    got = torch.cat([layer.weight.detach().flatten() for layer in layers])
+    torch.testing.assert_close(got, flat, rtol=0, atol=0)
+
+
+def test_unsparsify_a_model_budget_bakes_every_mask_and_removes_its_hooks():
+    model = sparsify(_mlp(), 4, scope="model")
+    assert len(model._forward_pre_hooks) == len(model._forward_hooks) == 1
+    clone = copy.deepcopy(model)
+    x = torch.randn(2, 6)
+    assert clone(x).shape == (2, 4)  # (before: a copy shares parametrize's class with model)
+    effective = [model[i].weight.detach().clone() for i in (0, 2)]
+    params = [model[i].parametrizations.weight.original for i in (0, 2)]
+    unsparsify(model)  # each layer's mask needs the other layer's weights: all read first
+    for i, weight, param in zip((0, 2), effective, params, strict=True):
+        assert model[i].weight is param and torch.equal(model[i].weight, weight)
+    assert sum(_nonzero(model[i].weight) for i in (0, 2)) == 4
+    assert not model._forward_pre_hooks and not model._forward_hooks
+    assert len(clone._forward_pre_hooks) == 1  # the copy keeps its own
+    assert model(x).shape == (2, 4)
+
+
+def test_a_forward_that_fails_closes_its_hold():
+    model = sparsify(_mlp(), 4, scope="model")
+    with pytest.raises(RuntimeError):
+        model(torch.randn(2, 5))  # wrong width
+    budget = model[0].parametrizations.weight[0]._shared
+    assert budget._open == [] and budget.key._holds == 0
+    with torch.no_grad():
+        model[2].parametrizations.weight.original.fill_(5.0)
+    assert _nonzero(model[2].weight) == 4  # not a stale mask
