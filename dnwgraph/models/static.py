@@ -209,7 +209,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             ratio=1.0,
             selection="complete",
             stem=copy.deepcopy(self.stem),
-            node_op=self.executor.node_op_name,
+            node_op=self.executor.spec.node_op,
             node_op_options=self.executor.node_op_options,
             num_classes=self.num_classes,
             readout=self.readout.kind,

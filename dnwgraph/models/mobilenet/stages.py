@@ -130,9 +130,8 @@ class DNWStage(LevelExecutor):
         wiring = block_dag([in_channels] + [out_channels] * levels)
 
         def depthwise(sizes: list[int]) -> list[nn.Module]:
-            return [DepthwiseNodeOp(in_channels, stride)] + [
-                DepthwiseNodeOp(out_channels) for _ in sizes[1:]
-            ]
+            ops: list[nn.Module] = [DepthwiseNodeOp(in_channels, stride)]
+            return ops + [DepthwiseNodeOp(out_channels) for _ in sizes[1:]]
 
         # the reference code's initial scale: a 1x1 convolution over all candidates
         super().__init__(wiring, spec, node_ops=depthwise, conv_options={"fan_in": "candidates"})
