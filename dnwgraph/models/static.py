@@ -112,8 +112,13 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         return self.graph.conv
 
     def forward(self, x: Tensor) -> Tensor:
-        # only the output nodes' rows are assembled (and get a gradient buffer)
-        return self.read_outputs(self.graph(self.initial_state(x), rows=self.output_nodes))
+        # only the output nodes' rows are assembled (and get a gradient buffer); a linear
+        # readout is applied before the sums into them, which then run on pooled features
+        x0 = self.initial_state(x)
+        if self.readout.linear:
+            pooled = self.graph(x0, rows=self.output_nodes, pool=self.readout)
+            return self.head(pooled.t())
+        return self.read_outputs(self.graph(x0, rows=self.output_nodes))
 
     def node_outputs(self, x: Tensor) -> Tensor:
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a

@@ -1,7 +1,7 @@
 """Message passing over learned wirings."""
 
 from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, sddmm, spmm, wiring_matmul
-from dnwgraph.nn.levels import LevelExecutor
+from dnwgraph.nn.levels import LevelExecutor, LinearPool
 from dnwgraph.nn.node_ops import (
     ChannelNodeOp,
     NeuronNodeOp,
@@ -24,6 +24,7 @@ __all__ = [
     "EdgeSet",
     "PlanCache",
     "LevelExecutor",
+    "LinearPool",
     "WiringSpec",
     "NodeOp",
     "ChannelNodeOp",
