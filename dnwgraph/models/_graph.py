@@ -74,16 +74,52 @@ class Readout(nn.Module):
             raise DNWGraphError(f"'readout' must be one of {list(READOUTS)} (got {kind!r})")
         self.kind = kind
 
-    def forward(self, x: Tensor) -> Tensor:
+    @property
+    def linear(self) -> bool:
+        """Whether :meth:`pool` is linear (``"mean"`` and ``"centre"``): a model may then
+        pool the output nodes' inputs before summing them (see
+        :meth:`LevelExecutor.forward <dnwgraph.nn.LevelExecutor.forward>`)."""
+        return self.kind != "max"
+
+    def _window(self, x: Tensor) -> Tensor:
+        """The positions pooled: the centre patch (a view), or all of them."""
         if x.dim() > 2 and self.kind == "centre":
             for d in range(2, x.dim()):
                 size = x.size(d)
                 start = max(size // 2 - 2, 0)
                 x = x.narrow(d, start, min(2, size - start))
+        return x
+
+    def pool(self, x: Tensor) -> Tensor:
+        """Every node's pooled features: ``[n, B, *S]`` to ``[n, B]`` (``forward`` without
+        the transposition)."""
+        x = self._window(x)
         if x.dim() == 2:
-            return x.t()
+            return x
         x = x.flatten(2)
-        return (x.amax(-1) if self.kind == "max" else x.mean(-1)).t()
+        return x.amax(-1) if self.kind == "max" else x.mean(-1)
+
+    def pool_adjoint_(self, grad: Tensor, h: Tensor) -> Tensor:
+        r"""``grad += P^T h`` in place for a :attr:`linear` readout: ``h`` ``[n, B]``
+        spread evenly over the pooled positions of ``grad`` ``[n, B, *S]``.
+
+        Examples:
+            >>> g = torch.zeros(1, 1, 8, 8)
+            >>> _ = Readout("centre").pool_adjoint_(g, torch.ones(1, 1))
+            >>> g.sum().item(), g[0, 0, 2:4, 2:4].tolist()
+            (1.0, [[0.25, 0.25], [0.25, 0.25]])
+        """
+        if not self.linear:
+            raise DNWGraphError(f"the {self.kind!r} readout is not linear: it has no adjoint")
+        window = self._window(grad)
+        if window.dim() == 2:
+            return grad.add_(h)
+        count = window[0, 0].numel()
+        window.add_(h.view(*h.shape, *([1] * (window.dim() - 2))), alpha=1.0 / count)
+        return grad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(x).t()
 
     def extra_repr(self) -> str:
         return repr(self.kind)
@@ -152,6 +188,17 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
 
     def initial_state(self, x: Tensor) -> Tensor:
         """Node-first initial features ``[N, B, *S]``: the stem output at the input nodes."""
+        s = self._stem_channels(x)
+        state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
+        return state.index_copy_(0, self.input_nodes, s.transpose(0, 1))  # no copy of zeros
+
+    def input_features(self, x: Tensor) -> Tensor:
+        """The input nodes' initial features, node-first ``[n_in, B, *S]`` (contiguous), in
+        the order of :attr:`input_nodes`."""
+        return self._stem_channels(x).transpose(0, 1).contiguous()
+
+    def _stem_channels(self, x: Tensor) -> Tensor:
+        """The stem output ``[B, n_in, *S]``, channel ``i`` for input node ``input_nodes[i]``."""
         self._check_input(x)
         s = self.stem(x)
         n_in = self.input_nodes.numel()
@@ -164,8 +211,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         traced = torch.compiler.is_compiling()  # no data-dependent branch in a compiled graph
         if s.size(1) != n_in or traced or not torch.equal(self.stem_index, identity):
             s = s.index_select(1, self.stem_index)
-        state = s.new_zeros(self.num_nodes, *s.shape[:1], *s.shape[2:])
-        return state.index_copy_(0, self.input_nodes, s.transpose(0, 1))  # no copy of zeros
+        return s
 
     def read(self, state: Tensor) -> Tensor:
         """Logits ``[B, num_classes]`` from the features of the output nodes in ``state``."""

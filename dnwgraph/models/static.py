@@ -110,6 +110,12 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         #: the level-by-level run of the nodes (called ``graph`` up to 0.2)
         self.executor = LevelExecutor(wiring, spec)
         add_renamed_keys(self, _former_key)
+        # the input nodes are the first level of a chain: the executor starts from their
+        # features alone (the other nodes' zero inputs are never materialised)
+        ex = self.executor
+        self._from_inputs = bool(
+            ex._chain and ex.groups and torch.equal(self.input_nodes.cpu(), ex.groups[0].cpu())
+        )
 
     @property
     def graph(self) -> LevelExecutor:
@@ -128,8 +134,13 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         return self.executor.conv
 
     def forward(self, x: Tensor) -> Tensor:
-        # only the output nodes' rows are assembled (and get a gradient buffer)
-        return self.read_outputs(self.executor(self.initial_state(x), rows=self.output_nodes))
+        # only the output nodes' rows are assembled (and get a gradient buffer); a linear
+        # readout is applied before the sums into them, which then run on pooled features
+        x0 = self.input_features(x) if self._from_inputs else self.initial_state(x)
+        if self.readout.linear:
+            pooled = self.executor(x0, rows=self.output_nodes, pool=self.readout)
+            return self.head(pooled.t())
+        return self.read_outputs(self.executor(x0, rows=self.output_nodes))
 
     def node_outputs(self, x: Tensor) -> Tensor:
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a

@@ -1,7 +1,7 @@
 """Message passing over learned wirings."""
 
 from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, sddmm, spmm, wiring_matmul
-from dnwgraph.nn.levels import LevelExecutor
+from dnwgraph.nn.levels import LevelExecutor, LinearPool
 from dnwgraph.nn.node_ops import (
     ChannelNodeOp,
     NeuronNodeOp,
@@ -25,6 +25,7 @@ __all__ = [
     "PlanCache",
     "ValueKey",
     "LevelExecutor",
+    "LinearPool",
     "WiringSpec",
     "NodeOp",
     "ChannelNodeOp",

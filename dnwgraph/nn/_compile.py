@@ -68,11 +68,11 @@ def _forward(
     used.  ``meta`` is ``[layer, group (-1: none), first_row, out_rows, record]``; ``record``
     keeps the plan for the backward pass (the token is ``0`` otherwise).  ``edge_weight`` is
     the layer's own parameter (an input so that gradients reach it)."""
-    layer, group, first_row, _, record = meta
+    layer, group, first_row, out_rows, record = meta
     conv = _layer(layer)
     if edge_index is not None:
         conv._check_edge_index(edge_index)
-    plan = conv.plan(None if group < 0 else group, first_row)
+    plan = conv.plan(None if group < 0 else group, first_row, first_row + out_rows)
     out = aggregate_forward(x, plan, add_to, out_dtype)
     token = conv.plan_cache.record(plan) if record else 0
     return out, torch.tensor(token)

@@ -24,7 +24,7 @@ no per-edge messages are formed.  Nodes never feed nodes of their own level, so 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +40,21 @@ from dnwgraph.typing import Ratio, Scope
 #: Prebuilt node ops: one module per executed level, or a function of the levels' sizes
 #: returning them (called after the wiring layer is built).
 NodeOps = Sequence[nn.Module] | Callable[[list[int]], Sequence[nn.Module]]
+
+
+class LinearPool(Protocol):
+    r"""A linear map :math:`P` of every node's features, node by node (e.g. a readout's
+    spatial mean), with its adjoint: what :meth:`LevelExecutor.forward` needs to pool the
+    output nodes' inputs before summing them."""
+
+    def pool(self, x: Tensor) -> Tensor:
+        """:math:`P(x)`: ``[n, B, *S]`` to ``[n, B, *R]``."""
+        ...
+
+    def pool_adjoint_(self, grad: Tensor, h: Tensor) -> Tensor:
+        """``grad += P^T(h)`` in place (``grad`` ``[n, B, *S]``, ``h`` ``[n, B, *R]``);
+        returns ``grad``."""
+        ...
 
 
 class LevelExecutor(nn.Module):
@@ -160,6 +175,9 @@ class LevelExecutor(nn.Module):
             lo, hi = int(g[0]), int(g[-1]) + 1
             self._ranges.append((lo, hi - lo) if hi - lo == g.numel() else None)
         self._chain = self._is_chain()
+        # the trailing nodes without out-edges (no node op; e.g. a model's output nodes)
+        op_nodes = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
+        self._sink_start = int(op_nodes.max()) + 1 if op_nodes.numel() else 0
         self._rows_key: tuple[object, ...] | None = None
         self._rows_min = 0
 
@@ -184,8 +202,13 @@ class LevelExecutor(nn.Module):
         """Node ids of every executed level (nodes with outgoing candidates), ascending."""
         return [getattr(self, f"group_{i}") for i in range(len(self.node_ops))]
 
-    def forward(self, x: Tensor, rows: Tensor | slice | None = None) -> Tensor:
-        """Run every level on the initial inputs ``x``.
+    def forward(
+        self,
+        x: Tensor,
+        rows: Tensor | slice | None = None,
+        pool: LinearPool | None = None,
+    ) -> Tensor:
+        r"""Run every level on the initial inputs ``x``.
 
         Args:
             x (Tensor): initial node inputs ``[N, B, *S]``; for a chain wiring also the
@@ -196,16 +219,32 @@ class LevelExecutor(nn.Module):
                 is read as a view, without indexing.  From first-level inputs, only nodes
                 after the first level. (default: ``None``, every node; from first-level
                 inputs, every node after the first level)
+            pool (LinearPool, optional): a map :math:`P` of node features ``[n, B, *S]`` to
+                ``[n, B, *R]``, node by node, that is **linear** (e.g. the mean over the
+                spatial positions of a readout, :class:`LinearPool`).  The result is then
+                :math:`P(I_{\text{rows}})`.  When the rows are trailing nodes without
+                out-edges (a model's output nodes) it is computed as
+                :math:`P(x_{\text{rows}}) + \sum_l A_{\text{rows}, L_l} P(Z_{L_l})`: the
+                products into those rows (and their edge gradients) run on the pooled
+                features only. (default: ``None``)
 
         Raises:
             ValueError: ``x`` of another shape, first-level inputs for a wiring that is not a
-                chain, or ``rows`` that the result does not hold.
+                chain, ``rows`` that the result does not hold, or ``pool`` without ``rows``.
         """
         first = self._first_level_only(x)
         base = self._first_level_end() if first else 0  # the first node of the result
         if isinstance(rows, slice):
             rows = self._check_slice(rows, base)
+        if pool is not None and rows is None:
+            raise DNWGraphError("'pool' needs 'rows' (the nodes whose inputs are pooled)")
         with self.conv.plan_cache.hold():  # one weight state per pass
+            if pool is not None:
+                if isinstance(rows, slice):
+                    rows = torch.arange(rows.start, rows.stop, device=x.device)
+                if self._pools_sinks(rows):  # type: ignore[arg-type]
+                    return self._forward_pooled(x, rows, pool, first)  # type: ignore[arg-type]
+                return pool.pool(self.forward(x, rows))
             if self._chain:
                 return self._forward_chain(x, rows, first, base)
             acc = x
@@ -309,6 +348,67 @@ class LevelExecutor(nn.Module):
             return rest.index_select(0, rows - start)
         return self._read(torch.cat([*done, rest]) if done else rest, rows, base)
 
+    def _pools_sinks(self, rows: Tensor) -> bool:
+        """Whether ``rows`` are all among the trailing nodes without out-edges of a chain,
+        so that their products can run on pooled features (eager mode only)."""
+        if not self._chain or self._sink_start >= self.num_nodes or rows.numel() == 0:
+            return False
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or _hooked(self.conv):
+            return False
+        return self._rows_from(rows) >= self._sink_start
+
+    def _forward_pooled(self, x: Tensor, rows: Tensor, pool: LinearPool, first: bool) -> Tensor:
+        r"""The chain (:meth:`_forward_chain`) over the nodes before the sinks
+        :math:`[s, N)`, and the sinks' inputs pooled: every level adds
+        :math:`A_{[s, N), L_l} P(Z_{L_l})` (a product over ``[N - s, B, *R]`` instead of
+        ``[N - s, B, *S]``, exact since :math:`P` is linear).  With the first level's inputs
+        only (``first``), every node after the first level starts from zero."""
+        n, s = self.num_nodes, self._sink_start
+        levels = list(enumerate(self.node_ops))
+        base = self._first_level_end() if first else 0
+        if first:  # the first level's products start the others' inputs
+            z, pooled = _PoolAlongside.apply(levels[0][1](x), pool)
+            rest = self.conv(z, group=0, first_row=base, last_row=s) if base < s else None
+            sinks = self.conv(pooled, group=0, first_row=s, last_row=n)
+            levels = levels[1:]
+        else:
+            rest, x_sinks = x.split([s, n - s])  # one gradient buffer for x (a cat), no fills
+            sinks = pool.pool(x_sinks)
+        no_grad = not torch.is_grad_enabled() or not (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
+        if no_grad:  # in place, as _forward_chain_inplace
+            acc = rest if first else rest.clone(memory_format=torch.contiguous_format)
+            sinks = sinks.contiguous()
+            for i, op in levels:
+                lo, size = self._ranges[i]  # type: ignore[misc]
+                hi = lo + size
+                z = op(acc[lo - base : hi - base])  # type: ignore[index]
+                if hi < s:
+                    self.conv.accumulate_(
+                        acc[hi - base :],
+                        z,
+                        group=i,
+                        first_row=hi,
+                        last_row=s,  # type: ignore[index]
+                    )
+                self.conv.accumulate_(sinks, pool.pool(z), group=i, first_row=s, last_row=n)
+            return sinks.index_select(0, rows - s)
+        start = base  # rest: the inputs of nodes start, ..., s - 1
+        workspace = _GradWorkspace(s, base)
+        for i, op in levels:
+            lo, size = self._ranges[i]  # type: ignore[misc]
+            hi = lo + size
+            _, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
+            z, pooled = _PoolAlongside.apply(op(inputs), pool)
+            if hi < s:
+                rest = self.conv(z, group=i, first_row=hi, last_row=s, add_to=tail)
+            else:
+                rest = tail
+            sinks = self.conv(pooled, group=i, first_row=s, last_row=n, add_to=sinks)
+            start = hi
+        return sinks.index_select(0, rows - s)
+
     def _rows_from(self, rows: Tensor) -> int:
         """The smallest of ``rows`` (cached for the same tensor, e.g. a model's output nodes,
         so that a GPU is not synchronised every forward)."""
@@ -366,6 +466,30 @@ def _check_node_ops(ops: Sequence[nn.Module], sizes: list[int]) -> list[nn.Modul
                 f"'node_ops[{i}]' must be an nn.Module (got {type(op).__name__})"
             )
     return ops
+
+
+class _PoolAlongside(torch.autograd.Function):
+    r"""``(z, P(z))``: a level's outputs and their pooled features.  Backward adds
+    :math:`P^\top` of the pooled features' gradient into the gradient of ``z`` in place
+    (the gradient the level's own product returned for it: a fresh tensor), instead of
+    autograd summing it with a full-size, mostly zero tensor."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, pool: LinearPool) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        ctx.pool = pool
+        ctx.shape, ctx.dtype = z.shape, z.dtype
+        return z.view_as(z), pool.pool(z.detach())
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, grad_z: Tensor | None, grad_pooled: Tensor | None
+    ) -> tuple[Tensor | None, None]:  # type: ignore[override]
+        if grad_pooled is None:
+            return grad_z, None
+        if grad_z is None:
+            grad_z = grad_pooled.new_zeros(ctx.shape, dtype=ctx.dtype)
+        return ctx.pool.pool_adjoint_(grad_z, grad_pooled.to(grad_z.dtype)), None
 
 
 class _GradWorkspace:

@@ -155,7 +155,7 @@ class PlanCache:
             when the mask was chosen (copied; ``None``: the mask is chosen at every call).
         mask (BoolTensor or None): the selected edges ``[E]``.
         plans (dict): :class:`~dnwgraph.nn.aggregate.AggregationPlan` per
-            ``(group, first_row)``, built on first use.
+            ``(group, first_row, last_row)``, built on first use.
         by_group (tuple or None): the selected edges ordered by source group (built on first
             use by a layer with ``source_groups``).
         weight_states (int): distinct weight values seen (drives ``grad_every``): a change of

@@ -303,8 +303,11 @@ class WiringConv(MessagePassing):
                 static[group] = (ids, self.local_index[src[ids]])
         return static[group]
 
-    def _check_first_row(self, group: int | None, first_row: int) -> None:
-        """Every candidate leaving ``group`` must target a node >= ``first_row``."""
+    def _check_rows(self, group: int | None, first_row: int, last_row: int | None = None) -> int:
+        """Without ``last_row``, every candidate leaving ``group`` must target a node >=
+        ``first_row``; with it (a row range of its own: the edges reaching nodes outside
+        ``[first_row, last_row)`` are left out on purpose), ``last_row`` must be in
+        ``(first_row, N]``.  Returns the end of the range."""
         if (
             isinstance(first_row, bool)
             or not isinstance(first_row, int)
@@ -314,11 +317,22 @@ class WiringConv(MessagePassing):
                 f"'first_row' must be an int in [0, {self.num_nodes}] (got {first_row!r})"
             )
         lowest = self._lowest_target[group]
-        if first_row > lowest:
+        if last_row is None and first_row > lowest:
             raise DNWGraphError(
                 f"'first_row'={first_row} drops node {lowest}, which a candidate edge "
                 f"{'' if group is None else f'leaving group {group} '}reaches"
             )
+        if last_row is None:
+            return self.num_nodes
+        if (
+            isinstance(last_row, bool)
+            or not isinstance(last_row, int)
+            or not first_row < last_row <= self.num_nodes
+        ):
+            raise DNWGraphError(
+                f"'last_row' must be an int in ({first_row}, {self.num_nodes}] (got {last_row!r})"
+            )
+        return last_row
 
     def _selected_edges(self, group: int | None, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Target, source row and id of the selected edges leaving ``group``, sorted by
@@ -349,32 +363,56 @@ class WiringConv(MessagePassing):
         a, b = bounds[group], bounds[group + 1]
         return dst[a:b], cols[a:b], ids[a:b]
 
-    def _all_edges(self, group: int | None, first_row: int = 0) -> EdgeSet:
-        """Gradient set of straight-through strategies: every candidate leaving ``group``."""
-        static, key = self._structure(), ("all", group, first_row)
+    def _row_edges(self, group: int | None, first_row: int, last_row: int) -> tuple[Tensor, Tensor]:
+        """:meth:`_group_edges` restricted to the edges reaching nodes in
+        ``[first_row, last_row)``."""
+        ids, cols = self._group_edges(group)
+        if first_row <= self._lowest_target[group] and last_row == self.num_nodes:
+            return ids, cols
+        static, key = self._structure(), ("rows", group, first_row, last_row)
         if key not in static:
-            ids, cols = self._group_edges(group)
+            dst = self.edge_index[1, ids]
+            keep = torch.nonzero((dst >= first_row) & (dst < last_row)).view(-1)
+            static[key] = (ids[keep], cols[keep])
+        return static[key]
+
+    def _all_edges(
+        self, group: int | None, first_row: int = 0, last_row: int | None = None
+    ) -> EdgeSet:
+        """Gradient set of straight-through strategies: every candidate leaving ``group``
+        (that reaches a node below ``last_row``)."""
+        last = self.num_nodes if last_row is None else last_row
+        static, key = self._structure(), ("all", group, first_row, last)
+        if key not in static:
+            ids, cols = self._row_edges(group, first_row, last)
             static[key] = EdgeSet(self.edge_index[1, ids] - first_row, cols, ids)
         return static[key]
 
-    def plan(self, group: int | None = None, first_row: int = 0) -> AggregationPlan:
+    def plan(
+        self, group: int | None = None, first_row: int = 0, last_row: int | None = None
+    ) -> AggregationPlan:
         """The :class:`~dnwgraph.nn.aggregate.AggregationPlan` for the current weights (output
-        rows: the nodes from ``first_row`` on), kept in :attr:`plan_cache`."""
+        rows: the nodes ``first_row, ..., last_row - 1``), kept in :attr:`plan_cache`."""
         mask = self._refresh()
-        plans, key = self.plan_cache.plans, (group, first_row)
+        last = self.num_nodes if last_row is None else last_row
+        plans, key = self.plan_cache.plans, (group, first_row, last)
         if key not in plans:
-            self._check_first_row(group, first_row)
+            last = self._check_rows(group, first_row, last_row)
             dst, cols, sel_ids = self._selected_edges(group, mask)
+            if last < self.num_nodes or first_row > self._lowest_target[group]:
+                # a row range: the edges into the rows of another call are left out
+                keep = torch.nonzero((dst >= first_row) & (dst < last)).view(-1)
+                dst, cols, sel_ids = dst[keep], cols[keep], sel_ids[keep]
             selected = EdgeSet(dst - first_row if first_row else dst, cols, sel_ids)
             if self._straight_through_now():
-                grad = self._all_edges(group, first_row)
+                grad = self._all_edges(group, first_row, last)
             else:
                 grad = selected
             plans[key] = AggregationPlan(
                 selected=selected,
                 grad=grad,
                 values=self.edge_weight.detach()[sel_ids],
-                num_nodes=self.num_nodes - first_row,
+                num_nodes=last - first_row,
                 num_src=self.num_nodes if group is None else self.group_sizes[group],
                 num_weights=self.num_edges,
             )
@@ -470,6 +508,7 @@ class WiringConv(MessagePassing):
         group: int | None = None,
         *,
         first_row: int = 0,
+        last_row: int | None = None,
         add_to: Tensor | None = None,
     ) -> Tensor:
         r"""Aggregate ``x`` over the selected edges.
@@ -487,11 +526,18 @@ class WiringConv(MessagePassing):
                 ``first_row, ..., N - 1`` (every candidate edge leaving the group must reach
                 one of them, e.g. the nodes after a level of a DAG numbered level by level).
                 (default: ``0``)
-            add_to (Tensor, optional): ``[N - first_row, *]``, added to the output inside the
-                sparse product (:math:`\mathrm{add\_to} + A X`, one pass instead of two).
+            last_row (int, optional): compute the output rows of nodes
+                ``first_row, ..., last_row - 1`` as a range of their own: the edges reaching
+                nodes outside it (before ``first_row`` too) are left out, and get no gradient
+                from this call (another call computes their rows, e.g. from pooled features).
+                (default: ``None``: the rows from ``first_row`` to :math:`N - 1`, every edge
+                of the group included)
+            add_to (Tensor, optional): ``[last_row - first_row, *]``, added to the output
+                inside the sparse product (:math:`\mathrm{add\_to} + A X`, one pass instead of
+                two).
 
         Returns:
-            Tensor: ``[N - first_row, *]``.
+            Tensor: ``[last_row - first_row, *]``.
 
         Raises:
             ValueError: ``x`` with the wrong number of rows, ``group`` out of range, or an
@@ -513,7 +559,8 @@ class WiringConv(MessagePassing):
             what = "one per node" if group is None else f"one per node of group {group}"
             raise DNWGraphError(f"'x' must have {rows} rows ({what}) (got shape {tuple(x.shape)})")
         trailing = x.shape[1:]
-        out_rows = self.num_nodes - first_row
+        last = self.num_nodes if last_row is None else last_row
+        out_rows = last - first_row
         if add_to is not None and add_to.shape != (out_rows, *trailing):
             raise DNWGraphError(
                 f"'add_to' must have shape {(out_rows, *trailing)} (got {tuple(add_to.shape)})"
@@ -521,20 +568,20 @@ class WiringConv(MessagePassing):
         x2d = x.reshape(rows, -1)
         add2d = None if add_to is None else add_to.reshape(out_rows, -1)
         if self.explain:
-            out = self._explained(x2d, edge_index, order, first_row, add2d)
+            out = self._explained(x2d, edge_index, order, first_row, last, add2d)
         elif self.impl != "sparse":
-            self._check_first_row(group, first_row)
-            ids, cols = self._group_edges(group)
+            self._check_rows(group, first_row, last_row)
+            ids, cols = self._row_edges(group, first_row, last)
             dst = self.edge_index[1, ids] - first_row
             out = self._aggregate_edges(self.impl, x2d, ids, cols, dst, out_rows, add2d)
         elif compiling:
-            out = self._compiled(x2d, add2d, edge_index, group, first_row)
+            out = self._compiled(x2d, add2d, edge_index, group, first_row, out_rows)
         elif torch.jit.is_tracing():
-            out = self._traced(x2d, add2d, group, first_row)
+            out = self._traced(x2d, add2d, group, first_row, last)
         else:
             # the fused product directly: PyG's propagate() machinery (argument inspection,
             # hooks) costs more than the product itself on small graphs
-            plan = self.plan(group, first_row)
+            plan = self.plan(group, first_row, last_row)
             out = wiring_matmul(x2d, self.edge_weight, plan, add_to=add2d)
         return out.view(out_rows, *trailing)
 
@@ -580,12 +627,13 @@ class WiringConv(MessagePassing):
         edge_index: Tensor | None,
         order: Tensor | None,
         first_row: int,
+        last_row: int,
         add2d: Tensor | None,
     ) -> Tensor:
         """Under ``torch_geometric.explain``: per-edge messages in the order of the caller's
         ``edge_index``, so that :meth:`explain_message` applies the explainer's edge mask to
         the right edges (the fused product has no per-edge messages to mask)."""
-        if edge_index is None or first_row:
+        if edge_index is None or first_row or last_row != self.num_nodes:
             raise DNWGraphError(
                 "explaining a WiringConv needs it called as conv(x, edge_index) (every output "
                 "row): the explainer's edge mask is aligned with that edge_index"
@@ -603,6 +651,7 @@ class WiringConv(MessagePassing):
         edge_index: Tensor | None,
         group: int | None,
         first_row: int,
+        out_rows: int,
     ) -> Tensor:
         """The fused product as one opaque operator of a compiled graph (see
         :mod:`dnwgraph.nn._compile`): the same eager code runs inside it."""
@@ -617,19 +666,19 @@ class WiringConv(MessagePassing):
             self._compile_key,
             -1 if group is None else group,
             first_row,
-            self.num_nodes - first_row,
+            out_rows,
             int(record),
         ]
         return _compile.WiringConvOp.apply(x2d, w, add2d, edge_index, meta, out_dtype)
 
     def _traced(
-        self, x2d: Tensor, add2d: Tensor | None, group: int | None, first_row: int
+        self, x2d: Tensor, add2d: Tensor | None, group: int | None, first_row: int, last_row: int
     ) -> Tensor:
         """Under :func:`torch.jit.trace`: the selected edges of the current weights become
         constants of the trace (the plan is computed outside it) and the product is a gather
         and an ``index_add`` (plain ops, no sparse tensors)."""
         with _untraced():
-            plan = self.plan(group, first_row)
+            plan = self.plan(group, first_row, last_row)
         sel = plan.selected
         out_dtype = output_dtype(x2d, self.edge_weight)
         acc = accumulation_dtype(out_dtype)
@@ -637,7 +686,7 @@ class WiringConv(MessagePassing):
             w = self.edge_weight[sel.ids].to(acc).unsqueeze(1)
             messages = x2d.index_select(0, sel.cols).to(acc) * w
             if add2d is None:
-                base = x2d.new_zeros(self.num_nodes - first_row, x2d.size(1), dtype=acc)
+                base = x2d.new_zeros(last_row - first_row, x2d.size(1), dtype=acc)
             else:
                 base = add2d.to(acc)
             out = base.index_add(0, sel.rows, messages)
@@ -645,13 +694,19 @@ class WiringConv(MessagePassing):
 
     @torch.no_grad()
     def accumulate_(
-        self, out: Tensor, x: Tensor, group: int | None = None, *, first_row: int = 0
+        self,
+        out: Tensor,
+        x: Tensor,
+        group: int | None = None,
+        *,
+        first_row: int = 0,
+        last_row: int | None = None,
     ) -> Tensor:
-        """``out += self(x, group=group, first_row=first_row)`` in place and without autograd (for
-        inference: no output buffer, no separate addition).
+        """``out += self(x, group=group, first_row=first_row, last_row=last_row)`` in place
+        and without autograd (for inference: no output buffer, no separate addition).
 
         Args:
-            out (Tensor): ``[N - first_row, *]``, updated in place.
+            out (Tensor): ``[last_row - first_row, *]``, updated in place.
             x (Tensor): as for :meth:`forward`.
 
         Returns:
@@ -663,14 +718,17 @@ class WiringConv(MessagePassing):
             or torch.compiler.is_compiling()
             or torch.jit.is_tracing()
         ):  # the functional path, rounded as forward() rounds
-            return out.copy_(self(x, group=group, first_row=first_row, add_to=out))
+            return out.copy_(
+                self(x, group=group, first_row=first_row, last_row=last_row, add_to=out)
+            )
         rows = self.num_nodes if group is None else self.group_sizes[group]
-        if x.size(0) != rows or out.size(0) != self.num_nodes - first_row:
+        last = self.num_nodes if last_row is None else last_row
+        if x.size(0) != rows or out.size(0) != last - first_row:
             raise DNWGraphError(
-                f"'x' must have {rows} rows and 'out' {self.num_nodes - first_row} "
+                f"'x' must have {rows} rows and 'out' {last - first_row} "
                 f"(got {tuple(x.shape)} and {tuple(out.shape)})"
             )
-        plan = self.plan(group, first_row)
+        plan = self.plan(group, first_row, last_row)
         accumulate_(out.view(out.size(0), -1), x.reshape(rows, -1), plan)
         return out
 

@@ -1,8 +1,10 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dnwgraph import StaticNeuralGraph, Wiring, block_dag, complete, random_dag
+from dnwgraph import StaticNeuralGraph, Wiring, block_dag, complete, create_model, random_dag
 
 
 def randomize(model, seed=0):
@@ -269,3 +271,39 @@ def test_a_state_dict_with_the_former_graph_keys_loads():
     assert not torch.equal(other(x), model(x))
     assert other.load_state_dict(former)  # strict: every key found under its new name
     assert torch.equal(other(x), model(x))
+
+
+@pytest.mark.parametrize("kind", ["centre", "mean"])
+def test_readout_adjoint_is_the_transpose_of_its_pool(kind):
+    # <P x, h> == <x, P^T h>: the adjoint against autograd's vector-Jacobian product
+    from dnwgraph.models._graph import Readout
+
+    readout = Readout(kind)
+    x = torch.randn(3, 2, 8, 8, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(3, 2, dtype=torch.float64)
+    (vjp,) = torch.autograd.grad(readout.pool(x), x, h)
+    grad = torch.ones_like(x)
+    assert readout.pool_adjoint_(grad, h) is grad
+    torch.testing.assert_close(grad - 1, vjp)
+    assert readout.linear and not Readout("max").linear
+    with pytest.raises(ValueError, match="not linear"):
+        Readout("max").pool_adjoint_(grad, h)
+
+
+@pytest.mark.parametrize("impl", ["sparse", "dense"])
+def test_linear_readout_pooled_before_the_sums_equals_pooling_after(impl):
+    # tiny_static reads its 100 output nodes at the centre: the forward pools before summing
+    # into them; the plain path (assemble the output rows, then read them) gives the same
+    torch.manual_seed(0)
+    model = create_model("tiny_static", impl=impl).double()
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    y = torch.tensor([1, 4, 7])
+    other = copy.deepcopy(model)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    plain = other.read_outputs(other.executor(other.initial_state(x), rows=other.output_nodes))
+    ref = F.cross_entropy(plain, y)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    for a, b in zip(model.parameters(), other.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)

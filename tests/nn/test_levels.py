@@ -239,3 +239,84 @@ def test_conv_options_reach_the_wiring_layer():
     assert LevelExecutor(wiring, 4, grad_every=2).conv.grad_every == 2  # as before
     with pytest.raises(ValueError, match=r"\['impl'\] given twice"):
         LevelExecutor(wiring, 4, conv_options={"impl": "dense"})
+
+
+class CentreMean:
+    """A linear pool written independently of the readout: the mean of the centre 2 x 2."""
+
+    def pool(self, x):
+        return x[:, :, 1:3, 1:3].mean((2, 3))
+
+    def pool_adjoint_(self, grad, h):
+        grad[:, :, 1:3, 1:3] += h[:, :, None, None] / 4
+        return grad
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+@pytest.mark.parametrize("sizes", [[3, 4, 4, 2], [2, 3, 1], [4, 5, 3, 2, 3]])
+def test_pooled_sinks_equal_pooling_the_full_rows(sizes, impl):
+    # the products into the trailing sinks run on pooled features: same values, same
+    # gradients (inputs, edge weights, node ops) as pooling the assembled rows
+    torch.manual_seed(0)
+    wiring = block_dag(sizes)
+    ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double())
+    n, last = wiring.num_nodes, sizes[-1]
+    assert ex._sink_start == n - last
+    rows = torch.arange(n - last, n).flip(0)
+    x = torch.randn(n, 2, 4, 4, dtype=torch.float64)
+    g = torch.randn(len(rows), 2, dtype=torch.float64)
+    full = copy.deepcopy(ex)
+    pool = CentreMean()
+    xa = x.clone().requires_grad_(True)
+    out = ex(xa, rows=rows, pool=pool)
+    (out * g).sum().backward()
+    xb = x.clone().requires_grad_(True)
+    ref = pool.pool(full(xb, rows=rows))
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(xa.grad, xb.grad)
+    for a, b in zip(ex.parameters(), full.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    with torch.no_grad():  # the in-place inference chain
+        torch.testing.assert_close(ex(x, rows=rows, pool=pool), ref.detach())
+
+
+def test_pool_falls_back_for_rows_that_are_not_sinks():
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 2])
+    ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
+    x = torch.randn(wiring.num_nodes, 2, 4, 4, dtype=torch.float64)
+    rows = torch.tensor([8, 4])  # node 4 has out-edges
+    pool = CentreMean()
+    torch.testing.assert_close(ex(x, rows=rows, pool=pool), pool.pool(ex(x, rows=rows)))
+    with pytest.raises(ValueError, match="'pool' needs 'rows'"):
+        ex(x, pool=pool)
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter"])
+def test_pooled_sinks_from_the_first_level_inputs(impl):
+    # first-level inputs only (the others start at zero) and pooled sinks together
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 2, 3])
+    ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double())
+    full = copy.deepcopy(ex)
+    rows = torch.tensor([10, 9, 11])
+    x0 = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    g = torch.randn(3, 2, dtype=torch.float64)
+    pool = CentreMean()
+    xa = x0.clone().requires_grad_(True)
+    out = ex(xa, rows=rows, pool=pool)
+    (out * g).sum().backward()
+    xb = x0.clone().requires_grad_(True)
+    padded = torch.cat([xb, xb.new_zeros(wiring.num_nodes - 3, 2, 4, 4)])
+    ref = pool.pool(full(padded)[rows])
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(xa.grad, xb.grad)
+    for a, b in zip(ex.parameters(), full.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    with torch.no_grad():
+        torch.testing.assert_close(ex(x0, rows=rows, pool=pool), ref.detach())
+        torch.testing.assert_close(
+            ex(x0, rows=slice(9, 12), pool=pool), pool.pool(full(padded)[9:])
+        )

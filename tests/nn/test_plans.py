@@ -24,7 +24,7 @@ def test_a_plan_is_reused_while_the_weights_are_unchanged():
     conv(x)
     plan = conv.plan()
     conv(x)
-    assert conv.plan() is plan and conv.plan_cache.plans[(None, 0)] is plan
+    assert conv.plan() is plan and conv.plan_cache.plans[(None, 0, conv.num_nodes)] is plan
     assert torch.equal(conv.plan_cache.weights, conv.edge_weight.detach())
     assert conv.plan_cache.weights.data_ptr() != conv.edge_weight.data_ptr()  # a copy
 

@@ -476,6 +476,54 @@ def test_first_row_errors():
         conv(z, group=0, first_row=3, add_to=torch.zeros(12, 2))
 
 
+@pytest.mark.parametrize("grad_every", [1, 2])
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_row_ranges_split_the_output_and_the_edge_gradient(impl, grad_every):
+    """Rows [3, 9) and [9, 12) as two ranges == one call over [3, 12): values, and the edge
+    gradients of the two calls sum to the full call's (each range its own edges)."""
+    torch.manual_seed(0)
+    wiring = block_dag([3, 4, 5])  # level 0 (nodes 0-2) reaches nodes 3-11
+    conv = WiringConv(
+        wiring, ratio=20, source_groups=wiring.levels(), impl=impl, grad_every=grad_every
+    ).double()
+    z = torch.randn(3, 2, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(9, 2, 3, dtype=torch.float64)
+    y = torch.randn(3, 2, 3, dtype=torch.float64)
+    low = conv(z, group=0, first_row=3, last_row=9)
+    high = conv(z, group=0, first_row=9, last_row=12, add_to=y)
+    assert low.shape == (6, 2, 3) and high.shape == (3, 2, 3)
+    (low * g[:6]).sum().backward()
+    (high * g[6:]).sum().backward()
+    grads = (z.grad.clone(), conv.edge_weight.grad.clone())
+    z.grad = conv.edge_weight.grad = None
+    full = conv(z, group=0, first_row=3)
+    (full * g).sum().backward()
+    torch.testing.assert_close(torch.cat([low, high - y]), full)
+    torch.testing.assert_close(grads[0], z.grad)
+    torch.testing.assert_close(grads[1], conv.edge_weight.grad)
+    # each range gives a gradient only to the edges reaching it
+    conv.edge_weight.grad = None
+    (conv(z, group=0, first_row=9, last_row=12) * g[6:]).sum().backward()
+    src, dst = conv.edge_index
+    reaching = (src < 3) & (dst >= 9)
+    assert not conv.edge_weight.grad[~reaching].any() and conv.edge_weight.grad[reaching].any()
+    out = y.clone()
+    with torch.no_grad():
+        conv.accumulate_(out, z, group=0, first_row=9, last_row=12)
+    torch.testing.assert_close(out, high.detach())
+
+
+def test_last_row_errors():
+    wiring = block_dag([3, 4, 5])
+    conv = WiringConv(wiring, ratio=20, source_groups=wiring.levels())
+    z = torch.randn(3, 2)
+    for bad in (3, 13, 2.5, True):
+        with pytest.raises(ValueError, match=r"'last_row' must be an int in \(3, 12\]"):
+            conv(z, group=0, first_row=3, last_row=bad)
+    with pytest.raises(ValueError, match=r"'add_to' must have shape \(2, 2\)"):
+        conv(z, group=0, first_row=3, last_row=5, add_to=torch.zeros(9, 2))
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
 def test_accumulate_in_place_equals_forward(impl, dtype):
