@@ -217,3 +217,14 @@ def test_layer_order(src, dst, ok):
 
 if __name__ == "__main__":
     _print_report()
+
+
+def test_no_cache_is_keyed_on_private_tensor_state():
+    # caches compare values (nn/plans.py): Tensor._version is PyTorch's private counter
+    hits = [
+        f"{path.relative_to(ROOT.parent)}:{node.lineno}"
+        for path in sorted(ROOT.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "_version"
+    ]
+    assert hits == []

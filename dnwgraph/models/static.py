@@ -116,6 +116,11 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         self._from_inputs = bool(
             ex._chain and ex.groups and torch.equal(self.input_nodes.cpu(), ex.groups[0].cpu())
         )
+        # the output nodes as a node range, when they are one (read without indexing)
+        out = self.output_nodes
+        lo = int(out[0]) if out.numel() else 0
+        contiguous = out.numel() > 0 and torch.equal(out, torch.arange(lo, lo + out.numel()))
+        self._output_rows = slice(lo, lo + out.numel()) if contiguous else None
 
     @property
     def graph(self) -> LevelExecutor:
@@ -137,10 +142,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         # only the output nodes' rows are assembled (and get a gradient buffer); a linear
         # readout is applied before the sums into them, which then run on pooled features
         x0 = self.input_features(x) if self._from_inputs else self.initial_state(x)
+        rows = self.output_nodes if self._output_rows is None else self._output_rows
         if self.readout.linear:
-            pooled = self.executor(x0, rows=self.output_nodes, pool=self.readout)
-            return self.head(pooled.t())
-        return self.read_outputs(self.executor(x0, rows=self.output_nodes))
+            return self.head(self.executor(x0, rows=rows, pool=self.readout).t())
+        return self.read_outputs(self.executor(x0, rows=rows))
 
     def node_outputs(self, x: Tensor) -> Tensor:
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a

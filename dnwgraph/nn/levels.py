@@ -178,8 +178,6 @@ class LevelExecutor(nn.Module):
         # the trailing nodes without out-edges (no node op; e.g. a model's output nodes)
         op_nodes = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
         self._sink_start = int(op_nodes.max()) + 1 if op_nodes.numel() else 0
-        self._rows_key: tuple[object, ...] | None = None
-        self._rows_min = 0
 
     def _is_chain(self) -> bool:
         """Whether the levels are ascending node ranges whose edges all reach later ranges:
@@ -240,8 +238,6 @@ class LevelExecutor(nn.Module):
             raise DNWGraphError("'pool' needs 'rows' (the nodes whose inputs are pooled)")
         with self.conv.plan_cache.hold():  # one weight state per pass
             if pool is not None:
-                if isinstance(rows, slice):
-                    rows = torch.arange(rows.start, rows.stop, device=x.device)
                 if self._pools_sinks(rows):  # type: ignore[arg-type]
                     return self._forward_pooled(x, rows, pool, first)  # type: ignore[arg-type]
                 return pool.pool(self.forward(x, rows))
@@ -348,16 +344,19 @@ class LevelExecutor(nn.Module):
             return rest.index_select(0, rows - start)
         return self._read(torch.cat([*done, rest]) if done else rest, rows, base)
 
-    def _pools_sinks(self, rows: Tensor) -> bool:
+    def _pools_sinks(self, rows: Tensor | slice) -> bool:
         """Whether ``rows`` are all among the trailing nodes without out-edges of a chain,
         so that their products can run on pooled features (eager mode only)."""
-        if not self._chain or self._sink_start >= self.num_nodes or rows.numel() == 0:
+        empty = rows.stop <= rows.start if isinstance(rows, slice) else rows.numel() == 0
+        if not self._chain or self._sink_start >= self.num_nodes or empty:
             return False
         if torch.compiler.is_compiling() or torch.jit.is_tracing() or _hooked(self.conv):
             return False
         return self._rows_from(rows) >= self._sink_start
 
-    def _forward_pooled(self, x: Tensor, rows: Tensor, pool: LinearPool, first: bool) -> Tensor:
+    def _forward_pooled(
+        self, x: Tensor, rows: Tensor | slice, pool: LinearPool, first: bool
+    ) -> Tensor:
         r"""The chain (:meth:`_forward_chain`) over the nodes before the sinks
         :math:`[s, N)`, and the sinks' inputs pooled: every level adds
         :math:`A_{[s, N), L_l} P(Z_{L_l})` (a product over ``[N - s, B, *R]`` instead of
@@ -393,7 +392,7 @@ class LevelExecutor(nn.Module):
                         last_row=s,  # type: ignore[index]
                     )
                 self.conv.accumulate_(sinks, pool.pool(z), group=i, first_row=s, last_row=n)
-            return sinks.index_select(0, rows - s)
+            return self._read(sinks, rows, s)
         start = base  # rest: the inputs of nodes start, ..., s - 1
         workspace = _GradWorkspace(s, base)
         for i, op in levels:
@@ -407,15 +406,15 @@ class LevelExecutor(nn.Module):
                 rest = tail
             sinks = self.conv(pooled, group=i, first_row=s, last_row=n, add_to=sinks)
             start = hi
-        return sinks.index_select(0, rows - s)
+        return self._read(sinks, rows, s)
 
-    def _rows_from(self, rows: Tensor) -> int:
-        """The smallest of ``rows`` (cached for the same tensor, e.g. a model's output nodes,
-        so that a GPU is not synchronised every forward)."""
-        key = (rows.data_ptr(), rows._version, rows.numel(), rows.device)
-        if self._rows_key != key:
-            self._rows_key, self._rows_min = key, int(rows.min()) if rows.numel() else 0
-        return self._rows_min
+    @staticmethod
+    def _rows_from(rows: Tensor | slice) -> int:
+        """The smallest of ``rows`` (for a tensor on a GPU, a synchronisation: models pass
+        their output nodes as a ``slice`` when they are a node range)."""
+        if isinstance(rows, slice):
+            return rows.start
+        return int(rows.min()) if rows.numel() else 0
 
     def _forward_chain_inplace(self, x: Tensor, first: bool) -> Tensor:
         """The chain without autograd: one copy of ``x`` (with the first level's inputs only,
