@@ -16,6 +16,10 @@ Measured, same process, the two variants interleaved (a change of load hits both
 Run: ``python benchmarks/bench_official.py [--write] [--threads 1 2] [--repeat 7]
 [--presets ...] [--device cuda]`` (``--write`` updates the ``bench_official`` section of
 ``docs/benchmarks.md``, or ``bench_official-cuda`` on a GPU).
+
+``--profile PRESET`` instead profiles the train step and the eval forward of one preset on
+one thread (``torch.profiler``, self time per operator, both models) and writes the
+``bench_official_profile`` section: where the time goes, ours against the official pattern.
 """
 
 from __future__ import annotations
@@ -104,6 +108,72 @@ def bench(name: str, repeat: int, device: torch.device) -> tuple[list[object], t
     return row, errs
 
 
+def profile_rows(name: str, steps: int = 5, top: int = 10) -> list[list[object]]:
+    """Self time per operator (ms per call of the workload) of ``name``'s train step and
+    eval forward, ours and the official pattern, on the CPU: the ``top`` operators of each."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    ours = create_model(name)
+    base = official_like(ours)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH[name], *ours.input_shape, generator=gen)
+    y = torch.randint(0, 10, (BATCH[name],), generator=gen)
+    rows: list[list[object]] = []
+    for what in ("train step", "eval forward"):
+        self_ms: dict[str, dict[str, float]] = {}
+        for label, model in (("ours", ours), ("official", base)):
+            model.train(what == "train step")
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+            def run(model=model, opt=opt, what=what) -> None:
+                if what == "train step":
+                    train_step(model, opt, x, y)
+                else:
+                    with torch.no_grad():
+                        model(x)
+
+            for _ in range(2):
+                run()
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(steps):
+                    run()
+            self_ms[label] = {
+                e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()
+            }
+        ops = sorted(
+            set(self_ms["ours"]) | set(self_ms["official"]),
+            key=lambda k: -max(self_ms["ours"].get(k, 0.0), self_ms["official"].get(k, 0.0)),
+        )[:top]
+        for op in ops:
+            rows.append([what, op, self_ms["ours"].get(op, 0.0), self_ms["official"].get(op, 0.0)])
+        total = {k: sum(v.values()) for k, v in self_ms.items()}
+        rows.append([what, "**all operators**", total["ours"], total["official"]])
+    return rows
+
+
+def write_profile(name: str, write: bool) -> None:
+    torch.set_num_threads(1)
+    load = os.getloadavg()[0]
+    rows = profile_rows(name)
+    body = (
+        f"`{name}` on {device_name(torch.device('cpu')).split(',')[0]}, 1 thread, torch "
+        f"{torch.__version__}, 1-minute load average {load:.1f}. Self time of each operator "
+        "(`torch.profiler`, ms per train step or eval forward, mean of 5 after 2 warm-up "
+        "runs; a profiled run is slower than a timed one), the heaviest operators of either "
+        "model. `aten::addmm` is ours' sparse products (and the head), `aten::mm` our "
+        "all-candidate edge gradient (dense blocks of the SDDMM); the official pattern's 1x1 "
+        "convolutions are in `aten::mkldnn_convolution` / `aten::convolution_backward` with "
+        "its depthwise ones, its top-k in `aten::sort`. Command: "
+        f"`python benchmarks/bench_official.py --profile {name} --write`.\n\n"
+        + table(["workload", "operator", "ours (ms)", "official pattern (ms)"], rows)
+        + "\n"
+    )
+    print(body)
+    if write:
+        write_section("bench_official_profile", body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
@@ -111,7 +181,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--presets", nargs="+", default=list(BATCH), choices=list(BATCH))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", choices=list(BATCH), help="profile one preset instead")
     args = parser.parse_args()
+    if args.profile:
+        write_profile(args.profile, args.write)
+        return
     device = torch.device(args.device)
     threads = args.threads if device.type == "cpu" else [torch.get_num_threads()]
 
