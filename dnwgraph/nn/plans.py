@@ -78,7 +78,34 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-class ValueKey:
+class _Holds:
+    """The :meth:`hold` blocks of a value-keyed cache (``_holds`` open blocks; ``_held``: the
+    key matched inside them)."""
+
+    _holds: int
+    _held: bool
+
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """A block in which the keyed values do not change (e.g. one forward pass of a model
+        that calls a layer once per level or per step): the first use compares them, later
+        uses in the block trust that comparison.  Re-entrant; a no-op in compiled or traced
+        code (the compiled operator compares at each call)."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return contextlib.nullcontext()
+        return self._hold()
+
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[None]:
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self._held = False
+
+
+class ValueKey(_Holds):
     """A cache key made of some values: a detached copy of each tensor (its values, dtype,
     device and shape are the key) and the others as they are, compared at every use, with
     :class:`PlanCache`'s comparison.  Whatever changes the tensors is seen (an optimizer step,
@@ -120,23 +147,6 @@ class ValueKey:
         """Forget the key: nothing matches until the next :meth:`store`."""
         self.values, self._held = None, False
 
-    def hold(self) -> contextlib.AbstractContextManager[None]:
-        """A block in which the values do not change: the first :meth:`matches` compares,
-        later ones trust it.  Re-entrant; a no-op in compiled or traced code."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return contextlib.nullcontext()
-        return self._hold()
-
-    @contextlib.contextmanager
-    def _hold(self) -> Iterator[None]:
-        self._holds += 1
-        try:
-            yield
-        finally:
-            self._holds -= 1
-            if not self._holds:
-                self._held = False
-
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_holds": 0, "_held": False}
 
@@ -144,7 +154,7 @@ class ValueKey:
         return f"ValueKey({'empty' if self.values is None else f'{len(self.values)} values'})"
 
 
-class PlanCache:
+class PlanCache(_Holds):
     """The selection and the aggregation plans of one :class:`~dnwgraph.WiringConv`, for the
     weight state they were built for.
 
@@ -161,6 +171,9 @@ class PlanCache:
         weight_states (int): distinct weight values seen (drives ``grad_every``): a change of
             dtype or device alone is not a new state.
         frozen (bool): plans are used without comparing the weights (:meth:`freeze`).
+
+    In a :meth:`hold` block a selection that chooses at every call (``cache_key() is None``)
+    still chooses at every call.
 
     A deep copy (``copy.deepcopy``, pickling) keeps the key and the mask and drops what is
     derived from them: the plans hold sparse tensors, which cannot be deep-copied (rebuilt on
@@ -188,26 +201,6 @@ class PlanCache:
         self.frozen = False
         self._held = False
         self._tape: OrderedDict[int, Any] = OrderedDict()
-
-    def hold(self) -> contextlib.AbstractContextManager[None]:
-        """A block in which the weights do not change (e.g. one forward pass of a model that
-        calls the layer once per level or per step): the first use compares them, later uses
-        in the block trust that comparison.  Re-entrant; a selection that chooses at every
-        call (``cache_key() is None``) still does.  A no-op in compiled or traced code (the
-        compiled operator compares at each call)."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return contextlib.nullcontext()
-        return self._hold()
-
-    @contextlib.contextmanager
-    def _hold(self) -> Iterator[None]:
-        self._holds += 1
-        try:
-            yield
-        finally:
-            self._holds -= 1
-            if not self._holds:
-                self._held = False
 
     def freeze(self) -> None:
         """Use the current selection and plans as they are, without comparing the weights

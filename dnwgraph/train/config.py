@@ -93,8 +93,6 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
         yaml.YAMLError: malformed YAML.
 
     Examples:
-        >>> parse_yaml("optim: {lr: 0.1}")
-        {'optim': {'lr': 0.1}}
         >>> parse_yaml("lr: 0.1\\nlr: 0.2\\n", "c.yaml")
         Traceback (most recent call last):
         ...
