@@ -40,10 +40,11 @@ def chain(conv, x):
     return (torch.cat([*done, rest]) ** 2).sum()
 
 
-def small_model():
+def small_model(readout="max"):
+    # "mean" is linear: eager pools the output nodes before the sums, compiled code does not
     torch.manual_seed(0)
     wiring = block_dag([4, 6, 6, 4])
-    return StaticNeuralGraph(wiring, ratio=20, node_op="conv1d", num_classes=3, readout="max")
+    return StaticNeuralGraph(wiring, ratio=20, node_op="conv1d", num_classes=3, readout=readout)
 
 
 def train_steps(model, fn, x, y, steps=3):
@@ -80,8 +81,9 @@ def test_compiled_layer_matches_eager_across_weight_updates():
     assert compiled_conv.weight_updates == eager.weight_updates == 4  # the last: active_mask
 
 
-def test_compiled_model_training_fullgraph_matches_eager():
-    eager = small_model()
+@pytest.mark.parametrize("readout", ["max", "mean"])
+def test_compiled_model_training_fullgraph_matches_eager(readout):
+    eager = small_model(readout)
     compiled_model = copy.deepcopy(eager)
     fn = torch.compile(compiled_model, backend="aot_eager", fullgraph=True)
     x, y = torch.randn(8, 4, 6), torch.randint(0, 3, (8,))
@@ -146,8 +148,9 @@ def test_compiled_pyg_call_checks_the_edge_index_when_it_runs():
         fn(x, torch.tensor([[0, 0, 0, 1, 1, 1], [2, 3, 4, 2, 3, 0]]))
 
 
-def test_trace_fixes_the_selection_and_matches_eager():
-    model = small_model().eval()
+@pytest.mark.parametrize("readout", ["max", "mean"])
+def test_trace_fixes_the_selection_and_matches_eager(readout):
+    model = small_model(readout).eval()
     x = torch.randn(5, 4, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in torch 2.13
