@@ -279,7 +279,17 @@ def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
         >>> spmm(a, torch.tensor([[1.0], [3.0]])).view(-1).tolist()
         [6.0, 1.0]
     """
-    return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
+    if add_to is not None:
+        return torch.addmm(add_to, a, x)
+    if a.layout == torch.sparse_coo and not (
+        torch.is_grad_enabled() and (a.requires_grad or x.requires_grad)
+    ):
+        # the product written into new memory (beta=0: its contents are ignored): on a CPU
+        # several times faster than torch.sparse.mm, whose zero-filled output the COO kernel
+        # then reads back row by row
+        out = x.new_empty(a.size(0), x.size(1))
+        return torch.addmm(out, a, x, beta=0, out=out)
+    return torch.sparse.mm(a, x)
 
 
 def _rows(t: Tensor, index: Tensor, rng: tuple[int, int] | None) -> Tensor:

@@ -23,6 +23,8 @@ no per-edge messages are formed.  Nodes never feed nodes of their own level, so 
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -178,6 +180,19 @@ class LevelExecutor(nn.Module):
         # the trailing nodes without out-edges (no node op; e.g. a model's output nodes)
         op_nodes = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
         self._sink_start = int(op_nodes.max()) + 1 if op_nodes.numel() else 0
+        self._spare = _SpareMemory()
+
+    def train(self, mode: bool = True) -> LevelExecutor:
+        if not mode:  # the gradient memory kept between training steps is given back
+            self._spare = _SpareMemory()
+        return super().train(mode)
+
+    def _gradient_memory(self, x: Tensor) -> _SpareMemory | None:
+        """Where a chain's gradient buffer comes from when it never leaves the chain (the
+        first product has no ``add_to``, no hooks see the gradients): memory kept from the
+        last backward pass on a CPU (a fresh buffer there is paid in page faults), ``None``
+        (a new buffer) otherwise."""
+        return self._spare if x.device.type == "cpu" and not _hooked(self.conv) else None
 
     def _is_chain(self) -> bool:
         """Whether the levels are ascending node ranges whose edges all reach later ranges:
@@ -309,7 +324,8 @@ class LevelExecutor(nn.Module):
         sparse product (the addition fused in), and rows before :math:`hi_l` are final.  No
         level touches the :math:`[N, B, *S]` tensor as a whole; the result is concatenated
         once at the end.  With the first level's inputs only (``first``), the first product
-        starts the inputs of nodes :math:`\ge hi_0` (``base``) from zero."""
+        starts the inputs of nodes :math:`\ge hi_0` (``base``) from zero; the gradient buffer
+        then never leaves the chain, and on a CPU its memory is kept for the next pass."""
         # compiled or traced: no Python-side state, no data-dependent branch
         compiling = torch.compiler.is_compiling() or torch.jit.is_tracing()
         no_grad = not torch.is_grad_enabled() or not (
@@ -325,7 +341,7 @@ class LevelExecutor(nn.Module):
         if first:
             rest = self.conv(self.node_ops[0](x), group=0, first_row=base)
             start, levels = base, levels[1:]
-        workspace = _GradWorkspace(n, base)
+        workspace = _GradWorkspace(n, base, self._gradient_memory(x) if first else None)
         for i, op in levels:
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
@@ -394,7 +410,8 @@ class LevelExecutor(nn.Module):
                 self.conv.accumulate_(sinks, pool.pool(z), group=i, first_row=s, last_row=n)
             return self._read(sinks, rows, s)
         start = base  # rest: the inputs of nodes start, ..., s - 1
-        workspace = _GradWorkspace(s, base)
+        # the gradient of x (not first) is a concatenation (split's backward): a new tensor
+        workspace = _GradWorkspace(s, base, self._gradient_memory(x))
         for i, op in levels:
             lo, size = self._ranges[i]  # type: ignore[misc]
             hi = lo + size
@@ -491,14 +508,58 @@ class _PoolAlongside(torch.autograd.Function):
         return ctx.pool.pool_adjoint_(grad_z, grad_pooled.to(grad_z.dtype)), None
 
 
+class _SpareMemory:
+    """The memory of a chain's last gradient buffer, kept for the next backward pass.
+
+    It is handed out again only once no tensor uses the last buffer any more (a weak
+    reference to it: views keep their base alive), so two passes in flight never share it;
+    a copy of the module (``deepcopy``, pickling) starts without it.
+    """
+
+    def __init__(self) -> None:
+        self._storage: Any = None
+        self._dtype: torch.dtype | None = None
+        self._last: weakref.ref[Tensor] | None = None
+        self._lock = threading.Lock()
+
+    def take(self, shape: Sequence[int], like: Tensor) -> Tensor:
+        """A contiguous ``shape`` buffer of ``like``'s dtype and device (values undefined)."""
+        with self._lock:
+            # free: no tensor uses the kept memory (the buffer built on it has died)
+            free = self._last is None or self._last() is None
+            need = like.element_size() * int(torch.Size(shape).numel())
+            fits = (
+                self._storage is not None
+                and self._dtype == like.dtype
+                and self._storage.device == like.device
+                and self._storage.nbytes() >= need
+            )
+            if free and fits:
+                buf = like.new_empty(0).set_(self._storage, 0, tuple(shape))
+            else:
+                buf = like.new_empty(tuple(shape))
+                if not free:  # in use by a pass still running: this one is not kept
+                    return buf
+                self._storage, self._dtype = buf.untyped_storage(), buf.dtype
+            self._last = weakref.ref(buf)
+            return buf
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SpareMemory:
+        return _SpareMemory()
+
+    def __reduce__(self) -> tuple[type[_SpareMemory], tuple[()]]:
+        return (_SpareMemory, ())
+
+
 class _GradWorkspace:
     """One ``[N - base, *]`` gradient buffer per backward pass of a chain (rows of the nodes
     ``base, ..., N - 1``): the gradient of every level's remaining inputs is a view of it (no
-    per-level concatenation)."""
+    per-level concatenation).  With ``memory``, the buffer is taken from it."""
 
-    def __init__(self, num_nodes: int, base: int = 0) -> None:
+    def __init__(self, num_nodes: int, base: int = 0, memory: _SpareMemory | None = None) -> None:
         self.num_nodes = num_nodes
         self.base = base
+        self.memory = memory
         self.splits = 0  # splits made in forward; the last one runs backward first
         self.buffer: Tensor | None = None
 
@@ -530,7 +591,8 @@ class _ChainSplit(torch.autograd.Function):
         ws: _GradWorkspace = ctx.workspace
         like = next(g for g in grads if g is not None)
         if ctx.index == ws.splits - 1 or ws.buffer is None:  # a new backward pass
-            ws.buffer = like.new_empty(ws.num_nodes - ws.base, *like.shape[1:])
+            shape = (ws.num_nodes - ws.base, *like.shape[1:])
+            ws.buffer = ws.memory.take(shape, like) if ws.memory else like.new_empty(shape)
         buf, base = ws.buffer, ws.base
         for (a, b), g in zip(((start, lo), (lo, hi), (hi, ws.num_nodes)), grads, strict=True):
             if b == a:
@@ -540,4 +602,7 @@ class _ChainSplit(torch.autograd.Function):
                 target.zero_()
             elif not (g.data_ptr() == target.data_ptr() and g.stride() == target.stride()):
                 target.copy_(g)
-        return buf[start - base :], None, None, None, None
+        grad = buf[start - base :]
+        if ctx.index == 0:  # the pass is over: only the gradients handed out hold the buffer
+            ws.buffer = None
+        return grad, None, None, None, None

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import dnwgraph.nn.aggregate as agg
-from dnwgraph.nn.aggregate import EdgeSet, sddmm
+from dnwgraph.nn.aggregate import EdgeSet, sddmm, spmm
 
 
 def random_edges(n_rows, n_cols, num, seed):
@@ -99,3 +99,15 @@ def test_spmm_layouts_agree(layout, with_add):
     torch.testing.assert_close(agg.spmm(a, x, add), dense @ x + (0 if add is None else add))
     at = plan.matrix(torch.float64, transpose=True, layout=layout)
     torch.testing.assert_close(agg.spmm(at, g), dense.t() @ g)
+
+
+def test_spmm_without_add_to_is_the_product_with_and_without_autograd():
+    torch.manual_seed(0)
+    dense = torch.randn(5, 4) * (torch.rand(5, 4) < 0.5)
+    x = torch.randn(4, 3, requires_grad=True)
+    for a in (dense.to_sparse(), dense.to_sparse_csr()):
+        with torch.no_grad():
+            torch.testing.assert_close(spmm(a, x), dense @ x)
+        out = spmm(a, x)  # x needs a gradient: the autograd path
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        torch.testing.assert_close(grad, dense.t() @ torch.ones(5, 3))

@@ -1,6 +1,7 @@
 """LevelExecutor: the level-range chain against the general level loop and another impl."""
 
 import copy
+import gc
 
 import pytest
 import torch
@@ -320,3 +321,73 @@ def test_pooled_sinks_from_the_first_level_inputs(impl):
         torch.testing.assert_close(
             ex(x0, rows=slice(9, 12), pool=pool), pool.pool(full(padded)[9:])
         )
+
+
+def first_level_executor():
+    torch.manual_seed(0)
+    return randomize(LevelExecutor(block_dag([3, 4, 4, 2]), ratio=0.6).double())
+
+
+def steps(ex, xs, memory=True, lr=0.1):
+    if not memory:
+        ex._gradient_memory = lambda x: None
+    opt = torch.optim.SGD(ex.parameters(), lr=lr)
+    for x in xs:
+        opt.zero_grad()
+        (ex(x, rows=slice(7, 13)) ** 2).sum().backward()
+        opt.step()
+    return [p.detach().clone() for p in ex.parameters()]
+
+
+def test_gradient_memory_is_kept_between_passes_and_changes_nothing():
+    xs = [torch.randn(3, 2, 3, 3, dtype=torch.float64) for _ in range(4)]
+    ex = first_level_executor()
+    kept = steps(ex, xs[:1])
+    gc.collect()
+    storage = ex._spare._storage
+    assert storage is not None and ex._spare._last() is None  # free between passes
+    kept = steps(ex, xs[1:])
+    assert ex._spare._storage is storage  # the same memory served the later passes
+    plain = steps(first_level_executor(), xs, memory=False)
+    for a, b in zip(steps(first_level_executor(), xs), plain, strict=True):
+        assert torch.equal(a, b)
+    assert len(kept) == len(plain)
+
+
+def test_gradient_memory_with_two_passes_in_flight_and_a_retained_graph():
+    x1, x2 = (torch.randn(3, 2, 3, 3, dtype=torch.float64) for _ in range(2))
+    ex = first_level_executor()
+    steps(ex, [x1])  # memory kept
+    ex.zero_grad()
+    loss = (ex(x1, rows=slice(7, 13)) ** 2).sum() + (ex(x2, rows=slice(7, 13)) ** 3).sum()
+    loss.backward(retain_graph=True)
+    both = [p.grad.clone() for p in ex.parameters()]
+    loss.backward()  # the retained graph again: twice the gradients
+    for p, g in zip(ex.parameters(), both, strict=True):
+        torch.testing.assert_close(p.grad, 2 * g)
+    ref = first_level_executor()
+    steps(ref, [x1], memory=False)  # the same weights, no kept memory
+    ref.zero_grad()
+    for x, power in ((x1, 2), (x2, 3)):
+        (ref(x, rows=slice(7, 13)) ** power).sum().backward()
+    for a, b in zip(both, ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b.grad)
+    clone = copy.deepcopy(ex)  # a copy starts without the kept memory
+    assert clone._spare._storage is None and ex._spare._storage is not None
+
+
+def test_gradient_memory_is_handed_out_only_when_no_tensor_uses_it():
+    from dnwgraph.nn.levels import _SpareMemory
+
+    memory, like = _SpareMemory(), torch.zeros(1, dtype=torch.float64)
+    first = memory.take((4, 3), like)
+    view = first[1:]  # a view keeps the buffer in use
+    del first
+    second = memory.take((4, 3), like)
+    assert second.data_ptr() != view.data_ptr() - 3 * 8  # not the memory still in use
+    del view, second
+    third = memory.take((2, 3), like)  # smaller fits in the kept memory
+    again = memory.take((2, 3), like)  # third still alive: new memory
+    assert third.untyped_storage().data_ptr() == memory._storage.data_ptr()
+    assert again.untyped_storage().data_ptr() != memory._storage.data_ptr()
+    assert memory.take((4, 3), torch.zeros(1)).dtype == torch.float32  # another dtype: new
