@@ -284,11 +284,11 @@ def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
     if a.layout == torch.sparse_coo and not (
         torch.is_grad_enabled() and (a.requires_grad or x.requires_grad)
     ):
-        # the product written into new memory (beta=0: its contents are ignored): on a CPU
-        # several times faster than torch.sparse.mm, whose zero-filled output the COO kernel
-        # then reads back row by row
-        out = x.new_empty(a.size(0), x.size(1))
-        return torch.addmm(out, a, x, beta=0, out=out)
+        # the product added into memory zeroed by a write (zero_): no second output buffer,
+        # and no lazily zeroed pages read back by the COO kernel (torch.sparse.mm's output;
+        # beta=0 would multiply the new memory by 0, NaN included, for a matrix without entries)
+        out = x.new_empty(a.size(0), x.size(1)).zero_()
+        return torch.addmm(out, a, x, out=out)
     return torch.sparse.mm(a, x)
 
 

@@ -111,3 +111,18 @@ def test_spmm_without_add_to_is_the_product_with_and_without_autograd():
         out = spmm(a, x)  # x needs a gradient: the autograd path
         (grad,) = torch.autograd.grad(out.sum(), x)
         torch.testing.assert_close(grad, dense.t() @ torch.ones(5, 3))
+
+
+def test_spmm_rows_without_edges_are_zero_whatever_the_memory_held(monkeypatch):
+    # new memory may hold anything: here every new buffer is handed out full of NaN
+    new_empty = torch.Tensor.new_empty
+
+    def dirty(self, *size, **kwargs):
+        return new_empty(self, *size, **kwargs).fill_(float("nan"))
+
+    monkeypatch.setattr(torch.Tensor, "new_empty", dirty)
+    a = torch.sparse_coo_tensor(torch.tensor([[0], [1]]), torch.tensor([2.0]), (3, 2)).coalesce()
+    out = spmm(a, torch.ones(2, 5))
+    assert torch.equal(out[0], torch.full((5,), 2.0)) and torch.equal(out[1:], torch.zeros(2, 5))
+    empty = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (3, 2))
+    assert torch.equal(spmm(empty.coalesce(), torch.ones(2, 5)), torch.zeros(3, 5))  # no edge
