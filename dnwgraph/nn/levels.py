@@ -34,6 +34,7 @@ from torch.autograd.function import once_differentiable
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn._node_first import _hooked
+from dnwgraph.nn.aggregate import _range
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.spec import WiringSpec, as_spec
 from dnwgraph.nn.wiring_conv import WiringConv
@@ -174,8 +175,7 @@ class LevelExecutor(nn.Module):
         self._ranges: list[tuple[int, int] | None] = []
         for i, g in enumerate(groups):
             self.register_buffer(f"group_{i}", g, persistent=False)
-            lo, hi = int(g[0]), int(g[-1]) + 1
-            self._ranges.append((lo, hi - lo) if hi - lo == g.numel() else None)
+            self._ranges.append(_range(g))
         self._chain = self._is_chain()
         # the trailing nodes without out-edges (no node op; e.g. a model's output nodes)
         op_nodes = torch.cat(groups) if groups else torch.zeros(0, dtype=torch.long)
@@ -193,6 +193,12 @@ class LevelExecutor(nn.Module):
         last backward pass on a CPU (a fresh buffer there is paid in page faults), ``None``
         (a new buffer) otherwise."""
         return self._spare if x.device.type == "cpu" and not _hooked(self.conv) else None
+
+    def _needs_grad(self, x: Tensor) -> bool:
+        """Whether this pass records autograd (``x`` or a parameter needs a gradient)."""
+        return torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
 
     def _is_chain(self) -> bool:
         """Whether the levels are ascending node ranges whose edges all reach later ranges:
@@ -254,7 +260,7 @@ class LevelExecutor(nn.Module):
         with self.conv.plan_cache.hold():  # one weight state per pass
             if pool is not None:
                 if self._pools_sinks(rows):  # type: ignore[arg-type]
-                    return self._forward_pooled(x, rows, pool, first)  # type: ignore[arg-type]
+                    return self._forward_pooled(x, rows, pool, first, base)  # type: ignore[arg-type]
                 return pool.pool(self.forward(x, rows))
             if self._chain:
                 return self._forward_chain(x, rows, first, base)
@@ -328,11 +334,8 @@ class LevelExecutor(nn.Module):
         then never leaves the chain, and on a CPU its memory is kept for the next pass."""
         # compiled or traced: no Python-side state, no data-dependent branch
         compiling = torch.compiler.is_compiling() or torch.jit.is_tracing()
-        no_grad = not torch.is_grad_enabled() or not (
-            x.requires_grad or any(p.requires_grad for p in self.parameters())
-        )
         # in place: accumulate_ would skip the conv's hooks; compiled: functional ops only
-        if no_grad and not _hooked(self.conv) and not compiling:
+        if not self._needs_grad(x) and not _hooked(self.conv) and not compiling:
             return self._read(self._forward_chain_inplace(x, first), rows, base)
         n = self.num_nodes
         done: list[Tensor] = []
@@ -371,7 +374,7 @@ class LevelExecutor(nn.Module):
         return self._rows_from(rows) >= self._sink_start
 
     def _forward_pooled(
-        self, x: Tensor, rows: Tensor | slice, pool: LinearPool, first: bool
+        self, x: Tensor, rows: Tensor | slice, pool: LinearPool, first: bool, base: int
     ) -> Tensor:
         r"""The chain (:meth:`_forward_chain`) over the nodes before the sinks
         :math:`[s, N)`, and the sinks' inputs pooled: every level adds
@@ -380,7 +383,6 @@ class LevelExecutor(nn.Module):
         only (``first``), every node after the first level starts from zero."""
         n, s = self.num_nodes, self._sink_start
         levels = list(enumerate(self.node_ops))
-        base = self._first_level_end() if first else 0
         if first:  # the first level's products start the others' inputs
             z, pooled = _PoolAlongside.apply(levels[0][1](x), pool)
             rest = self.conv(z, group=0, first_row=base, last_row=s) if base < s else None
@@ -389,24 +391,16 @@ class LevelExecutor(nn.Module):
         else:
             rest, x_sinks = x.split([s, n - s])  # one gradient buffer for x (a cat), no fills
             sinks = pool.pool(x_sinks)
-        no_grad = not torch.is_grad_enabled() or not (
-            x.requires_grad or any(p.requires_grad for p in self.parameters())
-        )
-        if no_grad:  # in place, as _forward_chain_inplace
+        if not self._needs_grad(x):  # in place, as _forward_chain_inplace
             acc = rest if first else rest.clone(memory_format=torch.contiguous_format)
             sinks = sinks.contiguous()
-            for i, op in levels:
+            for i, op in levels:  # none when the first level is the last (acc is None)
                 lo, size = self._ranges[i]  # type: ignore[misc]
                 hi = lo + size
                 z = op(acc[lo - base : hi - base])  # type: ignore[index]
                 if hi < s:
-                    self.conv.accumulate_(
-                        acc[hi - base :],
-                        z,
-                        group=i,
-                        first_row=hi,
-                        last_row=s,  # type: ignore[index]
-                    )
+                    out = acc[hi - base :]  # type: ignore[index]
+                    self.conv.accumulate_(out, z, group=i, first_row=hi, last_row=s)
                 self.conv.accumulate_(sinks, pool.pool(z), group=i, first_row=s, last_row=n)
             return self._read(sinks, rows, s)
         start = base  # rest: the inputs of nodes start, ..., s - 1

@@ -363,11 +363,16 @@ class WiringConv(MessagePassing):
         a, b = bounds[group], bounds[group + 1]
         return dst[a:b], cols[a:b], ids[a:b]
 
+    def _cuts_edges(self, group: int | None, first_row: int, last_row: int) -> bool:
+        """Whether the rows ``[first_row, last_row)`` leave out edges of ``group`` (a row
+        range of its own), so that its edges must be filtered by target."""
+        return first_row > self._lowest_target[group] or last_row < self.num_nodes
+
     def _row_edges(self, group: int | None, first_row: int, last_row: int) -> tuple[Tensor, Tensor]:
         """:meth:`_group_edges` restricted to the edges reaching nodes in
         ``[first_row, last_row)``."""
         ids, cols = self._group_edges(group)
-        if first_row <= self._lowest_target[group] and last_row == self.num_nodes:
+        if not self._cuts_edges(group, first_row, last_row):
             return ids, cols
         static, key = self._structure(), ("rows", group, first_row, last_row)
         if key not in static:
@@ -399,7 +404,7 @@ class WiringConv(MessagePassing):
         if key not in plans:
             last = self._check_rows(group, first_row, last_row)
             dst, cols, sel_ids = self._selected_edges(group, mask)
-            if last < self.num_nodes or first_row > self._lowest_target[group]:
+            if self._cuts_edges(group, first_row, last):
                 # a row range: the edges into the rows of another call are left out
                 keep = torch.nonzero((dst >= first_row) & (dst < last)).view(-1)
                 dst, cols, sel_ids = dst[keep], cols[keep], sel_ids[keep]
