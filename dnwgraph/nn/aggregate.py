@@ -270,26 +270,54 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
 
 
 def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
-    r""":math:`A X` (or :math:`Y + A X`, the sum in the product's output buffer) for a sparse
-    :math:`A` ``[R, S]`` (see :meth:`AggregationPlan.matrix` for the layouts) and a dense
-    :math:`X` ``[S, F]``.
+    r""":math:`A X` (or :math:`Y + A X`) for a sparse :math:`A` ``[R, S]`` (see
+    :meth:`AggregationPlan.matrix` for the layouts) and a dense :math:`X` ``[S, F]``.
+
+    A CSR matrix on a CPU is multiplied as a weighted bag sum
+    (:func:`torch.nn.functional.embedding_bag`: output row :math:`r` sums
+    :math:`a_{rc}\, x_c` over the row's entries, rows in parallel over torch's threads, a
+    vectorised kernel per row), where no gradient is recorded through the product; otherwise
+    by torch's sparse product.
 
     Example:
-        >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse()
+        >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse_csr()
         >>> spmm(a, torch.tensor([[1.0], [3.0]])).view(-1).tolist()
         [6.0, 1.0]
     """
+    if torch.is_grad_enabled() and (a.requires_grad or x.requires_grad):
+        return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
+    if a.layout == torch.sparse_csr and _sums_bags(a, x):
+        out = torch.nn.functional.embedding_bag(
+            a.col_indices(),
+            x,
+            a.crow_indices(),
+            mode="sum",
+            per_sample_weights=a.values(),
+            include_last_offset=True,
+        )
+        return out if add_to is None else out.add_(add_to)
     if add_to is not None:
         return torch.addmm(add_to, a, x)
-    if a.layout == torch.sparse_coo and not (
-        torch.is_grad_enabled() and (a.requires_grad or x.requires_grad)
-    ):
+    if a.layout == torch.sparse_coo:
         # the product added into memory zeroed by a write (zero_): no second output buffer,
         # and no lazily zeroed pages read back by the COO kernel (torch.sparse.mm's output;
         # beta=0 would multiply the new memory by 0, NaN included, for a matrix without entries)
         out = x.new_empty(a.size(0), x.size(1)).zero_()
         return torch.addmm(out, a, x, out=out)
     return torch.sparse.mm(a, x)
+
+
+def _sums_bags(a: Tensor, x: Tensor) -> bool:
+    """Whether ``embedding_bag`` computes the CSR product ``a @ x``: a CPU, floating values of
+    ``x``'s dtype and a 2-D ``x`` with a row per column of ``a``."""
+    return (
+        x.device.type == "cpu"
+        and a.device.type == "cpu"
+        and x.dim() == 2
+        and x.size(0) == a.size(1)
+        and a.dtype == x.dtype
+        and x.dtype in (torch.float32, torch.float64, *HALF_DTYPES)
+    )
 
 
 def _rows(t: Tensor, index: Tensor, rng: tuple[int, int] | None) -> Tensor:
@@ -358,15 +386,12 @@ class AggregationPlan:
         """:math:`A` (or :math:`A^\\top`) as a sparse matrix with values of ``dtype``, built
         once per dtype and layout and kept with the plan.
 
-        The default layout is the faster product of the device: coalesced COO on a CPU
-        (PyTorch's own kernel: one vectorised ``axpy`` of a row of :math:`X` per edge, rows
-        in parallel; as fast as MKL's CSR product or faster on the CPU of
-        ``docs/benchmarks.md``, most of all on the larger products), CSR elsewhere
-        (cuSPARSE).
+        The default layout is CSR: :func:`spmm` multiplies it as a weighted bag sum on a
+        CPU (faster than torch's COO and MKL's CSR products: ``benchmarks/bench_spmm.py``)
+        and with cuSPARSE on a GPU.
         """
         if layout is None:
-            cpu = self.values.device.type == "cpu"
-            layout = torch.sparse_coo if cpu else torch.sparse_csr
+            layout = torch.sparse_csr
         key = (dtype, transpose, layout)
         if key not in self._mats:
             sel, values = self.selected, self.values.to(dtype)
@@ -504,11 +529,13 @@ def accumulate_(out: Tensor, x: Tensor, plan: AggregationPlan) -> Tensor:
     """
     acc = accumulation_dtype(out.dtype)
     with no_autocast(x.device):
-        a = plan.matrix(acc)
-        if out.dtype == acc and out.is_contiguous():
-            torch.addmm(out, a, x.to(acc), out=out)  # the product adds into out's memory
-        else:  # summed in the accumulation dtype and rounded once, as wiring_matmul does
-            out.copy_(spmm(a, x.to(acc), out.to(acc)))
+        a, x = plan.matrix(acc), x.to(acc)
+        if out.dtype != acc:  # summed in the accumulation dtype and rounded once, as
+            out.copy_(spmm(a, x, out.to(acc)))  # wiring_matmul does
+        elif out.is_contiguous() and not _sums_bags(a, x):
+            torch.addmm(out, a, x, out=out)  # the product adds into out's memory
+        else:
+            out.add_(spmm(a, x))
     return out
 
 

@@ -78,7 +78,7 @@ def test_complete_blocks_are_views_and_merge(monkeypatch):
 @pytest.mark.parametrize("with_add", [False, True])
 @pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
 def test_spmm_layouts_agree(layout, with_add):
-    """The plan's COO (CPU default) and CSR matrices give the dense product (+ the sum)."""
+    """The plan's COO and CSR (default) matrices give the dense product (+ the sum)."""
     gen = torch.Generator().manual_seed(0)
     dense = torch.randn(6, 5, generator=gen, dtype=torch.float64)
     dense[dense.abs() < 0.8] = 0
@@ -126,3 +126,33 @@ def test_spmm_rows_without_edges_are_zero_whatever_the_memory_held(monkeypatch):
     assert torch.equal(out[0], torch.full((5,), 2.0)) and torch.equal(out[1:], torch.zeros(2, 5))
     empty = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (3, 2))
     assert torch.equal(spmm(empty.coalesce(), torch.ones(2, 5)), torch.zeros(3, 5))  # no edge
+    for layout in (torch.sparse_coo, torch.sparse_csr):
+        assert layout == torch.sparse_coo or agg._sums_bags(empty.to_sparse_csr(), torch.ones(2, 5))
+        m = empty.coalesce() if layout == torch.sparse_coo else empty.to_sparse_csr()
+        assert torch.equal(spmm(m, torch.ones(2, 5)), torch.zeros(3, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_spmm_bag_sum_is_torch_sparse_product(dtype):
+    """The CPU CSR product as a weighted bag sum (embedding_bag) against torch's own sparse
+    product of the same matrix: empty rows (first, middle, last), an addend, one column."""
+    gen = torch.Generator().manual_seed(3)
+    dense = torch.randn(9, 7, generator=gen, dtype=torch.float64)
+    dense[dense.abs() < 0.9] = 0
+    dense[[0, 4, 8]] = 0
+    for f in (1, 13):
+        x = torch.randn(7, f, generator=gen, dtype=torch.float64)
+        add = torch.randn(9, f, generator=gen, dtype=torch.float64)
+        a = dense.to(dtype).to_sparse_csr()
+        assert agg._sums_bags(a, x.to(dtype))
+        expected = torch.sparse.mm(dense.to_sparse(), x).to(dtype)  # float64 COO kernel
+        tol = {"atol": 5e-2, "rtol": 2e-2} if dtype in agg.HALF_DTYPES else {}  # two roundings
+        torch.testing.assert_close(spmm(a, x.to(dtype)), expected, **tol)
+        torch.testing.assert_close(
+            spmm(a, x.to(dtype), add.to(dtype)), (expected.double() + add).to(dtype), **tol
+        )
+    assert not agg._sums_bags(dense.float().to_sparse_csr(), x)  # values of another dtype
+    idx32 = torch.sparse_csr_tensor(  # 32-bit indices
+        a.crow_indices().int(), a.col_indices().int(), a.values(), a.shape
+    )
+    assert torch.equal(spmm(idx32, x.to(dtype)), spmm(a, x.to(dtype)))

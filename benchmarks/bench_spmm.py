@@ -1,0 +1,146 @@
+"""The sparse product of the aggregation, A X, on a CPU: the kernels torch offers, side by side.
+
+``dnwgraph.nn.spmm`` multiplies a CSR matrix on a CPU as a weighted bag sum
+(``torch.nn.functional.embedding_bag`` with ``per_sample_weights``: one vectorised kernel per
+output row, rows spread over torch's threads). The alternatives are torch's COO product
+(``addmm`` into zeroed memory: one ``axpy`` per entry, on one thread) and MKL's CSR product
+(``torch.sparse.mm`` of a CSR matrix). All three compute the same sums; the script checks
+it before timing.
+
+Shapes are those the models and ``benchmarks/bench_wiring.py`` run: the paper-scale layer
+(800 nodes, 32,000 edges, ``x`` [800, 64 x 8 x 8]), one level of ``tiny_static``'s block DAG,
+the trailing sinks of a pooled readout (``x`` [S, B]), and an MNIST-1D level.
+
+Run: ``python benchmarks/bench_spmm.py [--write] [--threads 1 2]`` (``--write`` updates
+``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from _common import device_name, table, timed_ms, write_section
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dnwgraph.nn import spmm  # noqa: E402
+
+#: (label, rows, sources, features, entries)
+CASES = [
+    ("paper-scale layer, 5%", 800, 800, 64 * 8 * 8, 32_000),
+    ("tiny_static level (192 targets)", 192, 224, 64 * 8 * 8, 8_000),
+    ("pooled sinks (100 targets, x [700, 64])", 100, 700, 64, 4_000),
+    ("mnist1d_static level (64 targets)", 64, 96, 128 * 10, 500),
+]
+
+
+def _matrices(rows: int, src: int, entries: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.randperm(rows * src, generator=gen)[:entries].sort().values
+    values = torch.randn(entries, generator=gen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(
+            torch.stack([flat // src, flat % src]), values, (rows, src), is_coalesced=True
+        )
+        return coo, coo.to_sparse_csr()
+
+
+def _variants(rows: int, src: int, feats: int, entries: int) -> dict[str, Callable[[], Tensor]]:
+    """The three products of one case, on the same matrix and features."""
+    coo, csr = _matrices(rows, src, entries)
+    x = torch.randn(src, feats)
+
+    def coo_product() -> Tensor:
+        zero = x.new_empty(rows, feats).zero_()
+        return torch.addmm(zero, coo, x, out=zero)
+
+    return {
+        "COO addmm": coo_product,
+        "MKL CSR": lambda: torch.sparse.mm(csr, x),
+        "bag sum (ours)": lambda: spmm(csr, x),
+    }
+
+
+def measure(repeat: int) -> list[list[object]]:
+    out = []
+    cpu = torch.device("cpu")
+    for label, rows, src, feats, entries in CASES:
+        variants = _variants(rows, src, feats, entries)
+        with torch.no_grad():
+            ref = variants["COO addmm"]()
+            for name, fn in variants.items():
+                err = (fn() - ref).abs().max().item()
+                if err > 1e-4 * ref.abs().max().item():
+                    raise AssertionError(f"{name} differs from the COO product by {err}")
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            n = repeat if entries * feats > 10**7 else repeat * 10
+            for i in range(n + 2):
+                for name, fn in variants.items():  # interleaved
+                    t = timed_ms(fn, cpu)
+                    if i >= 2:
+                        times[name].append(t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        ours = med["bag sum (ours)"]
+        out.append(
+            [
+                torch.get_num_threads(),
+                label,
+                f"{entries:,}",
+                med["COO addmm"],
+                med["MKL CSR"],
+                ours,
+                f"{med['COO addmm'] / ours:.2f}x",
+                f"{med['MKL CSR'] / ours:.2f}x",
+            ]
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rows += measure(args.repeat)
+    header = [
+        "threads",
+        "product",
+        "entries",
+        "COO addmm (ms)",
+        "MKL CSR (ms)",
+        "bag sum, ours (ms)",
+        "vs COO",
+        "vs MKL CSR",
+    ]
+    cmd = "python benchmarks/bench_spmm.py --write --threads " + " ".join(
+        str(t) for t in args.threads
+    )
+    machine = device_name().rsplit(",", 1)[0]
+    body = (
+        f"{machine}, torch {torch.__version__}; 1-minute load average {load_start:.1f} at the "
+        f"start and {os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. Float32, random "
+        "sparsity pattern, no autograd; the three variants interleaved, medians of "
+        f"{args.repeat} (10x more for the small products) after 2 warm-up runs; each checked "
+        "against the COO product first.\n\n" + table(header, rows)
+    )
+    print(body)
+    if args.write:
+        write_section("bench_spmm", body)
+
+
+if __name__ == "__main__":
+    main()
