@@ -33,7 +33,7 @@ docs: setup
 
 # Rewrites the measured tables of docs/benchmarks.md and docs/scaling.md (~15 min on 2 cores).
 bench: setup
-	for b in wiring models compact mobilenet scaling; do \
+	for b in spmm wiring official models compact mobilenet scaling; do \
 		$(PY) benchmarks/bench_$$b.py --write || exit 1; done
 
 clean:

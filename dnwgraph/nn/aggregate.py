@@ -287,12 +287,12 @@ def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
     if torch.is_grad_enabled() and (a.requires_grad or x.requires_grad):
         return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
     if a.layout == torch.sparse_csr and _sums_bags(a, x):
-        out = torch.nn.functional.embedding_bag(
-            a.col_indices(),
-            x,
+        out = torch.nn.functional.embedding_bag(  # detached: the kernel without bookkeeping
+            a.col_indices(),  # for a backward pass (no gradient is recorded here)
+            x.detach(),
             a.crow_indices(),
             mode="sum",
-            per_sample_weights=a.values(),
+            per_sample_weights=a.values().detach(),
             include_last_offset=True,
         )
         return out if add_to is None else out.add_(add_to)
@@ -398,7 +398,7 @@ class AggregationPlan:
             rows, cols, size = sel.rows, sel.cols, (self.num_nodes, self.num_src)
             if transpose:
                 perm = torch.argsort(cols, stable=True)
-                rows, cols, values = cols[perm], rows[perm], values[perm]
+                rows, cols, values = (t.index_select(0, perm) for t in (cols, rows, values))
                 size = (self.num_src, self.num_nodes)
             if layout == torch.sparse_coo:  # (row, col) sorted and unique: coalesced
                 self._mats[key] = torch.sparse_coo_tensor(

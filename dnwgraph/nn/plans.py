@@ -248,7 +248,10 @@ class PlanCache(_Holds):
         ):
             self.weight_states += 1
         self._new_values = False
-        self.weights = w.clone()
+        if last is not None and _same_kind(last, w):
+            last.copy_(w)  # the key's own memory again: fresh pages are dear on a CPU
+        else:
+            self.weights = w.clone()
         self.selection_state = (
             None if selection_key is None else tuple(_snapshot(v) for v in selection_key)
         )

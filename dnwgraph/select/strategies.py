@@ -25,6 +25,7 @@ name               forward uses                                               gr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -168,9 +169,12 @@ class Selection(torch.nn.Module):
                 top-k and leave fewer than ``k`` edges).
         """
         score = edge_weight.detach().abs()
-        finite = torch.isfinite(score)
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
+        # one pass when all is well: a NaN or an infinity makes the sum non-finite (so may a
+        # sum of huge finite weights, which the element-wise test then clears)
+        if not math.isfinite(float(score.sum(dtype=torch.float64))) and not bool(
+            torch.isfinite(score).all()
+        ):
+            bad = int((~torch.isfinite(score)).sum())
             raise NonFiniteError(
                 f"{bad} of {score.numel()} edge weights are NaN or infinite, so their top-{self.k} "
                 "is undefined (did the training diverge? lower the learning rate or clip the "
