@@ -132,6 +132,18 @@ def test_non_finite_weights_are_an_error_not_fewer_edges(name, bad):
         make(name)(torch.full((6,), float("nan")))
 
 
+@pytest.mark.parametrize("name", ["dnw", "td"])
+def test_huge_finite_weights_whose_sum_overflows_are_selected(name):
+    """The finiteness test sums |w| first; a sum that overflows while every weight is finite
+    is not an error: the element-wise test clears it."""
+    weight = torch.tensor([1e308, -1.7e308, 1.0, 2.0, 1.5e308, 3.0], dtype=torch.float64)
+    assert not torch.isfinite(weight.abs().sum())
+    mask = make(name)(weight)
+    expected = torch.zeros(6, dtype=torch.bool)
+    expected[torch.topk(weight.abs(), int(mask.sum())).indices] = True
+    assert torch.equal(mask, expected)
+
+
 @pytest.mark.parametrize("seed", ["x", 1.5, True, -1, 2**64])
 def test_random_seed_must_be_an_int(seed):
     with pytest.raises(ValueError, match=r"'seed' must be an int in \[0, 2\*\*63\)"):
