@@ -1,6 +1,13 @@
 """Message passing over learned wirings."""
 
-from dnwgraph.nn.aggregate import AggregationPlan, EdgeSet, sddmm, spmm, wiring_matmul
+from dnwgraph.nn.aggregate import (
+    AggregationPlan,
+    BagMatrix,
+    EdgeSet,
+    sddmm,
+    spmm,
+    wiring_matmul,
+)
 from dnwgraph.nn.levels import LevelExecutor, LinearPool
 from dnwgraph.nn.node_ops import (
     ChannelNodeOp,
@@ -20,6 +27,7 @@ __all__ = [
     "wiring_matmul",
     "sddmm",
     "spmm",
+    "BagMatrix",
     "AggregationPlan",
     "EdgeSet",
     "PlanCache",

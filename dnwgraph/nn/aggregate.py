@@ -269,33 +269,27 @@ def sddmm(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
     return out
 
 
-def spmm(a: Tensor, x: Tensor, add_to: Tensor | None = None) -> Tensor:
-    r""":math:`A X` (or :math:`Y + A X`) for a sparse :math:`A` ``[R, S]`` (see
-    :meth:`AggregationPlan.matrix` for the layouts) and a dense :math:`X` ``[S, F]``.
+def spmm(a: Tensor | BagMatrix, x: Tensor, add_to: Tensor | None = None) -> Tensor:
+    r""":math:`A X` (or :math:`Y + A X`) for a sparse :math:`A` ``[R, S]`` (a sparse tensor,
+    or a :class:`BagMatrix`) and a dense :math:`X` ``[S, F]``.
 
-    A CSR matrix on a CPU is multiplied as a weighted bag sum
-    (:func:`torch.nn.functional.embedding_bag`: output row :math:`r` sums
-    :math:`a_{rc}\, x_c` over the row's entries, rows in parallel over torch's threads, a
-    vectorised kernel per row), where no gradient is recorded through the product; otherwise
-    by torch's sparse product.
+    A CSR matrix on a CPU is multiplied as a weighted bag sum (:class:`BagMatrix`: output
+    row :math:`r` sums :math:`a_{rc}\, x_c` over the row's entries, rows in parallel over
+    torch's threads, a vectorised kernel per row) where no gradient is recorded through the
+    product; otherwise by torch's sparse product.
 
     Example:
         >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse_csr()
         >>> spmm(a, torch.tensor([[1.0], [3.0]])).view(-1).tolist()
         [6.0, 1.0]
     """
+    if isinstance(a, BagMatrix):
+        out = a.mm(x)
+        return out if add_to is None else out.add_(add_to)
     if torch.is_grad_enabled() and (a.requires_grad or x.requires_grad):
         return torch.sparse.mm(a, x) if add_to is None else torch.addmm(add_to, a, x)
     if a.layout == torch.sparse_csr and _sums_bags(a, x):
-        out = torch.nn.functional.embedding_bag(  # detached: the kernel without bookkeeping
-            a.col_indices(),  # for a backward pass (no gradient is recorded here)
-            x.detach(),
-            a.crow_indices(),
-            mode="sum",
-            per_sample_weights=a.values().detach(),
-            include_last_offset=True,
-        )
-        return out if add_to is None else out.add_(add_to)
+        return spmm(BagMatrix.of(a), x, add_to)
     if add_to is not None:
         return torch.addmm(add_to, a, x)
     if a.layout == torch.sparse_coo:
@@ -318,6 +312,103 @@ def _sums_bags(a: Tensor, x: Tensor) -> bool:
         and a.dtype == x.dtype
         and x.dtype in (torch.float32, torch.float64, *HALF_DTYPES)
     )
+
+
+#: Entries from which a :class:`BagMatrix` on several threads is padded for balance (below,
+#: working out the padding costs more than the imbalance it removes).
+BALANCE_ENTRIES = 2**14
+
+
+@dataclass(frozen=True)
+class BagMatrix:
+    r"""A CSR matrix :math:`A` ``[R, S]`` laid out for the row-parallel kernel of
+    :func:`torch.nn.functional.embedding_bag` (rows are bags, entries the weighted
+    members), balanced over torch's threads.
+
+    The kernel hands each of torch's :math:`T` threads an equal count of rows.  Rows of unequal
+    length (a DAG's later nodes have more sources; in :math:`A^\top`, its earlier nodes have
+    more targets) would leave one thread with most of the work, so empty rows are put before
+    (``front``) or after the matrix's rows, as many as make the threads' shares of entries
+    most even (:func:`bag_padding`); their output rows are dropped as a view.  The result
+    is the same either way.
+
+    Args:
+        offsets (Tensor): the row pointer with the empty rows, ``[front + R + back + 1]``.
+        indices (Tensor): column of each entry, ``[nnz]``.
+        weights (Tensor): value of each entry, ``[nnz]``.
+        rows (int): :math:`R`.
+        front (int): empty rows before the matrix's rows.
+
+    Example:
+        >>> a = torch.tensor([[0.0, 2.0], [1.0, 0.0]]).to_sparse_csr()
+        >>> BagMatrix.of(a).mm(torch.tensor([[1.0], [3.0]])).view(-1).tolist()
+        [6.0, 1.0]
+    """
+
+    offsets: Tensor
+    indices: Tensor
+    weights: Tensor
+    rows: int
+    front: int = 0
+
+    @classmethod
+    def of(cls, a: Tensor, threads: int | None = None) -> BagMatrix:
+        """The bags of the CSR matrix ``a``, padded for ``threads`` threads (default: torch's
+        current count) when it has at least :data:`BALANCE_ENTRIES` entries."""
+        crow = a.crow_indices()
+        threads = torch.get_num_threads() if threads is None else threads
+        front = back = 0
+        if threads > 1 and a._nnz() >= BALANCE_ENTRIES:
+            front, back = bag_padding(crow, threads)
+        offsets = crow
+        if front:
+            offsets = torch.cat([crow.new_zeros(front), crow])
+        if back:
+            offsets = torch.cat([crow, crow[-1:].expand(back)])
+        return cls(offsets, a.col_indices(), a.values().detach(), crow.numel() - 1, front)
+
+    def mm(self, x: Tensor) -> Tensor:
+        """:math:`A X` for ``x`` ``[S, F]`` (a gradient reaches ``x`` when one is recorded)."""
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            x = x.detach()  # the kernel without the bookkeeping of a backward pass
+        out = torch.nn.functional.embedding_bag(
+            self.indices,
+            x,
+            self.offsets,
+            mode="sum",
+            per_sample_weights=self.weights,
+            include_last_offset=True,
+        )
+        return out if out.size(0) == self.rows else out.narrow(0, self.front, self.rows)
+
+
+def bag_padding(crow: Tensor, threads: int) -> tuple[int, int]:
+    r"""Empty rows to put before and after the rows of the CSR row pointer ``crow`` (one of
+    the two is 0) so that splitting all rows into ``threads`` equal runs, as torch's parallel
+    loop does, gives each run about the same work.
+
+    A run's work is counted as its entries plus its rows (each writes one output row); the
+    padding with the smallest largest run wins, the least padding among equals.
+
+    Example:
+        >>> crow = torch.tensor([0, 0, 0, 0, 10, 20, 30, 40])  # 7 rows, the last 4 full
+        >>> bag_padding(crow, 2)  # 2 empty rows after: runs of 5 rows, 20 entries each
+        (0, 2)
+    """
+    rows = crow.numel() - 1
+    pad = torch.arange(rows + 1, device=crow.device)
+    per_run = (rows + pad + threads - 1) // threads  # [P]
+    cuts = torch.arange(threads + 1, device=crow.device) * per_run[:, None]  # [P, T + 1]
+    best: tuple[int, int, int] | None = None  # (cost, front, back)
+    for front in (True, False):
+        at = (cuts - pad[:, None] if front else cuts).clamp(0, rows)
+        cost = (crow[at].diff(dim=1) + per_run[:, None]).amax(1)
+        i = int(cost.argmin())
+        option = (int(cost[i]), i if front else 0, 0 if front else i)
+        if best is None or option[0] < best[0]:
+            best = option
+    assert best is not None
+    return best[1], best[2]
 
 
 def _rows(t: Tensor, index: Tensor, rng: tuple[int, int] | None) -> Tensor:
@@ -367,6 +458,9 @@ class AggregationPlan:
     _mats: dict[tuple[torch.dtype, bool, torch.layout], Tensor] = field(
         default_factory=dict, init=False, repr=False
     )
+    _bags: dict[tuple[torch.dtype, bool, int], BagMatrix] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @property
     def adj(self) -> Tensor:
@@ -379,6 +473,18 @@ class AggregationPlan:
         """Sparse CSR :math:`A^\\top` of shape ``[num_src, num_nodes]`` (built on demand)."""
         dtype = accumulation_dtype(self.values.dtype)
         return self.matrix(dtype, transpose=True, layout=torch.sparse_csr)
+
+    def operand(self, dtype: torch.dtype, transpose: bool = False) -> Tensor | BagMatrix:
+        """:math:`A` (or :math:`A^\\top`) with values of ``dtype`` in the form :func:`spmm`
+        multiplies fastest on the plan's device: a :class:`BagMatrix` balanced for torch's
+        current thread count on a CPU, the CSR matrix elsewhere; kept with the plan."""
+        a = self.matrix(dtype, transpose)
+        if a.device.type != "cpu":
+            return a
+        key = (dtype, transpose, torch.get_num_threads())
+        if key not in self._bags:
+            self._bags[key] = BagMatrix.of(a, key[2])
+        return self._bags[key]
 
     def matrix(
         self, dtype: torch.dtype, transpose: bool = False, layout: torch.layout | None = None
@@ -422,7 +528,7 @@ def aggregate_forward(
     with no_autocast(x.device):
         # with add_to, the sum is the product's output buffer: one pass
         add = None if add_to is None else add_to.to(acc)
-        out = spmm(plan.matrix(acc), x.to(acc), add)
+        out = spmm(plan.operand(acc), x.to(acc), add)
     return out.to(out_dtype)
 
 
@@ -441,7 +547,7 @@ def aggregate_backward(
     with torch.no_grad(), no_autocast(x.device):
         g = grad_out.to(acc).contiguous()
         if x_grad:
-            grad_x = spmm(plan.matrix(acc, transpose=True), g).to(x.dtype)
+            grad_x = spmm(plan.operand(acc, transpose=True), g).to(x.dtype)
         if weight_grad:
             values = sddmm(g, x.to(acc), plan.grad)
             if plan.grad.covers(plan.num_weights):  # every weight, in order
@@ -529,10 +635,10 @@ def accumulate_(out: Tensor, x: Tensor, plan: AggregationPlan) -> Tensor:
     """
     acc = accumulation_dtype(out.dtype)
     with no_autocast(x.device):
-        a, x = plan.matrix(acc), x.to(acc)
+        a, x = plan.operand(acc), x.to(acc)
         if out.dtype != acc:  # summed in the accumulation dtype and rounded once, as
             out.copy_(spmm(a, x, out.to(acc)))  # wiring_matmul does
-        elif out.is_contiguous() and not _sums_bags(a, x):
+        elif isinstance(a, Tensor) and out.is_contiguous():
             torch.addmm(out, a, x, out=out)  # the product adds into out's memory
         else:
             out.add_(spmm(a, x))

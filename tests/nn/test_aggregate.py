@@ -156,3 +156,87 @@ def test_spmm_bag_sum_is_torch_sparse_product(dtype):
         a.crow_indices().int(), a.col_indices().int(), a.values(), a.shape
     )
     assert torch.equal(spmm(idx32, x.to(dtype)), spmm(a, x.to(dtype)))
+
+
+def _runs_cost(crow: list[int], threads: int, front: int, back: int) -> int:
+    """The largest run's work (entries + rows) when the padded rows are split into
+    ``threads`` equal runs: plain Python, the oracle of bag_padding."""
+    rows = len(crow) - 1
+    lengths = [0] * front + [crow[i + 1] - crow[i] for i in range(rows)] + [0] * back
+    per_run = -(-len(lengths) // threads)
+    runs = [lengths[i : i + per_run] for i in range(0, threads * per_run, per_run)]
+    return max(sum(r) + per_run for r in runs)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4, 7])
+def test_bag_padding_is_the_best_padding_found_by_brute_force(threads):
+    gen = torch.Generator().manual_seed(threads)
+    for shape in ("rising", "falling", "random", "uniform"):
+        rows = 37
+        if shape == "rising":
+            lengths = torch.arange(rows) * 3
+        elif shape == "falling":
+            lengths = torch.arange(rows).flip(0) * 3
+        elif shape == "random":
+            lengths = torch.randint(0, 40, (rows,), generator=gen)
+        else:
+            lengths = torch.full((rows,), 5)
+        crow = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        front, back = agg.bag_padding(crow, threads)
+        assert front == 0 or back == 0
+        got = _runs_cost(crow.tolist(), threads, front, back)
+        options = [(f, 0) for f in range(rows + 1)] + [(0, b) for b in range(rows + 1)]
+        best = min(_runs_cost(crow.tolist(), threads, f, b) for f, b in options)
+        assert got == best, (shape, front, back)
+        if shape == "uniform" and rows % threads == 0:
+            assert (front, back) == (0, 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_bag_matrix_padded_for_threads_is_the_plain_product(threads):
+    """Rows of rising and falling length (a DAG and its transpose): the padded bags give the
+    product of the unpadded ones bit for bit, and the padding is where it should be."""
+    gen = torch.Generator().manual_seed(0)
+    n = 300
+    lower = torch.rand(n, n, generator=gen) < torch.linspace(0, 0.6, n)[:, None]
+    dense = torch.randn(n, n, generator=gen) * torch.tril(lower, -1)
+    x = torch.randn(n, 17, generator=gen)
+    for a in (dense, dense.t()):
+        csr = a.to_sparse_csr()
+        assert csr._nnz() >= agg.BALANCE_ENTRIES
+        bags = agg.BagMatrix.of(csr, threads)
+        plain = agg.BagMatrix(csr.crow_indices(), csr.col_indices(), csr.values(), n)
+        if threads > 1:
+            assert bags.offsets.numel() > n + 1  # padded: rows of unequal length
+            assert (bags.front > 0) == (a is not dense)  # the long rows come first in A^T
+        out = bags.mm(x)
+        assert out.shape == (n, 17)
+        assert torch.equal(out, plain.mm(x))
+        torch.testing.assert_close(out, a @ x, rtol=1e-5, atol=1e-5)
+
+
+def test_bag_matrix_passes_the_gradient_to_x_when_recorded():
+    a = torch.tensor([[0.0, 2.0], [1.0, 3.0]]).to_sparse_csr()
+    x = torch.randn(2, 3, requires_grad=True)
+    out = agg.BagMatrix.of(a).mm(x)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(grad, a.to_dense().t() @ torch.ones(2, 3))
+
+
+def test_plan_operand_is_kept_per_thread_count():
+    rows, cols = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1])
+    edges = EdgeSet(rows, cols, torch.arange(3))
+    plan = agg.AggregationPlan(edges, edges, torch.tensor([1.0, 2.0, 3.0]), 2, 2, 3)
+    threads = torch.get_num_threads()
+    first = plan.operand(torch.float32)
+    assert isinstance(first, agg.BagMatrix) and plan.operand(torch.float32) is first
+    try:
+        torch.set_num_threads(threads + 1)
+        assert plan.operand(torch.float32) is not first
+    finally:
+        torch.set_num_threads(threads)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(
+        spmm(plan.operand(torch.float32, transpose=True), x),
+        plan.matrix(torch.float32, transpose=True).to_dense() @ x,
+    )
