@@ -4,8 +4,9 @@
 (``torch.nn.functional.embedding_bag`` with ``per_sample_weights``: one vectorised kernel per
 output row, rows spread over torch's threads). The alternatives are torch's COO product
 (``addmm`` into zeroed memory: one ``axpy`` per entry, on one thread) and MKL's CSR product
-(``torch.sparse.mm`` of a CSR matrix). All three compute the same sums; the script checks
-it before timing.
+(``torch.sparse.mm`` of a CSR matrix); "unpadded" is our bag sum without the empty rows
+that balance the threads (``BagMatrix``), which matter when rows differ in length. All
+compute the same sums; the script checks it before timing.
 
 Shapes are those the models and ``benchmarks/bench_wiring.py`` run: the paper-scale layer
 (800 nodes, 32,000 edges, ``x`` [800, 64 x 8 x 8]), one level of ``tiny_static``'s block DAG,
@@ -31,11 +32,12 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnwgraph.nn import spmm  # noqa: E402
+from dnwgraph.nn import BagMatrix, spmm  # noqa: E402
 
 #: (label, rows, sources, features, entries)
 CASES = [
     ("paper-scale layer, 5%", 800, 800, 64 * 8 * 8, 32_000),
+    ("paper-scale layer, DAG rows (row r: ~r entries)", 800, 800, 64 * 8 * 8, -32_000),
     ("tiny_static level (192 targets)", 192, 224, 64 * 8 * 8, 8_000),
     ("pooled sinks (100 targets, x [700, 64])", 100, 700, 64, 4_000),
     ("mnist1d_static level (64 targets)", 64, 96, 128 * 10, 500),
@@ -43,8 +45,16 @@ CASES = [
 
 
 def _matrices(rows: int, src: int, entries: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random COO matrix and its CSR copy; ``entries < 0``: ``-entries`` entries below the
+    diagonal, row ``r`` holding about ``r`` of them (a DAG's later nodes have more sources)."""
     gen = torch.Generator().manual_seed(0)
-    flat = torch.randperm(rows * src, generator=gen)[:entries].sort().values
+    if entries < 0:
+        entries = -entries
+        below = torch.tril(torch.ones(rows, src, dtype=torch.bool), -1).view(-1)
+        order = torch.rand(rows * src, generator=gen).masked_fill(~below, 2.0).argsort()
+        flat = order[:entries].sort().values
+    else:
+        flat = torch.randperm(rows * src, generator=gen)[:entries].sort().values
     values = torch.randn(entries, generator=gen)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -55,7 +65,8 @@ def _matrices(rows: int, src: int, entries: int) -> tuple[torch.Tensor, torch.Te
 
 
 def _variants(rows: int, src: int, feats: int, entries: int) -> dict[str, Callable[[], Tensor]]:
-    """The three products of one case, on the same matrix and features."""
+    """The products of one case, on the same matrix and features; ours is the balanced
+    ``BagMatrix`` built once, as a plan keeps it."""
     coo, csr = _matrices(rows, src, entries)
     x = torch.randn(src, feats)
 
@@ -63,10 +74,13 @@ def _variants(rows: int, src: int, feats: int, entries: int) -> dict[str, Callab
         zero = x.new_empty(rows, feats).zero_()
         return torch.addmm(zero, coo, x, out=zero)
 
+    unbalanced = BagMatrix(csr.crow_indices(), csr.col_indices(), csr.values(), rows)
+    balanced = BagMatrix.of(csr)
     return {
         "COO addmm": coo_product,
         "MKL CSR": lambda: torch.sparse.mm(csr, x),
-        "bag sum (ours)": lambda: spmm(csr, x),
+        "bag sum, unpadded": lambda: unbalanced.mm(x),
+        "bag sum (ours)": lambda: spmm(balanced, x),
     }
 
 
@@ -82,7 +96,7 @@ def measure(repeat: int) -> list[list[object]]:
                 if err > 1e-4 * ref.abs().max().item():
                     raise AssertionError(f"{name} differs from the COO product by {err}")
             times: dict[str, list[float]] = {k: [] for k in variants}
-            n = repeat if entries * feats > 10**7 else repeat * 10
+            n = repeat if abs(entries) * feats > 10**7 else repeat * 10
             for i in range(n + 2):
                 for name, fn in variants.items():  # interleaved
                     t = timed_ms(fn, cpu)
@@ -94,9 +108,10 @@ def measure(repeat: int) -> list[list[object]]:
             [
                 torch.get_num_threads(),
                 label,
-                f"{entries:,}",
+                f"{abs(entries):,}",
                 med["COO addmm"],
                 med["MKL CSR"],
+                med["bag sum, unpadded"],
                 ours,
                 f"{med['COO addmm'] / ours:.2f}x",
                 f"{med['MKL CSR'] / ours:.2f}x",
@@ -122,6 +137,7 @@ def main() -> None:
         "entries",
         "COO addmm (ms)",
         "MKL CSR (ms)",
+        "bag sum, unpadded (ms)",
         "bag sum, ours (ms)",
         "vs COO",
         "vs MKL CSR",
@@ -133,7 +149,7 @@ def main() -> None:
     body = (
         f"{machine}, torch {torch.__version__}; 1-minute load average {load_start:.1f} at the "
         f"start and {os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. Float32, random "
-        "sparsity pattern, no autograd; the three variants interleaved, medians of "
+        "sparsity pattern, no autograd; the variants interleaved, medians of "
         f"{args.repeat} (10x more for the small products) after 2 warm-up runs; each checked "
         "against the COO product first.\n\n" + table(header, rows)
     )
