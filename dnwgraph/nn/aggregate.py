@@ -44,6 +44,8 @@ DENSE_FACTOR = 8
 #: Rows per block: each block takes only the columns its own edges touch, so a block DAG (whose
 #: later targets see more sources) does not pay for the union of all columns.
 ROW_BLOCK = 128
+#: Rows with the same columns from which a run is a band with row blocks of its own.
+MIN_BAND = 8
 #: Largest dense block of :math:`G X^\top` formed at once, in elements (128 MB in float32).
 MAX_DENSE_ELEMENTS = 2**25
 
@@ -142,6 +144,34 @@ def _merge(blocks: list[_Block]) -> list[_Block]:
     return out
 
 
+def _block_starts(row_pos: Tensor, cols: Tensor, n_r: int, step: int) -> list[int]:
+    """First (unique) row of each row block, and ``n_r``.
+
+    A band of at least :data:`MIN_BAND` rows whose columns have the same span and count (in
+    a block DAG, the targets that see the same blocks of sources) starts and ends blocks of
+    its own, so that its edges fill each block's rows x columns: no product is formed for a
+    pair without an edge.  Rows outside such bands are cut every ``step`` rows, as are bands.
+    """
+    dev = row_pos.device
+    count = torch.bincount(row_pos, minlength=n_r)
+    lo = torch.full((n_r,), cols.numel(), dtype=cols.dtype, device=dev)
+    lo = lo.scatter_reduce(0, row_pos, cols, "amin")
+    hi = torch.full_like(lo, -1).scatter_reduce(0, row_pos, cols, "amax")
+    change = (count[1:] != count[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    seg = torch.cat([row_pos.new_zeros(1), torch.nonzero(change).view(-1) + 1])
+    band = torch.diff(seg, append=seg.new_tensor([n_r])) >= MIN_BAND
+    # a region starts at a band and right after one; runs of short segments form one region
+    keep = band | torch.cat([band.new_ones(1), band[:-1]])
+    start = seg[keep]
+    size = torch.diff(start, append=start.new_tensor([n_r]))
+    cuts = (size + step - 1) // step
+    first = torch.repeat_interleave(start, cuts)
+    nth = torch.arange(first.numel(), device=dev) - torch.repeat_interleave(
+        torch.cumsum(cuts, 0) - cuts, cuts
+    )
+    return [*(first + nth * step).tolist(), n_r]
+
+
 @dataclass
 class EdgeSet:
     """A set of edges given by target row, source column and edge id, sorted by row.
@@ -174,13 +204,14 @@ class EdgeSet:
         n_r = urows.numel()
         n_cols = int(torch.unique(self.cols).numel())
         step = max(1, min(ROW_BLOCK, MAX_DENSE_ELEMENTS // n_cols))
-        starts = torch.arange(0, n_r + step, step, device=self.rows.device).clamp(max=n_r)
-        bounds = torch.searchsorted(row_pos, starts).tolist()
+        starts = _block_starts(row_pos, self.cols, n_r, step)
+        bounds = torch.searchsorted(row_pos, torch.tensor(starts, device=row_pos.device))
+        bounds = bounds.tolist()
         sparse_from: tuple[int, int] | None = None  # (first edge, first row) of a sparse run
-        for i, r0 in enumerate(range(0, n_r, step)):
+        for i, r0 in enumerate(starts[:-1]):
             e0, e1 = bounds[i], bounds[i + 1]
             ucols, col_pos = torch.unique(self.cols[e0:e1], return_inverse=True)
-            block_rows = urows[r0 : r0 + step]
+            block_rows = urows[r0 : starts[i + 1]]
             if block_rows.numel() * ucols.numel() <= DENSE_FACTOR * (e1 - e0):
                 if sparse_from is not None:
                     self._add_sparse(*sparse_from, e0, r0, urows, row_pos)

@@ -69,10 +69,33 @@ def test_complete_blocks_are_views_and_merge(monkeypatch):
     assert blk.complete and blk.row_range == (3, 10) and blk.col_range == (2, 5)
     a, b = torch.randn(14, 6, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64)
     torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
-    # an incomplete block keeps its gather
-    edges = EdgeSet(rows[1:], cols[1:], torch.arange(rows.numel() - 1))
-    assert not edges.blocks[0].complete
-    torch.testing.assert_close(sddmm(a, b, edges), (a[rows[1:]] * b[cols[1:]]).sum(1))
+    # incomplete blocks keep their gather (every third pair left out: no band of rows alike)
+    part = torch.arange(rows.numel()) % 3 != 0
+    edges = EdgeSet(rows[part], cols[part], torch.arange(int(part.sum())))
+    assert edges.dense and not any(blk.complete for blk in edges.blocks)
+    torch.testing.assert_close(sddmm(a, b, edges), (a[rows[part]] * b[cols[part]]).sum(1))
+
+
+def test_bands_of_rows_alike_get_blocks_of_their_own(monkeypatch):
+    """A block DAG's gradient set: targets 0-9 see sources 0-2, targets 10-24 see 0-6; with
+    row blocks of 8 rows, the blocks still end where the sources change, every block is
+    complete, and the blocks of a band merge into one GEMM."""
+    monkeypatch.setattr(agg, "ROW_BLOCK", 8)
+    parts = [torch.cartesian_prod(torch.arange(0, 10), torch.arange(0, 3))]
+    parts.append(torch.cartesian_prod(torch.arange(10, 25), torch.arange(0, 7)))
+    rows, cols = torch.cat(parts).t()
+    edges = EdgeSet(rows, cols, torch.arange(rows.numel()))
+    assert [(blk.row_range, blk.col_range) for blk in edges.blocks] == [
+        ((0, 10), (0, 3)),
+        ((10, 15), (0, 7)),
+    ]
+    assert all(blk.complete for blk in edges.blocks)
+    # rows that differ one from the next are cut every ROW_BLOCK rows, not row by row
+    diag = EdgeSet(torch.arange(40), torch.arange(40), torch.arange(40))
+    assert agg._block_starts(torch.arange(40), torch.arange(40), 40, 8) == [0, 8, 16, 24, 32, 40]
+    a, b = torch.randn(40, 3, dtype=torch.float64), torch.randn(40, 3, dtype=torch.float64)
+    torch.testing.assert_close(sddmm(a, b, diag), (a * b).sum(1))
+    torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
 
 
 @pytest.mark.parametrize("with_add", [False, True])
