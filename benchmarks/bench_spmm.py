@@ -97,9 +97,12 @@ def measure(repeat: int) -> list[list[object]]:
                     raise AssertionError(f"{name} differs from the COO product by {err}")
             times: dict[str, list[float]] = {k: [] for k in variants}
             n = repeat if abs(entries) * feats > 10**7 else repeat * 10
+            names = list(variants)
             for i in range(n + 2):
-                for name, fn in variants.items():  # interleaved
-                    t = timed_ms(fn, cpu)
+                # interleaved, the order rotated each round: no variant always runs after
+                # the same other one (whose threads may still be spinning)
+                for name in names[i % len(names) :] + names[: i % len(names)]:
+                    t = timed_ms(variants[name], cpu)
                     if i >= 2:
                         times[name].append(t)
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -149,9 +152,9 @@ def main() -> None:
     body = (
         f"{machine}, torch {torch.__version__}; 1-minute load average {load_start:.1f} at the "
         f"start and {os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. Float32, random "
-        "sparsity pattern, no autograd; the variants interleaved, medians of "
-        f"{args.repeat} (10x more for the small products) after 2 warm-up runs; each checked "
-        "against the COO product first.\n\n" + table(header, rows)
+        "sparsity pattern, no autograd; the variants interleaved (order rotated each round), "
+        f"medians of {args.repeat} (10x more for the small products) after 2 warm-up runs; "
+        "each checked against the COO product first.\n\n" + table(header, rows)
     )
     print(body)
     if args.write:

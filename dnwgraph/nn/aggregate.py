@@ -7,7 +7,9 @@ Forward, over the selected edges :math:`\mathcal{A}`:
     \qquad\text{i.e.}\qquad \mathrm{OUT} = A_{\mathcal{A}}\, X
 
 computed as one sparse times dense matmul: per-edge messages :math:`[E, F]` are never
-materialised.  Backward, with :math:`G = \partial L / \partial\,\mathrm{OUT}`:
+materialised.  On a CPU the product is a weighted bag sum (:class:`BagMatrix`: one vectorised
+kernel per output row, rows shared evenly in work among torch's threads), on a GPU cuSPARSE's
+CSR product.  Backward, with :math:`G = \partial L / \partial\,\mathrm{OUT}`:
 
 .. math::
     \frac{\partial L}{\partial X} = A_{\mathcal{A}}^{\top} G, \qquad
@@ -16,8 +18,9 @@ materialised.  Backward, with :math:`G = \partial L / \partial\,\mathrm{OUT}`:
 
 The gradient set is every candidate (straight-through, DNW) or the selected edges only.  The
 edge gradient is a sampled dense-dense matmul (SDDMM): when the gradient set is dense in its
-rows and columns, :math:`G X^{\top}` is formed with BLAS (in row blocks of bounded memory) and
-gathered at the edges; when it is sparse, one sampled matmul
+rows and columns, :math:`G X^{\top}` is formed with BLAS (in row blocks of bounded memory,
+which start where the targets start to see other sources, so a block DAG's blocks are
+complete) and gathered at the edges; when it is sparse, one sampled matmul
 (:func:`torch.sparse.sampled_addmm`) at the CSR pattern of the edges.
 
 Half precision: ``float16`` and ``bfloat16`` inputs are aggregated in ``float32`` (a half
@@ -669,8 +672,12 @@ def accumulate_(out: Tensor, x: Tensor, plan: AggregationPlan) -> Tensor:
         a, x = plan.operand(acc), x.to(acc)
         if out.dtype != acc:  # summed in the accumulation dtype and rounded once, as
             out.copy_(spmm(a, x, out.to(acc)))  # wiring_matmul does
-        elif isinstance(a, Tensor) and out.is_contiguous():
-            torch.addmm(out, a, x, out=out)  # the product adds into out's memory
+        elif out.is_contiguous() and (isinstance(a, Tensor) or torch.get_num_threads() == 1):
+            # the product adds into out's memory (no second pass over it, as the addition of
+            # a bag sum's output is): cuSPARSE, or torch's COO kernel on one CPU thread
+            if not isinstance(a, Tensor):
+                a = plan.matrix(acc, layout=torch.sparse_coo)
+            torch.addmm(out, a, x, out=out)
         else:
             out.add_(spmm(a, x))
     return out

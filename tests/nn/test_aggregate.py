@@ -238,6 +238,15 @@ def test_bag_matrix_padded_for_threads_is_the_plain_product(threads):
         torch.testing.assert_close(out, a @ x, rtol=1e-5, atol=1e-5)
 
 
+def test_bag_sum_reads_strided_features():
+    """``x`` as a transposed view or with a column stride: the product of its values."""
+    gen = torch.Generator().manual_seed(5)
+    dense = torch.randn(6, 5, generator=gen) * (torch.rand(6, 5, generator=gen) < 0.5)
+    for x in (torch.randn(7, 5, generator=gen).t(), torch.randn(5, 14, generator=gen)[:, ::2]):
+        assert not x.is_contiguous()
+        torch.testing.assert_close(spmm(dense.to_sparse_csr(), x), dense @ x)
+
+
 def test_bag_matrix_passes_the_gradient_to_x_when_recorded():
     a = torch.tensor([[0.0, 2.0], [1.0, 3.0]]).to_sparse_csr()
     x = torch.randn(2, 3, requires_grad=True)

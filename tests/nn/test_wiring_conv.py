@@ -524,10 +524,22 @@ def test_last_row_errors():
         conv(z, group=0, first_row=3, last_row=5, add_to=torch.zeros(9, 2))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
-def test_accumulate_in_place_equals_forward(impl, dtype):
+def test_accumulate_in_place_equals_forward(impl, dtype, threads):
+    """On one CPU thread the sparse path adds with torch's COO kernel into the buffer, on
+    more with the bag sum and an addition: both equal the forward pass plus the buffer."""
     torch.manual_seed(0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _check_accumulate(impl, dtype)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_accumulate(impl, dtype):
     wiring = block_dag([3, 4, 5])
     conv = WiringConv(wiring, ratio=20, source_groups=wiring.levels(), impl=impl).to(dtype)
     z = torch.randn(4, 2, 3, dtype=dtype)
