@@ -7,6 +7,8 @@ again.  Every operation here is a view of the same memory instead:
 * InstanceNorm (statistics per node and sample over :math:`S`): ``[1, n B, *S]``, one
   "channel" per (node, sample), with the node's affine parameters repeated :math:`B` times
   (this is how :func:`torch.nn.functional.instance_norm` computes it after its own reshape);
+  without a backward pass to record, a layer norm over :math:`S` (the same statistics, a
+  faster kernel) with the node's affine parameters applied in place;
 * BatchNorm (statistics per node over :math:`B` and :math:`S`): ``[1, n, B S_0, *S_{1:}]``,
   the module itself on a view;
 * single-channel convolution of every node (``groups=n``, kernel :math:`K_v`):
@@ -20,6 +22,7 @@ modules' own; only the rounding of the reductions may differ.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -38,6 +41,14 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
     if isinstance(module, _INSTANCE):
         if module.track_running_stats:
             return None
+        if not _records_grad(module, x):
+            # statistics per (node, sample) over S are a layer norm over S, whose kernel is
+            # faster without a backward pass; the node's affine parameters in place after it
+            out = F.layer_norm(x, x.shape[2:], eps=module.eps)
+            if module.weight is not None:
+                shape = (n,) + (1,) * (x.dim() - 1)
+                out.mul_(module.weight.view(shape)).add_(module.bias.view(shape))
+            return out
         out = F.instance_norm(
             x.view(1, n * b, *x.shape[2:]),
             weight=_per_sample(module.weight, b),
@@ -50,6 +61,13 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
     if isinstance(module, _BATCH):
         return module(x.view(1, n, b * x.size(2), *x.shape[3:])).view_as(x)
     return None
+
+
+def _records_grad(module: nn.Module, x: Tensor) -> bool:
+    """Whether autograd records ``module`` applied to ``x``."""
+    return torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for p in module.parameters())
+    )
 
 
 def conv(module: nn.Module, x: Tensor) -> Tensor | None:

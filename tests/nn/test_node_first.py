@@ -58,6 +58,24 @@ def test_node_first_equals_transposed(name, contiguous, training):
         torch.testing.assert_close(p, q, msg=bname)  # running statistics
 
 
+@pytest.mark.parametrize("name", ["instance2d", "instance1d", "instance2d_plain"])
+def test_node_first_without_autograd_equals_transposed(name):
+    """Without a backward pass to record (inference), the instance norm runs as a layer norm
+    over S with the affine parameters applied in place: the module's values still."""
+    module = randomize(MODULES[name]()).double()
+    spatial = (4,) if "1d" in name else (4, 6)
+    x = torch.randn(N, B, *spatial, dtype=torch.float64)
+    with torch.no_grad():
+        ref = module(x.transpose(0, 1)).transpose(0, 1)
+        out = _node_first.apply(module, x)
+    torch.testing.assert_close(out, ref)
+    # parameters that need no gradient, outside no_grad: nothing to record either
+    module.requires_grad_(False)
+    assert not _node_first._records_grad(module, x)
+    torch.testing.assert_close(_node_first.apply(module, x), ref)
+    assert _node_first._records_grad(module, x.requires_grad_(True))
+
+
 def test_uncovered_modules_fall_back():
     x = torch.randn(N, B, 4, 4)
     conv = nn.Conv2d(N, 2 * N, 3, padding=1, groups=N)  # not single-channel: no view form
