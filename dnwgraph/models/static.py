@@ -162,7 +162,9 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         r"""The model restricted to the kept nodes, over the currently selected edges only.
 
         The new model's wiring holds exactly the selected edges whose two ends are kept
-        (nodes renumbered in order), with selection ``"complete"`` on it: a fixed sparse graph
+        (nodes renumbered level by level, ascending within a level, and the output nodes without
+        out-edges last, so that every level is a range of ids and the executor runs the levels
+        as a chain), with selection ``"complete"`` on it: a fixed sparse graph
         whose every edge is used.  Edge weights, node ops, stem and head are copied.  Removed
         input nodes leave their stem channel unused (the stem is kept whole; ``stem_index``
         records which channels feed the kept input nodes); removed output nodes drop their
@@ -200,8 +202,6 @@ class StaticNeuralGraph(NeuralGraphClassifier):
                 f"(got {mask.dtype} {tuple(mask.shape)})"
             )
         mask = mask.cpu()
-        new_id = torch.cumsum(mask.long(), 0) - 1
-        kept = mask.nonzero().view(-1)
         in_pos = mask[self.input_nodes.cpu()].nonzero().view(-1)
         out_pos = mask[self.output_nodes.cpu()].nonzero().view(-1)
         if in_pos.numel() == 0 or out_pos.numel() == 0:
@@ -212,6 +212,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         keep_e = active & mask[ei[0]] & mask[ei[1]]
         if not bool(keep_e.any()):
             raise DNWGraphError("no selected edge is left among the kept nodes")
+        kept, new_id = _chain_numbering(mask, ei[:, keep_e], self.output_nodes.cpu())
         edge_index = new_id[ei[:, keep_e]]
         weights = conv.edge_weight.detach().cpu()[keep_e]
         wiring = Wiring(
@@ -256,6 +257,26 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             ops.append(concat_node_ops(parts).select(torch.argsort(order)))
         new.executor.node_ops = nn.ModuleList(ops).to(device=param.device, dtype=param.dtype)
         return new.train(self.training)
+
+
+def _chain_numbering(mask: Tensor, edge_index: Tensor, outputs: Tensor) -> tuple[Tensor, Tensor]:
+    """New numbering of the nodes of ``mask`` (``edge_index``: the edges among them, old ids):
+    level by level (topological generations of these edges), ascending old id within a level,
+    the output nodes without out-edges last.  Returns the old id of every new node and the new
+    id of every old node (``-1`` for a node not kept)."""
+    from dnwgraph.graph import Wiring
+
+    kept = mask.nonzero().view(-1)
+    local = torch.cumsum(mask.long(), 0) - 1
+    level = Wiring(local[edge_index], int(kept.numel())).node_level()
+    last = torch.zeros(mask.numel(), dtype=torch.bool)
+    last[outputs] = True
+    last[edge_index[0]] = False
+    level = torch.where(last[kept], int(level.max()) + 1, level)
+    kept = kept[torch.argsort(level, stable=True)]
+    new_id = torch.full((mask.numel(),), -1, dtype=torch.long)
+    new_id[kept] = torch.arange(kept.numel())
+    return kept, new_id
 
 
 def _former_key(key: str) -> str | None:

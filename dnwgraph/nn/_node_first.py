@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 _INSTANCE = (nn.InstanceNorm1d, nn.InstanceNorm2d)
 _BATCH = (nn.BatchNorm1d, nn.BatchNorm2d)
+_FULL = (torch.float32, torch.float64)
 
 
 def _per_sample(p: Tensor | None, batch: int) -> Tensor | None:
@@ -41,9 +42,10 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
     if isinstance(module, _INSTANCE):
         if module.track_running_stats:
             return None
-        if not _records_grad(module, x):
+        if x.dtype in _FULL and not (_records_grad(module, x) or torch.jit.is_tracing()):
             # statistics per (node, sample) over S are a layer norm over S, whose kernel is
             # faster without a backward pass; the node's affine parameters in place after it
+            # (a trace keeps one graph; half precision keeps instance_norm's one rounding)
             out = F.layer_norm(x, x.shape[2:], eps=module.eps)
             if module.weight is not None:
                 shape = (n,) + (1,) * (x.dim() - 1)

@@ -363,8 +363,8 @@ class BagMatrix:
     length (a DAG's later nodes have more sources; in :math:`A^\top`, its earlier nodes have
     more targets) would leave one thread with most of the work, so empty rows are put before
     (``front``) or after the matrix's rows, as many as make the threads' shares of entries
-    most even (:func:`bag_padding`); their output rows are dropped as a view.  The result
-    is the same either way.
+    most even (:func:`bag_padding`); their output rows are dropped as a view (of a buffer
+    that holds them: at most twice the output).  The result is the same either way.
 
     Args:
         offsets (Tensor): the row pointer with the empty rows, ``[front + R + back + 1]``.
@@ -392,7 +392,7 @@ class BagMatrix:
         crow = a.crow_indices()
         threads = torch.get_num_threads() if threads is None else threads
         front = back = 0
-        if threads > 1 and a._nnz() >= BALANCE_ENTRIES:
+        if threads > 1 and a.col_indices().numel() >= BALANCE_ENTRIES:
             front, back = bag_padding(crow, threads)
         offsets = crow
         if front:

@@ -93,6 +93,27 @@ def test_trained_random_model_keeps_its_outputs():
     assert compact(small).num_nodes == small.num_nodes
 
 
+@pytest.mark.parametrize("name", ["mnist1d_static", "tiny_static"])
+def test_compact_model_numbers_levels_as_ranges_and_runs_as_a_chain(name):
+    """Removed nodes change the levels of the kept ones; the compact model is numbered level by
+    level (output nodes last), so its executor runs the fused chain, as the full model does,
+    and the outputs stay."""
+    torch.manual_seed(0)
+    model = create_model(name, ratio=0.02).eval()
+    small = compact(model)
+    ex = small.executor
+    assert model.executor._chain and ex._chain
+    starts = [int(g[0]) for g in ex.groups]
+    assert starts == sorted(starts)
+    for g in ex.groups:  # each level a range of ids
+        assert torch.equal(g, torch.arange(int(g[0]), int(g[0]) + g.numel()))
+    outputs = small.output_nodes
+    assert torch.equal(outputs, torch.arange(small.num_nodes - outputs.numel(), small.num_nodes))
+    x = torch.randn(4, *model.input_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
 def test_compact_conv_runs_the_selected_edges(impl):
     torch.manual_seed(0)
