@@ -97,14 +97,16 @@ def measure(repeat: int) -> list[list[object]]:
                     raise AssertionError(f"{name} differs from the COO product by {err}")
             times: dict[str, list[float]] = {k: [] for k in variants}
             n = repeat if abs(entries) * feats > 10**7 else repeat * 10
-            names = list(variants)
+            names, gen = list(variants), torch.Generator().manual_seed(0)
             for i in range(n + 2):
-                # interleaved, the order rotated each round: no variant always runs after
-                # the same other one (whose threads may still be spinning)
-                for name in names[i % len(names) :] + names[: i % len(names)]:
-                    t = timed_ms(variants[name], cpu)
+                # interleaved in a new random order each round, each call timed right after
+                # an untimed one: a variant that follows MKL's product runs slower for a while
+                # (seen on this machine), and no variant should pay for that more than another
+                for j in torch.randperm(len(names), generator=gen).tolist():
+                    variants[names[j]]()
+                    t = timed_ms(variants[names[j]], cpu)
                     if i >= 2:
-                        times[name].append(t)
+                        times[names[j]].append(t)
         med = {k: statistics.median(v) for k, v in times.items()}
         ours = med["bag sum (ours)"]
         out.append(
@@ -152,8 +154,9 @@ def main() -> None:
     body = (
         f"{machine}, torch {torch.__version__}; 1-minute load average {load_start:.1f} at the "
         f"start and {os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. Float32, random "
-        "sparsity pattern, no autograd; the variants interleaved (order rotated each round), "
-        f"medians of {args.repeat} (10x more for the small products) after 2 warm-up runs; "
+        "sparsity pattern, no autograd; the variants interleaved (a random order each round, "
+        "each timed call right after an untimed one), medians of "
+        f"{args.repeat} (10x more for the small products) after 2 warm-up rounds; "
         "each checked against the COO product first.\n\n" + table(header, rows)
     )
     print(body)
