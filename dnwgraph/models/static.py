@@ -235,6 +235,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         )
         param = next(self.parameters())
         new.to(device=param.device, dtype=param.dtype)
+        # the wiring holds its input and output nodes by ascending id: the new numbering may
+        # order them unlike the old one, and their stem channels and head columns follow them
+        in_pos = in_pos[torch.argsort(new_id[self.input_nodes.cpu()[in_pos]])]
+        out_pos = out_pos[torch.argsort(new_id[self.output_nodes.cpu()[out_pos]])]
         new.stem_index.copy_(self.stem_index.cpu()[in_pos])
         new.executor.conv.edge_weight.copy_(weights[new.executor.conv.edge_perm.cpu()])
         new.head.weight.copy_(self.head.weight[:, out_pos.to(param.device)])

@@ -22,6 +22,8 @@ modules' own; only the rounding of the reductions may differ.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,7 +44,8 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
     if isinstance(module, _INSTANCE):
         if module.track_running_stats:
             return None
-        if x.dtype in _FULL and not (_records_grad(module, x) or torch.jit.is_tracing()):
+        fast = x.dtype in _FULL and math.prod(x.shape[2:]) > 1  # one element: module's error
+        if fast and not (_records_grad(module, x) or torch.jit.is_tracing()):
             # statistics per (node, sample) over S are a layer norm over S, whose kernel is
             # faster without a backward pass; the node's affine parameters in place after it
             # (a trace keeps one graph; half precision keeps instance_norm's one rounding)

@@ -157,9 +157,9 @@ def _block_starts(row_pos: Tensor, cols: Tensor, n_r: int, step: int) -> list[in
     """
     dev = row_pos.device
     count = torch.bincount(row_pos, minlength=n_r)
-    lo = torch.full((n_r,), cols.numel(), dtype=cols.dtype, device=dev)
-    lo = lo.scatter_reduce(0, row_pos, cols, "amin")
-    hi = torch.full_like(lo, -1).scatter_reduce(0, row_pos, cols, "amax")
+    lo = torch.zeros(n_r, dtype=cols.dtype, device=dev)
+    lo = lo.scatter_reduce(0, row_pos, cols, "amin", include_self=False)
+    hi = torch.zeros_like(lo).scatter_reduce(0, row_pos, cols, "amax", include_self=False)
     change = (count[1:] != count[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
     seg = torch.cat([row_pos.new_zeros(1), torch.nonzero(change).view(-1) + 1])
     band = torch.diff(seg, append=seg.new_tensor([n_r])) >= MIN_BAND
@@ -343,6 +343,7 @@ def _sums_bags(a: Tensor, x: Tensor) -> bool:
         and a.device.type == "cpu"
         and x.dim() == 2
         and x.size(0) == a.size(1)
+        and x.size(1) > 0  # embedding_bag fails on rows without columns
         and a.dtype == x.dtype
         and x.dtype in (torch.float32, torch.float64, *HALF_DTYPES)
     )
@@ -403,6 +404,8 @@ class BagMatrix:
 
     def mm(self, x: Tensor) -> Tensor:
         """:math:`A X` for ``x`` ``[S, F]`` (a gradient reaches ``x`` when one is recorded)."""
+        if x.size(1) == 0:  # no feature: embedding_bag fails on rows without columns
+            return x.new_zeros(self.rows, 0) + x.sum() * 0  # (tied to x for autograd)
         if not (torch.is_grad_enabled() and x.requires_grad):
             x = x.detach()  # the kernel without the bookkeeping of a backward pass
         out = torch.nn.functional.embedding_bag(
@@ -430,7 +433,8 @@ def bag_padding(crow: Tensor, threads: int) -> tuple[int, int]:
         (0, 2)
     """
     rows = crow.numel() - 1
-    pad = torch.arange(rows + 1, device=crow.device)
+    # every padding up to 512 rows, a grid of 513 beyond (memory: [513, threads + 1])
+    pad = torch.arange(0, rows + 1, max(1, rows // 512), device=crow.device)
     per_run = (rows + pad + threads - 1) // threads  # [P]
     cuts = torch.arange(threads + 1, device=crow.device) * per_run[:, None]  # [P, T + 1]
     best: tuple[int, int, int] | None = None  # (cost, front, back)
@@ -438,7 +442,8 @@ def bag_padding(crow: Tensor, threads: int) -> tuple[int, int]:
         at = (cuts - pad[:, None] if front else cuts).clamp(0, rows)
         cost = (crow[at].diff(dim=1) + per_run[:, None]).amax(1)
         i = int(cost.argmin())
-        option = (int(cost[i]), i if front else 0, 0 if front else i)
+        p = int(pad[i])
+        option = (int(cost[i]), p if front else 0, 0 if front else p)
         if best is None or option[0] < best[0]:
             best = option
     assert best is not None

@@ -248,7 +248,7 @@ class PlanCache(_Holds):
         ):
             self.weight_states += 1
         self._new_values = False
-        if last is not None and _same_kind(last, w):
+        if last is not None and _same_kind(last, w) and not last.is_inference():
             last.copy_(w)  # the key's own memory again: fresh pages are dear on a CPU
         else:
             self.weights = w.clone()

@@ -149,3 +149,27 @@ def test_unsupported_models():
         compact(nn.Sequential(WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1)))
     with pytest.raises(TypeError, match="expects a WiringConv"):
         compact("model")
+
+
+@pytest.mark.parametrize(
+    "edges, inputs, outputs",
+    [
+        ([(0, 2), (0, 1), (2, 3)], [0], [1, 2]),  # output 2 has an out-edge: 1 goes last
+        ([(0, 1), (1, 3), (2, 3), (0, 3)], [0, 1, 2], [3]),  # input 1 has an in-edge
+    ],
+)
+def test_subgraph_renumbering_keeps_stem_channels_and_head_columns(edges, inputs, outputs):
+    """The level-by-level numbering may order the input or output nodes unlike the old ids:
+    their stem channels and head columns follow them, so the outputs stay."""
+    torch.manual_seed(0)
+    wiring = Wiring(edges, input_nodes=inputs, output_nodes=outputs)
+    model = StaticNeuralGraph(
+        wiring, len(edges), node_op="neuron", num_classes=2, input_shape=(len(inputs),)
+    ).eval()
+    with torch.no_grad():
+        model.conv.edge_weight.normal_()
+        model.head.weight.normal_()
+    small = model.subgraph(torch.ones(wiring.num_nodes, dtype=torch.bool))
+    x = torch.randn(5, len(inputs))
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x))

@@ -93,3 +93,14 @@ def test_hooks_still_run():
     out = _node_first.apply(conv, x)
     assert seen == [(B, N, 4, 4)]
     torch.testing.assert_close(out, conv(x.transpose(0, 1)).transpose(0, 1))
+
+
+def test_one_spatial_element_is_the_module_error_with_and_without_autograd():
+    """InstanceNorm over one spatial element is undefined: the module raises, and so does the
+    node-first form, in inference as in training."""
+    norm = nn.InstanceNorm1d(N, affine=True)
+    x = torch.randn(N, B, 1)
+    with pytest.raises(ValueError, match="more than 1 spatial element"):
+        _node_first.apply(norm, x.requires_grad_(True))
+    with torch.no_grad(), pytest.raises(ValueError, match="more than 1 spatial element"):
+        _node_first.apply(norm, x)

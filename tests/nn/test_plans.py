@@ -176,3 +176,20 @@ def test_a_static_model_compares_its_weights_once_per_forward(monkeypatch):
         monkeypatch.setattr(plans, "_same_values", counted)
         model(x)
     assert sum(calls) == 1  # five levels, one comparison of the weights
+
+
+def test_weights_selected_under_inference_mode_then_trained():
+    """Evaluating under torch.inference_mode and training on: the cache's copy of the weights
+    from inference mode is replaced, not written into (which torch forbids)."""
+    torch.manual_seed(0)
+    conv = WiringConv(block_dag([2, 3, 2]), ratio=4)
+    x = torch.randn(7, 3)
+    with torch.inference_mode():
+        conv(x)
+    with torch.no_grad():
+        conv.edge_weight.mul_(2)
+    conv(x).sum().backward()
+    assert conv.edge_weight.grad is not None
+    ref = WiringConv(block_dag([2, 3, 2]), ratio=4)
+    ref.load_state_dict(conv.state_dict())
+    assert torch.equal(conv.active_mask(), ref.active_mask())

@@ -566,3 +566,17 @@ def test_groups_without_edges_and_nodes_outside_groups():
         assert plan.selected.rows.tolist() == dst[ids].tolist()
         local = {int(v): i for i, v in enumerate(nodes)}
         assert plan.selected.cols.tolist() == [local[int(src[e])] for e in ids]
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+def test_features_without_columns(impl):
+    """An empty batch ([N, 0, *S]): empty outputs and gradients, forward, backward and
+    in-place accumulation alike (the CPU bag sum has no kernel for rows without columns)."""
+    conv = WiringConv(Wiring([(i, j) for j in range(6) for i in range(j)]), ratio=1.0, impl=impl)
+    x = torch.randn(6, 0, 4, requires_grad=True)
+    out = conv(x)
+    assert out.shape == (6, 0, 4)
+    out.sum().backward()
+    assert x.grad.shape == (6, 0, 4)
+    acc = torch.zeros(6, 0, 4)
+    assert conv.accumulate_(acc, x.detach()).shape == (6, 0, 4)
