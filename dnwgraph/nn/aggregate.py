@@ -40,6 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+
 #: A row block's dense :math:`G X^\top` is used when (rows x cols) <= DENSE_FACTOR x (its
 #: edges): BLAS does ~8-10x more multiply-adds per second than the sampled matmul on a CPU
 #: (a random 2M-edge DAG over 10k nodes: 218 ms per step at 32, 29 ms at 8).
@@ -390,6 +392,9 @@ class BagMatrix:
     def of(cls, a: Tensor, threads: int | None = None) -> BagMatrix:
         """The bags of the CSR matrix ``a``, padded for ``threads`` threads (default: torch's
         current count) when it has at least :data:`BALANCE_ENTRIES` entries."""
+        if not isinstance(a, Tensor) or a.layout != torch.sparse_csr:
+            got = a.layout if isinstance(a, Tensor) else type(a).__name__
+            raise DNWGraphTypeError(f"BagMatrix.of needs a sparse CSR tensor (got {got})")
         crow = a.crow_indices()
         threads = torch.get_num_threads() if threads is None else threads
         front = back = 0
@@ -404,6 +409,9 @@ class BagMatrix:
 
     def mm(self, x: Tensor) -> Tensor:
         """:math:`A X` for ``x`` ``[S, F]`` (a gradient reaches ``x`` when one is recorded)."""
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise DNWGraphError(f"'x' must be a 2-D tensor [S, F] (got {got})")
         if x.size(1) == 0:  # no feature: embedding_bag fails on rows without columns
             return x.new_zeros(self.rows, 0) + x.sum() * 0  # (tied to x for autograd)
         if not (torch.is_grad_enabled() and x.requires_grad):
@@ -618,8 +626,6 @@ class _FirstOrderOnly(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor) -> None:  # type: ignore[override]
-        from dnwgraph.errors import DNWGraphError
-
         raise DNWGraphError(NO_DOUBLE_BACKWARD)
 
 

@@ -283,3 +283,15 @@ def test_plan_operand_is_kept_per_thread_count():
         spmm(plan.operand(torch.float32, transpose=True), x),
         plan.matrix(torch.float32, transpose=True).to_dense() @ x,
     )
+
+
+def test_bag_matrix_says_what_it_needs():
+    from dnwgraph.errors import DNWGraphError
+
+    dense = torch.tensor([[0.0, 2.0], [1.0, 0.0]])
+    with pytest.raises(TypeError, match=r"needs a sparse CSR tensor \(got torch.strided\)"):
+        agg.BagMatrix.of(dense)
+    with pytest.raises(TypeError, match=r"needs a sparse CSR tensor \(got list\)"):
+        agg.BagMatrix.of([[1.0]])
+    with pytest.raises(DNWGraphError, match=r"'x' must be a 2-D tensor \[S, F\] \(got \(2,\)\)"):
+        agg.BagMatrix.of(dense.to_sparse_csr()).mm(torch.ones(2))
