@@ -19,6 +19,8 @@ Usage::
     python benchmarks/bench_mobilenet.py            # print the tables
     python benchmarks/bench_mobilenet.py --write    # and update docs/benchmarks.md and
                                                     # docs/architectures.md
+    python benchmarks/bench_mobilenet.py --write --device cuda  # the bench-mobilenet-cuda
+                                                                # section
 """
 
 from __future__ import annotations
@@ -26,13 +28,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, write_section
+from _common import device_name, table, timed_ms, write_section
 
 from dnwgraph.models import create_model
 from dnwgraph.models.mobilenet import DepthwiseNodeOp, MobileNetV1, paper_counts
@@ -52,16 +53,19 @@ PAPER = {
 }
 
 
-def _model(variant: str, input_size: int, seed: int = 0) -> torch.nn.Module:
+def _model(variant: str, input_size: int, device: torch.device, seed: int = 0) -> torch.nn.Module:
     """``sparse`` (the default ``impl``), ``dense`` (``impl="dense"``: every stage computed
     as the reference code does) or ``compact`` (sparse, after ``compact_wirings()``)."""
     torch.manual_seed(seed)
     impl = "dense" if variant == "dense" else "sparse"
     model = create_model("mobilenetv1_dnw_x225", num_classes=10, impl=impl, input_size=input_size)
+    model = model.to(device)
     return model.compact_wirings() if variant == "compact" else model  # type: ignore[operator]
 
 
-def paired_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+def paired_ms(
+    fns: dict[str, Callable[[], object]], repeat: int, device: torch.device
+) -> dict[str, float]:
     """Best (minimum) wall time in ms of each function over ``repeat`` or more rounds, calls
     interleaved (a, b, a, b, ...) after two warm-up calls each.  On cores shared with other
     jobs the minimum is the run least disturbed by them (CPU time is no better here: OpenMP
@@ -69,26 +73,22 @@ def paired_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, fl
     warm = 0.0
     for fn in fns.values():
         fn()
-        start = time.perf_counter()
-        fn()
-        warm += time.perf_counter() - start
+        warm += timed_ms(fn, device) / 1e3
     # short calls get more rounds (about 3 s per row, at most 50): the best of many rounds
     # is the one least disturbed by other jobs
     rounds = min(50, max(repeat, math.ceil(3.0 / max(warm, 1e-6))))
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append(timed_ms(fn, device))
     return {name: min(t) for name, t in times.items()}
 
 
-def train_step(variant: str, batch: int) -> Callable[[], None]:
-    model = _model(variant, 32).train()
+def train_step(variant: str, batch: int, device: torch.device) -> Callable[[], None]:
+    model = _model(variant, 32, device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -98,9 +98,11 @@ def train_step(variant: str, batch: int) -> Callable[[], None]:
     return step
 
 
-def inference(variant: str, input_size: int, batch: int) -> Callable[[], None]:
-    model = _model(variant, input_size).eval()
-    x = torch.randn(batch, 3, input_size, input_size)
+def inference(
+    variant: str, input_size: int, batch: int, device: torch.device
+) -> Callable[[], None]:
+    model = _model(variant, input_size, device).eval()
+    x = torch.randn(batch, 3, input_size, input_size, device=device)
 
     @torch.no_grad()
     def run() -> None:
@@ -109,10 +111,10 @@ def inference(variant: str, input_size: int, batch: int) -> Callable[[], None]:
     return run
 
 
-def layout_ms(c: int, b: int, h: int, repeat: int) -> tuple[float, float]:
+def layout_ms(c: int, b: int, h: int, repeat: int, device: torch.device) -> tuple[float, float]:
     torch.manual_seed(0)
-    op = DepthwiseNodeOp(c)
-    x = torch.randn(c, b, h, h, requires_grad=True)
+    op = DepthwiseNodeOp(c).to(device)
+    x = torch.randn(c, b, h, h, device=device, requires_grad=True)
 
     def node_first() -> None:
         op(x).sum().backward()
@@ -122,7 +124,7 @@ def layout_ms(c: int, b: int, h: int, repeat: int) -> tuple[float, float]:
         y = op.conv(F.relu(op.norm(y)))
         y.transpose(0, 1).contiguous().sum().backward()
 
-    t = paired_ms({"node_first": node_first, "permuted": permuted}, repeat)
+    t = paired_ms({"node_first": node_first, "permuted": permuted}, repeat, device)
     return t["node_first"], t["permuted"]
 
 
@@ -189,29 +191,32 @@ def main() -> None:
         "where every multi-threaded op waits for all its threads to be scheduled",
     )
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    b, r = args.batch, args.repeat
+    b, r, dev = args.batch, args.repeat, torch.device(args.device)
 
     rows = []
-    t = paired_ms({"dense": train_step("dense", b), "sparse": train_step("sparse", b)}, r)
+    steps = {v: train_step(v, b, dev) for v in ("dense", "sparse")}
+    t = paired_ms(steps, r, dev)
     rows.append((f"training step, 32 px, batch {b}", t["dense"], t["sparse"]))
-    t = paired_ms({v: inference(v, 32, b) for v in ("dense", "sparse", "compact")}, r)
+    t = paired_ms({v: inference(v, 32, b, dev) for v in ("dense", "sparse", "compact")}, r, dev)
     rows.append((f"inference, 32 px, batch {b}", t["dense"], t["sparse"]))
     rows.append((f"inference, 32 px, batch {b}, compacted wiring", t["dense"], t["compact"]))
-    t = paired_ms({v: inference(v, 224, 4) for v in ("dense", "compact")}, r)
+    t = paired_ms({v: inference(v, 224, 4, dev) for v in ("dense", "compact")}, r, dev)
     rows.append(("inference, 224 px, batch 4, compacted wiring", t["dense"], t["compact"]))
     rows = [(*row, row[1] / row[2]) for row in rows]
 
     layout = []
     for ch, bb, h in ((64, 32, 32), (512, 32, 4), (512, 32, 14)):
-        nf, pm = layout_ms(ch, bb, h, r)
+        nf, pm = layout_ms(ch, bb, h, r, dev)
         layout.append((f"[{ch}, {bb}, {h}, {h}]", nf, pm))
 
     load = os.getloadavg()[0]
+    on = "" if dev.type == "cpu" else f" --device {args.device}"
     body = "\n".join(
         [
-            f"MobileNetV1-DNW x0.225 (10 classes), {device_name()} (1-min load average "
+            f"MobileNetV1-DNW x0.225 (10 classes), {device_name(dev)} (1-min load average "
             f"{load:.1f} at the end: other jobs shared the cores), torch {torch.__version__}. "
             f"Best (minimum) wall time of at least {r} runs in ms (more for short calls), "
             "after 2 warm-up runs (the first "
@@ -229,14 +234,14 @@ def main() -> None:
             "",
             table(["features", "node-first, as run (ms)", "permute to [B, C, H, W] (ms)"], layout),
             "",
-            "Command: `python benchmarks/bench_mobilenet.py --write`.",
+            f"Command: `python benchmarks/bench_mobilenet.py --write{on}`.",
         ]
     )
     print(body)
     counts = counts_section()
     print(counts)
     if args.write:
-        write_section("bench-mobilenet", body)
+        write_section("bench-mobilenet" + ("" if dev.type == "cpu" else "-cuda"), body)
         write_section("mobilenet-counts", counts, path=ARCH_DOC)
 
 

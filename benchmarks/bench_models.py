@@ -10,8 +10,9 @@ Cases (float32, same process, medians):
   the same outputs and edge gradients for the same weights;
 * one epoch of 4,000 MNIST-1D shaped samples (batch 128, SGD) for the ``mnist1d_*`` presets.
 
-Run: ``python benchmarks/bench_models.py [--write] [--threads 1 2] [--repeat 7]``
-(``--write`` updates the ``bench_models`` section of ``docs/benchmarks.md``).
+Run: ``python benchmarks/bench_models.py [--write] [--threads 1 2] [--repeat 7]
+[--device cuda]`` (``--write`` updates the ``bench_models`` section of ``docs/benchmarks.md``,
+``bench_models-cuda`` on a GPU).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from statistics import median
 
 import torch
-from _common import device_name, table, write_section
+from _common import device_name, table, timed_ms, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,23 +38,21 @@ def sgd_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x, y) -> None:
     opt.step()
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
-
-
 def bump(model: torch.nn.Module) -> None:
     """Change the edge weights in place, as an optimizer step does (invalidates the cache)."""
     with torch.no_grad():
         model.conv.edge_weight.mul_(1.0)
 
 
-def bench_tiny(repeat: int, batch: int = 64) -> tuple[list[list[object]], float, float]:
+def bench_tiny(
+    repeat: int, device: torch.device, batch: int = 64
+) -> tuple[list[list[object]], float, float]:
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.randint(0, 10, (batch,))
-    models = {impl: create_model("tiny_static", impl=impl) for impl in ("sparse", "dense")}
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    models = {
+        impl: create_model("tiny_static", impl=impl).to(device) for impl in ("sparse", "dense")
+    }
     models["dense"].load_state_dict(models["sparse"].state_dict())
     # equal outputs and edge gradients for equal weights
     outs, grads = [], []
@@ -75,8 +73,8 @@ def bench_tiny(repeat: int, batch: int = 64) -> tuple[list[list[object]], float,
         for impl, model in models.items():
             bump(model)
             with torch.no_grad():
-                fwd[impl].append(timed(lambda model=model: model(x)))
-            step[impl].append(timed(lambda m=model, o=opts[impl]: sgd_step(m, o, x, y)))
+                fwd[impl].append(timed_ms(lambda model=model: model(x), device))
+            step[impl].append(timed_ms(lambda m=model, o=opts[impl]: sgd_step(m, o, x, y), device))
     med = {k: (median(fwd[k][2:]), median(step[k][2:])) for k in models}
     rows = []
     for impl, (f, s) in med.items():
@@ -85,21 +83,23 @@ def bench_tiny(repeat: int, batch: int = 64) -> tuple[list[list[object]], float,
     return rows, out_err, grad_err
 
 
-def bench_epochs(epochs: int = 3) -> list[list[object]]:
+def bench_epochs(device: torch.device, epochs: int = 3) -> list[list[object]]:
     rows = []
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(4000, 40, generator=gen)
-    y = torch.randint(0, 10, (4000,), generator=gen)
+    x = torch.randn(4000, 40, generator=gen).to(device)
+    y = torch.randint(0, 10, (4000,), generator=gen).to(device)
     for name in ("mnist1d_static", "mnist1d_discrete", "mnist1d_continuous"):
         torch.manual_seed(0)
-        model = create_model(name)
+        model = create_model(name).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         times = []
         for _ in range(epochs):
-            start = time.perf_counter()
-            for i in range(0, 4000, 128):
-                sgd_step(model, opt, x[i : i + 128], y[i : i + 128])
-            times.append(time.perf_counter() - start)
+
+            def epoch(model=model, opt=opt) -> None:
+                for i in range(0, 4000, 128):
+                    sgd_step(model, opt, x[i : i + 128], y[i : i + 128])
+
+            times.append(timed_ms(epoch, device) / 1e3)
         rows.append([name, min(times), sorted(times)[len(times) // 2]])
     return rows
 
@@ -110,16 +110,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     load_start = os.getloadavg()[0]
     tiny_rows, epoch_rows, errs = [], [], []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        rows, out_err, grad_err = bench_tiny(args.repeat)
+        rows, out_err, grad_err = bench_tiny(args.repeat, device)
         tiny_rows += [[threads, *r] for r in rows]
         errs.append((out_err, grad_err))
-        epoch_rows += [[threads, *r] for r in bench_epochs(args.epochs)]
+        epoch_rows += [[threads, *r] for r in bench_epochs(device, args.epochs)]
     load_end = os.getloadavg()[0]
     out_err = max(e[0] for e in errs)
     grad_err = max(e[1] for e in errs)
@@ -129,11 +131,12 @@ def main() -> None:
     )
     epochs = table(["threads", "preset", "best epoch s", "median epoch s"], epoch_rows)
     threads = " ".join(str(t) for t in args.threads)
+    on = "" if device.type == "cpu" else f" --device {args.device}"
     body = (
-        f"{device_name()} (thread counts below), torch {torch.__version__}; 1-minute load "
+        f"{device_name(device)} (thread counts below), torch {torch.__version__}; 1-minute load "
         f"average {load_start:.1f} at the start and {load_end:.1f} at the end (other jobs "
         f"shared the 2 cores: read ratios, not absolute times). Command: "
-        f"`python benchmarks/bench_models.py --write --threads {threads}`.\n\n"
+        f"`python benchmarks/bench_models.py --write --threads {threads}{on}`.\n\n"
         f"`tiny_static`, batch 64 of [3, 32, 32]: the fused sparse level executor "
         f"(`impl='sparse'`) against the same model on the dense masked layer (`impl='dense'`), "
         f"interleaved, medians of {args.repeat}; speed-up = dense time / this time. The same "
@@ -145,7 +148,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("bench_models", body)
+        write_section("bench_models" + ("" if device.type == "cpu" else "-cuda"), body)
 
 
 if __name__ == "__main__":

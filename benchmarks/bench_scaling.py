@@ -6,8 +6,10 @@ point runs in a fresh child process that reports the median forward time, the me
 step (forward + backward with the straight-through gradient of every candidate), and the peak
 resident memory of a step above its inputs.
 
-Run: ``python benchmarks/bench_scaling.py [--write] [--quick]`` (``--write`` updates the tables
-and the figure of ``docs/scaling.md``: ``docs/img/scaling.png``).
+Run: ``python benchmarks/bench_scaling.py [--write] [--quick] [--device cuda]`` (``--write``
+updates the tables and the figure of ``docs/scaling.md``: ``docs/img/scaling.png``; on a GPU
+the ``scaling-cuda`` section and ``docs/img/scaling-cuda.png``; peak memory is then the
+device's).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ def child(spec: str) -> None:
     from dnwgraph import WiringConv
 
     p = json.loads(spec)
+    device = torch.device(p.get("device", "cpu"))
     torch.manual_seed(0)
-    conv = WiringConv(random_dag_edges(p["num_nodes"], p["num_edges"]), p["k"])
-    x = torch.randn(p["num_nodes"], p["features"], requires_grad=True)
-    g = torch.randn(p["num_nodes"], p["features"])
+    conv = WiringConv(random_dag_edges(p["num_nodes"], p["num_edges"]), p["k"]).to(device)
+    x = torch.randn(p["num_nodes"], p["features"], device=device, requires_grad=True)
+    g = torch.randn(p["num_nodes"], p["features"], device=device)
     opt = torch.optim.SGD(conv.parameters(), lr=1e-6)
 
     def step() -> None:
@@ -50,9 +53,16 @@ def child(spec: str) -> None:
         (conv(x) * g).sum().backward()
         opt.step()
 
-    base = reset_peak_memory()
-    step()
-    peak = peak_memory_mb() - base
+    if device.type == "cuda":  # the device's own peak
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 - base
+    else:
+        base = reset_peak_memory()
+        step()
+        peak = peak_memory_mb() - base
 
     def forward() -> None:
         with torch.no_grad():
@@ -108,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help="update docs/scaling.md")
     parser.add_argument("--quick", action="store_true", help="three points per sweep")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,7 +130,7 @@ def main() -> None:
         values = values[1:4] if args.quick else values
         rows, results[label] = [], []
         for v in values:
-            r = measure({**BASE, key: v})
+            r = measure({**BASE, key: v, "device": args.device})
             results[label].append((v, r))
             rows.append([f"{v:,}", r["forward"], r["step"], r["peak_mb"]])
             print(f"{label} = {v:,}: {r}", flush=True)
@@ -128,14 +139,18 @@ def main() -> None:
             + table([key, "forward (ms)", "training step (ms)", "peak memory (MB)"], rows)
         )
     if args.write:
-        plot(results, ROOT / "docs" / "img" / "scaling.png")
+        cpu = torch.device(args.device).type == "cpu"
+        image = "scaling.png" if cpu else "scaling-cuda.png"
+        plot(results, ROOT / "docs" / "img" / image)
+        on = "" if cpu else f" --device {args.device}"
         body = (
-            f"Measured on {device_name()}, torch {torch.__version__}, float32, by "
-            "`python benchmarks/bench_scaling.py --write`.\n\n"
-            "![WiringConv time and memory against each variable](img/scaling.png)\n\n"
+            f"Measured on {device_name(args.device)}, torch {torch.__version__}, float32, by "
+            f"`python benchmarks/bench_scaling.py --write{on}`.\n\n"
+            f"![WiringConv time and memory against each variable](img/{image})\n\n"
             + "\n\n".join(sections)
         )
-        write_section("scaling-cpu", body, ROOT / "docs" / "scaling.md")
+        section = "scaling-cpu" if cpu else "scaling-cuda"
+        write_section(section, body, ROOT / "docs" / "scaling.md")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ Shapes are those the models and ``benchmarks/bench_wiring.py`` run: the paper-sc
 (800 nodes, 32,000 edges, ``x`` [800, 64 x 8 x 8]), one level of ``tiny_static``'s block DAG,
 the trailing sinks of a pooled readout (``x`` [S, B]), and an MNIST-1D level.
 
-Run: ``python benchmarks/bench_spmm.py [--write] [--threads 1 2]`` (``--write`` updates
-``docs/benchmarks.md``).
+Run: ``python benchmarks/bench_spmm.py [--write] [--threads 1 2] [--device cuda]``
+(``--write`` updates ``docs/benchmarks.md``; on a GPU the ``bench_spmm-cuda`` section, where
+ours is cuSPARSE's CSR product and the bag sum is torch's CUDA kernel, for comparison).
 """
 
 from __future__ import annotations
@@ -64,33 +65,34 @@ def _matrices(rows: int, src: int, entries: int) -> tuple[torch.Tensor, torch.Te
         return coo, coo.to_sparse_csr()
 
 
-def _variants(rows: int, src: int, feats: int, entries: int) -> dict[str, Callable[[], Tensor]]:
-    """The products of one case, on the same matrix and features; ours is the balanced
-    ``BagMatrix`` built once, as a plan keeps it."""
-    coo, csr = _matrices(rows, src, entries)
-    x = torch.randn(src, feats)
+def _variants(
+    rows: int, src: int, feats: int, entries: int, device: torch.device
+) -> dict[str, Callable[[], Tensor]]:
+    """The products of one case, on the same matrix and features.  Ours is what a plan runs:
+    the balanced ``BagMatrix`` built once on a CPU, the CSR matrix (cuSPARSE) on a GPU."""
+    coo, csr = (m.to(device) for m in _matrices(rows, src, entries))
+    x = torch.randn(src, feats, device=device)
 
     def coo_product() -> Tensor:
         zero = x.new_empty(rows, feats).zero_()
         return torch.addmm(zero, coo, x, out=zero)
 
     unbalanced = BagMatrix(csr.crow_indices(), csr.col_indices(), csr.values(), rows)
-    balanced = BagMatrix.of(csr)
+    ours = BagMatrix.of(csr) if device.type == "cpu" else csr
     return {
-        "COO addmm": coo_product,
-        "MKL CSR": lambda: torch.sparse.mm(csr, x),
+        "COO": coo_product,
+        "CSR": lambda: torch.sparse.mm(csr, x),
         "bag sum, unpadded": lambda: unbalanced.mm(x),
-        "bag sum (ours)": lambda: spmm(balanced, x),
+        "ours": lambda: spmm(ours, x),
     }
 
 
-def measure(repeat: int) -> list[list[object]]:
+def measure(repeat: int, device: torch.device) -> list[list[object]]:
     out = []
-    cpu = torch.device("cpu")
     for label, rows, src, feats, entries in CASES:
-        variants = _variants(rows, src, feats, entries)
+        variants = _variants(rows, src, feats, entries, device)
         with torch.no_grad():
-            ref = variants["COO addmm"]()
+            ref = variants["COO"]()
             for name, fn in variants.items():
                 err = (fn() - ref).abs().max().item()
                 if err > 1e-4 * ref.abs().max().item():
@@ -104,22 +106,22 @@ def measure(repeat: int) -> list[list[object]]:
                 # (seen on this machine), and no variant should pay for that more than another
                 for j in torch.randperm(len(names), generator=gen).tolist():
                     variants[names[j]]()
-                    t = timed_ms(variants[names[j]], cpu)
+                    t = timed_ms(variants[names[j]], device)
                     if i >= 2:
                         times[names[j]].append(t)
         med = {k: statistics.median(v) for k, v in times.items()}
-        ours = med["bag sum (ours)"]
+        ours = med["ours"]
         out.append(
             [
-                torch.get_num_threads(),
+                torch.get_num_threads() if device.type == "cpu" else "-",
                 label,
                 f"{abs(entries):,}",
-                med["COO addmm"],
-                med["MKL CSR"],
+                med["COO"],
+                med["CSR"],
                 med["bag sum, unpadded"],
                 ours,
-                f"{med['COO addmm'] / ours:.2f}x",
-                f"{med['MKL CSR'] / ours:.2f}x",
+                f"{med['COO'] / ours:.2f}x",
+                f"{med['CSR'] / ours:.2f}x",
             ]
         )
     return out
@@ -130,27 +132,31 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    cpu = device.type == "cpu"
     load_start = os.getloadavg()[0]
     rows = []
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        rows += measure(args.repeat)
+    for threads in args.threads if cpu else [None]:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        rows += measure(args.repeat, device)
     header = [
         "threads",
         "product",
         "entries",
-        "COO addmm (ms)",
-        "MKL CSR (ms)",
+        "COO (ms)",
+        "CSR, MKL (ms)" if cpu else "CSR, cuSPARSE (ms)",
         "bag sum, unpadded (ms)",
-        "bag sum, ours (ms)",
+        "ours: balanced bag sum (ms)" if cpu else "ours: CSR (ms)",
         "vs COO",
-        "vs MKL CSR",
+        "vs CSR",
     ]
-    cmd = "python benchmarks/bench_spmm.py --write --threads " + " ".join(
-        str(t) for t in args.threads
+    cmd = "python benchmarks/bench_spmm.py --write " + (
+        "--threads " + " ".join(str(t) for t in args.threads) if cpu else f"--device {device}"
     )
-    machine = device_name().rsplit(",", 1)[0]
+    machine = device_name(device).rsplit(",", 1)[0] if cpu else device_name(device)
     body = (
         f"{machine}, torch {torch.__version__}; 1-minute load average {load_start:.1f} at the "
         f"start and {os.getloadavg()[0]:.1f} at the end. Command: `{cmd}`. Float32, random "
@@ -161,7 +167,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("bench_spmm", body)
+        write_section("bench_spmm" + ("" if cpu else "-cuda"), body)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,10 @@ class EdgeSet:
         n_r = urows.numel()
         n_cols = int(torch.unique(self.cols).numel())
         step = max(1, min(ROW_BLOCK, MAX_DENSE_ELEMENTS // n_cols))
-        starts = _block_starts(row_pos, self.cols, n_r, step)
+        if 4 * num >= n_r * n_cols:  # dense enough for bands of rows alike (a DAG's candidates)
+            starts = _block_starts(row_pos, self.cols, n_r, step)
+        else:  # (e.g. the selected edges alone: no band, and a cut per selection to pay for)
+            starts = [*range(0, n_r, step), n_r]
         bounds = torch.searchsorted(row_pos, torch.tensor(starts, device=row_pos.device))
         bounds = bounds.tolist()
         sparse_from: tuple[int, int] | None = None  # (first edge, first row) of a sparse run
