@@ -170,10 +170,10 @@ class Selection(torch.nn.Module):
         """
         score = edge_weight.detach().abs()
         # one pass when all is well: a NaN or an infinity makes the sum non-finite (so may a
-        # sum of huge finite weights, which the element-wise test then clears)
-        if not math.isfinite(float(score.sum(dtype=torch.float64))) and not bool(
-            torch.isfinite(score).all()
-        ):
+        # sum of huge finite weights, which the element-wise test then clears); float32 at
+        # least (a half sum overflows soon), float64 only for float64 (some GPUs have none)
+        total = score.sum(dtype=torch.promote_types(score.dtype, torch.float32))
+        if not math.isfinite(float(total)) and not bool(torch.isfinite(score).all()):
             bad = int((~torch.isfinite(score)).sum())
             raise NonFiniteError(
                 f"{bad} of {score.numel()} edge weights are NaN or infinite, so their top-{self.k} "
