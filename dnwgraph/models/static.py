@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.graph import Wiring
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.models._state_keys import add_renamed_keys
 from dnwgraph.nn.levels import LevelExecutor
@@ -192,8 +193,6 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             >>> torch.allclose(small(x), model(x))
             True
         """
-        from dnwgraph.graph import Wiring
-
         n = self.num_nodes
         mask = torch.as_tensor(node_mask)
         if mask.dtype != torch.bool or mask.shape != (n,):
@@ -268,8 +267,6 @@ def _chain_numbering(mask: Tensor, edge_index: Tensor, outputs: Tensor) -> tuple
     level by level (topological generations of these edges), ascending old id within a level,
     the output nodes without out-edges last.  Returns the old id of every new node and the new
     id of every old node (``-1`` for a node not kept)."""
-    from dnwgraph.graph import Wiring
-
     kept = mask.nonzero().view(-1)
     local = torch.cumsum(mask.long(), 0) - 1
     level = Wiring(local[edge_index], int(kept.numel())).node_level()

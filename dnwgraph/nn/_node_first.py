@@ -69,7 +69,8 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
 
 
 def _records_grad(module: nn.Module, x: Tensor) -> bool:
-    """Whether autograd records ``module`` applied to ``x``."""
+    """Whether autograd records ``module`` applied to ``x`` (``x`` or a parameter needs a
+    gradient)."""
     return torch.is_grad_enabled() and (
         x.requires_grad or any(p.requires_grad for p in module.parameters())
     )

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.nn._node_first import _hooked
+from dnwgraph.nn._node_first import _hooked, _records_grad
 from dnwgraph.nn.aggregate import _range
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.spec import WiringSpec, as_spec
@@ -196,9 +196,7 @@ class LevelExecutor(nn.Module):
 
     def _needs_grad(self, x: Tensor) -> bool:
         """Whether this pass records autograd (``x`` or a parameter needs a gradient)."""
-        return torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in self.parameters())
-        )
+        return _records_grad(self, x)
 
     def _is_chain(self) -> bool:
         """Whether the levels are ascending node ranges whose edges all reach later ranges:

@@ -173,8 +173,9 @@ class Selection(torch.nn.Module):
         # sum of huge finite weights, which the element-wise test then clears); float32 at
         # least (a half sum overflows soon), float64 only for float64 (some GPUs have none)
         total = score.sum(dtype=torch.promote_types(score.dtype, torch.float32))
-        if not math.isfinite(float(total)) and not bool(torch.isfinite(score).all()):
-            bad = int((~torch.isfinite(score)).sum())
+        finite = None if math.isfinite(float(total)) else torch.isfinite(score)
+        if finite is not None and not bool(finite.all()):
+            bad = int((~finite).sum())
             raise NonFiniteError(
                 f"{bad} of {score.numel()} edge weights are NaN or infinite, so their top-{self.k} "
                 "is undefined (did the training diverge? lower the learning rate or clip the "
