@@ -86,6 +86,12 @@ def device_name(device: torch.device | str = "cpu") -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+def for_device(section: str, device: torch.device | str) -> str:
+    """The name of ``section`` for figures measured on ``device``: itself on a CPU, with
+    ``-cuda`` on a GPU (the two tables stand side by side)."""
+    return section if torch.device(device).type == "cpu" else f"{section}-cuda"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table."""
 

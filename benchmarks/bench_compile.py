@@ -32,7 +32,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, timed_ms, write_section
+from _common import device_name, for_device, table, timed_ms, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -197,7 +197,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        section = "bench_compile" + ("" if device.type == "cpu" else "-cuda")
+        section = for_device("bench_compile", device)
         write_section(section, body, DOC)
 
 

@@ -28,7 +28,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, timed_ms, write_section
+from _common import device_name, for_device, table, timed_ms, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -192,7 +192,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("bench_grad_every" + ("" if device.type == "cpu" else "-cuda"), body)
+        write_section(for_device("bench_grad_every", device), body)
 
 
 if __name__ == "__main__":

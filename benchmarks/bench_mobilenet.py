@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, timed_ms, write_section
+from _common import device_name, for_device, table, timed_ms, write_section
 
 from dnwgraph.models import create_model
 from dnwgraph.models.mobilenet import DepthwiseNodeOp, MobileNetV1, paper_counts
@@ -241,7 +241,7 @@ def main() -> None:
     counts = counts_section()
     print(counts)
     if args.write:
-        write_section("bench-mobilenet" + ("" if dev.type == "cpu" else "-cuda"), body)
+        write_section(for_device("bench-mobilenet", dev), body)
         write_section("mobilenet-counts", counts, path=ARCH_DOC)
 
 

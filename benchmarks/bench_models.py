@@ -24,7 +24,7 @@ from pathlib import Path
 from statistics import median
 
 import torch
-from _common import device_name, table, timed_ms, write_section
+from _common import device_name, for_device, table, timed_ms, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -148,7 +148,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("bench_models" + ("" if device.type == "cpu" else "-cuda"), body)
+        write_section(for_device("bench_models", device), body)
 
 
 if __name__ == "__main__":

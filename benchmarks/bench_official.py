@@ -32,7 +32,7 @@ from statistics import median
 
 import torch
 import torch.nn.functional as F
-from _common import device_name, table, timed_ms, write_section
+from _common import device_name, for_device, table, timed_ms, write_section
 from official_pattern import edge_grad, official_like
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -237,7 +237,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("bench_official" + ("" if device.type == "cpu" else "-cuda"), body)
+        write_section(for_device("bench_official", device), body)
 
 
 HEADER = [

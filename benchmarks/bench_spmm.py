@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _common import device_name, table, timed_ms, write_section
+from _common import device_name, for_device, table, timed_ms, write_section
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -167,7 +167,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section("bench_spmm" + ("" if cpu else "-cuda"), body)
+        write_section(for_device("bench_spmm", device), body)
 
 
 if __name__ == "__main__":
