@@ -25,7 +25,7 @@ def _dnw_preset(
         num_classes: int = 10,
         selection: str = default_selection,
         width: float | None = None,
-        impl: str = "sparse",
+        impl: str = "auto",
         input_size: int = 32,
         *,
         ratio: float | None = None,

@@ -184,7 +184,7 @@ class PlanCache(_Holds):
         self.weights: Tensor | None = None
         self.weight_states = 0
         self._structure: dict[Any, Any] = {}
-        self._structure_device: torch.device | None = None
+        self._structure_device: tuple[torch.device, bool] | None = None
         self._serial = 0
         self._holds = 0  # open hold() blocks
         self._held = False  # the entry was checked inside the open hold() blocks
@@ -225,6 +225,8 @@ class PlanCache(_Holds):
             return self.mask is not None
         if self.mask is None or selection_key is None or self.selection_state is None:
             return False
+        if self.mask.is_inference() and not torch.is_inference_mode_enabled():
+            return False  # plans of inference tensors, which autograd cannot save: rebuilt
         if self.weights is None or not _same_kind(self.weights, weight):
             return False
         if not _same_values(self.weights, weight):
@@ -260,9 +262,11 @@ class PlanCache(_Holds):
 
     def structure(self, device: torch.device) -> dict[Any, Any]:
         """A dict for what depends on the layer's edges only (edge ids per group, ...), kept
-        per device: moving the layer starts a new one."""
-        if self._structure_device != device:
-            self._structure, self._structure_device = {}, device
+        per device and inference mode: moving the layer starts a new one, and so does leaving
+        :func:`torch.inference_mode` (its tensors cannot be saved for backward)."""
+        key = (device, torch.is_inference_mode_enabled())
+        if self._structure_device != key:
+            self._structure, self._structure_device = {}, key
         return self._structure
 
     # ------------------------------------------------------------------ compiled graphs
