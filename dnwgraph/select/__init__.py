@@ -5,6 +5,7 @@ from dnwgraph.select.strategies import (
     create_selection,
     list_selections,
     register_selection,
+    selection_options,
 )
 from dnwgraph.select.topk import node_budget, resolve_k, topk_mask
 
@@ -13,6 +14,7 @@ __all__ = [
     "create_selection",
     "list_selections",
     "register_selection",
+    "selection_options",
     "resolve_k",
     "node_budget",
     "topk_mask",
