@@ -19,3 +19,8 @@ __all__ = [
     "node_budget",
     "topk_mask",
 ]
+
+
+def __dir__() -> list[str]:
+    # the public API only, not the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})
