@@ -103,4 +103,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # the public API only: not the helpers of this file, nor the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -37,3 +37,39 @@ def test_every_public_name_has_a_reference_entry():
         text = (ROOT / "docs" / "api" / f"{page}.md").read_text()
         for name in importlib.import_module(f"dnwgraph.{sub}").__all__:
             assert f"::: dnwgraph.{sub}.{name}\n" in text, (sub, name)
+
+
+def _packages() -> list[str]:
+    import pkgutil
+
+    import dnwgraph
+
+    found = [m.name for m in pkgutil.walk_packages(dnwgraph.__path__, "dnwgraph.") if m.ispkg]
+    return ["dnwgraph", *sorted(found)]
+
+
+#: Packages whose ``__init__`` another change owns now; each adds the same ``__dir__`` (this
+#: strict xfail then fails, and the entry goes).
+PENDING_DIR = {"dnwgraph.runs", "dnwgraph.train"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="__dir__ pending"))
+        if n in PENDING_DIR
+        else n
+        for n in _packages()
+    ],
+)
+def test_dir_of_a_package_is_its_public_api(name):
+    """``dir(dnwgraph)`` shows no ``Any``, ``annotations`` or ``import_module``, and no
+    submodule that happens to be imported: only ``__all__`` (and the dunders)."""
+    import importlib
+
+    package = importlib.import_module(name)
+    for sub in _packages():  # every submodule imported, so that each could show up
+        importlib.import_module(sub)
+    public = {n for n in dir(package) if not n.startswith("_")}
+    assert public == set(package.__all__) - {"__version__"}
+    assert set(package.__all__) <= set(dir(package))

@@ -8,7 +8,6 @@ scale to the 245,760-candidate wirings of the paper; networkx is their test orac
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -240,9 +239,8 @@ class WiringMetrics:
     with the same number of selected edges (averaged over the draws).
 
     ``unreached`` counts the nodes that no input reaches and ``dead_ends`` those that reach no
-    output, along paths of selected edges (called ``no_input`` / ``no_output`` up to 0.2, names
-    that still work with a ``DeprecationWarning``; the training metric ``no_input_nodes`` is
-    another count: hidden nodes without a selected in-edge, one hop).
+    output, along paths of selected edges (the training metric ``no_input_nodes`` is another
+    count: hidden nodes without a selected in-edge, one hop).
     """
 
     module: str
@@ -262,26 +260,6 @@ class WiringMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def no_input(self) -> int:
-        """Deprecated name of :attr:`unreached`."""
-        _renamed("no_input", "unreached")
-        return self.unreached
-
-    @property
-    def no_output(self) -> int:
-        """Deprecated name of :attr:`dead_ends`."""
-        _renamed("no_output", "dead_ends")
-        return self.dead_ends
-
-
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(
-        f"WiringMetrics.{old} is deprecated; use WiringMetrics.{new}",
-        DeprecationWarning,
-        stacklevel=3,
-    )
 
 
 def _degree(view: WiringView) -> tuple[Tensor, Tensor]:

@@ -20,6 +20,7 @@ import torch
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph._checks import check_int
 from dnwgraph.graph.wiring import Wiring
+from dnwgraph.registry import Registry
 
 
 def _sizes(sizes: Sequence[int], name: str = "sizes") -> np.ndarray:
@@ -194,11 +195,11 @@ def _ba(n: int, seed: int, m: Any = 5) -> Any:
     return nx.barabasi_albert_graph(n, _count("m", m, 1, n, n), seed=seed)
 
 
-_RANDOM_KINDS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
-    "er": (_er, ("p",)),
-    "ws": (_ws, ("k", "p")),
-    "ba": (_ba, ("m",)),
-}
+#: RandWire's random graphs by kind: ``(build(n, seed, **params), parameter names)``.
+RANDOM_KINDS: Registry[tuple[Callable[..., Any], tuple[str, ...]]] = Registry("random graph kind")
+RANDOM_KINDS.register("er", (_er, ("p",)))
+RANDOM_KINDS.register("ws", (_ws, ("k", "p")))
+RANDOM_KINDS.register("ba", (_ba, ("m",)))
 
 
 def random_dag(kind: str, num_nodes: int, *, seed: int, **kwargs: Any) -> Wiring:
@@ -231,12 +232,7 @@ def random_dag(kind: str, num_nodes: int, *, seed: int, **kwargs: Any) -> Wiring
         >>> w.num_edges, w.acyclic
         (16, True)
     """
-    entry = _RANDOM_KINDS.get(kind)
-    if entry is None:
-        raise DNWGraphError(
-            f"unknown random graph kind {kind!r} (valid: {', '.join(_RANDOM_KINDS)})"
-        )
-    build, params = entry
+    build, params = RANDOM_KINDS.get(kind)
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise DNWGraphError(

@@ -34,3 +34,8 @@ __all__ = [
     "register_counter",
     "Counter",
 ]
+
+
+def __dir__() -> list[str]:
+    # the public API only, not the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -179,8 +179,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     x = torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
     total = [0]
     handles = []
-    for module, counter in _counted_modules(model):
-        c = counter if counter is not None else _default_counter(module)
+    for module, c in _counted_modules(model):
         if c is None:
             continue
 
@@ -197,13 +196,6 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
         for h in handles:
             h.remove()
     return total[0] // shape[0]
-
-
-def _default_counter(module: nn.Module) -> Counter | None:
-    for cls, counter in _LEAF_COUNTERS.items():
-        if isinstance(module, cls):
-            return counter
-    return None
 
 
 # ---------------------------------------------------------------------- built-in counters
@@ -258,7 +250,7 @@ class _NeuronCounter(Counter):
         return output.numel() if module.bias is not None else 0
 
 
-#: Public torch layers counted without a registration (lazy convolutions subclass the eager
+#: Public torch layers with a built-in counter (lazy convolutions subclass the eager
 #: ones; lazy norms do not, so they are listed).  Only public classes: torch's private bases
 #: (``_ConvNd``, ``_NormBase``) may move between releases.
 _CONVS: tuple[type[nn.Module], ...] = (
@@ -286,8 +278,16 @@ _NORMS: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
     nn.GroupNorm,
 )
-_LEAF_COUNTERS: dict[tuple[type[nn.Module], ...], Counter] = {
-    _CONVS: _ConvCounter(),
-    (nn.Linear,): _LinearCounter(),
-    _NORMS: _NormCounter(),
-}
+
+
+def _register_torch_layers() -> None:
+    for types, counter in (
+        (_CONVS, _ConvCounter()),
+        ((nn.Linear,), _LinearCounter()),
+        (_NORMS, _NormCounter()),
+    ):
+        for module_type in types:
+            COUNTERS.register(module_type, counter)
+
+
+_register_torch_layers()

@@ -84,15 +84,10 @@ MNIST1D = _Task(
     (32, 64, 64, 64, 64, 32), MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS,
     lambda: signal_stem(MNIST1D_INPUTS), "conv1d", "max", (MNIST1D_LENGTH,),
 )  # fmt: skip
-_MODELS = {
-    "static": StaticNeuralGraph,
-    "discrete": DiscreteTimeNeuralGraph,
-    "continuous": ContinuousTimeNeuralGraph,
-}
 
 
 def _build(
-    setting: str,
+    setting: type[nn.Module],
     task: _Task,
     num_classes: int,
     selection: str,
@@ -100,9 +95,10 @@ def _build(
     impl: str,
     options: dict[str, Any],
 ) -> nn.Module:
-    """One preset: the task's wiring for ``setting``, its stem, node op, readout and head."""
+    """One preset: the task's wiring for ``setting`` (a neural graph class), its stem, node op,
+    readout and head."""
     extra: dict[str, Any] = {}
-    if setting == "static":
+    if setting is StaticNeuralGraph:
         wiring = block_dag(list(task.static_blocks))
     else:
         wiring = complete(
@@ -111,11 +107,11 @@ def _build(
             input_nodes=range(task.inputs),
             output_nodes=range(task.num_nodes - task.outputs, task.num_nodes),
         )
-    if setting == "discrete":
+    if setting is DiscreteTimeNeuralGraph:
         extra["steps"] = 5
-    if setting == "continuous":
+    if setting is ContinuousTimeNeuralGraph:
         extra, options = _split_ode_options(options)
-    return _MODELS[setting](
+    return setting(
         wiring,
         _ratio(ratio, selection, wiring.num_edges, options),
         selection,
@@ -146,7 +142,7 @@ def tiny_static(
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _build("static", TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(StaticNeuralGraph, TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
 
 
 @register_model("tiny_discrete")
@@ -158,7 +154,9 @@ def tiny_discrete(
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """The paper's discrete-time tiny classifier for CIFAR-10 (T = 5 steps)."""
-    return _build("discrete", TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(
+        DiscreteTimeNeuralGraph, TINY, num_classes, selection, ratio, impl, selection_options
+    )  # type: ignore[return-value]
 
 
 @register_model("tiny_continuous")
@@ -173,7 +171,9 @@ def tiny_continuous(
 
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
-    return _build("continuous", TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(
+        ContinuousTimeNeuralGraph, TINY, num_classes, selection, ratio, impl, selection_options
+    )  # type: ignore[return-value]
 
 
 @register_model("mnist1d_static")
@@ -191,7 +191,9 @@ def mnist1d_static(
         >>> mnist1d_static()(torch.randn(2, 40)).shape
         torch.Size([2, 10])
     """
-    return _build("static", MNIST1D, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(
+        StaticNeuralGraph, MNIST1D, num_classes, selection, ratio, impl, selection_options
+    )  # type: ignore[return-value]
 
 
 @register_model("mnist1d_discrete")
@@ -203,7 +205,9 @@ def mnist1d_discrete(
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """Discrete-time neural graph for MNIST-1D (320 nodes, T = 5)."""
-    return _build("discrete", MNIST1D, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(
+        DiscreteTimeNeuralGraph, MNIST1D, num_classes, selection, ratio, impl, selection_options
+    )  # type: ignore[return-value]
 
 
 @register_model("mnist1d_continuous")
@@ -218,7 +222,9 @@ def mnist1d_continuous(
 
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
-    return _build("continuous", MNIST1D, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(
+        ContinuousTimeNeuralGraph, MNIST1D, num_classes, selection, ratio, impl, selection_options
+    )  # type: ignore[return-value]
 
 
 def _ratio(ratio: Ratio, selection: str, num_edges: int, options: dict[str, Any]) -> Ratio:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -54,8 +53,6 @@ SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 #: One budget for each layer, or one for the whole model ("per X": one budget for each X, as
 #: ``WiringConv``'s ``scope="per_node"``; its ``"global"`` is one budget for the layer).
 SCOPES: tuple[str, ...] = ("per_layer", "model")
-#: The names up to 0.2, which clashed with ``WiringConv``'s ``scope="global"`` (one layer).
-_OLD_SCOPES = {"layer": "per_layer", "global": "model"}
 
 Pattern = str | type[nn.Module]
 
@@ -313,8 +310,7 @@ def sparsify(
             10%), an ``int`` a count (per layer with ``scope="per_layer"``, in total with
             ``"model"``).
         scope (str, optional): ``"per_layer"`` (a budget per layer) or ``"model"`` (one budget
-            over all converted layers). The former names ``"layer"`` and ``"global"`` still
-            work with a ``DeprecationWarning``. (default: ``"per_layer"``)
+            over all converted layers). (default: ``"per_layer"``)
         include: name glob patterns or module types to convert (default: all
             :data:`SPARSIFIABLE` layers).
         exclude: name patterns or types to keep dense.
@@ -335,13 +331,6 @@ def sparsify(
         (10, 2)
     """
     _check_module(module)
-    if scope in _OLD_SCOPES:
-        warnings.warn(
-            f"sparsify(scope={scope!r}) is deprecated; use scope={_OLD_SCOPES[scope]!r}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        scope = _OLD_SCOPES[scope]
     if scope not in SCOPES:
         raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
     layers = sparsifiable_layers(module, include, exclude, dense_first)

@@ -3,7 +3,6 @@ r"""The static neural graph: a DAG of channel-nodes computed level by level."""
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -124,17 +123,6 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         lo = int(out[0]) if out.numel() else 0
         contiguous = out.numel() > 0 and torch.equal(out, torch.arange(lo, lo + out.numel()))
         self._output_rows = slice(lo, lo + out.numel()) if contiguous else None
-
-    @property
-    def graph(self) -> LevelExecutor:
-        """Deprecated name of :attr:`executor` (it holds a
-        :class:`~dnwgraph.nn.LevelExecutor`, not a graph)."""
-        warnings.warn(
-            "StaticNeuralGraph.graph is deprecated; use StaticNeuralGraph.executor",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.executor
 
     @property
     def conv(self) -> nn.Module:

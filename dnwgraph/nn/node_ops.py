@@ -38,14 +38,13 @@ from dnwgraph.registry import Registry
 #: Node ops by name: ``(class, bound constructor keywords)``.
 NODE_OPS: Registry[tuple[type[NodeOp], dict[str, Any]]] = Registry("node op")
 
-#: Activations by name (used by every node op).
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": lambda: nn.ReLU(),
-    "gelu": lambda: nn.GELU(),
-    "tanh": lambda: nn.Tanh(),
-    "sigmoid": lambda: nn.Sigmoid(),
-    "identity": lambda: nn.Identity(),
-}
+#: Activations by name (used by every node op): module classes built without arguments.
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
+ACTIVATIONS.register("relu", nn.ReLU)
+ACTIVATIONS.register("gelu", nn.GELU)
+ACTIVATIONS.register("tanh", nn.Tanh)
+ACTIVATIONS.register("sigmoid", nn.Sigmoid)
+ACTIVATIONS.register("identity", nn.Identity)
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
 #: Default :math:`\epsilon` of the node norms (:class:`ChannelNodeOp`).
 NORM_EPS: float = 0.1
@@ -107,9 +106,7 @@ def _check_num_nodes(num_nodes: Any) -> int:
 
 
 def _activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise DNWGraphError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS.create(name)
 
 
 class NodeOp(nn.Module):

@@ -5,6 +5,7 @@ from dnwgraph.select.strategies import (
     create_selection,
     list_selections,
     register_selection,
+    selection_options,
 )
 from dnwgraph.select.topk import node_budget, resolve_k, topk_mask
 
@@ -13,7 +14,13 @@ __all__ = [
     "create_selection",
     "list_selections",
     "register_selection",
+    "selection_options",
     "resolve_k",
     "node_budget",
     "topk_mask",
 ]
+
+
+def __dir__() -> list[str]:
+    # the public API only, not the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -25,6 +25,7 @@ name               forward uses                                               gr
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,30 @@ def list_selections() -> list[str]:
         True
     """
     return SELECTIONS.list()
+
+
+def selection_options(name: str) -> list[str]:
+    """The keyword options of the selection strategy registered as ``name`` (those of its
+    class and of every base up to :class:`Selection`; the budget and the edges excluded).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones).
+
+    Examples:
+        >>> selection_options("dnw"), selection_options("random")
+        (['scope'], ['scope', 'seed'])
+    """
+    given = {"self", "ratio", "target", "num_nodes"}
+    found: set[str] = set()
+    for cls in SELECTIONS.get(name).__mro__:
+        init = vars(cls).get("__init__")
+        if init is not None and issubclass(cls, Selection):
+            found.update(
+                n
+                for n, p in inspect.signature(init).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and n not in given
+            )
+    return sorted(found)
 
 
 def create_selection(

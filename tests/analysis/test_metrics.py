@@ -225,11 +225,9 @@ def test_model_cost_counts_selected_edges(fake_run):
     assert cost == {"params": count_params(model), "macs": count_macs(model, (1, 40))}
 
 
-def test_old_names_of_unreached_and_dead_ends_warn():
+def test_unreached_and_dead_ends_have_no_alias():
     conv = WiringConv(Wiring([(0, 2), (1, 2), (2, 3), (0, 3)]), ratio=2)
     m = wiring_metrics(conv, num_random=0)[0]
-    with pytest.warns(DeprecationWarning, match="use WiringMetrics.unreached"):
-        assert m.no_input == m.unreached
-    with pytest.warns(DeprecationWarning, match="use WiringMetrics.dead_ends"):
-        assert m.no_output == m.dead_ends
+    # their names up to 0.2 are gone: no alias
+    assert not hasattr(m, "no_input") and not hasattr(m, "no_output")
     assert "no_input" not in m.as_dict() and {"unreached", "dead_ends"} <= set(m.as_dict())

@@ -97,7 +97,7 @@ def test_register_counter_for_other_modules():
 def test_leaf_counters_cover_every_public_conv_and_norm():
     """The built-in counters are keyed on public torch classes; every public convolution and
     norm layer (lazy ones included) is counted."""
-    from dnwgraph.models.counting import _default_counter
+    from dnwgraph.models.counting import _counter
 
     names = [
         n
@@ -111,7 +111,7 @@ def test_leaf_counters_cover_every_public_conv_and_norm():
     assert len(names) >= 25
     for name in names:
         cls = getattr(nn, name)
-        assert _default_counter(cls.__new__(cls)) is not None, name
+        assert _counter(cls.__new__(cls)) is not None, name
     conv = nn.Conv1d(2, 3, 3, padding=1)
     assert count_macs(conv, (1, 2, 5)) == 3 * 5 * (2 * 3 + 1)  # out numel x (taps + bias)
     assert count_macs(nn.BatchNorm1d(2), (1, 2, 5)) == 2 * 5

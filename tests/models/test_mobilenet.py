@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import warnings
 from pathlib import Path
 
 import networkx as nx
@@ -14,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models import create_model, list_models
 from dnwgraph.models.mobilenet import (
     STAGES,
@@ -565,35 +565,25 @@ def test_stage_sparsified_and_compacted():
     assert torch.isfinite(model(x)).all()
 
 
-# ------------------------------------------------------------ width, formerly ``ratio``
+# --------------------------------------------------------------------------- width
 
 
-def test_width_is_the_keyword_and_ratio_its_deprecated_name():
+def test_width_is_the_keyword():
+    """``width`` is the width d of the "x d" budget (``ratio``, its name up to 0.2, is an
+    edge budget everywhere else and no alias of it)."""
     new = MobileNetV1DNW(width=0.5, stages=TINY)
-    with pytest.warns(
-        DeprecationWarning, match=r"MobileNetV1DNW\(ratio=0.5\) is deprecated; use width"
-    ):
-        old = MobileNetV1DNW(ratio=0.5, stages=TINY)
-    assert old.width == new.width == 0.5
-    assert [s.conv.k for s in old.stages] == [s.conv.k for s in new.stages]
+    assert new.width == 0.5
     assert [s.conv.k for s in new.stages] == [stage_budget(*s[:2], s[3], 0.5) for s in TINY]
-    with pytest.raises(ValueError, match="takes the width d once: 'ratio' is the former name"):
-        MobileNetV1DNW(0.5, ratio=0.5, stages=TINY)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert MobileNetV1DNW(0.4, stages=TINY).width == 0.4  # positional: the width
-        assert MobileNetV1DNW(stages=TINY).width == 0.225
+    assert MobileNetV1DNW(0.4, stages=TINY).width == 0.4  # positional: the width
+    assert MobileNetV1DNW(stages=TINY).width == 0.225
+    with pytest.raises(TypeError, match="'ratio'"):
+        MobileNetV1DNW(ratio=0.5, stages=TINY)
 
 
-def test_presets_take_width_and_the_former_ratio_with_a_warning():
-    from dnwgraph.train.config import load_config
-
+def test_presets_take_width_and_refuse_the_former_ratio():
     assert create_model("mobilenetv1_dnw_x3", stages=TINY).width == 0.3
     assert create_model("mobilenetv1_dnw_x3", width=0.4, stages=TINY).width == 0.4
-    # a config (or a pretrained folder's kwargs) written with the former keyword still builds
-    cfg = load_config(None, ["model.name=mobilenetv1_dnw_x3", "model.kwargs.ratio=0.4"])
-    with pytest.warns(DeprecationWarning, match=r"mobilenetv1_dnw_x3\(ratio=0.4\) is deprecated"):
-        model = create_model(cfg["model"]["name"], stages=TINY, **cfg["model"]["kwargs"])
-    assert model.width == 0.4
-    with pytest.raises(ValueError, match="once"):
-        create_model("mobilenetv1_dnw_x3", width=0.4, ratio=0.4, stages=TINY)
+    with pytest.raises(
+        DNWGraphError, match=r"unknown keyword 'ratio' for model 'mobilenetv1_dnw_x3'"
+    ):
+        create_model("mobilenetv1_dnw_x3", ratio=0.4, stages=TINY)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dnwgraph import count_params, create_model, list_models
+from dnwgraph.errors import DNWGraphTypeError
 from dnwgraph.models import ContinuousTimeNeuralGraph, DiscreteTimeNeuralGraph, StaticNeuralGraph
 
 PRESETS = {
@@ -79,6 +80,32 @@ def test_sizes_of_the_paper():
     assert small.conv.k == 2_048 and small.wiring.num_nodes == 320
     assert 4_000 < count_params(small) < 6_000
     assert build("mnist1d_static", ratio=0.05).conv.k == round(0.05 * small.conv.num_edges)
+
+
+def test_an_unknown_keyword_is_named_with_close_matches_and_the_valid_ones():
+    """Not a TypeError from deep inside the selection: the preset's own message."""
+    with pytest.raises(
+        DNWGraphTypeError,
+        match=r"^unknown keyword 'ratoi' for model 'mnist1d_static'; did you mean 'ratio'\? "
+        r"\(valid: impl, num_classes, ratio, selection, the options of selection 'dnw' "
+        r"\[scope\] and the keywords of StaticNeuralGraph that it does not set\)$",
+    ):
+        create_model("mnist1d_static", ratoi=3)
+    # the options listed are those of the selection asked for
+    with pytest.raises(DNWGraphTypeError, match=r"did you mean 'seed'\?.*'random' \[scope, seed\]"):
+        create_model("mnist1d_static", selection="random", sed=1)
+    # a keyword the preset sets itself is refused by name too (not "multiple values")
+    with pytest.raises(DNWGraphTypeError, match=r"^unknown keyword 'stem' for model"):
+        create_model("mnist1d_static", stem=None)
+    # a factory without **kwargs: checked before it is called
+    with pytest.raises(
+        DNWGraphTypeError,
+        match=r"^unknown keyword 'widht' for model 'mobilenetv1_x25'; did you mean 'width'\? "
+        r"\(valid: input_size, num_classes, width\)$",
+    ):
+        create_model("mobilenetv1_x25", widht=0.5)
+    # keywords passed on still work
+    assert create_model("mnist1d_static", selection="random", seed=1).executor.conv.k > 0
 
 
 def test_errors():

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import dnwgraph
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.sparsify import (
     density,
     sparse_wiring,
@@ -290,18 +291,15 @@ def test_a_model_name_is_not_a_model(fn) -> None:
         fn("model") if fn is unsparsify else fn("model", 0.1)
 
 
-@pytest.mark.parametrize("old, new", [("layer", "per_layer"), ("global", "model")])
-def test_old_scope_names_warn_and_mean_the_same(old, new):
+@pytest.mark.parametrize("old", ["layer", "global"])
+def test_the_0_2_scope_names_are_refused(old):
     """``scope`` names say which unit shares one budget: ``per_layer`` or the ``model`` (the
-    0.2 names ``layer`` / ``global`` clashed with WiringConv's ``global``, one layer)."""
-    torch.manual_seed(0)
-    a = _mlp()
-    b = copy.deepcopy(a)
-    with pytest.warns(DeprecationWarning, match=f"scope='{old}'.* use scope='{new}'"):
-        sparsify(a, 4, scope=old)
-    sparsify(b, 4, scope=new)
-    for (_, la), (_, lb) in zip(sparsified_layers(a), sparsified_layers(b), strict=True):
-        assert torch.equal(la.weight, lb.weight)
+    0.2 names ``layer`` / ``global`` clashed with WiringConv's ``global``, one layer, and are
+    gone: no alias)."""
+    with pytest.raises(
+        DNWGraphError, match=rf"'scope' must be one of \['per_layer', 'model'\] \(got '{old}'\)"
+    ):
+        sparsify(_mlp(), 4, scope=old)
 
 
 # ------------------------------------------------------- the mask cache: keyed on values

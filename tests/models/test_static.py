@@ -247,12 +247,9 @@ def _small_static():
     return randomize(StaticNeuralGraph(wiring, ratio=10, node_op="conv1d", num_classes=3))
 
 
-def test_graph_is_a_deprecated_name_of_executor():
+def test_executor_has_no_alias():
     model = _small_static()
-    with pytest.warns(
-        DeprecationWarning, match=r"StaticNeuralGraph.graph is deprecated; use .*executor"
-    ):
-        assert model.graph is model.executor
+    assert not hasattr(model, "graph")  # its name up to 0.2, gone: no alias
     assert model.conv is model.executor.conv
     keys = list(model.state_dict())
     assert "executor.conv.edge_weight" in keys and not any(k.startswith("graph.") for k in keys)

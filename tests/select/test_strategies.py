@@ -151,3 +151,14 @@ def test_huge_finite_weights_whose_sum_overflows_are_selected(name, dtype):
 def test_random_seed_must_be_an_int(seed):
     with pytest.raises(ValueError, match=r"'seed' must be an int in \[0, 2\*\*63\)"):
         make("random", seed=seed)
+
+
+def test_selection_options_are_the_keywords_of_the_class_and_its_bases():
+    from dnwgraph.select import selection_options
+
+    assert selection_options("dnw") == ["scope"]
+    assert selection_options("random") == ["scope", "seed"]
+    assert selection_options("fixed") == ["mask", "scope"]
+    assert selection_options("td") == ["drop_rate", "scope"]
+    with pytest.raises(ValueError, match="unknown selection 'nope'; choose one of"):
+        selection_options("nope")

@@ -60,3 +60,8 @@ __all__ = [
     "stem_stride",
     "paper_counts",
 ]
+
+
+def __dir__() -> list[str]:
+    # the public API only, not the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -12,7 +12,6 @@ stage, both channel counts scaled by :math:`d`:
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 from dnwgraph.errors import DNWGraphError
@@ -34,25 +33,6 @@ def _check_width(width: Any, name: str = "width") -> float:
             f"(got {width!r})"
         )
     return float(width)
-
-
-def _width_argument(width: Any, ratio: Any, default: float, owner: str) -> float:
-    """The width d given as ``width`` or, deprecated, as ``ratio`` (its name up to 0.2, which
-    elsewhere in the package is an edge budget: a count or a fraction of the candidates)."""
-    if ratio is not None:
-        if width is not None:
-            raise DNWGraphError(
-                f"{owner} takes the width d once: 'ratio' is the former name of 'width' "
-                f"(got width={width!r} and ratio={ratio!r})"
-            )
-        warnings.warn(
-            f"{owner}(ratio={ratio!r}) is deprecated; use width={ratio!r} (the width d of the "
-            "'x d' budget)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        width = ratio
-    return _check_width(default if width is None else width)
 
 
 def _check_input_size(input_size: Any) -> int:

@@ -17,7 +17,7 @@ from dnwgraph.models.compact import compact
 from dnwgraph.models.mobilenet.budget import (
     STAGES,
     _check_input_size,
-    _width_argument,
+    _check_width,
     stage_budget,
     stem_stride,
 )
@@ -41,9 +41,8 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         width (float, optional): the width :math:`d` of the budget: stage :math:`s` keeps
             :math:`\lceil d^2 P_s \rceil` edges, :math:`P_s` its pointwise weights in
             MobileNetV1 (the budget of a MobileNetV1 whose channels are all scaled by
-            :math:`d`). Called ``ratio`` up to 0.2, a name that still works with a
-            ``DeprecationWarning``; the stages' own ``ratio`` is an edge budget, as
-            everywhere else. (default: ``0.225``)
+            :math:`d`); the stages' own ``ratio`` is an edge budget, as everywhere else.
+            (default: ``0.225``)
         num_classes (int, optional): classes. (default: ``10``)
         selection (str, optional): selection strategy of every wiring (``dnw``, ``random``,
             ``dnw_no_update``, ``complete``, ``fixed``, ``td``, ``reg_td``). (default: ``"dnw"``)
@@ -63,8 +62,8 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         - **output:** :math:`[B, C]`
 
     Raises:
-        ValueError: on a width outside (0, 1] (or given as both ``width`` and ``ratio``), an
-            input size below 32, or stages whose channels do not chain.
+        ValueError: on a width outside (0, 1], an input size below 32, or stages whose
+            channels do not chain.
 
     Examples:
         >>> import torch
@@ -78,19 +77,17 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
 
     def __init__(
         self,
-        width: float | None = None,
+        width: float = 0.225,
         num_classes: int = 10,
         selection: str = "dnw",
         impl: str = "auto",
         input_size: int = 32,
         small: bool = False,
         stages: Sequence[tuple[int, int, int, int]] = STAGES,
-        *,
-        ratio: float | None = None,
         **selection_options: Any,
     ) -> None:
         super().__init__()
-        self.width = _width_argument(width, ratio, 0.225, "MobileNetV1DNW")
+        self.width = _check_width(width)
         self.input_size = _check_input_size(input_size)
         self.num_classes, self.small = num_classes, small
         stages = tuple(tuple(s) for s in stages)  # type: ignore[misc]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from dnwgraph.models.mobilenet.baseline import MobileNetV1
-from dnwgraph.models.mobilenet.budget import _width_argument
 from dnwgraph.models.mobilenet.model import MobileNetV1DNW
 from dnwgraph.models.registry import register_model
 
@@ -24,23 +23,24 @@ def _dnw_preset(
     def factory(
         num_classes: int = 10,
         selection: str = default_selection,
+<<<<<<< HEAD
         width: float | None = None,
         impl: str = "auto",
+=======
+        width: float = default_width,
+        impl: str = "sparse",
+>>>>>>> main
         input_size: int = 32,
-        *,
-        ratio: float | None = None,
         **selection_options: Any,
     ) -> MobileNetV1DNW:
-        d = _width_argument(width, ratio, default_width, name)
         return MobileNetV1DNW(
-            d, num_classes, selection, impl, input_size, small=small, **selection_options
+            width, num_classes, selection, impl, input_size, small=small, **selection_options
         )
 
     head = "a DNW-graph classifier" if small else "a dense linear classifier"
     factory.__doc__ = (
         f"MobileNetV1-DNW x{default_width} ({default_selection} wiring, {head}): ``width`` "
-        f"(default {default_width}) is the width d of the budget (``ratio``, its former name, "
-        f"still works with a ``DeprecationWarning``); see :class:`MobileNetV1DNW`."
+        f"(default {default_width}) is the width d of the budget; see :class:`MobileNetV1DNW`."
     )
     return factory
 
