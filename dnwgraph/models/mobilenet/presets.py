@@ -23,13 +23,8 @@ def _dnw_preset(
     def factory(
         num_classes: int = 10,
         selection: str = default_selection,
-<<<<<<< HEAD
-        width: float | None = None,
-        impl: str = "auto",
-=======
         width: float = default_width,
-        impl: str = "sparse",
->>>>>>> main
+        impl: str = "auto",
         input_size: int = 32,
         **selection_options: Any,
     ) -> MobileNetV1DNW:

@@ -57,3 +57,8 @@ __all__ = [
     "as_range",
     "apply_node_first",
 ]
+
+
+def __dir__() -> list[str]:
+    # the public API only, not the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})
