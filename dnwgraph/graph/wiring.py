@@ -347,7 +347,7 @@ class Wiring:
         Examples:
             >>> import os, tempfile
             >>> path = os.path.join(tempfile.mkdtemp(), "edges.txt")
-            >>> _ = open(path, "w").write("0 2 0.5\n1 2 -1.5\n2 3 2.0\n")
+            >>> _ = open(path, "w").write("0 2 0.5\\n1 2 -1.5\\n2 3 2.0\\n")
             >>> Wiring.from_file(path).edge_weight.tolist()
             [0.5, -1.5, 2.0]
         """
@@ -453,7 +453,7 @@ def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
     Examples:
         >>> import os, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
-        >>> _ = open(path, "w").write("source,target\n0,2\n1,2\n2,3\n")
+        >>> _ = open(path, "w").write("source,target\\n0,2\\n1,2\\n2,3\\n")
         >>> read_wiring(path)
         Wiring(num_nodes=4, num_edges=3, inputs=2, outputs=1, acyclic=True)
     """

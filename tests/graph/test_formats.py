@@ -478,3 +478,61 @@ def test_writers_write_a_data_of_several_modules(tmp_path):
         assert back.edge_weight.tolist() == data.edge_weight.tolist()
     rows = (tmp_path / "a.csv").read_text().splitlines()
     assert rows[0].endswith(",selected") and sum(r.endswith("true") for r in rows[1:]) == 2
+
+
+# -- a new format, from outside the package -----------------------------------------------------
+
+
+def test_a_new_format_from_the_example_reads_and_writes(tmp_path):
+    """``examples/tsv_format.py`` adds ``.tsv`` with public names only (in a fresh process, so
+    that this session's registry stays as it is)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import runpy, sys, pathlib\n"
+        f"ns = runpy.run_path({str(root / 'examples' / 'tsv_format.py')!r})\n"
+        "ns['main']()\n"
+        "from dnwgraph import Wiring\n"
+        "bad = pathlib.Path(sys.argv[1]) / 'bad.tsv'\n"
+        "bad.write_text('0 1\\n')\n"
+        "try:\n"
+        "    Wiring.from_file(bad)\n"
+        "except ValueError as err:\n"
+        "    print(err)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == "['# inputs: 0 1', '0\\t2\\t0.5']"
+    assert out[1] == (
+        "Wiring(num_nodes=4, num_edges=3, inputs=2, outputs=1, acyclic=True, weighted=True) "
+        "[0.5, -1.0, 2.0] [0, 1]"
+    )
+    assert out[2] == f"{tmp_path / 'bad.tsv'}: line 1: expected 'source<TAB>target<TAB>weight'"
+
+
+def test_register_format_checks_its_arguments():
+    from dnwgraph.graph import register_format
+
+    with pytest.raises(DNWGraphError, match=r"starts with a dot, like '\.tsv' \(got 'tsv'\)"):
+        register_format("tsv", object())
+    with pytest.raises(TypeError, match=r"needs methods read\(path\) and write\(data, path\)"):
+        register_format(".tsv", object())
+    with pytest.raises(DNWGraphError, match=r"wiring file format '\.csv' is already registered"):
+        register_format(".csv", CSVLike())
+
+
+class CSVLike:
+    def read(self, path):
+        raise AssertionError("never called")
+
+    def write(self, data, path):
+        raise AssertionError("never called")
