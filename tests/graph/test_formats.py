@@ -536,3 +536,15 @@ class CSVLike:
 
     def write(self, data, path):
         raise AssertionError("never called")
+
+
+def test_unknown_node_role_is_named(tmp_path):
+    g = nx.DiGraph([(0, 1), (1, 2)])
+    nx.set_node_attributes(g, {0: "input", 1: "banana", 2: "output"}, "role")
+    path = tmp_path / "w.graphml"
+    nx.write_graphml(g, path)
+    with pytest.raises(ValueError, match=r"w\.graphml: node '1' has role 'banana'; a role is one"):
+        Wiring.from_file(path)
+    g.nodes[1]["role"] = "hidden"
+    nx.write_graphml(g, path)
+    assert Wiring.from_file(path).input_nodes.tolist() == [0]
