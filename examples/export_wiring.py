@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     hubs = sorted(g.nodes, key=g.out_degree, reverse=True)[:3]
     for v in hubs:
         d = g.nodes[v]
-        print(f"  hub node {v}: level {d['level']}, {d['role']}, out-degree {g.out_degree(v)}")
-    strongest = max(g.edges(data="signed_weight"), key=lambda e: abs(e[2]))
+        print(f"  hub node {v}: level {d['node_level']}, {d['role']}, out-degree {g.out_degree(v)}")
+    strongest = max(g.edges(data="edge_weight"), key=lambda e: abs(e[2]))
     print(f"  strongest edge {strongest[0]} -> {strongest[1]}: w = {strongest[2]:+.3f}")
 
     # 3. the same file as a candidate wiring for a new model

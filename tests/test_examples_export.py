@@ -21,4 +21,8 @@ def test_export_wiring_example_runs(capsys, monkeypatch, tmp_path):
     g = nx.read_graphml(tmp_path / "wiring.graphml")
     assert g.number_of_edges() == 840
     rows = (tmp_path / "wiring.csv").read_text().splitlines()
-    assert rows[1] == "source,target,weight,signed_weight,module" and len(rows) == 2 + 840
+    assert rows[0] == (
+        "source,target,edge_weight,weight,source_input_mask,source_output_mask,"
+        "target_input_mask,target_output_mask,module"
+    )
+    assert len(rows) == 1 + 840

@@ -86,10 +86,7 @@ def test_sparsify_registers_no_counter():
 
 #: Plain-dict name maps still in files that another change owns (the file formats); each
 #: goes when it becomes a Registry, and the test below fails while one is listed but gone.
-PENDING: dict[str, str] = {
-    "dnwgraph.graph.io.READERS": "file formats: reader and writer together",
-    "dnwgraph.analysis.export.WRITERS": "file formats: reader and writer together",
-}
+PENDING: dict[str, str] = {}
 
 
 def _is_thing(value: object) -> bool:

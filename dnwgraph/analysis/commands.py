@@ -8,7 +8,6 @@ input raises :class:`~dnwgraph.errors.DNWGraphError` (or an ``OSError``), which
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dnwgraph.errors import DNWGraphError
 
@@ -26,23 +25,16 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def export(args: argparse.Namespace) -> int:
-    from dnwgraph.analysis.export import _writer, to_networkx, write_graph
+    from dnwgraph.analysis.export import check_output, to_data
     from dnwgraph.analysis.source import load_source
+    from dnwgraph.graph.formats import write_data
 
-    _writer(Path(args.output))  # a bad extension fails before the model is loaded
-    _check_output(Path(args.output))
-    obj = load_source(args.source)
-    g = to_networkx(obj, all_candidates=args.all_candidates)
-    path = write_graph(g, args.output)
+    check_output(args.output)  # a bad extension or a run's file fails before the model loads
+    data = to_data(load_source(args.source), all_candidates=args.all_candidates)
+    path = write_data(data, args.output)
     what = "candidate" if args.all_candidates else "selected"
-    print(f"wrote {path}: {g.number_of_nodes()} nodes, {g.number_of_edges()} {what} edges")
+    print(f"wrote {path}: {data.num_nodes} nodes, {data.num_edges} {what} edges")
     return 0
-
-
-def _check_output(path: Path) -> None:
-    from dnwgraph.runs.rundir import check_not_run_file
-
-    check_not_run_file(path)
 
 
 def analyze(args: argparse.Namespace) -> int:

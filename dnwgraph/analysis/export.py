@@ -1,23 +1,22 @@
-"""Export a discovered wiring: one ``networkx.DiGraph``, one PyG ``Data``, and files other
+"""Export a discovered wiring: one PyG ``Data``, one ``networkx.DiGraph``, and files other
 graph tools read.
 
-networkx is imported lazily, inside the functions.
+:func:`to_data` turns a model (or a layer, a wiring, a snapshot) into the layout of
+:mod:`dnwgraph.graph.convert`; :func:`to_networkx` and :func:`save_wiring` hand that to the one
+networkx conversion and the file formats of :mod:`dnwgraph.graph.formats`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch_geometric.data import Data
 
-from dnwgraph._atomic import atomic_path
-from dnwgraph.errors import DNWGraphError
-from dnwgraph.models.views import WiringView, wiring_views
+from dnwgraph.graph.convert import data_to_networkx
+from dnwgraph.graph.formats import find_format, write_data
+from dnwgraph.models.views import wiring_views
 from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
 
@@ -38,15 +37,19 @@ def to_networkx(obj: Any, all_candidates: bool = False) -> nx.DiGraph:
     (modules in ``named_modules`` order), so ids are unique and a single-wiring model keeps its
     own node ids.
 
-    Node attributes: ``module`` (name of the module, ``""`` for a bare wiring or layer),
-    ``local_id`` (the id inside its module), ``role`` (``"input"``, ``"hidden"``, ``"output"``;
-    a node that is both input and output is ``"input"``), ``is_input``, ``is_output`` and
-    ``level`` (topological level in the candidate wiring; absent when the candidates have a
-    cycle). Edge attributes: ``weight`` (the strength :math:`|w_{uv}|`, never negative, so that
-    ``pagerank``, Dijkstra and the other weighted networkx algorithms accept it; ``1.0`` for a
-    ``Wiring`` without ``edge_weight``), ``signed_weight`` (the learned :math:`w_{uv}` itself),
-    ``index`` (position among all candidates) and, with ``all_candidates=True``, ``selected``
-    (bool). Graph attributes: ``acyclic``, ``self_loops``, ``num_modules``.
+    It is :func:`to_data` of ``obj`` in networkx form, with the names of
+    :mod:`dnwgraph.graph.convert`, so PyG's ``from_networkx`` gives that ``Data`` back and
+    :meth:`~dnwgraph.Wiring.from_networkx` (or :meth:`~dnwgraph.Wiring.from_data` of it) reads
+    the roles and weights. Node attributes: ``input_mask``, ``output_mask`` (bools), ``role``
+    (``"input"``, ``"hidden"``, ``"output"``; a node both input and output is ``"input"``),
+    ``node_level`` (topological level in the candidate wiring; absent when the candidates have
+    a cycle), ``module`` (name of the module, ``""`` for a bare wiring or layer) and
+    ``local_id`` (the id inside its module). Edge attributes: ``edge_weight`` (the learned
+    :math:`w_{uv}`), ``weight`` (the strength :math:`|w_{uv}|`, never negative, so that
+    ``pagerank``, Dijkstra and the other weighted networkx algorithms accept it; both absent
+    for a ``Wiring`` without ``edge_weight``), ``e_id`` (position among all candidates) and,
+    with ``all_candidates=True``, ``selected`` (bool). Graph attributes: ``acyclic``,
+    ``self_loops``, ``num_modules``.
 
     Args:
         obj: a Wiring, WiringConv, model or snapshot dict.
@@ -66,64 +69,21 @@ def to_networkx(obj: Any, all_candidates: bool = False) -> nx.DiGraph:
         >>> from dnwgraph import Wiring, WiringConv
         >>> conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
         >>> g = to_networkx(conv)
-        >>> g.number_of_nodes(), g.number_of_edges(), g.nodes[3]["role"], g.nodes[2]["level"]
+        >>> g.number_of_nodes(), g.number_of_edges(), g.nodes[3]["role"], g.nodes[2]["node_level"]
         (4, 2, 'output', 1)
         >>> to_networkx(conv, all_candidates=True).number_of_edges()
         4
     """
-    import networkx as nx
-
-    views = wiring_views(obj)
-    g = nx.DiGraph(
-        acyclic=all(v.acyclic for v in views),
-        self_loops=any(v.self_loops for v in views),
-        num_modules=len(views),
-    )
-    node_offset = edge_offset = 0
-    for view in views:
-        _add_view(g, view, node_offset, edge_offset, all_candidates)
-        node_offset += view.num_nodes
-        edge_offset += view.num_edges
-    return g
-
-
-def _add_view(
-    g: nx.DiGraph, view: WiringView, node_offset: int, edge_offset: int, all_candidates: bool
-) -> None:
-    roles = view.role()
-    is_in = view.node_mask(view.input_nodes).tolist()
-    is_out = view.node_mask(view.output_nodes).tolist()
-    level = None if view.level is None else view.level.tolist()
-    for v in range(view.num_nodes):
-        attrs: dict[str, Any] = {
-            "module": view.module,
-            "local_id": v,
-            "role": roles[v],
-            "is_input": is_in[v],
-            "is_output": is_out[v],
-        }
-        if level is not None:
-            attrs["level"] = level[v]
-        g.add_node(node_offset + v, **attrs)
-    src, dst = view.edge_index.tolist()
-    weight = [1.0] * view.num_edges if view.weight is None else view.weight.tolist()
-    active = view.active.tolist()
-    for i in range(view.num_edges):
-        if not (all_candidates or active[i]):
-            continue
-        attrs = {"weight": abs(weight[i]), "signed_weight": weight[i], "index": edge_offset + i}
-        if all_candidates:
-            attrs["selected"] = active[i]
-        g.add_edge(node_offset + src[i], node_offset + dst[i], **attrs)
+    return data_to_networkx(to_data(obj, all_candidates=all_candidates))
 
 
 def to_data(obj: Any, all_candidates: bool = False) -> Data:
     r"""The learned wiring of ``obj`` as one :class:`torch_geometric.data.Data`.
 
-    The same graph as :func:`to_networkx` (same node ids, edges in the order of their
-    ``index``), as tensors: ``edge_index [2, k]``, ``edge_weight [k]`` (the learned signed
-    :math:`w_{uv}`; ones for a :class:`~dnwgraph.Wiring` without weights), ``e_id [k]`` (the
-    position of each edge among all candidates), ``num_nodes``, the node roles
+    The layout of :mod:`dnwgraph.graph.convert`, the one :func:`to_networkx` and
+    :func:`save_wiring` start from: ``edge_index [2, k]``, ``edge_weight [k]`` (the learned
+    signed :math:`w_{uv}`; absent for a :class:`~dnwgraph.Wiring` without weights),
+    ``e_id [k]`` (the position of each edge among all candidates), ``num_nodes``, the node roles
     ``input_mask``/``output_mask [N]`` (bool), ``node_level [N]`` (when every wiring is
     acyclic), ``module_index [N]`` (which wiring a node belongs to, an index into the list
     ``module_names``) and the flags ``acyclic`` and ``self_loops``; with
@@ -162,7 +122,7 @@ def to_data(obj: Any, all_candidates: bool = False) -> Data:
     for m, view in enumerate(views):
         keep = torch.ones_like(view.active) if all_candidates else view.active
         ids = keep.nonzero().view(-1)
-        weight = torch.ones(view.num_edges) if view.weight is None else view.weight
+        weight = torch.ones(view.num_edges) if view.weight is None else view.weight.float()
         edges.append(view.edge_index.index_select(1, ids) + node_offset)
         weights.append(weight.index_select(0, ids))
         e_ids.append(ids + edge_offset)
@@ -175,13 +135,14 @@ def to_data(obj: Any, all_candidates: bool = False) -> Data:
         edge_offset += view.num_edges
     data = Data(
         edge_index=torch.cat(edges, 1),
-        edge_weight=torch.cat(weights),
         e_id=torch.cat(e_ids),
         num_nodes=node_offset,
         input_mask=torch.cat(inputs),
         output_mask=torch.cat(outputs),
         module_index=torch.cat(modules),
     )
+    if any(v.weight is not None for v in views):
+        data.edge_weight = torch.cat(weights)
     if all(lvl is not None for lvl in levels):
         data.node_level = torch.cat(levels)  # type: ignore[arg-type]
     if all_candidates:
@@ -192,83 +153,39 @@ def to_data(obj: Any, all_candidates: bool = False) -> Data:
     return data
 
 
-def _write_graphml(g: nx.DiGraph, path: Path) -> None:
-    import networkx as nx
-
-    nx.write_graphml(g, path)
-
-
-def _write_gexf(g: nx.DiGraph, path: Path) -> None:
-    import networkx as nx
-
-    nx.write_gexf(g, path)
-
-
-def _write_json(g: nx.DiGraph, path: Path) -> None:
-    import networkx as nx
-
-    # the current node-link key ("edges", networkx >= 3.4); Wiring.from_file reads "links" too
-    path.write_text(json.dumps(nx.node_link_data(g, edges="edges")), encoding="utf-8")
-
-
-def _write_csv(g: nx.DiGraph, path: Path) -> None:
-    edges = sorted(g.edges(data=True), key=lambda e: e[2]["index"])
-    extra = ["selected"] if any("selected" in d for _, _, d in edges) else []
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        f.write(
-            f"# dnwgraph wiring: num_nodes={g.number_of_nodes()} (isolated nodes and node roles "
-            "are not stored in CSV; use .graphml/.gexf/.json to keep them)\n"
-        )
-        writer = csv.writer(f)
-        writer.writerow(["source", "target", "weight", "signed_weight", "module", *extra])
-        for u, v, d in edges:
-            w = float(d.get("signed_weight", d["weight"]))
-            row = [u, v, repr(abs(w)), repr(w), g.nodes[u]["module"]]
-            writer.writerow(row + ([int(bool(d["selected"]))] if extra else []))
-
-
-WRITERS: dict[str, Callable[[nx.DiGraph, Path], None]] = {
-    ".graphml": _write_graphml,
-    ".gexf": _write_gexf,
-    ".json": _write_json,
-    ".csv": _write_csv,
-}
-
-
 def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Path:
     """Write the learned wiring of ``obj`` to a file, the format chosen by the extension.
 
-    The graph written is :func:`to_networkx` ``(obj, all_candidates)``:
+    What is written is :func:`to_data` ``(obj, all_candidates)``, by the format of the suffix
+    (:mod:`dnwgraph.graph.formats`; ``dnwgraph.graph.list_formats()`` names them):
 
-    * ``.graphml`` — every node, edge and graph attribute (Gephi, Cytoscape, yEd, networkx);
-    * ``.gexf`` — every node and edge attribute; GEXF has no graph attributes, so ``acyclic``,
-      ``self_loops`` and ``num_modules`` are not stored (:meth:`~dnwgraph.Wiring.from_file`
-      finds ``acyclic``/``self_loops`` from the graph itself);
-    * ``.json`` — networkx node-link JSON in the current format (``{"nodes": [...], "edges":
-      [...]}``), every attribute;
-    * ``.csv`` — one edge per row, ``source,target,weight,signed_weight,module`` (``selected``
-      added with ``all_candidates``), after one ``#`` comment line; nodes without edges and
-      node roles are not stored (pass ``num_nodes``/``input_nodes``/``output_nodes`` when
-      reading back).
+    * ``.graphml`` / ``.gexf`` — every node, edge and graph attribute of :func:`to_networkx`
+      (Gephi, Cytoscape, yEd, networkx; GEXF has no graph attributes);
+    * ``.json`` — networkx node-link JSON, every attribute (``nx.node_link_graph(doc)``);
+    * ``.csv`` — one edge per row: ``source,target,edge_weight,weight``, the roles of both
+      endpoints (``source_input_mask``, ..., ``target_output_mask``), then ``module`` for a
+      model and ``selected`` with ``all_candidates`` (``pandas.read_csv`` reads it); nodes
+      without edges are not stored;
+    * ``.txt`` / ``.edgelist`` — ``networkx.write_edgelist`` lines, the node count and the
+      roles in comment lines.
 
-    ``weight`` is the strength :math:`|w|` and ``signed_weight`` the learned :math:`w`. Each
-    file reads back with plain networkx (``read_graphml(path, node_type=int)``,
-    ``read_gexf(path, node_type=int)``, ``node_link_graph(json.load(f))``, or any CSV reader)
-    and with :meth:`dnwgraph.Wiring.from_file`, which keeps the node ids, the roles and the
-    learned weights: :meth:`dnwgraph.WiringConv.from_wiring` rebuilds a layer with the same
-    selected edges and outputs, and the wiring can also become the candidate set of a new
-    model (or, with the ``fixed`` selection, a frozen wiring).
+    ``edge_weight`` is the learned :math:`w` and ``weight`` the strength :math:`|w|`.
+    :meth:`dnwgraph.Wiring.from_file` reads every file back with its node ids, roles and learned
+    weights: :meth:`dnwgraph.WiringConv.from_wiring` rebuilds a layer with the same selected
+    edges and outputs. The file is written atomically (a temporary file renamed over ``path``,
+    whose parent folder is created), never over a training run's own files.
 
     Args:
         obj: a Wiring, WiringConv, model or snapshot dict (see :func:`to_networkx`).
-        path: the file to write; its parent folder is created.
+        path: the file to write.
         all_candidates: write every candidate edge instead of the selected ones.
 
     Returns:
         Path: ``path``.
 
     Raises:
-        ValueError: an unknown extension (the message lists the supported ones).
+        DNWGraphError: an unknown extension (the message lists the supported ones), or a
+            ``path`` that is a file of a training run.
         TypeError: ``obj`` is not one of the accepted kinds.
 
     Examples:
@@ -279,44 +196,15 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
         >>> Wiring.from_file(save_wiring(conv, path)).num_edges
         3
     """
-    path = Path(path)
-    _writer(path)  # check the extension before any work
-    return write_graph(to_networkx(obj, all_candidates=all_candidates), path)
+    check_output(path)
+    return write_data(to_data(obj, all_candidates=all_candidates), path)
 
 
-def _writer(path: Path) -> Callable[[nx.DiGraph, Path], None]:
-    writer = WRITERS.get(path.suffix.lower())
-    if writer is None:
-        raise DNWGraphError(
-            f"cannot write a wiring to '{path}': unknown extension '{path.suffix}' "
-            f"(supported: {', '.join(sorted(WRITERS))})"
-        )
-    return writer
-
-
-def write_graph(g: nx.DiGraph, path: PathLikeStr) -> Path:
-    """Write a graph made by :func:`to_networkx` to ``path`` (format by extension, as in
-    :func:`save_wiring`).
-
-    The file is written atomically (a temporary file renamed over ``path``), and never over a
-    training run's own files (``config.yaml``, ``checkpoint.pt``, ``metrics.csv``, ``init.pt``,
-    ``wiring/``, ``tensorboard/``).
+def check_output(path: PathLikeStr) -> None:
+    """Refuse an unknown extension or a run's own file before any work.
 
     Raises:
-        DNWGraphError: an unknown extension (the message lists the supported ones), or a
-            ``path`` that is a file of a training run.
-
-    Examples:
-        >>> import tempfile, pathlib
-        >>> from dnwgraph import Wiring
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.json"
-        >>> write_graph(to_networkx(Wiring([(0, 1), (1, 2)])), path).stat().st_size > 0
-        True
+        DNWGraphError: as :func:`save_wiring`.
     """
-    path = Path(path)
-    writer = _writer(path)
-    check_not_run_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        writer(g, tmp)
-    return path
+    find_format(path, "write")
+    check_not_run_file(Path(path))

@@ -8,15 +8,13 @@ from typing import Any
 import torch
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.graph import read_wiring
+from dnwgraph.graph import list_formats, read_wiring
 from dnwgraph.models.views import is_snapshot
 from dnwgraph.runs.checkpoint import load_model, safe_torch_load
 from dnwgraph.runs.rundir import CHECKPOINT
 from dnwgraph.typing import PathLikeStr
 
-__all__ = ["WIRING_SUFFIXES", "load_source"]
-
-WIRING_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".graphml", ".gexf")
+__all__ = ["load_source"]
 
 
 def load_source(path: PathLikeStr) -> Any:
@@ -24,7 +22,8 @@ def load_source(path: PathLikeStr) -> Any:
 
     * a run folder or a ``checkpoint.pt`` → the trained model (:func:`dnwgraph.load_model`);
     * a wiring snapshot ``wiring/epoch_XXXX.pt`` → the snapshot dict;
-    * a wiring file (``.csv``, ``.json``, ``.graphml``, ``.gexf``) → a :class:`~dnwgraph.Wiring`.
+    * a wiring file (``.csv``, ``.txt``, ``.edgelist``, ``.json``, ``.graphml``, ``.gexf`` or a
+      registered format, :func:`dnwgraph.graph.list_formats`) → a :class:`~dnwgraph.Wiring`.
 
     Raises:
         FileNotFoundError: ``path`` does not exist, or a folder without ``checkpoint.pt``.
@@ -46,7 +45,7 @@ def load_source(path: PathLikeStr) -> Any:
             raise FileNotFoundError(f"'{path}' is a folder without checkpoint.pt (not a run)")
         return _load_model(path)
     suffix = path.suffix.lower()
-    if suffix in WIRING_SUFFIXES:
+    if suffix in list_formats():
         return read_wiring(path)
     if suffix in (".pt", ".pth"):
         obj = safe_torch_load(path, "torch file")
@@ -62,7 +61,7 @@ def load_source(path: PathLikeStr) -> Any:
         )
     raise DNWGraphError(
         f"cannot read '{path}': expected a run folder, a .pt checkpoint or snapshot, or a "
-        f"wiring file ({', '.join(WIRING_SUFFIXES)}) (got '{path.suffix}')"
+        f"wiring file ({', '.join(list_formats())}) (got '{path.suffix}')"
     )
 
 

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dnwgraph.graph._checks import CycleError
+from dnwgraph.graph.formats import WiringFormat, list_formats, register_format
 from dnwgraph.graph.generators import block_dag, complete, layered, random_dag
 from dnwgraph.graph.wiring import Wiring, read_wiring
 
-__all__ = ["Wiring", "CycleError", "block_dag", "layered", "complete", "random_dag", "read_wiring"]
+__all__ = [
+    "Wiring",
+    "CycleError",
+    "block_dag",
+    "layered",
+    "complete",
+    "random_dag",
+    "read_wiring",
+    "WiringFormat",
+    "register_format",
+    "list_formats",
+]
 
 
 def __dir__() -> list[str]:

@@ -1,135 +1,181 @@
-"""Conversion between :class:`~dnwgraph.graph.Wiring` and ``networkx.DiGraph``.
+r"""The one conversion between a wiring's :class:`~torch_geometric.data.Data` and networkx.
+
+A wiring travels as a ``Data`` in one layout (what :func:`dnwgraph.to_data` returns and
+:meth:`~dnwgraph.Wiring.from_data` reads), and every other form uses the same names:
+
+=================  ======  ==============================================================
+name               on      meaning
+=================  ======  ==============================================================
+``input_mask``     node    bool: the node is fed with data
+``output_mask``    node    bool: the node is read out
+``node_level``     node    topological level (acyclic wirings only)
+``edge_weight``    edge    the learned, signed weight :math:`w_{uv}`
+``e_id``           edge    position of the edge among all candidates (keeps the order)
+``selected``       edge    bool: a top-k edge (exports with ``all_candidates=True``)
+``acyclic``        graph   bool: the wiring is a DAG
+``self_loops``     graph   bool: edges ``(v, v)`` are allowed
+=================  ======  ==============================================================
+
+so that PyG's own ``torch_geometric.utils.from_networkx`` / ``to_networkx`` carry the roles and
+weights too. networkx graphs add two derived attributes for graph tools: ``weight`` (the
+strength :math:`|w_{uv}|`, never negative, what ``pagerank`` and Dijkstra expect) and ``role``
+(``"input"``, ``"hidden"`` or ``"output"``; a node both input and output is ``"input"``). A
+reader takes ``edge_weight``, else ``weight``, and the masks, else ``role``.
 
 networkx is imported lazily: building and training a wiring never needs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import math
+import re
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+from dnwgraph.graph._checks import MAX_NODES
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from dnwgraph.graph.wiring import Wiring
+ROLES: tuple[str, ...] = ("input", "hidden", "output")
+#: Node ids a file may hold as text: plain decimal integers, no sign, no leading zero.
+PLAIN_INT = re.compile(r"(0|[1-9][0-9]*)")
 
 
-def to_networkx(wiring: Wiring) -> nx.DiGraph:
-    """See :meth:`Wiring.to_networkx`.
+def as_flag(value: Any, what: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` (Python, numpy or a one-element bool tensor, as
+    PyG's ``from_networkx`` makes them) or the text ``"true"``/``"false"`` of a file.
+
+    Raises:
+        DNWGraphError: anything else, naming ``what``.
 
     Examples:
-        >>> from dnwgraph import Wiring
-        >>> g = to_networkx(Wiring([(0, 1), (1, 2)]))
-        >>> g.nodes[0]["role"], g.nodes[2]["role"], g.nodes[1]["level"], list(g.edges(data="index"))
-        ('input', 'output', 1, [(0, 1, 0), (1, 2, 1)])
+        >>> as_flag("False", "'acyclic'"), as_flag(torch.tensor(True), "'acyclic'")
+        (False, True)
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise DNWGraphError(f"{what} must be true or false (got {value!r})")
+
+
+def as_number(value: Any, what: str) -> float:
+    """``value`` as a float: an int or float (not a bool), or the text of a number.
+
+    Raises:
+        DNWGraphError: anything else, naming ``what``.
+    """
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    ):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise DNWGraphError(f"{what} must be a number (got {value!r})")
+
+
+def data_to_networkx(data: Data) -> nx.DiGraph:
+    """A wiring's ``Data`` as a ``networkx.DiGraph`` with nodes ``0..N-1`` (module docstring).
+
+    Edges are added in ``edge_index`` order; ``e_id`` is the position when ``data`` has none.
+    A ``Data`` with ``module_index``/``module_names`` (several wirings of one model) adds the
+    node attributes ``module`` (name) and ``local_id`` (id inside its module) and the graph
+    attribute ``num_modules``.
+
+    Examples:
+        >>> d = Data(edge_index=torch.tensor([[0, 1], [1, 2]]), num_nodes=3,
+        ...          input_mask=torch.tensor([True, False, False]),
+        ...          output_mask=torch.tensor([False, False, True]),
+        ...          edge_weight=torch.tensor([0.5, -2.0]))
+        >>> g = data_to_networkx(d)
+        >>> g.nodes[0]["input_mask"], g.nodes[2]["role"], g.edges[1, 2]["weight"]
+        (True, 'output', 2.0)
     """
     import networkx as nx
 
-    n = wiring.num_nodes
-    is_in = [False] * n
-    is_out = [False] * n
-    for v in wiring.input_nodes.tolist():
-        is_in[v] = True
-    for v in wiring.output_nodes.tolist():
-        is_out[v] = True
-    level = wiring.node_level().tolist() if wiring.acyclic else None
-    g = nx.DiGraph(acyclic=wiring.acyclic, self_loops=wiring.self_loops)
-    for v in range(n):
-        role = "input" if is_in[v] else "output" if is_out[v] else "hidden"
-        attrs: dict[str, Any] = {"role": role, "is_input": is_in[v], "is_output": is_out[v]}
-        if level is not None:
-            attrs["level"] = level[v]
+    g = nx.DiGraph()
+    for key in ("acyclic", "self_loops"):
+        if key in data:
+            g.graph[key] = as_flag(data[key], f"'{key}'")
+    n = int(data.num_nodes)
+    for v, attrs in enumerate(_node_attrs(data, n)):
         g.add_node(v, **attrs)
-    # a DiGraph iterates edges grouped by source, so the position in edge_index travels along
-    edges = wiring.edge_index.t().tolist()
-    if wiring.edge_weight is None:
-        g.add_edges_from((u, v, {"index": i}) for i, (u, v) in enumerate(edges))
-    else:
-        w = wiring.edge_weight.tolist()
-        g.add_edges_from(
-            (u, v, {"index": i, "weight": abs(w[i]), "signed_weight": w[i]})
-            for i, (u, v) in enumerate(edges)
-        )
+    if "module_names" in data:
+        g.graph["num_modules"] = len(data.module_names)
+    edges = data.edge_index.tolist()
+    columns = {"e_id": data.e_id.tolist() if "e_id" in data else list(range(len(edges[0])))}
+    if data.edge_weight is not None:
+        columns["edge_weight"] = data.edge_weight.tolist()
+        columns["weight"] = [abs(w) for w in columns["edge_weight"]]
+    if "selected" in data:
+        columns["selected"] = [bool(s) for s in data.selected.tolist()]
+    g.add_edges_from(
+        (u, v, {k: col[i] for k, col in columns.items()})
+        for i, (u, v) in enumerate(zip(*edges, strict=True))
+    )
     return g
 
 
-def edge_weights(triples: Sequence[tuple[Any, Any, dict[str, Any]]]) -> list[float] | None:
-    """The signed weight of every edge: ``signed_weight`` when every edge has one, else
-    ``weight`` when every edge has one (files written before ``signed_weight`` existed, or by
-    other tools), else ``None``."""
-    for key in ("signed_weight", "weight"):
-        if triples and all(key in d for _, _, d in triples):
-            return [float(d[key]) for _, _, d in triples]
-    return None
+def _node_attrs(data: Data, n: int) -> list[dict[str, Any]]:
+    empty = torch.zeros(n, dtype=torch.bool)
+    is_in = (data.input_mask if "input_mask" in data else empty).tolist()
+    is_out = (data.output_mask if "output_mask" in data else empty).tolist()
+    nodes: list[dict[str, Any]] = []
+    for v in range(n):
+        role = "input" if is_in[v] else "output" if is_out[v] else "hidden"
+        nodes.append({"input_mask": bool(is_in[v]), "output_mask": bool(is_out[v]), "role": role})
+    if "node_level" in data and data.node_level is not None:
+        for attrs, level in zip(nodes, data.node_level.tolist(), strict=True):
+            attrs["node_level"] = level
+    if "module_index" in data and "module_names" in data:
+        index = data.module_index.tolist()
+        first: dict[int, int] = {}
+        for v, m in enumerate(index):
+            first.setdefault(m, v)
+            nodes[v]["module"] = data.module_names[m]
+            nodes[v]["local_id"] = v - first[m]
+    return nodes
 
 
-def _relabel(g: nx.Graph) -> dict[Hashable, int]:
-    nodes = list(g.nodes)
-    try:
-        nodes = sorted(nodes)
-    except TypeError:  # mixed or unorderable labels: keep insertion order
-        pass
-    return {v: i for i, v in enumerate(nodes)}
+def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict[Hashable, int]]:
+    """A directed networkx graph as a wiring's ``Data`` (the inverse of
+    :func:`data_to_networkx`), and the map from the graph's labels to node ids.
 
+    Node ids: with ``keep_ids`` (files), integer labels (ints, or text that is a plain decimal
+    integer) are the ids themselves and ids missing from the graph are nodes without edges;
+    labels that are all names (no integer among them) are numbered in sorted order; a mix is
+    refused. Without ``keep_ids`` (Python graphs), labels are numbered ``0..N-1`` in sorted
+    order, insertion order when they cannot be sorted.
 
-ROLES: tuple[str, ...] = ("input", "hidden", "output")
+    Edges keep the graph's order, or the order of ``e_id`` when every edge has one.
+    ``edge_weight`` comes from the edge attribute ``edge_weight``, else ``weight``; the masks
+    from ``input_mask``/``output_mask`` (a node without one is ``False``), else from ``role``;
+    ``acyclic``/``self_loops`` from the graph attributes. What the graph does not say is left
+    out of the ``Data``.
 
-
-def _pick(g: nx.Graph, attr: str, role: str) -> list[Hashable] | None:
-    data = g.nodes(data=True)
-    if any(attr in d for _, d in data):
-        return [v for v, d in data if _truthy(d.get(attr, False), f"node {v!r}: {attr!r}")]
-    if any("role" in d for _, d in data):
-        for v, d in data:
-            if "role" in d and d["role"] not in ROLES:
-                raise DNWGraphError(
-                    f"node {v!r} has role {d['role']!r}; a role is one of {list(ROLES)}"
-                )
-        return [v for v, d in data if d.get("role") == role]
-    return None
-
-
-_TRUE = ("true", "1", "yes")
-_FALSE = ("false", "0", "no", "")
-
-
-def _truthy(value: Any, what: str = "value") -> bool:
-    # graphml/gexf readers may hand booleans back as strings
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text not in _TRUE + _FALSE:
-            raise DNWGraphError(f"{what} must be true or false (got {value!r})")
-        return text in _TRUE
-    return bool(value)
-
-
-def _map(nodes: Sequence[Hashable], ids: dict[Hashable, int], name: str) -> list[int]:
-    try:
-        return [ids[v] for v in nodes]
-    except KeyError as err:
-        node = err.args[0]
-        raise DNWGraphError(f"'{name}' names node {node!r}, which is not in the graph") from None
-
-
-def from_networkx(
-    g: nx.DiGraph,
-    *,
-    input_nodes: Sequence[Hashable] | None = None,
-    output_nodes: Sequence[Hashable] | None = None,
-    acyclic: bool | None = None,
-    self_loops: bool | None = None,
-    cls: type[Wiring],
-) -> Wiring:
-    """See :meth:`Wiring.from_networkx`; ``cls`` is the class to build.
+    Raises:
+        DNWGraphTypeError: ``g`` is not a networkx graph.
+        DNWGraphError: an undirected or empty graph; a flag that is not true or false; a weight
+            that is not a number, or only on some edges; a role outside ``ROLES``; node ids
+            mixing integers and names.
 
     Examples:
         >>> import networkx as nx
-        >>> from dnwgraph import Wiring
-        >>> w = from_networkx(nx.DiGraph([("a", "c"), ("b", "c")]), cls=Wiring)
-        >>> w.edge_index.tolist(), w.output_nodes.tolist()
-        ([[0, 1], [2, 2]], [2])
+        >>> data, ids = networkx_to_data(nx.DiGraph([("a", "c"), ("b", "c")]))
+        >>> data.edge_index.tolist(), ids
+        ([[0, 1], [2, 2]], {'a': 0, 'b': 1, 'c': 2})
     """
     import networkx as nx
 
@@ -142,25 +188,119 @@ def from_networkx(
         )
     if g.number_of_nodes() == 0:
         raise DNWGraphError("'g' has no nodes; a wiring needs at least one candidate edge")
-    ids = _relabel(g)
+    ids = _file_ids(g) if keep_ids else _sorted_ids(g)
+    n = max(ids.values()) + 1
     triples = list(g.edges(data=True))
-    if triples and all("index" in d for _, _, d in triples):
-        triples.sort(key=lambda t: int(t[2]["index"]))  # restore the order of to_networkx
-    edges = [(ids[u], ids[v]) for u, v, _ in triples]
-    if acyclic is None:
-        acyclic = g.graph.get("acyclic")
-        acyclic = nx.is_directed_acyclic_graph(g) if acyclic is None else _truthy(acyclic)
-    if self_loops is None:
-        self_loops = g.graph.get("self_loops")
-        self_loops = nx.number_of_selfloops(g) > 0 if self_loops is None else _truthy(self_loops)
-    inputs = _pick(g, "is_input", "input") if input_nodes is None else input_nodes
-    outputs = _pick(g, "is_output", "output") if output_nodes is None else output_nodes
-    return cls(
-        edges,
-        len(ids),
-        input_nodes=None if inputs is None else _map(inputs, ids, "input_nodes"),
-        output_nodes=None if outputs is None else _map(outputs, ids, "output_nodes"),
-        acyclic=acyclic,
-        self_loops=self_loops,
-        edge_weight=edge_weights(triples),
+    if triples and all("e_id" in d for _, _, d in triples):
+        order = [as_number(d["e_id"], f"edge ({u!r}, {v!r}): 'e_id'") for u, v, d in triples]
+        triples = [t for _, t in sorted(zip(order, triples, strict=True), key=lambda p: p[0])]
+    data = Data(
+        edge_index=torch.tensor([[ids[u] for u, _, _ in triples], [ids[v] for _, v, _ in triples]]),
+        num_nodes=n,
     )
+    weight = edge_weight_of(triples)
+    if weight is not None:
+        data.edge_weight = weight
+    for name in ("input_mask", "output_mask"):
+        mask = _mask(g, ids, n, name)
+        if mask is not None:
+            data[name] = mask
+    for key in ("acyclic", "self_loops"):
+        if key in g.graph:
+            data[key] = as_flag(g.graph[key], f"graph attribute '{key}'")
+    return data, ids
+
+
+def _sorted_ids(g: nx.Graph) -> dict[Hashable, int]:
+    nodes = list(g.nodes)
+    try:
+        nodes = sorted(nodes)
+    except TypeError:  # mixed or unorderable labels: keep insertion order
+        pass
+    return {v: i for i, v in enumerate(nodes)}
+
+
+def _file_ids(g: nx.Graph) -> dict[Hashable, int]:
+    """Integer labels are ids; names are numbered in sorted order; a mix is refused."""
+    ints, names = {}, []
+    for v in g.nodes:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            ints[v] = int(v)
+        elif isinstance(v, str) and PLAIN_INT.fullmatch(v):
+            ints[v] = int(v)
+        else:
+            names.append(v)
+    if ints and names:
+        raise DNWGraphError(
+            f"node ids must be all integers (kept as ids) or all names (numbered in sorted "
+            f"order) (got {names[0]!r} beside the integer id {next(iter(ints))!r})"
+        )
+    if names:
+        return _sorted_ids(g)
+    negative = [v for v, i in ints.items() if i < 0]
+    if negative:
+        raise DNWGraphError(f"node ids must be >= 0 (got {negative[0]!r})")
+    if len(set(ints.values())) != len(ints):
+        seen: dict[int, Hashable] = {}
+        for v, i in ints.items():
+            if i in seen:
+                raise DNWGraphError(f"node id {i} appears twice ({seen[i]!r} and {v!r})")
+            seen[i] = v
+    return _checked_ids(ints)
+
+
+def _checked_ids(ids: dict[Hashable, int]) -> dict[Hashable, int]:
+    top = max(ids.values())
+    if top >= MAX_NODES:
+        raise DNWGraphError(
+            f"node id {top} is too large: ids are positions 0..N-1 below {MAX_NODES} (relabel "
+            "the nodes, e.g. with networkx.convert_node_labels_to_integers)"
+        )
+    return ids
+
+
+def edge_weight_of(triples: list[tuple[Any, Any, dict[str, Any]]]) -> Tensor | None:
+    """The signed weight of every edge ``(u, v, attributes)``: ``edge_weight`` when the edges
+    have one, else ``weight``, else ``None``.
+
+    Raises:
+        DNWGraphError: a weight on some edges only, not a number, or not finite (names the edge).
+    """
+    for key in ("edge_weight", "weight"):
+        have = [key in d for _, _, d in triples]
+        if not any(have):
+            continue
+        if not all(have):
+            u, v, _ = triples[have.index(False)]
+            raise DNWGraphError(
+                f"edge ({u!r}, {v!r}) has no '{key}' while other edges have one; give every "
+                "edge a weight or none"
+            )
+        w = [as_number(d[key], f"edge ({u!r}, {v!r}): '{key}'") for u, v, d in triples]
+        if not all(map(math.isfinite, w)):
+            bad = next(i for i, x in enumerate(w) if not math.isfinite(x))
+            u, v, _ = triples[bad]
+            raise DNWGraphError(f"edge ({u!r}, {v!r}): '{key}' must be finite (got {w[bad]})")
+        return torch.tensor(w)  # float32, as the weights were written
+    return None
+
+
+def _mask(g: nx.Graph, ids: dict[Hashable, int], n: int, name: str) -> Tensor | None:
+    data = list(g.nodes(data=True))
+    if any(name in d for _, d in data):
+        mask = torch.zeros(n, dtype=torch.bool)
+        for v, d in data:
+            if name in d:
+                mask[ids[v]] = as_flag(d[name], f"node {v!r}: '{name}'")
+        return mask
+    if not any("role" in d for _, d in data):
+        return None
+    role = "input" if name == "input_mask" else "output"
+    mask = torch.zeros(n, dtype=torch.bool)
+    for v, d in data:
+        if "role" in d and d["role"] not in ROLES:
+            raise DNWGraphError(
+                f"node {v!r} has role {d['role']!r}; a role is one of {list(ROLES)}"
+            )
+        mask[ids[v]] = d.get("role") == role
+    return mask

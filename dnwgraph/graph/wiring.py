@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,8 +23,9 @@ from dnwgraph.graph._checks import (
     sparse_size,
     topological_levels,
 )
-from dnwgraph.graph.convert import from_networkx, to_networkx
-from dnwgraph.graph.io import read_file
+from dnwgraph.graph.convert import as_flag, networkx_to_data
+from dnwgraph.graph.formats import read_data
+from dnwgraph.graph.formats.base import naming
 from dnwgraph.typing import EdgeIndexLike, EdgeList, NodesLike, PathLikeStr
 
 if TYPE_CHECKING:
@@ -40,9 +42,11 @@ class Wiring:
     holds the nodes with no incoming edge and level :math:`l+1` the nodes whose last predecessor
     is in level :math:`l` (``networkx.topological_generations``).
 
-    A thin wrapper around a :class:`torch_geometric.data.Data` (see :meth:`to_data` and
-    :meth:`from_data`). The input is validated once, here; the object is treated as immutable
-    afterwards.
+    Converts from a :class:`torch_geometric.data.Data` (:meth:`from_data`), a networkx graph
+    (:meth:`from_networkx`) and a file (:meth:`from_file`), and back with
+    :func:`dnwgraph.to_data`, :func:`dnwgraph.to_networkx` and :func:`dnwgraph.save_wiring`,
+    keeping edges, weights and roles. The input is validated once, here; the object is treated
+    as immutable afterwards.
 
     Args:
         edge_index: candidate edges, a LongTensor ``[2, E]`` (row 0 = source, row 1 = target;
@@ -210,41 +214,6 @@ class Wiring:
         """Number of topological levels (the depth of the DAG plus one)."""
         return int(self.node_level().max()) + 1
 
-    @property
-    def data(self) -> Data:
-        """The wiring as a :class:`torch_geometric.data.Data`: the same as :meth:`to_data`."""
-        return self.to_data()
-
-    def to_data(self) -> Data:
-        """The wiring as a :class:`torch_geometric.data.Data` (inverse of :meth:`from_data`).
-
-        Holds ``edge_index [2, E]``, ``num_nodes``, ``input_mask [N]`` and ``output_mask [N]``
-        (bool), ``node_level [N]`` when acyclic, ``edge_weight [E]`` when the wiring has
-        weights, and the flags ``acyclic`` and ``self_loops`` (Python bools). The tensors are
-        shared, not copied.
-
-        Returns:
-            Data: the wiring; ``Wiring.from_data(w.to_data())`` rebuilds ``w``.
-
-        Examples:
-            >>> d = Wiring([(0, 2), (1, 2), (2, 3)]).to_data()
-            >>> d.input_mask.tolist(), d.output_mask.tolist(), d.node_level.tolist()
-            ([True, True, False, False], [False, False, False, True], [0, 0, 1, 2])
-        """
-        data = Data(
-            edge_index=self.edge_index,
-            num_nodes=self.num_nodes,
-            input_mask=self._mask(self.input_nodes),
-            output_mask=self._mask(self.output_nodes),
-        )
-        if self.acyclic:
-            data.node_level = self.node_level()
-        if self.edge_weight is not None:
-            data.edge_weight = self.edge_weight
-        data.acyclic = self.acyclic
-        data.self_loops = self.self_loops
-        return data
-
     @classmethod
     def from_data(
         cls,
@@ -255,12 +224,15 @@ class Wiring:
         acyclic: bool | None = None,
         self_loops: bool | None = None,
     ) -> Wiring:
-        """Build from a :class:`torch_geometric.data.Data` (inverse of :meth:`to_data`).
+        """Build from a :class:`torch_geometric.data.Data` (inverse of :func:`dnwgraph.to_data`).
 
         Reads ``edge_index`` (a LongTensor or :class:`torch_geometric.EdgeIndex`), ``num_nodes``,
         the node roles ``input_mask``/``output_mask`` (BoolTensors ``[N]``) and ``edge_weight``
-        when present; :func:`dnwgraph.to_data` writes all of them for a learned wiring.
-        ``acyclic``/``self_loops`` default to the attributes of that name, else to what the graph
+        when present: the names of :func:`dnwgraph.to_data`, of the node and edge attributes of
+        :func:`dnwgraph.to_networkx` and of every wiring file, so a ``Data`` made by PyG's
+        ``from_networkx`` of an exported graph reads back with its roles and weights.
+        ``acyclic``/``self_loops`` default to the attributes of that name (``True``/``False``,
+        a one-element bool tensor, or the text ``"true"``/``"false"``), else to what the graph
         is (a DAG, has self loops). Nodes without a mask get the constructor's defaults.
 
         Args:
@@ -275,12 +247,16 @@ class Wiring:
 
         Raises:
             TypeError: ``data`` is not a ``Data``.
-            ValueError: no ``edge_index``, masks that are not BoolTensors ``[N]``, or any check
-                of the constructor.
+            ValueError: no ``edge_index``; masks that are not BoolTensors ``[N]``; an
+                ``acyclic``/``self_loops`` attribute that is not true or false; or any check of
+                the constructor.
 
         Examples:
-            >>> w = Wiring([(0, 2), (1, 2), (2, 3)], output_nodes=[2, 3])
-            >>> Wiring.from_data(w.to_data()).output_nodes.tolist()
+            >>> import torch
+            >>> from torch_geometric.data import Data
+            >>> d = Data(edge_index=torch.tensor([[0, 1, 2], [2, 2, 3]]), num_nodes=4,
+            ...          output_mask=torch.tensor([False, False, True, True]))
+            >>> Wiring.from_data(d).output_nodes.tolist()
             [2, 3]
         """
         if not isinstance(data, Data):
@@ -289,9 +265,17 @@ class Wiring:
             )
         ei = as_edge_index(_data_edge_index(data))
         if self_loops is None:
-            self_loops = bool(data.self_loops) if "self_loops" in data else _has_self_loops(ei)
+            self_loops = (
+                as_flag(data.self_loops, "'data.self_loops'")
+                if "self_loops" in data
+                else _has_self_loops(ei)
+            )
         if acyclic is None:
-            acyclic = bool(data.acyclic) if "acyclic" in data else _is_dag(ei, data.num_nodes)
+            acyclic = (
+                as_flag(data.acyclic, "'data.acyclic'")
+                if "acyclic" in data
+                else _is_dag(ei, data.num_nodes)
+            )
         return cls(
             data,
             input_nodes=input_nodes,
@@ -334,45 +318,51 @@ class Wiring:
         return cls(pairs, num_nodes, **kwargs)
 
     @classmethod
-    def from_file(cls, path: PathLikeStr, **kwargs: Any) -> Wiring:
-        """Read a wiring from ``.csv``, ``.json``, ``.graphml`` or ``.gexf`` (by extension).
+    def from_file(
+        cls,
+        path: PathLikeStr,
+        *,
+        num_nodes: int | None = None,
+        input_nodes: NodesLike | None = None,
+        output_nodes: NodesLike | None = None,
+        acyclic: bool | None = None,
+        self_loops: bool | None = None,
+        edge_weight: Tensor | Sequence[float] | None = None,
+    ) -> Wiring:
+        """Read a wiring file, the format chosen by the extension.
 
-        See :mod:`dnwgraph.graph.io` for the formats; ``kwargs`` (``num_nodes``,
-        ``input_nodes``, ``output_nodes``, ``acyclic``, ``self_loops``) override what the file says.
+        ``.csv``, ``.txt``/``.edgelist``, ``.json``, ``.graphml``, ``.gexf`` and every format
+        added with :func:`dnwgraph.graph.register_format` (see :mod:`dnwgraph.graph.formats`).
+        The keyword arguments override what the file says; ``num_nodes`` adds nodes without
+        edges that the file does not name (a CSV stores edges only). What neither says gets
+        the defaults of :meth:`from_data`.
 
         Raises:
             FileNotFoundError: the file does not exist.
-            ValueError: unknown extension (lists the supported ones) or a malformed row/document.
-        """
-        return read_file(cls, path, **kwargs)
-
-    def to_networkx(self) -> nx.DiGraph:
-        """The wiring as a ``networkx.DiGraph`` with nodes ``0..N-1``.
-
-        Every ``to_networkx`` in dnwgraph returns the graph its argument computes with; a
-        ``Wiring`` computes with all its edges, so this is the same graph (same nodes, edges,
-        roles and weights) as :func:`dnwgraph.to_networkx` of the wiring.  A layer built on the
-        wiring uses its top-k edges only: :func:`dnwgraph.to_networkx` of the layer holds those
-        (``all_candidates=True``: every edge of this graph, with a ``selected`` flag).
-
-        Edges are added in ``edge_index`` order and carry their position as attribute ``index``
-        (a DiGraph iterates edges grouped by source; :meth:`from_networkx` sorts by ``index``).
-
-        Node attributes: ``is_input``, ``is_output`` (bools, authoritative), ``role`` in
-        ``{"input", "hidden", "output"}`` (a node that is both input and output gets ``"input"``),
-        and ``level`` when acyclic. Graph attributes: ``acyclic``, ``self_loops``. A wiring with
-        ``edge_weight`` adds the edge attributes ``weight`` (:math:`|w|`, non-negative, the
-        strength networkx algorithms expect) and ``signed_weight`` (:math:`w`).
-
-        Returns:
-            networkx.DiGraph: ``num_nodes`` nodes and ``num_edges`` edges.
+            DNWGraphError: an unknown extension (lists the supported ones); a folder, FIFO or
+                device; a malformed file (the message names the file, and the line for a text
+                format); or any check of the constructor.
+            CycleError: ``acyclic=True`` for a file with a cycle.
 
         Examples:
-            >>> g = Wiring([(0, 1), (1, 2)], edge_weight=[0.5, -2.0]).to_networkx()
-            >>> sorted(g.edges(data="signed_weight")), g.edges[1, 2]["weight"]
-            ([(0, 1, 0.5), (1, 2, -2.0)], 2.0)
+            >>> import os, tempfile
+            >>> path = os.path.join(tempfile.mkdtemp(), "edges.txt")
+            >>> _ = open(path, "w").write("0 2 0.5\\n1 2 -1.5\\n2 3 2.0\\n")
+            >>> Wiring.from_file(path).edge_weight.tolist()
+            [0.5, -1.5, 2.0]
         """
-        return to_networkx(self)
+        path = Path(path)
+        data = read_data(path, num_nodes)
+        if edge_weight is not None:
+            data.edge_weight = edge_weight
+        with naming(path):
+            return cls.from_data(
+                data,
+                input_nodes=input_nodes,
+                output_nodes=output_nodes,
+                acyclic=acyclic,
+                self_loops=self_loops,
+            )
 
     @classmethod
     def from_networkx(
@@ -384,16 +374,16 @@ class Wiring:
         acyclic: bool | None = None,
         self_loops: bool | None = None,
     ) -> Wiring:
-        """Build from a directed networkx graph (inverse of :meth:`to_networkx`).
+        """Build from a directed networkx graph (inverse of :func:`dnwgraph.to_networkx`).
 
         Nodes may be any hashables: they are relabelled ``0..N-1`` in sorted order when sortable,
-        else in insertion order. Edges keep the graph's order, or the order of their ``index``
+        else in insertion order. Edges keep the graph's order, or the order of their ``e_id``
         attribute when every edge has one. ``input_nodes``/``output_nodes`` use the graph's own
-        labels; when ``None`` they come from the ``is_input``/``is_output`` (else ``role``) node
-        attributes, else the defaults of the constructor. ``acyclic``/``self_loops`` default to
-        the graph attributes of that name, else to what the graph is. ``edge_weight`` comes from
-        the edge attribute ``signed_weight`` when every edge has one, else ``weight`` when every
-        edge has one, else it is ``None``.
+        labels; when ``None`` they come from the ``input_mask``/``output_mask`` node attributes
+        (else ``role``), else the defaults of the constructor. ``acyclic``/``self_loops``
+        default to the graph attributes of that name, else to what the graph is.
+        ``edge_weight`` comes from the edge attribute ``edge_weight``, else ``weight``, else it
+        is ``None``. The names are those of :mod:`dnwgraph.graph.convert`.
 
         Args:
             g: a directed graph.
@@ -407,22 +397,30 @@ class Wiring:
 
         Raises:
             TypeError: ``g`` is not a networkx graph.
-            ValueError: an undirected graph, a node list naming an unknown node, or any check of
-                the constructor.
+            ValueError: an undirected graph, a node list naming an unknown node, an attribute
+                that is not true/false or not a number, or any check of the constructor.
 
         Examples:
             >>> import networkx as nx
             >>> Wiring.from_networkx(nx.DiGraph([("a", "b", {"weight": 0.5})])).edge_weight
             tensor([0.5000])
         """
-        return from_networkx(
-            g,
-            input_nodes=input_nodes,
-            output_nodes=output_nodes,
+        data, ids = networkx_to_data(g)
+        return cls.from_data(
+            data,
+            input_nodes=None if input_nodes is None else _map(input_nodes, ids, "input_nodes"),
+            output_nodes=None if output_nodes is None else _map(output_nodes, ids, "output_nodes"),
             acyclic=acyclic,
             self_loops=self_loops,
-            cls=cls,
         )
+
+
+def _map(nodes: Sequence[Hashable], ids: dict[Hashable, int], name: str) -> list[int]:
+    try:
+        return [ids[v] for v in nodes]
+    except (KeyError, TypeError) as err:
+        node = err.args[0] if isinstance(err, KeyError) else nodes
+        raise DNWGraphError(f"'{name}' names node {node!r}, which is not in the graph") from None
 
 
 def _data_edge_index(data: Data) -> Tensor:
@@ -449,20 +447,13 @@ def _is_dag(ei: np.ndarray, num_nodes: int | None) -> bool:
 
 
 def read_wiring(path: PathLikeStr, **kwargs: Any) -> Wiring:
-    """Read a wiring file; ``kwargs`` go to the :class:`Wiring` constructor and win over the file.
-
-    The same as :meth:`Wiring.from_file` (formats: :mod:`dnwgraph.graph.io`).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (the message names it).
-        ValueError: unknown extension (lists the supported ones), malformed content (CSV errors
-            name the line number and its text), or any check of the constructor.
+    """Read a wiring file: the same as :meth:`Wiring.from_file` (the keyword arguments win
+    over the file).
 
     Examples:
         >>> import os, tempfile
-        >>> from dnwgraph.graph.io import write_edge_list_csv
         >>> path = os.path.join(tempfile.mkdtemp(), "edges.csv")
-        >>> write_edge_list_csv(Wiring([(0, 2), (1, 2), (2, 3)]), path)
+        >>> _ = open(path, "w").write("source,target\\n0,2\\n1,2\\n2,3\\n")
         >>> read_wiring(path)
         Wiring(num_nodes=4, num_edges=3, inputs=2, outputs=1, acyclic=True)
     """

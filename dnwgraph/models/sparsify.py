@@ -424,7 +424,7 @@ def sparse_wiring(module: nn.Module, *, all_candidates: bool = False) -> Wiring:
     Layer :math:`\ell` maps neuron block :math:`\ell` to block :math:`\ell + 1`; nodes are
     numbered block by block (the inputs first), and edge :math:`(j, i)` exists where the
     effective weight :math:`\tilde W_{ij} \ne 0` (every weight with ``all_candidates=True``).
-    Pass the result to :func:`dnwgraph.to_networkx` or :meth:`Wiring.to_networkx`.
+    Pass the result to :func:`dnwgraph.to_networkx`.
 
     Args:
         module (nn.Module): an ``nn.Linear``, or a module whose Linear layers chain.

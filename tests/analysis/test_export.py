@@ -12,7 +12,7 @@ from dnwgraph import Wiring, WiringConv, random_dag
 from dnwgraph.analysis import save_wiring, to_data, to_networkx
 from dnwgraph.graph import read_wiring
 
-FORMATS = ("graphml", "gexf", "json", "csv")
+FORMATS = ("graphml", "gexf", "json", "csv", "txt", "edgelist")
 
 
 @pytest.fixture
@@ -36,9 +36,9 @@ def test_wiring_graph_matches_the_wiring():
     w = Wiring([(0, 2), (1, 2), (2, 3), (0, 3)], input_nodes=[0, 1], output_nodes=[3])
     g = to_networkx(w)
     assert sorted(g.edges) == [(0, 2), (0, 3), (1, 2), (2, 3)]
-    assert {v: d["level"] for v, d in g.nodes(data=True)} == {0: 0, 1: 0, 2: 1, 3: 2}
+    assert {v: d["node_level"] for v, d in g.nodes(data=True)} == {0: 0, 1: 0, 2: 1, 3: 2}
     assert [g.nodes[v]["role"] for v in range(4)] == ["input", "input", "hidden", "output"]
-    assert all(d["weight"] == 1.0 for _, _, d in g.edges(data=True))
+    assert all("weight" not in d for _, _, d in g.edges(data=True))  # no weights invented
     assert g.graph["acyclic"] is True
 
 
@@ -50,13 +50,13 @@ def test_conv_selected_edges_weights_and_dag(conv):
     assert nx.is_directed_acyclic_graph(g)
     ei = conv.edge_index.t().tolist()
     for u, v, d in g.edges(data=True):
-        w = float(conv.edge_weight.detach()[d["index"]])
-        assert d["signed_weight"] == pytest.approx(w) and d["weight"] == pytest.approx(abs(w))
-        assert ei[d["index"]] == [u, v]
+        w = float(conv.edge_weight.detach()[d["e_id"]])
+        assert d["edge_weight"] == pytest.approx(w) and d["weight"] == pytest.approx(abs(w))
+        assert ei[d["e_id"]] == [u, v]
     # levels are those of the candidate wiring, roles by candidate degree
     ref = conv_wiring = Wiring(conv.edge_index, conv.num_nodes)
-    assert [g.nodes[v]["level"] for v in range(conv.num_nodes)] == ref.node_level().tolist()
-    assert [v for v in g if g.nodes[v]["is_input"]] == conv_wiring.input_nodes.tolist()
+    assert [g.nodes[v]["node_level"] for v in range(conv.num_nodes)] == ref.node_level().tolist()
+    assert [v for v in g if g.nodes[v]["input_mask"]] == conv_wiring.input_nodes.tolist()
 
 
 def test_all_candidates_flags_selected(conv):
@@ -101,7 +101,7 @@ def test_model_without_wiring_and_bad_objects():
 def test_cyclic_wiring_has_no_levels():
     conv = WiringConv(Wiring([(0, 1), (1, 0), (1, 2)], acyclic=False), ratio=3)
     g = to_networkx(conv)
-    assert g.graph["acyclic"] is False and "level" not in g.nodes[0]
+    assert g.graph["acyclic"] is False and "node_level" not in g.nodes[0]
 
 
 @pytest.mark.parametrize("ext", FORMATS)
@@ -111,31 +111,31 @@ def test_round_trip_networkx_and_wiring(conv, tmp_path, ext):
     back = Wiring.from_file(path, **({"num_nodes": conv.num_nodes} if ext == "csv" else {}))
     assert set(map(tuple, back.edge_index.t().tolist())) == selected_set(conv)
     assert back.num_nodes == conv.num_nodes
-    if ext != "csv":  # CSV holds edges only
-        inputs = [v for v, d in g.nodes(data=True) if d["is_input"]]
-        outputs = [v for v, d in g.nodes(data=True) if d["is_output"]]
-        assert back.input_nodes.tolist() == inputs and back.output_nodes.tolist() == outputs
-    # networkx reads every format back with the weights
+    has_edge = {v for e in g.edges for v in e}
+    inputs = [v for v, d in g.nodes(data=True) if d["input_mask"]]
+    outputs = [v for v, d in g.nodes(data=True) if d["output_mask"]]
+    if ext == "csv":  # a CSV holds edges only: the roles of nodes with a selected edge
+        inputs = [v for v in inputs if v in has_edge]
+        outputs = [v for v in outputs if v in has_edge]
+    assert back.input_nodes.tolist() == inputs and back.output_nodes.tolist() == outputs
+    # networkx (and pandas for CSV) reads every format back with the weights
     if ext == "graphml":
         h = nx.read_graphml(path, node_type=int)
     elif ext == "gexf":
         h = nx.read_gexf(path, node_type=int)
     elif ext == "json":
         h = nx.node_link_graph(json.loads(path.read_text()))  # the current "edges" key
+    elif ext == "csv":
+        pd = pytest.importorskip("pandas")
+        h = nx.from_pandas_edgelist(pd.read_csv(path), edge_attr=True, create_using=nx.DiGraph)
     else:
-        h = nx.read_edgelist(
-            path.read_text().splitlines()[2:],
-            delimiter=",",
-            nodetype=int,
-            data=[("weight", float), ("signed_weight", float), ("module", str)],
-            create_using=nx.DiGraph,
-        )
+        h = nx.read_edgelist(path, nodetype=int, create_using=nx.DiGraph)
     assert set(h.edges) == set(g.edges)
     for u, v, d in g.edges(data=True):
         assert float(h.edges[u, v]["weight"]) == pytest.approx(d["weight"])
-        assert float(h.edges[u, v]["signed_weight"]) == pytest.approx(d["signed_weight"])
+        assert float(h.edges[u, v]["edge_weight"]) == pytest.approx(d["edge_weight"])
     # Wiring.from_file keeps the learned (signed) weights
-    by_edge = {(u, v): d["signed_weight"] for u, v, d in g.edges(data=True)}
+    by_edge = {(u, v): d["edge_weight"] for u, v, d in g.edges(data=True)}
     assert back.edge_weight.tolist() == pytest.approx(
         [by_edge[e] for e in map(tuple, back.edge_index.t().tolist())]
     )
@@ -149,15 +149,18 @@ def test_discovered_wiring_becomes_a_fixed_candidate_set(conv, tmp_path):
 
 def test_csv_columns(conv, tmp_path):
     lines = save_wiring(conv, tmp_path / "w.csv", all_candidates=True).read_text().splitlines()
-    assert lines[0].startswith("# dnwgraph wiring: num_nodes=30")
-    assert lines[1] == "source,target,weight,signed_weight,module,selected"
-    assert len(lines) == 2 + conv.num_edges
-    assert sum(int(r.split(",")[-1]) for r in lines[2:]) == conv.k
+    assert lines[0] == (
+        "source,target,edge_weight,weight,source_input_mask,source_output_mask,"
+        "target_input_mask,target_output_mask,selected"
+    )
+    assert len(lines) == 1 + conv.num_edges
+    assert sum(r.split(",")[-1] == "true" for r in lines[1:]) == conv.k
 
 
 def test_unknown_extension(conv, tmp_path):
-    with pytest.raises(ValueError, match=r"unknown extension '\.txt' \(supported: .csv"):
-        save_wiring(conv, tmp_path / "w.txt")
+    with pytest.raises(ValueError, match=r"unknown extension '\.dot' \(supported: .csv"):
+        save_wiring(conv, tmp_path / "w.dot")
+    assert not (tmp_path / "w.dot").exists()
 
 
 @pytest.mark.parametrize(
@@ -165,7 +168,7 @@ def test_unknown_extension(conv, tmp_path):
     [
         ("bad.graphml", "<graphml><node", "malformed|not well-formed|syntax"),
         ("bad.json", "{not json", "not valid JSON"),
-        ("bad.csv", "source,target\n0,x\n", "line 2: expected two integer node ids"),
+        ("bad.csv", "source,target\n0,x\n", "line 2: node id 'x' is not a plain integer"),
         ("bad.gexf", "garbage", "malformed|not well-formed|syntax"),
     ],
 )
@@ -181,7 +184,7 @@ def test_malformed_files_give_clear_errors(tmp_path, name, text, match):
 
 def test_weight_is_a_strength_networkx_algorithms_accept(conv):
     g = to_networkx(conv)
-    assert any(d["signed_weight"] < 0 for _, _, d in g.edges(data=True))  # the fixture has some
+    assert any(d["edge_weight"] < 0 for _, _, d in g.edges(data=True))  # the fixture has some
     assert all(d["weight"] >= 0 for _, _, d in g.edges(data=True))
     rank = nx.pagerank(g, weight="weight")
     assert sum(rank.values()) == pytest.approx(1.0)
@@ -189,7 +192,7 @@ def test_weight_is_a_strength_networkx_algorithms_accept(conv):
     dist = nx.single_source_dijkstra_path_length(g, source, weight="weight")
     assert all(d >= 0 for d in dist.values())
     longest = nx.dag_longest_path_length(g, weight="weight")
-    assert longest <= sum(abs(w) for _, _, w in g.edges(data="signed_weight")) + 1e-9
+    assert longest <= sum(abs(w) for _, _, w in g.edges(data="edge_weight")) + 1e-9
 
 
 def test_node_link_json_current_and_legacy_keys(conv, tmp_path):
@@ -239,10 +242,10 @@ def test_to_data_matches_to_networkx(conv):
         tuple(e): (w, i)
         for e, w, i in zip(pairs, data.edge_weight.tolist(), data.e_id.tolist(), strict=True)
     }
-    assert edges == {(u, v): (d["signed_weight"], d["index"]) for u, v, d in g.edges(data=True)}
-    assert data.input_mask.tolist() == [d["is_input"] for _, d in g.nodes(data=True)]
-    assert data.output_mask.tolist() == [d["is_output"] for _, d in g.nodes(data=True)]
-    assert data.node_level.tolist() == [d["level"] for _, d in g.nodes(data=True)]
+    assert edges == {(u, v): (d["edge_weight"], d["e_id"]) for u, v, d in g.edges(data=True)}
+    assert data.input_mask.tolist() == [d["input_mask"] for _, d in g.nodes(data=True)]
+    assert data.output_mask.tolist() == [d["output_mask"] for _, d in g.nodes(data=True)]
+    assert data.node_level.tolist() == [d["node_level"] for _, d in g.nodes(data=True)]
     full = to_data(conv, all_candidates=True)
     assert full.num_edges == conv.num_edges
     assert torch.equal(full.selected[full.e_id.argsort()], conv.active_mask())
@@ -273,18 +276,60 @@ def test_to_data_of_two_wirings_offsets_ids():
     assert "node_level" not in cyc and cyc.acyclic is False
 
 
-def test_every_to_networkx_returns_the_graph_its_argument_computes_with():
-    """``Wiring.to_networkx`` and ``dnwgraph.to_networkx`` agree on a wiring (all its edges);
-    on a layer, the function gives the selected edges, and with ``all_candidates`` the
-    wiring's graph again."""
+def test_to_networkx_returns_the_graph_its_argument_computes_with():
+    """On a wiring, all its edges; on a layer, the selected edges, and with
+    ``all_candidates`` the wiring's graph again."""
     w = random_dag("er", 12, seed=1, p=0.4)
     w = Wiring(w.edge_index, w.num_nodes, edge_weight=torch.randn(w.num_edges))
-    a, b = w.to_networkx(), dnwgraph.to_networkx(w)
-    assert sorted(a.edges(data="signed_weight")) == sorted(b.edges(data="signed_weight"))
-    assert a.nodes(data="role") == b.nodes(data="role")
+    a = dnwgraph.to_networkx(w)
+    assert sorted(a.edges(data="edge_weight")) == sorted(
+        zip(*w.edge_index.tolist(), w.edge_weight.tolist(), strict=True)
+    )
     conv = WiringConv(w, ratio=5)
     selected = dnwgraph.to_networkx(conv)
     every = dnwgraph.to_networkx(conv, all_candidates=True)
     assert sorted(every.edges()) == sorted(a.edges())
     active = conv.edge_index[:, conv.active_mask()].t().tolist()
     assert sorted(selected.edges()) == sorted(map(tuple, active)) and len(active) == 5
+
+
+# -- one naming of the roles: PyG's own converters carry them ----------------------------------
+
+
+def weights_by_edge(w):
+    return dict(zip(map(tuple, w.edge_index.t().tolist()), w.edge_weight.tolist(), strict=True))
+
+
+def test_pyg_from_networkx_of_an_export_keeps_roles_and_weights():
+    """The issue: ``Wiring.from_data(from_networkx(dnwgraph.to_networkx(model)))`` gave 44
+    inputs instead of 32, because networkx named the roles ``is_input``/``is_output``."""
+    from torch_geometric.utils import from_networkx
+    from torch_geometric.utils import to_networkx as pyg_to_networkx
+
+    torch.manual_seed(0)
+    model = dnwgraph.create_model("mnist1d_static")
+    ref = Wiring.from_data(to_data(model))
+    for back in (
+        Wiring.from_data(from_networkx(to_networkx(model))),
+        Wiring.from_networkx(
+            pyg_to_networkx(
+                to_data(model),
+                node_attrs=["input_mask", "output_mask"],
+                edge_attrs=["edge_weight"],
+            )
+        ),
+    ):
+        assert back.input_nodes.numel() == 32 and back.output_nodes.numel() == 32
+        assert torch.equal(back.input_nodes, ref.input_nodes)
+        assert torch.equal(back.output_nodes, ref.output_nodes)
+        assert weights_by_edge(back) == weights_by_edge(ref) and back.acyclic
+
+
+def test_export_refuses_a_run_file_before_writing(tmp_path):
+    from dnwgraph.errors import DNWGraphError
+
+    (tmp_path / "config.yaml").write_text("{}")  # a run folder
+    (tmp_path / "metrics.csv").write_text("epoch\n")
+    with pytest.raises(DNWGraphError, match="is a file of the run"):
+        save_wiring(Wiring([(0, 1)]), tmp_path / "metrics.csv")
+    assert (tmp_path / "metrics.csv").read_text() == "epoch\n"

@@ -41,8 +41,8 @@ def nx_depth(g: nx.DiGraph) -> int:
     """Longest input->output path by networkx: add a super source S before the inputs and a
     sink T after the outputs; in the part between them every longest path runs S -> T."""
     h = g.copy()
-    h.add_edges_from(("S", v) for v, d in g.nodes(data=True) if d["is_input"])
-    h.add_edges_from((v, "T") for v, d in g.nodes(data=True) if d["is_output"])
+    h.add_edges_from(("S", v) for v, d in g.nodes(data=True) if d["input_mask"])
+    h.add_edges_from((v, "T") for v, d in g.nodes(data=True) if d["output_mask"])
     between = (nx.descendants(h, "S") & nx.ancestors(h, "T")) | {"S", "T"}
     return nx.dag_longest_path_length(h.subgraph(between), weight="hops") - 2
 
@@ -71,8 +71,8 @@ def test_statistics_equal_networkx(seed):
 def test_dead_nodes_equal_networkx_reachability(seed):
     conv = random_conv(seed, ratio=0.2)
     g = to_networkx(conv)
-    inputs = [v for v, d in g.nodes(data=True) if d["is_input"]]
-    outputs = [v for v, d in g.nodes(data=True) if d["is_output"]]
+    inputs = [v for v, d in g.nodes(data=True) if d["input_mask"]]
+    outputs = [v for v, d in g.nodes(data=True) if d["output_mask"]]
     fed = set(inputs).union(*(nx.descendants(g, v) for v in inputs))
     heard = set(outputs).union(*(nx.ancestors(g, v) for v in outputs))
     live = live_node_mask(conv)[""]

@@ -41,8 +41,11 @@ def test_load_source_errors(tmp_path):
     torch.save({"something": torch.ones(1)}, bad)
     with pytest.raises(ValueError, match="is neither a dnwgraph checkpoint.*nor a wiring snapshot"):
         load_source(bad)
-    (tmp_path / "x.txt").write_text("hi")
+    (tmp_path / "x.dat").write_text("hi")
     with pytest.raises(ValueError, match="expected a run folder"):
+        load_source(tmp_path / "x.dat")
+    (tmp_path / "x.txt").write_text("hi")  # .txt is an edge list now
+    with pytest.raises(ValueError, match=r"x\.txt: line 1: unexpected columns"):
         load_source(tmp_path / "x.txt")
 
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnwgraph import CycleError, Wiring
+from dnwgraph import CycleError, Wiring, to_data, to_networkx
 
 # 0 -> 2, 1 -> 2, 2 -> 3, 0 -> 3: levels [[0, 1], [2], [3]]
 EDGES = [(0, 2), (1, 2), (2, 3), (0, 3)]
@@ -61,7 +61,7 @@ def test_cyclic_wiring_defaults_and_levels_error():
 
 
 def test_data_masks():
-    d = Wiring(EDGES).data
+    d = to_data(Wiring(EDGES))
     assert d.num_nodes == 4
     assert torch.equal(d.edge_index, Wiring(EDGES).edge_index)
     assert d.input_mask.tolist() == [True, True, False, False]
@@ -198,26 +198,28 @@ def test_back_edge_raises_cycle_error(case, data):
 
 
 def test_to_networkx_attributes():
-    g = Wiring(EDGES, num_nodes=5).to_networkx()
+    g = to_networkx(Wiring(EDGES, num_nodes=5))
     assert list(g.nodes) == [0, 1, 2, 3, 4]
-    assert sorted(g.edges(data="index"), key=lambda e: e[2]) == [
+    assert sorted(g.edges(data="e_id"), key=lambda e: e[2]) == [
         (u, v, i) for i, (u, v) in enumerate(EDGES)
     ]
-    assert g.graph == {"acyclic": True, "self_loops": False}
+    assert g.graph == {"acyclic": True, "self_loops": False, "num_modules": 1}
     assert [g.nodes[v]["role"] for v in g] == ["input", "input", "hidden", "output", "input"]
-    assert g.nodes[4]["is_input"] and g.nodes[4]["is_output"]
-    assert [g.nodes[v]["level"] for v in g] == [0, 0, 1, 2, 0]
+    assert g.nodes[4]["input_mask"] and g.nodes[4]["output_mask"]
+    assert [g.nodes[v]["node_level"] for v in g] == [0, 0, 1, 2, 0]
+    assert all("weight" not in d and "edge_weight" not in d for _, _, d in g.edges(data=True))
 
 
 def test_networkx_round_trip():
     w = Wiring(EDGES, num_nodes=5, input_nodes=[0], output_nodes=[2, 3])
-    back = Wiring.from_networkx(w.to_networkx())
+    back = Wiring.from_networkx(to_networkx(w))
     assert torch.equal(back.edge_index, w.edge_index) and back.num_nodes == 5
     assert back.input_nodes.tolist() == [0] and back.output_nodes.tolist() == [2, 3]
+    assert back.edge_weight is None
     cyc = Wiring([(0, 1), (1, 0), (1, 1)], acyclic=False, self_loops=True, input_nodes=[1])
-    back = Wiring.from_networkx(cyc.to_networkx())
+    back = Wiring.from_networkx(to_networkx(cyc))
     assert not back.acyclic and back.self_loops and back.input_nodes.tolist() == [1]
-    assert "level" not in cyc.to_networkx().nodes[0]
+    assert "node_level" not in to_networkx(cyc).nodes[0]
 
 
 def test_from_networkx_relabels():
@@ -254,7 +256,7 @@ def test_from_networkx_errors():
 
 def test_to_data_from_data_round_trip_keeps_roles_and_weights():
     w = Wiring(EDGES, num_nodes=5, input_nodes=[0], output_nodes=[2, 3], edge_weight=[1, -2, 3, 4])
-    d = w.to_data()
+    d = to_data(w)
     assert d.input_mask.tolist() == [True, False, False, False, False]
     assert d.output_mask.tolist() == [False, False, True, True, False]
     assert d.node_level.tolist() == [0, 0, 1, 2, 0]
@@ -267,9 +269,10 @@ def test_to_data_from_data_round_trip_keeps_roles_and_weights():
     assert Wiring(d, output_nodes=[3]).output_nodes.tolist() == [3]
     assert Wiring.from_data(d, input_nodes=[0, 1]).input_nodes.tolist() == [0, 1]
     cyc = Wiring([(0, 1), (1, 0), (1, 1)], acyclic=False, self_loops=True, input_nodes=[1])
-    back = Wiring.from_data(cyc.to_data())
+    back = Wiring.from_data(to_data(cyc))
     assert not back.acyclic and back.self_loops and back.input_nodes.tolist() == [1]
-    assert "node_level" not in cyc.to_data()
+    assert "node_level" not in to_data(cyc)
+    assert to_data(Wiring(EDGES)).edge_weight is None  # no weights invented for a bare wiring
 
 
 def test_from_data_agrees_with_networkx_path():
@@ -344,9 +347,9 @@ def test_data_errors():
 
 def test_weights_through_networkx():
     w = Wiring(EDGES, edge_weight=[0.5, -2.0, 1.0, -0.25])
-    g = w.to_networkx()
+    g = to_networkx(w)
     assert all(d["weight"] >= 0 for _, _, d in g.edges(data=True))
-    assert g.edges[1, 2]["weight"] == 2.0 and g.edges[1, 2]["signed_weight"] == -2.0
+    assert g.edges[1, 2]["weight"] == 2.0 and g.edges[1, 2]["edge_weight"] == -2.0
     assert torch.equal(Wiring.from_networkx(g).edge_weight, w.edge_weight)
     # a foreign graph's plain 'weight' is read as the signed weight
     h = nx.DiGraph()
@@ -385,3 +388,29 @@ def test_flags_must_be_bools(name, value):
     with pytest.raises(ValueError, match=rf"'{name}' must be True or False \(got {value!r}\)"):
         Wiring([(0, 1)], **{name: value})
     assert Wiring([(0, 1)], **{name: np.bool_(False)}).num_edges == 1
+
+
+@pytest.mark.parametrize("name", ["acyclic", "self_loops"])
+@pytest.mark.parametrize("value", ["false", "no", 0, 1.0, ""])
+def test_data_flags_are_booleans_or_an_error(name, value):
+    """``acyclic="false"`` once became True by truth-testing; a flag is a bool, the text of
+    one, or a one-element bool tensor (what PyG's ``from_networkx`` makes of a bool)."""
+    from torch_geometric.data import Data
+
+    d = Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2)
+    d[name] = value
+    if value == "false":
+        assert getattr(Wiring.from_data(d), name) is False
+        return
+    with pytest.raises(ValueError, match=rf"'data.{name}' must be true or false \(got {value!r}\)"):
+        Wiring.from_data(d)
+
+
+def test_data_flag_as_a_bool_tensor():
+    from torch_geometric.data import Data
+
+    d = Data(edge_index=torch.tensor([[0, 1], [1, 0]]), num_nodes=2, acyclic=torch.tensor(False))
+    assert Wiring.from_data(d).acyclic is False
+    d.acyclic = torch.tensor([True, False])
+    with pytest.raises(ValueError, match="'data.acyclic' must be true or false"):
+        Wiring.from_data(d)

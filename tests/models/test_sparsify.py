@@ -234,7 +234,7 @@ def test_sparse_wiring_of_an_mlp():
     full = sparse_wiring(model, all_candidates=True)
     assert full.num_edges == 42 + 28
     nx = pytest.importorskip("networkx")
-    graph = wiring.to_networkx()
+    graph = dnwgraph.to_networkx(wiring)
     assert isinstance(graph, nx.DiGraph) and graph.number_of_edges() == wiring.num_edges
     with pytest.raises(ValueError, match="must chain"):
         sparse_wiring(nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)))

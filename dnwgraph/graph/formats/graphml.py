@@ -1,0 +1,80 @@
+"""``.graphml`` and ``.gexf``: the XML formats of Gephi, Cytoscape and yEd, through networkx.
+
+Written by ``networkx.write_graphml`` / ``write_gexf`` of the graph of
+:func:`~dnwgraph.graph.convert.data_to_networkx`: every node and edge attribute (GEXF has no
+graph attributes, so ``acyclic``/``self_loops`` are found from the graph when it is read).
+
+Read through networkx. Node ids that are plain integers are kept as the ids (``"10"`` is node
+10, after node 9; an id missing from the file is a node without edges); ids that are all names
+are numbered in sorted order; a mix of both, a node id listed twice, an attribute key declared
+twice or a value given twice for one key of a node or edge are refused (networkx would keep
+one of them silently). An undirected graph is refused.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+from torch_geometric.data import Data
+
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.graph.convert import data_to_networkx, networkx_to_data
+
+# element -> attribute that must be unique among its siblings of that element
+_UNIQUE = {"graphml": {"node": "id", "key": "id", "data": "key"}}
+_UNIQUE["gexf"] = {"node": "id", "attribute": "id", "attvalue": "for"}
+
+
+class XMLFormat:
+    """Reader and writer of GraphML or GEXF (see the module docstring).
+
+    Args:
+        name: ``"graphml"`` or ``"gexf"``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def read(self, path: Path) -> Data:
+        import networkx as nx
+
+        _check_unique(path, _UNIQUE[self.name])
+        reader: Callable[[Path], nx.Graph] = (
+            nx.read_graphml if self.name == "graphml" else (nx.read_gexf)
+        )
+        try:
+            g = reader(path)
+        except (ET.ParseError, nx.NetworkXError, KeyError, TypeError, ValueError) as err:
+            raise DNWGraphError(f"malformed {self.name} ({type(err).__name__}: {err})") from None
+        if g.number_of_edges() == 0:
+            raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
+        return networkx_to_data(g, keep_ids=True)[0]
+
+    def write(self, data: Data, path: Path) -> None:
+        import networkx as nx
+
+        g = data_to_networkx(data)
+        (nx.write_graphml if self.name == "graphml" else nx.write_gexf)(g, path)
+
+
+def _check_unique(path: Path, unique: dict[str, str]) -> None:
+    """Refuse what networkx would merge silently: ids and keys given twice."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise DNWGraphError(f"malformed XML ({err})") from None
+    except RecursionError:
+        raise DNWGraphError("XML nested too deeply to be a wiring") from None
+    for parent in root.iter():
+        seen: dict[tuple[str, str], int] = {}
+        for child in parent:
+            tag = child.tag.rpartition("}")[2]
+            attr = unique.get(tag)
+            if attr is None or child.get(attr) is None:
+                continue
+            key = (tag, child.get(attr, ""))
+            if key in seen:
+                raise DNWGraphError(f"<{tag} {attr}={key[1]!r}> appears twice in one element")
+            seen[key] = 1

@@ -1,0 +1,126 @@
+"""``.json``: networkx node-link JSON, the one JSON layout of a wiring.
+
+Written by ``networkx.node_link_data(g, edges="edges")`` of the graph of
+:func:`~dnwgraph.graph.convert.data_to_networkx`, so plain ``networkx.node_link_graph(doc)``
+reads it::
+
+    {"directed": true, "multigraph": false, "graph": {"acyclic": true, "self_loops": false},
+     "nodes": [{"id": 0, "input_mask": true, "output_mask": false, "role": "input"}, ...],
+     "edges": [{"source": 0, "target": 2, "edge_weight": -0.5, "weight": 0.5, "e_id": 0}, ...]}
+
+Read strictly: an object with ``nodes`` (each an object with an ``id``) and ``edges`` (each an
+object with ``source`` and ``target`` naming listed nodes; networkx's older key ``links`` is
+read too), optionally ``directed`` (``true``), ``multigraph`` and ``graph``. Node ids are
+integers (kept as ids) or names (numbered in sorted order), never both; a key given twice in
+an object, an unknown top-level key or nesting deeper than networkx writes are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch_geometric.data import Data
+
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.graph.convert import data_to_networkx, networkx_to_data
+from dnwgraph.graph.formats.base import text_lines
+
+_TOP_KEYS = ("directed", "multigraph", "graph", "nodes", "edges", "links")
+
+
+class NodeLinkFormat:
+    """Reader and writer of node-link ``.json`` (see the module docstring)."""
+
+    def read(self, path: Path) -> Data:
+        import networkx as nx
+
+        doc = _load("\n".join(text_lines(path)))
+        if not isinstance(doc, dict):
+            raise DNWGraphError(f"expected a JSON object (got {type(doc).__name__})")
+        unknown = [k for k in doc if k not in _TOP_KEYS]
+        if unknown or "nodes" not in doc or ("edges" in doc) == ("links" in doc):
+            raise DNWGraphError(
+                "expected networkx node-link JSON, an object with 'nodes' and 'edges' (or "
+                "'links') and optionally 'directed', 'multigraph', 'graph' (got keys "
+                f"{sorted(doc)})"
+            )
+        if doc.get("directed", True) is not True:
+            raise DNWGraphError(
+                f"'directed' must be true: a wiring is a directed graph (got {doc['directed']!r})"
+            )
+        g = nx.MultiDiGraph(**_object(doc.get("graph", {}), "'graph'"))
+        for i, node in enumerate(_list(doc, "nodes")):
+            attrs = _object(node, f"node {i}")
+            if "id" not in attrs:
+                raise DNWGraphError(f"node {i} has no 'id' (got keys {sorted(attrs)})")
+            v = _id(attrs.pop("id"), f"node {i}")
+            if v in g:
+                raise DNWGraphError(f"node id {v!r} is listed twice")
+            g.add_node(v, **attrs)
+        links = "edges" if "edges" in doc else "links"
+        for i, edge in enumerate(_list(doc, links)):
+            attrs = _object(edge, f"edge {i}")
+            ends = [attrs.pop(key, None) for key in ("source", "target")]
+            attrs.pop("key", None)  # a multigraph's edge key
+            for end in ends:
+                if end is None or _id(end, f"edge {i}") not in g:
+                    raise DNWGraphError(
+                        f"edge {i} must have 'source' and 'target' naming listed nodes "
+                        f"(got {ends[0]!r} -> {ends[1]!r})"
+                    )
+            g.add_edge(*ends, **attrs)
+        if g.number_of_edges() == 0:
+            raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
+        return networkx_to_data(g, keep_ids=True)[0]
+
+    def write(self, data: Data, path: Path) -> None:
+        import networkx as nx
+
+        doc = nx.node_link_data(data_to_networkx(data), edges="edges")
+        path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _load(text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique)
+    except DNWGraphError:
+        raise
+    except ValueError as err:  # JSONDecodeError, or an integer of thousands of digits
+        raise DNWGraphError(f"not valid JSON ({str(err)[:200]})") from None
+    except RecursionError:
+        raise DNWGraphError("nested too deeply to be a wiring (node-link JSON is 3 deep)") from None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DNWGraphError(f"the key {key!r} appears twice in one JSON object")
+        obj[key] = value
+    return obj
+
+
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    if not isinstance(doc[key], list):
+        raise DNWGraphError(f"'{key}' must be a list (got {type(doc[key]).__name__})")
+    return doc[key]
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DNWGraphError(f"{what} must be a JSON object (got {type(value).__name__})")
+    for key, item in value.items():
+        if isinstance(item, (dict, list)):
+            raise DNWGraphError(
+                f"{what}: attribute {key!r} must be a number, a string or a bool (got a "
+                f"{type(item).__name__})"
+            )
+    return dict(value)
+
+
+def _id(value: Any, what: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DNWGraphError(f"{what}: a node id is an integer or a name (got {value!r})")
+    return value
