@@ -407,7 +407,7 @@ GRAPHML = (
             "node id 123456789012 is too large",
         ),
         ("", "directed", '<node id="0"/>', "no edges found"),
-        ("", "directed", '<node id="0"><node', "malformed XML"),
+        ("", "directed", '<node id="0"><node', "malformed GraphML: not XML"),
     ],
 )
 def test_malformed_graphml(tmp_path, keys, kind, body, match):

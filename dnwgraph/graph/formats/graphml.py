@@ -40,14 +40,15 @@ class XMLFormat:
     def read(self, path: Path) -> Data:
         import networkx as nx
 
-        _check_unique(path, _UNIQUE[self.name])
+        label = {"graphml": "GraphML", "gexf": "GEXF"}[self.name]
+        _check_unique(path, _UNIQUE[self.name], label)
         reader: Callable[[Path], nx.Graph] = (
             nx.read_graphml if self.name == "graphml" else (nx.read_gexf)
         )
         try:
             g = reader(path)
         except (ET.ParseError, nx.NetworkXError, KeyError, TypeError, ValueError) as err:
-            raise DNWGraphError(f"malformed {self.name} ({type(err).__name__}: {err})") from None
+            raise DNWGraphError(f"malformed {label} ({type(err).__name__}: {err})") from None
         if g.number_of_edges() == 0:
             raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
         return networkx_to_data(g, keep_ids=True)[0]
@@ -59,12 +60,13 @@ class XMLFormat:
         (nx.write_graphml if self.name == "graphml" else nx.write_gexf)(g, path)
 
 
-def _check_unique(path: Path, unique: dict[str, str]) -> None:
-    """Refuse what networkx would merge silently: ids and keys given twice."""
+def _check_unique(path: Path, unique: dict[str, str], label: str) -> None:
+    """Refuse what networkx would merge silently: ids and keys given twice (``label``: the
+    format's name, for messages)."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
-        raise DNWGraphError(f"malformed XML ({err})") from None
+        raise DNWGraphError(f"malformed {label}: not XML ({err})") from None
     except RecursionError:
         raise DNWGraphError("XML nested too deeply to be a wiring") from None
     for parent in root.iter():
