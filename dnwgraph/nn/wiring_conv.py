@@ -331,6 +331,8 @@ class WiringConv(MessagePassing):
             ValueError: ``x`` with the wrong number of rows, ``group`` out of range, an
                 ``edge_index`` other than the candidate set, or an ``edge_weight``.
         """
+        if edge_index is not None and group is not None:
+            raise DNWGraphError("pass either 'edge_index' or 'group', not both")
         rows = self.source_groups.check(group, first_row, last_row)
         order = self._check_call(x, edge_index, edge_weight, rows, add_to)
         x2d, out_rows = x.reshape(x.size(0), -1), rows.last - rows.first
@@ -352,8 +354,6 @@ class WiringConv(MessagePassing):
                 "WiringConv learns its own edge weights (conv.edge_weight) and takes no "
                 f"'edge_weight' (got {type(edge_weight).__name__}); call conv(x, edge_index)"
             )
-        if edge_index is not None and rows.group is not None:
-            raise DNWGraphError("pass either 'edge_index' or 'group', not both")
         n_src = self.source_groups.rows(rows.group)
         if not isinstance(x, Tensor):
             raise DNWGraphTypeError(f"'x' must be a Tensor [N, *] (got {type(x).__name__})")
