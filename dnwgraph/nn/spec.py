@@ -39,7 +39,7 @@ class WiringSpec:
     Examples:
         >>> spec = WiringSpec(0.5, "random", node_op="neuron", selection_options={"seed": 0})
         >>> spec.conv_kwargs()
-        {'scope': None, 'impl': 'sparse', 'seed': 0}
+        {'scope': None, 'impl': 'auto', 'seed': 0}
         >>> spec.replace(ratio=4).ratio
         4
     """

@@ -19,7 +19,16 @@ DENSE_ELEMENTS_CPU = 2**14
 
 def kernel_for(impl: str, plan: AggregationPlan, x: Tensor) -> Kernel:
     """The kernel that computes ``plan`` on ``x``: ``impl`` itself, or for ``"auto"`` the
-    one the cost model expects to be fastest."""
+    one the cost model expects to be fastest.
+
+    Example:
+        >>> import torch
+        >>> from dnwgraph import WiringConv, block_dag
+        >>> small = WiringConv(block_dag([4, 4]), ratio=4).plan()
+        >>> x = torch.zeros(1)
+        >>> kernel_for("auto", small, x).name, kernel_for("sparse", small, x).name
+        ('dense', 'sparse')
+    """
     if impl != AUTO:
         return KERNELS.get(impl)
     if x.device.type == "cpu" and plan.num_nodes * plan.num_src <= DENSE_ELEMENTS_CPU:

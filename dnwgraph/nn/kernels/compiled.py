@@ -38,7 +38,13 @@ _NEXT = itertools.count()
 @torch.compiler.assume_constant_result
 def handle(layer: Any) -> int:
     """The integer under which compiled code finds ``layer`` (a constant of the graph,
-    computed when it is traced)."""
+    computed when it is traced).
+
+    Example:
+        >>> layer = torch.nn.Linear(1, 1)
+        >>> handle(layer) == handle(layer) and _layer(handle(layer)) is layer
+        True
+    """
     key = _HANDLES.get(layer)
     if key is None:
         key = _HANDLES[layer] = next(_NEXT)

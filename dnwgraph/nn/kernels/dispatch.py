@@ -53,6 +53,13 @@ def aggregate(
 
     Returns:
         Tensor: ``[rows.last - rows.first, F]``.
+
+    Example:
+        >>> from dnwgraph import Wiring, WiringConv
+        >>> conv = WiringConv(Wiring([(0, 2), (1, 2)]), ratio=2)
+        >>> x = torch.ones(3, 1)
+        >>> torch.equal(aggregate(conv, x, Rows(None, 0, 3)), conv(x))
+        True
     """
     if layer.explain:
         return _explained(layer, x, rows, add_to, edge_index, order)

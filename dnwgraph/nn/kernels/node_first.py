@@ -128,7 +128,15 @@ def hooked(module: nn.Module) -> bool:
 def apply(module: nn.Module, x: Tensor) -> Tensor:
     """``module`` (a norm or a single-channel convolution over the nodes) on ``x``
     ``[n, B, *S]``, as ``module(x.transpose(0, 1)).transpose(0, 1)`` computes it (and that
-    way, when the module has hooks)."""
+    way, when the module has hooks).
+
+    Example:
+        >>> conv = nn.Conv1d(3, 3, 3, padding=1, groups=3)
+        >>> x = torch.randn(3, 2, 8)  # 3 nodes, batch 2, length 8
+        >>> ref = conv(x.transpose(0, 1)).transpose(0, 1)
+        >>> torch.allclose(apply(conv, x), ref, atol=1e-6)
+        True
+    """
     if x.is_contiguous() and not hooked(module):
         fn = norm if isinstance(module, _INSTANCE + _BATCH) else conv
         out = fn(module, x)

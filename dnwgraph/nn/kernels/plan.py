@@ -28,6 +28,12 @@ class AggregationPlan:
         num_nodes (int): rows of the output.
         num_src (int): rows of ``x``.
         num_weights (int): length of the edge-weight vector.
+
+    Example:
+        >>> edges = EdgeSet(torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([0, 1]))
+        >>> plan = AggregationPlan(edges, edges, torch.tensor([2.0, 3.0]), 2, 2, 2)
+        >>> plan.adj.to_dense().tolist()
+        [[0.0, 2.0], [3.0, 0.0]]
     """
 
     selected: EdgeSet

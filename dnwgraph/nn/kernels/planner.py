@@ -65,6 +65,12 @@ class SourceGroups:
 
     Raises:
         ValueError: a node outside ``[0, N)`` or in two groups.
+
+    Example:
+        >>> edge_index = torch.tensor([[0, 1, 2], [2, 2, 3]])
+        >>> groups = SourceGroups(edge_index, 4, [torch.tensor([0, 1]), torch.tensor([2])])
+        >>> groups.sizes, groups.lowest_target, groups.check(1, 3, None)
+        ([2, 1], {0: 2, 1: 3, None: 2}, Rows(group=1, first=3, last=4))
     """
 
     def __init__(
