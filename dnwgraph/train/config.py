@@ -27,7 +27,6 @@ Schema (defaults in brackets)::
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Any
 
 from dnwgraph.errors import DNWGraphError
@@ -303,16 +302,3 @@ def _check(cfg: dict[str, Any]) -> None:
                 f"must be 'fixed' (got {selection!r})"
             )
         model["kwargs"]["selection"] = "fixed"
-
-
-def dump_config(config: dict[str, Any], path: PathLikeStr) -> None:
-    """Deprecated: write a config as YAML; use ``dnwgraph.runs.Run(folder).write_config`` (a
-    run's ``config.yaml``) or :func:`dnwgraph.runs.config_file.write_config_file`."""
-    warnings.warn(
-        "dnwgraph.train.config.dump_config is deprecated; use "
-        "dnwgraph.runs.Run(folder).write_config(config) or "
-        "dnwgraph.runs.config_file.write_config_file(path, config)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    config_file.write_config_file(path, config)

@@ -64,7 +64,7 @@ def test_the_writer_takes_a_mapping(tmp_path: Path) -> None:
 
 def _opens_the_run_config(path: Path) -> list[str]:
     """What in ``path`` names a run's config.yaml: the rundir constant, the file name in code
-    (docstrings aside), or the old writer."""
+    (docstrings aside)."""
     tree = ast.parse(path.read_text(), str(path))
     docstrings = {
         id(node.body[0].value)
@@ -81,8 +81,6 @@ def _opens_the_run_config(path: Path) -> list[str]:
         elif isinstance(node, ast.Constant) and id(node) not in docstrings:
             if isinstance(node.value, str) and node.value.endswith("config.yaml"):
                 found.append(f"the string {node.value!r} (line {node.lineno})")
-        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("dump_config"):
-            found.append(f"calls dump_config (line {node.lineno})")
     return found
 
 
