@@ -73,7 +73,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "init": {"from_run": None, "mode": None},
 }
 
-SCHEDULES = ("cosine", "multistep", "constant")
 INIT_MODES = ("finetune", "lottery")
 # Sections whose extra keys are passed through (dataset options; model keyword arguments).
 _OPEN_SECTIONS = ("data",)

@@ -66,10 +66,15 @@ from dnwgraph.train.metrics import (
     wiring_snapshot,
     wiring_stats,
 )
-from dnwgraph.train.optim import Callback, build_optimizer, build_scheduler
+from dnwgraph.train.optim import (
+    Callback,
+    build_optimizer,
+    build_scheduler,
+    steps_per_iteration,
+)
 from dnwgraph.typing import PathLikeStr
 
-__all__ = ["train", "RunExistsError", "TrainingDiverged", "lr_at"]
+__all__ = ["train", "RunExistsError", "TrainingDiverged"]
 
 #: the library's log; silence or redirect it with ``logging.getLogger("dnwgraph")``
 logger = logging.getLogger(__name__)
@@ -79,39 +84,6 @@ _BASE_KEYS = ("name", "dir", "batch_size", "test_batch_size", "augment", "num_wo
 
 class TrainingDiverged(RuntimeError):
     """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
-
-
-def lr_at(
-    step: int, schedule: dict[str, Any], base_lr: float, steps_per_epoch: int, epochs: int
-) -> float:
-    r"""Learning rate at optimisation step ``step`` (0-based), stepped per iteration.
-
-    * ``cosine``: :math:`\eta_t = \tfrac12\eta_0(1 + \cos(\pi t / T))` over the steps after
-      warm-up;
-    * ``multistep``: :math:`\eta_0\gamma^{m}` with :math:`m` the number of milestones (epochs)
-      already reached;
-    * ``constant``: :math:`\eta_0`.
-
-    A linear warm-up over ``warmup_epochs`` epochs comes first for every schedule.
-
-    Examples:
-        >>> s = {"name": "multistep", "milestones": [2], "gamma": 0.1, "warmup_epochs": 0}
-        >>> [round(lr_at(t, s, 1.0, 10, 4), 3) for t in (0, 19, 20)]
-        [1.0, 1.0, 0.1]
-    """
-    total = steps_per_epoch * epochs
-    warm = steps_per_epoch * int(schedule.get("warmup_epochs", 0))
-    if step < warm:
-        return base_lr * (step + 1) / warm
-    name = schedule["name"]
-    if name == "cosine":
-        t = (step - warm) / max(total - warm, 1)
-        return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(t, 1.0)))
-    if name == "multistep":
-        epoch = step // steps_per_epoch
-        reached = sum(1 for m in schedule["milestones"] if epoch >= m)
-        return base_lr * float(schedule["gamma"]) ** reached
-    return base_lr
 
 
 def _device(name: str) -> torch.device:
@@ -446,14 +418,13 @@ def train(
         try:
             model.load_state_dict(ckpt["model_state"])
             optimizer.load_state_dict(ckpt["optimizer_state"])
-        except (RuntimeError, ValueError, KeyError) as err:
+            scheduler.load_state_dict(ckpt["scheduler_state"]["state"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise CheckpointError(
                 f"checkpoint in {str(out)!r} does not fit its config: {str(err).splitlines()[0]}"
             ) from None
         start_epoch, step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
         history = [dict(r) for r in ckpt.get("history", [])]
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt["scheduler_state"]["state"])
         set_rng_state(ckpt["rng"])
 
     model.eval()
@@ -501,7 +472,7 @@ def train(
                     f"epoch {epoch}: {err}; {_kept(epoch, out)}. Lower optim.lr or set "
                     "optim.grad_clip."
                 ) from None
-            if scheduler is not None and cfg["schedule"]["interval"] == "epoch":
+            if not steps_per_iteration(cfg["schedule"]):
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step(test_loss)
                 else:
@@ -535,7 +506,7 @@ def train(
                             "name": cfg["schedule"]["name"],
                             "step": step,
                             "steps_per_epoch": steps_per_epoch,
-                            "state": None if scheduler is None else scheduler.state_dict(),
+                            "state": scheduler.state_dict(),
                         },
                         "epoch": epoch,
                         "step": step,
@@ -614,7 +585,7 @@ def _train_epoch(
     steps_per_epoch: int,
     progress: bool,
     out: Path,
-    scheduler: Any = None,
+    scheduler: Any,
 ) -> tuple[float, float, int, float]:
     from tqdm.auto import tqdm
 
@@ -623,11 +594,11 @@ def _train_epoch(
         sampler.set_epoch(epoch)
     indices = list(iter(sampler))
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 9_973 + env.rank)
-    base_lr = cfg["optim"]["lr"]
     epochs = cfg["train"]["epochs"]
+    per_step = steps_per_iteration(cfg["schedule"])
     net.train()
     sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
-    lr = base_lr
+    lr = optimizer.param_groups[0]["lr"]
     bar = tqdm(
         total=steps_per_epoch,
         desc=f"epoch {epoch}/{epochs}",
@@ -637,12 +608,7 @@ def _train_epoch(
         dynamic_ncols=True,
     )
     for i, (x, y) in enumerate(_batches(dataset, indices, batch, gen, cfg["data"]["num_workers"])):
-        if scheduler is None:
-            lr = lr_at(step, cfg["schedule"], base_lr, steps_per_epoch, epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        else:
-            lr = optimizer.param_groups[0]["lr"]
+        lr = optimizer.param_groups[0]["lr"]
         x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
         logits = net(x)
         loss = criterion(logits, y)
@@ -659,7 +625,7 @@ def _train_epoch(
             # huge (docs/training.md); gradients are already all-reduced, so every rank clips alike
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["optim"]["grad_clip"])
         optimizer.step()
-        if scheduler is not None and cfg["schedule"]["interval"] == "step":
+        if per_step:
             scheduler.step()
         step += 1
         with torch.no_grad():
