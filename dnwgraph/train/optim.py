@@ -221,17 +221,15 @@ def build_optimizer(
         raise DNWGraphError(f"optim: {cls.__name__}({kwargs}) failed: {err}") from None
 
 
-def steps_per_iteration(schedule_cfg: dict[str, Any]) -> bool:
-    """Whether the configured scheduler steps after every optimisation step (the built-in
-    schedules, and ``interval: step``) rather than after every epoch.
+def steps_per_iteration(name: str, interval: str) -> bool:
+    """Whether the scheduler ``schedule.name`` steps after every optimisation step (the
+    built-in schedules, and ``interval: step``) rather than after every epoch.
 
     Examples:
-        >>> steps_per_iteration({"name": "cosine", "interval": "epoch"})
-        True
-        >>> steps_per_iteration({"name": "StepLR", "interval": "epoch"})
-        False
+        >>> steps_per_iteration("cosine", "epoch"), steps_per_iteration("StepLR", "epoch")
+        (True, False)
     """
-    return schedule_cfg["name"] in BUILTIN_SCHEDULES or schedule_cfg.get("interval") == "step"
+    return name in BUILTIN_SCHEDULES or interval == "step"
 
 
 def build_scheduler(
@@ -297,7 +295,8 @@ class Callback:
     """
 
     def on_train_begin(self, model: nn.Module, config: dict[str, Any]) -> None:
-        """Before the first epoch, with the model and the resolved config."""
+        """Before the first epoch, with the model and the checked config
+        (:class:`~dnwgraph.train.config.TrainConfig`)."""
 
     def on_epoch_end(self, row: dict[str, Any], model: nn.Module) -> None:
         """After every epoch, with its metric row (the columns of ``metrics.csv``)."""

@@ -350,7 +350,7 @@ def test_example_configs_resolve_and_build(path):
     from dnwgraph.train.config import load_config
 
     cfg = load_config(path)
-    name, kwargs = cfg["model"]["name"], dict(cfg["model"]["kwargs"])
+    name, kwargs = cfg.model.name, dict(cfg.model.kwargs)
     assert name in list_models("mobilenetv1_*")
     if name.startswith("mobilenetv1_x"):
         model = create_model(name, **kwargs)
@@ -362,7 +362,7 @@ def test_example_configs_resolve_and_build(path):
         )
     size = kwargs["input_size"]
     assert size == (224 if path.stem.startswith("imagenet") else 32)
-    assert cfg["data"]["name"] == ("imagefolder" if size == 224 else "cifar10")
+    assert cfg.data.name == ("imagefolder" if size == 224 else "cifar10")
 
 
 def test_configs_cover_the_paper_experiments():
@@ -593,7 +593,7 @@ def test_presets_take_width_and_the_former_ratio_with_a_warning():
     # a config (or a pretrained folder's kwargs) written with the former keyword still builds
     cfg = load_config(None, ["model.name=mobilenetv1_dnw_x3", "model.kwargs.ratio=0.4"])
     with pytest.warns(DeprecationWarning, match=r"mobilenetv1_dnw_x3\(ratio=0.4\) is deprecated"):
-        model = create_model(cfg["model"]["name"], stages=TINY, **cfg["model"]["kwargs"])
+        model = create_model(cfg.model.name, stages=TINY, **cfg.model.kwargs)
     assert model.width == 0.4
     with pytest.raises(ValueError, match="once"):
         create_model("mobilenetv1_dnw_x3", width=0.4, ratio=0.4, stages=TINY)

@@ -87,7 +87,7 @@ class Recorder(Callback):
         self.calls: list[tuple] = []
 
     def on_train_begin(self, model, config) -> None:
-        self.calls.append(("begin", type(model).__name__, config["train"]["epochs"]))
+        self.calls.append(("begin", type(model).__name__, config.train.epochs))
 
     def on_epoch_end(self, row, model) -> None:
         self.calls.append(("epoch", row["epoch"], row["test_acc"]))
