@@ -160,8 +160,9 @@ def train(
     """
     run = Run(out_dir)
     cfg, ckpt = _prepare_config(config, run, resume)
+    device = _device(cfg.train.device)
     # one process, or the process group torchrun / `dnwgraph train --nproc` set up
-    env = env or DistEnv.from_environment(_device(cfg.train.device))
+    env = env or DistEnv.from_environment(device)
     if env.is_main and not resume:
         check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
     _seed_all(cfg.train.seed)
