@@ -36,25 +36,20 @@ from dnwgraph._atomic import remove_stale_tmp
 from dnwgraph.errors import DNWGraphError, NonFiniteError
 from dnwgraph.models import count_params, create_model
 from dnwgraph.models.registry import MODELS
-from dnwgraph.runs.checkpoint import CheckpointError, load_checkpoint, set_rng_state
+from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
 from dnwgraph.runs.run import Run
 from dnwgraph.runs.rundir import RunExistsError, check_new_run
 from dnwgraph.train.config import (
     ConfigError,
     DataSection,
-    InitSection,
     ModelSection,
     TrainConfig,
     resolve_config,
 )
 from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
 from dnwgraph.train.distributed import DistEnv
-from dnwgraph.train.metrics import (
-    TensorBoardLogger,
-    wiring_convs,
-    wiring_snapshot,
-    wiring_stats,
-)
+from dnwgraph.train.init_from_run import apply_init
+from dnwgraph.train.metrics import TensorBoardLogger, wiring_snapshot, wiring_stats
 from dnwgraph.train.optim import (
     Callback,
     build_optimizer,
@@ -169,7 +164,7 @@ def train(
     splits = _build_data(cfg.data, dataset, need_classes=model is None)
     cfg, model = _build_model(cfg, model, splits.num_classes)
     if cfg.init.mode is not None and ckpt is None:
-        _apply_init(model, cfg.init)
+        apply_init(model, cfg.init)
     model.to(env.device)
     if env.is_main:
         _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, fresh=ckpt is None)
@@ -572,52 +567,6 @@ def _model_kwargs(name: str, kwargs: dict[str, Any], num_classes: int) -> dict[s
     if factory is not None and "num_classes" in inspect.signature(factory).parameters:
         out.setdefault("num_classes", num_classes)
     return out
-
-
-def _check_compatible(model: nn.Module, result: Any, source: Path) -> None:
-    """Only selection buffers (masks) may differ between a source run and a fixed-mask model."""
-    bad = [
-        k
-        for k in (*result.missing_keys, *result.unexpected_keys)
-        if ".selection." not in k and not k.startswith("selection.")
-    ]
-    if bad:
-        raise ConfigError(
-            f"init.from_run={str(source)!r} holds a different model (state-dict keys {bad[:5]} "
-            f"do not match); use a run of the same model"
-        )
-
-
-def _apply_init(model: nn.Module, init: InitSection) -> None:
-    """Fine-tune (trained weights, frozen top-k mask) or lottery (mask of the trained weights,
-    weights reset to the source run's initialisation)."""
-    source = Run(str(init.from_run))
-    state = load_checkpoint(source.path)
-    try:
-        result = model.load_state_dict(state["model_state"], strict=False)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"init.from_run={str(source.path)!r} does not fit this model: "
-            f"{str(err).splitlines()[0]}"
-        ) from None
-    _check_compatible(model, result, source.path)
-    convs = wiring_convs(model)
-    if not convs:
-        raise ConfigError("init.mode needs a model with at least one WiringConv")
-    for name, conv in convs.items():
-        if not hasattr(conv.selection, "freeze"):
-            raise ConfigError(
-                f"init.mode needs selection 'fixed' ({name} uses {conv.selection.name!r})"
-            )
-        conv.selection.freeze(conv.edge_weight.detach())
-    if init.mode == "lottery":
-        if not source.init_path.is_file():
-            raise CheckpointError(
-                f"init.mode='lottery' needs {str(source.init_path)!r} (the source run's "
-                "initial weights)"
-            )
-        weights = {k: v for k, v in source.initial_weights().items() if ".selection." not in k}
-        _check_compatible(model, model.load_state_dict(weights, strict=False), source.path)
 
 
 def _batches(
