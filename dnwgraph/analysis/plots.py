@@ -21,7 +21,7 @@ from dnwgraph.analysis.metrics import churn_series, random_view
 from dnwgraph.analysis.source import load_source
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import WiringView, liveness, snapshot_views, wiring_views
-from dnwgraph.runs.run import load_snapshots, metrics_columns
+from dnwgraph.runs.run import Run, load_snapshots, metrics_columns
 from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
 
@@ -422,11 +422,12 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
         ("degrees.png", plot_degree_histogram, (5.5, 3.5)),
     ):
         written.append(save_figure(lambda ax, d=draw: d(model, ax), out / name, size))
-    if run_dir.is_dir() and (run_dir / "metrics.csv").is_file():
+    run = Run(run_dir)
+    if run_dir.is_dir() and run.metrics_path.is_file():
         written.append(
             save_figure(lambda ax: plot_training_curves(run_dir, ax), out / "training_curves.png")
         )
-    snaps = _snapshots(run_dir) if run_dir.is_dir() and (run_dir / "wiring").is_dir() else []
+    snaps = _snapshots(run_dir) if run_dir.is_dir() and run.wiring_dir.is_dir() else []
     if len(snaps) >= 2:
         written.append(save_figure(lambda ax: plot_churn(snaps, ax), out / "churn.png"))
     if snaps:
