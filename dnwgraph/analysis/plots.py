@@ -50,7 +50,7 @@ def _outside_legend(ax: Axes, handles: list[Any], labels: list[str], **kwargs: A
 def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
     """A legend in one row under the x label (a plot with a twin y axis on the right)."""
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), borderaxespad=0.0,
-              ncol=len(labels), fontsize="small", frameon=False)  # fmt: skip
+              ncol=min(len(labels), 2), fontsize="small", frameon=False)  # fmt: skip
 
 
 def _integer_ticks(axis: Any) -> None:
