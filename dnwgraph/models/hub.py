@@ -33,13 +33,12 @@ def is_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name)) and ".." not in name and not name.endswith((".", "-"))
 
 
-def _huggingface_hub() -> Any:
+def _huggingface_hub(what: str = "Hugging Face Hub ids and push_to_hub need") -> Any:
     try:
         import huggingface_hub
     except ImportError:
         raise MissingDependencyError(
-            "Hugging Face Hub ids and push_to_hub need the 'huggingface_hub' package: "
-            "pip install 'dnwgraph[hub]'"
+            f"{what} the 'huggingface_hub' package: pip install 'dnwgraph[hub]'"
         ) from None
     return huggingface_hub
 
@@ -68,7 +67,9 @@ def hub_folder(
     Examples:
         >>> hub_folder("someone/never-downloaded")  # doctest: +SKIP
     """
-    hub = _huggingface_hub()
+    hub = _huggingface_hub(
+        f"{repo_id!r} is no local folder (it is missing), and reading it as a Hub id needs"
+    )
     if not isinstance(local_files_only, bool):
         raise DNWGraphError(f"'local_files_only' must be True or False (got {local_files_only!r})")
     try:
@@ -84,7 +85,8 @@ def hub_folder(
         hint = " (pass local_files_only=False to download it)" if local_files_only else ""
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise DNWGraphError(
-            f"cannot load {repo_id!r} from {where}{hint}: {type(err).__name__}: {first}"
+            f"{repo_id!r} is no local folder, and cannot be loaded from {where}{hint}: "
+            f"{type(err).__name__}: {first}"
         ) from None
     return Path(path)
 
