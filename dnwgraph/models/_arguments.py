@@ -63,7 +63,7 @@ def stem_builder(fn: B) -> B:
     def build(*args: Any, **kwargs: Any) -> nn.Module:
         module = fn(*args, **kwargs)
         bound = dict(signature.bind(*args, **kwargs).arguments)
-        module.stem_spec = {"name": fn.__name__, "kwargs": bound}
+        setattr(module, "stem_spec", {"name": fn.__name__, "kwargs": bound})  # noqa: B010
         return module
 
     _STEMS[fn.__name__] = build

@@ -10,6 +10,7 @@ which writes the folder (:func:`~dnwgraph.models.save_pretrained`, plus the mixi
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def hub_folder(
     repo_id: str,
     *,
     revision: str | None = None,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool = True,
     files: tuple[str, ...] = ("config.json", "model.safetensors"),
 ) -> Path:
@@ -94,7 +95,9 @@ def hub_folder(
 def _adapter(hub: Any, save: Any) -> type:
     """A ``ModelHubMixin`` holding a model, whose ``_save_pretrained`` writes our folder."""
 
-    class DNWGraphHubModel(hub.ModelHubMixin, library_name="dnwgraph", tags=["dnwgraph"]):  # type: ignore[misc, name-defined]
+    mixin: Any = hub.ModelHubMixin  # a class known only at run time
+
+    class DNWGraphHubModel(mixin, library_name="dnwgraph", tags=["dnwgraph"]):  # type: ignore[misc, call-arg]
         def __init__(self, model: nn.Module) -> None:
             self.model = model
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -182,7 +182,8 @@ def _check_masks(model: nn.Module, where: str) -> None:
             continue
         mask = mask.cpu()
         if sel.name == "random" and sel.scope == "per_node":
-            used = torch.bincount(sel.target.cpu()[mask], minlength=sel.num_nodes)
+            target = cast(Tensor, sel.target).cpu()
+            used = torch.bincount(target[mask], minlength=sel.num_nodes)
             ok = torch.equal(used, torch.as_tensor(sel.budget).cpu())
         elif sel.name == "random":
             ok = int(mask.sum()) == int(sel.budget)
@@ -366,10 +367,10 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
 
 def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     if not folder.is_dir():
-        problem = _folder.file_problem(folder) or "is a file"
+        why = _folder.file_problem(folder) or "is a file"
         raise DNWGraphError(
             f"expected a local folder holding {CONFIG_NAME} and {WEIGHTS_NAME} ({str(folder)!r} "
-            f"{problem}); a Hub id 'owner/name' needs the 'hub' extra, and is read from the "
+            f"{why}); a Hub id 'owner/name' needs the 'hub' extra, and is read from the "
             "local Hugging Face cache unless local_files_only=False"
         )
     for name in (CONFIG_NAME, WEIGHTS_NAME):
