@@ -308,6 +308,8 @@ def save_pretrained(
     }
     config["config_sha256"] = _folder.config_digest(config, "config_sha256")
     _check_rebuilds(model, config, tensors)
+    if not isinstance(save_directory, (str, os.PathLike)) or "\0" in os.fspath(save_directory):
+        raise DNWGraphError(f"'save_directory' must be a folder path (got {save_directory!r:.80})")
     folder = Path(save_directory)
     _prepare_folder(folder, overwrite)
     # weights first: a kill between the two writes leaves a config whose checksum refuses
@@ -489,6 +491,8 @@ def from_pretrained(
             "'pretrained_model_name_or_path' must be a folder path or a Hub id "
             f"(got {type(pretrained_model_name_or_path).__name__})"
         )
+    if "\0" in os.fspath(pretrained_model_name_or_path):
+        raise DNWGraphError("'pretrained_model_name_or_path' must not hold a NUL byte")
     device = check_map_location(map_location)
     if not isinstance(strict, bool):
         raise DNWGraphError(f"'strict' must be True or False (got {strict!r})")

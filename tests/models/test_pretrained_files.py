@@ -355,6 +355,9 @@ def test_the_folder_itself_may_be_anything(tmp_path, monkeypatch):
     one_line_error(tmp_path / "runs/a/b", "is missing")
     monkeypatch.chdir(tmp_path)
     one_line_error(".", "its config.json is missing")
+    one_line_error("a\0b", "must not hold a NUL byte")
+    with pytest.raises(DNWGraphError, match="'save_directory' must be a folder path"):
+        save_pretrained(saved(tmp_path)[0], "a\0b")
     for bad in (3, None, b"/tmp"):
         with pytest.raises(
             dnwgraph.errors.DNWGraphTypeError, match="must be a folder path or a Hub id"
