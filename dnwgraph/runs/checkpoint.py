@@ -31,7 +31,7 @@ from torch import nn
 
 from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.models.pretrained import from_pretrained, is_pretrained_dir
+from dnwgraph.models.pretrained import check_map_location, from_pretrained, is_pretrained_dir
 from dnwgraph.models.registry import create_model
 from dnwgraph.runs.rundir import CHECKPOINT
 from dnwgraph.typing import PathLikeStr
@@ -322,6 +322,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
         >>> model(torch.randn(8, 40)).shape  # doctest: +SKIP
         torch.Size([8, 10])
     """
+    check_map_location(map_location)
     if Path(path).is_dir() and not (Path(path) / CHECKPOINT).exists() and is_pretrained_dir(path):
         return from_pretrained(path, map_location=map_location)
 
