@@ -45,6 +45,14 @@ def apply_init(model: nn.Module, init: InitSection) -> None:
             or one whose selection cannot be frozen.
         CheckpointError: the source run's checkpoint (or, for ``lottery``, its initial
             weights) is missing or unreadable.
+
+    Example:
+        >>> from dnwgraph import create_model
+        >>> model = create_model("mnist1d_static", selection="fixed")
+        >>> apply_init(model, InitSection(from_run="no/such/run", mode="finetune"))
+        Traceback (most recent call last):
+        ...
+        dnwgraph.runs.checkpoint.CheckpointError: no checkpoint at 'no/such/run'
     """
     source = Run(str(init.from_run))
     state = load_checkpoint(source.path)
