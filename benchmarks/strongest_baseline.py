@@ -65,7 +65,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
-from _common import table, write_section  # noqa: E402
+from _common import table as _table  # noqa: E402
+from _common import write_section  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "strongest_baseline.jsonl"
 DOC = ROOT / "docs" / "results.md"
@@ -297,6 +298,11 @@ def train_all(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------------- summary
+def table(header: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table, or a line saying that no run has finished yet."""
+    return _table(header, rows) if rows else "(no finished run yet)"
+
+
 def t_interval(values: list[float]) -> tuple[float, float]:
     """Mean and half-width of the 95 % Student-t interval (``nan`` below two values)."""
     from scipy.stats import t
