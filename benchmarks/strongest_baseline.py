@@ -36,7 +36,8 @@ so the script resumes where it stopped. The runs are ordered so that complete (d
 pairs arrive early: preset by preset (fast ones first), then draw, seed, setting, arm.
 ``--write`` trains nothing: it regenerates the ``baselines`` section of ``docs/results.md``
 (paired gaps with 95 % t-intervals, every cell's mean, the ablation) and the learning curves
-``docs/img/baselines_curves.png`` from whatever the results file holds.
+``docs/img/baselines_curves.png`` from whatever the results file holds; ``--readme`` writes
+the README's ``baselines-summary`` section, and refuses until every row is complete.
 
 Run: ``python benchmarks/strongest_baseline.py --ablation --jobs 2`` (about a CPU day), then
 ``python benchmarks/strongest_baseline.py --ablation --write``.
@@ -70,6 +71,7 @@ from _common import write_section  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "strongest_baseline.jsonl"
 DOC = ROOT / "docs" / "results.md"
+README = ROOT / "README.md"
 FIGURE = ROOT / "docs" / "img" / "baselines_curves.png"
 #: Runs per cell when the grid is complete (3 draws x 3 seeds).
 FULL = 9
@@ -345,11 +347,10 @@ def _gap(dnw: dict[tuple, dict], base: dict[tuple, dict]) -> tuple[str, int, str
     return f"{mean:+.2f} {ci}", len(gaps), f"{ahead} of {len(gaps)}"
 
 
-def headline(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
-    """One row per (preset, baseline arm): DNW (defaults) vs the arm's stronger setting."""
-    rows = []
-    presets = sorted({c[:3] for c in groups}, key=_preset_order)
-    for preset, ratio, epochs in presets:
+def comparisons(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> Iterator[dict]:
+    """For every (preset, baseline arm): DNW (defaults), the arm at its stronger setting and
+    the paired gap."""
+    for preset, ratio, epochs in sorted({c[:3] for c in groups}, key=_preset_order):
         dnw = groups.get((preset, ratio, epochs, LEARNED, "defaults"), {})
         for arm in [a for a in ARMS if a != LEARNED]:
             found = {s: groups[(preset, ratio, epochs, arm, s)] for s in main
@@ -357,15 +358,72 @@ def headline(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
             if not found or not dnw:
                 continue
             best = max(found, key=lambda s: _mean(found[s]))
-            others = ", ".join(f"{s} {_mean(v):.2f}" for s, v in found.items())
-            gap, n, ahead = _gap(dnw, found[best])
-            status = "complete" if n >= FULL else f"in progress (n = {n} of {FULL})"
-            rows.append([_name(preset, ratio), epochs, arm, f"**{best}** ({others})",
-                         _pm(dnw), _pm(found[best]), n, gap, ahead, status])  # fmt: skip
+            pairs = sorted(set(dnw) & set(found[best]))
+            gaps = [dnw[p]["acc"] - found[best][p]["acc"] for p in pairs]
+            yield dict(name=_name(preset, ratio), epochs=epochs, arm=arm, best=best,
+                       found=found, dnw=dnw, gaps=gaps)  # fmt: skip
+
+
+def _gap_text(gaps: list[float]) -> str:
+    if not gaps:
+        return ""
+    mean, half = t_interval(gaps)
+    return f"{mean:+.2f}" + (
+        "" if math.isnan(half) else f" [{mean - half:+.2f}, {mean + half:+.2f}]"
+    )
+
+
+def headline(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
+    """One row per (preset, baseline arm): DNW (defaults) vs the arm's stronger setting."""
+    rows = []
+    for c in comparisons(groups, main):
+        n, found = len(c["gaps"]), c["found"]
+        others = ", ".join(f"{s} {_mean(v):.2f}" for s, v in found.items())
+        status = "complete" if n >= FULL else f"in progress (n = {n} of {FULL})"
+        rows.append([c["name"], c["epochs"], c["arm"], f"**{c['best']}** ({others})",
+                     _pm(c["dnw"]), _pm(found[c["best"]]), n, _gap_text(c["gaps"]),
+                     f"{sum(g > 0 for g in c['gaps'])} of {n}", status])  # fmt: skip
     header = ["preset", "epochs", "baseline", "its stronger setting (means)",
               "DNW, defaults % (runs)", "baseline, stronger % (runs)", "pairs",
               "gap, mean [95 % CI]", "DNW ahead", "status"]  # fmt: skip
     return table(header, rows)
+
+
+def verdict(gaps: list[float]) -> str:
+    """``DNW ahead`` / ``baseline ahead`` where the 95 % interval excludes 0, else ``tie``."""
+    mean, half = t_interval(gaps)
+    if math.isnan(half) or abs(mean) <= half:
+        return "tie (interval holds 0)"
+    return "DNW ahead" if mean > 0 else "**baseline ahead**"
+
+
+def readme_summary(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str | None:
+    """The README's table (``--readme``): only when every row is complete, else ``None``."""
+    found = list(comparisons(groups, main))
+    if not found or any(len(c["gaps"]) < FULL for c in found):
+        return None
+    rows = [[c["name"], c["epochs"], len(c["gaps"]), f"**{_pm(c['dnw'])}**",
+             f"{c['arm']}, {c['best']}: {_pm(c['found'][c['best']])}", _gap_text(c["gaps"]),
+             verdict(c["gaps"])] for c in found]  # fmt: skip
+    return (
+        "Plain PyTorch loop (SGD + momentum, cosine, no clipping), at convergence; DNW with the "
+        "package defaults against each baseline at the stronger of its two settings (package "
+        "defaults or the reference code's choices), paired by (data draw, seed); test accuracy "
+        "%, mean ± std (runs) (`python benchmarks/strongest_baseline.py --readme`; every cell, "
+        "the curves and the ablation in [docs/results.md](docs/results.md)):\n\n"
+        + table(
+            [
+                "preset",
+                "epochs",
+                "pairs",
+                "DNW %",
+                "strongest baseline %",
+                "gap [95 % CI]",
+                "verdict",
+            ],
+            rows,
+        )  # fmt: skip
+    )
 
 
 def every_cell(groups: dict[tuple, dict[tuple, dict]], settings: list[str]) -> str:
@@ -476,6 +534,12 @@ def write(args: argparse.Namespace) -> str:
     if args.write:
         plot(groups, args.settings, FIGURE)
         write_section("baselines", body, DOC)
+    if args.readme:
+        summary = readme_summary(groups, args.settings)
+        if summary is None or "<!-- baselines-summary:start -->" not in README.read_text():
+            sys.exit("--readme: every row must be complete and README.md must hold the "
+                     "baselines-summary markers; README.md left unchanged")  # fmt: skip
+        write_section("baselines-summary", summary, README)
     return body
 
 
@@ -497,6 +561,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--list", action="store_true", help="print the runs to go and stop")
     p.add_argument("--write", action="store_true",
                    help="train nothing; regenerate docs/results.md#baselines")  # fmt: skip
+    p.add_argument("--readme", action="store_true",
+                   help="train nothing; write the README's baselines-summary section (only "
+                   "once every row is complete)")  # fmt: skip
     args = p.parse_args(argv)
     if args.ablation == []:
         args.ablation = list(ABLATION_DEFAULT)
@@ -508,7 +575,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    if args.write:
+    if args.write or args.readme:
         print(write(args))
         return
     train_all(args, sys.argv[1:] if argv is None else argv)
