@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true", help="update docs/analysis.md")
     args = parser.parse_args(argv)
     config = load_config(CONFIG)
-    epochs = config["train"]["epochs"]
+    epochs = config.train.epochs
     done = (args.out / "checkpoint.pt").exists() and load_checkpoint(args.out)["epoch"] >= epochs
     if not done:
         train(config, args.out, overwrite=args.out.exists(), progress=False)

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         f"the random graph, the rest GraphML and figures). Result of that run (seed 0): DNW "
         f"{dnw['test_acc']:.1f}% vs random graph {rnd['test_acc']:.1f}% test accuracy "
         f"({dnw['test_acc'] - rnd['test_acc']:+.1f} points), both with {dnw['edges']:,} edges "
-        f"and {dnw['params']:,} parameters; [results.md](results.md#robustness) has the "
+        f"and {dnw['params']:,} parameters; [results.md](results.md#"
+        "robustness-dnw-against-the-random-graph-in-any-training-loop) has the "
         f"comparison over seeds, data draws and settings."
     )
     print(body)

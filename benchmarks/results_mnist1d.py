@@ -50,7 +50,7 @@ def run_one(setting: str, graph: str, seed: int, epochs: int, out: Path) -> dict
     history = load_checkpoint(run_dir)["history"]
     model = load_model(run_dir)
     return {
-        "clip": config["optim"]["grad_clip"],
+        "clip": config.optim.grad_clip,
         "acc": 100 * history[-1]["test_acc"],
         "edges": history[-1]["selected_edges"],
         "params": count_params(model),

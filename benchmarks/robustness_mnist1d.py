@@ -288,7 +288,9 @@ def main(argv: list[str] | None = None) -> None:
             "graph with the same edges, paired by (MNIST-1D draw, seed); test accuracy (%), "
             "mean ± std (`python benchmarks/robustness_mnist1d.py ... --write`; the full table "
             "with the `dnwgraph train` loop, the commands and the targets is in "
-            "[docs/results.md](docs/results.md#robustness)):\n\n" + summary(records, brief=True)
+            "[docs/results.md](docs/results.md#"
+            "robustness-dnw-against-the-random-graph-in-any-training-loop)):\n\n"
+            + summary(records, brief=True)
         )
         write_section("robustness-summary", brief, README)
 

@@ -144,7 +144,7 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-_SOURCE_HELP = "a run folder, checkpoint.pt, wiring snapshot (.pt) or wiring file"
+_SOURCE_HELP = "a run folder, its checkpoint (.pt), a wiring snapshot (.pt) or a wiring file"
 
 
 @command("export", "dnwgraph.analysis.commands:export", "write a learned wiring to a graph file")

@@ -19,6 +19,7 @@ so it sits above both, beside the CLI.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from dnwgraph.analysis.plots import plot_run
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.runs.checkpoint import load_model
 from dnwgraph.runs.rundir import check_new_run
-from dnwgraph.train.config import load_config
+from dnwgraph.train.config import ModelSection, TrainConfig, load_config
 from dnwgraph.train.loop import train
 from dnwgraph.typing import PathLikeStr
 
@@ -41,7 +42,7 @@ DEMO_EPOCHS = 20
 GRAPHS = {"dnw": "DNW (discovered wiring)", "random": "random graph, same edges"}
 
 
-def _config(graph: str, epochs: int, seed: int, num_samples: int) -> dict[str, Any]:
+def _config(graph: str, epochs: int, seed: int, num_samples: int) -> TrainConfig:
 
     kwargs = {"selection": graph, **({"seed": seed} if graph == "random" else {})}
     config = load_config(
@@ -52,8 +53,7 @@ def _config(graph: str, epochs: int, seed: int, num_samples: int) -> dict[str, A
             f"data.num_samples={num_samples}",
         ],
     )
-    config["model"] = {"name": "mnist1d_static", "kwargs": kwargs}
-    return config
+    return replace(config, model=ModelSection(name="mnist1d_static", kwargs=kwargs))
 
 
 def run_demo(

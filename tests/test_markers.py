@@ -33,3 +33,36 @@ def test_every_cuda_skip_carries_the_cuda_marker():
                     missing.append(f"{path.relative_to(ROOT)}:{i + 1}")
     assert found >= 4
     assert missing == []
+
+
+def test_make_test_is_the_fast_suite_and_ci_runs_every_test():
+    """``make test`` leaves out the ``slow`` tests, ``make test-all`` and CI run them all."""
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r'^test: setup\n\t\$\(PY\) -m pytest -q -m "not slow"$', make, re.M)
+    assert re.search(r"^test-all: setup\n\t\$\(PY\) -m pytest -q$", make, re.M)
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test-all")
+
+
+def test_slow_modules_exist_and_are_marked(tmp_path, monkeypatch):
+    """Every module of ``tests/slow_modules.txt`` exists; the conftest hook marks the tests of
+    a listed module ``slow`` and no other."""
+    import types
+
+    import conftest
+
+    for module in conftest.slow_modules():
+        assert (ROOT / module).is_file(), module
+    listed = tmp_path / "slow_modules.txt"
+    listed.write_text("# comment\ntests/a/test_x.py  # measured\n")
+    monkeypatch.setattr(conftest, "SLOW_LIST", listed)
+
+    class Item:
+        def __init__(self, path: str) -> None:
+            self.path, self.markers = ROOT / path, []
+
+        def add_marker(self, marker) -> None:
+            self.markers.append(marker.name)
+
+    items = [Item("tests/a/test_x.py"), Item("tests/a/test_y.py")]
+    conftest.pytest_collection_modifyitems(types.SimpleNamespace(rootpath=ROOT), items)
+    assert [item.markers for item in items] == [["slow"], []]

@@ -28,6 +28,7 @@ from dnwgraph.analysis.plots import (
     plot_degree_histogram,
     plot_run,
     plot_training_curves,
+    plot_weight_histograms,
     plot_wiring,
 )
 from dnwgraph.analysis.report import analyze, load_source
@@ -60,6 +61,7 @@ __all__ = [
     "plot_degree_histogram",
     "plot_training_curves",
     "plot_churn",
+    "plot_weight_histograms",
     "animate_wiring",
     "plot_run",
     "analyze",

@@ -24,7 +24,7 @@ from dnwgraph.analysis.plots import (
     save_figure,
 )
 from dnwgraph.analysis.source import load_source
-from dnwgraph.runs.run import load_snapshots
+from dnwgraph.runs.run import Run, load_snapshots
 from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
 
@@ -160,7 +160,7 @@ def _cost(obj: Any, input_shape: Sequence[int] | None) -> dict[str, int]:
 
 
 def _churn(source: Path) -> list[dict[str, float]]:
-    if not (source.is_dir() and (source / "wiring").is_dir()):
+    if not (source.is_dir() and Run(source).wiring_dir.is_dir()):
         return []
     try:
         snaps = load_snapshots(source)

@@ -11,7 +11,7 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import list_formats, read_wiring
 from dnwgraph.models.views import is_snapshot
 from dnwgraph.runs.checkpoint import load_model, safe_torch_load
-from dnwgraph.runs.rundir import CHECKPOINT
+from dnwgraph.runs.run import Run
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["load_source"]
@@ -41,8 +41,9 @@ def load_source(path: PathLikeStr) -> Any:
     if not path.exists():
         raise FileNotFoundError(f"no such run, checkpoint or wiring file: '{path}'")
     if path.is_dir():
-        if not (path / CHECKPOINT).is_file():
-            raise FileNotFoundError(f"'{path}' is a folder without checkpoint.pt (not a run)")
+        checkpoint = Run(path).checkpoint_path
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"'{path}' is a folder without {checkpoint.name} (not a run)")
         return _load_model(path)
     suffix = path.suffix.lower()
     if suffix in list_formats():

@@ -9,7 +9,12 @@ from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
 from dnwgraph.models.counting import Counter, count_macs, count_params, register_counter
 from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
 from dnwgraph.models.mobilenet import MobileNetV1, MobileNetV1DNW
-from dnwgraph.models.pretrained import PretrainedMixin, from_pretrained, save_pretrained
+from dnwgraph.models.pretrained import (
+    PretrainedMixin,
+    from_pretrained,
+    push_to_hub,
+    save_pretrained,
+)
 from dnwgraph.models.registry import create_model, list_models, register_model
 from dnwgraph.models.sparsify import density, sparse_wiring, sparsify, unsparsify
 from dnwgraph.models.static import StaticNeuralGraph
@@ -20,6 +25,7 @@ __all__ = [
     "register_model",
     "save_pretrained",
     "from_pretrained",
+    "push_to_hub",
     "PretrainedMixin",
     "sparsify",
     "unsparsify",

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+from dnwgraph.models._arguments import stem_builder
 from dnwgraph.models.pretrained import PretrainedMixin
 
 READOUTS: tuple[str, ...] = ("mean", "max", "centre")
@@ -229,6 +230,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         return [m for m in self.modules() if isinstance(m, WiringConv)]
 
 
+@stem_builder
 def cifar_stem(in_channels: int = 3, out_channels: int = 32) -> nn.Sequential:
     """The tiny classifiers' downsampling stem: 32 x 32 → 8 x 8 with ``out_channels`` channels.
 
@@ -251,6 +253,7 @@ def cifar_stem(in_channels: int = 3, out_channels: int = 32) -> nn.Sequential:
     )
 
 
+@stem_builder
 def signal_stem(out_channels: int = 32) -> nn.Sequential:
     """The same stem in 1-D for signals ``[B, L]`` (MNIST-1D): ``[B, L]`` → ``[B, C, L/4]``.
 

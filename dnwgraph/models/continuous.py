@@ -72,9 +72,10 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
     .. math::
         Z(0) = [v \in \text{inputs}]\,\mathrm{stem}(x)_v, \qquad
         \frac{dZ}{dt} = \mathrm{norm}\big(A_{\mathcal{A}} \cdot
-        \mathrm{conv}(\mathrm{relu}(Z(t)))\big), \quad t \in [0, t_1]
+        \mathrm{conv}(\sigma(Z(t)))\big), \quad t \in [0, t_1]
 
-    integrated with ``torchdiffeq.odeint`` (or ``odeint_adjoint``); the output nodes of
+    (:math:`\sigma` the node activation, GELU by default), integrated with
+    ``torchdiffeq.odeint`` (or ``odeint_adjoint``); the output nodes of
     :math:`Z(t_1)` are pooled and classified.  The selection is chosen once per forward pass and
     shared by every function evaluation.  Needs the ``ode`` extra (torchdiffeq).
 

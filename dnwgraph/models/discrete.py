@@ -36,7 +36,7 @@ class GraphStep(nn.Module):
     .. math::
         F(Z) = \mathrm{norm}\big(A_{\mathcal{A}} \cdot g(Z)\big)
 
-    with :math:`g` the per-node op before the aggregation (ReLU → single-channel conv by
+    with :math:`g` the per-node op before the aggregation (GELU → single-channel conv by
     default) and :math:`\mathrm{norm}` a per-node InstanceNorm (or BatchNorm, or none).  One
     fused sparse aggregation per call; the selection and its sparse matrix are cached while the
     weights are unchanged, so the ``T`` steps (or ODE evaluations) of one forward share them.
@@ -124,10 +124,10 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
 
     .. math::
         Z(0) = [v \in \text{inputs}]\,\mathrm{stem}(x)_v, \qquad
-        Z(t + 1) = \mathrm{norm}\big(A_{\mathcal{A}} \cdot \mathrm{conv}(\mathrm{relu}(Z(t)))
-        \big)
+        Z(t + 1) = \mathrm{norm}\big(A_{\mathcal{A}} \cdot \mathrm{conv}(\sigma(Z(t)))\big)
 
-    and the output nodes of :math:`Z(T)` are pooled and classified.  The selection is re-chosen
+    with :math:`\sigma` the node activation (GELU by default), and the output nodes of
+    :math:`Z(T)` are pooled and classified.  The selection is re-chosen
     once per forward pass (the weights do not change between steps).
 
     Args:

@@ -25,7 +25,7 @@ Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="auto"
 :math:`k / E`, applied to the candidates of every node.
 
 CIFAR-10 (as in the paper's code): a downsampling stem to 32 channels at 8 x 8 feeds the 32
-input nodes; nodes are InstanceNorm → ReLU → 3 x 3 single-channel conv (static) or ReLU → conv
+input nodes; nodes are InstanceNorm → GELU → 3 x 3 single-channel conv (static) or GELU → conv
 → aggregate → InstanceNorm (recurrent); the 100 output nodes (the last 100 of 800) are read at
 the centre (the 2 x 2 patch at rows/columns 2-3, :class:`~dnwgraph.models._graph.Readout`) and
 classified by a linear layer.  In the reference static model the last block of 192 nodes holds

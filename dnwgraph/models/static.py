@@ -38,9 +38,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
     classified by a linear head.  Nodes without outgoing candidates have no node op.
 
     A node with no selected incoming edge (and no stem input) outputs
-    :math:`\mathrm{conv}(\mathrm{relu}(\beta_v))` with the default InstanceNorm → ReLU → conv
-    node op: exactly zero while its norm shift :math:`\beta_v \le 0` (it starts at 0), and
-    its outgoing edges then get no gradient.
+    :math:`\mathrm{conv}(\mathrm{gelu}(\beta_v))` with the default InstanceNorm → GELU → conv
+    node op: zero while its norm shift :math:`\beta_v` is at its start, 0, so its outgoing
+    edges get no gradient; :math:`\mathrm{gelu}'(0) = 1/2` still lets the straight-through
+    gradient reach the candidate edges into it.
 
     Args:
         wiring (Wiring): acyclic candidate wiring with input and output nodes.

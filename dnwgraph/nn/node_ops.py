@@ -17,10 +17,12 @@ subset of nodes (:meth:`NodeOp.select`) or over nodes of several ops (:func:`con
 is built by indexing.
 
 A node whose input is identically zero gets :math:`\beta_v` out of an affine ``instance`` norm,
-so after ReLU and the bias-free convolution it outputs :math:`\mathrm{conv}(\mathrm{relu}(
-\beta_v))`: exactly zero while its shift :math:`\beta_v \le 0` (it starts at 0).  It then
-stays zero: ReLU's derivative at 0 is 0, so neither its norm, nor its convolution, nor its
-outgoing edges receive a gradient.
+so after the activation :math:`\sigma` and the bias-free convolution it outputs
+:math:`\mathrm{conv}(\sigma(\beta_v))`: zero at the start (:math:`\beta_v = 0`,
+:math:`\sigma(0) = 0`).  With ``"relu"`` it then stays zero, since :math:`\sigma'(0) = 0`: no
+gradient reaches its norm, its convolution or the candidate edges into it.  The default
+``"gelu"`` has :math:`\sigma'(0) = 1/2`, so the straight-through gradient still reaches those
+candidates and the node can be rewired (``docs/stability.md``).
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ class ChannelNodeOp(NodeOp):
         order (sequence of str, optional): the steps in order, each of ``"norm"``, ``"act"``,
             ``"conv"`` at most once; a step left out is not built. (default:
             ``("norm", "act", "conv")``)
-        activation (str, optional): one of :data:`ACTIVATIONS`. (default: ``"relu"``)
+        activation (str, optional): one of :data:`ACTIVATIONS`. (default: ``"gelu"``)
         kernel_size (int, optional): odd convolution width. (default: ``3``)
         affine (bool, optional): learned scale and shift of the norm. (default: ``True``)
         eps (float, optional): the :math:`\epsilon` of the norm,

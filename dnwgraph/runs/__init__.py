@@ -31,3 +31,8 @@ __all__ = [
     "RunExistsError",
     "is_run_dir",
 ]
+
+
+def __dir__() -> list[str]:
+    # the public API only, not the submodules imported so far
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

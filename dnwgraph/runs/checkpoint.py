@@ -31,7 +31,7 @@ from torch import nn
 
 from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.models.pretrained import from_pretrained, is_pretrained_dir
+from dnwgraph.models.pretrained import check_map_location, from_pretrained, is_pretrained_dir
 from dnwgraph.models.registry import create_model
 from dnwgraph.runs.rundir import CHECKPOINT
 from dnwgraph.typing import PathLikeStr
@@ -39,6 +39,7 @@ from dnwgraph.typing import PathLikeStr
 __all__ = [
     "FORMAT",
     "CheckpointError",
+    "new_checkpoint",
     "atomic_write_bytes",
     "save_checkpoint",
     "load_checkpoint",
@@ -135,6 +136,52 @@ def _load_failure(err: Exception) -> str:
         return f"damaged pickle stream: {cause or type(err).__name__}"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def new_checkpoint(
+    *,
+    model: dict[str, Any],
+    model_state: dict[str, Any],
+    optimizer_state: dict[str, Any],
+    scheduler_state: dict[str, Any],
+    epoch: int,
+    step: int,
+    config: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A checkpoint (format in the module doc) holding the given entries and the state of the
+    global generators now (:func:`rng_state`); :func:`save_checkpoint` adds the checksum.
+
+    Args:
+        model (dict): ``{"name", "kwargs"}``, what :func:`load_model` rebuilds.
+        model_state (dict): the model's ``state_dict()``.
+        optimizer_state (dict): the optimizer's ``state_dict()``.
+        scheduler_state (dict): ``{"name", "step", "steps_per_epoch", "state"}`` (``state``:
+            the scheduler's ``state_dict()``).
+        epoch (int): epochs done.
+        step (int): optimisation steps done.
+        config (dict): the resolved config, a plain nested mapping.
+        history (list of dict): the metric rows so far.
+
+    Examples:
+        >>> ckpt = new_checkpoint(model={"name": "m", "kwargs": {}}, model_state={},
+        ...                       optimizer_state={}, scheduler_state={}, epoch=1, step=3,
+        ...                       config={}, history=[])
+        >>> ckpt["format"], ckpt["epoch"], sorted(ckpt["rng"])
+        ('dnwgraph-checkpoint/1', 1, ['numpy', 'python', 'torch'])
+    """
+    return {
+        "format": FORMAT,
+        "model": model,
+        "model_state": model_state,
+        "optimizer_state": optimizer_state,
+        "scheduler_state": scheduler_state,
+        "epoch": epoch,
+        "step": step,
+        "rng": rng_state(),
+        "config": config,
+        "history": history,
+    }
 
 
 def save_checkpoint(path: PathLikeStr, state: dict[str, Any]) -> None:
@@ -275,6 +322,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
         >>> model(torch.randn(8, 40)).shape  # doctest: +SKIP
         torch.Size([8, 10])
     """
+    check_map_location(map_location)
     if Path(path).is_dir() and not (Path(path) / CHECKPOINT).exists() and is_pretrained_dir(path):
         return from_pretrained(path, map_location=map_location)
 

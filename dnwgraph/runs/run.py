@@ -9,11 +9,13 @@ A run directory holds::
     wiring/epoch_NNNN.pt   wiring snapshots (epoch 0 = at initialisation)
     tensorboard/           event files, when enabled
 
-``dnwgraph.train`` writes these files and ``dnwgraph.analysis`` reads them, both through this
-module (and :mod:`~dnwgraph.runs.rundir` for the names and the rules on replacing a run):
-neither knows the other.  A snapshot is the dict of :func:`dnwgraph.models.views.check_snapshot`
-(``{module: {"edge_index", "edge_weight", "active", "num_nodes"}}``), saved with
-``torch.save`` and read back with ``torch.load(weights_only=True)``.
+``dnwgraph.train`` writes these files (:meth:`Run.start`, :meth:`Run.save_init`,
+:meth:`Run.save_snapshot`, :meth:`Run.save_checkpoint`, :meth:`Run.write_metrics`) and
+``dnwgraph.analysis`` reads them, both through this module (and :mod:`~dnwgraph.runs.rundir`
+for the names and the rules on replacing a run): neither knows the other.  A snapshot is the
+dict of :func:`dnwgraph.models.views.check_snapshot` (``{module: {"edge_index",
+"edge_weight", "active", "num_nodes"}}``), saved with ``torch.save`` and read back with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,25 @@ from torch import nn
 from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import check_snapshot
-from dnwgraph.runs.checkpoint import load_checkpoint, load_model, safe_torch_load
+from dnwgraph.runs.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    new_checkpoint,
+    safe_torch_load,
+    save_checkpoint,
+)
 from dnwgraph.runs.config_file import read_config_file, write_config_file
-from dnwgraph.runs.rundir import CHECKPOINT, CONFIG, INIT, METRICS, TENSORBOARD, WIRING
+from dnwgraph.runs.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    INIT,
+    METRICS,
+    TENSORBOARD,
+    WIRING,
+    clear_outputs,
+    start_run,
+)
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
@@ -223,7 +241,7 @@ def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, 
 
 @dataclass(frozen=True)
 class Run:
-    """A run directory, and everything a tool may read from it.
+    """A run directory: every path of a run, and every read and write of its files.
 
     Args:
         path (path): the run directory (``dnwgraph train --out DIR``).
@@ -319,3 +337,57 @@ class Run:
     def load_model(self, map_location: str | torch.device = "cpu") -> nn.Module:
         """The trained model in eval mode (see :func:`~dnwgraph.runs.checkpoint.load_model`)."""
         return load_model(self.path, map_location=map_location)
+
+    def initial_weights(self) -> dict[str, Any]:
+        """The model's state dict at initialisation (``init.pt``, for lottery tickets).
+
+        Raises:
+            CheckpointError: the file is missing, unreadable, or holds no state dict.
+        """
+        if not self.init_path.is_file():
+            raise CheckpointError(f"no initial weights at {str(self.init_path)!r}")
+        state = safe_torch_load(self.init_path, "initial weights")
+        if not isinstance(state, dict):
+            raise CheckpointError(
+                f"{str(self.init_path)!r} holds no state dict (got {type(state).__name__})"
+            )
+        return state
+
+    # ------------------------------------------------------------------- written by training
+
+    def start(self, config: Mapping[str, Any], overwrite: bool = False) -> None:
+        """Create (or, with ``overwrite``, replace) the run folder, which appears holding its
+        ``config.yaml`` (:func:`~dnwgraph.runs.rundir.start_run`).
+
+        Raises:
+            DNWGraphError: the folder cannot be created.
+        """
+        start_run(self.path, lambda folder: Run(folder).write_config(config), overwrite)
+
+    def restart(self, config: Mapping[str, Any]) -> None:
+        """Delete what the run wrote (checkpoint first), then write ``config`` again: a run
+        stopped before its first checkpoint starts over."""
+        clear_outputs(self.path, keep_config=True, tools=False)
+        self.write_config(config)
+
+    def save_init(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Write the model's state dict at initialisation (``init.pt``), on the CPU."""
+        save_tensors(self.init_path, {k: v.detach().cpu() for k, v in state.items()})
+
+    def save_snapshot(self, epoch: int, snapshot: dict[str, dict[str, Any]]) -> None:
+        """Write the wiring snapshot of ``epoch`` (``wiring/epoch_NNNN.pt``)."""
+        self.wiring_dir.mkdir(exist_ok=True)
+        save_tensors(self.snapshot_path(epoch), snapshot)
+
+    def has_snapshot(self, epoch: int) -> bool:
+        return self.snapshot_path(epoch).is_file()
+
+    def save_checkpoint(self, **entries: Any) -> None:
+        """Write the checkpoint (``checkpoint.pt``) atomically, with the generators' state and
+        a checksum; ``entries`` are those of
+        :func:`~dnwgraph.runs.checkpoint.new_checkpoint`."""
+        save_checkpoint(self.checkpoint_path, new_checkpoint(**entries))
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Write ``metrics.csv`` (one row per epoch, :data:`COLUMNS`) atomically."""
+        write_metrics_csv(self.metrics_path, rows)

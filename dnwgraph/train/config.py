@@ -1,9 +1,11 @@
 """Training configuration: the YAML schema, its defaults, ``--set key=value`` overrides, checks.
 
-A config is a plain nested ``dict`` (what ``yaml.safe_load`` returns); :func:`resolve_config`
-merges it over :data:`DEFAULTS`, applies the overrides and checks every key and value once, so
-the loop can trust it.  The resolved config is saved beside the run (``config.yaml``, read and
-written by :class:`dnwgraph.runs.Run`, whose YAML reader also reads the files given here).
+A config file is a plain nested mapping (what ``yaml.safe_load`` returns);
+:func:`resolve_config` applies the ``--set`` overrides to it and builds a :class:`TrainConfig`,
+a tree of frozen dataclasses, one per section, whose fields carry the defaults and check every
+value once, so the loop can trust it.  :meth:`TrainConfig.to_dict` gives the plain mapping back
+(for the checkpoint, and the run's config file written by :class:`dnwgraph.runs.Run`, whose
+YAML reader also reads the files given here).
 
 Schema (defaults in brackets)::
 
@@ -27,57 +29,29 @@ Schema (defaults in brackets)::
 from __future__ import annotations
 
 import copy
-import warnings
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.runs import config_file
 from dnwgraph.typing import PathLikeStr
 
-__all__ = ["DEFAULTS", "ConfigError", "load_config", "resolve_config", "apply_overrides"]
+__all__ = [
+    "TrainConfig",
+    "ModelSection",
+    "DataSection",
+    "OptimSection",
+    "ScheduleSection",
+    "TrainSection",
+    "InitSection",
+    "ConfigError",
+    "load_config",
+    "resolve_config",
+    "apply_overrides",
+]
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"name": "mnist1d_static", "kwargs": {}},
-    "data": {
-        "name": "mnist1d",
-        "dir": None,
-        "batch_size": 128,
-        "test_batch_size": 1000,
-        "augment": None,
-        "num_workers": 0,
-    },
-    "optim": {
-        "name": "sgd",
-        "lr": 0.1,
-        "momentum": 0.9,
-        "nesterov": False,
-        "weight_decay": 5e-4,
-        "grad_clip": None,
-        "kwargs": {},
-    },
-    "schedule": {
-        "name": "cosine",
-        "milestones": [],
-        "gamma": 0.1,
-        "warmup_epochs": 0,
-        "kwargs": {},
-        "interval": "epoch",
-    },
-    "train": {
-        "epochs": 40,
-        "seed": 0,
-        "label_smoothing": 0.0,
-        "device": "cpu",
-        "tensorboard": False,
-        "snapshots": True,
-    },
-    "init": {"from_run": None, "mode": None},
-}
-
-SCHEDULES = ("cosine", "multistep", "constant")
 INIT_MODES = ("finetune", "lottery")
-# Sections whose extra keys are passed through (dataset options; model keyword arguments).
-_OPEN_SECTIONS = ("data",)
 
 
 class ConfigError(DNWGraphError):
@@ -104,9 +78,7 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
         raise ConfigError(str(err)) from None
 
 
-def load_config(
-    path: PathLikeStr | None = None, overrides: list[str] | None = None
-) -> dict[str, Any]:
+def load_config(path: PathLikeStr | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config file (optional), apply ``key=value`` overrides, resolve and check it.
 
     Args:
@@ -117,14 +89,14 @@ def load_config(
             as YAML (``lr=0.05``, ``milestones=[80,120]``, ``dir=null``).
 
     Returns:
-        dict: the resolved config (every section and key present).
+        TrainConfig: the checked config (defaults for what the file leaves out).
 
     Raises:
         ConfigError: on a missing or unparsable file, an unknown key or a bad value.
 
     Examples:
         >>> cfg = load_config(None, ["optim.lr=0.05", "train.epochs=3"])
-        >>> cfg["optim"]["lr"], cfg["train"]["epochs"], cfg["model"]["name"]
+        >>> cfg.optim.lr, cfg.train.epochs, cfg.model.name
         (0.05, 3, 'mnist1d_static')
     """
     raw: dict[str, Any] = {}
@@ -169,150 +141,349 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
     return out
 
 
-def resolve_config(raw: dict[str, Any], overrides: list[str] | None = None) -> dict[str, Any]:
-    """Merge ``raw`` (and ``overrides``) over :data:`DEFAULTS` and check it.
+# ----------------------------------------------------------------------------- field checks
+# A check takes the dotted key and the value, and returns the value to keep (normalised) or
+# raises a one-line ConfigError "KEY must be EXPECTED (got VALUE)".
 
-    Raises:
-        ConfigError: on an unknown section or key (the message lists the valid ones) or a
-            value of the wrong type or range.
-    """
-    raw = apply_overrides(raw or {}, overrides or [])
-    cfg = copy.deepcopy(DEFAULTS)
-    for section, values in raw.items():
-        if section not in cfg:
-            raise ConfigError(f"unknown config section {section!r}; choose one of {list(cfg)}")
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise ConfigError(
-                f"config section {section!r} must be a mapping (got {type(values).__name__})"
-            )
-        for key, value in values.items():
-            if key not in cfg[section] and section not in _OPEN_SECTIONS:
-                raise ConfigError(
-                    f"unknown key {section}.{key}; {section!r} takes {sorted(cfg[section])}"
-                )
-            cfg[section][key] = value
-    _check(cfg)
-    return cfg
+Check = Callable[[str, Any], Any]
 
 
 def _type_error(key: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(f"{key} must be {expected} (got {value!r})")
 
 
-def _number(cfg: dict, section: str, key: str, *, low: float = 0.0, integer: bool = False) -> None:
-    value = cfg[section][key]
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or value < low:
-        kind = "an int" if integer else "a number"
-        raise _type_error(f"{section}.{key}", f"{kind} >= {low:g}", value)
-    if not integer:
-        cfg[section][key] = float(value)
+def _number(low: float = 0.0) -> Check:
+    def check(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+            raise _type_error(key, f"a number >= {low:g}", value)
+        return float(value)
+
+    return check
 
 
-def _flag(cfg: dict, section: str, key: str) -> None:
-    if not isinstance(cfg[section][key], bool):
-        raise _type_error(f"{section}.{key}", "true or false", cfg[section][key])
+def _integer(low: int = 0) -> Check:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise _type_error(key, f"an int >= {low:g}", value)
+        return value
+
+    return check
 
 
-def _check(cfg: dict[str, Any]) -> None:
-    model = cfg["model"]
-    if not isinstance(model["name"], str):
-        raise _type_error("model.name", "a registered model name", model["name"])
-    if model["kwargs"] is None:
-        model["kwargs"] = {}
-    if not isinstance(model["kwargs"], dict):
-        raise _type_error("model.kwargs", "a mapping of keyword arguments", model["kwargs"])
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _type_error(key, "true or false", value)
+    return value
 
-    data = cfg["data"]
-    if not isinstance(data["name"], str):
-        raise _type_error("data.name", "a dataset name", data["name"])
-    if data["dir"] is not None and not isinstance(data["dir"], str):
-        raise _type_error("data.dir", "a folder path or null", data["dir"])
-    for key in ("batch_size", "test_batch_size"):
-        _number(cfg, "data", key, low=1, integer=True)
-    _number(cfg, "data", "num_workers", integer=True)
-    if data["augment"] is not None:
-        _flag(cfg, "data", "augment")
 
-    from dnwgraph.train.optim import INTERVALS, resolve_optimizer, resolve_scheduler
+def _text(expected: str) -> Check:
+    def check(key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _type_error(key, expected, value)
+        return value
 
-    try:
-        resolve_optimizer(cfg["optim"]["name"])
-        resolve_scheduler(cfg["schedule"]["name"])
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    for section in ("optim", "schedule"):
-        if cfg[section]["kwargs"] is None:
-            cfg[section]["kwargs"] = {}
-        if not isinstance(cfg[section]["kwargs"], dict):
-            raise _type_error(f"{section}.kwargs", "a mapping of keywords", cfg[section]["kwargs"])
-    if cfg["schedule"]["interval"] not in INTERVALS:
-        raise ConfigError(
-            f"schedule.interval must be one of {list(INTERVALS)} "
-            f"(got {cfg['schedule']['interval']!r})"
-        )
-    for key in ("lr", "momentum", "weight_decay"):
-        _number(cfg, "optim", key)
-    _flag(cfg, "optim", "nesterov")
-    clip = cfg["optim"]["grad_clip"]
-    if clip is not None:
-        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0:
-            raise _type_error("optim.grad_clip", "a positive number or null", clip)
-        cfg["optim"]["grad_clip"] = float(clip)
-    if cfg["optim"]["nesterov"] and cfg["optim"]["momentum"] <= 0:
-        raise ConfigError("optim.nesterov needs optim.momentum > 0")
+    return check
 
-    sched = cfg["schedule"]
-    ms = sched["milestones"] if sched["milestones"] is not None else []
+
+def _or_null(inner: Check) -> Check:
+    def check(key: str, value: Any) -> Any:
+        return None if value is None else inner(key, value)
+
+    return check
+
+
+def _mapping(expected: str) -> Check:
+    def check(key: str, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _type_error(key, expected, value)
+        return dict(value)
+
+    return check
+
+
+def _positive_or_null(key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise _type_error(key, "a positive number or null", value)
+    return float(value)
+
+
+def _milestones(key: str, value: Any) -> list[int]:
+    ms = [] if value is None else value
     if not isinstance(ms, list) or not all(
         isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in ms
     ):
-        raise _type_error("schedule.milestones", "a list of positive epoch numbers", ms)
-    sched["milestones"] = sorted(ms)
-    _number(cfg, "schedule", "gamma")
-    _number(cfg, "schedule", "warmup_epochs", integer=True)
+        raise _type_error(key, "a list of positive epoch numbers", ms)
+    return sorted(ms)
 
-    train = cfg["train"]
-    _number(cfg, "train", "epochs", low=1, integer=True)
-    _number(cfg, "train", "seed", integer=True)
-    _number(cfg, "train", "label_smoothing")
-    if train["label_smoothing"] >= 1:
-        raise _type_error("train.label_smoothing", "a number in [0, 1)", train["label_smoothing"])
-    if not isinstance(train["device"], str):
-        raise _type_error("train.device", "'cpu', 'cuda', 'cuda:N' or 'auto'", train["device"])
-    _flag(cfg, "train", "tensorboard")
-    _flag(cfg, "train", "snapshots")
 
-    init = cfg["init"]
-    if init["mode"] is not None and init["mode"] not in INIT_MODES:
-        raise ConfigError(f"init.mode must be one of {list(INIT_MODES)} (got {init['mode']!r})")
-    if (init["mode"] is None) != (init["from_run"] is None):
-        raise ConfigError(
-            "init.from_run and init.mode go together (got from_run="
-            f"{init['from_run']!r}, mode={init['mode']!r})"
-        )
-    if init["from_run"] is not None and not isinstance(init["from_run"], str):
-        raise _type_error("init.from_run", "a run directory", init["from_run"])
-    if init["mode"] is not None:
-        selection = model["kwargs"].get("selection", "fixed")
-        if selection != "fixed":
+def _choice(choices: tuple[str, ...]) -> Check:
+    def check(key: str, value: Any) -> Any:
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {list(choices)} (got {value!r})")
+        return value
+
+    return check
+
+
+def _resolvable(what: str) -> Check:
+    """A name that :mod:`dnwgraph.train.optim` resolves (``optimizer`` or ``scheduler``)."""
+
+    def check(key: str, value: Any) -> Any:
+        from dnwgraph.train import optim
+
+        resolve = optim.resolve_optimizer if what == "optimizer" else optim.resolve_scheduler
+        try:
+            resolve(value)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return value
+
+    return check
+
+
+def _intervals(key: str, value: Any) -> str:
+    from dnwgraph.train.optim import INTERVALS
+
+    return _choice(INTERVALS)(key, value)
+
+
+def _field(default: Any, check: Check | None = None) -> Any:
+    """A section field: its default (a fresh copy per instance) and its check."""
+    metadata = {} if check is None else {"check": check}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# --------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A config section: every field is checked (and normalised) when it is built."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                key = f"{self.SECTION}.{f.name}"
+                object.__setattr__(self, f.name, check(key, getattr(self, f.name)))
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Checks that read more than one field (none by default)."""
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Any:
+        """The section holding ``values`` (defaults for the keys not given).
+
+        Raises:
+            ConfigError: an unknown key (the message lists the valid ones) or a bad value.
+        """
+        known = cls.keys()
+        for key in values:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown key {cls.SECTION}.{key}; {cls.SECTION!r} takes {sorted(known)}"
+                )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as a plain mapping (a copy)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class ModelSection(_Section):
+    """``model``: the registered model and its keyword arguments."""
+
+    SECTION: ClassVar[str] = "model"
+    name: str = _field("mnist1d_static", _text("a registered model name"))
+    kwargs: dict[str, Any] = _field({}, _mapping("a mapping of keyword arguments"))
+
+
+@dataclass(frozen=True)
+class DataSection(_Section):
+    """``data``: the dataset, its batch sizes, and its own options (``options``: the keys
+    that are not fields, e.g. ``num_samples``, checked against the dataset when training)."""
+
+    SECTION: ClassVar[str] = "data"
+    name: str = _field("mnist1d", _text("a dataset name"))
+    dir: str | None = _field(None, _or_null(_text("a folder path or null")))
+    batch_size: int = _field(128, _integer(1))
+    test_batch_size: int = _field(1000, _integer(1))
+    augment: bool | None = _field(None, _or_null(_flag))
+    num_workers: int = _field(0, _integer(0))
+    options: dict[str, Any] = _field({})
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "options"]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DataSection:
+        known = cls.keys()
+        options = {k: v for k, v in values.items() if k not in known}
+        return cls(**{k: v for k, v in values.items() if k in known}, options=options)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        options = out.pop("options")
+        return {**out, **options}
+
+
+@dataclass(frozen=True)
+class OptimSection(_Section):
+    """``optim``: the torch optimizer by name, its common keywords, gradient clipping."""
+
+    SECTION: ClassVar[str] = "optim"
+    name: str = _field("sgd", _resolvable("optimizer"))
+    lr: float = _field(0.1, _number())
+    momentum: float = _field(0.9, _number())
+    nesterov: bool = _field(False, _flag)
+    weight_decay: float = _field(5e-4, _number())
+    grad_clip: float | None = _field(None, _positive_or_null)
+    kwargs: dict[str, Any] = _field({}, _mapping("a mapping of keywords"))
+
+    def _check_together(self) -> None:
+        if self.nesterov and self.momentum <= 0:
+            raise ConfigError("optim.nesterov needs optim.momentum > 0")
+
+
+@dataclass(frozen=True)
+class ScheduleSection(_Section):
+    """``schedule``: a built-in schedule or a torch scheduler (:mod:`dnwgraph.train.optim`)."""
+
+    SECTION: ClassVar[str] = "schedule"
+    name: str = _field("cosine", _resolvable("scheduler"))
+    milestones: list[int] = _field([], _milestones)
+    gamma: float = _field(0.1, _number())
+    warmup_epochs: int = _field(0, _integer(0))
+    kwargs: dict[str, Any] = _field({}, _mapping("a mapping of keywords"))
+    interval: str = _field("epoch", _intervals)
+
+
+def _label_smoothing(key: str, value: Any) -> float:
+    value = _number()(key, value)
+    if value >= 1:
+        raise _type_error(key, "a number in [0, 1)", value)
+    return value
+
+
+@dataclass(frozen=True)
+class TrainSection(_Section):
+    """``train``: epochs, seed, loss, device and what is written besides the checkpoint."""
+
+    SECTION: ClassVar[str] = "train"
+    epochs: int = _field(40, _integer(1))
+    seed: int = _field(0, _integer(0))
+    label_smoothing: float = _field(0.0, _label_smoothing)
+    device: str = _field("cpu", _text("'cpu', 'cuda', 'cuda:N' or 'auto'"))
+    tensorboard: bool = _field(False, _flag)
+    snapshots: bool = _field(True, _flag)
+
+
+@dataclass(frozen=True)
+class InitSection(_Section):
+    """``init``: start from another run's wiring (``finetune``) or its wiring and initial
+    weights (``lottery``)."""
+
+    SECTION: ClassVar[str] = "init"
+    from_run: str | None = _field(None, _or_null(_text("a run directory")))
+    mode: str | None = _field(None, _or_null(_choice(INIT_MODES)))
+
+    def _check_together(self) -> None:
+        if (self.mode is None) != (self.from_run is None):
             raise ConfigError(
-                f"init.mode={init['mode']!r} trains a frozen wiring: model.kwargs.selection "
-                f"must be 'fixed' (got {selection!r})"
+                "init.from_run and init.mode go together (got from_run="
+                f"{self.from_run!r}, mode={self.mode!r})"
             )
-        model["kwargs"]["selection"] = "fixed"
 
 
-def dump_config(config: dict[str, Any], path: PathLikeStr) -> None:
-    """Deprecated: write a config as YAML; use ``dnwgraph.runs.Run(folder).write_config`` (a
-    run's ``config.yaml``) or :func:`dnwgraph.runs.config_file.write_config_file`."""
-    warnings.warn(
-        "dnwgraph.train.config.dump_config is deprecated; use "
-        "dnwgraph.runs.Run(folder).write_config(config) or "
-        "dnwgraph.runs.config_file.write_config_file(path, config)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    config_file.write_config_file(path, config)
+@dataclass(frozen=True)
+class TrainConfig:
+    """A checked training config: one frozen dataclass per section (schema in the module doc).
+
+    Build it from a mapping with :func:`resolve_config` (or :meth:`from_dict`), from a file
+    with :func:`load_config`; :meth:`to_dict` gives the plain mapping back.  With ``init.mode``
+    set, ``model.kwargs.selection`` is ``'fixed'``.
+
+    Raises:
+        ConfigError: ``init.mode`` with a model whose ``selection`` is not ``'fixed'``.
+
+    Examples:
+        >>> cfg = TrainConfig(optim=OptimSection(lr=0.05))
+        >>> cfg.optim.lr, cfg.train.epochs, cfg.to_dict()["optim"]["lr"]
+        (0.05, 40, 0.05)
+    """
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    init: InitSection = field(default_factory=InitSection)
+
+    def __post_init__(self) -> None:
+        if self.init.mode is not None:
+            selection = self.model.kwargs.get("selection", "fixed")
+            if selection != "fixed":
+                raise ConfigError(
+                    f"init.mode={self.init.mode!r} trains a frozen wiring: "
+                    f"model.kwargs.selection must be 'fixed' (got {selection!r})"
+                )
+            kwargs = {**self.model.kwargs, "selection": "fixed"}
+            object.__setattr__(self, "model", replace(self.model, kwargs=kwargs))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> TrainConfig:
+        """The config a mapping of sections describes (defaults for what it leaves out).
+
+        Raises:
+            ConfigError: an unknown section or key (the message lists the valid ones), a
+                section that is not a mapping, or a value of the wrong type or range.
+        """
+        names = [f.name for f in fields(cls)]
+        sections: dict[str, Any] = {}
+        for name, values in (raw or {}).items():
+            if name not in names:
+                raise ConfigError(f"unknown config section {name!r}; choose one of {names}")
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"config section {name!r} must be a mapping (got {type(values).__name__})"
+                )
+            sections[name] = values
+        types = {f.name: f.default_factory for f in fields(cls)}
+        return cls(**{k: types[k].from_dict(v) for k, v in sections.items()})  # type: ignore[union-attr]
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as a plain nested mapping (what ``config.yaml`` holds)."""
+        return {f.name: getattr(self, f.name).to_dict() for f in fields(self)}
+
+
+def resolve_config(
+    raw: Mapping[str, Any] | None, overrides: list[str] | None = None
+) -> TrainConfig:
+    """Apply ``overrides`` to ``raw`` (a mapping of sections) and build the checked config.
+
+    Raises:
+        ConfigError: on an unknown section or key (the message lists the valid ones) or a
+            value of the wrong type or range.
+
+    Examples:
+        >>> resolve_config({"optim": {"lr": 1}}, ["train.epochs=3"]).optim.lr
+        1.0
+    """
+    return TrainConfig.from_dict(apply_overrides(dict(raw or {}), overrides or []))

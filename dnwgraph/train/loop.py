@@ -1,17 +1,12 @@
 """The training loop behind ``dnwgraph train``: optimizers, schedules, metrics, checkpoints,
 resume.
 
-A run is a directory (its layout is owned by :mod:`dnwgraph.runs.rundir`)::
-
-    DIR/config.yaml        the resolved config
-    DIR/init.pt            the model's state dict at initialisation (for lottery tickets)
-    DIR/checkpoint.pt      written after every epoch, with a checksum (see checkpoint.py)
-    DIR/metrics.csv        one row per epoch (columns in metrics.COLUMNS)
-    DIR/wiring/epoch_NNNN.pt  wiring snapshots (epoch 0 = at initialisation)
-    DIR/tensorboard/       with train.tensorboard=true
-
-Every file is written atomically (:mod:`dnwgraph._atomic`); the folder itself appears with its
-``config.yaml`` already inside, so a run killed at any moment can be resumed.
+:func:`train` is a sequence of named steps: prepare the config (:func:`_prepare_config`, which
+reads a resumed run's own), build the data and the model, prepare the run directory, build
+the optimisation state (:class:`_Session`), restore it from the checkpoint when resuming, run
+the epochs.  Every file of the run (its layout: :class:`dnwgraph.runs.Run`) is written through
+:mod:`dnwgraph.runs`, atomically (:mod:`dnwgraph._atomic`); the folder itself appears with its
+config already inside, so a run killed at any moment can be resumed.
 
 Determinism: the data order of epoch ``e`` is a function of ``(seed, e)`` (the sampler's
 ``set_epoch``), augmentation draws from a generator seeded with ``(seed, e, rank)``, and the
@@ -22,12 +17,14 @@ wiring of an uninterrupted run.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,81 +34,510 @@ from torch import Tensor, nn
 
 from dnwgraph._atomic import remove_stale_tmp
 from dnwgraph.errors import DNWGraphError, NonFiniteError
-from dnwgraph.runs.checkpoint import (
-    FORMAT,
-    CheckpointError,
-    load_checkpoint,
-    rng_state,
-    safe_torch_load,
-    save_checkpoint,
-    set_rng_state,
+from dnwgraph.models import count_params, create_model
+from dnwgraph.models.registry import MODELS
+from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
+from dnwgraph.runs.run import Run
+from dnwgraph.runs.rundir import RunExistsError, check_new_run
+from dnwgraph.train.config import (
+    ConfigError,
+    DataSection,
+    ModelSection,
+    TrainConfig,
+    resolve_config,
 )
-from dnwgraph.runs.run import Run, save_tensors, snapshot_name, write_metrics_csv
-from dnwgraph.runs.rundir import (
-    CHECKPOINT,
-    INIT,
-    METRICS,
-    WIRING,
-    RunExistsError,
-    check_new_run,
-    clear_outputs,
-    start_run,
-)
-from dnwgraph.train.config import ConfigError, resolve_config
 from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
 from dnwgraph.train.distributed import DistEnv
-from dnwgraph.train.metrics import (
-    TensorBoardLogger,
-    wiring_convs,
-    wiring_snapshot,
-    wiring_stats,
+from dnwgraph.train.init_from_run import apply_init
+from dnwgraph.train.metrics import TensorBoardLogger, wiring_snapshot, wiring_stats
+from dnwgraph.train.optim import (
+    Callback,
+    build_optimizer,
+    build_scheduler,
+    steps_per_iteration,
 )
-from dnwgraph.train.optim import Callback, build_optimizer, build_scheduler
 from dnwgraph.typing import PathLikeStr
 
-__all__ = ["train", "RunExistsError", "TrainingDiverged", "lr_at"]
+__all__ = ["train", "RunExistsError", "TrainingDiverged"]
 
 #: the library's log; silence or redirect it with ``logging.getLogger("dnwgraph")``
 logger = logging.getLogger(__name__)
-
-_BASE_KEYS = ("name", "dir", "batch_size", "test_batch_size", "augment", "num_workers")
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
-def lr_at(
-    step: int, schedule: dict[str, Any], base_lr: float, steps_per_epoch: int, epochs: int
-) -> float:
-    r"""Learning rate at optimisation step ``step`` (0-based), stepped per iteration.
+@dataclass
+class _Session:
+    """What the epochs of one run share: built once (:func:`_build_session`), restored from a
+    checkpoint (:func:`_restore`), advanced by every epoch."""
 
-    * ``cosine``: :math:`\eta_t = \tfrac12\eta_0(1 + \cos(\pi t / T))` over the steps after
-      warm-up;
-    * ``multistep``: :math:`\eta_0\gamma^{m}` with :math:`m` the number of milestones (epochs)
-      already reached;
-    * ``constant``: :math:`\eta_0`.
+    cfg: TrainConfig
+    run: Run
+    env: DistEnv
+    model: nn.Module
+    net: nn.Module  # the model, wrapped for distributed training
+    splits: DataSplits
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a torch scheduler (optim.build_scheduler)
+    per_step: bool  # the scheduler steps after every optimisation step, not every epoch
+    criterion: nn.Module
+    train_sampler: Any
+    test_sampler: Any
+    batch: int  # per process
+    steps_per_epoch: int
+    progress: bool
+    step: int = 0
+    start_epoch: int = 1
+    resumed: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    masks: Any = None  # the selection masks after the last epoch (for swapped_in / _out)
 
-    A linear warm-up over ``warmup_epochs`` epochs comes first for every schedule.
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | None,
+    out_dir: PathLikeStr,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    env: DistEnv | None = None,
+    progress: bool = True,
+    model: nn.Module | None = None,
+    dataset: DataSplits | tuple[Any, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train the configured model and write the run directory (:class:`dnwgraph.runs.Run`).
+
+    Progress goes to the ``dnwgraph`` logger (one INFO record per epoch) and, with
+    ``progress=True``, to a tqdm bar.
+
+    Args:
+        config (TrainConfig or dict): a config (:class:`~dnwgraph.train.config.TrainConfig`,
+            or a mapping of sections, ``{}`` for the defaults, resolved and checked here).
+            Ignored when resuming (the run's saved config is used; ``None`` is accepted then).
+        out_dir (path): the run directory: missing, empty, or (with ``overwrite``) a run.
+        resume (bool, optional): continue the run in ``out_dir`` from its checkpoint (or start
+            it again with its saved config if it was stopped before the first checkpoint).
+        overwrite (bool, optional): replace the run in ``out_dir``; only a folder that is
+            recognisably a dnwgraph run is replaced (:func:`~dnwgraph.runs.rundir.check_new_run`).
+        env (DistEnv, optional): process topology; default: one process on ``train.device``.
+        progress (bool, optional): a tqdm bar per epoch (when stderr is a terminal) and one
+            line per epoch. (default: ``True``)
+        model (nn.Module, optional): train this model instead of ``model.name`` of the config
+            (a model built by ``create_model`` records its name; another one is saved as
+            ``<ClassName>``, which :func:`~dnwgraph.load_model` cannot rebuild: pass the model
+            again to resume, or use ``load_state_dict``). (default: ``None``)
+        dataset (DataSplits or (train, test), optional): train on these datasets of
+            ``(x, y)`` pairs instead of ``data.name`` (the ``data`` batch sizes still apply; for
+            a pair, the number of classes is ``1 + max`` training label). (default: ``None``)
+        callbacks (sequence of Callback, optional): hooks called on the main process.
+
+    Returns:
+        dict: ``{"run_dir", "history" (list of metric rows), "params", "epochs"}``.
+
+    Raises:
+        ConfigError: ``config`` neither a TrainConfig nor a mapping, bad config values or an
+            unusable ``init.from_run``.
+        DataError: an unknown dataset or option, missing or malformed data files.
+        CheckpointError: a corrupt checkpoint, or one that does not belong to the run's
+            config, when resuming.
+        RunExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``.
+        DNWGraphError: ``out_dir`` is a file, not writable, holds files that are not a run,
+            or is protected from ``overwrite``.
+        TrainingDiverged: the loss or the weights became NaN/inf (the last good checkpoint
+            is kept).
 
     Examples:
-        >>> s = {"name": "multistep", "milestones": [2], "gamma": 0.1, "warmup_epochs": 0}
-        >>> [round(lr_at(t, s, 1.0, 10, 4), 3) for t in (0, 19, 20)]
-        [1.0, 1.0, 0.1]
+        >>> cfg = {"train": {"epochs": 1}, "data": {"num_samples": 200}}  # doctest: +SKIP
+        >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
+        0.31
     """
-    total = steps_per_epoch * epochs
-    warm = steps_per_epoch * int(schedule.get("warmup_epochs", 0))
-    if step < warm:
-        return base_lr * (step + 1) / warm
-    name = schedule["name"]
-    if name == "cosine":
-        t = (step - warm) / max(total - warm, 1)
-        return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(t, 1.0)))
-    if name == "multistep":
-        epoch = step // steps_per_epoch
-        reached = sum(1 for m in schedule["milestones"] if epoch >= m)
-        return base_lr * float(schedule["gamma"]) ** reached
-    return base_lr
+    run = Run(out_dir)
+    cfg, ckpt = _prepare_config(config, run, resume)
+    device = _device(cfg.train.device)
+    # one process, or the process group torchrun / `dnwgraph train --nproc` set up
+    env = env or DistEnv.from_environment(device)
+    if env.is_main and not resume:
+        check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
+    _seed_all(cfg.train.seed)
+    splits = _build_data(cfg.data, dataset, need_classes=model is None)
+    cfg, model = _build_model(cfg, model, splits.num_classes)
+    if cfg.init.mode is not None and ckpt is None:
+        apply_init(model, cfg.init)
+    model.to(env.device)
+    if env.is_main:
+        _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, fresh=ckpt is None)
+    env.barrier()
+    session = _build_session(cfg, run, env, model, splits, progress)
+    if ckpt is not None:
+        _restore(session, ckpt)
+    params = count_params(model)
+    _run_epochs(session, callbacks)
+    return {
+        "run_dir": run.path,
+        "history": session.history,
+        "params": params,
+        "epochs": cfg.train.epochs,
+    }
+
+
+# ------------------------------------------------------------------------ preparing the run
+
+
+def _prepare_config(
+    config: Any, run: Run, resume: bool
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The checked config, and the checkpoint to continue from (``None`` for a new start)."""
+    if resume:
+        raw, ckpt = _resume_state(run)
+        return resolve_config(raw), ckpt
+    if isinstance(config, TrainConfig):
+        return config, None
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            "'config' must be a dict of config sections or a TrainConfig (got "
+            f"{type(config).__name__}); pass {{}} for the defaults"
+        )
+    return resolve_config(config), None
+
+
+def _resume_state(run: Run) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The config and checkpoint to continue ``run`` from; the checkpoint must belong to the
+    run's saved config."""
+    out = run.path
+    if not out.is_dir():
+        raise CheckpointError(f"cannot resume: {str(out)!r} is not a run directory")
+    has_config = run.config_path.is_file()
+    if run.checkpoint_path.exists():
+        ckpt = run.checkpoint()
+        if has_config:
+            _check_belongs(run, ckpt["config"])
+        return ckpt["config"], ckpt
+    if has_config:  # stopped before the first epoch ended
+        try:
+            return run.config(), None
+        except DNWGraphError as err:
+            raise ConfigError(f"cannot resume {str(out)!r}: {err}") from None
+    raise CheckpointError(
+        f"cannot resume: {str(out)!r} holds no run (neither {run.checkpoint_path.name} nor "
+        f"{run.config_path.name}); start one with dnwgraph train --config FILE --out DIR"
+    )
+
+
+def _check_belongs(run: Run, theirs_raw: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose config differs from the run's saved one (a damaged saved
+    config is no evidence: the checkpoint's own config is authoritative then)."""
+    try:
+        saved = resolve_config(run.config()).to_dict()
+    except DNWGraphError:
+        return
+    theirs = resolve_config(theirs_raw).to_dict()
+    diff = _first_difference(saved, theirs)
+    if diff is not None:
+        ckpt_name, config_name = run.checkpoint_path.name, run.config_path.name
+        raise CheckpointError(
+            f"cannot resume {str(run.path)!r}: its {ckpt_name} does not belong to its "
+            f"{config_name} ({diff} is {_get(theirs, diff)!r} in the checkpoint but "
+            f"{_get(saved, diff)!r} in {config_name}); restore the run's own checkpoint, "
+            "or start the run again with --overwrite"
+        )
+
+
+def _build_data(data: DataSection, dataset: Any, need_classes: bool) -> DataSplits:
+    """The user's datasets, or the configured one (its options checked against it)."""
+    if dataset is not None:
+        return _as_splits(dataset, need_classes=need_classes)
+    allowed = dataset_options(data.name)
+    unknown = sorted(set(data.options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {['data.' + k for k in unknown]}; data {data.name!r} "
+            f"takes {sorted([*DataSection.keys(), *allowed])}"
+        )
+    return create_dataset(data.name, dir=data.dir, augment=data.augment, **data.options)
+
+
+def _build_model(
+    cfg: TrainConfig, model: nn.Module | None, num_classes: int
+) -> tuple[TrainConfig, nn.Module]:
+    """The user's model or the configured one, and the config recording what was built."""
+    if model is not None:
+        spec = getattr(model, "model_spec", None) or {}
+        section = ModelSection(
+            name=spec.get("name") or f"<{type(model).__name__}>",
+            kwargs=dict(spec.get("kwargs") or {}),
+        )
+        return replace(cfg, model=section), model
+    kwargs = _model_kwargs(cfg.model.name, cfg.model.kwargs, num_classes)
+    cfg = replace(cfg, model=replace(cfg.model, kwargs=kwargs))
+    try:
+        return cfg, create_model(cfg.model.name, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model: {err}") from None
+
+
+def _prepare_run_dir(
+    run: Run, cfg: TrainConfig, model: nn.Module, *, resume: bool, overwrite: bool, fresh: bool
+) -> None:
+    """Clean what a killed writer left; a fresh start writes the config and ``init`` weights."""
+    if resume:
+        remove_stale_tmp(run.path)  # what a killed writer left
+    if not fresh:
+        return
+    if resume:  # restart from the saved config: nothing of the old attempt survives
+        run.restart(cfg.to_dict())
+    else:
+        run.start(cfg.to_dict(), overwrite)
+    run.save_init(model.state_dict())
+
+
+def _build_session(
+    cfg: TrainConfig, run: Run, env: DistEnv, model: nn.Module, splits: DataSplits, progress: bool
+) -> _Session:
+    """The optimizer, scheduler, samplers and batch size of the run."""
+    try:
+        optimizer = build_optimizer(model.parameters(), cfg.optim.to_dict())
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    net = env.wrap(model)
+    batch = cfg.data.batch_size // env.world_size
+    if batch < 1:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is smaller than the {env.world_size} processes"
+        )
+    train_sampler = env.sampler(splits.train, shuffle=True, seed=cfg.train.seed)
+    test_sampler = env.sampler(splits.test, shuffle=False, seed=cfg.train.seed)
+    steps_per_epoch = math.ceil(len(train_sampler) / batch)
+    try:
+        scheduler = build_scheduler(
+            optimizer, cfg.schedule.to_dict(), steps_per_epoch, cfg.train.epochs
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return _Session(
+        cfg=cfg,
+        run=run,
+        env=env,
+        model=model,
+        net=net,
+        splits=splits,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        per_step=steps_per_iteration(cfg.schedule.name, cfg.schedule.interval),
+        criterion=nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing),
+        train_sampler=train_sampler,
+        test_sampler=test_sampler,
+        batch=batch,
+        steps_per_epoch=steps_per_epoch,
+        progress=progress and env.is_main,
+    )
+
+
+def _restore(s: _Session, ckpt: dict[str, Any]) -> None:
+    """Load the weights, optimizer, scheduler, history and generators of the checkpoint."""
+    try:
+        s.model.load_state_dict(ckpt["model_state"])
+        s.optimizer.load_state_dict(ckpt["optimizer_state"])
+        s.scheduler.load_state_dict(ckpt["scheduler_state"]["state"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(
+            f"checkpoint in {str(s.run.path)!r} does not fit its config: {str(err).splitlines()[0]}"
+        ) from None
+    s.start_epoch, s.step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
+    s.history = [dict(r) for r in ckpt.get("history", [])]
+    s.resumed = True
+    set_rng_state(ckpt["rng"])
+
+
+# ---------------------------------------------------------------------------- the epochs
+
+
+def _run_epochs(s: _Session, callbacks: Sequence[Callback]) -> None:
+    """Every epoch from ``s.start_epoch``; the main process saves and reports each one."""
+    main = s.env.is_main
+    s.model.eval()
+    _, s.masks = wiring_stats(s.model)
+    if main:
+        _save_start(s)
+    tb = TensorBoardLogger(s.run.tensorboard_dir, s.cfg.train.tensorboard and main)
+    if main:
+        for cb in callbacks:
+            cb.on_train_begin(s.model, s.cfg)
+    try:
+        for epoch in range(s.start_epoch, s.cfg.train.epochs + 1):
+            row = _run_epoch(s, epoch)
+            if main:
+                _save_epoch(s, epoch)
+                tb.log(row)
+                _report(s, row, callbacks)
+            s.env.barrier()
+    finally:
+        tb.close()
+    if main:
+        for cb in callbacks:
+            cb.on_train_end(s.history)
+
+
+def _save_start(s: _Session) -> None:
+    """The snapshot at the start (epoch 0 for a new run; for a resumed one, the checkpoint's
+    epoch if it is missing); a resumed run's metrics, which may be deleted or one row behind
+    the checkpoint."""
+    if s.cfg.train.snapshots:
+        done = s.start_epoch - 1
+        if not s.resumed or not s.run.has_snapshot(done):
+            s.run.save_snapshot(done, wiring_snapshot(s.model))
+    if s.resumed:
+        s.run.write_metrics(s.history)
+
+
+def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
+    """Train and evaluate one epoch; its metric row (also appended to ``s.history``)."""
+    t0 = time.perf_counter()
+    try:
+        train_loss, train_acc, lr = _train_epoch(s, epoch)
+        test_loss, test_acc = _evaluate(s)
+    except NonFiniteError as err:
+        raise TrainingDiverged(
+            f"epoch {epoch}: {err}; {_kept(epoch, s.run.path)}. Lower optim.lr or set "
+            "optim.grad_clip."
+        ) from None
+    if not s.per_step:
+        if isinstance(s.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            s.scheduler.step(test_loss)
+        else:
+            s.scheduler.step()
+    _check_finite(s.model, epoch, s.run.path)
+    s.model.eval()
+    stats, s.masks = wiring_stats(s.model, s.masks)
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "lr": lr,
+        **stats,
+        "epoch_time_s": time.perf_counter() - t0,
+    }
+    s.history.append(row)
+    return row
+
+
+def _save_epoch(s: _Session, epoch: int) -> None:
+    """The snapshot, the checkpoint and the metrics of an epoch (main process)."""
+    cfg = s.cfg
+    if cfg.train.snapshots:
+        s.run.save_snapshot(epoch, wiring_snapshot(s.model))
+    s.run.save_checkpoint(
+        model={"name": cfg.model.name, "kwargs": cfg.model.kwargs},
+        model_state=s.model.state_dict(),
+        optimizer_state=s.optimizer.state_dict(),
+        scheduler_state={
+            "name": cfg.schedule.name,
+            "step": s.step,
+            "steps_per_epoch": s.steps_per_epoch,
+            "state": s.scheduler.state_dict(),
+        },
+        epoch=epoch,
+        step=s.step,
+        config=cfg.to_dict(),
+        history=s.history,
+    )
+    s.run.write_metrics(s.history)
+
+
+def _report(s: _Session, row: dict[str, Any], callbacks: Sequence[Callback]) -> None:
+    """Log the epoch's row, print it with ``progress``, and hand it to the callbacks."""
+    epochs = s.cfg.train.epochs
+    logger.info(_format_row(row, epochs))
+    if s.progress:
+        _print_row(row, epochs)
+    for cb in callbacks:
+        cb.on_epoch_end(row, s.model)
+
+
+def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
+    """One pass over the training set: mean loss, accuracy, and the last step's lr."""
+    if hasattr(s.train_sampler, "set_epoch"):
+        s.train_sampler.set_epoch(epoch)
+    indices = list(iter(s.train_sampler))
+    gen = torch.Generator().manual_seed(s.cfg.train.seed * 1_000_003 + epoch * 9_973 + s.env.rank)
+    s.net.train()
+    sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
+    lr = s.optimizer.param_groups[0]["lr"]
+    bar = _progress_bar(s, epoch)
+    batches = _batches(s.splits.train, indices, s.batch, gen, s.cfg.data.num_workers)
+    try:
+        for i, (x, y) in enumerate(batches):
+            lr = s.optimizer.param_groups[0]["lr"]
+            loss, correct = _train_step(s, x, y, epoch, lr)
+            sums += torch.tensor([loss * y.numel(), correct, y.numel()], dtype=torch.float64)
+            if s.progress and (i % 10 == 0 or i == s.steps_per_epoch - 1):
+                bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.3f}")
+            bar.update(1)
+    finally:
+        bar.close()
+    sums = s.env.all_reduce_sum(sums.to(s.env.device)).cpu()
+    return float(sums[0] / sums[2]), float(sums[1] / sums[2]), lr
+
+
+def _train_step(s: _Session, x: Tensor, y: Tensor, epoch: int, lr: float) -> tuple[float, int]:
+    """One optimisation step on the batch ``(x, y)``: its loss and number of correct labels."""
+    x, y = x.to(s.env.device, non_blocking=True), y.to(s.env.device, non_blocking=True)
+    logits = s.net(x)
+    loss = s.criterion(logits, y)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"the training loss became {loss.item()} at epoch {epoch}, step {s.step} "
+            f"(lr {lr:.4g}); {_kept(epoch, s.run.path)}. Lower optim.lr or check the data."
+        )
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if s.cfg.optim.grad_clip is not None:
+        # DNW's straight-through gradients into weakly driven InstanceNorm nodes can be
+        # huge (docs/training.md); gradients are already all-reduced, so every rank clips alike
+        torch.nn.utils.clip_grad_norm_(s.net.parameters(), s.cfg.optim.grad_clip)
+    s.optimizer.step()
+    if s.per_step:
+        s.scheduler.step()
+    s.step += 1
+    with torch.no_grad():
+        return loss.item(), int((logits.argmax(1) == y).sum().item())
+
+
+def _progress_bar(s: _Session, epoch: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=s.steps_per_epoch,
+        desc=f"epoch {epoch}/{s.cfg.train.epochs}",
+        # a bar redraws itself with carriage returns: in a log file it is noise
+        disable=not s.progress or not _is_terminal(sys.stderr),
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+@torch.no_grad()
+def _evaluate(s: _Session) -> tuple[float, float]:
+    """Mean loss and accuracy on the test set (summed over every process)."""
+    s.net.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for x, y in _batches(
+        s.splits.test, list(iter(s.test_sampler)), s.cfg.data.test_batch_size, None, 0
+    ):
+        x, y = x.to(s.env.device), y.to(s.env.device)
+        logits = s.net(x)
+        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        sums += torch.tensor(
+            [loss.item(), (logits.argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64
+        )
+    sums = s.env.all_reduce_sum(sums.to(s.env.device)).cpu()
+    return float(sums[0] / sums[2]), float(sums[1] / sums[2])
+
+
+# ---------------------------------------------------------------------------------- helpers
 
 
 def _device(name: str) -> torch.device:
@@ -136,65 +562,11 @@ def _seed_all(seed: int) -> None:
 
 def _model_kwargs(name: str, kwargs: dict[str, Any], num_classes: int) -> dict[str, Any]:
     """``kwargs`` with ``num_classes`` from the data when the factory takes it and it is unset."""
-    import inspect
-
-    from dnwgraph.models.registry import MODELS
-
     factory = MODELS.find(name)
     out = dict(kwargs)
     if factory is not None and "num_classes" in inspect.signature(factory).parameters:
         out.setdefault("num_classes", num_classes)
     return out
-
-
-def _check_compatible(model: nn.Module, result: Any, source: Path) -> None:
-    """Only selection buffers (masks) may differ between a source run and a fixed-mask model."""
-    bad = [
-        k
-        for k in (*result.missing_keys, *result.unexpected_keys)
-        if ".selection." not in k and not k.startswith("selection.")
-    ]
-    if bad:
-        raise ConfigError(
-            f"init.from_run={str(source)!r} holds a different model (state-dict keys {bad[:5]} "
-            f"do not match); use a run of the same model"
-        )
-
-
-def _apply_init(model: nn.Module, init: dict[str, Any]) -> None:
-    """Fine-tune (trained weights, frozen top-k mask) or lottery (mask of the trained weights,
-    weights reset to the source run's initialisation)."""
-    source = Path(init["from_run"])
-    state = load_checkpoint(source)
-    try:
-        result = model.load_state_dict(state["model_state"], strict=False)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"init.from_run={str(source)!r} does not fit this model: {str(err).splitlines()[0]}"
-        ) from None
-    _check_compatible(model, result, source)
-    convs = wiring_convs(model)
-    if not convs:
-        raise ConfigError("init.mode needs a model with at least one WiringConv")
-    for name, conv in convs.items():
-        if not hasattr(conv.selection, "freeze"):
-            raise ConfigError(
-                f"init.mode needs selection 'fixed' ({name} uses {conv.selection.name!r})"
-            )
-        conv.selection.freeze(conv.edge_weight.detach())
-    if init["mode"] == "lottery":
-        init_path = source / "init.pt"
-        if not init_path.is_file():
-            raise CheckpointError(
-                f"init.mode='lottery' needs {str(init_path)!r} (the source run's initial weights)"
-            )
-        init_state = safe_torch_load(init_path, "initial weights")
-        if not isinstance(init_state, dict):
-            raise CheckpointError(
-                f"{str(init_path)!r} holds no state dict (got {type(init_state).__name__})"
-            )
-        init_state = {k: v for k, v in init_state.items() if ".selection." not in k}
-        _check_compatible(model, model.load_state_dict(init_state, strict=False), source)
 
 
 def _batches(
@@ -242,41 +614,6 @@ def _get(cfg: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _resume_state(out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The config and checkpoint to continue the run in ``out`` from; the checkpoint must
-    belong to the run's ``config.yaml``."""
-    if not out.is_dir():
-        raise CheckpointError(f"cannot resume: {str(out)!r} is not a run directory")
-    run = Run(out)
-    has_config = run.config_path.is_file()
-    if (out / CHECKPOINT).exists():
-        ckpt = load_checkpoint(out)
-        if has_config:
-            try:
-                saved = resolve_config(run.config())
-            except DNWGraphError:
-                saved = None  # damaged: the checkpoint's own config is authoritative
-            theirs = resolve_config(ckpt["config"])
-            diff = None if saved is None else _first_difference(saved, theirs)
-            if saved is not None and diff is not None:
-                raise CheckpointError(
-                    f"cannot resume {str(out)!r}: its checkpoint.pt does not belong to its "
-                    f"config.yaml ({diff} is {_get(theirs, diff)!r} in the checkpoint but "
-                    f"{_get(saved, diff)!r} in config.yaml); restore the run's own checkpoint, "
-                    "or start the run again with --overwrite"
-                )
-        return ckpt["config"], ckpt
-    if has_config:  # stopped before the first epoch ended
-        try:
-            return run.config(), None
-        except DNWGraphError as err:
-            raise ConfigError(f"cannot resume {str(out)!r}: {err}") from None
-    raise CheckpointError(
-        f"cannot resume: {str(out)!r} holds no run (neither {CHECKPOINT} nor "
-        f"{run.config_path.name}); start one with dnwgraph train --config FILE --out DIR"
-    )
-
-
 def _check_finite(model: nn.Module, epoch: int, out: Path) -> None:
     for name, p in model.named_parameters():
         if not bool(torch.isfinite(p.detach()).all()):
@@ -291,273 +628,6 @@ def _kept(epoch: int, out: Path) -> str:
     if last > 0:
         return f"the last good checkpoint (epoch {last}) is kept in {str(out)!r}"
     return "no checkpoint was written yet"
-
-
-def train(
-    config: dict[str, Any] | None,
-    out_dir: PathLikeStr,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    env: DistEnv | None = None,
-    progress: bool = True,
-    model: nn.Module | None = None,
-    dataset: DataSplits | tuple[Any, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
-) -> dict[str, Any]:
-    """Train the configured model and write the run directory (layout in the module doc).
-
-    Progress goes to the ``dnwgraph`` logger (one INFO record per epoch) and, with
-    ``progress=True``, to a tqdm bar.
-
-    Args:
-        config (dict): a config (see :mod:`dnwgraph.train.config`; ``{}`` for the defaults);
-            resolved and checked here.  Ignored when resuming (the run's saved config is used;
-            ``None`` is accepted then).
-        out_dir (path): the run directory: missing, empty, or (with ``overwrite``) a run.
-        resume (bool, optional): continue the run in ``out_dir`` from its checkpoint (or start
-            it again with its saved config if it was stopped before the first checkpoint).
-        overwrite (bool, optional): replace the run in ``out_dir``; only a folder that is
-            recognisably a dnwgraph run is replaced (:func:`~dnwgraph.runs.rundir.check_new_run`).
-        env (DistEnv, optional): process topology; default: one process on ``train.device``.
-        progress (bool, optional): a tqdm bar per epoch (when stderr is a terminal) and one
-            line per epoch. (default: ``True``)
-        model (nn.Module, optional): train this model instead of ``model.name`` of the config
-            (a model built by ``create_model`` records its name; another one is saved as
-            ``<ClassName>``, which :func:`~dnwgraph.load_model` cannot rebuild: pass the model
-            again to resume, or use ``load_state_dict``). (default: ``None``)
-        dataset (DataSplits or (train, test), optional): train on these datasets of
-            ``(x, y)`` pairs instead of ``data.name`` (the ``data`` batch sizes still apply; for
-            a pair, the number of classes is ``1 + max`` training label). (default: ``None``)
-        callbacks (sequence of Callback, optional): hooks called on the main process.
-
-    Returns:
-        dict: ``{"run_dir", "history" (list of metric rows), "params", "epochs"}``.
-
-    Raises:
-        ConfigError: ``config`` not a dict, bad config values or an unusable
-            ``init.from_run``.
-        DataError: an unknown dataset or option, missing or malformed data files.
-        CheckpointError: a corrupt checkpoint, or one that does not belong to the run's
-            ``config.yaml``, when resuming.
-        RunExistsError: ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``.
-        DNWGraphError: ``out_dir`` is a file, not writable, holds files that are not a run,
-            or is protected from ``overwrite``.
-        TrainingDiverged: the loss or the weights became NaN/inf (the last good checkpoint
-            is kept).
-
-    Examples:
-        >>> cfg = {"train": {"epochs": 1}, "data": {"num_samples": 200}}  # doctest: +SKIP
-        >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
-        0.31
-    """
-    out = Path(out_dir)
-    ckpt: dict[str, Any] | None = None
-    if resume:
-        config, ckpt = _resume_state(out)
-    elif not isinstance(config, dict):
-        raise ConfigError(
-            f"'config' must be a dict of config sections (got {type(config).__name__}); pass "
-            "{} for the defaults"
-        )
-    cfg = resolve_config(config)
-    device = _device(cfg["train"]["device"])
-    # one process, or the process group torchrun / `dnwgraph train --nproc` set up
-    env = env or DistEnv.from_environment(device)
-    device = env.device
-    if env.is_main and not resume:
-        check_new_run(out, overwrite)  # before any work: refuse a folder it must not touch
-
-    seed = cfg["train"]["seed"]
-    _seed_all(seed)
-    data_cfg = cfg["data"]
-    if dataset is not None:
-        splits = _as_splits(dataset, need_classes=model is None)
-    else:
-        extra = {k: v for k, v in data_cfg.items() if k not in _BASE_KEYS}
-        allowed = dataset_options(data_cfg["name"])
-        unknown = sorted(set(extra) - set(allowed))
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {['data.' + k for k in unknown]}; data {data_cfg['name']!r} "
-                f"takes {sorted([*_BASE_KEYS, *allowed])}"
-            )
-        splits = create_dataset(
-            data_cfg["name"], dir=data_cfg["dir"], augment=data_cfg["augment"], **extra
-        )
-
-    from dnwgraph.models import count_params, create_model
-
-    if model is not None:
-        spec = getattr(model, "model_spec", None) or {}
-        cfg["model"]["name"] = spec.get("name") or f"<{type(model).__name__}>"
-        kwargs = dict(spec.get("kwargs") or {})
-        cfg["model"]["kwargs"] = kwargs
-    else:
-        kwargs = _model_kwargs(cfg["model"]["name"], cfg["model"]["kwargs"], splits.num_classes)
-        cfg["model"]["kwargs"] = kwargs
-        try:
-            model = create_model(cfg["model"]["name"], **kwargs)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"model: {err}") from None
-    if cfg["init"]["mode"] is not None and ckpt is None:
-        _apply_init(model, cfg["init"])
-    model.to(device)
-    if env.is_main:
-        if resume:
-            remove_stale_tmp(out)  # what a killed writer left
-        if ckpt is None:
-
-            def write_config(folder: Path) -> None:
-                Run(folder).write_config(cfg)
-
-            if resume:  # restart from the saved config: nothing of the old attempt survives
-                clear_outputs(out, keep_config=True, tools=False)
-                write_config(out)
-            else:
-                start_run(out, write_config, overwrite)
-            save_tensors(out / INIT, {k: v.detach().cpu() for k, v in model.state_dict().items()})
-    env.barrier()
-
-    try:
-        optimizer = build_optimizer(model.parameters(), cfg["optim"])
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    net = env.wrap(model)
-    batch = data_cfg["batch_size"] // env.world_size
-    if batch < 1:
-        raise ConfigError(
-            f"data.batch_size={data_cfg['batch_size']} is smaller than the {env.world_size} "
-            f"processes"
-        )
-    train_sampler = env.sampler(splits.train, shuffle=True, seed=seed)
-    test_sampler = env.sampler(splits.test, shuffle=False, seed=seed)
-    steps_per_epoch = math.ceil(len(train_sampler) / batch)
-    epochs = cfg["train"]["epochs"]
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg["train"]["label_smoothing"])
-    history: list[dict[str, Any]] = []
-    start_epoch, step = 1, 0
-    try:
-        scheduler = build_scheduler(optimizer, cfg["schedule"], steps_per_epoch, epochs)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-    if ckpt is not None:
-        try:
-            model.load_state_dict(ckpt["model_state"])
-            optimizer.load_state_dict(ckpt["optimizer_state"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(
-                f"checkpoint in {str(out)!r} does not fit its config: {str(err).splitlines()[0]}"
-            ) from None
-        start_epoch, step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
-        history = [dict(r) for r in ckpt.get("history", [])]
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt["scheduler_state"]["state"])
-        set_rng_state(ckpt["rng"])
-
-    model.eval()
-    _, prev_masks = wiring_stats(model)
-    if env.is_main and cfg["train"]["snapshots"]:
-        # epoch 0 for a new run; for a resumed one, the checkpoint's epoch if it is missing
-        done = 0 if ckpt is None else start_epoch - 1
-        snap = out / snapshot_name(done)
-        if ckpt is None or not snap.is_file():
-            (out / WIRING).mkdir(exist_ok=True)
-            save_tensors(snap, wiring_snapshot(model))
-    if env.is_main and ckpt is not None:
-        write_metrics_csv(out / METRICS, history)  # deleted, or one row behind the checkpoint
-    tb = TensorBoardLogger(out / "tensorboard", cfg["train"]["tensorboard"] and env.is_main)
-    params = count_params(model)
-    if env.is_main:
-        for cb in callbacks:
-            cb.on_train_begin(model, cfg)
-
-    try:
-        for epoch in range(start_epoch, epochs + 1):
-            t0 = time.perf_counter()
-            try:
-                train_loss, train_acc, step, lr = _train_epoch(
-                    net,
-                    splits.train,
-                    train_sampler,
-                    optimizer,
-                    criterion,
-                    cfg,
-                    env,
-                    epoch=epoch,
-                    step=step,
-                    batch=batch,
-                    steps_per_epoch=steps_per_epoch,
-                    progress=progress and env.is_main,
-                    out=out,
-                    scheduler=scheduler,
-                )
-                test_loss, test_acc = _evaluate(
-                    net, splits.test, test_sampler, env, cfg["data"]["test_batch_size"]
-                )
-            except NonFiniteError as err:
-                raise TrainingDiverged(
-                    f"epoch {epoch}: {err}; {_kept(epoch, out)}. Lower optim.lr or set "
-                    "optim.grad_clip."
-                ) from None
-            if scheduler is not None and cfg["schedule"]["interval"] == "epoch":
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(test_loss)
-                else:
-                    scheduler.step()
-            _check_finite(model, epoch, out)
-            model.eval()
-            stats, prev_masks = wiring_stats(model, prev_masks)
-            row = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "lr": lr,
-                **stats,
-                "epoch_time_s": time.perf_counter() - t0,
-            }
-            history.append(row)
-            if env.is_main:
-                if cfg["train"]["snapshots"]:
-                    (out / WIRING).mkdir(exist_ok=True)
-                    save_tensors(out / snapshot_name(epoch), wiring_snapshot(model))
-                save_checkpoint(
-                    out / CHECKPOINT,
-                    {
-                        "format": FORMAT,
-                        "model": {"name": cfg["model"]["name"], "kwargs": kwargs},
-                        "model_state": model.state_dict(),
-                        "optimizer_state": optimizer.state_dict(),
-                        "scheduler_state": {
-                            "name": cfg["schedule"]["name"],
-                            "step": step,
-                            "steps_per_epoch": steps_per_epoch,
-                            "state": None if scheduler is None else scheduler.state_dict(),
-                        },
-                        "epoch": epoch,
-                        "step": step,
-                        "rng": rng_state(),
-                        "config": cfg,
-                        "history": history,
-                    },
-                )
-                write_metrics_csv(out / METRICS, history)
-                tb.log(row)
-                logger.info(_format_row(row, epochs))
-                if progress:
-                    _print_row(row, epochs)
-                for cb in callbacks:
-                    cb.on_epoch_end(row, model)
-            env.barrier()
-    finally:
-        tb.close()
-    if env.is_main:
-        for cb in callbacks:
-            cb.on_train_end(history)
-    return {"run_dir": out, "history": history, "params": params, "epochs": epochs}
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -597,96 +667,3 @@ def _as_splits(dataset: Any, need_classes: bool) -> DataSplits:
     if need_classes:  # only a registered model needs it, to size its head
         num_classes = 1 + max(int(train_set[i][1]) for i in range(len(train_set)))
     return DataSplits(train_set, test_set, num_classes, tuple(torch.as_tensor(x).shape))
-
-
-def _train_epoch(
-    net: nn.Module,
-    dataset: Any,
-    sampler: Any,
-    optimizer: torch.optim.Optimizer,
-    criterion: nn.Module,
-    cfg: dict[str, Any],
-    env: DistEnv,
-    *,
-    epoch: int,
-    step: int,
-    batch: int,
-    steps_per_epoch: int,
-    progress: bool,
-    out: Path,
-    scheduler: Any = None,
-) -> tuple[float, float, int, float]:
-    from tqdm.auto import tqdm
-
-    seed = cfg["train"]["seed"]
-    if hasattr(sampler, "set_epoch"):
-        sampler.set_epoch(epoch)
-    indices = list(iter(sampler))
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 9_973 + env.rank)
-    base_lr = cfg["optim"]["lr"]
-    epochs = cfg["train"]["epochs"]
-    net.train()
-    sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
-    lr = base_lr
-    bar = tqdm(
-        total=steps_per_epoch,
-        desc=f"epoch {epoch}/{epochs}",
-        # a bar redraws itself with carriage returns: in a log file it is noise
-        disable=not progress or not _is_terminal(sys.stderr),
-        leave=False,
-        dynamic_ncols=True,
-    )
-    for i, (x, y) in enumerate(_batches(dataset, indices, batch, gen, cfg["data"]["num_workers"])):
-        if scheduler is None:
-            lr = lr_at(step, cfg["schedule"], base_lr, steps_per_epoch, epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        else:
-            lr = optimizer.param_groups[0]["lr"]
-        x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
-        logits = net(x)
-        loss = criterion(logits, y)
-        if not torch.isfinite(loss):
-            bar.close()
-            raise TrainingDiverged(
-                f"the training loss became {loss.item()} at epoch {epoch}, step {step} "
-                f"(lr {lr:.4g}); {_kept(epoch, out)}. Lower optim.lr or check the data."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg["optim"]["grad_clip"] is not None:
-            # DNW's straight-through gradients into weakly driven InstanceNorm nodes can be
-            # huge (docs/training.md); gradients are already all-reduced, so every rank clips alike
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["optim"]["grad_clip"])
-        optimizer.step()
-        if scheduler is not None and cfg["schedule"]["interval"] == "step":
-            scheduler.step()
-        step += 1
-        with torch.no_grad():
-            n = y.numel()
-            sums += torch.tensor(
-                [loss.item() * n, (logits.argmax(1) == y).sum().item(), n], dtype=torch.float64
-            )
-        if progress and (i % 10 == 0 or i == steps_per_epoch - 1):
-            bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.3f}")
-        bar.update(1)
-    bar.close()
-    sums = env.all_reduce_sum(sums.to(env.device)).cpu()
-    return float(sums[0] / sums[2]), float(sums[1] / sums[2]), step, lr
-
-
-@torch.no_grad()
-def _evaluate(
-    net: nn.Module, dataset: Any, sampler: Any, env: DistEnv, batch: int
-) -> tuple[float, float]:
-    net.eval()
-    sums = torch.zeros(3, dtype=torch.float64)
-    for x, y in _batches(dataset, list(iter(sampler)), batch, None, 0):
-        x, y = x.to(env.device), y.to(env.device)
-        logits = net(x)
-        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
-        sums += torch.tensor(
-            [loss.item(), (logits.argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64
-        )
-    sums = env.all_reduce_sum(sums.to(env.device)).cpu()
-    return float(sums[0] / sums[2]), float(sums[1] / sums[2])

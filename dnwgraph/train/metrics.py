@@ -35,6 +35,7 @@ __all__ = [
     "wiring_stats",
     "wiring_snapshot",
     "TensorBoardLogger",
+    "tensorboard_tag",
 ]
 
 
@@ -136,9 +137,27 @@ def wiring_snapshot(model: nn.Module) -> dict[str, dict[str, Any]]:
     }
 
 
+def tensorboard_tag(column: str) -> str:
+    """The TensorBoard tag of a ``metrics.csv`` column: ``test_*`` under ``test/``, the
+    wiring counts under ``wiring/``, the rest (``train_*``, ``lr``, ``epoch_time_s``) under
+    ``train/``; accuracies are logged in % (as the CLI prints them).
+
+    Examples:
+        >>> [tensorboard_tag(c) for c in ("train_acc", "test_loss", "lr", "swapped_in")]
+        ['train/acc_percent', 'test/loss', 'train/lr', 'wiring/swapped_in']
+    """
+    if column in ("selected_edges", "swapped_in", "swapped_out") or column.startswith("no_"):
+        return f"wiring/{column}"
+    group, _, name = column.partition("_")
+    if group not in ("train", "test"):
+        return f"train/{column}"
+    return f"{group}/{name}_percent" if name == "acc" else f"{group}/{name}"
+
+
 class TensorBoardLogger:
     """Scalars of each epoch to TensorBoard (``DIR/tensorboard``), with the ``tensorboard``
-    extra; a no-op when disabled.
+    extra; a no-op when disabled.  Tags by :func:`tensorboard_tag`: ``train/loss``,
+    ``train/acc_percent``, ``test/loss``, ``test/acc_percent``, ``train/lr``, ``wiring/...``.
 
     Args:
         log_dir (path): event-file folder.
@@ -164,9 +183,8 @@ class TensorBoardLogger:
             return
         epoch = int(row["epoch"])
         for key in COLUMNS[1:]:
-            group = "wiring" if key in ("selected_edges", "swapped_in", "swapped_out") else "train"
-            group = "wiring" if key.startswith("no_") else group
-            self.writer.add_scalar(f"{group}/{key}", row[key], epoch)
+            value = 100.0 * row[key] if key.endswith("_acc") else row[key]
+            self.writer.add_scalar(tensorboard_tag(key), value, epoch)
         self.writer.flush()
 
     def close(self) -> None:

@@ -9,8 +9,9 @@ norms of the neural graphs) saw in the last forward pass, and appends one row:
 * ``step``, ``loss`` (what you pass);
 * ``selected_edges``, ``swapped_in`` (edges selected now but not at the previous record);
 * ``nodes_without_input``: non-input nodes that have candidate incoming edges but no selected
-  one.  Under InstanceNorm → ReLU such a node outputs zero and its edges get no gradient: it
-  is dead until an edge into it is selected again;
+  one.  Under InstanceNorm → GELU such a node outputs zero at first and its outgoing edges
+  get no gradient (under ReLU, the candidates into it get none either: it is dead until an
+  edge into it is selected again);
 * ``output_in_edges``: selected edges into the model's output nodes (when the model has
   ``output_nodes``, as every :class:`~dnwgraph.models.NeuralGraphClassifier` does);
 * ``weight_selected`` / ``weight_unselected``: mean :math:`|w|` of the selected and of the

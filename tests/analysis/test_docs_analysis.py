@@ -35,6 +35,6 @@ def test_analysis_page_blocks_run(tmp_path):
 def test_analysis_page_images_exist_and_stay_small():
     text = PAGE.read_text()
     images = re.findall(r"!\[[^\]]*\]\((img/[^)]+)\)", text)
-    assert len(images) == 6
+    assert len(images) == 7  # plot_run's figures, the |w| histograms included
     sizes = [(ROOT / "docs" / p).stat().st_size for p in images]
     assert all(s > 0 for s in sizes) and sum(sizes) < 2_000_000

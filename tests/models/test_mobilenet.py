@@ -350,7 +350,7 @@ def test_example_configs_resolve_and_build(path):
     from dnwgraph.train.config import load_config
 
     cfg = load_config(path)
-    name, kwargs = cfg["model"]["name"], dict(cfg["model"]["kwargs"])
+    name, kwargs = cfg.model.name, dict(cfg.model.kwargs)
     assert name in list_models("mobilenetv1_*")
     if name.startswith("mobilenetv1_x"):
         model = create_model(name, **kwargs)
@@ -362,7 +362,7 @@ def test_example_configs_resolve_and_build(path):
         )
     size = kwargs["input_size"]
     assert size == (224 if path.stem.startswith("imagenet") else 32)
-    assert cfg["data"]["name"] == ("imagefolder" if size == 224 else "cifar10")
+    assert cfg.data.name == ("imagefolder" if size == 224 else "cifar10")
 
 
 def test_configs_cover_the_paper_experiments():

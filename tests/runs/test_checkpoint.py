@@ -145,3 +145,12 @@ def test_a_checkpoint_with_the_former_static_keys_loads(tmp_path: Path) -> None:
     x = torch.randn(3, 40)
     with torch.no_grad():
         assert torch.equal(load_model(tmp_path)(x), model(x))
+
+
+@pytest.mark.parametrize("bad", [[1], "tpu", "cuda:99", None])
+def test_load_model_names_a_bad_map_location_in_one_line(tmp_path, bad):
+    from dnwgraph.errors import DNWGraphError
+    from dnwgraph.runs import load_model
+
+    with pytest.raises(DNWGraphError, match="map_location"):
+        load_model(tmp_path, map_location=bad)

@@ -1,8 +1,8 @@
-"""Config files: one YAML reader and writer, and no other module opens a run's config.yaml."""
+"""Config files: one YAML reader and writer of a run's config.yaml (no other module spells the
+name: tests/runs/test_rundir.py)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,6 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.runs import Run
 from dnwgraph.runs.config_file import parse_yaml, read_config_file, write_config_file
 
-PACKAGE = Path(__file__).resolve().parents[2] / "dnwgraph"
 CONFIG = {
     "model": {"name": "mnist1d_static", "kwargs": {"ratio": 0.02, "selection": "random"}},
     "optim": {"lr": 0.1, "grad_clip": None, "kwargs": {"betas": [0.9, 0.99]}},
@@ -60,40 +59,3 @@ def test_the_writer_takes_a_mapping(tmp_path: Path) -> None:
     write_config_file(tmp_path / "c.yaml", CONFIG)
     assert read_config_file(tmp_path / "c.yaml") == CONFIG
     assert parse_yaml("a: {b: 1}") == {"a": {"b": 1}}
-
-
-def _opens_the_run_config(path: Path) -> list[str]:
-    """What in ``path`` names a run's config.yaml: the rundir constant, the file name in code
-    (docstrings aside), or the old writer."""
-    tree = ast.parse(path.read_text(), str(path))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dnwgraph.runs"):
-            found += [f"imports {a.name}" for a in node.names if a.name == "CONFIG"]
-        elif isinstance(node, ast.Constant) and id(node) not in docstrings:
-            if isinstance(node.value, str) and node.value.endswith("config.yaml"):
-                found.append(f"the string {node.value!r} (line {node.lineno})")
-        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("dump_config"):
-            found.append(f"calls dump_config (line {node.lineno})")
-    return found
-
-
-def test_no_module_but_the_run_format_opens_config_yaml() -> None:
-    offenders = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if path.parent.name == "runs":  # the run format itself
-            continue
-        found = _opens_the_run_config(path)
-        if found:
-            offenders[str(path.relative_to(PACKAGE))] = found
-    assert offenders == {}
-    # the check sees what it looks for
-    assert _opens_the_run_config(PACKAGE / "runs" / "run.py") == ["imports CONFIG"]

@@ -95,3 +95,43 @@ def test_run_names_its_files(tmp_path: Path) -> None:
     assert names == ["config.yaml", "init.pt", "checkpoint.pt", "metrics.csv"]
     assert run.wiring_dir.name == "wiring" and run.tensorboard_dir.name == "tensorboard"
     assert not run.is_run()
+
+
+def test_run_writes_every_file_it_names(tmp_path: Path) -> None:
+    from dnwgraph.runs.checkpoint import CheckpointError, load_checkpoint
+
+    run = Run(tmp_path / "run")
+    run.start({"train": {"epochs": 1}})
+    assert run.config() == {"train": {"epochs": 1}}
+    with pytest.raises(CheckpointError, match=r"no initial weights at .*init\.pt"):
+        run.initial_weights()
+    run.save_init({"w": torch.ones(2, requires_grad=True)})
+    assert torch.equal(run.initial_weights()["w"], torch.ones(2))
+    conv = WiringConv(Wiring([(0, 2), (1, 2), (0, 3), (2, 3)]), ratio=2)
+    run.save_snapshot(0, wiring_snapshot(torch.nn.Sequential(conv)))
+    assert run.has_snapshot(0) and not run.has_snapshot(1)
+    assert [epoch for epoch, _ in run.snapshots()] == [0]
+    run.write_metrics([dict.fromkeys(COLUMNS, 2)])
+    assert run.metrics()[0]["epoch"] == 2
+    run.save_checkpoint(
+        model={"name": "m", "kwargs": {}},
+        model_state={"w": torch.zeros(1)},
+        optimizer_state={},
+        scheduler_state={},
+        epoch=1,
+        step=4,
+        config={"train": {"epochs": 1}},
+        history=[],
+    )
+    ckpt = load_checkpoint(run.path)
+    assert (ckpt["epoch"], ckpt["step"], ckpt["checksum"].startswith("sha256:")) == (1, 4, True)
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "checkpoint.pt",
+        "config.yaml",
+        "init.pt",
+        "metrics.csv",
+        "wiring",
+    ]
+    run.restart({"train": {"epochs": 2}})  # everything but the new config goes
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.yaml"]
+    assert run.config() == {"train": {"epochs": 2}}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 
 import pytest
 
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.runs import rundir
 from dnwgraph.runs.rundir import (
+    RUN_FILES,
+    RUN_FOLDERS,
     RunExistsError,
     check_new_run,
     check_not_run_file,
@@ -179,3 +183,82 @@ def test_clear_outputs_touches_only_run_names(tmp_path: Path) -> None:
     (run / "keep.txt").write_text("user")
     clear_outputs(run)
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "keep.txt"]
+
+
+# ------------------------------------------------------- runs/ is the one home of run files
+
+PACKAGE = Path(__file__).resolve().parents[2] / "dnwgraph"
+#: the names of the run layout, importable from dnwgraph.runs.rundir
+CONSTANTS = ("CONFIG", "INIT", "CHECKPOINT", "METRICS", "WIRING", "TENSORBOARD")
+assert all(isinstance(getattr(rundir, name), str) for name in CONSTANTS)
+
+
+def _run_file_literals(source: str) -> list[str]:
+    """What in ``source`` spells a run file outside ``dnwgraph.runs``: a string holding one of
+    the run's file names (docstrings aside), a run folder joined onto a path, a snapshot file
+    pattern, or an import of the name constants."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+    def folder(node: ast.AST) -> bool:
+        return isinstance(node, ast.Constant) and node.value in RUN_FOLDERS
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dnwgraph.runs"):
+            found += [f"imports {a.name}" for a in node.names if a.name in CONSTANTS]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if id(node) in docstrings:
+                continue
+            if any(name in text for name in RUN_FILES) or any(
+                f"{name}/" in text for name in RUN_FOLDERS
+            ):
+                found.append(f"the string {text!r} (line {node.lineno})")
+            elif text == "epoch_" or (text.startswith("epoch_") and text.endswith(".pt")):
+                found.append(f"the snapshot pattern {text!r} (line {node.lineno})")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            if folder(node.right):
+                found.append(f"the folder {node.right.value!r} joined (line {node.lineno})")
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("Path"):
+            found += [
+                f"the folder {a.value!r} joined (line {node.lineno})"
+                for a in node.args
+                if folder(a)
+            ]
+    return found
+
+
+def test_no_run_file_name_outside_the_runs_package() -> None:
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "runs":  # the run format itself
+            continue
+        found = _run_file_literals(path.read_text())
+        if found:
+            offenders[str(path.relative_to(PACKAGE))] = found
+    assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('x = out / "checkpoint.pt"', ["the string 'checkpoint.pt' (line 1)"]),
+        ('x = f"its config.yaml ({d})"', ["the string 'its config.yaml (' (line 1)"]),
+        ('x = run / "wiring"', ["the folder 'wiring' joined (line 1)"]),
+        ('x = Path(run, "tensorboard")', ["the folder 'tensorboard' joined (line 1)"]),
+        ('x = f"epoch_{e:04d}.pt"', ["the snapshot pattern 'epoch_' (line 1)"]),
+        ("from dnwgraph.runs.rundir import METRICS", ["imports METRICS"]),
+        ('def f():\n    """Writes metrics.csv."""\n    return getattr(m, "wiring")', []),
+        ('row = {"epoch_time_s": 1.0, "snapshots": True}', []),
+    ],
+)
+def test_the_run_file_check_sees_what_it_looks_for(source: str, expected: list[str]) -> None:
+    assert _run_file_literals(source) == expected

@@ -6,11 +6,33 @@ from pathlib import Path
 
 import pytest
 
-from dnwgraph.train.config import DEFAULTS, ConfigError, apply_overrides, load_config
+from dnwgraph.train.config import (
+    ConfigError,
+    OptimSection,
+    TrainConfig,
+    apply_overrides,
+    load_config,
+    resolve_config,
+)
 
 
 def test_defaults_and_file_and_overrides(tmp_path: Path) -> None:
-    assert load_config() == {**DEFAULTS, "schedule": {**DEFAULTS["schedule"]}}
+    defaults = load_config()
+    assert defaults == TrainConfig()
+    assert defaults.to_dict()["optim"] == {
+        "name": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 5e-4,
+        "grad_clip": None,
+        "kwargs": {},
+    }
+    assert (defaults.model.name, defaults.data.batch_size, defaults.train.epochs) == (
+        "mnist1d_static",
+        128,
+        40,
+    )
     path = tmp_path / "c.yaml"
     path.write_text("optim: {lr: 0.2}\nschedule: {name: multistep, milestones: [8, 4]}\n")
     cfg = load_config(
@@ -23,11 +45,14 @@ def test_defaults_and_file_and_overrides(tmp_path: Path) -> None:
             "data.dir=null",
         ],
     )
-    assert cfg["optim"]["lr"] == 0.2 and cfg["optim"]["nesterov"] is True
-    assert cfg["schedule"]["milestones"] == [4, 8]
-    assert cfg["train"]["epochs"] == 7 and cfg["data"]["num_samples"] == 300
-    assert cfg["model"]["kwargs"] == {"ratio": 64} and cfg["data"]["dir"] is None
-    assert isinstance(load_config(None, ["optim.lr=1"])["optim"]["lr"], float)
+    assert cfg.optim.lr == 0.2 and cfg.optim.nesterov is True
+    assert cfg.schedule.milestones == [4, 8]
+    assert cfg.train.epochs == 7 and cfg.data.options == {"num_samples": 300}
+    assert cfg.model.kwargs == {"ratio": 64} and cfg.data.dir is None
+    assert isinstance(load_config(None, ["optim.lr=1"]).optim.lr, float)
+    # the plain mapping round-trips, the dataset's own options flat in 'data'
+    assert cfg.to_dict()["data"]["num_samples"] == 300
+    assert resolve_config(cfg.to_dict()) == cfg
 
 
 def test_apply_overrides_parses_yaml_values() -> None:
@@ -74,7 +99,15 @@ def test_bad_overrides_are_clear_errors(overrides: list[str], match: str) -> Non
 
 def test_init_mode_sets_the_fixed_selection() -> None:
     cfg = load_config(None, ["init.mode=finetune", "init.from_run=runs/x"])
-    assert cfg["model"]["kwargs"]["selection"] == "fixed"
+    assert cfg.model.kwargs["selection"] == "fixed"
+
+
+def test_a_section_built_in_code_is_checked_too() -> None:
+    assert TrainConfig(optim=OptimSection(lr=1)).optim.lr == 1.0
+    with pytest.raises(ConfigError, match=r"optim.lr must be a number >= 0 \(got -1\)"):
+        OptimSection(lr=-1)
+    with pytest.raises(ConfigError, match="nesterov needs optim.momentum > 0"):
+        OptimSection(momentum=0, nesterov=True)
 
 
 def test_bad_files(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from dnwgraph.train import (
     load_model,
     train,
 )
-from dnwgraph.train.loop import lr_at
+from dnwgraph.train.optim import StepSchedule
 
 
 def test_loss_decreases_and_run_dir_follows_the_contract(tmp_path: Path, tiny_config) -> None:
@@ -153,13 +153,24 @@ def test_unknown_model_argument_is_a_config_error(tmp_path: Path, tiny_config) -
         train(tiny_config, tmp_path / "run", progress=False)
 
 
+def _lrs(name: str, base: float, spe: int, epochs: int, **options) -> list[float]:
+    """The learning rate of every optimisation step under a StepSchedule."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+    sched = StepSchedule(opt, name, spe, epochs, **options)
+    out = []
+    for _ in range(spe * epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
 @pytest.mark.parametrize("warmup", [0, 1])
 def test_cosine_schedule_matches_torch(warmup: int) -> None:
     spe, epochs, base = 5, 4, 0.1
-    sched = {"name": "cosine", "milestones": [], "gamma": 0.1, "warmup_epochs": warmup}
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
     torch_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spe * (epochs - warmup))
-    ours = [lr_at(t, sched, base, spe, epochs) for t in range(spe * epochs)]
+    ours = _lrs("cosine", base, spe, epochs, warmup_epochs=warmup)
     expected = []
     for _ in range(spe * (epochs - warmup)):
         expected.append(opt.param_groups[0]["lr"])
@@ -173,16 +184,37 @@ def test_cosine_schedule_matches_torch(warmup: int) -> None:
 
 def test_multistep_schedule_matches_torch() -> None:
     spe, epochs, base = 3, 6, 0.1
-    sched = {"name": "multistep", "milestones": [2, 4], "gamma": 0.1, "warmup_epochs": 0}
+    ours = _lrs("multistep", base, spe, epochs, milestones=[2, 4], gamma=0.1)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
     torch_sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.1)
     for epoch in range(epochs):
         for t in range(spe):
-            assert lr_at(epoch * spe + t, sched, base, spe, epochs) == pytest.approx(
-                opt.param_groups[0]["lr"]
-            )
+            assert ours[epoch * spe + t] == pytest.approx(opt.param_groups[0]["lr"])
         opt.step()
         torch_sched.step()
+    assert _lrs("constant", base, spe, epochs, warmup_epochs=2) == pytest.approx(
+        [base * (t + 1) / (2 * spe) for t in range(2 * spe)] + [base] * (spe * (epochs - 2))
+    )
+
+
+def test_a_step_schedule_resumes_from_its_state() -> None:
+    full = _lrs("cosine", 0.1, 4, 3, warmup_epochs=1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = StepSchedule(opt, "cosine", 4, 3, warmup_epochs=1)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    state = {"opt": opt.state_dict(), "sched": sched.state_dict()}
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched2 = StepSchedule(opt2, "cosine", 4, 3, warmup_epochs=1)
+    opt2.load_state_dict(state["opt"])
+    sched2.load_state_dict(state["sched"])
+    rest = []
+    for _ in range(7):
+        rest.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        sched2.step()
+    assert rest == full[5:]  # bit for bit
 
 
 def _train_source(tmp_path: Path, tiny_config) -> Path:

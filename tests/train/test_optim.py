@@ -67,7 +67,9 @@ def test_one_cycle_per_step_gets_its_defaults() -> None:
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
     s = build_scheduler(opt, {"name": "onecyclelr", "interval": "step", "kwargs": {}}, 5, 4)
     assert type(s).__name__ == "OneCycleLR" and s.total_steps == 20
-    assert build_scheduler(opt, {"name": "cosine"}, 5, 4) is None
+    cosine = build_scheduler(opt, {"name": "cosine", "warmup_epochs": 1}, 5, 4)
+    assert type(cosine).__name__ == "StepSchedule" and cosine.warmup_steps == 5
+    assert cosine.total_steps == 20
 
 
 def test_config_errors(tmp_path: Path, tiny_config) -> None:
@@ -85,7 +87,7 @@ class Recorder(Callback):
         self.calls: list[tuple] = []
 
     def on_train_begin(self, model, config) -> None:
-        self.calls.append(("begin", type(model).__name__, config["train"]["epochs"]))
+        self.calls.append(("begin", type(model).__name__, config.train.epochs))
 
     def on_epoch_end(self, row, model) -> None:
         self.calls.append(("epoch", row["epoch"], row["test_acc"]))

@@ -11,7 +11,12 @@ from torch import nn
 from dnwgraph.graph import Wiring
 from dnwgraph.nn import WiringConv
 from dnwgraph.runs.run import COLUMNS, read_metrics_csv, write_metrics_csv
-from dnwgraph.train.metrics import TensorBoardLogger, wiring_snapshot, wiring_stats
+from dnwgraph.train.metrics import (
+    TensorBoardLogger,
+    tensorboard_tag,
+    wiring_snapshot,
+    wiring_stats,
+)
 
 # 0, 1 -> 2, 3 -> 4 ; all candidate edges between consecutive layers
 EDGES = [(0, 2), (0, 3), (1, 2), (1, 3), (2, 4), (3, 4)]
@@ -92,7 +97,30 @@ def test_tensorboard_logger(tmp_path: Path) -> None:
     TensorBoardLogger(tmp_path / "off", enabled=False).log({})  # disabled: a no-op
     assert not (tmp_path / "off").exists()
     pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     tb = TensorBoardLogger(tmp_path / "tb", enabled=True)
-    tb.log({c: 1 for c in COLUMNS})
+    row = {c: 1 for c in COLUMNS} | {"epoch": 3, "train_acc": 0.5, "test_acc": 0.25}
+    tb.log(row)
     tb.close()
-    assert any((tmp_path / "tb").iterdir())
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc_percent", "test/loss", "test/acc_percent"} <= tags
+    assert {
+        "train/lr",
+        "train/epoch_time_s",
+        "wiring/selected_edges",
+        "wiring/no_input_nodes",
+    } <= tags
+    assert not any(tag.startswith("train/test") for tag in tags)
+    (test_acc,) = events.Scalars("test/acc_percent")
+    assert (test_acc.step, test_acc.value) == (3, 25.0)
+
+
+def test_tensorboard_tags_group_test_metrics_under_test() -> None:
+    assert tensorboard_tag("test_loss") == "test/loss"
+    assert tensorboard_tag("test_acc") == "test/acc_percent"
+    assert tensorboard_tag("train_loss") == "train/loss"
+    assert tensorboard_tag("no_output_nodes") == "wiring/no_output_nodes"
+    assert tensorboard_tag("epoch_time_s") == "train/epoch_time_s"

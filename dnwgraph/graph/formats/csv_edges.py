@@ -54,7 +54,18 @@ _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
 class CSVFormat:
-    """Reader and writer of ``.csv`` edge lists (see the module docstring)."""
+    """Reader and writer of ``.csv`` edge lists (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> from dnwgraph import Wiring, to_data
+        >>> path = Path(tempfile.mkdtemp()) / "wiring.csv"
+        >>> fmt = CSVFormat()
+        >>> fmt.write(to_data(Wiring([(0, 2), (1, 2)], edge_weight=[0.5, -1.0])), path)
+        >>> data = fmt.read(path)
+        >>> data.edge_index.tolist(), data.edge_weight.tolist()
+        ([[0, 1], [2, 2]], [0.5, -1.0])
+    """
 
     def read(self, path: Path) -> Data:
         rows = _rows(path)

@@ -34,7 +34,18 @@ _ROLES = ("input_nodes", "output_nodes")
 
 
 class EdgeListFormat:
-    """Reader and writer of ``.txt``/``.edgelist`` files (see the module docstring)."""
+    """Reader and writer of ``.txt``/``.edgelist`` files (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> from dnwgraph import Wiring, to_data
+        >>> path = Path(tempfile.mkdtemp()) / "wiring.txt"
+        >>> fmt = EdgeListFormat()
+        >>> fmt.write(to_data(Wiring([(0, 2), (1, 2)], edge_weight=[0.5, -1.0])), path)
+        >>> data = fmt.read(path)
+        >>> data.edge_index.tolist(), data.edge_weight.tolist()
+        ([[0, 1], [2, 2]], [0.5, -1.0])
+    """
 
     def read(self, path: Path) -> Data:
         meta: dict[str, Any] = {}

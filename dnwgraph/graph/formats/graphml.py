@@ -32,6 +32,16 @@ class XMLFormat:
 
     Args:
         name: ``"graphml"`` or ``"gexf"``.
+
+    Example:
+        >>> import tempfile
+        >>> from dnwgraph import Wiring, to_data
+        >>> path = Path(tempfile.mkdtemp()) / "wiring.graphml"
+        >>> fmt = XMLFormat("graphml")
+        >>> fmt.write(to_data(Wiring([(0, 2), (1, 2)], edge_weight=[0.5, -1.0])), path)
+        >>> data = fmt.read(path)
+        >>> data.edge_index.tolist(), data.edge_weight.tolist()
+        ([[0, 1], [2, 2]], [0.5, -1.0])
     """
 
     def __init__(self, name: str) -> None:

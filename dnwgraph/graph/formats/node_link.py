@@ -31,7 +31,18 @@ _TOP_KEYS = ("directed", "multigraph", "graph", "nodes", "edges", "links")
 
 
 class NodeLinkFormat:
-    """Reader and writer of node-link ``.json`` (see the module docstring)."""
+    """Reader and writer of node-link ``.json`` (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> from dnwgraph import Wiring, to_data
+        >>> path = Path(tempfile.mkdtemp()) / "wiring.json"
+        >>> fmt = NodeLinkFormat()
+        >>> fmt.write(to_data(Wiring([(0, 2), (1, 2)], edge_weight=[0.5, -1.0])), path)
+        >>> data = fmt.read(path)
+        >>> data.edge_index.tolist(), data.edge_weight.tolist()
+        ([[0, 1], [2, 2]], [0.5, -1.0])
+    """
 
     def read(self, path: Path) -> Data:
         import networkx as nx

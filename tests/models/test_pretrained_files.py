@@ -1,0 +1,392 @@
+"""Pretrained folders as files: nothing a user owns is replaced, writes are atomic, every
+byte read is verified, stored masks agree with their budgets, and every malformed folder or
+argument is one DNWGraphError."""
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+import torch
+
+import dnwgraph
+from dnwgraph import _atomic, create_model
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.models import from_pretrained, save_pretrained
+
+pytest.importorskip("safetensors")
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+
+def reseal(folder, **changes):
+    """Apply ``changes`` to config.json and recompute both checksums: a deliberate edit (an
+    accidental one fails the checksums)."""
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    data = (folder / "model.safetensors").read_bytes()
+    config["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    rest = {k: v for k, v in config.items() if k != "config_sha256"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
+    config["config_sha256"] = hashlib.sha256(text).hexdigest()
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def saved(tmp_path, name="m", **kwargs):
+    torch.manual_seed(0)
+    kwargs = kwargs if "selection" in kwargs else {"selection": "random", "seed": 0, **kwargs}
+    model = create_model("mnist1d_static", **kwargs).eval()
+    return model, save_pretrained(model, tmp_path / name)
+
+
+def one_line_error(folder, match, **kwargs):
+    with pytest.raises(DNWGraphError, match=match) as info:
+        from_pretrained(folder, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+# -- nothing a user owns is replaced or deleted ---------------------------------------------
+
+
+def test_a_users_config_is_never_replaced_without_overwrite(tmp_path):
+    model, _ = saved(tmp_path, "first")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"learning_rate": 0.1}')
+    with pytest.raises(DNWGraphError, match=r"did not write \['config.json'\].*overwrite=True"):
+        save_pretrained(model, folder)
+    assert (folder / "config.json").read_text() == '{"learning_rate": 0.1}'
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    save_pretrained(model, folder, overwrite=True)
+    assert torch.equal(from_pretrained(folder).head.weight, model.head.weight)
+
+
+@pytest.mark.parametrize("name", [".hidden", "notes.txt", "sub", "model.safetensors"])
+def test_any_other_file_is_refused_and_kept_even_with_overwrite(name, tmp_path):
+    model, _ = saved(tmp_path, "first")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    if name == "sub":
+        (folder / name).mkdir()
+    else:
+        (folder / name).write_bytes(b"user data")
+    with pytest.raises(DNWGraphError, match=f"did not write \\[{name!r}\\]"):
+        save_pretrained(model, folder)
+    save_pretrained(model, folder, overwrite=True)
+    if name == "model.safetensors":  # explicitly replaced
+        assert from_pretrained(folder) is not None
+    else:
+        assert (folder / name).exists() and (
+            name == "sub" or (folder / name).read_bytes() == b"user data"
+        )
+
+
+def test_a_folder_save_pretrained_wrote_is_updated_in_place(tmp_path):
+    _, folder = saved(tmp_path)
+    other = create_model("mnist1d_static", selection="random", seed=5).eval()
+    save_pretrained(other, folder)
+    assert torch.equal(from_pretrained(folder).conv.active_mask(), other.conv.active_mask())
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_folder_or_file_in_the_way_is_never_removed(tmp_path):
+    model, _ = saved(tmp_path, "first")
+    (tmp_path / "d" / "config.json").mkdir(parents=True)
+    with pytest.raises(DNWGraphError, match="is a folder; save_pretrained never removes one"):
+        save_pretrained(model, tmp_path / "d", overwrite=True)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DNWGraphError, match="needs a folder, and .* is a file"):
+        save_pretrained(model, tmp_path / "f", overwrite=True)
+    with pytest.raises(DNWGraphError, match="a file is in the way"):
+        save_pretrained(model, tmp_path / "f" / "sub")
+    assert (tmp_path / "f").read_text() == "x"
+
+
+@pytest.mark.parametrize("failing", ["model.safetensors", "config.json"])
+def test_a_failed_write_never_loads_a_mix_of_two_models(failing, tmp_path, monkeypatch):
+    """A crash before the weights' rename leaves the old folder whole; between the two
+    renames, the old config's checksum refuses the new weights. Saving again repairs it."""
+    first, folder = saved(tmp_path, seed=0)
+    second = create_model("mnist1d_static", selection="random", seed=9).eval()
+    commit = _atomic._commit
+
+    def crash(tmp, path):
+        if path.name == failing:
+            raise OSError("disk full")
+        commit(tmp, path)
+
+    monkeypatch.setattr(_atomic, "_commit", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_pretrained(second, folder)
+    monkeypatch.setattr(_atomic, "_commit", commit)
+    if failing == "model.safetensors":
+        back = from_pretrained(folder)
+        assert torch.equal(back.conv.active_mask(), first.conv.active_mask())
+    else:
+        one_line_error(folder, "model.safetensors' does not match the checksum")
+    save_pretrained(second, folder)
+    assert torch.equal(from_pretrained(folder).conv.active_mask(), second.conv.active_mask())
+
+
+# -- every byte read is verified --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", [0, 8, 100, -1, "middle"])
+def test_one_flipped_byte_in_the_weights_is_refused(where, tmp_path):
+    _, folder = saved(tmp_path)
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    i = len(data) // 2 if where == "middle" else where
+    data[i] ^= 0x01
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    one_line_error(folder, "model.safetensors' does not match the checksum in config.json")
+
+
+def test_one_changed_value_in_the_config_is_refused(tmp_path):
+    _, folder = saved(tmp_path, seed=3)
+    text = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(text.replace('"seed": 3', '"seed": 2'))
+    one_line_error(folder, "config.json' does not match its checksum")
+
+
+def test_a_folder_of_format_1_says_to_save_again(tmp_path):
+    _, folder = saved(tmp_path)
+    reseal(folder, format="dnwgraph-pretrained/1")
+    one_line_error(folder, "got 'dnwgraph-pretrained/1'.*written before checksums")
+
+
+@pytest.mark.parametrize(
+    "name, renamed",
+    [
+        ("mnist1d_static", lambda k: k.replace("executor.", "graph.", 1)),
+        (
+            "mobilenetv1_dnw_x225",
+            lambda k: re.sub(
+                r"node_ops\.(\d+)\.",
+                lambda m: "input_op." if m[1] == "0" else f"level_ops.{int(m[1]) - 1}.",
+                k,
+            ),
+        ),
+    ],
+)
+def test_a_folder_written_with_the_former_module_names_loads(name, renamed, tmp_path):
+    """Weights saved when the static model's executor was ``graph`` and the MobileNet stages
+    held ``input_op`` / ``level_ops`` load into today's models, with the same outputs."""
+    torch.manual_seed(0)
+    kwargs = {"stages": ((4, 6, 1, 1), (6, 8, 2, 2))} if name.startswith("mobilenet") else {}
+    model = create_model(name, **kwargs).eval()
+    folder = save_pretrained(model, tmp_path)
+    tensors = load_file(folder / "model.safetensors")
+    former = {renamed(k): v for k, v in tensors.items()}
+    assert former.keys() != tensors.keys()
+    save_file(former, folder / "model.safetensors", metadata={"format": "pt"})
+    reseal(folder)
+    x = torch.randn(1, 40) if name.startswith("mnist1d") else torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(from_pretrained(folder)(x), model(x))
+
+
+# -- stored state that disagrees with itself --------------------------------------------------
+
+
+def _edit_tensors(folder, **tensors):
+    state = load_file(folder / "model.safetensors")
+    state.update(tensors)
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    reseal(folder)
+
+
+def test_an_all_false_stored_mask_is_refused(tmp_path):
+    _, folder = saved(tmp_path)
+    _edit_tensors(folder, **{"executor.conv.selection.mask": torch.zeros(41_984, dtype=torch.bool)})
+    one_line_error(
+        folder, r"stored 'random' mask .* selects 0 of 41984 edges, but its budget is k=2048"
+    )
+
+
+def test_a_ratio_edited_in_the_config_is_refused(tmp_path):
+    _, folder = saved(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    reseal(folder, kwargs={**config["kwargs"], "ratio": 100})
+    one_line_error(folder, "selects 2048 of 41984 edges, but its budget is k=100")
+
+
+def test_a_per_node_mask_must_meet_every_nodes_budget(tmp_path):
+    model, folder = saved(tmp_path, scope="per_node", ratio=0.25)
+    target = model.conv.selection.target
+    mask = model.conv.selection.mask.clone()
+    on = int(mask.nonzero()[0, 0])
+    off = int((~mask & (target != target[on])).nonzero()[0, 0])
+    mask[on], mask[off] = False, True  # the same count, one edge moved to another node
+    _edit_tensors(folder, **{"executor.conv.selection.mask": mask})
+    one_line_error(folder, "stored 'random' mask")
+
+
+def test_an_empty_fixed_mask_is_refused_at_save_and_load(tmp_path):
+    mask = torch.zeros(41_984, dtype=torch.bool)
+    mask[:10] = True
+    model, folder = saved(tmp_path, selection="fixed", mask=mask)
+    _edit_tensors(folder, **{"executor.conv.selection.mask": torch.zeros_like(mask)})
+    one_line_error(folder, "stored 'fixed' mask .* selects 0 of 41984 edges")
+    model.conv.selection.mask.zero_()
+    with pytest.raises(DNWGraphError, match="stored 'fixed' mask .* selects 0"):
+        save_pretrained(model, tmp_path / "again")
+
+
+def test_non_finite_weights_are_refused_at_save_and_load(tmp_path):
+    model, folder = saved(tmp_path)
+    weight = load_file(folder / "model.safetensors")["head.weight"]
+    weight[0, 0] = float("nan")
+    _edit_tensors(folder, **{"head.weight": weight})
+    one_line_error(folder, "'head.weight' holds NaN or infinite values")
+    with torch.no_grad():
+        model.head.bias[0] = float("inf")
+    with pytest.raises(DNWGraphError, match="'head.bias' holds NaN or infinite values"):
+        save_pretrained(model, tmp_path / "again")
+
+
+# -- malformed folders and arguments: one line each -------------------------------------------
+
+
+CONFIG_EDITS = {
+    "a list": ([1, 2], "expected format .* got 'list'"),
+    "unknown key": ({"foo": 1}, r"unknown keys \['foo'\]"),
+    "name not str": ({"name": 3}, "'name' must be a str or null"),
+    "unknown model": ({"name": "nope"}, "does not build 'nope'.*unknown model"),
+    "kwargs list": ({"kwargs": [1]}, "'kwargs' must be a mapping"),
+    "args mapping": ({"args": {"a": 1}}, "'args' must be a list"),
+    "unknown keyword": ({"kwargs": {"ratoi": 3}}, "does not build 'mnist1d_static'.*ratoi"),
+    "bad value": ({"kwargs": {"selection": 5}}, "does not build.*unknown selection 5"),
+    "huge int": ({"kwargs": {"num_classes": 10**30}}, "does not build 'mnist1d_static'"),
+    "unknown tag": ({"kwargs": {"x": {"$eval": "1"}}}, r"'kwargs.x' must be a value or a one-key"),
+    "missing tensor": ({"kwargs": {"mask": {"$tensor": "nope"}}}, "names the tensor 'nope'"),
+    "foreign class": ({"name": None, "class": "Module"}, "'class' must be null or one of"),
+    "name and class": ({"class": "StaticNeuralGraph"}, "'name' must be set when 'class' is null"),
+    "bad dtype": ({"torch_dtype": "int8"}, "'torch_dtype' must be one of"),
+    "bad wiring": (
+        {
+            "name": None,
+            "class": "StaticNeuralGraph",
+            "args": [{"$wiring": {"edge_index": [[0, 1]]}}, 2],
+        },
+        r"'args.0' is not a valid wiring: 'edge_index' must have shape \[2, E\]",
+    ),
+    "unknown stem": (
+        {"kwargs": {"stem": {"$stem": {"name": "os.system", "kwargs": {}}}}},
+        "'kwargs.stem' is not a valid stem",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_EDITS))
+def test_every_malformed_config_is_one_line(case, tmp_path):
+    _, folder = saved(tmp_path)
+    change, match = CONFIG_EDITS[case]
+    if isinstance(change, dict):
+        reseal(folder, **change)
+    else:
+        (folder / "config.json").write_text(json.dumps(change))
+    one_line_error(folder, match)
+
+
+RAW_CONFIGS = {
+    "empty": (b"", "is not valid JSON"),
+    "binary": (bytes(range(256)), r"is not UTF-8 text \(byte 0x80 at offset 128\)"),
+    "deep": (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
+    "NaN": (b'{"format": NaN}', "NaN is not a JSON number"),
+    "duplicate key": (b'{"name": "a", "name": "b"}', "the key 'name' is given twice"),
+    "huge": (b" " * (2 << 20), "bytes; a dnwgraph config.json is under"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAW_CONFIGS))
+def test_every_unreadable_config_is_one_line(case, tmp_path):
+    _, folder = saved(tmp_path)
+    data, match = RAW_CONFIGS[case]
+    (folder / "config.json").write_bytes(data)
+    one_line_error(folder, match)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00" * 7, b"garbage", "half"])
+def test_empty_or_truncated_weights_are_one_line(data, tmp_path):
+    _, folder = saved(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000] if data == "half" else data)
+    one_line_error(folder, "does not match the checksum")
+    reseal(folder)  # even with a matching checksum, the reader names the damage
+    one_line_error(folder, "model.safetensors' is corrupt or truncated")
+
+
+def _special(folder, name, kind):
+    path = folder / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "self link":
+        os.symlink(path, path)
+    elif kind == "broken link":
+        os.symlink(folder / "nowhere", path)
+    return {
+        "fifo": "is a FIFO",
+        "folder": "is a folder",
+        "self link": "cannot be opened",
+        "broken link": "is a broken symlink",
+        "missing": "is missing",
+    }[kind]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and symlinks")
+@pytest.mark.parametrize("kind", ["fifo", "folder", "self link", "broken link", "missing"])
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_special_files_are_named_never_opened(kind, name, tmp_path):
+    _, folder = saved(tmp_path)
+    what = _special(folder, name, kind)
+    one_line_error(folder, f"its {name} {what}")
+    assert dnwgraph.models.pretrained.is_pretrained_dir(folder)  # load_model reaches it
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_the_folder_itself_may_be_anything(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    one_line_error(tmp_path / "file", "'.*file' is a file")
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    one_line_error(tmp_path / "loop", "cannot be opened")
+    one_line_error(tmp_path / "runs/a/b", "is missing")
+    monkeypatch.chdir(tmp_path)
+    one_line_error(".", "its config.json is missing")
+    one_line_error("a\0b", "must not hold a NUL byte")
+    with pytest.raises(DNWGraphError, match="'save_directory' must be a folder path"):
+        save_pretrained(saved(tmp_path)[0], "a\0b")
+    for bad in (3, None, b"/tmp"):
+        with pytest.raises(
+            dnwgraph.errors.DNWGraphTypeError, match="must be a folder path or a Hub id"
+        ):
+            from_pretrained(bad)
+
+
+@pytest.mark.parametrize(
+    "map_location, match",
+    [
+        (3, "must be a str such as 'cpu'"),
+        (None, "must be a str such as 'cpu'"),
+        (["cpu"], "must be a str such as 'cpu'"),
+        ("tpu", "must name a device such as 'cpu'"),
+        ("meta", "cannot be 'meta'"),
+        ("cuda:99", "'cuda:99' is not available here"),
+    ],
+)
+def test_a_bad_map_location_is_one_line(map_location, match, tmp_path):
+    _, folder = saved(tmp_path)
+    one_line_error(folder, match, map_location=map_location)
+    with pytest.raises(DNWGraphError, match=match):
+        dnwgraph.load_model(folder, map_location=map_location)
+
+
+def test_bad_keyword_values_are_one_line(tmp_path):
+    model, folder = saved(tmp_path)
+    one_line_error(folder, "'strict' must be True or False", strict="no")
+    with pytest.raises(DNWGraphError, match="'overwrite' must be True or False"):
+        save_pretrained(model, folder, overwrite="yes")
+    with pytest.raises(dnwgraph.errors.DNWGraphTypeError, match="'model' must be an nn.Module"):
+        save_pretrained("mnist1d_static", folder)
