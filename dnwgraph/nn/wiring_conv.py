@@ -388,6 +388,10 @@ class WiringConv(MessagePassing):
         """
         rows = self.source_groups.check(group, first_row, last_row)
         self._check_call(x, None, None, rows, out)
+        if not out.is_contiguous():  # no in-place view of it: the functional path
+            return out.copy_(
+                self(x, group=group, first_row=first_row, last_row=last_row, add_to=out)
+            )
         kernels.accumulate_(self, out.view(out.size(0), -1), x.reshape(x.size(0), -1), rows)
         return out
 

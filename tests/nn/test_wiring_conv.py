@@ -582,3 +582,13 @@ def test_features_without_columns(impl):
     assert x.grad.shape == (6, 0, 4)
     acc = torch.zeros(6, 0, 4)
     assert conv.accumulate_(acc, x.detach()).shape == (6, 0, 4)
+
+
+def test_accumulate_into_a_non_contiguous_buffer():
+    torch.manual_seed(0)
+    conv = WiringConv(block_dag([2, 2]), ratio=3)
+    x = torch.randn(4, 2, 3)
+    out = torch.zeros(4, 3, 2).transpose(1, 2)  # [4, 2, 3], not contiguous
+    with torch.no_grad():
+        conv.accumulate_(out, x)
+        torch.testing.assert_close(out, conv(x))

@@ -22,14 +22,14 @@ backends are the oracles every other one is tested against.
 from dnwgraph.nn.kernels.auto import kernel_for
 from dnwgraph.nn.kernels.backends import KERNELS, Kernel, effective_weight, gradient_set_weights
 from dnwgraph.nn.kernels.cache import PlanCache, ValueKey
-from dnwgraph.nn.kernels.chain import LevelChain, LinearPool, as_range
+from dnwgraph.nn.kernels.chain import LevelChain, LinearPool
 from dnwgraph.nn.kernels.dispatch import accumulate_, aggregate
 from dnwgraph.nn.kernels.fused import NO_DOUBLE_BACKWARD, wiring_matmul
 from dnwgraph.nn.kernels.matmul import BagMatrix, spmm
 from dnwgraph.nn.kernels.node_first import apply as apply_node_first
 from dnwgraph.nn.kernels.plan import AggregationPlan
 from dnwgraph.nn.kernels.planner import Rows, SourceGroups, build_plan, candidate_order
-from dnwgraph.nn.kernels.sampled import EdgeSet, sddmm
+from dnwgraph.nn.kernels.sampled import EdgeSet, as_range, sddmm
 
 __all__ = [
     "aggregate",

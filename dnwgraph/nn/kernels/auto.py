@@ -1,6 +1,11 @@
 r"""``impl="auto"``: the backend of each aggregation call, chosen by size and device.
 
-Placeholder rule, calibrated by ``benchmarks/bench_auto.py``.
+The rule is one bound, not a fitted cost model: on a CPU a call whose dense matrix (output
+rows x source rows) has at most :data:`DENSE_ELEMENTS_CPU` entries runs ``dense`` (a masked
+matrix and BLAS: the sparse path's plan building costs more than such a product), every other
+call ``sparse``.  On a GPU every call runs ``sparse`` (no GPU measurement backs another
+choice yet).  ``benchmarks/bench_auto.py`` times ``auto`` against every backend from a 15-node
+DAG model to 20,000 nodes and writes the table into ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from torch import Tensor
 from dnwgraph.nn.kernels.backends import KERNELS, Kernel
 from dnwgraph.nn.kernels.plan import AggregationPlan
 
-#: The backends a layer accepts: every registered kernel, and ``"auto"``.
+#: The name of the automatic choice (a layer also takes every registered kernel's name).
 AUTO = "auto"
 
 #: Largest dense matrix (output rows x source rows) the CPU runs densely.
@@ -19,7 +24,7 @@ DENSE_ELEMENTS_CPU = 2**14
 
 def kernel_for(impl: str, plan: AggregationPlan, x: Tensor) -> Kernel:
     """The kernel that computes ``plan`` on ``x``: ``impl`` itself, or for ``"auto"`` the
-    one the cost model expects to be fastest.
+    one the rule above picks.
 
     Example:
         >>> import torch

@@ -164,7 +164,7 @@ class PlanCache(_Holds):
         selection_state (tuple or None): the selection's :meth:`~dnwgraph.Selection.cache_key`
             when the mask was chosen (copied; ``None``: the mask is chosen at every call).
         mask (BoolTensor or None): the selected edges ``[E]``.
-        plans (dict): :class:`~dnwgraph.nn.aggregate.AggregationPlan` per
+        plans (dict): :class:`~dnwgraph.nn.kernels.AggregationPlan` per
             ``(group, first_row, last_row)``, built on first use.
         by_group (tuple or None): the selected edges ordered by source group (built on first
             use by a layer with ``source_groups``).
@@ -196,7 +196,7 @@ class PlanCache(_Holds):
         ``weights`` stays, so unchanged weights are not counted as a new state."""
         self.selection_state: tuple[Any, ...] | None = None
         self.mask: Tensor | None = None
-        self.plans: dict[tuple[int | None, int], Any] = {}
+        self.plans: dict[tuple[int | None, int, int], Any] = {}  # keyed by the call's Rows
         self.by_group: Any = None
         self.frozen = False
         self._held = False

@@ -51,19 +51,6 @@ class LinearPool(Protocol):
         ...
 
 
-def as_range(ids: Tensor) -> tuple[int, int] | None:
-    """``(start, length)`` if the ascending ``ids`` are consecutive integers, else ``None``.
-
-    Example:
-        >>> as_range(torch.tensor([3, 4, 5])), as_range(torch.tensor([3, 5]))
-        ((3, 3), None)
-    """
-    n = ids.numel()
-    if n and int(ids[-1]) - int(ids[0]) + 1 == n:
-        return int(ids[0]), n
-    return None
-
-
 class LevelChain:
     """The fused execution of a chain wiring (see the module docstring).
 

@@ -73,9 +73,10 @@ def aggregate(
 
 @torch.no_grad()
 def accumulate_(layer: Any, out: Tensor, x: Tensor, rows: Rows) -> Tensor:
-    r"""``out += A X`` in place, without autograd (inference): the backend's in-place kernel,
-    or :func:`aggregate` with ``add_to=out`` where none applies."""
-    if not out.is_contiguous() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    r"""``out += A X`` in place, without autograd (inference), for a contiguous ``out``: the
+    backend's in-place kernel, or :func:`aggregate` with ``add_to=out`` in compiled or traced
+    code."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return out.copy_(aggregate(layer, x, rows, add_to=out))
     plan = build_plan(layer, rows)
     return kernel_for(layer.impl, plan, x).accumulate_(out, x, plan)

@@ -55,8 +55,13 @@ class _Block:
         return self.flat is not None
 
 
-def _range(ids: Tensor) -> tuple[int, int] | None:
-    """``(start, length)`` if the ascending ``ids`` are consecutive integers."""
+def as_range(ids: Tensor) -> tuple[int, int] | None:
+    """``(start, length)`` if the ascending ``ids`` are consecutive integers, else ``None``.
+
+    Example:
+        >>> as_range(torch.tensor([3, 4, 5])), as_range(torch.tensor([3, 5]))
+        ((3, 3), None)
+    """
     n = ids.numel()
     if n and int(ids[-1]) - int(ids[0]) + 1 == n:
         return int(ids[0]), n
@@ -177,8 +182,8 @@ class EdgeSet:
                         block_rows,
                         ucols,
                         flat,
-                        row_range=_range(block_rows),
-                        col_range=_range(ucols),
+                        row_range=as_range(block_rows),
+                        col_range=as_range(ucols),
                         complete=complete,
                     )
                 )
@@ -195,7 +200,7 @@ class EdgeSet:
         crow = counts.new_zeros(r1 - r0 + 1)
         torch.cumsum(counts, 0, out=crow[1:])
         rows = urows[r0:r1]
-        self._blocks.append(_Block(e0, e1, rows, crow=crow, row_range=_range(rows)))
+        self._blocks.append(_Block(e0, e1, rows, crow=crow, row_range=as_range(rows)))
 
     def covers(self, num_weights: int) -> bool:
         """Whether ``ids`` is ``0, 1, ..., num_weights - 1`` (checked once)."""
