@@ -33,7 +33,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnwgraph.nn import BagMatrix, spmm  # noqa: E402
+from dnwgraph.nn.kernels import BagMatrix, spmm  # noqa: E402
 
 #: (label, rows, sources, features, entries)
 CASES = [

@@ -114,7 +114,7 @@ class OfficialStatic(_Official):
         self.norms = nn.ModuleList()
         self.act = copy.deepcopy(ex.node_ops[0].act)
         dw = torch.zeros(self.num_nodes, 1, *ex.node_ops[0].conv.weight.shape[2:])
-        for rng, op in zip(ex._ranges, ex.node_ops, strict=True):
+        for rng, op in zip(ex.ranges, ex.node_ops, strict=True):
             assert rng is not None and op._steps == ["norm", "act", "conv"]
             lo, size = rng
             self.blocks.append((lo, lo + size))

@@ -228,3 +228,143 @@ def test_no_cache_is_keyed_on_private_tensor_state():
         if isinstance(node, ast.Attribute) and node.attr == "_version"
     ]
     assert hits == []
+
+
+# ------------------------------------------------ what crosses a subpackage, and how long
+
+
+def _package_of(module: str, modules: dict[str, Path]) -> str:
+    """The package of ``module``: itself for a package, else its parent."""
+    path = modules.get(module)
+    return module if path is not None and path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def _private_crossings() -> list[str]:
+    """Imports of a private module or name (``_x``) from outside the package that owns it.
+
+    A private module belongs to the package that holds it (``dnwgraph._atomic`` to the whole
+    package, ``dnwgraph.graph._checks`` to ``dnwgraph.graph``), a private name to its
+    module's package; only modules inside the owner may import it."""
+    modules, bad = _modules(), []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            parts = node.module.split(".")
+            if parts[0] != TOP:
+                continue
+            owners = [
+                ".".join(parts[:i])
+                for i, p in enumerate(parts)
+                if p.startswith("_") and not p.endswith("__")
+            ][:1]
+            source = _resolve(node.module, modules) or node.module
+            owners += [
+                _package_of(source, modules)
+                for a in node.names
+                if a.name.startswith("_") and not a.name.endswith("__")
+            ]
+            for owner in owners:
+                if not (name == owner or name.startswith(owner + ".")):
+                    bad.append(f"{name}:{node.lineno} imports a private part of {node.module}")
+    return bad
+
+
+def test_no_private_name_crosses_a_subpackage():
+    assert _private_crossings() == []
+
+
+def test_layers_and_models_use_only_the_public_kernel_interface():
+    # the kernels' modules are theirs: everything else imports from dnwgraph.nn.kernels
+    kernels = "dnwgraph.nn.kernels"
+    bad = [
+        f"{src}:{line} imports {dst}"
+        for src, dst, line in _edges()
+        if dst.startswith(kernels + ".") and not src.startswith(kernels)
+    ]
+    assert bad == []
+
+
+def test_no_cycle_even_through_type_checking_imports():
+    graph: dict[str, set[str]] = {}
+    for src, dst, _ in _edges():  # TYPE_CHECKING imports included
+        if dst != TOP:
+            graph.setdefault(src, set()).add(dst)
+    assert _cycle(graph) is None
+
+
+def _handler_strings() -> list[tuple[str, str, int]]:
+    """``"dnwgraph.x.y:function"`` strings (the CLI's lazily imported handlers):
+    (importer, target module, line)."""
+    found = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and value.startswith(TOP + ".") and ":" in value:
+                module, _, func = value.partition(":")
+                if func.isidentifier() and all(p.isidentifier() for p in module.split(".")):
+                    found.append((name, module, node.lineno))
+    return found
+
+
+def test_the_cli_handler_strings_are_imports_that_go_down():
+    import importlib
+
+    found = _handler_strings()
+    assert len(found) >= 3  # the commands' handlers are seen
+    modules = _modules()
+    for src, module, line in found:
+        assert module in modules, f"{src}:{line} names {module}, which does not exist"
+        (sl, sr), (dl, dr) = _layer(src), _layer(module)
+        assert sl == dl or dr < sr, f"{src}:{line} names {module} ({sl} -> {dl})"
+    for src, module, _ in found:
+        handler = next(
+            v
+            for n in ast.walk(ast.parse(modules[src].read_text()))
+            if isinstance(n, ast.Constant)
+            and isinstance(v := n.value, str)
+            and v.startswith(module + ":")
+        )
+        assert callable(getattr(importlib.import_module(module), handler.partition(":")[2]))
+
+
+MAX_LINES = 80
+
+
+def _code_lines(node: ast.AST, lines: list[str]) -> int:
+    """Lines of code of a function: no docstring, blank or comment-only lines."""
+    body = node.body  # type: ignore[attr-defined]
+    doc = None
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        if isinstance(first.value.value, str):
+            doc = (first.lineno, first.end_lineno)
+    count = 0
+    for i in range(node.lineno, node.end_lineno + 1):  # type: ignore[attr-defined]
+        text = lines[i - 1].strip()
+        if text and not text.startswith("#") and not (doc and doc[0] <= i <= doc[1]):
+            count += 1
+    return count
+
+
+def _long_functions() -> dict[str, int]:
+    found = {}
+    for name, path in _modules().items():
+        source = path.read_text()
+        lines = source.split("\n")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = _code_lines(node, lines)
+                if n > MAX_LINES:
+                    found[f"{name}.{node.name}"] = n
+    return found
+
+
+def test_no_function_is_longer_than_a_screen():
+    assert _long_functions() == {}
+
+
+def test_the_line_count_leaves_out_docstrings_and_comments():
+    src = 'def f():\n    """Doc.\n\n    More."""\n    # a comment\n\n    x = 1\n    return x\n'
+    (node,) = ast.parse(src).body
+    assert _code_lines(node, src.split("\n")) == 3  # def, x = 1, return

@@ -4,6 +4,7 @@ Importing this package registers every built-in model.
 """
 
 from dnwgraph.models import presets as _presets  # noqa: F401  (registers the neural graphs)
+from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
 from dnwgraph.models.counting import Counter, count_macs, count_params, register_counter
 from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
@@ -35,6 +36,7 @@ __all__ = [
     "StaticNeuralGraph",
     "DiscreteTimeNeuralGraph",
     "ContinuousTimeNeuralGraph",
+    "NeuralGraphClassifier",
     "count_params",
     "count_macs",
     "register_counter",

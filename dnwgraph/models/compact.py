@@ -139,13 +139,8 @@ def _compact_conv(conv: WiringConv) -> WiringConv:
     if ei.size(1) == 0:
         raise DNWGraphError("the layer selects no edge; there is nothing to compact")
     wiring = _structure(ei, view.num_nodes)
-    groups = None
-    if conv.num_groups:
-        group_of, local = conv.group_of_node.cpu(), conv.local_index.cpu()
-        groups = []
-        for i in range(conv.num_groups):
-            nodes = (group_of == i).nonzero().view(-1)
-            groups.append(nodes[torch.argsort(local[nodes])])
+    sources = conv.source_groups
+    groups = [sources.nodes(i) for i in range(len(sources))] or None
     new = WiringConv(wiring, ratio=1.0, selection="complete", source_groups=groups, impl=conv.impl)
     param = conv.edge_weight
     with torch.no_grad():

@@ -103,7 +103,7 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
             whatever the input). (default: ``"max"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
         scope (str, optional): selection scope.
-        impl (str, optional): aggregation implementation. (default: ``"sparse"``)
+        impl (str, optional): aggregation implementation. (default: ``"auto"``)
         **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
@@ -145,7 +145,7 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
         readout: str = "max",
         input_shape: Sequence[int] | None = None,
         scope: Scope | None = None,
-        impl: str = "sparse",
+        impl: str = "auto",
         **selection_options: Any,
     ) -> None:
         _torchdiffeq()

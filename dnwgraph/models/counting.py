@@ -211,8 +211,9 @@ class WiringConvCounter(Counter):
         self, module: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> int:
         x: Tensor = inputs[0]
-        group = inputs[1] if len(inputs) > 1 else kwargs.get("group")
-        edges = int(module.plan(group).selected.ids.numel())
+        # group and the rows are keyword-only (positional argument 1 is PyG's edge_index)
+        rows = (kwargs.get("group"), kwargs.get("first_row", 0), kwargs.get("last_row"))
+        edges = int(module.plan(*rows).selected.ids.numel())
         return edges * (x.numel() // max(x.size(0), 1))
 
 

@@ -53,7 +53,7 @@ class GraphStep(nn.Module):
         norm (str, optional): ``"instance"``, ``"batch"`` or ``"none"`` after the aggregation;
             must be ``"none"`` for vector nodes (``"neuron"``). (default: ``"instance"``)
         scope (str, optional): selection scope.
-        impl (str, optional): aggregation implementation. (default: ``"sparse"``)
+        impl (str, optional): aggregation implementation. (default: ``"auto"``)
         **selection_options: strategy options.
 
     Shapes:
@@ -81,7 +81,7 @@ class GraphStep(nn.Module):
         node_op_options: Mapping[str, Any] | None = None,
         norm: str = "instance",
         scope: Scope | None = None,
-        impl: str = "sparse",
+        impl: str = "auto",
         **selection_options: Any,
     ) -> None:
         super().__init__()
@@ -147,7 +147,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
             whatever the input). (default: ``"max"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
         scope (str, optional): selection scope.
-        impl (str, optional): aggregation implementation. (default: ``"sparse"``)
+        impl (str, optional): aggregation implementation. (default: ``"auto"``)
         **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
@@ -182,7 +182,7 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
         readout: str = "max",
         input_shape: Sequence[int] | None = None,
         scope: Scope | None = None,
-        impl: str = "sparse",
+        impl: str = "auto",
         **selection_options: Any,
     ) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

@@ -17,7 +17,7 @@ preset                        wiring (candidates)                 ratio       in
                               (102,400), t in [0, 1], dopri5
 ============================  ==================================  ==========  =============
 
-Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="sparse",
+Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="auto",
 **selection_options`` (``seed`` for ``random``, ``mask`` for ``fixed``, ``drop_rate`` for
 ``td``/``reg_td``, ``scope``); ``ratio`` is the edge budget (``int``: edges kept; ``float`` in
 (0, 1]: fraction of the candidates kept).  With a per-node budget (``reg_td``, or
@@ -131,7 +131,7 @@ def tiny_static(
     num_classes: int = 10,
     selection: str = "dnw",
     ratio: Ratio = TINY_RATIO,
-    impl: str = "sparse",
+    impl: str = "auto",
     **selection_options: Any,
 ) -> StaticNeuralGraph:
     """The paper's static tiny classifier for CIFAR-10 (input ``[B, 3, 32, 32]``).
@@ -150,7 +150,7 @@ def tiny_discrete(
     num_classes: int = 10,
     selection: str = "dnw",
     ratio: Ratio = TINY_RATIO,
-    impl: str = "sparse",
+    impl: str = "auto",
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """The paper's discrete-time tiny classifier for CIFAR-10 (T = 5 steps)."""
@@ -164,7 +164,7 @@ def tiny_continuous(
     num_classes: int = 10,
     selection: str = "dnw",
     ratio: Ratio = TINY_RATIO,
-    impl: str = "sparse",
+    impl: str = "auto",
     **selection_options: Any,
 ) -> ContinuousTimeNeuralGraph:
     """The paper's continuous-time tiny classifier for CIFAR-10 (dopri5, tolerances 1e-3).
@@ -181,7 +181,7 @@ def mnist1d_static(
     num_classes: int = 10,
     selection: str = "dnw",
     ratio: Ratio = MNIST1D_RATIO,
-    impl: str = "sparse",
+    impl: str = "auto",
     **selection_options: Any,
 ) -> StaticNeuralGraph:
     """Static neural graph for MNIST-1D (input ``[B, 40]``), 320 nodes, ~5k parameters.
@@ -201,7 +201,7 @@ def mnist1d_discrete(
     num_classes: int = 10,
     selection: str = "dnw",
     ratio: Ratio = MNIST1D_RATIO,
-    impl: str = "sparse",
+    impl: str = "auto",
     **selection_options: Any,
 ) -> DiscreteTimeNeuralGraph:
     """Discrete-time neural graph for MNIST-1D (320 nodes, T = 5)."""
@@ -215,7 +215,7 @@ def mnist1d_continuous(
     num_classes: int = 10,
     selection: str = "dnw",
     ratio: Ratio = MNIST1D_RATIO,
-    impl: str = "sparse",
+    impl: str = "auto",
     **selection_options: Any,
 ) -> ContinuousTimeNeuralGraph:
     """Continuous-time neural graph for MNIST-1D (320 nodes, dopri5 over [0, 1]).

@@ -24,7 +24,7 @@ pickles parametrized modules only through their ``state_dict``).
 and :func:`~dnwgraph.count_macs` count only the kept weights of a sparsified layer.
 
 A layer's mask is kept while its weight keeps its values: the cache key is a copy of the weight
-(:class:`~dnwgraph.nn.plans.ValueKey`, the key of ``WiringConv``'s plan cache), compared at
+(:class:`~dnwgraph.nn.kernels.ValueKey`, the key of ``WiringConv``'s plan cache), compared at
 every use, so an optimizer step, any in-place edit or ``load_state_dict`` selects again (the
 sparsified weights are held twice in memory).  With ``scope="model"`` every mask depends on
 every weight; hooks on the sparsified module make one forward pass compare them once.
@@ -45,7 +45,7 @@ from torch.utils.hooks import RemovableHandle
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
-from dnwgraph.nn.plans import ValueKey
+from dnwgraph.nn.kernels import ValueKey
 from dnwgraph.select import resolve_k, topk_mask
 
 #: Layer types :func:`sparsify` converts by default.
@@ -75,11 +75,11 @@ class _TopKStraightThrough(torch.autograd.Function):
 
 class _GlobalBudget:
     """Shared state of ``scope="model"``: one top-k over all registered weights, recomputed
-    when any of them changes (a :class:`~dnwgraph.nn.plans.ValueKey` on all of them).
+    when any of them changes (a :class:`~dnwgraph.nn.kernels.ValueKey` on all of them).
 
     Every layer's mask depends on every weight, so each use compares all of them; during a
     forward pass of the sparsified module (whose hooks open :meth:`ValueKey.hold
-    <dnwgraph.nn.plans.ValueKey.hold>`) the first use compares and the others trust it."""
+    <dnwgraph.nn.kernels.ValueKey.hold>`) the first use compares and the others trust it."""
 
     def __init__(self, k: int) -> None:
         self.k = k
@@ -172,7 +172,7 @@ class TopKWeight(nn.Module):
 
     def mask(self, weight: Tensor) -> Tensor:
         """Boolean mask of the kept weights, cached while ``weight`` keeps its values (a
-        :class:`~dnwgraph.nn.plans.ValueKey`: any change, in place or not, selects again)."""
+        :class:`~dnwgraph.nn.kernels.ValueKey`: any change, in place or not, selects again)."""
         if self._shared is not None:
             return self._shared.mask_for(self, weight)
         if self._mask is None or not self.key.matches([weight]):

@@ -59,8 +59,8 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
         scope (str, optional): ``"global"`` or ``"per_node"`` edge budget.
-        impl (str, optional): ``"sparse"``, ``"scatter"`` or ``"dense"`` aggregation.
-            (default: ``"sparse"``)
+        impl (str, optional): ``"auto"``, ``"sparse"``, ``"scatter"`` or ``"dense"`` aggregation.
+            (default: ``"auto"``)
         **selection_options: strategy options: ``seed`` (``random``), ``mask`` (``fixed``; a
             BoolTensor aligned with ``model.conv.edge_index``), ``drop_rate`` (``td``).
 
@@ -93,7 +93,7 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         readout: str = "mean",
         input_shape: Sequence[int] | None = None,
         scope: Scope | None = None,
-        impl: str = "sparse",
+        impl: str = "auto",
         **selection_options: Any,
     ) -> None:
         super().__init__(
@@ -115,7 +115,9 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         # features alone (the other nodes' zero inputs are never materialised)
         ex = self.executor
         self._from_inputs = bool(
-            ex._chain and ex.groups and torch.equal(self.input_nodes.cpu(), ex.groups[0].cpu())
+            ex.chain is not None
+            and ex.groups
+            and torch.equal(self.input_nodes.cpu(), ex.groups[0].cpu())
         )
         # the output nodes as a node range, when they are one (read without indexing)
         out = self.output_nodes

@@ -1,14 +1,11 @@
-"""Message passing over learned wirings."""
+"""Message passing over learned wirings: the layers.
 
-from dnwgraph.nn.aggregate import (
-    AggregationPlan,
-    BagMatrix,
-    EdgeSet,
-    sddmm,
-    spmm,
-    wiring_matmul,
-)
-from dnwgraph.nn.levels import LevelExecutor, LinearPool
+How the aggregation is computed (plans, backends, the fused chain, compile and trace
+adapters) lives behind the kernel interface, :mod:`dnwgraph.nn.kernels`.
+"""
+
+from dnwgraph.nn.kernels import LinearPool
+from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import (
     ChannelNodeOp,
     NeuronNodeOp,
@@ -18,20 +15,11 @@ from dnwgraph.nn.node_ops import (
     list_node_ops,
     register_node_op,
 )
-from dnwgraph.nn.plans import PlanCache, ValueKey
 from dnwgraph.nn.spec import WiringSpec
 from dnwgraph.nn.wiring_conv import WiringConv
 
 __all__ = [
     "WiringConv",
-    "wiring_matmul",
-    "sddmm",
-    "spmm",
-    "BagMatrix",
-    "AggregationPlan",
-    "EdgeSet",
-    "PlanCache",
-    "ValueKey",
     "LevelExecutor",
     "LinearPool",
     "WiringSpec",

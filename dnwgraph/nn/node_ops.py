@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn import _node_first
+from dnwgraph.nn.kernels import apply_node_first
 from dnwgraph.registry import Registry
 
 #: Node ops by name: ``(class, bound constructor keywords)``.
@@ -299,7 +299,7 @@ class ChannelNodeOp(NodeOp):
         out = x  # the modules see the nodes as channels, through views (no transposes)
         for step in self._steps:
             module = getattr(self, step)
-            out = module(out) if step == "act" else _node_first.apply(module, out)
+            out = module(out) if step == "act" else apply_node_first(module, out)
         return out
 
     def extra_repr(self) -> str:

@@ -30,7 +30,7 @@ class WiringSpec:
         scope (str, optional): the strategy's scope (``"global"`` or ``"per_node"``); ``None``
             takes the strategy's default.
         impl (str): the aggregation backend of :class:`~dnwgraph.WiringConv`.
-            (default: ``"sparse"``)
+            (default: ``"auto"``)
         node_op (str): a registered node operation. (default: ``"conv2d"``)
         node_op_options (dict): keywords of the node operation. (default: ``{}``)
         selection_options (dict): keywords of the strategy (``seed``, ``mask``,
@@ -39,7 +39,7 @@ class WiringSpec:
     Examples:
         >>> spec = WiringSpec(0.5, "random", node_op="neuron", selection_options={"seed": 0})
         >>> spec.conv_kwargs()
-        {'scope': None, 'impl': 'sparse', 'seed': 0}
+        {'scope': None, 'impl': 'auto', 'seed': 0}
         >>> spec.replace(ratio=4).ratio
         4
     """
@@ -47,7 +47,7 @@ class WiringSpec:
     ratio: Ratio
     selection: str = "dnw"
     scope: Scope | None = None
-    impl: str = "sparse"
+    impl: str = "auto"
     node_op: str = "conv2d"
     node_op_options: Mapping[str, Any] = field(default_factory=dict)
     selection_options: Mapping[str, Any] = field(default_factory=dict)
@@ -65,7 +65,7 @@ class WiringSpec:
         return dataclasses.replace(self, **changes)
 
 
-_DEFAULTS = {"selection": "dnw", "scope": None, "impl": "sparse", "node_op": "conv2d"}
+_DEFAULTS = {"selection": "dnw", "scope": None, "impl": "auto", "node_op": "conv2d"}
 
 
 def as_spec(
@@ -73,7 +73,7 @@ def as_spec(
     selection: str = "dnw",
     *,
     scope: Scope | None = None,
-    impl: str = "sparse",
+    impl: str = "auto",
     node_op: str = "conv2d",
     node_op_options: Mapping[str, Any] | None = None,
     **selection_options: Any,

@@ -216,7 +216,7 @@ class Selection(torch.nn.Module):
 
     def cache_key(self) -> tuple[Any, ...] | None:
         """What the mask depends on besides the weights: values and tensors that the
-        layer's :class:`~dnwgraph.nn.plans.PlanCache` copies and compares by value (public
+        layer's :class:`~dnwgraph.nn.kernels.PlanCache` copies and compares by value (public
         state only; ``()`` when the weights alone decide).
 
         ``None`` means the mask must be recomputed on every call (random in training).

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.models._graph import NeuralGraphClassifier
+from dnwgraph.models import NeuralGraphClassifier
 from dnwgraph.train.metrics import wiring_convs
 
 __all__ = ["WiringMonitor", "MONITOR_COLUMNS"]

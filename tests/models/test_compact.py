@@ -102,7 +102,7 @@ def test_compact_model_numbers_levels_as_ranges_and_runs_as_a_chain(name):
     model = create_model(name, ratio=0.02).eval()
     small = compact(model)
     ex = small.executor
-    assert model.executor._chain and ex._chain
+    assert model.executor.chain is not None and ex.chain is not None
     starts = [int(g[0]) for g in ex.groups]
     assert starts == sorted(starts)
     for g in ex.groups:  # each level a range of ids

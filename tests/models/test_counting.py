@@ -115,3 +115,32 @@ def test_leaf_counters_cover_every_public_conv_and_norm():
     conv = nn.Conv1d(2, 3, 3, padding=1)
     assert count_macs(conv, (1, 2, 5)) == 3 * 5 * (2 * 3 + 1)  # out numel x (taps + bias)
     assert count_macs(nn.BatchNorm1d(2), (1, 2, 5)) == 2 * 5
+
+
+def test_macs_of_a_pyg_call_and_of_a_row_range():
+    """``conv(x, edge_index)`` (PyG's order) and a call over a row range are counted as the
+    call they are: positional argument 1 is the edge index, not a group."""
+    import torch
+
+    from dnwgraph import Wiring, WiringConv, count_macs
+
+    wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)], num_nodes=4)
+    conv = WiringConv(wiring, ratio=3)
+
+    class PyG(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, x):  # x: [B, 4], one feature per node and sample
+            return self.conv(x.t(), wiring.edge_index)
+
+    assert count_macs(PyG(), (5, 4)) == 3  # 3 selected edges, one multiply-add each
+
+    class RowRange(PyG):
+        def forward(self, x):  # only node 3's row: the 2 edges into it
+            return self.conv(x.t(), first_row=3, last_row=4)
+
+    with torch.no_grad():
+        conv.edge_weight.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))  # every edge but the first
+    assert count_macs(RowRange(), (5, 4)) == int(conv.active_mask()[conv.edge_index[1] == 3].sum())

@@ -358,7 +358,7 @@ def test_a_changed_weight_selects_again_an_unchanged_one_does_not(change, select
 
 
 def test_the_model_budget_sees_any_layer_change_and_compares_once_per_pass(monkeypatch):
-    import dnwgraph.nn.plans as plans
+    import dnwgraph.nn.kernels.cache as plans
 
     model = sparsify(_cnn(), 0.2, scope="model")
     layers = [layer for _, layer in sparsified_layers(model)]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from dnwgraph import StaticNeuralGraph, WiringConv, block_dag
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn.aggregate import NO_DOUBLE_BACKWARD
+from dnwgraph.nn.kernels import NO_DOUBLE_BACKWARD
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +179,7 @@ def test_script_is_one_clear_error():
 
 
 def test_second_derivative_of_the_fused_path_is_a_clear_error():
-    conv = levels_layer()
+    conv = levels_layer(impl="sparse")
     x = torch.randn(14, 3, dtype=torch.float64, requires_grad=True)
     (grad_x,) = torch.autograd.grad((conv(x) ** 2).sum(), x, create_graph=True)
     with pytest.raises(DNWGraphError, match="no second derivative"):

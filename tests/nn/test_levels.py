@@ -32,9 +32,9 @@ def test_chain_equals_general_loop(sizes, impl):
     wiring = block_dag(sizes)
     ex = LevelExecutor(wiring, ratio=0.6, impl=impl).double()
     randomize(ex)
-    assert ex._chain
+    assert ex.chain is not None
     general = copy.deepcopy(ex)
-    general._chain = False
+    general.chain = None
     oracle = copy.deepcopy(general)  # another implementation of the aggregation
     oracle.conv.impl = "scatter" if impl != "scatter" else "dense"
     x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
@@ -52,10 +52,10 @@ def test_chain_needs_level_ranges_reaching_forward():
     # level 0 is {0, 2}, level 1 is {1}: not node ranges, so the general loop runs
     wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)
     ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
-    assert not ex._chain
+    assert ex.chain is None
     x = torch.randn(4, 2)
     assert ex(x).shape == (4, 2)
-    assert LevelExecutor(block_dag([2, 2]), ratio=3, node_op="neuron")._chain
+    assert LevelExecutor(block_dag([2, 2]), ratio=3, node_op="neuron").chain is not None
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
@@ -81,7 +81,7 @@ def test_rows_equal_indexing_the_full_result(rows, chain):
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 4, 2])
     ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
-    ex._chain = chain
+    ex.chain = ex.chain if chain else None
     rows = torch.tensor(rows)
     x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
     g = torch.randn(len(rows), 2, 3, 3, dtype=torch.float64)
@@ -104,7 +104,7 @@ def test_chain_gradients_over_two_backward_passes():
     wiring = block_dag([3, 4, 4, 2])
     ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
     general = copy.deepcopy(ex)
-    general._chain = False
+    general.chain = None
     x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
     g = torch.randn_like(x)
     grads = []
@@ -202,7 +202,7 @@ def test_rows_slice_equals_rows_tensor_for_every_node():
     ex = randomize(LevelExecutor(wiring, ratio=0.6, node_op="neuron").double())
     x = torch.randn(13, 5, dtype=torch.float64)
     for chain in (True, False):
-        ex._chain = chain
+        ex.chain = ex.chain if chain else None
         for lo, hi in ((0, 13), (11, 13), (2, 9)):
             torch.testing.assert_close(ex(x, rows=slice(lo, hi)), ex(x, rows=torch.arange(lo, hi)))
 
@@ -262,7 +262,7 @@ def test_pooled_sinks_equal_pooling_the_full_rows(sizes, impl):
     wiring = block_dag(sizes)
     ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double())
     n, last = wiring.num_nodes, sizes[-1]
-    assert ex._sink_start == n - last
+    assert ex.chain.sink_start == n - last
     rows = torch.arange(n - last, n).flip(0)
     x = torch.randn(n, 2, 4, 4, dtype=torch.float64)
     g = torch.randn(len(rows), 2, dtype=torch.float64)
@@ -330,7 +330,7 @@ def first_level_executor():
 
 def steps(ex, xs, memory=True, lr=0.1):
     if not memory:
-        ex._gradient_memory = lambda x: None
+        ex.chain._memory = lambda conv, x: None
     opt = torch.optim.SGD(ex.parameters(), lr=lr)
     for x in xs:
         opt.zero_grad()
@@ -344,10 +344,10 @@ def test_gradient_memory_is_kept_between_passes_and_changes_nothing():
     ex = first_level_executor()
     kept = steps(ex, xs[:1])
     gc.collect()
-    storage = ex._spare._storage
-    assert storage is not None and ex._spare._last() is None  # free between passes
+    storage = ex.chain.spare._storage
+    assert storage is not None and ex.chain.spare._last() is None  # free between passes
     kept = steps(ex, xs[1:])
-    assert ex._spare._storage is storage  # the same memory served the later passes
+    assert ex.chain.spare._storage is storage  # the same memory served the later passes
     plain = steps(first_level_executor(), xs, memory=False)
     for a, b in zip(steps(first_level_executor(), xs), plain, strict=True):
         assert torch.equal(a, b)
@@ -373,13 +373,13 @@ def test_gradient_memory_with_two_passes_in_flight_and_a_retained_graph():
     for a, b in zip(both, ref.parameters(), strict=True):
         torch.testing.assert_close(a, b.grad)
     clone = copy.deepcopy(ex)  # a copy starts without the kept memory
-    assert clone._spare._storage is None and ex._spare._storage is not None
+    assert clone.chain.spare._storage is None and ex.chain.spare._storage is not None
 
 
 def test_gradient_memory_is_handed_out_only_when_no_tensor_uses_it():
-    from dnwgraph.nn.levels import _SpareMemory
+    from dnwgraph.nn.kernels.chain import SpareMemory
 
-    memory, like = _SpareMemory(), torch.zeros(1, dtype=torch.float64)
+    memory, like = SpareMemory(), torch.zeros(1, dtype=torch.float64)
     first = memory.take((4, 3), like)
     view = first[1:]  # a view keeps the buffer in use
     del first

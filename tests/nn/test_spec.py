@@ -57,16 +57,16 @@ def test_a_spec_and_separate_arguments_together_is_one_error():
         LevelExecutor(WIRING, WiringSpec(3), impl="dense", seed=1)
     with pytest.raises(DNWGraphTypeError, match=r"\['node_op_options'\]"):
         StaticNeuralGraph(WIRING, WiringSpec(3), node_op_options={"activation": "relu"})
-    assert as_spec(WiringSpec(3), "dnw", impl="sparse") == WiringSpec(3)
+    assert as_spec(WiringSpec(3), "dnw", impl="auto") == WiringSpec(3)
 
 
 def test_spec_fields():
     spec = WiringSpec(2, "random", node_op_options=None, selection_options={"seed": 1})
     assert spec.node_op_options == {} and spec.conv_kwargs() == {
         "scope": None,
-        "impl": "sparse",
+        "impl": "auto",
         "seed": 1,
     }
-    assert spec.replace(impl="dense").impl == "dense" and spec.impl == "sparse"
+    assert spec.replace(impl="dense").impl == "dense" and spec.impl == "auto"
     with pytest.raises(Exception, match="cannot assign"):
         spec.ratio = 3  # type: ignore[misc]

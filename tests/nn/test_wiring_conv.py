@@ -164,7 +164,7 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda x: dnw(x), (x,))
     # edge weights through the functional form: with every edge selected the straight-through
     # gradient is the true derivative, so finite differences must agree with it
-    from dnwgraph.nn import wiring_matmul
+    from dnwgraph.nn.kernels import wiring_matmul
 
     full = WiringConv(wiring, ratio=1.0, selection="fixed").double()
     plan = full.plan()
@@ -243,7 +243,9 @@ def test_float64_and_trailing_dims():
 
 def test_errors():
     wiring = block_dag([2, 3])
-    with pytest.raises(ValueError, match=r"'impl' must be one of \['sparse', 'scatter', 'dense'\]"):
+    with pytest.raises(
+        ValueError, match=r"'impl' must be one of \['auto', 'dense', 'scatter', 'sparse'\]"
+    ):
         WiringConv(wiring, 2, impl="cuda")
     with pytest.raises(ValueError, match=r"unknown selection 'dwn'"):
         WiringConv(wiring, 2, selection="dwn")
@@ -580,3 +582,13 @@ def test_features_without_columns(impl):
     assert x.grad.shape == (6, 0, 4)
     acc = torch.zeros(6, 0, 4)
     assert conv.accumulate_(acc, x.detach()).shape == (6, 0, 4)
+
+
+def test_accumulate_into_a_non_contiguous_buffer():
+    torch.manual_seed(0)
+    conv = WiringConv(block_dag([2, 2]), ratio=3)
+    x = torch.randn(4, 2, 3)
+    out = torch.zeros(4, 3, 2).transpose(1, 2)  # [4, 2, 3], not contiguous
+    with torch.no_grad():
+        conv.accumulate_(out, x)
+        torch.testing.assert_close(out, conv(x))

@@ -46,8 +46,9 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         num_classes (int, optional): classes. (default: ``10``)
         selection (str, optional): selection strategy of every wiring (``dnw``, ``random``,
             ``dnw_no_update``, ``complete``, ``fixed``, ``td``, ``reg_td``). (default: ``"dnw"``)
-        impl (str, optional): ``"sparse"``, ``"scatter"`` or ``"dense"`` (each stage as the
-            reference code computes it, see :class:`DNWStage`). (default: ``"sparse"``)
+        impl (str, optional): ``"auto"``, ``"sparse"``, ``"scatter"`` or ``"dense"`` (each
+            stage as the reference code computes it, see :class:`DNWStage`).
+            (default: ``"auto"``)
         input_size (int, optional): image side; <= 64 gives a stride-1 stem (CIFAR), larger a
             stride-2 stem (ImageNet). (default: ``32``)
         small (bool, optional): the classifier is a DNW graph keeping
@@ -79,7 +80,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         width: float = 0.225,
         num_classes: int = 10,
         selection: str = "dnw",
-        impl: str = "sparse",
+        impl: str = "auto",
         input_size: int = 32,
         small: bool = False,
         stages: Sequence[tuple[int, int, int, int]] = STAGES,

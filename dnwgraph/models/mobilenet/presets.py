@@ -24,7 +24,7 @@ def _dnw_preset(
         num_classes: int = 10,
         selection: str = default_selection,
         width: float = default_width,
-        impl: str = "sparse",
+        impl: str = "auto",
         input_size: int = 32,
         **selection_options: Any,
     ) -> MobileNetV1DNW:

@@ -92,11 +92,12 @@ class DNWStage(LevelExecutor):
             fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec` holding it
             with ``selection``, ``impl`` and the selection options (its node op is not used).
         selection (str, optional): selection strategy. (default: ``"dnw"``)
-        impl (str, optional): ``"sparse"`` (fused sparse aggregation per level, the
-            default), ``"scatter"`` (per-edge messages, a test oracle) or ``"dense"`` (the
-            reference code's computation: one dense masked weight per level, dense 1x1
-            products; a baseline, slower on a CPU, see ``docs/benchmarks.md``).
-            (default: ``"sparse"``)
+        impl (str, optional): ``"auto"`` (chosen by size), ``"sparse"`` (fused sparse
+            aggregation per level), ``"scatter"`` (per-edge messages, a test oracle) or
+            ``"dense"`` (the reference code's computation: one dense masked weight per
+            level, dense 1x1 products; a baseline, slower on a CPU at paper scale, see
+            ``docs/benchmarks.md``).
+            (default: ``"auto"``)
         **selection_options: strategy options (``seed``, ``drop_rate``, ...).
 
     Shapes:
@@ -121,7 +122,7 @@ class DNWStage(LevelExecutor):
         ratio: int | float | WiringSpec,
         selection: str = "dnw",
         *,
-        impl: str = "sparse",
+        impl: str = "auto",
         **selection_options: Any,
     ) -> None:
         spec = as_spec(ratio, selection, impl=impl, **selection_options)
@@ -179,7 +180,7 @@ class DNWClassifier(nn.Module):
         ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
             (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`.
         selection (str, optional): selection strategy. (default: ``"dnw"``)
-        impl (str, optional): ``WiringConv`` implementation. (default: ``"sparse"``)
+        impl (str, optional): ``WiringConv`` implementation. (default: ``"auto"``)
         **selection_options: strategy options.
 
     Shapes:
@@ -200,7 +201,7 @@ class DNWClassifier(nn.Module):
         ratio: int | float | WiringSpec,
         selection: str = "dnw",
         *,
-        impl: str = "sparse",
+        impl: str = "auto",
         **selection_options: Any,
     ) -> None:
         super().__init__()

@@ -7,12 +7,14 @@ Dynamo cannot trace (data-dependent sizes, ``.item()``, sparse layouts).  Compil
 this operator instead: Dynamo and Inductor see one node with known output shape and dtype
 (so a graph holds a whole model, ``fullgraph=True`` included, and the node ops around the
 aggregation are fused), and at run time the node calls the layer's own eager code, with its
-:class:`~dnwgraph.nn.plans.PlanCache`.  Numbers and gradients are those of eager mode.
+:class:`~dnwgraph.nn.kernels.cache.PlanCache`.  Numbers and gradients are those of eager mode.
 
-The layer is found through an integer key (:func:`register`); the plan of a forward call is
+The layer is found through an integer handle (:func:`handle`); the plan of a forward call is
 handed to its backward through a token (:meth:`PlanCache.record
-<dnwgraph.nn.plans.PlanCache.record>`), since a compiled graph carries tensors only.
+<dnwgraph.nn.kernels.cache.PlanCache.record>`), since a compiled graph carries tensors only.
 """
+
+from __future__ import annotations
 
 import itertools
 import weakref
@@ -22,16 +24,31 @@ import torch
 from torch import Tensor
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn.aggregate import aggregate_backward, aggregate_forward
+from dnwgraph.nn.kernels.dtypes import output_dtype
+from dnwgraph.nn.kernels.fused import aggregate_backward, aggregate_forward
+from dnwgraph.nn.kernels.planner import Rows, build_plan, candidate_order
 
-_LAYERS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
-_KEYS = itertools.count()
+# compiled graphs carry integers, not layers: a handle per layer, both ways held weakly (a
+# copy of a layer is a layer of its own, with its own handle)
+_LAYERS: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+_HANDLES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_NEXT = itertools.count()
 
 
-def register(layer: Any) -> int:
-    """A key under which compiled code finds ``layer`` (held weakly)."""
-    key = next(_KEYS)
-    _LAYERS[key] = layer
+@torch.compiler.assume_constant_result
+def handle(layer: Any) -> int:
+    """The integer under which compiled code finds ``layer`` (a constant of the graph,
+    computed when it is traced).
+
+    Example:
+        >>> layer = torch.nn.Linear(1, 1)
+        >>> handle(layer) == handle(layer) and _layer(handle(layer)) is layer
+        True
+    """
+    key = _HANDLES.get(layer)
+    if key is None:
+        key = _HANDLES[layer] = next(_NEXT)
+        _LAYERS[key] = layer
     return key
 
 
@@ -71,8 +88,8 @@ def _forward(
     layer, group, first_row, out_rows, record = meta
     conv = _layer(layer)
     if edge_index is not None:
-        conv._check_edge_index(edge_index)
-    plan = conv.plan(None if group < 0 else group, first_row, first_row + out_rows)
+        candidate_order(conv.edge_index, edge_index, conv.num_nodes)
+    plan = build_plan(conv, Rows(None if group < 0 else group, first_row, first_row + out_rows))
     out = aggregate_forward(x, plan, add_to, out_dtype)
     token = conv.plan_cache.record(plan) if record else 0
     return out, torch.tensor(token)
@@ -144,3 +161,20 @@ class WiringConvOp(torch.autograd.Function):
         )
         grad_add = grad_out.to(ctx.add_dtype) if need_add else None
         return grad_x if need_x else None, grad_w if need_w else None, grad_add, None, None, None
+
+
+def compiled_aggregate(
+    layer: Any, x: Tensor, rows: Rows, add_to: Tensor | None, edge_index: Tensor | None
+) -> Tensor:
+    """The aggregation of ``layer`` for ``rows`` as one opaque node of a compiled graph: the
+    layer's eager code runs inside it (plans included)."""
+    w = layer.edge_weight
+    out_dtype = output_dtype(x, w)
+    if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):
+        x = x.to(out_dtype)
+    record = torch.is_grad_enabled() and (
+        x.requires_grad or w.requires_grad or (add_to is not None and add_to.requires_grad)
+    )
+    group = -1 if rows.group is None else rows.group
+    meta = [handle(layer), group, rows.first, rows.last - rows.first, int(record)]
+    return WiringConvOp.apply(x, w, add_to, edge_index, meta, out_dtype)

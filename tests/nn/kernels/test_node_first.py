@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dnwgraph.nn import _node_first
+from dnwgraph.nn.kernels import node_first
 
 N, B = 5, 3
 MODULES = {
@@ -44,7 +44,7 @@ def test_node_first_equals_transposed(name, contiguous, training):
     if not contiguous:  # e.g. a transposed view: the fallback path
         x = torch.randn(B, N, *spatial, dtype=torch.float64).transpose(0, 1)
     xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    out = _node_first.apply(a, xa)
+    out = node_first.apply(a, xa)
     ref = b(xb.transpose(0, 1)).transpose(0, 1)
     assert out.shape == ref.shape == x.shape
     g = torch.randn(x.shape, dtype=torch.float64)
@@ -67,21 +67,21 @@ def test_node_first_without_autograd_equals_transposed(name):
     x = torch.randn(N, B, *spatial, dtype=torch.float64)
     with torch.no_grad():
         ref = module(x.transpose(0, 1)).transpose(0, 1)
-        out = _node_first.apply(module, x)
+        out = node_first.apply(module, x)
     torch.testing.assert_close(out, ref)
     # parameters that need no gradient, outside no_grad: nothing to record either
     module.requires_grad_(False)
-    assert not _node_first._records_grad(module, x)
-    torch.testing.assert_close(_node_first.apply(module, x), ref)
-    assert _node_first._records_grad(module, x.requires_grad_(True))
+    assert not node_first.records_grad(module, x)
+    torch.testing.assert_close(node_first.apply(module, x), ref)
+    assert node_first.records_grad(module, x.requires_grad_(True))
 
 
 def test_uncovered_modules_fall_back():
     x = torch.randn(N, B, 4, 4)
     conv = nn.Conv2d(N, 2 * N, 3, padding=1, groups=N)  # not single-channel: no view form
-    assert _node_first.conv(conv, x) is None
+    assert node_first.conv(conv, x) is None
     norm = nn.InstanceNorm2d(N, track_running_stats=True)
-    assert _node_first.norm(norm, x) is None
+    assert node_first.norm(norm, x) is None
 
 
 def test_hooks_still_run():
@@ -90,7 +90,7 @@ def test_hooks_still_run():
     seen = []
     conv.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
     x = torch.randn(N, B, 4, 4)
-    out = _node_first.apply(conv, x)
+    out = node_first.apply(conv, x)
     assert seen == [(B, N, 4, 4)]
     torch.testing.assert_close(out, conv(x.transpose(0, 1)).transpose(0, 1))
 
@@ -101,6 +101,6 @@ def test_one_spatial_element_is_the_module_error_with_and_without_autograd():
     norm = nn.InstanceNorm1d(N, affine=True)
     x = torch.randn(N, B, 1)
     with pytest.raises(ValueError, match="more than 1 spatial element"):
-        _node_first.apply(norm, x.requires_grad_(True))
+        node_first.apply(norm, x.requires_grad_(True))
     with torch.no_grad(), pytest.raises(ValueError, match="more than 1 spatial element"):
-        _node_first.apply(norm, x)
+        node_first.apply(norm, x)

@@ -9,7 +9,7 @@ import torch
 
 from dnwgraph import WiringConv, block_dag, complete
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn import PlanCache
+from dnwgraph.nn.kernels import PlanCache
 
 
 def layer(**kwargs):
@@ -160,7 +160,7 @@ def test_hold_compares_once_per_block():
 
 def test_a_static_model_compares_its_weights_once_per_forward(monkeypatch):
     from dnwgraph import create_model
-    from dnwgraph.nn import plans
+    from dnwgraph.nn.kernels import cache as plans
 
     model = create_model("mnist1d_static").eval()
     x = torch.randn(2, 40)

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-import dnwgraph.nn.aggregate as agg
-from dnwgraph.nn.aggregate import EdgeSet, sddmm, spmm
+from dnwgraph.nn.kernels import AggregationPlan, EdgeSet, dtypes, matmul, sampled, sddmm, spmm
 
 
 def random_edges(n_rows, n_cols, num, seed):
@@ -14,8 +13,8 @@ def random_edges(n_rows, n_cols, num, seed):
 @pytest.mark.parametrize("dense_factor, max_elems", [(10**9, 2**25), (10**9, 7), (0, 2**25)])
 def test_sddmm_paths_agree(monkeypatch, dense_factor, max_elems):
     """Dense (one block), dense in row blocks, and chunked dot products give the same values."""
-    monkeypatch.setattr(agg, "DENSE_FACTOR", dense_factor)
-    monkeypatch.setattr(agg, "MAX_DENSE_ELEMENTS", max_elems)
+    monkeypatch.setattr(sampled, "DENSE_FACTOR", dense_factor)
+    monkeypatch.setattr(sampled, "MAX_DENSE_ELEMENTS", max_elems)
     a = torch.randn(9, 5, dtype=torch.float64)
     b = torch.randn(7, 5, dtype=torch.float64)
     edges = random_edges(9, 7, 30, seed=0)
@@ -32,7 +31,7 @@ def test_edge_set_chooses_dense_for_dense_candidates():
 def test_row_blocks_take_only_their_own_columns(monkeypatch):
     """Block-DAG gradient sets: later targets see more sources; each row block pays only for
     the columns it touches, and the values still equal the plain dot products."""
-    monkeypatch.setattr(agg, "ROW_BLOCK", 2)
+    monkeypatch.setattr(sampled, "ROW_BLOCK", 2)
     rows = torch.tensor([0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3])
     cols = torch.tensor([0, 1, 0, 1, 0, 1, 2, 3, 0, 1, 2, 3])
     edges = EdgeSet(rows, cols, torch.arange(12))
@@ -42,8 +41,8 @@ def test_row_blocks_take_only_their_own_columns(monkeypatch):
 
 
 def test_mixed_dense_and_sparse_blocks(monkeypatch):
-    monkeypatch.setattr(agg, "ROW_BLOCK", 3)
-    monkeypatch.setattr(agg, "DENSE_FACTOR", 2)
+    monkeypatch.setattr(sampled, "ROW_BLOCK", 3)
+    monkeypatch.setattr(sampled, "DENSE_FACTOR", 2)
     dense_part = random_edges(6, 4, 24, seed=1)  # rows 0-5, every cell
     diag = torch.arange(6, 300)
     rows = torch.cat([dense_part.rows, diag])
@@ -61,7 +60,7 @@ def test_complete_blocks_are_views_and_merge(monkeypatch):
     """Every (row, col) pair of consecutive ranges (a DNW gradient set of a block DAG): the row
     blocks merge into one GEMM over views of the operands, written straight into the output;
     the values equal the plain dot products."""
-    monkeypatch.setattr(agg, "ROW_BLOCK", 4)
+    monkeypatch.setattr(sampled, "ROW_BLOCK", 4)
     r, c = torch.meshgrid(torch.arange(3, 13), torch.arange(2, 7), indexing="ij")
     rows, cols = r.flatten(), c.flatten()
     edges = EdgeSet(rows, cols, torch.arange(rows.numel()))
@@ -80,7 +79,7 @@ def test_bands_of_rows_alike_get_blocks_of_their_own(monkeypatch):
     """A block DAG's gradient set: targets 0-9 see sources 0-2, targets 10-24 see 0-6; with
     row blocks of 8 rows, the blocks still end where the sources change, every block is
     complete, and the blocks of a band merge into one GEMM."""
-    monkeypatch.setattr(agg, "ROW_BLOCK", 8)
+    monkeypatch.setattr(sampled, "ROW_BLOCK", 8)
     parts = [torch.cartesian_prod(torch.arange(0, 10), torch.arange(0, 3))]
     parts.append(torch.cartesian_prod(torch.arange(10, 25), torch.arange(0, 7)))
     rows, cols = torch.cat(parts).t()
@@ -92,7 +91,14 @@ def test_bands_of_rows_alike_get_blocks_of_their_own(monkeypatch):
     assert all(blk.complete for blk in edges.blocks)
     # rows that differ one from the next are cut every ROW_BLOCK rows, not row by row
     diag = EdgeSet(torch.arange(40), torch.arange(40), torch.arange(40))
-    assert agg._block_starts(torch.arange(40), torch.arange(40), 40, 8) == [0, 8, 16, 24, 32, 40]
+    assert sampled._block_starts(torch.arange(40), torch.arange(40), 40, 8) == [
+        0,
+        8,
+        16,
+        24,
+        32,
+        40,
+    ]
     a, b = torch.randn(40, 3, dtype=torch.float64), torch.randn(40, 3, dtype=torch.float64)
     torch.testing.assert_close(sddmm(a, b, diag), (a * b).sum(1))
     torch.testing.assert_close(sddmm(a, b, edges), (a[rows] * b[cols]).sum(1))
@@ -106,7 +112,7 @@ def test_spmm_layouts_agree(layout, with_add):
     dense = torch.randn(6, 5, generator=gen, dtype=torch.float64)
     dense[dense.abs() < 0.8] = 0
     rows, cols = dense.nonzero().t()
-    plan = agg.AggregationPlan(
+    plan = AggregationPlan(
         selected=EdgeSet(rows, cols, torch.arange(rows.numel())),
         grad=EdgeSet(rows, cols, torch.arange(rows.numel())),
         values=dense[rows, cols],
@@ -119,9 +125,9 @@ def test_spmm_layouts_agree(layout, with_add):
     add = torch.randn(6, 11, generator=gen, dtype=torch.float64) if with_add else None
     a = plan.matrix(torch.float64, layout=layout)
     assert a.layout == layout
-    torch.testing.assert_close(agg.spmm(a, x, add), dense @ x + (0 if add is None else add))
+    torch.testing.assert_close(matmul.spmm(a, x, add), dense @ x + (0 if add is None else add))
     at = plan.matrix(torch.float64, transpose=True, layout=layout)
-    torch.testing.assert_close(agg.spmm(at, g), dense.t() @ g)
+    torch.testing.assert_close(matmul.spmm(at, g), dense.t() @ g)
 
 
 def test_spmm_without_add_to_is_the_product_with_and_without_autograd():
@@ -150,7 +156,9 @@ def test_spmm_rows_without_edges_are_zero_whatever_the_memory_held(monkeypatch):
     empty = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (3, 2))
     assert torch.equal(spmm(empty.coalesce(), torch.ones(2, 5)), torch.zeros(3, 5))  # no edge
     for layout in (torch.sparse_coo, torch.sparse_csr):
-        assert layout == torch.sparse_coo or agg._sums_bags(empty.to_sparse_csr(), torch.ones(2, 5))
+        assert layout == torch.sparse_coo or matmul._sums_bags(
+            empty.to_sparse_csr(), torch.ones(2, 5)
+        )
         m = empty.coalesce() if layout == torch.sparse_coo else empty.to_sparse_csr()
         assert torch.equal(spmm(m, torch.ones(2, 5)), torch.zeros(3, 5))
 
@@ -167,14 +175,14 @@ def test_spmm_bag_sum_is_torch_sparse_product(dtype):
         x = torch.randn(7, f, generator=gen, dtype=torch.float64)
         add = torch.randn(9, f, generator=gen, dtype=torch.float64)
         a = dense.to(dtype).to_sparse_csr()
-        assert agg._sums_bags(a, x.to(dtype))
+        assert matmul._sums_bags(a, x.to(dtype))
         expected = torch.sparse.mm(dense.to_sparse(), x).to(dtype)  # float64 COO kernel
-        tol = {"atol": 5e-2, "rtol": 2e-2} if dtype in agg.HALF_DTYPES else {}  # two roundings
+        tol = {"atol": 5e-2, "rtol": 2e-2} if dtype in dtypes.HALF_DTYPES else {}  # two roundings
         torch.testing.assert_close(spmm(a, x.to(dtype)), expected, **tol)
         torch.testing.assert_close(
             spmm(a, x.to(dtype), add.to(dtype)), (expected.double() + add).to(dtype), **tol
         )
-    assert not agg._sums_bags(dense.float().to_sparse_csr(), x)  # values of another dtype
+    assert not matmul._sums_bags(dense.float().to_sparse_csr(), x)  # values of another dtype
     idx32 = torch.sparse_csr_tensor(  # 32-bit indices
         a.crow_indices().int(), a.col_indices().int(), a.values(), a.shape
     )
@@ -205,7 +213,7 @@ def test_bag_padding_is_the_best_padding_found_by_brute_force(threads):
         else:
             lengths = torch.full((rows,), 5)
         crow = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
-        front, back = agg.bag_padding(crow, threads)
+        front, back = matmul.bag_padding(crow, threads)
         assert front == 0 or back == 0
         got = _runs_cost(crow.tolist(), threads, front, back)
         options = [(f, 0) for f in range(rows + 1)] + [(0, b) for b in range(rows + 1)]
@@ -220,7 +228,7 @@ def test_bag_padding_of_many_rows_searches_a_grid_and_helps():
     evens out rows of rising length far better than none."""
     rows = 3000
     crow = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(rows).cumsum(0)])
-    front, back = agg.bag_padding(crow, 2)
+    front, back = matmul.bag_padding(crow, 2)
     assert front == 0 and back > 0
     cost = _runs_cost(crow.tolist(), 2, front, back)
     assert cost < 0.8 * _runs_cost(crow.tolist(), 2, 0, 0)
@@ -237,9 +245,9 @@ def test_bag_matrix_padded_for_threads_is_the_plain_product(threads):
     x = torch.randn(n, 17, generator=gen)
     for a in (dense, dense.t()):
         csr = a.to_sparse_csr()
-        assert csr._nnz() >= agg.BALANCE_ENTRIES
-        bags = agg.BagMatrix.of(csr, threads)
-        plain = agg.BagMatrix(csr.crow_indices(), csr.col_indices(), csr.values(), n)
+        assert csr._nnz() >= matmul.BALANCE_ENTRIES
+        bags = matmul.BagMatrix.of(csr, threads)
+        plain = matmul.BagMatrix(csr.crow_indices(), csr.col_indices(), csr.values(), n)
         if threads > 1:
             assert bags.offsets.numel() > n + 1  # padded: rows of unequal length
             assert (bags.front > 0) == (a is not dense)  # the long rows come first in A^T
@@ -261,7 +269,7 @@ def test_bag_sum_reads_strided_features():
 def test_bag_matrix_passes_the_gradient_to_x_when_recorded():
     a = torch.tensor([[0.0, 2.0], [1.0, 3.0]]).to_sparse_csr()
     x = torch.randn(2, 3, requires_grad=True)
-    out = agg.BagMatrix.of(a).mm(x)
+    out = matmul.BagMatrix.of(a).mm(x)
     (grad,) = torch.autograd.grad(out.sum(), x)
     torch.testing.assert_close(grad, a.to_dense().t() @ torch.ones(2, 3))
 
@@ -269,10 +277,10 @@ def test_bag_matrix_passes_the_gradient_to_x_when_recorded():
 def test_plan_operand_is_kept_per_thread_count():
     rows, cols = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1])
     edges = EdgeSet(rows, cols, torch.arange(3))
-    plan = agg.AggregationPlan(edges, edges, torch.tensor([1.0, 2.0, 3.0]), 2, 2, 3)
+    plan = AggregationPlan(edges, edges, torch.tensor([1.0, 2.0, 3.0]), 2, 2, 3)
     threads = torch.get_num_threads()
     first = plan.operand(torch.float32)
-    assert isinstance(first, agg.BagMatrix) and plan.operand(torch.float32) is first
+    assert isinstance(first, matmul.BagMatrix) and plan.operand(torch.float32) is first
     try:
         torch.set_num_threads(threads + 1)
         assert plan.operand(torch.float32) is not first
@@ -290,8 +298,8 @@ def test_bag_matrix_says_what_it_needs():
 
     dense = torch.tensor([[0.0, 2.0], [1.0, 0.0]])
     with pytest.raises(TypeError, match=r"needs a sparse CSR tensor \(got torch.strided\)"):
-        agg.BagMatrix.of(dense)
+        matmul.BagMatrix.of(dense)
     with pytest.raises(TypeError, match=r"needs a sparse CSR tensor \(got list\)"):
-        agg.BagMatrix.of([[1.0]])
+        matmul.BagMatrix.of([[1.0]])
     with pytest.raises(DNWGraphError, match=r"'x' must be a 2-D tensor \[S, F\] \(got \(2,\)\)"):
-        agg.BagMatrix.of(dense.to_sparse_csr()).mm(torch.ones(2))
+        matmul.BagMatrix.of(dense.to_sparse_csr()).mm(torch.ones(2))

@@ -164,7 +164,7 @@ class PlanCache(_Holds):
         selection_state (tuple or None): the selection's :meth:`~dnwgraph.Selection.cache_key`
             when the mask was chosen (copied; ``None``: the mask is chosen at every call).
         mask (BoolTensor or None): the selected edges ``[E]``.
-        plans (dict): :class:`~dnwgraph.nn.aggregate.AggregationPlan` per
+        plans (dict): :class:`~dnwgraph.nn.kernels.AggregationPlan` per
             ``(group, first_row, last_row)``, built on first use.
         by_group (tuple or None): the selected edges ordered by source group (built on first
             use by a layer with ``source_groups``).
@@ -184,7 +184,7 @@ class PlanCache(_Holds):
         self.weights: Tensor | None = None
         self.weight_states = 0
         self._structure: dict[Any, Any] = {}
-        self._structure_device: torch.device | None = None
+        self._structure_device: tuple[torch.device, bool] | None = None
         self._serial = 0
         self._holds = 0  # open hold() blocks
         self._held = False  # the entry was checked inside the open hold() blocks
@@ -196,7 +196,7 @@ class PlanCache(_Holds):
         ``weights`` stays, so unchanged weights are not counted as a new state."""
         self.selection_state: tuple[Any, ...] | None = None
         self.mask: Tensor | None = None
-        self.plans: dict[tuple[int | None, int], Any] = {}
+        self.plans: dict[tuple[int | None, int, int], Any] = {}  # keyed by the call's Rows
         self.by_group: Any = None
         self.frozen = False
         self._held = False
@@ -225,6 +225,8 @@ class PlanCache(_Holds):
             return self.mask is not None
         if self.mask is None or selection_key is None or self.selection_state is None:
             return False
+        if self.mask.is_inference() and not torch.is_inference_mode_enabled():
+            return False  # plans of inference tensors, which autograd cannot save: rebuilt
         if self.weights is None or not _same_kind(self.weights, weight):
             return False
         if not _same_values(self.weights, weight):
@@ -260,9 +262,11 @@ class PlanCache(_Holds):
 
     def structure(self, device: torch.device) -> dict[Any, Any]:
         """A dict for what depends on the layer's edges only (edge ids per group, ...), kept
-        per device: moving the layer starts a new one."""
-        if self._structure_device != device:
-            self._structure, self._structure_device = {}, device
+        per device and inference mode: moving the layer starts a new one, and so does leaving
+        :func:`torch.inference_mode` (its tensors cannot be saved for backward)."""
+        key = (device, torch.is_inference_mode_enabled())
+        if self._structure_device != key:
+            self._structure, self._structure_device = {}, key
         return self._structure
 
     # ------------------------------------------------------------------ compiled graphs

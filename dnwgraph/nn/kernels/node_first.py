@@ -45,7 +45,7 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
         if module.track_running_stats:
             return None
         fast = x.dtype in _FULL and math.prod(x.shape[2:]) > 1  # one element: module's error
-        if fast and not (_records_grad(module, x) or torch.jit.is_tracing()):
+        if fast and not (records_grad(module, x) or torch.jit.is_tracing()):
             # statistics per (node, sample) over S are a layer norm over S, whose kernel is
             # faster without a backward pass; the node's affine parameters in place after it
             # (a trace keeps one graph; half precision keeps instance_norm's one rounding)
@@ -68,7 +68,7 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
     return None
 
 
-def _records_grad(module: nn.Module, x: Tensor) -> bool:
+def records_grad(module: nn.Module, x: Tensor) -> bool:
     """Whether autograd records ``module`` applied to ``x`` (``x`` or a parameter needs a
     gradient)."""
     return torch.is_grad_enabled() and (
@@ -110,7 +110,7 @@ def conv(module: nn.Module, x: Tensor) -> Tensor | None:
     return out.view(n, b, *out.shape[2:])
 
 
-def _hooked(module: nn.Module) -> bool:
+def hooked(module: nn.Module) -> bool:
     """Whether calling ``module`` runs hooks (e.g. the MAC counter's), which the functional
     form would skip."""
     glob = nn.modules.module
@@ -128,8 +128,16 @@ def _hooked(module: nn.Module) -> bool:
 def apply(module: nn.Module, x: Tensor) -> Tensor:
     """``module`` (a norm or a single-channel convolution over the nodes) on ``x``
     ``[n, B, *S]``, as ``module(x.transpose(0, 1)).transpose(0, 1)`` computes it (and that
-    way, when the module has hooks)."""
-    if x.is_contiguous() and not _hooked(module):
+    way, when the module has hooks).
+
+    Example:
+        >>> conv = nn.Conv1d(3, 3, 3, padding=1, groups=3)
+        >>> x = torch.randn(3, 2, 8)  # 3 nodes, batch 2, length 8
+        >>> ref = conv(x.transpose(0, 1)).transpose(0, 1)
+        >>> torch.allclose(apply(conv, x), ref, atol=1e-6)
+        True
+    """
+    if x.is_contiguous() and not hooked(module):
         fn = norm if isinstance(module, _INSTANCE + _BATCH) else conv
         out = fn(module, x)
         if out is not None:

@@ -1,0 +1,137 @@
+"""``impl="auto"`` against every backend, from a 15-node DAG model to 20,000 nodes.
+
+For each case the training step (forward, cross-entropy or squared loss, backward, SGD with
+momentum: the weights change, so the top-k and the plans are rebuilt every step) is timed for
+``impl`` in ``sparse``, ``dense``, ``scatter`` and ``auto``, interleaved in one process (a
+change of load hits every variant), medians.  The table gives ``auto``'s time over the fastest
+backend's: the cost model (``dnwgraph/nn/kernels/auto.py``) aims at 1.15 or less everywhere.
+
+Cases:
+
+* ``dag15``: a ``StaticNeuralGraph`` on a 15-node random DAG (neuron node op, batch 128);
+* ``mnist1d_static``, ``mnist1d_discrete``, ``tiny_static``: the presets (their batches);
+* ``dag2048``: a ``StaticNeuralGraph`` on a 2,048-node random DAG (neuron op, 5 % kept);
+* ``conv20k``: one ``WiringConv`` over a 20,000-node random DAG (200k candidates, 64 features);
+  the dense backend is left out there (two 20,000 x 20,000 matrices: 3.2 GB).
+
+Run: ``python benchmarks/bench_auto.py [--write] [--threads 1] [--repeat 7] [--cases ...]``
+(``--write`` updates the ``bench_auto`` section of ``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from statistics import median
+
+import torch
+import torch.nn.functional as F
+from _common import device_name, table, timed_ms, write_section
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, create_model  # noqa: E402
+
+IMPLS = ("sparse", "dense", "scatter", "auto")
+
+
+def random_dag(n: int, p: float, seed: int = 0) -> Wiring:
+    """Every pair u < v a candidate with probability ``p``; inputs: nodes without in-edges."""
+    gen = torch.Generator().manual_seed(seed)
+    edges = ((torch.rand(n, n, generator=gen) < p).triu(1)).nonzero().t()
+    return Wiring(edges, num_nodes=n)
+
+
+def dag_model(n: int, p: float, ratio: float, impl: str) -> tuple[torch.nn.Module, tuple]:
+    torch.manual_seed(0)
+    wiring = random_dag(n, p)
+    model = StaticNeuralGraph(wiring, ratio, node_op="neuron", impl=impl, input_shape=(16,))
+    x, y = torch.randn(128, 16), torch.randint(0, 10, (128,))
+    return model, (x, y)
+
+
+def preset(name: str, impl: str) -> tuple[torch.nn.Module, tuple]:
+    torch.manual_seed(0)
+    model = create_model(name, impl=impl)
+    shape = (64, 3, 32, 32) if name.startswith("tiny") else (128, 40)
+    return model, (torch.randn(*shape), torch.randint(0, 10, (shape[0],)))
+
+
+def conv20k(impl: str) -> tuple[torch.nn.Module, tuple]:
+    torch.manual_seed(0)
+    n, e = 20_000, 200_000
+    src = torch.randint(0, n - 1, (e,))
+    dst = src + 1 + (torch.rand(e) * (n - 1 - src)).long()
+    edges = torch.unique(torch.stack([src, dst]), dim=1)
+    model = torch.nn.Module()
+    model.conv = WiringConv(Wiring(edges, num_nodes=n), ratio=0.05, impl=impl)
+    return model, (torch.randn(n, 64), None)
+
+
+CASES = {
+    "dag15": lambda impl: dag_model(15, 0.5, 0.5, impl),
+    "mnist1d_static": lambda impl: preset("mnist1d_static", impl),
+    "mnist1d_discrete": lambda impl: preset("mnist1d_discrete", impl),
+    "tiny_static": lambda impl: preset("tiny_static", impl),
+    "dag2048": lambda impl: dag_model(2048, 0.12, 0.05, impl),
+    "conv20k": conv20k,
+}
+
+
+def make_step(model: torch.nn.Module, batch: tuple):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = batch
+
+    def step() -> None:
+        if y is None:
+            loss = model.conv(x).square().mean()
+        else:
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def measure(case: str, repeat: int) -> dict[str, float]:
+    impls = [i for i in IMPLS if not (case == "conv20k" and i == "dense")]
+    steps = {impl: make_step(*CASES[case](impl)) for impl in impls}
+    cpu = torch.device("cpu")
+    times: dict[str, list[float]] = {impl: [] for impl in impls}
+    for step in steps.values():  # warm-up: plans, allocator
+        step()
+    for _ in range(repeat):
+        for impl, step in steps.items():
+            times[impl].append(timed_ms(step, cpu))
+    return {impl: median(t) for impl, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for case in args.cases:
+        ms = measure(case, args.repeat)
+        best = min(ms, key=lambda i: ms[i] if i != "auto" else float("inf"))
+        cells = [f"{ms[i]:.1f}" if i in ms else "—" for i in IMPLS]
+        rows.append([case, *cells, best, f"{ms['auto'] / ms[best]:.2f}"])
+        print(table(["case", *IMPLS, "fastest", "auto / fastest"], rows[-1:]), flush=True)
+    body = (
+        f"Train step in ms, medians of {args.repeat} interleaved runs, {device_name()} "
+        f"(`python benchmarks/bench_auto.py --write --threads {args.threads}`).\n\n"
+        + table(["case", *[f"{i} (ms)" for i in IMPLS], "fastest", "auto / fastest"], rows)
+    )
+    print(body)
+    if args.write:
+        write_section("bench_auto", body)
+
+
+if __name__ == "__main__":
+    main()
