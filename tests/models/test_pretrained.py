@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import dnwgraph
-from dnwgraph import create_model, list_models
+from dnwgraph import WiringSpec, create_model, list_models
 from dnwgraph.models import (
     MobileNetV1,
     StaticNeuralGraph,
@@ -113,7 +113,7 @@ def test_user_registered_factory_round_trips(tmp_path):
 def test_errors(tmp_path):
     with pytest.raises(ValueError, match="built by dnwgraph.create_model"):
         save_pretrained(nn.Linear(2, 2), tmp_path / "a")
-    direct = StaticNeuralGraph(dnwgraph.Wiring([(0, 1)]), ratio=1, node_op="neuron")
+    direct = StaticNeuralGraph(dnwgraph.Wiring([(0, 1)]), WiringSpec(1, node_op="neuron"))
     with pytest.raises(ValueError, match="got a StaticNeuralGraph without 'model_spec'"):
         direct.save_pretrained(tmp_path / "b")
     with pytest.raises(ValueError, match="not a folder.*downloads nothing"):
