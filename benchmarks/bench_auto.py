@@ -31,7 +31,7 @@ from _common import device_name, table, timed_ms, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, create_model  # noqa: E402
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, WiringSpec, create_model  # noqa: E402
 
 IMPLS = ("sparse", "dense", "scatter", "auto")
 
@@ -46,7 +46,9 @@ def random_dag(n: int, p: float, seed: int = 0) -> Wiring:
 def dag_model(n: int, p: float, ratio: float, impl: str) -> tuple[torch.nn.Module, tuple]:
     torch.manual_seed(0)
     wiring = random_dag(n, p)
-    model = StaticNeuralGraph(wiring, ratio, node_op="neuron", impl=impl, input_shape=(16,))
+    model = StaticNeuralGraph(
+        wiring, WiringSpec(ratio, impl=impl, node_op="neuron"), input_shape=(16,)
+    )
     x, y = torch.randn(128, 16), torch.randint(0, 10, (128,))
     return model, (x, y)
 

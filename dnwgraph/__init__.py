@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "register_selection": "dnwgraph.select",
     # nn/
     "WiringConv": "dnwgraph.nn",
+    "WiringSpec": "dnwgraph.nn",
     # models/
     "create_model": "dnwgraph.models",
     "list_models": "dnwgraph.models",
@@ -73,6 +74,7 @@ __all__ = [
     "list_selections",
     "register_selection",
     "WiringConv",
+    "WiringSpec",
     "create_model",
     "list_models",
     "register_model",

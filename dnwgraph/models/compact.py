@@ -104,9 +104,10 @@ def keep_mask(model: nn.Module, example_input: Tensor | None = None) -> Tensor:
         TypeError: a model with more or fewer than one ``WiringConv``.
 
     Examples:
-        >>> from dnwgraph import StaticNeuralGraph, Wiring
+        >>> from dnwgraph import StaticNeuralGraph, Wiring, WiringSpec
         >>> w = Wiring([(0, 2), (1, 3), (2, 4)], input_nodes=[0, 1], output_nodes=[4])
-        >>> model = StaticNeuralGraph(w, 1.0, "complete", node_op="neuron", input_shape=(2,))
+        >>> spec = WiringSpec(1.0, "complete", node_op="neuron")
+        >>> model = StaticNeuralGraph(w, spec, input_shape=(2,))
         >>> keep_mask(model).tolist()  # 1 -> 3 reaches no output
         [True, False, True, False, True]
     """

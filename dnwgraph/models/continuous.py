@@ -2,7 +2,7 @@ r"""The continuous-time neural graph: :math:`dZ/dt = F(Z)` integrated with torch
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -11,8 +11,7 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.models.discrete import GraphStep, check_readout
-from dnwgraph.nn.spec import WiringSpec, as_spec
-from dnwgraph.typing import Ratio, Scope
+from dnwgraph.nn.spec import WiringSpec, check_spec
 
 #: The ``method`` names ``torchdiffeq.odeint`` accepts (torchdiffeq 0.2.x, as its README lists
 #: them); a test checks this tuple against the installed torchdiffeq.
@@ -81,13 +80,11 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
-            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
-            holding every wiring argument (``selection`` ... ``**selection_options``).
-        selection (str, optional): selection strategy. (default: ``"dnw"``)
+        spec (WiringSpec): the learned wiring's parameters: edge budget ``ratio`` (``int``:
+            edges kept; ``float`` in (0, 1]: fraction of the candidates kept), selection and
+            its options, backend, initialisation, and the node op before the aggregation
+            (see :class:`~dnwgraph.models.discrete.GraphStep`).
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
-        node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
-        node_op_options (dict, optional): its keywords.
         norm (str, optional): norm after the aggregation. (default: ``"instance"``)
         solver (str, optional): a torchdiffeq method (``"dopri5"``, ``"euler"``, ``"rk4"``, ...).
             (default: ``"dopri5"``)
@@ -102,9 +99,6 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
             with ``norm="instance"`` (the mean of an instance-normalised map is its shift,
             whatever the input). (default: ``"max"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
-        scope (str, optional): selection scope.
-        impl (str, optional): aggregation implementation. (default: ``"auto"``)
-        **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
         - **input:** :math:`[B, *]`
@@ -117,10 +111,10 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
             wrong shape.
 
     Examples:
-        >>> from dnwgraph import complete
+        >>> from dnwgraph import WiringSpec, complete
         >>> wiring = complete(6, input_nodes=[0, 1], output_nodes=[4, 5])
-        >>> model = ContinuousTimeNeuralGraph(wiring, 10, node_op="conv1d", solver="rk4",
-        ...                                   step_size=0.25)
+        >>> spec = WiringSpec(10, node_op="conv1d")
+        >>> model = ContinuousTimeNeuralGraph(wiring, spec, solver="rk4", step_size=0.25)
         >>> model(torch.randn(2, 2, 7)).shape
         torch.Size([2, 10])
     """
@@ -128,12 +122,9 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio | WiringSpec,
-        selection: str = "dnw",
+        spec: WiringSpec,
         *,
         stem: nn.Module | None = None,
-        node_op: str = "conv2d",
-        node_op_options: Mapping[str, Any] | None = None,
         norm: str = "instance",
         solver: str = "dopri5",
         rtol: float = 1e-3,
@@ -144,9 +135,6 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
         num_classes: int = 10,
         readout: str = "max",
         input_shape: Sequence[int] | None = None,
-        scope: Scope | None = None,
-        impl: str = "auto",
-        **selection_options: Any,
     ) -> None:
         _torchdiffeq()
         if solver not in SOLVERS:
@@ -164,16 +152,8 @@ class ContinuousTimeNeuralGraph(NeuralGraphClassifier):
         )
         self.solver, self.rtol, self.atol = solver, float(rtol), float(atol)
         self.step_size, self.adjoint, self.t1 = step_size, bool(adjoint), float(t1)
-        spec = as_spec(
-            ratio,
-            selection,
-            node_op=node_op,
-            node_op_options=node_op_options,
-            scope=scope,
-            impl=impl,
-            **selection_options,
-        )
-        self.func = ODEFunc(GraphStep(wiring, spec, norm=norm))
+        self.spec = check_spec(spec)
+        self.func = ODEFunc(GraphStep(wiring, self.spec, norm=norm))
 
     @property
     def conv(self) -> nn.Module:

@@ -2,7 +2,7 @@ r"""The discrete-time neural graph: a recurrent wiring unrolled for ``T`` steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -10,9 +10,8 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.nn.node_ops import ChannelNodeOp, create_node_op
-from dnwgraph.nn.spec import WiringSpec, as_spec
+from dnwgraph.nn.spec import WiringSpec, check_spec
 from dnwgraph.nn.wiring_conv import WiringConv
-from dnwgraph.typing import Ratio, Scope
 
 #: Pre-aggregation defaults per node op: the paper's recurrent step puts the norm last.
 _PRE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -43,58 +42,32 @@ class GraphStep(nn.Module):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
-            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
-            holding every wiring argument (``selection`` ... ``**selection_options``).
-        selection (str, optional): selection strategy. (default: ``"dnw"``)
-        node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
-        node_op_options (dict, optional): its keywords; for ``conv1d``/``conv2d`` the defaults
-            are ``norm="none", order=("act", "conv")``.  Their ``eps`` is also the norm's.
+        spec (WiringSpec): the learned wiring's parameters (budget, selection and its
+            options, backend, initialisation) and the node op before the aggregation with its
+            options; for ``conv1d``/``conv2d`` the node op's defaults here are
+            ``norm="none", order=("act", "conv")``, and its ``eps`` is also the norm's.
         norm (str, optional): ``"instance"``, ``"batch"`` or ``"none"`` after the aggregation;
             must be ``"none"`` for vector nodes (``"neuron"``). (default: ``"instance"``)
-        scope (str, optional): selection scope.
-        impl (str, optional): aggregation implementation. (default: ``"auto"``)
-        **selection_options: strategy options.
 
     Shapes:
         - **input:** :math:`[N, B, *S]`
         - **output:** :math:`[N, B, *S]`
 
     Raises:
-        ValueError: an unknown node op, a norm on vector nodes, or bad selection options.
+        ValueError: a norm on vector nodes.
+        TypeError: a ``spec`` that is not a :class:`~dnwgraph.nn.WiringSpec`.
 
     Examples:
         >>> import torch
-        >>> from dnwgraph import complete
-        >>> step = GraphStep(complete(4, self_loops=True), ratio=6, node_op="conv1d")
+        >>> from dnwgraph import WiringSpec, complete
+        >>> step = GraphStep(complete(4, self_loops=True), WiringSpec(6, node_op="conv1d"))
         >>> step(torch.randn(4, 2, 5)).shape
         torch.Size([4, 2, 5])
     """
 
-    def __init__(
-        self,
-        wiring: Any,
-        ratio: Ratio | WiringSpec,
-        selection: str = "dnw",
-        *,
-        node_op: str = "conv2d",
-        node_op_options: Mapping[str, Any] | None = None,
-        norm: str = "instance",
-        scope: Scope | None = None,
-        impl: str = "auto",
-        **selection_options: Any,
-    ) -> None:
+    def __init__(self, wiring: Any, spec: WiringSpec, *, norm: str = "instance") -> None:
         super().__init__()
-        spec = as_spec(
-            ratio,
-            selection,
-            node_op=node_op,
-            node_op_options=node_op_options,
-            scope=scope,
-            impl=impl,
-            **selection_options,
-        )
-        self.spec = spec
+        self.spec = spec = check_spec(spec)
         node_op = spec.node_op
         n = int(wiring.num_nodes)
         opts = {**_PRE_DEFAULTS.get(node_op, {}), **spec.node_op_options}
@@ -132,23 +105,18 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): candidate wiring (cycles and self loops allowed).
-        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
-            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
-            holding every wiring argument (``selection`` ... ``**selection_options``).
-        selection (str, optional): selection strategy. (default: ``"dnw"``)
+        spec (WiringSpec): the learned wiring's parameters: edge budget ``ratio`` (``int``:
+            edges kept; ``float`` in (0, 1]: fraction of the candidates kept), selection and
+            its options, backend, initialisation, and the node op before the aggregation
+            (see :class:`GraphStep`).
         steps (int, optional): :math:`T`. (default: ``5``, as in the paper)
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
-        node_op (str, optional): node op before the aggregation. (default: ``"conv2d"``)
-        node_op_options (dict, optional): its keywords.
         norm (str, optional): norm after the aggregation. (default: ``"instance"``)
         num_classes (int, optional): outputs of the head. (default: ``10``)
         readout (str, optional): ``"max"``, ``"centre"`` or ``"mean"``; ``"mean"`` is refused
             with ``norm="instance"`` (the mean of an instance-normalised map is its shift,
             whatever the input). (default: ``"max"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
-        scope (str, optional): selection scope.
-        impl (str, optional): aggregation implementation. (default: ``"auto"``)
-        **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
         - **input:** :math:`[B, *]`
@@ -160,9 +128,10 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
 
     Examples:
         >>> import torch
-        >>> from dnwgraph import complete
+        >>> from dnwgraph import WiringSpec, complete
         >>> wiring = complete(6, input_nodes=[0, 1], output_nodes=[4, 5])
-        >>> model = DiscreteTimeNeuralGraph(wiring, 10, node_op="conv1d", steps=3)
+        >>> spec = WiringSpec(10, node_op="conv1d")
+        >>> model = DiscreteTimeNeuralGraph(wiring, spec, steps=3)
         >>> model(torch.randn(2, 2, 7)).shape
         torch.Size([2, 10])
     """
@@ -170,20 +139,14 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio | WiringSpec,
-        selection: str = "dnw",
+        spec: WiringSpec,
         *,
         steps: int = 5,
         stem: nn.Module | None = None,
-        node_op: str = "conv2d",
-        node_op_options: Mapping[str, Any] | None = None,
         norm: str = "instance",
         num_classes: int = 10,
         readout: str = "max",
         input_shape: Sequence[int] | None = None,
-        scope: Scope | None = None,
-        impl: str = "auto",
-        **selection_options: Any,
     ) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise DNWGraphError(f"'steps' must be a positive int (got {steps!r})")
@@ -192,16 +155,8 @@ class DiscreteTimeNeuralGraph(NeuralGraphClassifier):
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )
         self.steps = steps
-        spec = as_spec(
-            ratio,
-            selection,
-            node_op=node_op,
-            node_op_options=node_op_options,
-            scope=scope,
-            impl=impl,
-            **selection_options,
-        )
-        self.step = GraphStep(wiring, spec, norm=norm)
+        self.spec = check_spec(spec)
+        self.step = GraphStep(wiring, self.spec, norm=norm)
 
     @property
     def conv(self) -> nn.Module:

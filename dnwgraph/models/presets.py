@@ -17,10 +17,13 @@ preset                        wiring (candidates)                 ratio       in
                               (102,400), t in [0, 1], dopri5
 ============================  ==================================  ==========  =============
 
-Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="auto",
-**selection_options`` (``seed`` for ``random``, ``mask`` for ``fixed``, ``drop_rate`` for
-``td``/``reg_td``, ``scope``); ``ratio`` is the edge budget (``int``: edges kept; ``float`` in
-(0, 1]: fraction of the candidates kept).  With a per-node budget (``reg_td``, or
+Every preset takes ``num_classes=10, selection="dnw", ratio=<above>, impl="auto"`` and, as
+further keywords, the selection's options (``seed`` for ``random``, ``mask`` for ``fixed``,
+``drop_rate`` for ``td``/``reg_td``), the other fields of the wiring's
+:class:`~dnwgraph.nn.WiringSpec` (``scope``, ``node_op_options``, ``fan_in``,
+``grad_every``; :func:`preset_spec` builds it) and the model class's keywords that the preset
+does not set (``norm``, the solver's); ``ratio`` is the edge budget (``int``: edges kept;
+``float`` in (0, 1]: fraction of the candidates kept).  With a per-node budget (``reg_td``, or
 ``scope="per_node"``) an int ``ratio`` :math:`k` is turned into the same overall density
 :math:`k / E`, applied to the candidates of every node.
 
@@ -43,9 +46,9 @@ final InstanceNorm.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -55,11 +58,15 @@ from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
 from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
 from dnwgraph.models.registry import register_model
 from dnwgraph.models.static import StaticNeuralGraph
+from dnwgraph.nn.spec import WiringSpec
+from dnwgraph.select.strategies import selection_options
 from dnwgraph.typing import Ratio
 
 TINY_NODES, TINY_INPUTS, TINY_OUTPUTS, TINY_RATIO = 800, 32, 100, 32_000
 MNIST1D_NODES, MNIST1D_INPUTS, MNIST1D_OUTPUTS, MNIST1D_RATIO = 320, 32, 32, 2_048
 MNIST1D_LENGTH = 40
+
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -86,17 +93,46 @@ MNIST1D = _Task(
 )  # fmt: skip
 
 
+def preset_spec(
+    ratio: Ratio, keywords: Mapping[str, Any], **fields: Any
+) -> tuple[WiringSpec, dict[str, Any]]:
+    """The :class:`~dnwgraph.nn.WiringSpec` of a preset factory, from its flat keywords.
+
+    ``fields`` are the spec fields the preset sets (``selection``, ``impl``, ``node_op``);
+    ``keywords`` are the factory's further keywords (its ``**selection_options``): the spec
+    fields a user may add (``scope``, ``node_op_options``, ``fan_in``, ``grad_every``) and the
+    options of the selection go into the spec, the rest is returned for the model class
+    (which refuses, by name, a keyword it does not take).
+
+    Raises:
+        ValueError: an unknown selection, or any error of :class:`~dnwgraph.nn.WiringSpec`.
+
+    Examples:
+        >>> spec, rest = preset_spec(64, {"seed": 1, "steps": 3}, selection="random")
+        >>> spec.ratio, spec.selection_options, rest
+        (64, {'seed': 1}, {'steps': 3})
+    """
+    wiring = {*_SPEC_KEYWORDS, *selection_options(fields.get("selection", "dnw"))}
+    named = {k: v for k, v in keywords.items() if k in _SPEC_KEYWORDS}
+    options = {k: v for k, v in keywords.items() if k in wiring and k not in _SPEC_KEYWORDS}
+    rest = {k: v for k, v in keywords.items() if k not in wiring}
+    return WiringSpec(ratio, **fields, **named, selection_options=options), rest
+
+
+#: The fields of a preset's spec that its users may set as keywords.
+_SPEC_KEYWORDS = ("scope", "node_op_options", "fan_in", "grad_every")
+
+
 def _build(
-    setting: type[nn.Module],
+    setting: type[M],
     task: _Task,
     num_classes: int,
-    selection: str,
     ratio: Ratio,
-    impl: str,
-    options: dict[str, Any],
-) -> nn.Module:
+    keywords: dict[str, Any],
+    **fields: Any,
+) -> M:
     """One preset: the task's wiring for ``setting`` (a neural graph class), its stem, node op,
-    readout and head."""
+    readout and head; ``fields`` and ``keywords`` as :func:`preset_spec` takes them."""
     extra: dict[str, Any] = {}
     if setting is StaticNeuralGraph:
         wiring = block_dag(list(task.static_blocks))
@@ -109,20 +145,16 @@ def _build(
         )
     if setting is DiscreteTimeNeuralGraph:
         extra["steps"] = 5
-    if setting is ContinuousTimeNeuralGraph:
-        extra, options = _split_ode_options(options)
+    spec, rest = preset_spec(ratio, keywords, node_op=task.node_op, **fields)
     return setting(
         wiring,
-        _ratio(ratio, selection, wiring.num_edges, options),
-        selection,
+        _per_node(spec, wiring.num_edges),
         stem=task.stem(),
-        node_op=task.node_op,
         num_classes=num_classes,
         readout=task.readout,
         input_shape=task.input_shape,
-        impl=impl,
         **extra,
-        **options,
+        **rest,
     )
 
 
@@ -142,7 +174,15 @@ def tiny_static(
         >>> model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _build(StaticNeuralGraph, TINY, num_classes, selection, ratio, impl, selection_options)  # type: ignore[return-value]
+    return _build(
+        StaticNeuralGraph,
+        TINY,
+        num_classes,
+        ratio,
+        selection_options,
+        selection=selection,
+        impl=impl,
+    )
 
 
 @register_model("tiny_discrete")
@@ -155,8 +195,14 @@ def tiny_discrete(
 ) -> DiscreteTimeNeuralGraph:
     """The paper's discrete-time tiny classifier for CIFAR-10 (T = 5 steps)."""
     return _build(
-        DiscreteTimeNeuralGraph, TINY, num_classes, selection, ratio, impl, selection_options
-    )  # type: ignore[return-value]
+        DiscreteTimeNeuralGraph,
+        TINY,
+        num_classes,
+        ratio,
+        selection_options,
+        selection=selection,
+        impl=impl,
+    )
 
 
 @register_model("tiny_continuous")
@@ -172,8 +218,14 @@ def tiny_continuous(
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
     return _build(
-        ContinuousTimeNeuralGraph, TINY, num_classes, selection, ratio, impl, selection_options
-    )  # type: ignore[return-value]
+        ContinuousTimeNeuralGraph,
+        TINY,
+        num_classes,
+        ratio,
+        selection_options,
+        selection=selection,
+        impl=impl,
+    )
 
 
 @register_model("mnist1d_static")
@@ -192,8 +244,14 @@ def mnist1d_static(
         torch.Size([2, 10])
     """
     return _build(
-        StaticNeuralGraph, MNIST1D, num_classes, selection, ratio, impl, selection_options
-    )  # type: ignore[return-value]
+        StaticNeuralGraph,
+        MNIST1D,
+        num_classes,
+        ratio,
+        selection_options,
+        selection=selection,
+        impl=impl,
+    )
 
 
 @register_model("mnist1d_discrete")
@@ -206,8 +264,14 @@ def mnist1d_discrete(
 ) -> DiscreteTimeNeuralGraph:
     """Discrete-time neural graph for MNIST-1D (320 nodes, T = 5)."""
     return _build(
-        DiscreteTimeNeuralGraph, MNIST1D, num_classes, selection, ratio, impl, selection_options
-    )  # type: ignore[return-value]
+        DiscreteTimeNeuralGraph,
+        MNIST1D,
+        num_classes,
+        ratio,
+        selection_options,
+        selection=selection,
+        impl=impl,
+    )
 
 
 @register_model("mnist1d_continuous")
@@ -223,25 +287,25 @@ def mnist1d_continuous(
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
     return _build(
-        ContinuousTimeNeuralGraph, MNIST1D, num_classes, selection, ratio, impl, selection_options
-    )  # type: ignore[return-value]
+        ContinuousTimeNeuralGraph,
+        MNIST1D,
+        num_classes,
+        ratio,
+        selection_options,
+        selection=selection,
+        impl=impl,
+    )
 
 
-def _ratio(ratio: Ratio, selection: str, num_edges: int, options: dict[str, Any]) -> Ratio:
-    per_node = selection == "reg_td" or options.get("scope") == "per_node"
+def _per_node(spec: WiringSpec, num_edges: int) -> WiringSpec:
+    """With a per-node budget, an int ``ratio`` :math:`k` becomes the density :math:`k / E`."""
+    ratio = spec.ratio
+    per_node = spec.selection == "reg_td" or spec.scope == "per_node"
     if (
         per_node
         and isinstance(ratio, int)
         and not isinstance(ratio, bool)
         and 0 < ratio <= num_edges
     ):
-        return ratio / num_edges
-    return ratio
-
-
-_ODE_OPTIONS = ("solver", "rtol", "atol", "step_size", "adjoint")
-
-
-def _split_ode_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    ode = {k: v for k, v in options.items() if k in _ODE_OPTIONS}
-    return ode, {k: v for k, v in options.items() if k not in _ODE_OPTIONS}
+        return spec.replace(ratio=ratio / num_edges)
+    return spec

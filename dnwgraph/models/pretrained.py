@@ -552,8 +552,8 @@ class PretrainedMixin:
 
     Examples:
         >>> import tempfile
-        >>> from dnwgraph import StaticNeuralGraph, Wiring
-        >>> model = StaticNeuralGraph(Wiring([(0, 2), (1, 2)]), 2, node_op="neuron")
+        >>> from dnwgraph import StaticNeuralGraph, Wiring, WiringSpec
+        >>> model = StaticNeuralGraph(Wiring([(0, 2), (1, 2)]), WiringSpec(2, node_op="neuron"))
         >>> folder = model.save_pretrained(tempfile.mkdtemp())
         >>> type(StaticNeuralGraph.from_pretrained(folder)).__name__
         'StaticNeuralGraph'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import re
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+from dnwgraph.nn.spec import WiringSpec
 from dnwgraph.registry import Registry
 from dnwgraph.select.strategies import SELECTIONS, selection_options
 
@@ -124,6 +126,8 @@ def _unknown_keyword(
         if built is not None:
             also.append(f"the keywords of {built.__name__} that it does not set")
             near += list(inspect.signature(built).parameters)
+            if "spec" in near:  # the wiring keywords a preset puts in the model's spec
+                near += [f.name for f in dataclasses.fields(WiringSpec)]
     matches = difflib.get_close_matches(bad, sorted(set(near) - {bad}), n=3)
     hint = f"; did you mean {' or '.join(map(repr, matches))}?" if matches else ""
     listed = ", ".join(valid + also[:1]) + (f" and {also[1]}" if len(also) > 1 else "")

@@ -3,7 +3,7 @@ r"""The static neural graph: a DAG of channel-nodes computed level by level."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,8 +15,7 @@ from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.models._state_keys import add_renamed_keys
 from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import concat_node_ops
-from dnwgraph.nn.spec import WiringSpec, as_spec
-from dnwgraph.typing import Ratio, Scope
+from dnwgraph.nn.spec import WiringSpec, check_spec
 
 
 class StaticNeuralGraph(NeuralGraphClassifier):
@@ -45,37 +44,31 @@ class StaticNeuralGraph(NeuralGraphClassifier):
 
     Args:
         wiring (Wiring): acyclic candidate wiring with input and output nodes.
-        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
-            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`
-            holding it with ``selection``, ``node_op``, ``node_op_options``, ``scope``,
-            ``impl`` and the selection options.
-        selection (str, optional): ``dnw``, ``dnw_no_update``, ``random``, ``complete``,
-            ``fixed``, ``td`` or ``reg_td``. (default: ``"dnw"``)
+        spec (WiringSpec): the learned wiring's parameters: edge budget ``ratio`` (``int``:
+            edges kept; ``float`` in (0, 1]: fraction of the candidates kept), ``selection``
+            (``dnw``, ``dnw_no_update``, ``random``, ``complete``, ``fixed``, ``td`` or
+            ``reg_td``) and its options (``seed`` for ``random``, ``mask`` for ``fixed``: a
+            BoolTensor aligned with ``model.conv.edge_index``, ``drop_rate`` for ``td``),
+            ``scope``, ``impl``, ``fan_in``, ``grad_every``, and the ``node_op`` of every node
+            (e.g. ``"conv2d"``, ``"conv1d"``, ``"neuron"``) with its ``node_op_options``.
         stem (nn.Module, optional): ``[B, *]`` → ``[B, n_in, *S]``; ``None``: identity.
-        node_op (str, optional): node op name, e.g. ``"conv2d"``, ``"conv1d"``, ``"neuron"``.
-            (default: ``"conv2d"``)
-        node_op_options (dict, optional): node op keywords (``norm``, ``order``, ...).
         num_classes (int, optional): outputs of the head. (default: ``10``)
-        readout (str, optional): ``"mean"`` or ``"centre"``. (default: ``"mean"``)
+        readout (str, optional): ``"mean"``, ``"max"`` or ``"centre"``. (default: ``"mean"``)
         input_shape (sequence of int, optional): per-sample input shape to check.
-        scope (str, optional): ``"global"`` or ``"per_node"`` edge budget.
-        impl (str, optional): ``"auto"``, ``"sparse"``, ``"scatter"`` or ``"dense"`` aggregation.
-            (default: ``"auto"``)
-        **selection_options: strategy options: ``seed`` (``random``), ``mask`` (``fixed``; a
-            BoolTensor aligned with ``model.conv.edge_index``), ``drop_rate`` (``td``).
 
     Shapes:
         - **input:** :math:`[B, *]` (what the stem takes)
         - **output:** :math:`[B, \text{num\_classes}]`
 
     Raises:
-        ValueError: a cyclic wiring, an unknown selection / node op / readout, a bad ratio,
-            or (in forward) an input of the wrong shape.
+        ValueError: a cyclic wiring, an unknown readout, a bad ratio, or (in forward) an input
+            of the wrong shape.
+        TypeError: a ``spec`` that is not a :class:`~dnwgraph.nn.WiringSpec`.
 
     Examples:
-        >>> from dnwgraph import Wiring
+        >>> from dnwgraph import Wiring, WiringSpec
         >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
-        >>> model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=2)
+        >>> model = StaticNeuralGraph(wiring, WiringSpec(3, node_op="neuron"), num_classes=2)
         >>> model(torch.randn(5, 2)).shape
         torch.Size([5, 2])
     """
@@ -83,33 +76,19 @@ class StaticNeuralGraph(NeuralGraphClassifier):
     def __init__(
         self,
         wiring: Any,
-        ratio: Ratio | WiringSpec,
-        selection: str = "dnw",
+        spec: WiringSpec,
         *,
         stem: nn.Module | None = None,
-        node_op: str = "conv2d",
-        node_op_options: Mapping[str, Any] | None = None,
         num_classes: int = 10,
         readout: str = "mean",
         input_shape: Sequence[int] | None = None,
-        scope: Scope | None = None,
-        impl: str = "auto",
-        **selection_options: Any,
     ) -> None:
         super().__init__(
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )
-        spec = as_spec(
-            ratio,
-            selection,
-            node_op=node_op,
-            node_op_options=node_op_options,
-            scope=scope,
-            impl=impl,
-            **selection_options,
-        )
+        self.spec = check_spec(spec)
         #: the level-by-level run of the nodes (called ``graph`` up to 0.2)
-        self.executor = LevelExecutor(wiring, spec)
+        self.executor = LevelExecutor(wiring, self.spec)
         add_renamed_keys(self, _former_key)
         # the input nodes are the first level of a chain: the executor starts from their
         # features alone (the other nodes' zero inputs are never materialised)
@@ -176,9 +155,10 @@ class StaticNeuralGraph(NeuralGraphClassifier):
                 selected edge left among the kept nodes.
 
         Examples:
-            >>> from dnwgraph import Wiring
+            >>> from dnwgraph import Wiring, WiringSpec
             >>> wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
-            >>> model = StaticNeuralGraph(wiring, 4, node_op="neuron", num_classes=2).eval()
+            >>> spec = WiringSpec(4, node_op="neuron")
+            >>> model = StaticNeuralGraph(wiring, spec, num_classes=2).eval()
             >>> small = model.subgraph(torch.tensor([True, True, True, True]))
             >>> x = torch.randn(3, 2)
             >>> torch.allclose(small(x), model(x))
@@ -211,17 +191,15 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             input_nodes=new_id[self.input_nodes.cpu()[in_pos]],
             output_nodes=new_id[self.output_nodes.cpu()[out_pos]],
         )
+        # every kept edge is used: the budget and the selection's own options go
+        spec = self.spec.replace(ratio=1.0, selection="complete", scope=None, selection_options={})
         new = StaticNeuralGraph(
             wiring,
-            ratio=1.0,
-            selection="complete",
+            spec,
             stem=copy.deepcopy(self.stem),
-            node_op=self.executor.spec.node_op,
-            node_op_options=self.executor.node_op_options,
             num_classes=self.num_classes,
             readout=self.readout.kind,
             input_shape=self.input_shape,
-            impl=conv.impl,
         )
         param = next(self.parameters())
         new.to(device=param.device, dtype=param.dtype)

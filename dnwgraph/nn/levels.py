@@ -23,7 +23,7 @@ no per-edge messages are formed.  Nodes never feed nodes of their own level, so 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -32,9 +32,8 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range
 from dnwgraph.nn.node_ops import create_node_op
-from dnwgraph.nn.spec import WiringSpec, as_spec
+from dnwgraph.nn.spec import WiringSpec, check_spec
 from dnwgraph.nn.wiring_conv import WiringConv
-from dnwgraph.typing import Ratio, Scope
 
 #: Prebuilt node ops: one module per executed level, or a function of the levels' sizes
 #: returning them (called after the wiring layer is built).
@@ -50,26 +49,14 @@ class LevelExecutor(nn.Module):
 
     Args:
         wiring (Wiring): an acyclic candidate wiring.
-        ratio (int or float or WiringSpec): edge budget of the :class:`~dnwgraph.WiringConv`
-            (``int``: the number of edges kept; ``float`` in (0, 1]: the fraction of the
-            candidates kept, PyG's ``TopKPooling`` convention), or a
-            :class:`~dnwgraph.nn.WiringSpec` holding every argument below up to ``impl``
-            and the selection options (then give none of them).
-        selection (str, optional): selection strategy. (default: ``"dnw"``)
-        node_op (str, optional): node op name (:func:`~dnwgraph.nn.node_ops.list_node_ops`).
-            (default: ``"conv2d"``)
-        node_op_options (dict, optional): keywords of the node op. (default: ``None``)
-        scope (str, optional): selection scope. (default: ``None``)
-        impl (str, optional): aggregation implementation of the wiring. (default: ``"auto"``)
+        spec (WiringSpec): the learned wiring's parameters: the edge budget, selection,
+            backend and initialisation of the :class:`~dnwgraph.WiringConv`, and the node op
+            of every node (:func:`~dnwgraph.nn.node_ops.list_node_ops`).
         node_ops (sequence of nn.Module or callable, optional): the node ops themselves, one
-            module per executed level (in place of ``node_op``, which is then unused), or a
-            function of the executed levels' sizes returning them, called after the wiring
+            module per executed level (in place of ``spec.node_op``, which is then unused), or
+            a function of the executed levels' sizes returning them, called after the wiring
             layer is built (so that a seeded model draws its parameters in that order).
             (default: ``None``)
-        conv_options (dict, optional): more keywords of the
-            :class:`~dnwgraph.WiringConv` (``fan_in``, ``grad_every``), also with a
-            ``WiringSpec``. (default: ``None``)
-        **selection_options: strategy options (``seed``, ``mask``, ``drop_rate``).
 
     Shapes:
         - **input:** initial node inputs :math:`[N, B, *S]`; for a *chain* wiring (the levels
@@ -84,16 +71,15 @@ class LevelExecutor(nn.Module):
     Raises:
         ValueError: for a cyclic wiring, bad options or a count of ``node_ops`` that is not
             the number of executed levels.
+        TypeError: a ``spec`` that is not a :class:`~dnwgraph.nn.WiringSpec`.
 
     Examples:
         >>> from dnwgraph import Wiring, block_dag
         >>> wiring = Wiring([(0, 2), (1, 2), (2, 3), (0, 3)])
-        >>> ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
+        >>> ex = LevelExecutor(wiring, WiringSpec(3, node_op="neuron"))
         >>> ex(torch.randn(4, 5)).shape
         torch.Size([4, 5])
-        >>> LevelExecutor(wiring, WiringSpec(3, node_op="neuron")).spec.node_op
-        'neuron'
-        >>> pool = LevelExecutor(block_dag([2, 3, 3]), 10, node_ops=[
+        >>> pool = LevelExecutor(block_dag([2, 3, 3]), WiringSpec(10), node_ops=[
         ...     nn.MaxPool2d(2), nn.ReLU()])  # level 0 halves the image
         >>> pool(torch.randn(2, 4, 8, 8)).shape  # the first level's inputs only
         torch.Size([6, 4, 4, 4])
@@ -101,30 +87,9 @@ class LevelExecutor(nn.Module):
         torch.Size([3, 4, 4, 4])
     """
 
-    def __init__(
-        self,
-        wiring: Any,
-        ratio: Ratio | WiringSpec,
-        selection: str = "dnw",
-        *,
-        node_op: str = "conv2d",
-        node_op_options: Mapping[str, Any] | None = None,
-        scope: Scope | None = None,
-        impl: str = "auto",
-        node_ops: NodeOps | None = None,
-        conv_options: Mapping[str, Any] | None = None,
-        **selection_options: Any,
-    ) -> None:
+    def __init__(self, wiring: Any, spec: WiringSpec, *, node_ops: NodeOps | None = None) -> None:
         super().__init__()
-        spec = as_spec(
-            ratio,
-            selection,
-            node_op=node_op,
-            node_op_options=node_op_options,
-            scope=scope,
-            impl=impl,
-            **selection_options,
-        )
+        spec = check_spec(spec)
         self.spec = spec
         if not getattr(wiring, "acyclic", True):
             raise DNWGraphError(
@@ -135,23 +100,16 @@ class LevelExecutor(nn.Module):
         operating = wiring.out_degree().cpu() > 0
         groups = [lvl[operating[lvl]] for lvl in wiring.levels()]
         groups = [g.cpu() for g in groups if g.numel()]
-        kwargs = spec.conv_kwargs()
-        twice = sorted(set(kwargs) & set(conv_options or {}))
-        if twice:
-            raise DNWGraphError(f"{twice} given twice: as a wiring parameter and in 'conv_options'")
-        kwargs.update(conv_options or {})
-        self.conv = WiringConv(wiring, spec.ratio, spec.selection, source_groups=groups, **kwargs)
+        self.conv = WiringConv(
+            wiring, spec.ratio, spec.selection, source_groups=groups, **spec.conv_kwargs()
+        )
         sizes = [g.numel() for g in groups]
         if node_ops is None:
-            opts = dict(spec.node_op_options)
+            opts = spec.node_op_options
             ops: Sequence[nn.Module] = [create_node_op(spec.node_op, n, **opts) for n in sizes]
-            self.node_op_name: str | None = spec.node_op
         else:
-            ops = node_ops(sizes) if callable(node_ops) else node_ops
-            ops, opts = _check_node_ops(ops, sizes), {}
-            self.node_op_name = None
+            ops = _check_node_ops(node_ops(sizes) if callable(node_ops) else node_ops, sizes)
         self.node_ops = nn.ModuleList(ops)
-        self.node_op_options = opts
         # contiguous levels (the block DAGs of the paper) are read with a cheap narrow()
         self.ranges = [as_range(g) for g in groups]
         for i, g in enumerate(groups):

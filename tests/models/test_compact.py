@@ -4,7 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, count_params, create_model, random_dag
+from dnwgraph import (
+    StaticNeuralGraph,
+    Wiring,
+    WiringConv,
+    WiringSpec,
+    count_params,
+    create_model,
+    random_dag,
+)
 from dnwgraph.analysis import compact, dead_nodes, live_node_mask
 from dnwgraph.models.compact import keep_mask
 
@@ -19,7 +27,7 @@ def hand_built() -> StaticNeuralGraph:
     torch.manual_seed(0)
     wiring = Wiring(EDGES, num_nodes=10, input_nodes=[0, 1], output_nodes=[7, 8, 9])
     model = StaticNeuralGraph(
-        wiring, 1.0, "complete", node_op="neuron", num_classes=3, input_shape=(2,)
+        wiring, WiringSpec(1.0, "complete", node_op="neuron"), num_classes=3, input_shape=(2,)
     )
     with torch.no_grad():
         model.conv.edge_weight.normal_()
@@ -164,7 +172,7 @@ def test_subgraph_renumbering_keeps_stem_channels_and_head_columns(edges, inputs
     torch.manual_seed(0)
     wiring = Wiring(edges, input_nodes=inputs, output_nodes=outputs)
     model = StaticNeuralGraph(
-        wiring, len(edges), node_op="neuron", num_classes=2, input_shape=(len(inputs),)
+        wiring, WiringSpec(len(edges), node_op="neuron"), num_classes=2, input_shape=(len(inputs),)
     ).eval()
     with torch.no_grad():
         model.conv.edge_weight.normal_()

@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from dnwgraph import ContinuousTimeNeuralGraph, complete
+from dnwgraph import ContinuousTimeNeuralGraph, WiringSpec, complete
 
 pytest.importorskip("torchdiffeq")
 
@@ -11,7 +11,7 @@ pytest.importorskip("torchdiffeq")
 def small_model(**kwargs):
     torch.manual_seed(0)
     wiring = complete(6, self_loops=True, input_nodes=[0, 1], output_nodes=[4, 5])
-    return ContinuousTimeNeuralGraph(wiring, 12, node_op="conv1d", **kwargs)
+    return ContinuousTimeNeuralGraph(wiring, WiringSpec(12, node_op="conv1d"), **kwargs)
 
 
 def test_euler_equals_hand_rolled_integration():

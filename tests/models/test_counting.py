@@ -2,7 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, block_dag, count_macs, count_params
+from dnwgraph import (
+    StaticNeuralGraph,
+    Wiring,
+    WiringConv,
+    WiringSpec,
+    block_dag,
+    count_macs,
+    count_params,
+)
 from dnwgraph.models import Counter, create_model, register_counter
 
 
@@ -46,7 +54,7 @@ def test_leaf_modules_by_hand():
 def test_static_model_by_hand():
     # levels [0, 1] -> [2] -> [3]; neuron nodes: one MAC per bias add
     wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])
-    model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=2)
+    model = StaticNeuralGraph(wiring, WiringSpec(3, node_op="neuron"), num_classes=2)
     k = 3
     assert count_params(model) == k + 3 + (1 * 2 + 2)  # edges, biases of 0, 1, 2, head
     assert count_macs(model, (5, 2)) == k + 3 + 2 * (1 + 1)

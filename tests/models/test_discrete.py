@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dnwgraph import DiscreteTimeNeuralGraph, complete
+from dnwgraph import DiscreteTimeNeuralGraph, WiringSpec, complete
 from dnwgraph.models.discrete import GraphStep
 
 
@@ -24,7 +24,7 @@ def hand_step(model, z):
 def small_model(steps, **kwargs):
     torch.manual_seed(0)
     wiring = complete(6, self_loops=True, input_nodes=[0, 1], output_nodes=[4, 5])
-    model = DiscreteTimeNeuralGraph(wiring, 12, node_op="conv1d", steps=steps, **kwargs)
+    model = DiscreteTimeNeuralGraph(wiring, WiringSpec(12, node_op="conv1d"), steps=steps, **kwargs)
     with torch.no_grad():
         norm = model.step.norm.norm
         norm.weight.uniform_(0.5, 1.5)
@@ -57,16 +57,16 @@ def test_selection_is_shared_by_the_steps_and_unused_edges_learn():
 
 def test_vector_nodes_and_errors():
     wiring = complete(5, input_nodes=[0, 1], output_nodes=[4])
-    model = DiscreteTimeNeuralGraph(wiring, 8, node_op="neuron", norm="none", steps=2)
+    model = DiscreteTimeNeuralGraph(wiring, WiringSpec(8, node_op="neuron"), norm="none", steps=2)
     assert model(torch.randn(3, 2)).shape == (3, 10)
     with pytest.raises(ValueError, match="'norm' must be 'none' for the node op 'neuron'"):
-        DiscreteTimeNeuralGraph(wiring, 8, node_op="neuron")
+        DiscreteTimeNeuralGraph(wiring, WiringSpec(8, node_op="neuron"))
     with pytest.raises(ValueError, match="readout='mean' of instance-normalised node states"):
-        DiscreteTimeNeuralGraph(wiring, 8, node_op="conv1d", readout="mean")
+        DiscreteTimeNeuralGraph(wiring, WiringSpec(8, node_op="conv1d"), readout="mean")
     with pytest.raises(ValueError, match="'steps' must be a positive int"):
-        DiscreteTimeNeuralGraph(wiring, 8, steps=0)
+        DiscreteTimeNeuralGraph(wiring, WiringSpec(8), steps=0)
     with pytest.raises(ValueError, match="ratio"):
-        GraphStep(wiring, 0)
+        GraphStep(wiring, WiringSpec(0))
 
 
 def test_dense_impl_equals_sparse_and_macs_count_every_step():
@@ -75,8 +75,8 @@ def test_dense_impl_equals_sparse_and_macs_count_every_step():
     # with one selected input a node's InstanceNorm cancels its edge weight (scale invariance)
     # and the edge gradient is 0 up to rounding: select enough edges for real gradients
     wiring = complete(6, self_loops=True, input_nodes=[0, 1], output_nodes=[4, 5])
-    sparse = DiscreteTimeNeuralGraph(wiring, 30, node_op="conv1d", steps=3)
-    dense = DiscreteTimeNeuralGraph(wiring, 30, node_op="conv1d", steps=3, impl="dense")
+    sparse = DiscreteTimeNeuralGraph(wiring, WiringSpec(30, node_op="conv1d"), steps=3)
+    dense = DiscreteTimeNeuralGraph(wiring, WiringSpec(30, impl="dense", node_op="conv1d"), steps=3)
     dense.load_state_dict(sparse.state_dict())
     x = torch.randn(2, 2, 7)
     target = torch.randn(2, 10)

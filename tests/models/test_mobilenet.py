@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnwgraph import WiringSpec
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models import create_model, list_models
 from dnwgraph.models.mobilenet import (
@@ -173,7 +174,7 @@ def _stage_reference(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
 def test_stage_matches_masked_dense_reference(impl):
     torch.manual_seed(0)
-    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30, impl=impl).double()
+    stage = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30, impl=impl)).double()
     x = torch.randn(4, 2, 6, 6, dtype=torch.double)
     out = stage(x)
     assert out.shape == (5, 2, 3, 3)
@@ -182,7 +183,7 @@ def test_stage_matches_masked_dense_reference(impl):
 
 def test_stage_straight_through_gradient_reaches_unselected_edges():
     torch.manual_seed(0)
-    stage = DNWStage(3, 4, stride=1, levels=2, ratio=8).double()
+    stage = DNWStage(3, 4, stride=1, levels=2, spec=WiringSpec(8)).double()
     x = torch.randn(3, 2, 4, 4, dtype=torch.double)
     stage(x).square().sum().backward()
     grad = stage.conv.edge_weight.grad
@@ -193,7 +194,7 @@ def test_stage_straight_through_gradient_reaches_unselected_edges():
 
 
 def test_stage_rejects_channel_major_input():
-    stage = DNWStage(3, 4, stride=1, levels=1, ratio=4)
+    stage = DNWStage(3, 4, stride=1, levels=1, spec=WiringSpec(4))
     with pytest.raises(ValueError, match=r"node-first \[3, B, H, W\]"):
         stage(torch.randn(2, 4, 5, 5))
 
@@ -210,8 +211,12 @@ def test_tiny_model_forward_backward_every_parameter():
 
 def test_state_dict_round_trip_random_selection():
     torch.manual_seed(0)
-    a = MobileNetV1DNW(0.5, selection="random", stages=TINY, seed=3)
-    b = MobileNetV1DNW(0.5, selection="random", stages=TINY, seed=4)
+    a = MobileNetV1DNW(
+        0.5, spec=WiringSpec(1.0, "random", selection_options={"seed": 3}), stages=TINY
+    )
+    b = MobileNetV1DNW(
+        0.5, spec=WiringSpec(1.0, "random", selection_options={"seed": 4}), stages=TINY
+    )
     b.load_state_dict(a.state_dict())
     a.eval(), b.eval()
     x = torch.randn(1, 3, 32, 32)
@@ -219,7 +224,7 @@ def test_state_dict_round_trip_random_selection():
 
 
 def test_reg_td_uses_a_per_node_fraction():
-    model = MobileNetV1DNW(0.5, selection="reg_td", stages=TINY)
+    model = MobileNetV1DNW(0.5, spec=WiringSpec(1.0, "reg_td"), stages=TINY)
     stage = model.stages[1]
     assert stage.conv.selection.scope == "per_node"
     assert abs(stage.conv.k - stage_budget(6, 8, 3, 0.5)) <= stage.conv.num_nodes
@@ -327,7 +332,7 @@ def test_count_stage_by_modules():
     """A stage alone: selected edges + depthwise + BN, the generic convention."""
     from dnwgraph import count_macs, count_params
 
-    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30)
+    stage = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30))
     bn_dw = 2 * (4 + 5 * 2) + 9 * (4 + 5 * 2)
     assert count_params(stage) == 30 + bn_dw
     macs = count_macs(stage, (4, 1, 8, 8))  # node-first: the "batch" here is the 4 nodes
@@ -398,7 +403,7 @@ def test_dense_stage_gradients_match_fused(selection):
     grads = []
     for impl in ("sparse", "dense"):
         torch.manual_seed(0)
-        stage = DNWStage(4, 5, 2, 3, 30, selection, impl=impl).double()
+        stage = DNWStage(4, 5, 2, 3, WiringSpec(30, selection, impl=impl)).double()
         xi = x.clone().requires_grad_()
         out = stage(xi)
         out.square().sum().backward()
@@ -440,9 +445,8 @@ def _forward_dense_before_the_split(stage: DNWStage, x: torch.Tensor) -> torch.T
 @pytest.mark.parametrize("selection", ["dnw", "random"])
 def test_dense_stage_equals_its_former_dense_path(selection):
     torch.manual_seed(0)
-    stage = DNWStage(
-        4, 6, 2, 3, 40, selection, impl="dense", **({"seed": 1} if selection == "random" else {})
-    )
+    options = {"seed": 1} if selection == "random" else {}
+    stage = DNWStage(4, 6, 2, 3, WiringSpec(40, selection, impl="dense", selection_options=options))
     x = torch.randn(4, 2, 8, 8, dtype=torch.float64)
     stage = stage.double()
     out = stage(x)
@@ -469,7 +473,7 @@ def _former_stage_forward(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
 def test_stage_forward_equals_the_former_level_loop(impl, train):
     torch.manual_seed(0)
-    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30, impl=impl).double().train(train)
+    stage = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30, impl=impl)).double().train(train)
     former = copy.deepcopy(stage)
     x = torch.randn(4, 2, 7, 7, dtype=torch.double)
     g = torch.randn(5, 2, 4, 4, dtype=torch.double)
@@ -494,7 +498,7 @@ def test_stage_forward_equals_the_former_level_loop(impl, train):
 
 def test_stage_with_one_level_is_one_product():
     torch.manual_seed(0)
-    stage = DNWStage(3, 4, stride=1, levels=1, ratio=8).double()
+    stage = DNWStage(3, 4, stride=1, levels=1, spec=WiringSpec(8)).double()
     x = torch.randn(3, 2, 5, 5, dtype=torch.double)
     torch.testing.assert_close(stage(x), _former_stage_forward(stage, x))
     assert len(stage.level_ops) == 0 and len(stage.node_ops) == 1
@@ -506,7 +510,7 @@ def test_seeded_stage_draws_its_parameters_in_the_former_order():
     from dnwgraph import WiringConv, block_dag
 
     torch.manual_seed(7)
-    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30)
+    stage = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30))
     torch.manual_seed(7)
     wiring = block_dag([4, 5, 5, 5])
     conv = WiringConv(wiring, 30, source_groups=wiring.levels()[:-1], fan_in="candidates")
@@ -544,7 +548,9 @@ def test_state_dict_of_the_former_layout_loads():
     assert other.load_state_dict(saved)  # strict: every key matched
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(other(x), model(x), rtol=0, atol=0)
-    stage = DNWStage(4, 5, stride=2, levels=3, ratio=30)  # a stage on its own, and a copy
+    stage = DNWStage(
+        4, 5, stride=2, levels=3, spec=WiringSpec(30)
+    )  # a stage on its own, and a copy
     copy.deepcopy(stage).load_state_dict(_former_keys(stage.state_dict()))
     with pytest.raises(RuntimeError, match="Unexpected key"):  # both layouts: not merged
         stage.load_state_dict({**stage.state_dict(), "input_op.conv.weight": torch.zeros(1)})

@@ -124,3 +124,50 @@ def test_errors():
     tiny = create_model("tiny_static")
     with pytest.raises(ValueError, match=r"'x' must have shape \[B, 3, 32, 32\]"):
         tiny(torch.randn(2, 3, 28, 28))
+
+
+def test_a_model_built_from_a_spec_equals_the_preset():
+    """The preset is the model class with a WiringSpec: same parameters, same outputs."""
+    from dnwgraph import WiringSpec, block_dag
+    from dnwgraph.models._graph import signal_stem
+
+    preset = build("mnist1d_static", selection="random", seed=4, grad_every=2)
+    torch.manual_seed(0)
+    spec = WiringSpec(
+        2_048, "random", node_op="conv1d", selection_options={"seed": 4}, grad_every=2
+    )
+    model = StaticNeuralGraph(
+        block_dag([32, 64, 64, 64, 64, 32]),
+        spec,
+        stem=signal_stem(32),
+        readout="max",
+        input_shape=(40,),
+    )
+    assert model.spec == preset.spec
+    a, b = preset.state_dict(), model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.randn(3, 40)
+    assert torch.equal(preset(x), model(x))
+
+
+def test_preset_keywords_go_to_the_spec_or_the_model():
+    model = build(
+        "mnist1d_discrete",
+        selection="td",
+        drop_rate=0.25,
+        scope="per_node",
+        node_op_options={"kernel_size": 5},
+        fan_in="candidates",
+        norm="batch",
+        ratio=1_024,
+    )
+    spec = model.spec
+    assert (spec.selection, spec.scope, spec.fan_in, spec.node_op) == (
+        "td", "per_node", "candidates", "conv1d",
+    )  # fmt: skip
+    assert spec.selection_options == {"drop_rate": 0.25}
+    assert spec.node_op_options == {"kernel_size": 5}
+    assert spec.ratio == 1_024 / (320 * 320)  # a per-node budget: the same density per node
+    assert model.step.node_op.conv.kernel_size == (5,)
+    assert type(model.step.norm.norm).__name__ == "BatchNorm1d"  # the model's own keyword
+    assert model.conv.selection.drop_rate == 0.25 and model.conv.fan_in == "candidates"

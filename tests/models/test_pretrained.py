@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import dnwgraph
-from dnwgraph import Wiring, create_model, list_models
+from dnwgraph import Wiring, WiringSpec, create_model, list_models
 from dnwgraph.models import (
     ContinuousTimeNeuralGraph,
     DiscreteTimeNeuralGraph,
@@ -156,7 +156,8 @@ def test_a_model_built_from_its_class_round_trips(tmp_path):
         edge_weight=[0.5, -1.0, 2.0, 0.25, 1.5],
     )
     mask = torch.tensor([True, False, True, True, False])
-    model = StaticNeuralGraph(wiring, 3, "fixed", node_op="neuron", num_classes=3, mask=mask)
+    spec = WiringSpec(3, "fixed", node_op="neuron", selection_options={"mask": mask})
+    model = StaticNeuralGraph(wiring, spec, num_classes=3)
     folder = model.save_pretrained(tmp_path)
     config = json.loads((folder / "config.json").read_text())
     assert config["name"] is None and config["class"] == "StaticNeuralGraph"
@@ -174,11 +175,11 @@ def test_every_model_class_round_trips_when_built_directly(kind, tmp_path):
     torch.manual_seed(0)
     wiring = dnwgraph.complete(6, input_nodes=[0, 1], output_nodes=[4, 5])
     if kind == "discrete":
-        model = DiscreteTimeNeuralGraph(wiring, 10, node_op="conv1d", steps=3)
+        model = DiscreteTimeNeuralGraph(wiring, WiringSpec(10, node_op="conv1d"), steps=3)
         x = torch.randn(2, 2, 7)
     elif kind == "continuous":
         pytest.importorskip("torchdiffeq")
-        model = ContinuousTimeNeuralGraph(wiring, 10, node_op="conv1d", **FAST)
+        model = ContinuousTimeNeuralGraph(wiring, WiringSpec(10, node_op="conv1d"), **FAST)
         x = torch.randn(2, 2, 7)
     elif kind == "mobilenet_dnw":
         model = MobileNetV1DNW(0.5, selection="random", stages=SMALL_STAGES)
@@ -230,7 +231,9 @@ def test_only_dnwgraph_classes_are_rebuilt_from_a_config(tmp_path):
     model = Mine(Wiring([(0, 2), (1, 2)]), 2, node_op="neuron")
     with pytest.raises(ValueError, match="got a Mine from 'test_pretrained'"):
         save_pretrained(model, tmp_path)
-    model = StaticNeuralGraph(Wiring([(0, 2), (1, 2)]), 2, node_op="neuron", stem=nn.Identity())
+    model = StaticNeuralGraph(
+        Wiring([(0, 2), (1, 2)]), WiringSpec(2, node_op="neuron"), stem=nn.Identity()
+    )
     with pytest.raises(ValueError, match="'kwargs.stem' must be .* a dnwgraph stem .*Identity"):
         save_pretrained(model, tmp_path)
 

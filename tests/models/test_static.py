@@ -4,7 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dnwgraph import StaticNeuralGraph, Wiring, block_dag, complete, create_model, random_dag
+from dnwgraph import (
+    StaticNeuralGraph,
+    Wiring,
+    WiringSpec,
+    block_dag,
+    complete,
+    create_model,
+    random_dag,
+)
 
 
 def randomize(model, seed=0):
@@ -61,7 +69,7 @@ def naive_forward(model, x):
 def small_model(selection="dnw", impl="sparse", seed=3, **kwargs):
     torch.manual_seed(seed)
     wiring = random_dag("er", 9, seed=seed, p=0.5)
-    model = StaticNeuralGraph(wiring, ratio=0.5, selection=selection, impl=impl, **kwargs)
+    model = StaticNeuralGraph(wiring, WiringSpec(0.5, selection, impl=impl), **kwargs)
     return randomize(model)
 
 
@@ -106,7 +114,7 @@ def test_sparse_equals_other_impls(impl):
 def test_non_contiguous_levels_and_vector_nodes_by_hand():
     # levels [0, 3], [1], [2]: node 1 is fed by 0, node 2 by 1 and 3; output 2
     wiring = Wiring([(0, 1), (1, 2), (3, 2)], num_nodes=4)
-    model = StaticNeuralGraph(wiring, ratio=3, node_op="neuron", num_classes=1)
+    model = StaticNeuralGraph(wiring, WiringSpec(3, node_op="neuron"), num_classes=1)
     with torch.no_grad():
         model.executor.conv.edge_weight.copy_(torch.tensor([2.0, 1.0, -1.0]))  # (0,1) (1,2) (3,2)
         for op in model.executor.node_ops:
@@ -122,7 +130,7 @@ def test_non_contiguous_levels_and_vector_nodes_by_hand():
 def test_node_without_selected_input_outputs_zero_and_its_edges_get_no_gradient():
     # nodes 0, 1 input; 2 and 3 hidden; 4 output. The fixed mask leaves node 3 without input.
     wiring = Wiring([(0, 2), (1, 3), (2, 4), (3, 4), (0, 4)], num_nodes=5, output_nodes=[4])
-    model = StaticNeuralGraph(wiring, ratio=4, selection="dnw")
+    model = StaticNeuralGraph(wiring, WiringSpec(4, "dnw"))
     edges = model.executor.conv.edge_index.t().tolist()
     with torch.no_grad():
         w = torch.tensor([0.0 if e == [1, 3] else 1.0 + i for i, e in enumerate(edges)])
@@ -142,7 +150,7 @@ def test_subgraph_by_hand():
     # 0, 1 inputs; 2, 3, 4 hidden; 5, 6 outputs. The top 7 leave out (1, 4), so node 4 gets no
     # input and outputs zero; output 6 reads only node 4; input 1 feeds only node 4.
     pairs = [(0, 2), (1, 4), (0, 3), (2, 3), (2, 5), (3, 5), (4, 5), (4, 6)]
-    model = StaticNeuralGraph(Wiring(pairs, num_nodes=7), ratio=7, num_classes=3)
+    model = StaticNeuralGraph(Wiring(pairs, num_nodes=7), WiringSpec(7), num_classes=3)
     randomize(model)
     edges = model.executor.conv.edge_index.t().tolist()
     with torch.no_grad():
@@ -197,19 +205,19 @@ def test_subgraph_of_dead_nodes_keeps_outputs_identical():
 
 def test_errors():
     with pytest.raises(ValueError, match="needs an acyclic wiring"):
-        StaticNeuralGraph(complete(4), ratio=3)
+        StaticNeuralGraph(complete(4), WiringSpec(3))
     with pytest.raises(ValueError, match="unknown selection 'best'"):
-        StaticNeuralGraph(block_dag([2, 2]), ratio=2, selection="best")
+        StaticNeuralGraph(block_dag([2, 2]), WiringSpec(2, "best"))
     with pytest.raises(ValueError, match="'readout' must be one of"):
-        StaticNeuralGraph(block_dag([2, 2]), ratio=2, readout="median")
+        StaticNeuralGraph(block_dag([2, 2]), WiringSpec(2), readout="median")
     with pytest.raises(ValueError, match="'num_classes' must be a positive int"):
-        StaticNeuralGraph(block_dag([2, 2]), ratio=2, num_classes=0)
-    model = StaticNeuralGraph(block_dag([2, 2]), ratio=2, input_shape=(2, 4, 4))
+        StaticNeuralGraph(block_dag([2, 2]), WiringSpec(2), num_classes=0)
+    model = StaticNeuralGraph(block_dag([2, 2]), WiringSpec(2), input_shape=(2, 4, 4))
     with pytest.raises(
         ValueError, match=r"'x' must have shape \[B, 2, 4, 4\] \(got \(1, 3, 4, 4\)\)"
     ):
         model(torch.randn(1, 3, 4, 4))
-    free = StaticNeuralGraph(block_dag([2, 2]), ratio=2)
+    free = StaticNeuralGraph(block_dag([2, 2]), WiringSpec(2))
     with pytest.raises(ValueError, match="the stem must return"):
         free(torch.randn(1, 1, 4, 4))
     with pytest.raises(ValueError, match=r"'node_mask' must be a BoolTensor of shape \[4\]"):
@@ -231,7 +239,7 @@ def test_errors():
     ],
 )
 def test_model_input_is_checked_at_the_entry(x, match):
-    model = StaticNeuralGraph(block_dag([2, 2]), ratio=2)
+    model = StaticNeuralGraph(block_dag([2, 2]), WiringSpec(2))
     with pytest.raises(ValueError, match=match):
         model(x)
     model.double()
@@ -244,7 +252,7 @@ def test_model_input_is_checked_at_the_entry(x, match):
 def _small_static():
     torch.manual_seed(0)
     wiring = block_dag([2, 3, 3, 2])
-    return randomize(StaticNeuralGraph(wiring, ratio=10, node_op="conv1d", num_classes=3))
+    return randomize(StaticNeuralGraph(wiring, WiringSpec(10, node_op="conv1d"), num_classes=3))
 
 
 def test_executor_has_no_alias():
@@ -263,7 +271,9 @@ def test_a_state_dict_with_the_former_graph_keys_loads():
     }
     assert "graph.conv.edge_weight" in former and "graph.node_ops.0.norm.weight" in former
     torch.manual_seed(1)
-    other = StaticNeuralGraph(block_dag([2, 3, 3, 2]), 10, node_op="conv1d", num_classes=3).eval()
+    other = StaticNeuralGraph(
+        block_dag([2, 3, 3, 2]), WiringSpec(10, node_op="conv1d"), num_classes=3
+    ).eval()
     x = torch.randn(4, 2, 5)
     assert not torch.equal(other(x), model(x))
     assert other.load_state_dict(former)  # strict: every key found under its new name

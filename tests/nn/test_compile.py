@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dnwgraph import StaticNeuralGraph, WiringConv, block_dag
+from dnwgraph import StaticNeuralGraph, WiringConv, WiringSpec, block_dag
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels import NO_DOUBLE_BACKWARD
 
@@ -44,7 +44,9 @@ def small_model(readout="max"):
     # "mean" is linear: eager pools the output nodes before the sums, compiled code does not
     torch.manual_seed(0)
     wiring = block_dag([4, 6, 6, 4])
-    return StaticNeuralGraph(wiring, ratio=20, node_op="conv1d", num_classes=3, readout=readout)
+    return StaticNeuralGraph(
+        wiring, WiringSpec(20, node_op="conv1d"), num_classes=3, readout=readout
+    )
 
 
 def train_steps(model, fn, x, y, steps=3):
@@ -101,7 +103,7 @@ def test_compiled_mobilenet_stage_from_its_input_nodes_fullgraph():
     from dnwgraph.models.mobilenet import DNWStage
 
     torch.manual_seed(0)
-    eager = DNWStage(4, 5, stride=2, levels=3, ratio=30).double()
+    eager = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30)).double()
     compiled_stage = copy.deepcopy(eager)
     fn = torch.compile(compiled_stage, backend="aot_eager", fullgraph=True)
     x = torch.randn(4, 2, 7, 7, dtype=torch.float64)

@@ -6,7 +6,7 @@ import gc
 import pytest
 import torch
 
-from dnwgraph import Wiring, block_dag
+from dnwgraph import Wiring, WiringSpec, block_dag
 from dnwgraph.nn import LevelExecutor
 
 
@@ -30,7 +30,7 @@ def run(ex, x, g, rows=None):
 def test_chain_equals_general_loop(sizes, impl):
     torch.manual_seed(0)
     wiring = block_dag(sizes)
-    ex = LevelExecutor(wiring, ratio=0.6, impl=impl).double()
+    ex = LevelExecutor(wiring, WiringSpec(0.6, impl=impl)).double()
     randomize(ex)
     assert ex.chain is not None
     general = copy.deepcopy(ex)
@@ -51,11 +51,11 @@ def test_chain_equals_general_loop(sizes, impl):
 def test_chain_needs_level_ranges_reaching_forward():
     # level 0 is {0, 2}, level 1 is {1}: not node ranges, so the general loop runs
     wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)
-    ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
+    ex = LevelExecutor(wiring, WiringSpec(3, node_op="neuron"))
     assert ex.chain is None
     x = torch.randn(4, 2)
     assert ex(x).shape == (4, 2)
-    assert LevelExecutor(block_dag([2, 2]), ratio=3, node_op="neuron").chain is not None
+    assert LevelExecutor(block_dag([2, 2]), WiringSpec(3, node_op="neuron")).chain is not None
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
@@ -63,7 +63,7 @@ def test_chain_needs_level_ranges_reaching_forward():
 def test_inference_chain_in_place_equals_autograd_chain(impl, dtype):
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 4, 2])
-    ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double()).to(dtype)
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6, impl=impl)).double()).to(dtype)
     x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=dtype)
     keep = x.clone()
     with torch.no_grad():
@@ -80,7 +80,7 @@ def test_inference_chain_in_place_equals_autograd_chain(impl, dtype):
 def test_rows_equal_indexing_the_full_result(rows, chain):
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 4, 2])
-    ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6)).double())
     ex.chain = ex.chain if chain else None
     rows = torch.tensor(rows)
     x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
@@ -102,7 +102,7 @@ def test_chain_gradients_over_two_backward_passes():
     """The chain's gradient workspace is fresh per backward pass (retain_graph)."""
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 4, 2])
-    ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6)).double())
     general = copy.deepcopy(ex)
     general.chain = None
     x = torch.randn(wiring.num_nodes, 2, 3, 3, dtype=torch.float64)
@@ -143,7 +143,7 @@ def halving_executor(impl, sizes=(3, 4, 4, 2)):
         first, *rest = level_sizes
         return [Halve(first)] + [torch.nn.Tanh() for _ in rest]
 
-    ex = LevelExecutor(wiring, ratio=0.6, impl=impl, node_ops=ops).double()
+    ex = LevelExecutor(wiring, WiringSpec(0.6, impl=impl), node_ops=ops).double()
     return randomize(ex), wiring
 
 
@@ -199,7 +199,7 @@ def test_first_level_inputs_read_rows_and_slices():
 def test_rows_slice_equals_rows_tensor_for_every_node():
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 4, 2])
-    ex = randomize(LevelExecutor(wiring, ratio=0.6, node_op="neuron").double())
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6, node_op="neuron")).double())
     x = torch.randn(13, 5, dtype=torch.float64)
     for chain in (True, False):
         ex.chain = ex.chain if chain else None
@@ -209,12 +209,12 @@ def test_rows_slice_equals_rows_tensor_for_every_node():
 
 def test_first_level_inputs_need_a_chain():
     wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)  # level 0 = {0, 2}: no chain
-    ex = LevelExecutor(wiring, ratio=3, node_op="neuron")
+    ex = LevelExecutor(wiring, WiringSpec(3, node_op="neuron"))
     with pytest.raises(ValueError, match=r"first level only \(\[2, B, \*\]\), which needs a chain"):
         ex(torch.randn(2, 5))
     with pytest.raises(ValueError, match=r"N=4 \(got \(3, 5\)\)"):
         ex(torch.randn(3, 5))
-    chain = LevelExecutor(block_dag([2, 2]), ratio=3, node_op="neuron")
+    chain = LevelExecutor(block_dag([2, 2]), WiringSpec(3, node_op="neuron"))
     with pytest.raises(ValueError, match=r"N=4, or \[2, B, \*\] \(the first level's inputs\)"):
         chain(torch.randn(3, 5))
     with pytest.raises(ValueError, match=r"node_outputs|N=4"):
@@ -224,22 +224,34 @@ def test_first_level_inputs_need_a_chain():
 def test_prebuilt_node_ops_are_checked():
     wiring = block_dag([2, 3, 2])  # executed levels: sizes [2, 3]
     with pytest.raises(ValueError, match=r"per executed level: 2 .*sizes \[2, 3\]\) \(got 1\)"):
-        LevelExecutor(wiring, 4, node_ops=[torch.nn.ReLU()])
+        LevelExecutor(wiring, WiringSpec(4), node_ops=[torch.nn.ReLU()])
     with pytest.raises(TypeError, match=r"'node_ops\[1\]' must be an nn.Module \(got str\)"):
-        LevelExecutor(wiring, 4, node_ops=[torch.nn.ReLU(), "relu"])
-    ex = LevelExecutor(wiring, 4, node_ops=lambda sizes: [torch.nn.Identity() for _ in sizes])
-    assert ex.node_op_name is None and len(ex.node_ops) == 2
+        LevelExecutor(wiring, WiringSpec(4), node_ops=[torch.nn.ReLU(), "relu"])
+    ex = LevelExecutor(
+        wiring, WiringSpec(4), node_ops=lambda sizes: [torch.nn.Identity() for _ in sizes]
+    )
+    assert len(ex.node_ops) == 2
+    assert all(isinstance(op, torch.nn.Identity) for op in ex.node_ops)  # not spec.node_op's
 
 
-def test_conv_options_reach_the_wiring_layer():
-    from dnwgraph.nn import WiringSpec
-
+def test_the_spec_reaches_the_wiring_layer():
     wiring = block_dag([2, 3, 2])
-    ex = LevelExecutor(wiring, WiringSpec(4), conv_options={"fan_in": "candidates"})
-    assert ex.conv.fan_in == "candidates"
-    assert LevelExecutor(wiring, 4, grad_every=2).conv.grad_every == 2  # as before
-    with pytest.raises(ValueError, match=r"\['impl'\] given twice"):
-        LevelExecutor(wiring, 4, conv_options={"impl": "dense"})
+    spec = WiringSpec(4, "random", impl="dense", fan_in="candidates", grad_every=2)
+    ex = LevelExecutor(wiring, spec.replace(selection_options={"seed": 5}))
+    conv = ex.conv
+    assert (conv.impl, conv.fan_in, conv.grad_every, conv.k) == ("dense", "candidates", 2, 4)
+    assert conv.selection.name == "random" and conv.selection.seed == 5
+    assert ex.spec.selection_options == {"seed": 5}
+    # the fan-in the spec leaves to the model is the layer's default
+    assert LevelExecutor(wiring, WiringSpec(4)).conv.fan_in == "selected"
+
+
+def test_the_spec_is_one_argument():
+    wiring = block_dag([2, 3, 2])
+    with pytest.raises(TypeError, match=r"'spec' must be a WiringSpec, .* \(got int 4\)"):
+        LevelExecutor(wiring, 4)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'impl'"):
+        LevelExecutor(wiring, WiringSpec(4), impl="dense")
 
 
 class CentreMean:
@@ -260,7 +272,7 @@ def test_pooled_sinks_equal_pooling_the_full_rows(sizes, impl):
     # gradients (inputs, edge weights, node ops) as pooling the assembled rows
     torch.manual_seed(0)
     wiring = block_dag(sizes)
-    ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double())
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6, impl=impl)).double())
     n, last = wiring.num_nodes, sizes[-1]
     assert ex.chain.sink_start == n - last
     rows = torch.arange(n - last, n).flip(0)
@@ -285,7 +297,7 @@ def test_pooled_sinks_equal_pooling_the_full_rows(sizes, impl):
 def test_pool_falls_back_for_rows_that_are_not_sinks():
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 2])
-    ex = randomize(LevelExecutor(wiring, ratio=0.6).double())
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6)).double())
     x = torch.randn(wiring.num_nodes, 2, 4, 4, dtype=torch.float64)
     rows = torch.tensor([8, 4])  # node 4 has out-edges
     pool = CentreMean()
@@ -299,7 +311,7 @@ def test_pooled_sinks_from_the_first_level_inputs(impl):
     # first-level inputs only (the others start at zero) and pooled sinks together
     torch.manual_seed(0)
     wiring = block_dag([3, 4, 2, 3])
-    ex = randomize(LevelExecutor(wiring, ratio=0.6, impl=impl).double())
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.6, impl=impl)).double())
     full = copy.deepcopy(ex)
     rows = torch.tensor([10, 9, 11])
     x0 = torch.randn(3, 2, 4, 4, dtype=torch.float64)
@@ -325,7 +337,7 @@ def test_pooled_sinks_from_the_first_level_inputs(impl):
 
 def first_level_executor():
     torch.manual_seed(0)
-    return randomize(LevelExecutor(block_dag([3, 4, 4, 2]), ratio=0.6).double())
+    return randomize(LevelExecutor(block_dag([3, 4, 4, 2]), WiringSpec(0.6)).double())
 
 
 def steps(ex, xs, memory=True, lr=0.1):

@@ -2,14 +2,14 @@ import networkx as nx
 import pytest
 import torch
 
-from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, block_dag, create_model
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, WiringSpec, block_dag, create_model
 from dnwgraph.train.monitor import MONITOR_COLUMNS, WiringMonitor
 
 
 def _model():
     torch.manual_seed(0)
     wiring = block_dag([4, 8, 8, 4])
-    return StaticNeuralGraph(wiring, ratio=20, node_op="conv1d", num_classes=3)
+    return StaticNeuralGraph(wiring, WiringSpec(20, node_op="conv1d"), num_classes=3)
 
 
 def _step(model, monitor, step):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,13 +23,15 @@ from dnwgraph.models.mobilenet.budget import (
 )
 from dnwgraph.models.mobilenet.stages import DNWClassifier, DNWStage
 from dnwgraph.models.pretrained import PretrainedMixin
+from dnwgraph.nn.spec import WiringSpec, check_spec
 
 
-def _selection_ratio(k: int, num_edges: int, selection: str, options: dict[str, Any]) -> Any:
-    # A per-node scope takes a fraction per node, not a total.
-    if selection == "reg_td" or options.get("scope") == "per_node":
-        return k / num_edges
-    return k
+def _budget(spec: WiringSpec, k: int, num_edges: int) -> WiringSpec:
+    """``spec`` keeping ``k`` of ``num_edges`` edges; a per-node scope takes the same
+    density per node, not a total."""
+    if spec.selection == "reg_td" or spec.scope == "per_node":
+        return spec.replace(ratio=k / num_edges)
+    return spec.replace(ratio=k)
 
 
 class MobileNetV1DNW(PretrainedMixin, nn.Module):
@@ -44,18 +46,19 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
             :math:`d`); the stages' own ``ratio`` is an edge budget, as everywhere else.
             (default: ``0.225``)
         num_classes (int, optional): classes. (default: ``10``)
-        selection (str, optional): selection strategy of every wiring (``dnw``, ``random``,
-            ``dnw_no_update``, ``complete``, ``fixed``, ``td``, ``reg_td``). (default: ``"dnw"``)
-        impl (str, optional): ``"auto"``, ``"sparse"``, ``"scatter"`` or ``"dense"`` (each
-            stage as the reference code computes it, see :class:`DNWStage`).
-            (default: ``"auto"``)
+        spec (WiringSpec, optional): the parameters of every wiring: ``selection`` (``dnw``,
+            ``random``, ``dnw_no_update``, ``complete``, ``fixed``, ``td``, ``reg_td``) and its
+            options (``seed`` for ``random``, ``drop_rate``, ...), ``scope``, ``impl``
+            (``"dense"``: each stage as the reference code computes it, see
+            :class:`DNWStage`), ``fan_in`` and ``grad_every``.  Its ``ratio`` is not used:
+            every wiring's budget comes from ``width``. (default: ``None``,
+            ``WiringSpec(1.0)``: ``dnw``, ``impl="auto"``)
         input_size (int, optional): image side; <= 64 gives a stride-1 stem (CIFAR), larger a
             stride-2 stem (ImageNet). (default: ``32``)
         small (bool, optional): the classifier is a DNW graph keeping
             :math:`\lceil d \cdot 1024 C \rceil` edges. (default: ``False``)
         stages (sequence, optional): ``(in, out, stride, levels)`` per stage.
             (default: :data:`STAGES`)
-        **selection_options: strategy options (``seed`` for ``random``, ``drop_rate``, ...).
 
     Shapes:
         - **input:** :math:`[B, 3, H, W]`
@@ -79,14 +82,14 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         self,
         width: float = 0.225,
         num_classes: int = 10,
-        selection: str = "dnw",
-        impl: str = "auto",
+        spec: WiringSpec | None = None,
+        *,
         input_size: int = 32,
         small: bool = False,
         stages: Sequence[tuple[int, int, int, int]] = STAGES,
-        **selection_options: Any,
     ) -> None:
         super().__init__()
+        self.spec = spec = WiringSpec(1.0) if spec is None else check_spec(spec)
         self.width = _check_width(width)
         self.input_size = _check_input_size(input_size)
         self.num_classes, self.small = num_classes, small
@@ -103,19 +106,14 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
         for cin, cout, stride, levels in stages:
             k = stage_budget(cin, cout, levels, self.width)
             wiring_edges = levels * cin * cout + levels * (levels - 1) // 2 * cout**2
-            r = _selection_ratio(k, wiring_edges, selection, selection_options)
-            blocks.append(
-                DNWStage(cin, cout, stride, levels, r, selection, impl=impl, **selection_options)
-            )
+            blocks.append(DNWStage(cin, cout, stride, levels, _budget(spec, k, wiring_edges)))
         self.stages = nn.ModuleList(blocks)
         self.norm = nn.BatchNorm2d(last)
         self.classifier: nn.Module
         if small:
             k = math.ceil(self.width * last * num_classes - 1e-9)
-            r = _selection_ratio(k, last * num_classes, selection, selection_options)
-            self.classifier = DNWClassifier(
-                last, num_classes, r, selection, impl=impl, **selection_options
-            )
+            head = _budget(spec, k, last * num_classes)
+            self.classifier = DNWClassifier(last, num_classes, head)
         else:
             self.classifier = nn.Linear(last, num_classes)
 

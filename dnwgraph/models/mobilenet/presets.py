@@ -14,6 +14,7 @@ from typing import Any
 
 from dnwgraph.models.mobilenet.baseline import MobileNetV1
 from dnwgraph.models.mobilenet.model import MobileNetV1DNW
+from dnwgraph.models.presets import preset_spec
 from dnwgraph.models.registry import register_model
 
 
@@ -28,9 +29,9 @@ def _dnw_preset(
         input_size: int = 32,
         **selection_options: Any,
     ) -> MobileNetV1DNW:
-        return MobileNetV1DNW(
-            width, num_classes, selection, impl, input_size, small=small, **selection_options
-        )
+        # the stages' budgets come from the width: the spec's ratio is not used
+        spec, rest = preset_spec(1.0, selection_options, selection=selection, impl=impl)
+        return MobileNetV1DNW(width, num_classes, spec, input_size=input_size, small=small, **rest)
 
     head = "a DNW-graph classifier" if small else "a dense linear classifier"
     factory.__doc__ = (

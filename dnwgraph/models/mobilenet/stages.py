@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -11,7 +9,7 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring, block_dag, layered
 from dnwgraph.models._state_keys import add_renamed_keys
 from dnwgraph.nn import LevelExecutor, WiringConv
-from dnwgraph.nn.spec import WiringSpec, as_spec
+from dnwgraph.nn.spec import WiringSpec, check_spec
 
 
 class DepthwiseNodeOp(nn.Module):
@@ -55,6 +53,12 @@ class DepthwiseNodeOp(nn.Module):
         return y.view(c, b, y.size(-2), y.size(-1))
 
 
+def _reference_fan_in(spec: WiringSpec) -> WiringSpec:
+    """``spec`` with the reference code's initial scale where it leaves ``fan_in`` to the
+    model: a 1x1 convolution over all candidates (``fan_in="candidates"``)."""
+    return spec.replace(fan_in="candidates") if spec.fan_in is None else spec
+
+
 def _stage_key(key: str) -> str | None:
     """The key of a :class:`DNWStage` state dict saved before the stage was a
     :class:`~dnwgraph.nn.LevelExecutor`: ``input_op.*`` is ``node_ops.0.*`` and
@@ -87,18 +91,15 @@ class DNWStage(LevelExecutor):
         out_channels (int): nodes per level :math:`c_{out}`.
         stride (int): stride of the input nodes' depthwise convolution.
         levels (int): :math:`\ell \ge 1`.
-        ratio (int or float or WiringSpec): edge budget of the stage's
-            :class:`~dnwgraph.WiringConv` (``int``: edges kept; ``float`` in (0, 1]:
-            fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec` holding it
-            with ``selection``, ``impl`` and the selection options (its node op is not used).
-        selection (str, optional): selection strategy. (default: ``"dnw"``)
-        impl (str, optional): ``"auto"`` (chosen by size), ``"sparse"`` (fused sparse
-            aggregation per level), ``"scatter"`` (per-edge messages, a test oracle) or
-            ``"dense"`` (the reference code's computation: one dense masked weight per
-            level, dense 1x1 products; a baseline, slower on a CPU at paper scale, see
-            ``docs/benchmarks.md``).
-            (default: ``"auto"``)
-        **selection_options: strategy options (``seed``, ``drop_rate``, ...).
+        spec (WiringSpec): the stage's :class:`~dnwgraph.WiringConv`: edge budget ``ratio``
+            (``int``: edges kept; ``float`` in (0, 1]: fraction of the candidates kept),
+            ``selection`` and its options, ``impl`` (``"auto"``: chosen by size;
+            ``"sparse"``: fused sparse aggregation per level; ``"scatter"``: per-edge
+            messages, a test oracle; ``"dense"``: the reference code's computation, one dense
+            masked weight per level and dense 1x1 products, a baseline, slower on a CPU at
+            paper scale, see ``docs/benchmarks.md``), ``fan_in`` (``None``: ``"candidates"``,
+            the reference code's 1x1 convolution over all candidates) and ``grad_every``.
+            Its node op is not used.
 
     Shapes:
         - **input:** node-first :math:`[c_{in}, B, H, W]`
@@ -106,7 +107,8 @@ class DNWStage(LevelExecutor):
 
     Examples:
         >>> import torch
-        >>> stage = DNWStage(4, 6, stride=2, levels=2, ratio=20)
+        >>> from dnwgraph import WiringSpec
+        >>> stage = DNWStage(4, 6, stride=2, levels=2, spec=WiringSpec(20))
         >>> stage(torch.randn(4, 2, 8, 8)).shape, stage.wiring.num_edges
         (torch.Size([6, 2, 4, 4]), 84)
         >>> stage.input_op is stage.node_ops[0], len(stage.level_ops)
@@ -119,13 +121,9 @@ class DNWStage(LevelExecutor):
         out_channels: int,
         stride: int,
         levels: int,
-        ratio: int | float | WiringSpec,
-        selection: str = "dnw",
-        *,
-        impl: str = "auto",
-        **selection_options: Any,
+        spec: WiringSpec,
     ) -> None:
-        spec = as_spec(ratio, selection, impl=impl, **selection_options)
+        spec = _reference_fan_in(check_spec(spec))
         if levels < 1:
             raise DNWGraphError(f"'levels' must be >= 1 (got {levels})")
         wiring = block_dag([in_channels] + [out_channels] * levels)
@@ -134,8 +132,7 @@ class DNWStage(LevelExecutor):
             ops: list[nn.Module] = [DepthwiseNodeOp(in_channels, stride)]
             return ops + [DepthwiseNodeOp(out_channels) for _ in sizes[1:]]
 
-        # the reference code's initial scale: a 1x1 convolution over all candidates
-        super().__init__(wiring, spec, node_ops=depthwise, conv_options={"fan_in": "candidates"})
+        super().__init__(wiring, spec, node_ops=depthwise)
         self.wiring: Wiring = wiring
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.levels = stride, levels
@@ -177,11 +174,10 @@ class DNWClassifier(nn.Module):
     Args:
         in_features (int): input nodes.
         num_classes (int): output nodes.
-        ratio (int or float or WiringSpec): edge budget (``int``: edges kept; ``float`` in
-            (0, 1]: fraction of the candidates kept), or a :class:`~dnwgraph.nn.WiringSpec`.
-        selection (str, optional): selection strategy. (default: ``"dnw"``)
-        impl (str, optional): ``WiringConv`` implementation. (default: ``"auto"``)
-        **selection_options: strategy options.
+        spec (WiringSpec): the :class:`~dnwgraph.WiringConv`'s edge budget ``ratio``
+            (``int``: edges kept; ``float`` in (0, 1]: fraction of the candidates kept),
+            selection, backend and initialisation (``fan_in=None``: ``"candidates"``); its
+            node op is not used.
 
     Shapes:
         - **input:** node-first :math:`[\text{in\_features}, B]`
@@ -189,7 +185,8 @@ class DNWClassifier(nn.Module):
 
     Examples:
         >>> import torch
-        >>> head = DNWClassifier(8, 3, ratio=0.5)
+        >>> from dnwgraph import WiringSpec
+        >>> head = DNWClassifier(8, 3, WiringSpec(0.5))
         >>> head(torch.randn(8, 2)).shape, head.conv.k
         (torch.Size([2, 3]), 12)
     """
@@ -198,19 +195,15 @@ class DNWClassifier(nn.Module):
         self,
         in_features: int,
         num_classes: int,
-        ratio: int | float | WiringSpec,
-        selection: str = "dnw",
-        *,
-        impl: str = "auto",
-        **selection_options: Any,
+        spec: WiringSpec,
     ) -> None:
         super().__init__()
-        spec = as_spec(ratio, selection, impl=impl, **selection_options)
+        self.spec = spec = _reference_fan_in(check_spec(spec))
         self.in_features, self.num_classes = in_features, num_classes
         self.wiring: Wiring = layered([in_features, num_classes])
         self.conv = WiringConv(
             self.wiring, spec.ratio, spec.selection, source_groups=self.wiring.levels()[:1],
-            fan_in="candidates", **spec.conv_kwargs(),
+            **spec.conv_kwargs(),
         )  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:

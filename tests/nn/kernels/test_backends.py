@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, block_dag
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, WiringSpec, block_dag
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels import KERNELS, auto, effective_weight, kernel_for
 
@@ -77,7 +77,9 @@ def test_a_backend_from_outside_the_package_runs_on_every_layer():
         torch.testing.assert_close(a, b)
     with torch.no_grad():  # the in-place path of inference
         torch.testing.assert_close(conv.accumulate_(torch.ones(5, 3).double(), x), 1 + ref(x))
-    model = StaticNeuralGraph(block_dag([2, 4, 2]), 6, node_op="neuron", impl="index_add")
+    model = StaticNeuralGraph(
+        block_dag([2, 4, 2]), WiringSpec(6, impl="index_add", node_op="neuron")
+    )
     loss = model(torch.randn(8, 2)).square().mean()
     loss.backward()
     assert model.executor.conv.edge_weight.grad.abs().sum() > 0
