@@ -17,7 +17,6 @@ from dnwgraph.models import (
     save_pretrained,
 )
 from dnwgraph.models._graph import signal_stem
-from dnwgraph.nn import WiringSpec
 
 pytest.importorskip("safetensors")
 
@@ -161,8 +160,10 @@ def test_a_model_built_from_its_class_round_trips(tmp_path):
     folder = model.save_pretrained(tmp_path)
     config = json.loads((folder / "config.json").read_text())
     assert config["name"] is None and config["class"] == "StaticNeuralGraph"
-    assert config["args"][0]["$wiring"]["num_nodes"] == 4 and config["args"][1:] == [3, "fixed"]
-    assert config["kwargs"]["mask"] == {"$tensor": "__args__.kwargs.mask"}
+    assert config["args"][0]["$wiring"]["num_nodes"] == 4 and "$spec" in str(config["args"][1])
+    assert config["args"][1]["$spec"]["selection_options"]["mask"] == {
+        "$tensor": "__args__.args.1.selection_options.mask"
+    }
     back = StaticNeuralGraph.from_pretrained(folder)
     assert torch.equal(back.wiring.edge_index, wiring.edge_index)
     assert torch.equal(back.wiring.edge_weight, wiring.edge_weight)
@@ -182,7 +183,7 @@ def test_every_model_class_round_trips_when_built_directly(kind, tmp_path):
         model = ContinuousTimeNeuralGraph(wiring, WiringSpec(10, node_op="conv1d"), **FAST)
         x = torch.randn(2, 2, 7)
     elif kind == "mobilenet_dnw":
-        model = MobileNetV1DNW(0.5, selection="random", stages=SMALL_STAGES)
+        model = MobileNetV1DNW(0.5, spec=WiringSpec(1, "random"), stages=SMALL_STAGES)
         x = torch.randn(2, 3, 32, 32)
     else:
         model = MobileNetV1(0.25)
@@ -228,7 +229,7 @@ def test_only_dnwgraph_classes_are_rebuilt_from_a_config(tmp_path):
     class Mine(StaticNeuralGraph):
         pass
 
-    model = Mine(Wiring([(0, 2), (1, 2)]), 2, node_op="neuron")
+    model = Mine(Wiring([(0, 2), (1, 2)]), WiringSpec(2, node_op="neuron"))
     with pytest.raises(ValueError, match="got a Mine from 'test_pretrained'"):
         save_pretrained(model, tmp_path)
     model = StaticNeuralGraph(
