@@ -166,10 +166,11 @@ def train(
     if cfg.init.mode is not None and ckpt is None:
         apply_init(model, cfg.init)
     model.to(env.device)
+    # the optimizer and the schedule refuse a bad value before any file is written
+    session = _build_session(cfg, run, env, model, splits, progress)
     if env.is_main:
         _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, fresh=ckpt is None)
     env.barrier()
-    session = _build_session(cfg, run, env, model, splits, progress)
     if ckpt is not None:
         _restore(session, ckpt)
     params = count_params(model)
