@@ -46,7 +46,13 @@ from dnwgraph.train.config import (
     TrainConfig,
     resolve_config,
 )
-from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
+from dnwgraph.train.datasets import (
+    ArrayDataset,
+    DataError,
+    DataSplits,
+    create_dataset,
+    dataset_options,
+)
 from dnwgraph.train.distributed import DistEnv
 from dnwgraph.train.init_from_run import apply_init
 from dnwgraph.train.metrics import TensorBoardLogger, wiring_snapshot, wiring_stats
@@ -397,7 +403,8 @@ def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         train_loss, train_acc, lr = _train_epoch(s, epoch)
-        test_loss, test_acc = _evaluate(s)
+        _check_finite(s.model, epoch, s.run.path)  # before the test set reads the buffers
+        test_loss, test_acc = _evaluate(s, epoch)
     except NonFiniteError as err:
         raise TrainingDiverged(
             f"epoch {epoch}: {err}; {_kept(epoch, s.run.path)}. Lower optim.lr or set "
@@ -408,7 +415,6 @@ def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
             s.scheduler.step(test_loss)
         else:
             s.scheduler.step()
-    _check_finite(s.model, epoch, s.run.path)
     s.model.eval()
     stats, s.masks = wiring_stats(s.model, s.masks)
     row = {
@@ -472,7 +478,8 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
     try:
         for i, (x, y) in enumerate(batches):
             lr = s.optimizer.param_groups[0]["lr"]
-            loss, correct = _train_step(s, x, y, epoch, lr)
+            where = _Where("train", epoch, indices[i * s.batch : (i + 1) * s.batch])
+            loss, correct = _train_step(s, x, y, where, lr)
             sums += torch.tensor([loss * y.numel(), correct, y.numel()], dtype=torch.float64)
             if s.progress and (i % 10 == 0 or i == s.steps_per_epoch - 1):
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.3f}")
@@ -483,15 +490,17 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
     return float(sums[0] / sums[2]), float(sums[1] / sums[2]), lr
 
 
-def _train_step(s: _Session, x: Tensor, y: Tensor, epoch: int, lr: float) -> tuple[float, int]:
+def _train_step(s: _Session, x: Tensor, y: Tensor, where: _Where, lr: float) -> tuple[float, int]:
     """One optimisation step on the batch ``(x, y)``: its loss and number of correct labels."""
     x, y = x.to(s.env.device, non_blocking=True), y.to(s.env.device, non_blocking=True)
     logits = s.net(x)
     loss = s.criterion(logits, y)
     if not torch.isfinite(loss):
+        _check_data(x, where)
         raise TrainingDiverged(
-            f"the training loss became {loss.item()} at epoch {epoch}, step {s.step} "
-            f"(lr {lr:.4g}); {_kept(epoch, s.run.path)}. Lower optim.lr or check the data."
+            f"the train loss became {loss.item()} at epoch {where.epoch}, step {s.step} "
+            f"(lr {lr:.4g}); {_kept(where.epoch, s.run.path)}. Lower optim.lr or set "
+            "optim.grad_clip."
         )
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -521,16 +530,26 @@ def _progress_bar(s: _Session, epoch: int) -> Any:
 
 
 @torch.no_grad()
-def _evaluate(s: _Session) -> tuple[float, float]:
-    """Mean loss and accuracy on the test set (summed over every process)."""
+def _evaluate(s: _Session, epoch: int) -> tuple[float, float]:
+    """Mean loss and accuracy on the test set (summed over every process).
+
+    Raises:
+        DataError: a NaN or infinite value in a test sample whose loss is not finite.
+        TrainingDiverged: the test loss of finite samples is not finite.
+    """
     s.net.eval()
     sums = torch.zeros(3, dtype=torch.float64)
-    for x, y in _batches(
-        s.splits.test, list(iter(s.test_sampler)), s.cfg.data.test_batch_size, None, 0
-    ):
+    indices, size = list(iter(s.test_sampler)), s.cfg.data.test_batch_size
+    for i, (x, y) in enumerate(_batches(s.splits.test, indices, size, None, 0)):
         x, y = x.to(s.env.device), y.to(s.env.device)
         logits = s.net(x)
         loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        if not torch.isfinite(loss):
+            _check_data(x, _Where("test", epoch, indices[i * size : (i + 1) * size]))
+            raise TrainingDiverged(
+                f"the test loss became {loss.item()} after epoch {epoch}; "
+                f"{_kept(epoch, s.run.path)}. Lower optim.lr or set optim.grad_clip."
+            )
         sums += torch.tensor(
             [loss.item(), (logits.argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64
         )
@@ -615,13 +634,43 @@ def _get(cfg: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+@dataclass(frozen=True)
+class _Where:
+    """A batch: its split, epoch, and the dataset indices of its samples, in order."""
+
+    split: str
+    epoch: int
+    indices: list[int]
+
+
+def _check_data(x: Tensor, where: _Where) -> None:
+    """Raise :class:`DataError` naming the split and the first sample of ``x`` holding NaN or
+    infinity (called once a loss is not finite, so a finite batch costs nothing)."""
+    if not x.is_floating_point():
+        return
+    bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()
+    if bad.numel():
+        first = int(bad[0])
+        sample = where.indices[first] if first < len(where.indices) else first
+        raise DataError(
+            f"the {where.split} data holds NaN or infinite values (sample {sample}, found at "
+            f"epoch {where.epoch}, {bad.numel()} such sample(s) in its batch); the "
+            f"{where.split} loss cannot be finite: clean the data"
+        )
+
+
 def _check_finite(model: nn.Module, epoch: int, out: Path) -> None:
-    for name, p in model.named_parameters():
-        if not bool(torch.isfinite(p.detach()).all()):
-            raise TrainingDiverged(
-                f"the parameter {name} holds NaN or infinite values after epoch {epoch}; "
-                f"{_kept(epoch, out)}. Lower optim.lr or set optim.grad_clip."
-            )
+    """Every parameter and every floating-point buffer (BatchNorm's running statistics) is
+    finite, or the run stops (nothing of this epoch is saved)."""
+    kinds = (("parameter", model.named_parameters()), ("buffer", model.named_buffers()))
+    for kind, tensors in kinds:
+        for name, t in tensors:
+            if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+                raise TrainingDiverged(
+                    f"the {kind} {name} holds NaN or infinite values after epoch {epoch}; "
+                    f"{_kept(epoch, out)}. Lower optim.lr, set optim.grad_clip or check the "
+                    "scale of the data."
+                )
 
 
 def _kept(epoch: int, out: Path) -> str:
