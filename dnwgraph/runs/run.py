@@ -43,6 +43,7 @@ from dnwgraph.runs.checkpoint import (
     save_checkpoint,
 )
 from dnwgraph.runs.config_file import read_config_file, write_config_file
+from dnwgraph.runs.lock import RunLock
 from dnwgraph.runs.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -355,14 +356,18 @@ class Run:
 
     # ------------------------------------------------------------------- written by training
 
-    def start(self, config: Mapping[str, Any], overwrite: bool = False) -> None:
+    def start(
+        self, config: Mapping[str, Any], overwrite: bool = False, lock: RunLock | None = None
+    ) -> None:
         """Create (or, with ``overwrite``, replace) the run folder, which appears holding its
-        ``config.yaml`` (:func:`~dnwgraph.runs.rundir.start_run`).
+        ``config.yaml`` and locked by ``lock`` (:func:`~dnwgraph.runs.rundir.start_run`).
 
         Raises:
+            RunExistsError: another process created a run there meanwhile.
+            RunLockedError: another process is writing the folder.
             DNWGraphError: the folder cannot be created.
         """
-        start_run(self.path, lambda folder: Run(folder).write_config(config), overwrite)
+        start_run(self.path, lambda folder: Run(folder).write_config(config), overwrite, lock)
 
     def restart(self, config: Mapping[str, Any]) -> None:
         """Delete what the run wrote (checkpoint first), then write ``config`` again: a run

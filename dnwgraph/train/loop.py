@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dnwgraph._atomic import remove_stale_tmp
 from dnwgraph.errors import DNWGraphError, NonFiniteError
 from dnwgraph.models import count_params, create_model
 from dnwgraph.models.registry import MODELS
 from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
+from dnwgraph.runs.lock import RunLock
 from dnwgraph.runs.run import Run
-from dnwgraph.runs.rundir import RunExistsError, check_new_run
+from dnwgraph.runs.rundir import RunExistsError, check_new_run, remove_stale_run_tmp
 from dnwgraph.train.config import (
     ConfigError,
     DataSection,
@@ -160,27 +160,34 @@ def train(
         0.31
     """
     run = Run(out_dir)
-    cfg, ckpt = _prepare_config(config, run, resume)
-    device = _device(cfg.train.device)
-    # one process, or the process group torchrun / `dnwgraph train --nproc` set up
-    env = env or DistEnv.from_environment(device)
-    if env.is_main and not resume:
-        check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
-    _seed_all(cfg.train.seed)
-    splits = _build_data(cfg.data, dataset, need_classes=model is None)
-    cfg, model = _build_model(cfg, model, splits.num_classes)
-    if cfg.init.mode is not None and ckpt is None:
-        apply_init(model, cfg.init)
-    model.to(env.device)
-    # the optimizer and the schedule refuse a bad value before any file is written
-    session = _build_session(cfg, run, env, model, splits, progress)
-    if env.is_main:
-        _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, fresh=ckpt is None)
-    env.barrier()
-    if ckpt is not None:
-        _restore(session, ckpt)
-    params = count_params(model)
-    _run_epochs(session, callbacks)
+    lock = RunLock()  # held by the main process while it writes the run
+    try:
+        cfg, ckpt = _prepare_config(config, run, resume)
+        device = _device(cfg.train.device)
+        # one process, or the process group torchrun / `dnwgraph train --nproc` set up
+        env = env or DistEnv.from_environment(device)
+        if env.is_main and resume:
+            lock.acquire(run.path)
+        elif env.is_main:
+            check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
+        _seed_all(cfg.train.seed)
+        splits = _build_data(cfg.data, dataset, need_classes=model is None)
+        cfg, model = _build_model(cfg, model, splits.num_classes)
+        if cfg.init.mode is not None and ckpt is None:
+            apply_init(model, cfg.init)
+        model.to(env.device)
+        # the optimizer and the schedule refuse a bad value before any file is written
+        session = _build_session(cfg, run, env, model, splits, progress)
+        if env.is_main:
+            _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, lock=lock,
+                             fresh=ckpt is None)  # fmt: skip
+        env.barrier()
+        if ckpt is not None:
+            _restore(session, ckpt)
+        params = count_params(model)
+        _run_epochs(session, callbacks)
+    finally:
+        lock.release()
     return {
         "run_dir": run.path,
         "history": session.history,
@@ -285,17 +292,25 @@ def _build_model(
 
 
 def _prepare_run_dir(
-    run: Run, cfg: TrainConfig, model: nn.Module, *, resume: bool, overwrite: bool, fresh: bool
+    run: Run,
+    cfg: TrainConfig,
+    model: nn.Module,
+    *,
+    resume: bool,
+    overwrite: bool,
+    lock: RunLock,
+    fresh: bool,
 ) -> None:
-    """Clean what a killed writer left; a fresh start writes the config and ``init`` weights."""
+    """Clean what a killed writer left; a fresh start writes the config and ``init`` weights
+    (and takes the run's lock)."""
     if resume:
-        remove_stale_tmp(run.path)  # what a killed writer left
+        remove_stale_run_tmp(run.path)  # what a killed writer left
     if not fresh:
         return
     if resume:  # restart from the saved config: nothing of the old attempt survives
         run.restart(cfg.to_dict())
     else:
-        run.start(cfg.to_dict(), overwrite)
+        run.start(cfg.to_dict(), overwrite, lock)
     run.save_init(model.state_dict())
 
 
