@@ -86,8 +86,9 @@ def load_config(path: PathLikeStr | None = None, overrides: list[str] | None = N
     """Read a YAML config file (optional), apply ``key=value`` overrides, resolve and check it.
 
     Args:
-        path (path, optional): YAML file following the schema above; ``None`` starts from the
-            defaults.  Read by :func:`dnwgraph.runs.config_file.read_config_file`, the reader
+        path (path, optional): YAML file following the schema above (a run's ``config.yaml``
+            too: its ``run_id`` is left out); ``None`` starts from the defaults.  Read by
+            :func:`dnwgraph.runs.config_file.read_config_file`, the reader
             of a run's ``config.yaml``.
         overrides (list of str, optional): ``"section.key=value"`` strings; the value is parsed
             as YAML (``lr=0.05``, ``milestones=[80,120]``, ``dir=null``).
@@ -109,6 +110,8 @@ def load_config(path: PathLikeStr | None = None, overrides: list[str] | None = N
             raw = config_file.read_config_file(path)
         except DNWGraphError as err:
             raise ConfigError(str(err)) from None
+        # a run's config.yaml starts a new run: its run id names the old run, not a setting
+        raw.pop("run_id", None)
     return resolve_config(raw, overrides)
 
 

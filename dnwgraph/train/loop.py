@@ -37,7 +37,7 @@ from dnwgraph.models import count_params, create_model
 from dnwgraph.models.registry import MODELS
 from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
 from dnwgraph.runs.lock import RunLock
-from dnwgraph.runs.run import Run
+from dnwgraph.runs.run import ForeignFileError, Run, new_run_id
 from dnwgraph.runs.rundir import RunExistsError, check_new_run, remove_stale_run_tmp
 from dnwgraph.train.config import (
     ConfigError,
@@ -99,6 +99,7 @@ class _Session:
     resumed: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     masks: Any = None  # the selection masks after the last epoch (for swapped_in / _out)
+    run_id: str | None = None  # written into each file of the run (main process)
 
 
 def train(
@@ -171,6 +172,7 @@ def train(
         elif env.is_main:
             check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
         _seed_all(cfg.train.seed)
+        given_model = model
         splits = _build_data(cfg.data, dataset, need_classes=model is None)
         cfg, model = _build_model(cfg, model, splits.num_classes)
         if cfg.init.mode is not None and ckpt is None:
@@ -179,8 +181,8 @@ def train(
         # the optimizer and the schedule refuse a bad value before any file is written
         session = _build_session(cfg, run, env, model, splits, progress)
         if env.is_main:
-            _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, lock=lock,
-                             fresh=ckpt is None)  # fmt: skip
+            start = _Start(resume, overwrite, lock, ckpt, rebuild=given_model is None)
+            session.run_id = _prepare_run_dir(run, cfg, model, start)
         env.barrier()
         if ckpt is not None:
             _restore(session, ckpt)
@@ -227,6 +229,7 @@ def _resume_state(run: Run) -> tuple[dict[str, Any], dict[str, Any] | None]:
         ckpt = run.checkpoint()
         if has_config:
             _check_belongs(run, ckpt["config"])
+            _check_run_id(run, ckpt.get("run_id"))
         return ckpt["config"], ckpt
     if has_config:  # stopped before the first epoch ended
         try:
@@ -255,6 +258,18 @@ def _check_belongs(run: Run, theirs_raw: dict[str, Any]) -> None:
             f"{config_name} ({diff} is {_get(theirs, diff)!r} in the checkpoint but "
             f"{_get(saved, diff)!r} in {config_name}); restore the run's own checkpoint, "
             "or start the run again with --overwrite"
+        )
+
+
+def _check_run_id(run: Run, theirs: str | None) -> None:
+    """Refuse a checkpoint of another run: its run id differs from the one in
+    ``config.yaml`` (a config without one is no evidence)."""
+    ours = run.run_id()
+    if ours is not None and theirs != ours:
+        raise CheckpointError(
+            f"cannot resume {str(run.path)!r}: its {run.checkpoint_path.name} belongs to "
+            f"another run (run id {theirs!r}, {run.config_path.name} says {ours!r}); restore "
+            "the run's own checkpoint, or start the run again with --overwrite"
         )
 
 
@@ -291,27 +306,80 @@ def _build_model(
         raise ConfigError(f"model: {err}") from None
 
 
-def _prepare_run_dir(
-    run: Run,
-    cfg: TrainConfig,
-    model: nn.Module,
-    *,
-    resume: bool,
-    overwrite: bool,
-    lock: RunLock,
-    fresh: bool,
-) -> None:
+@dataclass(frozen=True)
+class _Start:
+    """How :func:`train` starts: a new run, or a resumed one and its checkpoint."""
+
+    resume: bool
+    overwrite: bool
+    lock: RunLock
+    ckpt: dict[str, Any] | None
+    rebuild: bool  # the model was built from the config: its weights now are init.pt's
+
+
+def _prepare_run_dir(run: Run, cfg: TrainConfig, model: nn.Module, start: _Start) -> str:
     """Clean what a killed writer left; a fresh start writes the config and ``init`` weights
-    (and takes the run's lock)."""
-    if resume:
-        remove_stale_run_tmp(run.path)  # what a killed writer left
-    if not fresh:
-        return
-    if resume:  # restart from the saved config: nothing of the old attempt survives
-        run.restart(cfg.to_dict())
-    else:
-        run.start(cfg.to_dict(), overwrite, lock)
-    run.save_init(model.state_dict())
+    (and takes the run's lock); a resumed run's files are checked.  The run id."""
+    if not start.resume:
+        run_id = new_run_id()
+        run.start(cfg.to_dict(), start.overwrite, start.lock, run_id)
+        run.save_init(model.state_dict(), run_id)
+        return run_id
+    remove_stale_run_tmp(run.path)  # what a killed writer left
+    if start.ckpt is None:  # restart from the saved config: nothing of the old attempt survives
+        run_id = run.run_id() or new_run_id()
+        run.restart(cfg.to_dict(), run_id)
+        run.save_init(model.state_dict(), run_id)
+        return run_id
+    run_id = start.ckpt.get("run_id") or run.run_id()
+    rebuild = start.rebuild and cfg.init.mode is None  # the model is at its initial weights
+    _check_resumed_files(run, run_id, int(start.ckpt["epoch"]), cfg.train.epochs,
+                         model if rebuild else None)  # fmt: skip
+    return run_id
+
+
+def _check_resumed_files(
+    run: Run, run_id: str | None, done: int, epochs: int, init_model: nn.Module | None
+) -> None:
+    """``init.pt`` and every snapshot of a resumed run are whole and of this run.
+
+    A damaged or missing ``init.pt`` and snapshot 0 (of a run with snapshots) are written
+    again from ``init_model``
+    (the model built from the config's seed, before the checkpoint is loaded; ``None`` when
+    the run cannot rebuild them: a model given to :func:`train`, ``init.mode``); a damaged
+    snapshot of an epoch the run will write again (the checkpoint's, or a later one) is
+    deleted, to be written again.  Any other damaged file, and any file of another run, is
+    refused: nothing is left broken behind a finished run.
+    """
+    where = f"cannot resume {str(run.path)!r}"
+    try:
+        run.initial_weights(run_id)
+    except ForeignFileError as err:
+        raise CheckpointError(f"{where}: {err}; move it away to rebuild it") from None
+    except CheckpointError as err:
+        missing = not run.init_path.exists()
+        if init_model is None and not missing:
+            raise CheckpointError(f"{where}: {err}; this run cannot rebuild it") from None
+        if init_model is not None:
+            logger.warning("%s: written again from the run's seed", err)
+            run.save_init(init_model.state_dict(), run_id)
+    for epoch, path in run.snapshot_files():
+        try:
+            run.snapshot(epoch, run_id)
+        except ForeignFileError as err:
+            raise CheckpointError(f"{where}: {err}; move it away") from None
+        except (CheckpointError, DNWGraphError) as err:
+            if epoch == 0 and init_model is not None:
+                run.save_snapshot(0, wiring_snapshot(init_model), run_id)
+            elif done <= epoch <= epochs:
+                path.unlink()  # the run writes it again
+            else:
+                raise CheckpointError(
+                    f"{where}: {err}; it cannot be rebuilt: move it away to resume without it"
+                ) from None
+            logger.warning("%s: written again", err)
+    if init_model is not None and run.snapshot_files() and not run.has_snapshot(0):
+        run.save_snapshot(0, wiring_snapshot(init_model), run_id)  # deleted: written again
 
 
 def _build_session(
@@ -408,7 +476,7 @@ def _save_start(s: _Session) -> None:
     if s.cfg.train.snapshots:
         done = s.start_epoch - 1
         if not s.resumed or not s.run.has_snapshot(done):
-            s.run.save_snapshot(done, wiring_snapshot(s.model))
+            s.run.save_snapshot(done, wiring_snapshot(s.model), s.run_id)
     if s.resumed:
         s.run.write_metrics(s.history)
 
@@ -450,7 +518,7 @@ def _save_epoch(s: _Session, epoch: int) -> None:
     """The snapshot, the checkpoint and the metrics of an epoch (main process)."""
     cfg = s.cfg
     if cfg.train.snapshots:
-        s.run.save_snapshot(epoch, wiring_snapshot(s.model))
+        s.run.save_snapshot(epoch, wiring_snapshot(s.model), s.run_id)
     s.run.save_checkpoint(
         model={"name": cfg.model.name, "kwargs": cfg.model.kwargs},
         model_state=s.model.state_dict(),
@@ -465,6 +533,7 @@ def _save_epoch(s: _Session, epoch: int) -> None:
         step=s.step,
         config=cfg.to_dict(),
         history=s.history,
+        run_id=s.run_id,
     )
     s.run.write_metrics(s.history)
 

@@ -28,7 +28,7 @@ from test_resume import _assert_same_run as _assert_same_run_3
 from tiny_training import resume_config
 
 from dnwgraph import _atomic
-from dnwgraph.runs.run import load_snapshots, read_metrics_csv
+from dnwgraph.runs.run import Run, load_snapshots, read_metrics_csv
 from dnwgraph.train import load_checkpoint, train
 
 EPOCHS, SAMPLES = 3, 96
@@ -88,7 +88,7 @@ def _assert_whole_files(run: Path) -> None:
     if (run / "wiring").is_dir() and any((run / "wiring").glob("epoch_*.pt")):
         load_snapshots(run)
     if (run / "init.pt").exists():
-        torch.load(run / "init.pt", weights_only=True)
+        Run(run).initial_weights()
     if (run / "metrics.csv").exists():
         read_metrics_csv(run / "metrics.csv")
     assert (run / "config.yaml").is_file()  # a run folder never exists without its config
@@ -97,11 +97,9 @@ def _assert_whole_files(run: Path) -> None:
 def _assert_same_run(reference: Path, run: Path) -> None:
     _assert_same_run_3(reference, run)  # checkpoint, optimizer, last snapshot, metrics rows
     for epoch in range(EPOCHS + 1):
-        a = torch.load(reference / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
-        b = torch.load(run / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
+        a, b = Run(reference).snapshot(epoch), Run(run).snapshot(epoch)
         assert torch.equal(a["conv"]["edge_weight"], b["conv"]["edge_weight"]), epoch
-    init_a = torch.load(reference / "init.pt", weights_only=True)
-    init_b = torch.load(run / "init.pt", weights_only=True)
+    init_a, init_b = Run(reference).initial_weights(), Run(run).initial_weights()
     assert all(torch.equal(v, init_b[k]) for k, v in init_a.items())
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
 
