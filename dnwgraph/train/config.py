@@ -399,6 +399,16 @@ class ScheduleSection(_Section):
     kwargs: dict[str, Any] = _field({}, _mapping("a mapping of keywords"))
     interval: str = _field("epoch", _intervals)
 
+    def _check_together(self) -> None:
+        from dnwgraph.train.optim import BUILTIN_SCHEDULES
+
+        if self.name in BUILTIN_SCHEDULES and self.kwargs:
+            raise ConfigError(
+                f"schedule.kwargs {sorted(self.kwargs)} would be ignored: they go to a torch "
+                f"scheduler, and {self.name!r} is built in (it takes schedule.milestones, "
+                "gamma and warmup_epochs)"
+            )
+
 
 def _label_smoothing(key: str, value: Any) -> float:
     value = _number()(key, value)

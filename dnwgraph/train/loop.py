@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dnwgraph.errors import DNWGraphError, NonFiniteError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.models import count_params, create_model
 from dnwgraph.models.registry import MODELS
 from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
@@ -160,6 +161,7 @@ def train(
         >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
         0.31
     """
+    _check_arguments(out_dir, resume, overwrite, progress, model, env, callbacks)
     run = Run(out_dir)
     lock = RunLock()  # held by the main process while it writes the run
     try:
@@ -199,6 +201,39 @@ def train(
 
 
 # ------------------------------------------------------------------------ preparing the run
+
+
+def _check_arguments(
+    out_dir: Any,
+    resume: Any,
+    overwrite: Any,
+    progress: Any,
+    model: Any,
+    env: Any,
+    callbacks: Any,
+) -> None:
+    """The arguments of :func:`train` other than the config, by type (``overwrite="false"``
+    must not replace a run)."""
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise DNWGraphTypeError(f"'out_dir' must be a path (got {type(out_dir).__name__})")
+    for name, value in (("resume", resume), ("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise DNWGraphTypeError(f"{name!r} must be True or False (got {value!r})")
+    if model is not None and not isinstance(model, nn.Module):
+        raise DNWGraphTypeError(f"'model' must be an nn.Module (got {type(model).__name__})")
+    if env is not None and not isinstance(env, DistEnv):
+        raise DNWGraphTypeError(f"'env' must be a DistEnv (got {type(env).__name__})")
+    if not isinstance(callbacks, (list, tuple)) or not all(
+        isinstance(cb, Callback) for cb in callbacks
+    ):
+        got = (
+            [type(cb).__name__ for cb in callbacks]
+            if isinstance(callbacks, (list, tuple))
+            else type(callbacks).__name__
+        )
+        raise DNWGraphTypeError(
+            f"'callbacks' must be a list of dnwgraph.train.Callback objects (got {got})"
+        )
 
 
 def _prepare_config(
@@ -578,6 +613,7 @@ def _train_step(s: _Session, x: Tensor, y: Tensor, where: _Where, lr: float) -> 
     """One optimisation step on the batch ``(x, y)``: its loss and number of correct labels."""
     x, y = x.to(s.env.device, non_blocking=True), y.to(s.env.device, non_blocking=True)
     logits = s.net(x)
+    _check_labels(y, logits, where)
     loss = s.criterion(logits, y)
     if not torch.isfinite(loss):
         _check_data(x, where)
@@ -627,9 +663,11 @@ def _evaluate(s: _Session, epoch: int) -> tuple[float, float]:
     for i, (x, y) in enumerate(_batches(s.splits.test, indices, size, None, 0)):
         x, y = x.to(s.env.device), y.to(s.env.device)
         logits = s.net(x)
+        where = _Where("test", epoch, indices[i * size : (i + 1) * size])
+        _check_labels(y, logits, where)
         loss = nn.functional.cross_entropy(logits, y, reduction="sum")
         if not torch.isfinite(loss):
-            _check_data(x, _Where("test", epoch, indices[i * size : (i + 1) * size]))
+            _check_data(x, where)
             raise TrainingDiverged(
                 f"the test loss became {loss.item()} after epoch {epoch}; "
                 f"{_kept(epoch, s.run.path)}. Lower optim.lr or set optim.grad_clip."
@@ -740,6 +778,22 @@ def _check_data(x: Tensor, where: _Where) -> None:
             f"the {where.split} data holds NaN or infinite values (sample {sample}, found at "
             f"epoch {where.epoch}, {bad.numel()} such sample(s) in its batch); the "
             f"{where.split} loss cannot be finite: clean the data"
+        )
+
+
+def _check_labels(y: Tensor, logits: Tensor, where: _Where) -> None:
+    """Raise :class:`DataError` naming the split and the first sample whose label is not a
+    class of the model's output (``cross_entropy`` would raise an ``IndexError``)."""
+    classes = logits.shape[-1] if logits.dim() == 2 else None
+    if classes is None or y.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
+        return
+    bad = ((y < 0) | (y >= classes)).nonzero().flatten()
+    if bad.numel():
+        first = int(bad[0])
+        sample = where.indices[first] if first < len(where.indices) else first
+        raise DataError(
+            f"the {where.split} data has label {int(y[first])} at sample {sample}, but the "
+            f"model has {classes} outputs (labels 0 to {classes - 1})"
         )
 
 

@@ -109,6 +109,7 @@ def test_apply_overrides_parses_yaml_values() -> None:
         (["train.seed=4294967296"], r"train.seed must be an int in \[0, 4294967296\)"),
         (["train.seed=" + "9" * 40], r"train.seed must be an int in \[0, 4294967296\) \(got 9"),
         (["train.seed=-1"], r"train.seed must be an int in \[0, 4294967296\)"),
+        (["schedule.kwargs.step_size=0"], r"schedule.kwargs \['step_size'\] would be ignored"),
         (["optim.lr=0.1", "optim.lr.x=3"], r"'lr' is a value, not a section"),
     ],
 )

@@ -262,3 +262,28 @@ def test_init_from_a_missing_run_is_a_clear_error(tmp_path: Path, tiny_config) -
     tiny_config["init"] = {"from_run": str(tmp_path / "nope"), "mode": "finetune"}
     with pytest.raises(ValueError, match="no checkpoint at"):
         train(tiny_config, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"overwrite": "false"}, r"'overwrite' must be True or False \(got 'false'\)"),
+        ({"resume": "no"}, r"'resume' must be True or False"),
+        ({"progress": 1}, r"'progress' must be True or False"),
+        ({"model": "abc"}, r"'model' must be an nn.Module \(got str\)"),
+        ({"env": "cpu"}, r"'env' must be a DistEnv \(got str\)"),
+        ({"callbacks": [1]}, r"'callbacks' must be a list of dnwgraph.train.Callback objects"),
+        ({"out_dir": None}, r"'out_dir' must be a path \(got NoneType\)"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_one_line(
+    tmp_path: Path, tiny_config, kwargs: dict, match: str
+) -> None:
+    tiny_config["train"]["epochs"] = 1
+    run = tmp_path / "run"
+    train(tiny_config, run, progress=False)
+    before = (run / "checkpoint.pt").read_bytes()
+    out = kwargs.pop("out_dir", run)
+    with pytest.raises(DNWGraphError, match=match):
+        train(tiny_config, out, **kwargs)
+    assert (run / "checkpoint.pt").read_bytes() == before  # overwrite="false" replaced nothing

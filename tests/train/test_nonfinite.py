@@ -78,3 +78,19 @@ def test_a_non_finite_test_loss_stops_the_run(tmp_path: Path) -> None:
     with pytest.raises(TrainingDiverged, match=r"^the test loss became (nan|inf) after epoch 1;"):
         train(CONFIG, tmp_path / "run", model=InfAtTest(), dataset=data, progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_label_the_model_has_no_output_for_names_the_split_and_sample(
+    tmp_path: Path, split: str
+) -> None:
+    train_set, test_set = make_blobs(96, 0), make_blobs(48, 1)
+    data = train_set if split == "train" else test_set
+    y = data.y.clone()
+    y[29] = 7
+    data = ArrayDataset(data.x, y)
+    pair = (data, test_set) if split == "train" else (train_set, data)
+    with pytest.raises(
+        DataError, match=rf"^the {split} data has label 7 at sample 29, but the model has 3 "
+    ):
+        train(CONFIG, tmp_path / "run", model=_bn_model(), dataset=pair, progress=False)
