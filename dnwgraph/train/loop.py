@@ -618,7 +618,7 @@ def _train_step(s: _Session, x: Tensor, y: Tensor, where: _Where, lr: float) -> 
     if not torch.isfinite(loss):
         _check_data(x, where)
         raise TrainingDiverged(
-            f"the train loss became {loss.item()} at epoch {where.epoch}, step {s.step} "
+            f"the training loss became {loss.item()} at epoch {where.epoch}, step {s.step} "
             f"(lr {lr:.4g}); {_kept(where.epoch, s.run.path)}. Lower optim.lr or set "
             "optim.grad_clip."
         )
