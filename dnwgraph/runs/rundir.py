@@ -14,10 +14,13 @@ Safety rules (``docs/guarantees.md``):
 * a run is created atomically: its folder appears (renamed from ``.NAME.tmp``) already holding
   ``config.yaml``, so a run killed at any moment can be resumed;
 * ``--overwrite`` replaces a folder only if it is *recognisably a dnwgraph run* (it holds
-  ``config.yaml`` or ``checkpoint.pt`` and nothing but the entries above), and never the
-  working directory or one of its parents, the home directory or one of its parents, the file
-  system root, or a folder holding the config file in use;
-* nothing else is ever deleted.
+  ``config.yaml`` or ``checkpoint.pt`` and, at any depth, nothing but what dnwgraph writes
+  there: :func:`is_run_dir`), and never the working directory or one of its parents, the home
+  directory or one of its parents, the file system root, or a folder holding the config file
+  in use;
+* files are removed one by one by name, never a folder with what it holds: nothing else is
+  ever deleted;
+* one writer at a time: a writer holds the folder's lock (:mod:`dnwgraph.runs.lock`).
 """
 
 from __future__ import annotations
