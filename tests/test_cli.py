@@ -61,6 +61,12 @@ def test_train_then_resume_and_overwrite(tmp_path: Path, capsys) -> None:
         (["--set", "data.name=mnist", "data.dir=/nonexistent"], "does not exist"),
         (["--set", "data.name=cifar10"], "needs 'data.dir'"),
         (["--set", "model.name=nope"], "unknown model 'nope'"),
+        (["--set", "optim.momentum=2"], "optim.momentum must be a number in [0, 1) (got 2)"),
+        (["--set", "optim.name=adam", "optim.kwargs.betas=[0.9]"], "betas must be two numbers"),
+        (["--set", "train.seed=" + "9" * 30], "train.seed must be an int in [0, 4294967296)"),
+        (["--set", "optim.name=LBFGS"], "LBFGS is not supported: it needs a closure"),
+        (["--set", "optim.name=sparseadam"], "SparseAdam is not supported"),
+        (["--set", "optim.lr=1e-3", "optim.momentum=1e1"], "(got 10.0)"),  # 1e1 is a number
     ],
 )
 def test_train_errors_are_one_line(tmp_path: Path, capsys, extra: list[str], message: str) -> None:
@@ -131,6 +137,47 @@ def test_overwrite_never_deletes_a_user_folder(tmp_path: Path, capsys) -> None:
         err = _one_line_error(capsys, "is not empty and is not a dnwgraph run", "thesis.txt")
         assert "already holds a run" not in err
     assert (user / "thesis.txt").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("user_file", ["figures/mine.png", "analysis/notes.md", ".notes"])
+def test_overwrite_never_deletes_a_user_file_inside_a_run(
+    tmp_path: Path, capsys, user_file: str
+) -> None:
+    cfg, out = _trained(tmp_path, capsys)
+    assert main(["plot", str(out)]) == 0  # what the tools write is part of the run
+    (out / user_file).parent.mkdir(exist_ok=True)
+    (out / user_file).write_text("mine")
+    capsys.readouterr()
+    assert main(["train", "--config", str(cfg), "--out", str(out), "--quiet", "--overwrite"]) == 2
+    _one_line_error(capsys, "holds a run and files that are not part of it", user_file)
+    assert (out / user_file).read_text() == "mine"
+    assert (out / "figures" / "wiring.png").exists() and load_checkpoint(out)["epoch"] == 1
+    (out / user_file).unlink()
+    assert main(["train", "--config", str(cfg), "--out", str(out), "--quiet", "--overwrite"]) == 0
+
+
+def test_dot_as_the_output_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    cfg = _config_file(tmp_path, epochs=1)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["train", "--config", str(cfg), "--out", ".", "--quiet"]) == 0
+    assert main(["train", "--config", str(cfg), "--out", ".", "--quiet", "--overwrite"]) == 2
+    _one_line_error(capsys, "--overwrite will not replace '.': it is the working directory")
+    assert main(["train", "--resume", ".", "--quiet"]) == 0
+    assert main(["plot", ".", "-o", "."]) == 0  # figures beside the run: yours from now on
+    capsys.readouterr()
+    assert main(["export", ".", "-o", "."]) == 2
+    _one_line_error(capsys, "unknown extension")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert load_checkpoint(".")["epoch"] == 1 and (Path("wiring.png")).is_file()
+
+
+def test_a_runs_config_starts_a_new_run(tmp_path: Path, capsys) -> None:
+    _, out = _trained(tmp_path, capsys)
+    new = tmp_path / "new"
+    assert main(["train", "--config", str(out / "config.yaml"), "--out", str(new), "--quiet"]) == 0
+    assert Run(new).run_id() != Run(out).run_id()
+    assert Run(new).config() == Run(out).config()
 
 
 def test_overwrite_never_deletes_a_file(tmp_path: Path, capsys) -> None:

@@ -11,7 +11,7 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import list_formats, read_wiring
 from dnwgraph.models.views import is_snapshot
 from dnwgraph.runs.checkpoint import load_model, safe_torch_load
-from dnwgraph.runs.run import Run
+from dnwgraph.runs.run import SNAPSHOT_FORMAT, Run, load_snapshot
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["load_source"]
@@ -52,6 +52,8 @@ def load_source(path: PathLikeStr) -> Any:
         obj = safe_torch_load(path, "torch file")
         if isinstance(obj, dict) and "format" in obj and "model_state" in obj:
             return _load_model(path)
+        if isinstance(obj, dict) and obj.get("format") == SNAPSHOT_FORMAT:
+            return load_snapshot(path)  # a run's snapshot: its checksum checked
         if is_snapshot(obj):
             return obj
         keys = sorted(map(str, obj))[:8] if isinstance(obj, dict) else type(obj).__name__

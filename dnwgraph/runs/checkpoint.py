@@ -5,7 +5,7 @@ A checkpoint (``DIR/checkpoint.pt``) is a dict of tensors and plain values, load
 
     {"format": "dnwgraph-checkpoint/1", "model": {"name", "kwargs"}, "model_state",
      "optimizer_state", "scheduler_state", "epoch", "step", "rng", "config", "history",
-     "checksum"}
+     "run_id", "checksum"}
 
 ``checksum`` is ``"sha256:<hex>"`` of every other entry (:func:`state_digest`: tensors by
 dtype, shape and bytes, plain values by ``repr``), so a checkpoint whose bytes were damaged
@@ -148,6 +148,7 @@ def new_checkpoint(
     step: int,
     config: dict[str, Any],
     history: list[dict[str, Any]],
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """A checkpoint (format in the module doc) holding the given entries and the state of the
     global generators now (:func:`rng_state`); :func:`save_checkpoint` adds the checksum.
@@ -162,6 +163,7 @@ def new_checkpoint(
         step (int): optimisation steps done.
         config (dict): the resolved config, a plain nested mapping.
         history (list of dict): the metric rows so far.
+        run_id (str, optional): the run's id (:func:`dnwgraph.runs.run.new_run_id`).
 
     Examples:
         >>> ckpt = new_checkpoint(model={"name": "m", "kwargs": {}}, model_state={},
@@ -181,6 +183,7 @@ def new_checkpoint(
         "rng": rng_state(),
         "config": config,
         "history": history,
+        "run_id": run_id,
     }
 
 

@@ -23,6 +23,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,17 @@ from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.typing import PathLikeStr
 
 __all__ = ["parse_yaml", "read_config_file", "write_config_file"]
+
+#: A float as YAML 1.2 writes it: PyYAML follows YAML 1.1, whose floats need a dot, so it reads
+#: ``1e6`` or ``5e-4`` as strings; with this resolver they are numbers.
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)[eE][-+]?[0-9]+
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
 
 
 def _unique_key_loader(name: str) -> type:
@@ -65,19 +77,21 @@ def _unique_key_loader(name: str) -> type:
     UniqueKeyLoader.add_constructor(
         yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
     )
+    UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     return UniqueKeyLoader
 
 
 def parse_yaml(text: str, name: str = "<string>") -> Any:
-    """``yaml.safe_load`` that refuses duplicate keys.
+    """``yaml.safe_load`` that refuses duplicate keys and reads ``1e6`` as a number (YAML 1.2
+    floats; PyYAML alone reads it as a string).
 
     Raises:
         DNWGraphError: a key appears twice in one mapping (the message names both lines).
         yaml.YAMLError: malformed YAML.
 
     Examples:
-        >>> parse_yaml("optim: {lr: 0.1}")
-        {'optim': {'lr': 0.1}}
+        >>> parse_yaml("optim: {lr: 0.1, weight_decay: 5e-4}")
+        {'optim': {'lr': 0.1, 'weight_decay': 0.0005}}
         >>> parse_yaml("lr: 0.1\\nlr: 0.2\\n", "c.yaml")
         Traceback (most recent call last):
         ...

@@ -12,10 +12,18 @@ A run directory holds::
 ``dnwgraph.train`` writes these files (:meth:`Run.start`, :meth:`Run.save_init`,
 :meth:`Run.save_snapshot`, :meth:`Run.save_checkpoint`, :meth:`Run.write_metrics`) and
 ``dnwgraph.analysis`` reads them, both through this module (and :mod:`~dnwgraph.runs.rundir`
-for the names and the rules on replacing a run): neither knows the other.  A snapshot is the
-dict of :func:`dnwgraph.models.views.check_snapshot` (``{module: {"edge_index",
-"edge_weight", "active", "num_nodes"}}``), saved with ``torch.save`` and read back with
-``torch.load(weights_only=True)``.
+for the names and the rules on replacing a run): neither knows the other.
+
+Every run has a *run id* (32 hex digits, :func:`new_run_id`), written as ``run_id`` at the top
+of its ``config.yaml`` and into each of its torch files.  ``init.pt`` and each snapshot are a
+record ``{"format", "run_id", <payload>, "checksum"}`` (``format`` ``dnwgraph-init/1`` with
+the ``state`` dict, ``dnwgraph-snapshot/1`` with the ``epoch`` and its ``snapshot``, the dict of
+:func:`dnwgraph.models.views.check_snapshot`: ``{module: {"edge_index", "edge_weight",
+"active", "num_nodes"}}``), checksummed like the checkpoint
+(:func:`~dnwgraph.runs.checkpoint.state_digest`), saved with ``torch.save`` and read back with
+``torch.load(weights_only=True)``: a damaged file, or one of another run, is refused in one
+line (:class:`ForeignFileError` for the latter).  A bare snapshot dict saved by hand is still
+read by :func:`load_snapshot` (it has no checksum to check).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +50,10 @@ from dnwgraph.runs.checkpoint import (
     new_checkpoint,
     safe_torch_load,
     save_checkpoint,
+    state_digest,
 )
 from dnwgraph.runs.config_file import read_config_file, write_config_file
+from dnwgraph.runs.lock import RunLock
 from dnwgraph.runs.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -65,7 +76,64 @@ __all__ = [
     "save_tensors",
     "load_snapshot",
     "load_snapshots",
+    "new_run_id",
+    "ForeignFileError",
+    "INIT_FORMAT",
+    "SNAPSHOT_FORMAT",
 ]
+
+INIT_FORMAT = "dnwgraph-init/1"
+SNAPSHOT_FORMAT = "dnwgraph-snapshot/1"
+#: the key of the run id at the top of ``config.yaml`` (beside the config's sections)
+RUN_ID = "run_id"
+
+
+class ForeignFileError(CheckpointError):
+    """A file of the run folder was written by another run (its run id differs)."""
+
+
+def new_run_id() -> str:
+    """A fresh run id: 32 random hex digits.
+
+    Examples:
+        >>> len(new_run_id()), new_run_id() != new_run_id()
+        (32, True)
+    """
+    return secrets.token_hex(16)
+
+
+def _record(fmt: str, run_id: str | None, payload_key: str, payload: Any, **extra: Any) -> dict:
+    """A checksummed record: ``{"format", "run_id", **extra, payload_key: payload, "checksum"}``."""
+    record = {"format": fmt, "run_id": run_id, **extra, payload_key: payload}
+    return {**record, "checksum": state_digest(record)}
+
+
+def _open_record(obj: Any, fmt: str, path: Path, what: str, run_id: str | None) -> dict:
+    """The record ``obj`` read from ``path``, its format, checksum and run id checked.
+
+    Raises:
+        CheckpointError: not a record of ``fmt``, or its checksum does not match.
+        ForeignFileError: its run id is not ``run_id`` (when both are known).
+    """
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        got = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(
+            f"the {what} {str(path)!r} is not a dnwgraph {what} file (expected format {fmt!r}, "
+            f"got {got!r}; a file written before its checksum was added, or another file)"
+        )
+    if obj.get("checksum") != state_digest(obj):
+        raise CheckpointError(
+            f"the {what} {str(path)!r} is corrupt: its contents do not match its checksum "
+            "(the file was damaged after it was written)"
+        )
+    theirs = obj.get("run_id")
+    if run_id is not None and theirs != run_id:
+        raise ForeignFileError(
+            f"the {what} {str(path)!r} belongs to another run (run id {theirs!r}, this run is "
+            f"{run_id!r}): it was copied from another run folder"
+        )
+    return obj
+
 
 #: Columns of ``metrics.csv``, in order.
 COLUMNS: tuple[str, ...] = (
@@ -197,43 +265,56 @@ def save_tensors(path: PathLikeStr, obj: Any) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_snapshot(path: PathLikeStr) -> dict[str, dict[str, Any]]:
-    """Load one wiring snapshot ``wiring/epoch_XXXX.pt`` (``torch.load(weights_only=True)``).
+def load_snapshot(path: PathLikeStr, run_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Load one wiring snapshot ``wiring/epoch_XXXX.pt`` (``torch.load(weights_only=True)``):
+    a run's checksummed record (checked, and of the run ``run_id`` when given), or a bare
+    snapshot dict saved by hand.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a torch file or does not follow the snapshot format.
+        CheckpointError: the file is not a torch file, is damaged (its checksum), or
+            (:class:`ForeignFileError`) belongs to another run than ``run_id``.
+        ValueError: the snapshot does not follow the snapshot format.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"wiring snapshot not found: '{path}'")
-    snap = safe_torch_load(path, "wiring snapshot")
-    check_snapshot(snap, str(path))
-    return snap
+    obj = safe_torch_load(path, "wiring snapshot")
+    if isinstance(obj, dict) and "format" in obj and "checksum" in obj:
+        obj = _open_record(obj, SNAPSHOT_FORMAT, path, "wiring snapshot", run_id)["snapshot"]
+    check_snapshot(obj, str(path))
+    return obj
+
+
+def _snapshot_files(run_dir: PathLikeStr) -> list[tuple[int, Path]]:
+    out = []
+    for f in sorted(Path(run_dir, WIRING).glob("epoch_*.pt")):
+        try:
+            epoch = int(f.stem.split("_", 1)[1])
+        except ValueError:
+            raise DNWGraphError(f"{f}: snapshot names must be epoch_XXXX.pt") from None
+        out.append((epoch, f))
+    return sorted(out, key=lambda t: t[0])
 
 
 def load_snapshots(run_dir: PathLikeStr) -> list[tuple[int, dict[str, dict[str, Any]]]]:
-    """All wiring snapshots of a run, ``[(epoch, snapshot), ...]`` sorted by epoch.
+    """All wiring snapshots of a run, ``[(epoch, snapshot), ...]`` sorted by epoch, each
+    checked (:func:`load_snapshot`, against the run id of the run's ``config.yaml``).
 
     Raises:
         FileNotFoundError: the run has no ``wiring/epoch_*.pt`` file.
-        ValueError: a snapshot is malformed (see :func:`load_snapshot`).
+        ValueError: a snapshot is malformed, damaged or of another run (see
+            :func:`load_snapshot`).
 
     Examples:
         >>> [epoch for epoch, _ in load_snapshots("runs/demo/dnw")]  # doctest: +SKIP
         [0, 1, 2, 3]
     """
-    files = sorted(Path(run_dir, WIRING).glob("epoch_*.pt"))
+    files = _snapshot_files(run_dir)
     if not files:
         raise FileNotFoundError(f"no wiring snapshots in '{Path(run_dir, WIRING)}'")
-    out = []
-    for f in files:
-        try:
-            epoch = int(f.stem.split("_", 1)[1])
-        except ValueError:
-            raise DNWGraphError(f"{f}: snapshot names must be epoch_XXXX.pt") from None
-        out.append((epoch, load_snapshot(f)))
-    return sorted(out, key=lambda t: t[0])
+    run_id = Run(run_dir).run_id()
+    return [(epoch, load_snapshot(f, run_id)) for epoch, f in files]
 
 
 # ------------------------------------------------------------------------------------ Run
@@ -293,8 +374,8 @@ class Run:
 
     def config(self) -> dict[str, Any]:
         """The run's ``config.yaml``: the resolved config training wrote, a plain nested dict
-        (training checks it again when it resumes; :mod:`dnwgraph.train.config` has the
-        schema).
+        of sections, without the run id (:meth:`run_id`); training checks it again when it
+        resumes (:mod:`dnwgraph.train.config` has the schema).
 
         Raises:
             ValueError: the file is missing, not valid YAML or not a mapping (the message
@@ -307,11 +388,22 @@ class Run:
             >>> run.config()
             {'train': {'epochs': 2}}
         """
-        return read_config_file(self.config_path, "run config")
+        raw = read_config_file(self.config_path, "run config")
+        raw.pop(RUN_ID, None)
+        return raw
+
+    def run_id(self) -> str | None:
+        """The run id in ``config.yaml`` (``None``: no readable config, or none in it)."""
+        try:
+            value = read_config_file(self.config_path, "run config").get(RUN_ID)
+        except DNWGraphError:
+            return None
+        return value if isinstance(value, str) else None
 
     def write_config(self, config: Mapping[str, Any]) -> None:
-        """Write ``config`` (a nested dict of plain values) as the run's ``config.yaml``,
-        atomically (:mod:`dnwgraph._atomic`).
+        """Write ``config`` (a nested dict of plain values; a run's has its ``run_id`` at the
+        top, see :meth:`start`) as the run's ``config.yaml``, atomically
+        (:mod:`dnwgraph._atomic`).
 
         Raises:
             TypeError: ``config`` is not a mapping.
@@ -338,46 +430,78 @@ class Run:
         """The trained model in eval mode (see :func:`~dnwgraph.runs.checkpoint.load_model`)."""
         return load_model(self.path, map_location=map_location)
 
-    def initial_weights(self) -> dict[str, Any]:
-        """The model's state dict at initialisation (``init.pt``, for lottery tickets).
+    def initial_weights(self, run_id: str | None = None) -> dict[str, Any]:
+        """The model's state dict at initialisation (``init.pt``, for lottery tickets),
+        checked: its format, its checksum, and its run id against ``run_id`` (default: the
+        run id in ``config.yaml``).
 
         Raises:
-            CheckpointError: the file is missing, unreadable, or holds no state dict.
+            CheckpointError: the file is missing, unreadable, damaged, or
+                (:class:`ForeignFileError`) of another run.
         """
         if not self.init_path.is_file():
             raise CheckpointError(f"no initial weights at {str(self.init_path)!r}")
-        state = safe_torch_load(self.init_path, "initial weights")
+        obj = safe_torch_load(self.init_path, "initial weights")
+        run_id = self.run_id() if run_id is None else run_id
+        state = _open_record(obj, INIT_FORMAT, self.init_path, "initial weights", run_id)["state"]
         if not isinstance(state, dict):
             raise CheckpointError(
                 f"{str(self.init_path)!r} holds no state dict (got {type(state).__name__})"
             )
         return state
 
+    def snapshot(self, epoch: int, run_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """The wiring snapshot of ``epoch``, checked (:func:`load_snapshot`; its run id against
+        ``run_id``, default: the run id in ``config.yaml``)."""
+        run_id = self.run_id() if run_id is None else run_id
+        return load_snapshot(self.snapshot_path(epoch), run_id)
+
+    def snapshot_files(self) -> list[tuple[int, Path]]:
+        """The snapshot files of the run, ``[(epoch, path), ...]`` sorted by epoch."""
+        return _snapshot_files(self.path)
+
     # ------------------------------------------------------------------- written by training
 
-    def start(self, config: Mapping[str, Any], overwrite: bool = False) -> None:
+    def start(
+        self,
+        config: Mapping[str, Any],
+        overwrite: bool = False,
+        lock: RunLock | None = None,
+        run_id: str | None = None,
+    ) -> None:
         """Create (or, with ``overwrite``, replace) the run folder, which appears holding its
-        ``config.yaml`` (:func:`~dnwgraph.runs.rundir.start_run`).
+        ``config.yaml`` (with ``run_id`` at its top, when given) and locked by ``lock``
+        (:func:`~dnwgraph.runs.rundir.start_run`).
 
         Raises:
+            RunExistsError: another process created a run there meanwhile.
+            RunLockedError: another process is writing the folder.
             DNWGraphError: the folder cannot be created.
         """
-        start_run(self.path, lambda folder: Run(folder).write_config(config), overwrite)
+        if run_id is not None:
+            config = {RUN_ID: run_id, **config}
+        start_run(self.path, lambda folder: Run(folder).write_config(config), overwrite, lock)
 
-    def restart(self, config: Mapping[str, Any]) -> None:
-        """Delete what the run wrote (checkpoint first), then write ``config`` again: a run
-        stopped before its first checkpoint starts over."""
+    def restart(self, config: Mapping[str, Any], run_id: str | None = None) -> None:
+        """Delete what the run wrote (checkpoint first), then write ``config`` again (with
+        ``run_id``, when given): a run stopped before its first checkpoint starts over."""
         clear_outputs(self.path, keep_config=True, tools=False)
-        self.write_config(config)
+        self.write_config(config if run_id is None else {RUN_ID: run_id, **config})
 
-    def save_init(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Write the model's state dict at initialisation (``init.pt``), on the CPU."""
-        save_tensors(self.init_path, {k: v.detach().cpu() for k, v in state.items()})
+    def save_init(self, state: Mapping[str, torch.Tensor], run_id: str | None = None) -> None:
+        """Write the model's state dict at initialisation (``init.pt``, on the CPU), as a
+        checksummed record of the run ``run_id``."""
+        cpu = {k: v.detach().cpu() for k, v in state.items()}
+        save_tensors(self.init_path, _record(INIT_FORMAT, run_id, "state", cpu))
 
-    def save_snapshot(self, epoch: int, snapshot: dict[str, dict[str, Any]]) -> None:
-        """Write the wiring snapshot of ``epoch`` (``wiring/epoch_NNNN.pt``)."""
+    def save_snapshot(
+        self, epoch: int, snapshot: dict[str, dict[str, Any]], run_id: str | None = None
+    ) -> None:
+        """Write the wiring snapshot of ``epoch`` (``wiring/epoch_NNNN.pt``), as a
+        checksummed record of the run ``run_id``."""
         self.wiring_dir.mkdir(exist_ok=True)
-        save_tensors(self.snapshot_path(epoch), snapshot)
+        record = _record(SNAPSHOT_FORMAT, run_id, "snapshot", snapshot, epoch=epoch)
+        save_tensors(self.snapshot_path(epoch), record)
 
     def has_snapshot(self, epoch: int) -> bool:
         return self.snapshot_path(epoch).is_file()

@@ -14,22 +14,28 @@ Safety rules (``docs/guarantees.md``):
 * a run is created atomically: its folder appears (renamed from ``.NAME.tmp``) already holding
   ``config.yaml``, so a run killed at any moment can be resumed;
 * ``--overwrite`` replaces a folder only if it is *recognisably a dnwgraph run* (it holds
-  ``config.yaml`` or ``checkpoint.pt`` and nothing but the entries above), and never the
-  working directory or one of its parents, the home directory or one of its parents, the file
-  system root, or a folder holding the config file in use;
-* nothing else is ever deleted.
+  ``config.yaml`` or ``checkpoint.pt`` and, at any depth, nothing but what dnwgraph writes
+  there: :func:`is_run_dir`), and never the working directory or one of its parents, the home
+  directory or one of its parents, the file system root, or a folder holding the config file
+  in use;
+* files are removed one by one by name, never a folder with what it holds: nothing else is
+  ever deleted;
+* one writer at a time: a writer holds the folder's lock (:mod:`dnwgraph.runs.lock`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from dnwgraph._atomic import TMP_SUFFIX, is_tmp_name, remove_stale_tmp
+from dnwgraph._atomic import TMP_SUFFIX, is_tmp_name
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.runs.lock import LOCK, RunLock, RunLockedError, holder
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
@@ -39,13 +45,16 @@ __all__ = [
     "METRICS",
     "WIRING",
     "TENSORBOARD",
+    "LOCK",
     "RunExistsError",
+    "RunLockedError",
     "is_run_dir",
     "owning_run",
     "check_not_run_file",
     "check_new_run",
     "start_run",
     "clear_outputs",
+    "remove_stale_run_tmp",
 ]
 
 CONFIG = "config.yaml"
@@ -61,38 +70,75 @@ RUN_FOLDERS: tuple[str, ...] = (WIRING, TENSORBOARD)
 #: What the tools and the demo write into a run folder; replaced along with the run.
 TOOL_FILES: tuple[str, ...] = ("wiring.graphml",)
 TOOL_FOLDERS: tuple[str, ...] = ("figures", "analysis")
+#: The files ``dnwgraph plot`` (``figures/``) and ``dnwgraph analyze`` (``analysis/``, its
+#: ``figures/``) write into a run: a run folder holds these and nothing else of theirs.
+FIGURES: tuple[str, ...] = (
+    "wiring.png", "adjacency.png", "degrees.png", "training_curves.png", "churn.png",
+    "weights.png", "wiring.gif",
+)  # fmt: skip
+REPORT: tuple[str, ...] = ("report.md", "metrics.json")
+REPORT_FIGURES: tuple[str, ...] = ("wiring.png", "adjacency.png", "degrees.png")
+#: the sub-folders of a run, by the folder holding them ("" is the run itself)
+_OWNED_FOLDERS: dict[str, tuple[str, ...]] = {
+    "": RUN_FOLDERS + TOOL_FOLDERS,
+    "analysis": ("figures",),
+}
+_SNAPSHOT = re.compile(r"epoch_\d{4,}\.pt")
+_EVENTS = re.compile(r"events\.out\.tfevents\..+")
 
 
 class RunExistsError(DNWGraphError, FileExistsError):
     """The output directory already holds a run (use ``--resume`` or ``--overwrite``)."""
 
 
-def _is_tmp(p: Path) -> bool:
-    return is_tmp_name(p.name)
+def _untmp(name: str) -> str | None:
+    """The file a temporary name of :mod:`dnwgraph._atomic` stands for (``.x.tmp.pt`` ->
+    ``x.pt``), or ``None`` for another name."""
+    if not is_tmp_name(name):
+        return None
+    stem, _, ext = name[1:].partition(TMP_SUFFIX)
+    return stem + ext
 
 
-def _foreign(folder: Path) -> list[str]:
-    """Names in ``folder`` that a run does not write (its own files must be plain files and
-    its own folders plain folders, not links)."""
+def _owned_name(where: str, name: str) -> bool:
+    """Whether a file ``name`` in the run's sub-folder ``where`` ("" for the run itself) is
+    one dnwgraph writes there (or the temporary file of one)."""
+    base = _untmp(name) or name
+    if where == "":
+        return base in RUN_FILES + TOOL_FILES or name == LOCK
+    if where == WIRING:
+        return bool(_SNAPSHOT.fullmatch(base))
+    if where == TENSORBOARD:
+        return bool(_EVENTS.fullmatch(name))
+    owned = {"figures": FIGURES, "analysis": REPORT, "analysis/figures": REPORT_FIGURES}
+    return base in owned.get(where, ())
+
+
+def _leftover(p: Path) -> bool:
+    """A stale file a killed run leaves in its top folder: the lock, or a temporary file."""
+    own_tmp = _untmp(p.name) is not None and _owned_name("", p.name)
+    return p.is_file() and not p.is_symlink() and (p.name == LOCK or own_tmp)
+
+
+def _foreign(folder: Path, where: str = "") -> list[str]:
+    """What in ``folder`` (recursively, as paths relative to the run) dnwgraph did not write:
+    any other name, a link, an own name of the wrong kind (a folder called ``init.pt``)."""
     out = []
     for p in sorted(folder.iterdir()):
-        name = p.name
+        rel = f"{where}/{p.name}" if where else p.name
         if p.is_symlink():
-            out.append(name)
-        elif name in RUN_FILES + TOOL_FILES or _is_tmp(p):
-            if not p.is_file():
-                out.append(name)
-        elif name in RUN_FOLDERS + TOOL_FOLDERS:
-            if not p.is_dir():
-                out.append(name)
-        else:
-            out.append(name)
+            out.append(rel)
+        elif p.is_dir() and p.name in _OWNED_FOLDERS.get(where, ()):
+            out += _foreign(p, rel)
+        elif not (p.is_file() and _owned_name(where, p.name)):
+            out.append(rel + ("/" if p.is_dir() else ""))
     return out
 
 
 def is_run_dir(path: PathLikeStr) -> bool:
     """Whether ``path`` is recognisably a dnwgraph run: a folder holding ``config.yaml`` or
-    ``checkpoint.pt`` and nothing that a run does not write.
+    ``checkpoint.pt`` and nothing that dnwgraph does not write, at any depth (its
+    ``figures/`` and ``analysis/`` hold only what ``plot`` and ``analyze`` write there).
 
     Examples:
         >>> import tempfile
@@ -189,22 +235,36 @@ def check_new_run(
 ) -> None:
     """Check, before any work, that a new run may be written to ``out``.
 
-    ``out`` may be missing (it is created), an empty folder, or, with ``overwrite``, a folder
-    that :func:`is_run_dir` recognises and that is not protected (see the module doc).
+    ``out`` may be missing (it is created), an empty folder (a stale lock or temporary file
+    of a killed run aside: a hidden file of yours makes it not empty), or, with
+    ``overwrite``, a folder that :func:`is_run_dir` recognises and that is not protected
+    (see the module doc).  No other process may be writing it.
 
     Raises:
         RunExistsError: ``out`` holds a run and ``overwrite`` is false.
+        RunLockedError: another process is writing ``out``.
         DNWGraphError: ``out`` is a file, is under a file or an unwritable folder, holds
             anything but a run, or is protected.
     """
     out = Path(out)
+    if out.is_dir():
+        who = holder(out)
+        if who is not None:
+            raise RunLockedError(
+                f"the run folder {str(out)!r} is being written by {who}; wait until it ends "
+                "or choose another --out"
+            )
+    _check_contents(out, overwrite, config_file)
+
+
+def _check_contents(out: Path, overwrite: bool, config_file: PathLikeStr | None) -> None:
+    """:func:`check_new_run` but for the lock (its caller may hold it)."""
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise DNWGraphError(
                 f"the run directory {str(out)!r} is a file, not a folder; choose another --out"
             )
-        entries = [p for p in out.iterdir() if not _is_tmp(p)]
-        if not entries:
+        if all(_leftover(p) for p in out.iterdir()):
             _check_writable(out, out)
             return
         if not is_run_dir(out):
@@ -245,12 +305,27 @@ def _check_writable(out: Path, folder: Path) -> None:
         )
 
 
+def _remove_owned(folder: Path, where: str) -> None:
+    """Delete the files dnwgraph wrote in ``folder`` (a sub-folder of a run) and below, then
+    the folders left empty; links are never followed, other files never touched."""
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            continue
+        rel = f"{where}/{p.name}"
+        if p.is_dir() and p.name in _OWNED_FOLDERS.get(where, ()):
+            _remove_owned(p, rel)
+        elif p.is_file() and _owned_name(where, p.name):
+            p.unlink()
+    with contextlib.suppress(OSError):  # not empty: it holds something of yours
+        folder.rmdir()
+
+
 def clear_outputs(out: PathLikeStr, *, keep_config: bool = True, tools: bool = True) -> None:
     """Delete what a run wrote into ``out``, first the checkpoint (so that a kill half-way
     leaves a run that restarts from its config), then the rest; ``config.yaml`` stays when
     ``keep_config``, and what the tools wrote (``figures/``, ``analysis/``, the demo's
-    ``wiring.graphml``) goes too when ``tools``.  Only the names of the run layout are
-    touched."""
+    ``wiring.graphml``) goes too when ``tools``.  Files are removed by name (those of
+    :func:`is_run_dir`), never a whole folder: a file of yours anywhere inside is kept."""
     out = Path(out)
     with contextlib.suppress(FileNotFoundError):
         (out / CHECKPOINT).unlink()
@@ -262,50 +337,123 @@ def clear_outputs(out: PathLikeStr, *, keep_config: bool = True, tools: bool = T
     for name in RUN_FOLDERS + (TOOL_FOLDERS if tools else ()):
         p = out / name
         if p.is_dir() and not p.is_symlink():
+            _remove_owned(p, name)
+    remove_stale_run_tmp(out)
+
+
+def remove_stale_run_tmp(out: PathLikeStr) -> list[Path]:
+    """Delete the temporary files a killed writer left in the run ``out`` (its own names
+    only: ``.checkpoint.tmp.pt``, ``wiring/.epoch_0003.tmp.pt``, ...; a hidden file of yours
+    stays); the removed paths."""
+    out = Path(out)
+    removed = []
+    for where in ("", WIRING, *TOOL_FOLDERS, "analysis/figures"):
+        folder = out / where if where else out
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.iterdir():
+            if _untmp(p.name) is not None and p.is_file() and _owned_name(where, p.name):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                removed.append(p)
+    return sorted(removed)
+
+
+def _staging(out: Path) -> Path:
+    """A new, unique name to assemble the run ``out`` under, beside it."""
+    return out.with_name(f".{out.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Delete the folders a run killed while it was being created left beside ``out``: they
+    hold only a config and a lock that no live process holds."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}(\.[0-9a-f]{{8}})?{re.escape(TMP_SUFFIX)}")
+    for p in out.parent.iterdir():
+        if not pattern.fullmatch(p.name) or p.is_symlink() or not p.is_dir():
+            continue
+        names = {q.name for q in p.iterdir()}
+        if all(n in (CONFIG, LOCK) or _untmp(n) == CONFIG for n in names) and holder(p) is None:
             shutil.rmtree(p)
-    remove_stale_tmp(out, recursive=False)
 
 
-def _stale_creation(out: Path) -> Path:
-    return out.with_name(f".{out.name}{TMP_SUFFIX}")
+def start_run(
+    out: PathLikeStr,
+    write_config: Callable[[Path], None],
+    overwrite: bool,
+    lock: RunLock | None = None,
+) -> None:
+    """Create (or, with ``overwrite``, replace) the run folder ``out`` holding ``config.yaml``,
+    and take its lock.
 
-
-def start_run(out: PathLikeStr, write_config: Callable[[Path], None], overwrite: bool) -> None:
-    """Create (or, with ``overwrite``, replace) the run folder ``out`` holding ``config.yaml``.
-
-    A new folder is assembled as ``.NAME.tmp`` beside ``out`` and renamed to ``out`` once
-    ``write_config(folder)`` has written ``config.yaml`` into it, so ``out`` never exists
-    without its config.  An empty existing folder gets the config written into it; an
-    existing run (after :func:`check_new_run`) loses its checkpoint first, then gets the new
+    A new folder is assembled under a unique temporary name beside ``out`` (holding the lock
+    and ``write_config(folder)``'s ``config.yaml``) and renamed to ``out``, so ``out`` never
+    exists without its config, and of two runs started into one new folder at once, one
+    renames and the other is refused.  An existing folder is locked, then checked again
+    (:func:`check_new_run`: another process may have started a run there since); an empty
+    one gets the config written into it; a run loses its checkpoint first, then gets the new
     config, then loses the rest (:func:`clear_outputs`).
 
+    Args:
+        lock (RunLock, optional): holds the folder's lock afterwards (the caller releases
+            it); without one the lock is released on return.
+
     Raises:
+        RunExistsError: another process created a run in ``out`` meanwhile.
+        RunLockedError: another process is writing ``out``.
         DNWGraphError: the folder cannot be created (the message names it and why).
     """
     out = Path(out)
+    own = lock is None
+    lock = RunLock() if lock is None else lock
     try:
         if out.is_dir():
-            if any(not _is_tmp(p) for p in out.iterdir()):  # a run, checked for overwrite
-                with contextlib.suppress(FileNotFoundError):
-                    (out / CHECKPOINT).unlink()
-                write_config(out)
-                clear_outputs(out, keep_config=True)
-            else:
-                remove_stale_tmp(out, recursive=False)
-                write_config(out)
+            _start_in(out, write_config, overwrite, lock)
             return
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = _stale_creation(out)
-        if staging.is_dir() and not staging.is_symlink():
-            # left by a run killed while it was being created: it can hold only its config
-            names = {p.name for p in staging.iterdir()}
-            if all(n == CONFIG or is_tmp_name(n) for n in names):
-                shutil.rmtree(staging)
+        _remove_stale_staging(out)
+        staging = _staging(out)
         staging.mkdir()
+        lock.acquire(staging)
         write_config(staging)
-        os.rename(staging, out)
+        _rename_into_place(staging, out, lock)
     except OSError as err:  # unwritable, a read-only or special file system, a full disk
+        if isinstance(err, DNWGraphError):  # RunExistsError is a FileExistsError too
+            raise
         where = f" ({err.filename})" if err.filename and str(err.filename) != str(out) else ""
         raise DNWGraphError(
             f"cannot create the run directory {str(out)!r}: {err.strerror or err}{where}"
         ) from None
+    finally:
+        if own:
+            lock.release()
+
+
+def _start_in(
+    out: Path, write_config: Callable[[Path], None], overwrite: bool, lock: RunLock
+) -> None:
+    """:func:`start_run` into the existing folder ``out``."""
+    lock.acquire(out)
+    _check_contents(out, overwrite, None)
+    if any(not _leftover(p) for p in out.iterdir()):  # a run, checked for overwrite
+        with contextlib.suppress(FileNotFoundError):
+            (out / CHECKPOINT).unlink()
+        write_config(out)
+        clear_outputs(out, keep_config=True)
+    else:
+        remove_stale_run_tmp(out)
+        write_config(out)
+
+
+def _rename_into_place(staging: Path, out: Path, lock: RunLock) -> None:
+    try:
+        os.rename(staging, out)
+    except OSError:
+        if not out.exists():
+            raise
+        lock.release()
+        shutil.rmtree(staging)  # ours alone: its unique name, our config
+        raise RunExistsError(
+            f"{str(out)!r} was created by another process while this run was starting; "
+            "nothing was written: continue that run with --resume, or choose another --out"
+        ) from None
+    lock.moved(out)

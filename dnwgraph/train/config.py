@@ -13,22 +13,24 @@ Schema (defaults in brackets)::
     data:     {name [mnist1d], dir [null], batch_size [128], test_batch_size [1000],
                augment [null: the dataset's default], num_workers [0],
                ...dataset options (e.g. num_samples)}
-    optim:    {name [sgd] (any torch.optim optimizer: adam, adamw, ...), lr [0.1],
-               momentum [0.9], nesterov [false] (for the optimizers that take them),
-               weight_decay [5e-4], kwargs [{}] (more optimizer keywords, e.g. betas),
+    optim:    {name [sgd] (a torch.optim optimizer: adam, adamw, ...; not LBFGS, SparseAdam,
+               Muon), lr [0.1], momentum [0.9] (in [0, 1)), nesterov [false],
+               weight_decay [5e-4] (for the optimizers that take them),
+               kwargs [{}] (more optimizer keywords, e.g. betas),
                grad_clip [null: off] (max L2 norm of all gradients before each step)}
     schedule: {name [cosine] | multistep | constant | any torch.optim.lr_scheduler class
                (StepLR, OneCycleLR, ...), milestones [[]], gamma [0.1], warmup_epochs [0]
                (built-in schedules), kwargs [{}] and interval [epoch] | step (torch
                schedulers)}
-    train:    {epochs [40], seed [0], label_smoothing [0.0], device [cpu] (or cuda, auto),
-               tensorboard [false], snapshots [true]}
+    train:    {epochs [40], seed [0] (below 2**32), label_smoothing [0.0],
+               device [cpu] (or cuda, auto), tensorboard [false], snapshots [true]}
     init:     {from_run [null], mode [null] | finetune | lottery}
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 INIT_MODES = ("finetune", "lottery")
+#: ``train.seed`` is below this (NumPy's seeds are 32-bit; the loop derives seeds from it).
+SEED_LIMIT = 2**32
 
 
 class ConfigError(DNWGraphError):
@@ -82,8 +86,9 @@ def load_config(path: PathLikeStr | None = None, overrides: list[str] | None = N
     """Read a YAML config file (optional), apply ``key=value`` overrides, resolve and check it.
 
     Args:
-        path (path, optional): YAML file following the schema above; ``None`` starts from the
-            defaults.  Read by :func:`dnwgraph.runs.config_file.read_config_file`, the reader
+        path (path, optional): YAML file following the schema above (a run's ``config.yaml``
+            too: its ``run_id`` is left out); ``None`` starts from the defaults.  Read by
+            :func:`dnwgraph.runs.config_file.read_config_file`, the reader
             of a run's ``config.yaml``.
         overrides (list of str, optional): ``"section.key=value"`` strings; the value is parsed
             as YAML (``lr=0.05``, ``milestones=[80,120]``, ``dir=null``).
@@ -105,6 +110,8 @@ def load_config(path: PathLikeStr | None = None, overrides: list[str] | None = N
             raw = config_file.read_config_file(path)
         except DNWGraphError as err:
             raise ConfigError(str(err)) from None
+        # a run's config.yaml starts a new run: its run id names the old run, not a setting
+        raw.pop("run_id", None)
     return resolve_config(raw, overrides)
 
 
@@ -152,19 +159,33 @@ def _type_error(key: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(f"{key} must be {expected} (got {value!r})")
 
 
-def _number(low: float = 0.0) -> Check:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(low: float = 0.0, below: float | None = None) -> Check:
+    """A finite number ``>= low`` (and ``< below`` when given)."""
+    expected = f"a number >= {low:g}" if below is None else f"a number in [{low:g}, {below:g})"
+
     def check(key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            raise _type_error(key, f"a number >= {low:g}", value)
+        if not _is_number(value) or not math.isfinite(value) or value < low:
+            raise _type_error(key, expected, value)
+        if below is not None and value >= below:
+            raise _type_error(key, expected, value)
         return float(value)
 
     return check
 
 
-def _integer(low: int = 0) -> Check:
+def _integer(low: int = 0, below: int | None = None) -> Check:
+    """An int ``>= low`` (and ``< below`` when given)."""
+    expected = f"an int >= {low:g}" if below is None else f"an int in [{low}, {below})"
+
     def check(key: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise _type_error(key, f"an int >= {low:g}", value)
+            raise _type_error(key, expected, value)
+        if below is not None and value >= below:
+            raise _type_error(key, expected, value)
         return value
 
     return check
@@ -206,7 +227,7 @@ def _mapping(expected: str) -> Check:
 def _positive_or_null(key: str, value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
         raise _type_error(key, "a positive number or null", value)
     return float(value)
 
@@ -349,15 +370,21 @@ class OptimSection(_Section):
     SECTION: ClassVar[str] = "optim"
     name: str = _field("sgd", _resolvable("optimizer"))
     lr: float = _field(0.1, _number())
-    momentum: float = _field(0.9, _number())
+    momentum: float = _field(0.9, _number(0.0, 1.0))
     nesterov: bool = _field(False, _flag)
     weight_decay: float = _field(5e-4, _number())
     grad_clip: float | None = _field(None, _positive_or_null)
     kwargs: dict[str, Any] = _field({}, _mapping("a mapping of keywords"))
 
     def _check_together(self) -> None:
+        from dnwgraph.train.optim import check_optimizer
+
         if self.nesterov and self.momentum <= 0:
             raise ConfigError("optim.nesterov needs optim.momentum > 0")
+        try:  # every option, against the optimizer itself: one step over one parameter
+            check_optimizer(self.to_dict())
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -371,6 +398,16 @@ class ScheduleSection(_Section):
     warmup_epochs: int = _field(0, _integer(0))
     kwargs: dict[str, Any] = _field({}, _mapping("a mapping of keywords"))
     interval: str = _field("epoch", _intervals)
+
+    def _check_together(self) -> None:
+        from dnwgraph.train.optim import BUILTIN_SCHEDULES
+
+        if self.name in BUILTIN_SCHEDULES and self.kwargs:
+            raise ConfigError(
+                f"schedule.kwargs {sorted(self.kwargs)} would be ignored: they go to a torch "
+                f"scheduler, and {self.name!r} is built in (it takes schedule.milestones, "
+                "gamma and warmup_epochs)"
+            )
 
 
 def _label_smoothing(key: str, value: Any) -> float:
@@ -386,7 +423,7 @@ class TrainSection(_Section):
 
     SECTION: ClassVar[str] = "train"
     epochs: int = _field(40, _integer(1))
-    seed: int = _field(0, _integer(0))
+    seed: int = _field(0, _integer(0, SEED_LIMIT))
     label_smoothing: float = _field(0.0, _label_smoothing)
     device: str = _field("cpu", _text("'cpu', 'cuda', 'cuda:N' or 'auto'"))
     tensorboard: bool = _field(False, _flag)
@@ -444,6 +481,16 @@ class TrainConfig:
                 )
             kwargs = {**self.model.kwargs, "selection": "fixed"}
             object.__setattr__(self, "model", replace(self.model, kwargs=kwargs))
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        """The schedule, built over the configured optimizer and stepped once."""
+        from dnwgraph.train.optim import check_scheduler
+
+        try:
+            check_scheduler(self.optim.to_dict(), self.schedule.to_dict(), self.train.epochs)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> TrainConfig:

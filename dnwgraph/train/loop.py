@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -32,13 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dnwgraph._atomic import remove_stale_tmp
-from dnwgraph.errors import DNWGraphError, NonFiniteError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.models import count_params, create_model
 from dnwgraph.models.registry import MODELS
 from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
-from dnwgraph.runs.run import Run
-from dnwgraph.runs.rundir import RunExistsError, check_new_run
+from dnwgraph.runs.lock import RunLock
+from dnwgraph.runs.run import ForeignFileError, Run, new_run_id
+from dnwgraph.runs.rundir import RunExistsError, check_new_run, remove_stale_run_tmp
 from dnwgraph.train.config import (
     ConfigError,
     DataSection,
@@ -46,7 +47,13 @@ from dnwgraph.train.config import (
     TrainConfig,
     resolve_config,
 )
-from dnwgraph.train.datasets import ArrayDataset, DataSplits, create_dataset, dataset_options
+from dnwgraph.train.datasets import (
+    ArrayDataset,
+    DataError,
+    DataSplits,
+    create_dataset,
+    dataset_options,
+)
 from dnwgraph.train.distributed import DistEnv
 from dnwgraph.train.init_from_run import apply_init
 from dnwgraph.train.metrics import TensorBoardLogger, wiring_snapshot, wiring_stats
@@ -93,6 +100,7 @@ class _Session:
     resumed: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     masks: Any = None  # the selection masks after the last epoch (for swapped_in / _out)
+    run_id: str | None = None  # written into each file of the run (main process)
 
 
 def train(
@@ -153,27 +161,37 @@ def train(
         >>> train(cfg, "runs/doc")["history"][-1]["test_acc"]  # doctest: +SKIP
         0.31
     """
+    _check_arguments(out_dir, resume, overwrite, progress, model, env, callbacks)
     run = Run(out_dir)
-    cfg, ckpt = _prepare_config(config, run, resume)
-    device = _device(cfg.train.device)
-    # one process, or the process group torchrun / `dnwgraph train --nproc` set up
-    env = env or DistEnv.from_environment(device)
-    if env.is_main and not resume:
-        check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
-    _seed_all(cfg.train.seed)
-    splits = _build_data(cfg.data, dataset, need_classes=model is None)
-    cfg, model = _build_model(cfg, model, splits.num_classes)
-    if cfg.init.mode is not None and ckpt is None:
-        apply_init(model, cfg.init)
-    model.to(env.device)
-    if env.is_main:
-        _prepare_run_dir(run, cfg, model, resume=resume, overwrite=overwrite, fresh=ckpt is None)
-    env.barrier()
-    session = _build_session(cfg, run, env, model, splits, progress)
-    if ckpt is not None:
-        _restore(session, ckpt)
-    params = count_params(model)
-    _run_epochs(session, callbacks)
+    lock = RunLock()  # held by the main process while it writes the run
+    try:
+        cfg, ckpt = _prepare_config(config, run, resume)
+        device = _device(cfg.train.device)
+        # one process, or the process group torchrun / `dnwgraph train --nproc` set up
+        env = env or DistEnv.from_environment(device)
+        if env.is_main and resume:
+            lock.acquire(run.path)
+        elif env.is_main:
+            check_new_run(run.path, overwrite)  # before any work: refuse a folder it must not touch
+        _seed_all(cfg.train.seed)
+        given_model = model
+        splits = _build_data(cfg.data, dataset, need_classes=model is None)
+        cfg, model = _build_model(cfg, model, splits.num_classes)
+        if cfg.init.mode is not None and ckpt is None:
+            apply_init(model, cfg.init)
+        model.to(env.device)
+        # the optimizer and the schedule refuse a bad value before any file is written
+        session = _build_session(cfg, run, env, model, splits, progress)
+        if env.is_main:
+            start = _Start(resume, overwrite, lock, ckpt, rebuild=given_model is None)
+            session.run_id = _prepare_run_dir(run, cfg, model, start)
+        env.barrier()
+        if ckpt is not None:
+            _restore(session, ckpt)
+        params = count_params(model)
+        _run_epochs(session, callbacks)
+    finally:
+        lock.release()
     return {
         "run_dir": run.path,
         "history": session.history,
@@ -183,6 +201,39 @@ def train(
 
 
 # ------------------------------------------------------------------------ preparing the run
+
+
+def _check_arguments(
+    out_dir: Any,
+    resume: Any,
+    overwrite: Any,
+    progress: Any,
+    model: Any,
+    env: Any,
+    callbacks: Any,
+) -> None:
+    """The arguments of :func:`train` other than the config, by type (``overwrite="false"``
+    must not replace a run)."""
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise DNWGraphTypeError(f"'out_dir' must be a path (got {type(out_dir).__name__})")
+    for name, value in (("resume", resume), ("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise DNWGraphTypeError(f"{name!r} must be True or False (got {value!r})")
+    if model is not None and not isinstance(model, nn.Module):
+        raise DNWGraphTypeError(f"'model' must be an nn.Module (got {type(model).__name__})")
+    if env is not None and not isinstance(env, DistEnv):
+        raise DNWGraphTypeError(f"'env' must be a DistEnv (got {type(env).__name__})")
+    if not isinstance(callbacks, (list, tuple)) or not all(
+        isinstance(cb, Callback) for cb in callbacks
+    ):
+        got = (
+            [type(cb).__name__ for cb in callbacks]
+            if isinstance(callbacks, (list, tuple))
+            else type(callbacks).__name__
+        )
+        raise DNWGraphTypeError(
+            f"'callbacks' must be a list of dnwgraph.train.Callback objects (got {got})"
+        )
 
 
 def _prepare_config(
@@ -213,6 +264,7 @@ def _resume_state(run: Run) -> tuple[dict[str, Any], dict[str, Any] | None]:
         ckpt = run.checkpoint()
         if has_config:
             _check_belongs(run, ckpt["config"])
+            _check_run_id(run, ckpt.get("run_id"))
         return ckpt["config"], ckpt
     if has_config:  # stopped before the first epoch ended
         try:
@@ -241,6 +293,18 @@ def _check_belongs(run: Run, theirs_raw: dict[str, Any]) -> None:
             f"{config_name} ({diff} is {_get(theirs, diff)!r} in the checkpoint but "
             f"{_get(saved, diff)!r} in {config_name}); restore the run's own checkpoint, "
             "or start the run again with --overwrite"
+        )
+
+
+def _check_run_id(run: Run, theirs: str | None) -> None:
+    """Refuse a checkpoint of another run: its run id differs from the one in
+    ``config.yaml`` (a config without one is no evidence)."""
+    ours = run.run_id()
+    if ours is not None and theirs != ours:
+        raise CheckpointError(
+            f"cannot resume {str(run.path)!r}: its {run.checkpoint_path.name} belongs to "
+            f"another run (run id {theirs!r}, {run.config_path.name} says {ours!r}); restore "
+            "the run's own checkpoint, or start the run again with --overwrite"
         )
 
 
@@ -277,19 +341,80 @@ def _build_model(
         raise ConfigError(f"model: {err}") from None
 
 
-def _prepare_run_dir(
-    run: Run, cfg: TrainConfig, model: nn.Module, *, resume: bool, overwrite: bool, fresh: bool
+@dataclass(frozen=True)
+class _Start:
+    """How :func:`train` starts: a new run, or a resumed one and its checkpoint."""
+
+    resume: bool
+    overwrite: bool
+    lock: RunLock
+    ckpt: dict[str, Any] | None
+    rebuild: bool  # the model was built from the config: its weights now are init.pt's
+
+
+def _prepare_run_dir(run: Run, cfg: TrainConfig, model: nn.Module, start: _Start) -> str:
+    """Clean what a killed writer left; a fresh start writes the config and ``init`` weights
+    (and takes the run's lock); a resumed run's files are checked.  The run id."""
+    if not start.resume:
+        run_id = new_run_id()
+        run.start(cfg.to_dict(), start.overwrite, start.lock, run_id)
+        run.save_init(model.state_dict(), run_id)
+        return run_id
+    remove_stale_run_tmp(run.path)  # what a killed writer left
+    if start.ckpt is None:  # restart from the saved config: nothing of the old attempt survives
+        run_id = run.run_id() or new_run_id()
+        run.restart(cfg.to_dict(), run_id)
+        run.save_init(model.state_dict(), run_id)
+        return run_id
+    run_id = start.ckpt.get("run_id") or run.run_id()
+    rebuild = start.rebuild and cfg.init.mode is None  # the model is at its initial weights
+    _check_resumed_files(run, run_id, int(start.ckpt["epoch"]), cfg.train.epochs,
+                         model if rebuild else None)  # fmt: skip
+    return run_id
+
+
+def _check_resumed_files(
+    run: Run, run_id: str | None, done: int, epochs: int, init_model: nn.Module | None
 ) -> None:
-    """Clean what a killed writer left; a fresh start writes the config and ``init`` weights."""
-    if resume:
-        remove_stale_tmp(run.path)  # what a killed writer left
-    if not fresh:
-        return
-    if resume:  # restart from the saved config: nothing of the old attempt survives
-        run.restart(cfg.to_dict())
-    else:
-        run.start(cfg.to_dict(), overwrite)
-    run.save_init(model.state_dict())
+    """``init.pt`` and every snapshot of a resumed run are whole and of this run.
+
+    A damaged or missing ``init.pt`` and snapshot 0 (of a run with snapshots) are written
+    again from ``init_model``
+    (the model built from the config's seed, before the checkpoint is loaded; ``None`` when
+    the run cannot rebuild them: a model given to :func:`train`, ``init.mode``); a damaged
+    snapshot of an epoch the run will write again (the checkpoint's, or a later one) is
+    deleted, to be written again.  Any other damaged file, and any file of another run, is
+    refused: nothing is left broken behind a finished run.
+    """
+    where = f"cannot resume {str(run.path)!r}"
+    try:
+        run.initial_weights(run_id)
+    except ForeignFileError as err:
+        raise CheckpointError(f"{where}: {err}; move it away to rebuild it") from None
+    except CheckpointError as err:
+        missing = not run.init_path.exists()
+        if init_model is None and not missing:
+            raise CheckpointError(f"{where}: {err}; this run cannot rebuild it") from None
+        if init_model is not None:
+            logger.warning("%s: written again from the run's seed", err)
+            run.save_init(init_model.state_dict(), run_id)
+    for epoch, path in run.snapshot_files():
+        try:
+            run.snapshot(epoch, run_id)
+        except ForeignFileError as err:
+            raise CheckpointError(f"{where}: {err}; move it away") from None
+        except (CheckpointError, DNWGraphError) as err:
+            if epoch == 0 and init_model is not None:
+                run.save_snapshot(0, wiring_snapshot(init_model), run_id)
+            elif done <= epoch <= epochs:
+                path.unlink()  # the run writes it again
+            else:
+                raise CheckpointError(
+                    f"{where}: {err}; it cannot be rebuilt: move it away to resume without it"
+                ) from None
+            logger.warning("%s: written again", err)
+    if init_model is not None and run.snapshot_files() and not run.has_snapshot(0):
+        run.save_snapshot(0, wiring_snapshot(init_model), run_id)  # deleted: written again
 
 
 def _build_session(
@@ -386,7 +511,7 @@ def _save_start(s: _Session) -> None:
     if s.cfg.train.snapshots:
         done = s.start_epoch - 1
         if not s.resumed or not s.run.has_snapshot(done):
-            s.run.save_snapshot(done, wiring_snapshot(s.model))
+            s.run.save_snapshot(done, wiring_snapshot(s.model), s.run_id)
     if s.resumed:
         s.run.write_metrics(s.history)
 
@@ -396,7 +521,8 @@ def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         train_loss, train_acc, lr = _train_epoch(s, epoch)
-        test_loss, test_acc = _evaluate(s)
+        _check_finite(s.model, epoch, s.run.path)  # before the test set reads the buffers
+        test_loss, test_acc = _evaluate(s, epoch)
     except NonFiniteError as err:
         raise TrainingDiverged(
             f"epoch {epoch}: {err}; {_kept(epoch, s.run.path)}. Lower optim.lr or set "
@@ -407,7 +533,6 @@ def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
             s.scheduler.step(test_loss)
         else:
             s.scheduler.step()
-    _check_finite(s.model, epoch, s.run.path)
     s.model.eval()
     stats, s.masks = wiring_stats(s.model, s.masks)
     row = {
@@ -428,7 +553,7 @@ def _save_epoch(s: _Session, epoch: int) -> None:
     """The snapshot, the checkpoint and the metrics of an epoch (main process)."""
     cfg = s.cfg
     if cfg.train.snapshots:
-        s.run.save_snapshot(epoch, wiring_snapshot(s.model))
+        s.run.save_snapshot(epoch, wiring_snapshot(s.model), s.run_id)
     s.run.save_checkpoint(
         model={"name": cfg.model.name, "kwargs": cfg.model.kwargs},
         model_state=s.model.state_dict(),
@@ -443,6 +568,7 @@ def _save_epoch(s: _Session, epoch: int) -> None:
         step=s.step,
         config=cfg.to_dict(),
         history=s.history,
+        run_id=s.run_id,
     )
     s.run.write_metrics(s.history)
 
@@ -471,7 +597,8 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
     try:
         for i, (x, y) in enumerate(batches):
             lr = s.optimizer.param_groups[0]["lr"]
-            loss, correct = _train_step(s, x, y, epoch, lr)
+            where = _Where("train", epoch, indices[i * s.batch : (i + 1) * s.batch])
+            loss, correct = _train_step(s, x, y, where, lr)
             sums += torch.tensor([loss * y.numel(), correct, y.numel()], dtype=torch.float64)
             if s.progress and (i % 10 == 0 or i == s.steps_per_epoch - 1):
                 bar.set_postfix(loss=f"{sums[0] / sums[2]:.4f}", acc=f"{sums[1] / sums[2]:.3f}")
@@ -482,15 +609,18 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
     return float(sums[0] / sums[2]), float(sums[1] / sums[2]), lr
 
 
-def _train_step(s: _Session, x: Tensor, y: Tensor, epoch: int, lr: float) -> tuple[float, int]:
+def _train_step(s: _Session, x: Tensor, y: Tensor, where: _Where, lr: float) -> tuple[float, int]:
     """One optimisation step on the batch ``(x, y)``: its loss and number of correct labels."""
     x, y = x.to(s.env.device, non_blocking=True), y.to(s.env.device, non_blocking=True)
     logits = s.net(x)
+    _check_labels(y, logits, where)
     loss = s.criterion(logits, y)
     if not torch.isfinite(loss):
+        _check_data(x, where)
         raise TrainingDiverged(
-            f"the training loss became {loss.item()} at epoch {epoch}, step {s.step} "
-            f"(lr {lr:.4g}); {_kept(epoch, s.run.path)}. Lower optim.lr or check the data."
+            f"the training loss became {loss.item()} at epoch {where.epoch}, step {s.step} "
+            f"(lr {lr:.4g}); {_kept(where.epoch, s.run.path)}. Lower optim.lr or set "
+            "optim.grad_clip."
         )
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -520,16 +650,28 @@ def _progress_bar(s: _Session, epoch: int) -> Any:
 
 
 @torch.no_grad()
-def _evaluate(s: _Session) -> tuple[float, float]:
-    """Mean loss and accuracy on the test set (summed over every process)."""
+def _evaluate(s: _Session, epoch: int) -> tuple[float, float]:
+    """Mean loss and accuracy on the test set (summed over every process).
+
+    Raises:
+        DataError: a NaN or infinite value in a test sample whose loss is not finite.
+        TrainingDiverged: the test loss of finite samples is not finite.
+    """
     s.net.eval()
     sums = torch.zeros(3, dtype=torch.float64)
-    for x, y in _batches(
-        s.splits.test, list(iter(s.test_sampler)), s.cfg.data.test_batch_size, None, 0
-    ):
+    indices, size = list(iter(s.test_sampler)), s.cfg.data.test_batch_size
+    for i, (x, y) in enumerate(_batches(s.splits.test, indices, size, None, 0)):
         x, y = x.to(s.env.device), y.to(s.env.device)
         logits = s.net(x)
+        where = _Where("test", epoch, indices[i * size : (i + 1) * size])
+        _check_labels(y, logits, where)
         loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        if not torch.isfinite(loss):
+            _check_data(x, where)
+            raise TrainingDiverged(
+                f"the test loss became {loss.item()} after epoch {epoch}; "
+                f"{_kept(epoch, s.run.path)}. Lower optim.lr or set optim.grad_clip."
+            )
         sums += torch.tensor(
             [loss.item(), (logits.argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64
         )
@@ -614,13 +756,59 @@ def _get(cfg: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+@dataclass(frozen=True)
+class _Where:
+    """A batch: its split, epoch, and the dataset indices of its samples, in order."""
+
+    split: str
+    epoch: int
+    indices: list[int]
+
+
+def _check_data(x: Tensor, where: _Where) -> None:
+    """Raise :class:`DataError` naming the split and the first sample of ``x`` holding NaN or
+    infinity (called once a loss is not finite, so a finite batch costs nothing)."""
+    if not x.is_floating_point():
+        return
+    bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()
+    if bad.numel():
+        first = int(bad[0])
+        sample = where.indices[first] if first < len(where.indices) else first
+        raise DataError(
+            f"the {where.split} data holds NaN or infinite values (sample {sample}, found at "
+            f"epoch {where.epoch}, {bad.numel()} such sample(s) in its batch); the "
+            f"{where.split} loss cannot be finite: clean the data"
+        )
+
+
+def _check_labels(y: Tensor, logits: Tensor, where: _Where) -> None:
+    """Raise :class:`DataError` naming the split and the first sample whose label is not a
+    class of the model's output (``cross_entropy`` would raise an ``IndexError``)."""
+    classes = logits.shape[-1] if logits.dim() == 2 else None
+    if classes is None or y.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
+        return
+    bad = ((y < 0) | (y >= classes)).nonzero().flatten()
+    if bad.numel():
+        first = int(bad[0])
+        sample = where.indices[first] if first < len(where.indices) else first
+        raise DataError(
+            f"the {where.split} data has label {int(y[first])} at sample {sample}, but the "
+            f"model has {classes} outputs (labels 0 to {classes - 1})"
+        )
+
+
 def _check_finite(model: nn.Module, epoch: int, out: Path) -> None:
-    for name, p in model.named_parameters():
-        if not bool(torch.isfinite(p.detach()).all()):
-            raise TrainingDiverged(
-                f"the parameter {name} holds NaN or infinite values after epoch {epoch}; "
-                f"{_kept(epoch, out)}. Lower optim.lr or set optim.grad_clip."
-            )
+    """Every parameter and every floating-point buffer (BatchNorm's running statistics) is
+    finite, or the run stops (nothing of this epoch is saved)."""
+    kinds = (("parameter", model.named_parameters()), ("buffer", model.named_buffers()))
+    for kind, tensors in kinds:
+        for name, t in tensors:
+            if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+                raise TrainingDiverged(
+                    f"the {kind} {name} holds NaN or infinite values after epoch {epoch}; "
+                    f"{_kept(epoch, out)}. Lower optim.lr, set optim.grad_clip or check the "
+                    "scale of the data."
+                )
 
 
 def _kept(epoch: int, out: Path) -> str:

@@ -137,6 +137,10 @@ def wiring_snapshot(model: nn.Module) -> dict[str, dict[str, Any]]:
     }
 
 
+#: the TensorBoard group of the wiring counts (a tag prefix, not the run's snapshot folder)
+_WIRING_TAGS = "wiring"
+
+
 def tensorboard_tag(column: str) -> str:
     """The TensorBoard tag of a ``metrics.csv`` column: ``test_*`` under ``test/``, the
     wiring counts under ``wiring/``, the rest (``train_*``, ``lr``, ``epoch_time_s``) under
@@ -147,7 +151,7 @@ def tensorboard_tag(column: str) -> str:
         ['train/acc_percent', 'test/loss', 'train/lr', 'wiring/swapped_in']
     """
     if column in ("selected_edges", "swapped_in", "swapped_out") or column.startswith("no_"):
-        return f"wiring/{column}"
+        return f"{_WIRING_TAGS}/{column}"
     group, _, name = column.partition("_")
     if group not in ("train", "test"):
         return f"train/{column}"

@@ -32,11 +32,34 @@ __all__ = [
     "resolve_scheduler",
     "build_optimizer",
     "build_scheduler",
+    "check_optimizer",
+    "check_scheduler",
+    "UNSUPPORTED_OPTIMIZERS",
+    "UNSUPPORTED_SCHEDULERS",
     "steps_per_iteration",
 ]
 
 BUILTIN_SCHEDULES: tuple[str, ...] = ("cosine", "multistep", "constant")
 INTERVALS: tuple[str, ...] = ("epoch", "step")
+
+#: torch optimizers that ``dnwgraph train`` cannot run, and why (they are not listed as valid).
+UNSUPPORTED_OPTIMIZERS: dict[str, str] = {
+    "LBFGS": "it needs a closure that evaluates the loss again",
+    "SparseAdam": "it needs sparse gradients",
+    "Muon": "it takes only 2-D parameters, and edge weights are 1-D",
+}
+#: torch schedulers that cannot be given in a config (they take functions or schedulers).
+UNSUPPORTED_SCHEDULERS: dict[str, str] = {
+    "LambdaLR": "it takes a Python function",
+    "MultiplicativeLR": "it takes a Python function",
+    "SequentialLR": "it takes other schedulers",
+    "ChainedScheduler": "it takes other schedulers",
+}
+#: optimizer keywords that are flags (torch truth-tests them: ``"false"`` would be on).
+_FLAGS = frozenset(
+    ("amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused", "centered",
+     "nesterov", "decoupled_weight_decay")
+)  # fmt: skip
 
 
 class StepSchedule(torch.optim.lr_scheduler.LRScheduler):
@@ -128,13 +151,15 @@ def _classes(module: Any, base: type) -> dict[str, type]:
 
 
 def optimizer_names() -> list[str]:
-    """Names of the :mod:`torch.optim` optimizers.
+    """Names of the :mod:`torch.optim` optimizers that ``dnwgraph train`` runs (all but
+    :data:`UNSUPPORTED_OPTIMIZERS`).
 
     Examples:
-        >>> {"SGD", "Adam", "AdamW"} <= set(optimizer_names())
-        True
+        >>> {"SGD", "Adam", "AdamW"} <= set(optimizer_names()), "LBFGS" in optimizer_names()
+        (True, False)
     """
-    return sorted(_classes(torch.optim, torch.optim.Optimizer))
+    found = _classes(torch.optim, torch.optim.Optimizer)
+    return sorted(n for n in found if n not in UNSUPPORTED_OPTIMIZERS)
 
 
 def scheduler_names() -> list[str]:
@@ -147,7 +172,7 @@ def scheduler_names() -> list[str]:
     sched = torch.optim.lr_scheduler
     found = _classes(sched, sched.LRScheduler)
     found["ReduceLROnPlateau"] = sched.ReduceLROnPlateau
-    return sorted(found)
+    return sorted(n for n in found if n not in UNSUPPORTED_SCHEDULERS)
 
 
 def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
@@ -163,7 +188,11 @@ def resolve_optimizer(name: str) -> type[torch.optim.Optimizer]:
     by_lower = {n.lower(): n for n in optimizer_names()}
     key = by_lower.get(str(name).lower())
     if key is None:
-        raise DNWGraphError(f"optim.name must be one of {optimizer_names()} (got {name!r})")
+        why = {n.lower(): f"; {n} is not supported: {r}" for n, r in UNSUPPORTED_OPTIMIZERS.items()}
+        raise DNWGraphError(
+            f"optim.name must be one of {optimizer_names()} (got {name!r}"
+            f"{why.get(str(name).lower(), '')})"
+        )
     return getattr(torch.optim, key)
 
 
@@ -183,9 +212,11 @@ def resolve_scheduler(name: str) -> type | None:
     by_lower = {n.lower(): n for n in scheduler_names()}
     key = by_lower.get(str(name).lower())
     if key is None:
+        why = {n.lower(): f"; {n} is not supported: {r}" for n, r in UNSUPPORTED_SCHEDULERS.items()}
         raise DNWGraphError(
             f"schedule.name must be one of {list(BUILTIN_SCHEDULES)} or a "
-            f"torch.optim.lr_scheduler class {scheduler_names()} (got {name!r})"
+            f"torch.optim.lr_scheduler class {scheduler_names()} (got {name!r}"
+            f"{why.get(str(name).lower(), '')})"
         )
     return getattr(torch.optim.lr_scheduler, key)
 
@@ -195,11 +226,15 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The configured optimizer over ``params``.
 
-    ``lr`` and ``weight_decay`` go to every optimizer, ``momentum`` and ``nesterov`` to those
-    that take them (SGD, RMSprop, ...), and ``optim.kwargs`` (e.g. ``betas``) win over all.
+    ``lr`` goes to every optimizer, ``weight_decay``, ``momentum`` and ``nesterov`` to those
+    that take them (``momentum`` to SGD, RMSprop, ...; ``weight_decay`` to all but Rprop), and
+    ``optim.kwargs`` (e.g. ``betas``) win over all.  Each keyword of ``optim.kwargs`` must be
+    one the optimizer takes; flags must be booleans, ``betas`` a pair of numbers in [0, 1),
+    numbers finite.
 
     Raises:
-        ValueError: an unknown name or a keyword the optimizer does not take.
+        ValueError: an unknown name, a keyword the optimizer does not take, or a value it
+            refuses (one line, whatever torch raised).
 
     Examples:
         >>> p = [nn.Parameter(torch.zeros(2))]
@@ -210,15 +245,71 @@ def build_optimizer(
     """
     cls = resolve_optimizer(optim_cfg["name"])
     takes = inspect.signature(cls).parameters
-    kwargs: dict[str, Any] = {"lr": optim_cfg["lr"], "weight_decay": optim_cfg["weight_decay"]}
-    for key in ("momentum", "nesterov"):
+    kwargs: dict[str, Any] = {"lr": optim_cfg["lr"]}
+    for key in ("weight_decay", "momentum", "nesterov"):
         if key in takes and key in optim_cfg:
             kwargs[key] = optim_cfg[key]
-    kwargs.update(optim_cfg.get("kwargs") or {})
+    extra = dict(optim_cfg.get("kwargs") or {})
+    for key, value in extra.items():
+        _check_optimizer_keyword(cls, takes, key, value)
+    kwargs.update(extra)
     try:
         return cls(params, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise DNWGraphError(f"optim: {cls.__name__}({kwargs}) failed: {err}") from None
+    except Exception as err:  # noqa: BLE001 - torch checks the user's values with several types
+        raise DNWGraphError(f"optim: {cls.__name__}({kwargs}) failed: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_optimizer_keyword(cls: type, takes: Any, key: str, value: Any) -> None:
+    """One ``optim.kwargs`` entry: a keyword ``cls`` takes, with a value of the right kind."""
+    accepted = sorted(k for k in takes if k not in ("self", "params"))
+    if key not in accepted:
+        raise DNWGraphError(
+            f"optim.kwargs.{key} is not a keyword of {cls.__name__} (it takes {accepted})"
+        )
+    if key in _FLAGS and value is not None and not isinstance(value, bool):
+        raise DNWGraphError(f"optim.kwargs.{key} must be true or false (got {value!r})")
+    if key == "betas" and not (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(_finite(b) and 0 <= b < 1 for b in value)
+    ):
+        raise DNWGraphError(f"optim.kwargs.betas must be two numbers in [0, 1) (got {value!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DNWGraphError(f"optim.kwargs.{key} must be a finite number (got {value!r})")
+
+
+def check_optimizer(optim_cfg: dict[str, Any]) -> None:
+    """Build the configured optimizer over one parameter and take two steps (some options are
+    read only from the second one on), so that a value it refuses is found when the config is
+    read, not when the run has started.
+
+    Raises:
+        ValueError: as :func:`build_optimizer`, or the step fails (one line).
+
+    Examples:
+        >>> check_optimizer({"name": "adam", "lr": 0.1, "kwargs": {"betas": [0.9]}})
+        Traceback (most recent call last):
+        ...
+        dnwgraph.errors.DNWGraphError: optim.kwargs.betas must be two numbers in [0, 1) ...
+    """
+    param = nn.Parameter(torch.zeros(2))
+    optimizer = build_optimizer([param], optim_cfg)
+    param.grad = torch.ones(2)
+    try:
+        optimizer.step()
+        optimizer.step()
+    except Exception as err:  # noqa: BLE001 - as in build_optimizer
+        name = type(optimizer).__name__
+        raise DNWGraphError(f"optim: {name} cannot take a step: {_first_line(err)}") from None
 
 
 def steps_per_iteration(name: str, interval: str) -> bool:
@@ -274,9 +365,46 @@ def build_scheduler(
     if cls.__name__ == "CosineAnnealingLR":
         kwargs.setdefault("T_max", steps_per_epoch * epochs if per_step else epochs)
     try:
-        return cls(optimizer, **kwargs)
-    except (TypeError, ValueError) as err:
-        raise DNWGraphError(f"schedule: {cls.__name__}({kwargs}) failed: {err}") from None
+        scheduler = cls(optimizer, **kwargs)
+    except Exception as err:  # noqa: BLE001 - torch checks the user's values with several types
+        raise DNWGraphError(
+            f"schedule: {cls.__name__}({kwargs}) failed: {_first_line(err)}"
+        ) from None
+    steps = steps_per_epoch * epochs if per_step else epochs
+    total = getattr(scheduler, "total_steps", None)
+    if cls.__name__ == "OneCycleLR" and isinstance(total, int) and total < steps:
+        raise DNWGraphError(
+            f"schedule: OneCycleLR has total_steps={total}, but the run steps it {steps} times "
+            f"({'every optimisation step' if per_step else 'every epoch'}); leave "
+            "schedule.kwargs.total_steps unset to get the run's number"
+        )
+    return scheduler
+
+
+def check_scheduler(optim_cfg: dict[str, Any], schedule_cfg: dict[str, Any], epochs: int) -> None:
+    """Build the configured scheduler over the configured optimizer (one parameter, one step
+    per epoch) and step it once, so that a value it refuses is found when the config is read.
+
+    Raises:
+        ValueError: as :func:`build_scheduler`, or the step fails (one line).
+
+    Examples:
+        >>> check_scheduler({"name": "sgd", "lr": 0.1}, {"name": "StepLR", "kwargs": {}}, 3)
+        Traceback (most recent call last):
+        ...
+        dnwgraph.errors.DNWGraphError: schedule: StepLR({}) failed: TypeError: ...step_size...
+    """
+    optimizer = build_optimizer([nn.Parameter(torch.zeros(2))], optim_cfg)
+    scheduler = build_scheduler(optimizer, schedule_cfg, 1, epochs)
+    try:
+        optimizer.step()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(0.0)
+        else:
+            scheduler.step()
+    except Exception as err:  # noqa: BLE001 - as in build_scheduler
+        name = type(scheduler).__name__
+        raise DNWGraphError(f"schedule: {name} cannot take a step: {_first_line(err)}") from None
 
 
 class Callback:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from dnwgraph.runs.rundir import (
     clear_outputs,
     is_run_dir,
     owning_run,
+    remove_stale_run_tmp,
     start_run,
 )
 
@@ -145,8 +147,10 @@ def test_start_run_creates_the_folder_with_its_config_at_once(tmp_path: Path) ->
         (folder / "config.yaml").write_text("cfg")
 
     start_run(tmp_path / "new", write, overwrite=False)
-    assert seen[0].name == ".new.tmp" and (tmp_path / "new" / "config.yaml").read_text() == "cfg"
+    assert seen[0].name.startswith(".new.") and seen[0].name.endswith(".tmp")
+    assert (tmp_path / "new" / "config.yaml").read_text() == "cfg"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["config.yaml"]  # unlocked
 
 
 def test_a_kill_during_creation_leaves_no_run_and_is_cleaned_next_time(tmp_path: Path) -> None:
@@ -262,3 +266,101 @@ def test_no_run_file_name_outside_the_runs_package() -> None:
 )
 def test_the_run_file_check_sees_what_it_looks_for(source: str, expected: list[str]) -> None:
     assert _run_file_literals(source) == expected
+
+
+# ------------------------------------------------- a user's file anywhere is never removed
+
+USER_FILES = (
+    "figures/my_plot.png", "analysis/notes.md", "analysis/figures/custom.svg", "wiring/x.png",
+    "tensorboard/readme.txt", ".notes", ".draft.tmp.txt", ".backup.tmp", "figures/.hidden",
+    "wiring/.keep.tmp", "analysis/sub/deep.txt",
+)  # fmt: skip
+
+
+def _full_run(folder: Path) -> Path:
+    _run(folder)
+    for rel in ("figures/wiring.png", "figures/wiring.gif", "analysis/report.md",
+                "analysis/figures/degrees.png", "tensorboard/events.out.tfevents.1.host.2.0",
+                "wiring/.epoch_0001.tmp.pt", ".checkpoint.tmp.pt", ".dnwgraph.lock"):  # fmt: skip
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(rel)
+    return folder
+
+
+def test_what_plot_and_analyze_write_is_part_of_the_run(tmp_path: Path) -> None:
+    run = _full_run(tmp_path / "run")
+    assert is_run_dir(run)
+    start_run(run, lambda f: (f / "config.yaml").write_text("new"), overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+
+@pytest.mark.parametrize("user_file", USER_FILES)
+def test_a_user_file_anywhere_in_a_run_refuses_the_overwrite(tmp_path: Path, user_file) -> None:
+    run = _full_run(tmp_path / "run")
+    (run / user_file).parent.mkdir(parents=True, exist_ok=True)
+    (run / user_file).write_text("mine")
+    assert not is_run_dir(run)
+    shown = user_file if "/" not in user_file[:-1] else user_file
+    with pytest.raises(DNWGraphError, match=r"holds a run and files that are not part of it"):
+        check_new_run(run, overwrite=True)
+    with pytest.raises(DNWGraphError, match=re.escape(shown.split("/sub")[0])):
+        start_run(run, lambda f: (f / "config.yaml").write_text("new"), overwrite=True)
+    assert (run / user_file).read_text() == "mine"
+    assert (run / "checkpoint.pt").exists()  # nothing was touched
+
+
+@pytest.mark.parametrize("user_file", USER_FILES)
+def test_clear_outputs_keeps_a_user_file_anywhere(tmp_path: Path, user_file) -> None:
+    run = _full_run(tmp_path / "run")
+    (run / user_file).parent.mkdir(parents=True, exist_ok=True)
+    (run / user_file).write_text("mine")
+    clear_outputs(run, keep_config=False)
+    assert (run / user_file).read_text() == "mine"
+    left = sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file())
+    assert left == [user_file, ".dnwgraph.lock"] or left == sorted([user_file, ".dnwgraph.lock"])
+
+
+@pytest.mark.parametrize("hidden", [".gitkeep", ".notes.tmp", ".x.tmp.txt", ".DS_Store"])
+def test_a_folder_holding_only_a_hidden_user_file_is_not_empty(tmp_path: Path, hidden) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / hidden).write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(
+            DNWGraphError, match=rf"is not empty and is not a dnwgraph run .*{re.escape(hidden)}"
+        ):
+            check_new_run(out, overwrite)
+        with pytest.raises(DNWGraphError, match="is not empty"):
+            start_run(out, lambda f: (f / "config.yaml").write_text("cfg"), overwrite)
+    assert (out / hidden).read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == [hidden]
+
+
+def test_a_folder_holding_only_what_a_killed_run_left_is_empty(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".dnwgraph.lock").write_text('{"pid": 1}')
+    (out / ".config.tmp.yaml").write_text("half")
+    check_new_run(out)
+    start_run(out, lambda f: (f / "config.yaml").write_text("cfg"), overwrite=False)
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
+
+
+def test_remove_stale_run_tmp_touches_only_the_runs_own_names(tmp_path: Path) -> None:
+    run = _full_run(tmp_path / "run")
+    for user in (".draft.tmp.txt", "figures/.mine.tmp.png", "wiring/.keep.tmp"):
+        (run / user).write_text("mine")
+    removed = remove_stale_run_tmp(run)
+    assert [p.relative_to(run).as_posix() for p in removed] == [
+        ".checkpoint.tmp.pt",
+        "wiring/.epoch_0001.tmp.pt",
+    ]
+    assert (run / ".draft.tmp.txt").exists() and (run / "wiring" / ".keep.tmp").exists()
+
+
+def test_every_file_the_tools_write_is_known_to_the_run_layout() -> None:
+    from dnwgraph.analysis import plots, report
+
+    names = set(re.findall(r'"(\w+\.(?:png|gif|md|json))"', Path(plots.__file__).read_text()))
+    names |= set(re.findall(r'"(\w+\.(?:png|gif|md|json))"', Path(report.__file__).read_text()))
+    assert names - {"w.gif"} <= set(rundir.FIGURES + rundir.REPORT + rundir.REPORT_FIGURES)

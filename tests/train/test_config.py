@@ -89,12 +89,46 @@ def test_apply_overrides_parses_yaml_values() -> None:
             r"model.kwargs.selection must be 'fixed' \(got 'dnw'\)",
         ),
         (["optim=3"], r"config section 'optim' must be a mapping"),
+        (["optim.momentum=2"], r"optim.momentum must be a number in \[0, 1\) \(got 2\)"),
+        (["optim.momentum=1"], r"optim.momentum must be a number in \[0, 1\)"),
+        (["optim.lr=.nan"], r"optim.lr must be a number >= 0 \(got nan\)"),
+        (["optim.lr=.inf"], r"optim.lr must be a number >= 0 \(got inf\)"),
+        (["optim.weight_decay=.inf"], r"optim.weight_decay must be a number >= 0"),
+        (["optim.grad_clip=.nan"], r"optim.grad_clip must be a positive number or null"),
+        (["schedule.gamma=.nan"], r"schedule.gamma must be a number >= 0"),
+        (["optim.name=adam", "optim.kwargs.betas=[0.9]"], r"betas must be two numbers in \[0, 1\)"),
+        (["optim.name=adam", "optim.kwargs.betas=[0.9, 1.5]"], r"betas must be two numbers"),
+        (["optim.name=adam", "optim.kwargs.amsgrad=false_"], r"amsgrad must be true or false"),
+        (["optim.name=adam", "optim.kwargs.eps=.nan"], r"eps must be a finite number"),
+        (["optim.name=adam", "optim.kwargs.eps=-1"], r"optim: Adam\(.*\) failed: ValueError"),
+        (["optim.name=adam", "optim.kwargs.betass=1"], r"betass is not a keyword of Adam \(it "),
+        (["optim.name=rmsprop", "optim.kwargs.alpha=fast"], r"optim: RMSprop.* TypeError"),
+        (["optim.kwargs.dampening=[1]"], r"optim: SGD.*(failed|cannot take a step)"),
+        (["schedule.name=StepLR"], r"schedule: StepLR\(\{\}\) failed: TypeError: .*step_size"),
+        (["schedule.name=StepLR", "schedule.kwargs.step_size=[1]"], r"schedule: StepLR"),
+        (["train.seed=4294967296"], r"train.seed must be an int in \[0, 4294967296\)"),
+        (["train.seed=" + "9" * 40], r"train.seed must be an int in \[0, 4294967296\) \(got 9"),
+        (["train.seed=-1"], r"train.seed must be an int in \[0, 4294967296\)"),
+        (["schedule.kwargs.step_size=0"], r"schedule.kwargs \['step_size'\] would be ignored"),
         (["optim.lr=0.1", "optim.lr.x=3"], r"'lr' is a value, not a section"),
     ],
 )
 def test_bad_overrides_are_clear_errors(overrides: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(None, overrides)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1e6", 1e6), ("5e-4", 5e-4), ("-2E+3", -2000.0), ("1.5e2", 150.0), (".5", 0.5)],
+)
+def test_yaml_numbers_in_exponent_form_are_numbers(tmp_path: Path, text: str, expected) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"optim:\n  weight_decay: {text.lstrip('-')}\nschedule:\n  gamma: {text}\n")
+    if expected >= 0:
+        cfg = load_config(path)
+        assert cfg.optim.weight_decay == expected and cfg.schedule.gamma == expected
+    assert load_config(None, [f"optim.lr={text.lstrip('-')}"]).optim.lr == abs(expected)
 
 
 def test_init_mode_sets_the_fixed_selection() -> None:

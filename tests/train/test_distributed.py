@@ -10,6 +10,7 @@ import torch
 from tiny_training import LayeredMLP, resume_config  # also registers the tiny model and data
 
 from dnwgraph.models import list_models, register_model
+from dnwgraph.runs.run import load_snapshot
 from dnwgraph.train import train
 from dnwgraph.train.distributed import DistEnv
 from dnwgraph.train.launch import WorkerFailed, launch
@@ -45,8 +46,8 @@ def test_two_processes_match_one_process(tmp_path, two_process_run):
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
     # same wiring, snapshot by snapshot (only rank 0 wrote them)
     for snap in sorted((tmp_path / "one" / "wiring").iterdir()):
-        a = torch.load(snap, weights_only=True)
-        b = torch.load(tmp_path / "two" / "wiring" / snap.name, weights_only=True)
+        a = load_snapshot(snap)
+        b = load_snapshot(tmp_path / "two" / "wiring" / snap.name)
         assert torch.equal(a["conv"]["active"], b["conv"]["active"]), snap.name
     lines_one = (tmp_path / "one" / "metrics.csv").read_text().splitlines()
     lines_two = (tmp_path / "two" / "metrics.csv").read_text().splitlines()

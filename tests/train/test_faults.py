@@ -28,7 +28,8 @@ from test_resume import _assert_same_run as _assert_same_run_3
 from tiny_training import resume_config
 
 from dnwgraph import _atomic
-from dnwgraph.runs.run import load_snapshots, read_metrics_csv
+from dnwgraph.runs.lock import LOCK, holder
+from dnwgraph.runs.run import Run, load_snapshots, read_metrics_csv
 from dnwgraph.train import load_checkpoint, train
 
 EPOCHS, SAMPLES = 3, 96
@@ -88,7 +89,7 @@ def _assert_whole_files(run: Path) -> None:
     if (run / "wiring").is_dir() and any((run / "wiring").glob("epoch_*.pt")):
         load_snapshots(run)
     if (run / "init.pt").exists():
-        torch.load(run / "init.pt", weights_only=True)
+        Run(run).initial_weights()
     if (run / "metrics.csv").exists():
         read_metrics_csv(run / "metrics.csv")
     assert (run / "config.yaml").is_file()  # a run folder never exists without its config
@@ -97,11 +98,9 @@ def _assert_whole_files(run: Path) -> None:
 def _assert_same_run(reference: Path, run: Path) -> None:
     _assert_same_run_3(reference, run)  # checkpoint, optimizer, last snapshot, metrics rows
     for epoch in range(EPOCHS + 1):
-        a = torch.load(reference / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
-        b = torch.load(run / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
+        a, b = Run(reference).snapshot(epoch), Run(run).snapshot(epoch)
         assert torch.equal(a["conv"]["edge_weight"], b["conv"]["edge_weight"]), epoch
-    init_a = torch.load(reference / "init.pt", weights_only=True)
-    init_b = torch.load(run / "init.pt", weights_only=True)
+    init_a, init_b = Run(reference).initial_weights(), Run(run).initial_weights()
     assert all(torch.equal(v, init_b[k]) for k, v in init_a.items())
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
 
@@ -176,6 +175,7 @@ def test_random_sigkills_then_resume_equal_the_uninterrupted_run(
         assert proc.returncode == -signal.SIGKILL
         if run.exists():
             _assert_whole_files(run)
+            assert holder(run) is None  # the killed writer's lock, if left, is stale
     assert proc.returncode == 0
     assert kills >= 1
     _assert_same_run(reference, run)
@@ -198,3 +198,26 @@ def _wait_for_training(proc: subprocess.Popen, run: Path, since_ns: int) -> None
     while not started() and proc.poll() is None:
         assert time.monotonic() < deadline, "the run did not start within 900 s"
         time.sleep(0.002)
+
+
+@pytest.mark.parametrize("record", ["", '{"pid": 4', '{"pid": 999999, "host": "h", "since": 0}'])
+def test_a_kill_while_the_lock_is_written_leaves_a_run_that_starts_again(
+    tmp_path: Path, reference: Path, record: str
+) -> None:
+    """Killed after the lock file was created (empty, half or wholly written), before or
+    after the config: the same command starts the run again, and it ends as the reference."""
+    staging = tmp_path / ".run.0123abcd.tmp"  # killed while the new folder was assembled
+    staging.mkdir()
+    (staging / LOCK).write_text(record)
+    (staging / ".config.tmp.yaml").write_text("half")
+    train(resume_config(EPOCHS, SAMPLES), tmp_path / "run", progress=False)
+    _assert_same_run(reference, tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    empty = tmp_path / "empty"  # killed in an existing empty folder
+    empty.mkdir()
+    (empty / LOCK).write_text(record)
+    train(resume_config(EPOCHS, SAMPLES), empty, progress=False)
+    _assert_same_run(reference, empty)
+    (empty / LOCK).write_text(record)  # killed while resuming: resumed again
+    train(None, empty, resume=True, progress=False)
+    _assert_same_run(reference, empty)

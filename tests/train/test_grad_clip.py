@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny_training import resume_config
 
+from dnwgraph.runs.run import Run
 from dnwgraph.train import ConfigError, train
 from dnwgraph.train.config import resolve_config
 
@@ -31,7 +32,7 @@ def test_clipping_bounds_the_step(tmp_path):
     train(free, tmp_path / "free", progress=False)
 
     def moved(run):
-        init = torch.load(run / "init.pt", weights_only=True)
+        init = Run(run).initial_weights()
         final = torch.load(run / "checkpoint.pt", weights_only=True)["model_state"]
         return sum((final[k] - init[k]).norm() ** 2 for k in init if init[k].is_floating_point())
 

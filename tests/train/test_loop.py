@@ -10,7 +10,7 @@ import torch
 from tiny_training import MODEL, NAN_MODEL, NAN_WEIGHT_MODEL
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.runs.run import COLUMNS, read_metrics_csv
+from dnwgraph.runs.run import COLUMNS, Run, read_metrics_csv
 from dnwgraph.train import (
     ConfigError,
     RunExistsError,
@@ -49,7 +49,7 @@ def test_loss_decreases_and_run_dir_follows_the_contract(tmp_path: Path, tiny_co
     } <= set(ckpt)
     assert ckpt["model"] == {"name": MODEL, "kwargs": {"ratio": 0.5, "num_classes": 3}}
     assert ckpt["epoch"] == 4 and ckpt["step"] == 4 * math.ceil(96 / 16)
-    snap = torch.load(run / "wiring" / "epoch_0004.pt", weights_only=True)
+    snap = Run(run).snapshot(4)
     model = load_model(run)
     assert not model.training
     assert torch.equal(snap["conv"]["active"], model.conv.active_mask())
@@ -234,7 +234,7 @@ def test_finetune_freezes_the_topk_of_the_trained_weights(tmp_path: Path, tiny_c
     tiny_config["init"] = {"from_run": str(source), "mode": "finetune"}
     result = train(tiny_config, tmp_path / "ft", progress=False)
     assert [r["swapped_in"] for r in result["history"]] == [0, 0]
-    init = torch.load(tmp_path / "ft" / "init.pt", weights_only=True)
+    init = Run(tmp_path / "ft").initial_weights()
     assert torch.equal(init["conv.edge_weight"], trained.conv.edge_weight)
     tuned = load_model(tmp_path / "ft")
     assert tuned.conv.selection.name == "fixed"
@@ -245,11 +245,11 @@ def test_finetune_freezes_the_topk_of_the_trained_weights(tmp_path: Path, tiny_c
 def test_lottery_resets_weights_to_the_source_init(tmp_path: Path, tiny_config) -> None:
     source = _train_source(tmp_path, tiny_config)
     trained = load_model(source)
-    source_init = torch.load(source / "init.pt", weights_only=True)
+    source_init = Run(source).initial_weights()
     tiny_config["model"]["kwargs"] = {"ratio": 20, "selection": "fixed"}
     tiny_config["init"] = {"from_run": str(source), "mode": "lottery"}
     train(tiny_config, tmp_path / "lt", progress=False)
-    init = torch.load(tmp_path / "lt" / "init.pt", weights_only=True)
+    init = Run(tmp_path / "lt").initial_weights()
     for key, value in source_init.items():
         assert torch.equal(init[key], value), key
     expected = torch.zeros_like(trained.conv.edge_weight, dtype=torch.bool)
@@ -262,3 +262,28 @@ def test_init_from_a_missing_run_is_a_clear_error(tmp_path: Path, tiny_config) -
     tiny_config["init"] = {"from_run": str(tmp_path / "nope"), "mode": "finetune"}
     with pytest.raises(ValueError, match="no checkpoint at"):
         train(tiny_config, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"overwrite": "false"}, r"'overwrite' must be True or False \(got 'false'\)"),
+        ({"resume": "no"}, r"'resume' must be True or False"),
+        ({"progress": 1}, r"'progress' must be True or False"),
+        ({"model": "abc"}, r"'model' must be an nn.Module \(got str\)"),
+        ({"env": "cpu"}, r"'env' must be a DistEnv \(got str\)"),
+        ({"callbacks": [1]}, r"'callbacks' must be a list of dnwgraph.train.Callback objects"),
+        ({"out_dir": None}, r"'out_dir' must be a path \(got NoneType\)"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_one_line(
+    tmp_path: Path, tiny_config, kwargs: dict, match: str
+) -> None:
+    tiny_config["train"]["epochs"] = 1
+    run = tmp_path / "run"
+    train(tiny_config, run, progress=False)
+    before = (run / "checkpoint.pt").read_bytes()
+    out = kwargs.pop("out_dir", run)
+    with pytest.raises(DNWGraphError, match=match):
+        train(tiny_config, out, **kwargs)
+    assert (run / "checkpoint.pt").read_bytes() == before  # overwrite="false" replaced nothing

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tiny_training import resume_config
 
-from dnwgraph.runs.run import read_metrics_csv
+from dnwgraph.runs.run import Run, read_metrics_csv
 from dnwgraph.train import CheckpointError, load_checkpoint, train
 
 EPOCHS, SAMPLES = 3, 480
@@ -29,8 +29,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
         ca["optimizer_state"]["state"].items(), cb["optimizer_state"]["state"].items(), strict=True
     ):
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
-    snap_a = torch.load(a / "wiring" / f"epoch_{EPOCHS:04d}.pt", weights_only=True)
-    snap_b = torch.load(b / "wiring" / f"epoch_{EPOCHS:04d}.pt", weights_only=True)
+    snap_a, snap_b = Run(a).snapshot(EPOCHS), Run(b).snapshot(EPOCHS)
     assert torch.equal(snap_a["conv"]["active"], snap_b["conv"]["active"])
     assert torch.equal(snap_a["conv"]["edge_weight"], snap_b["conv"]["edge_weight"])
     rows_a, rows_b = read_metrics_csv(a / "metrics.csv"), read_metrics_csv(b / "metrics.csv")
@@ -117,8 +116,7 @@ def test_resume_recreates_a_deleted_metrics_csv_and_snapshot(tmp_path: Path) -> 
 
 
 def _assert_same_run_files(a: Path, b: Path, epoch: int) -> None:
-    snap_a = torch.load(a / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
-    snap_b = torch.load(b / "wiring" / f"epoch_{epoch:04d}.pt", weights_only=True)
+    snap_a, snap_b = Run(a).snapshot(epoch), Run(b).snapshot(epoch)
     for key in ("edge_index", "edge_weight", "active"):
         assert torch.equal(snap_a["conv"][key], snap_b["conv"][key]), key
 
