@@ -65,6 +65,11 @@ def as_range(ids: Tensor) -> tuple[int, int] | None:
     return None
 
 
+#: Levels up to which a chain hands its node ops views of the remaining inputs (deeper:
+#: copies of the level's rows, see :meth:`LevelChain._own`).
+SHORT_CHAIN = 8
+
+
 class LevelChain:
     """The fused execution of a chain wiring (see the module docstring).
 
@@ -209,6 +214,8 @@ class LevelChain:
             return self.read(self._inplace(conv, node_ops, x, first), rows, base)
         n = self.num_nodes
         done: list[Tensor] = []
+        # the rows before the last level are read only when asked for
+        keep = compiling or rows is None or rows_from(rows) < self.sink_start
         rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
         levels = list(enumerate(node_ops))
         if first:
@@ -222,8 +229,9 @@ class LevelChain:
                 before, inputs, tail = rest.split([lo - start, hi - lo, n - hi])
             else:
                 before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
-            done += [before, inputs]
-            rest = conv(op(inputs), group=i, first_row=hi, add_to=tail)
+            if keep:
+                done += [before, inputs]
+            rest = conv(op(self._own(inputs)), group=i, first_row=hi, add_to=tail)
             start = hi
         if rows is None:
             return torch.cat([*done, rest]) if done else rest
@@ -232,6 +240,12 @@ class LevelChain:
         if isinstance(rows, Tensor) and not compiling and rows_from(rows) >= start:
             return rest.index_select(0, rows - start)
         return self.read(torch.cat([*done, rest]) if done else rest, rows, base)
+
+    def _own(self, inputs: Tensor) -> Tensor:
+        """A level's inputs as the node op sees them: in a deep chain a copy of their rows,
+        so that what the op keeps for backward does not hold the remaining inputs of all
+        later nodes alive (memory of nodes x levels); in a short chain the view itself."""
+        return inputs.clone() if len(self.ranges) > SHORT_CHAIN else inputs
 
     def _pools_sinks(self, conv: Any, rows: Tensor | slice) -> bool:
         """Whether ``rows`` are all among the trailing nodes without out-edges of a chain,
@@ -288,7 +302,7 @@ class LevelChain:
             lo, size = self.ranges[i]  # type: ignore[misc]
             hi = lo + size
             _, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
-            z, pooled = _PoolAlongside.apply(op(inputs), pool)
+            z, pooled = _PoolAlongside.apply(op(self._own(inputs)), pool)
             if hi < s:
                 rest = conv(z, group=i, first_row=hi, last_row=s, add_to=tail)
             else:
