@@ -135,6 +135,7 @@ class LevelExecutor(nn.Module):
         operating = wiring.out_degree().cpu() > 0
         groups = [lvl[operating[lvl]] for lvl in wiring.levels()]
         groups = [g.cpu() for g in groups if g.numel()]
+        _check_depth(len(groups), self.num_nodes, int(wiring.edge_index.shape[1]))
         kwargs = spec.conv_kwargs()
         twice = sorted(set(kwargs) & set(conv_options or {}))
         if twice:
@@ -287,6 +288,40 @@ class LevelExecutor(nn.Module):
                 z = z.index_copy(0, g, out)
                 acc = acc + self.conv(out, group=i)
         return z
+
+
+#: The most executed levels a static wiring may have (each level is one step of the chain).
+MAX_LEVELS = 100_000
+
+
+def _check_depth(levels: int, num_nodes: int, num_edges: int) -> None:
+    """Refuse a wiring whose level plans cannot be held, before building anything: the
+    plans of one weight state hold about 64 bytes per candidate and a row pointer of the
+    remaining nodes per level (about ``levels * num_nodes * 8`` bytes over all levels)."""
+    need = 64 * num_edges + 8 * levels * num_nodes
+    free = _available_memory()
+    if levels >= MAX_LEVELS or (free is not None and need > free):
+        raise DNWGraphError(
+            f"a static wiring with {levels} executed levels over {num_nodes} nodes needs about "
+            f"{need / 2**30:.1f} GiB of level plans per weight state (expected fewer than "
+            f"{MAX_LEVELS} levels and plans within the {_gib(free)} of memory available)"
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``/proc/meminfo``), ``None`` elsewhere."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _gib(free: int | None) -> str:
+    return "unknown amount" if free is None else f"{free / 2**30:.1f} GiB"
 
 
 def _check_node_ops(ops: Sequence[nn.Module], sizes: list[int]) -> list[nn.Module]:

@@ -470,3 +470,18 @@ def test_gradient_memory_is_handed_out_only_when_no_tensor_uses_it():
     assert third.untyped_storage().data_ptr() == memory._storage.data_ptr()
     assert again.untyped_storage().data_ptr() != memory._storage.data_ptr()
     assert memory.take((4, 3), torch.zeros(1)).dtype == torch.float32  # another dtype: new
+
+
+def test_too_deep_a_wiring_is_refused_up_front(monkeypatch):
+    from dnwgraph.nn import levels
+
+    path = Wiring(torch.stack([torch.arange(5), torch.arange(1, 6)]))  # 5 executed levels
+    monkeypatch.setattr(levels, "MAX_LEVELS", 5)
+    with pytest.raises(ValueError, match=r"5 executed levels over 6 nodes needs about .* GiB"):
+        LevelExecutor(path, ratio=3, node_op="neuron")
+    monkeypatch.setattr(levels, "MAX_LEVELS", 6)
+    monkeypatch.setattr(levels, "_available_memory", lambda: 100)  # bytes: the plans do not fit
+    with pytest.raises(ValueError, match=r"within the 0.0 GiB of memory available"):
+        LevelExecutor(path, ratio=3, node_op="neuron")
+    monkeypatch.setattr(levels, "_available_memory", lambda: 2**30)
+    assert len(LevelExecutor(path, ratio=3, node_op="neuron").node_ops) == 5
