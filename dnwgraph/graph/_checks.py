@@ -197,8 +197,9 @@ def check_edges(ei: np.ndarray, num_nodes: int, self_loops: bool) -> None:
                 "self_loops=True to allow them"
             )
     key = ei[0] * num_nodes + ei[1]
-    _, first = np.unique(key, return_index=True)
-    if first.size != key.size:
+    ordered = np.sort(key)  # an unstable sort: 4x faster than unique's stable one
+    if ordered.size and bool((ordered[1:] == ordered[:-1]).any()):
+        _, first = np.unique(key, return_index=True)  # the first offender, stably
         is_first = np.zeros(key.size, dtype=bool)
         is_first[first] = True
         dup = int(np.flatnonzero(~is_first)[0])
@@ -265,13 +266,17 @@ def topological_levels(ei: np.ndarray, num_nodes: int) -> np.ndarray:
 
     Level 0 holds the nodes of in-degree 0; level ``l + 1`` the nodes whose last predecessor
     sits in level ``l`` (the same generations as ``networkx.topological_generations``).
-    Cost: one sort of the edges, then O(edges leaving the level · log) per level.
+    Cost: one sort of the edges, then per level O(edges leaving it · log) or O(N), whichever
+    is less.
 
     Raises:
         CycleError: if the graph has a directed cycle.
     """
     src, dst = ei
-    order = np.argsort(src, kind="stable")
+    if num_nodes <= 2**16:  # NumPy radix-sorts 16-bit keys (stable: O(E))
+        order = np.argsort(src.astype(np.uint16), kind="stable")
+    else:  # any order of the targets within a source will do
+        order = np.argsort(src.astype(np.int32 if num_nodes < 2**31 else np.int64))
     targets = dst[order]
     ptr = np.zeros(num_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=num_nodes), out=ptr[1:])
@@ -287,9 +292,15 @@ def topological_levels(ei: np.ndarray, num_nodes: int) -> np.ndarray:
             break
         # concatenated CSR ranges [starts[i], starts[i] + counts[i]) without a Python loop
         shift = np.repeat(starts - np.cumsum(counts) + counts, counts)
-        hit, times = np.unique(targets[shift + np.arange(total)], return_counts=True)
-        indeg[hit] -= times
-        frontier = hit[indeg[hit] == 0]
+        reached = targets[shift + np.arange(total)]
+        if total * 16 < num_nodes:  # few edges: count them by sorting
+            hit, times = np.unique(reached, return_counts=True)
+            indeg[hit] -= times
+            frontier = hit[indeg[hit] == 0]
+        else:  # many: one count over all nodes, no sort
+            times = np.bincount(reached, minlength=num_nodes)
+            indeg -= times
+            frontier = np.flatnonzero((indeg == 0) & (times > 0))
         depth += 1
     if (level < 0).any():
         raise _cycle_error(ei, level < 0)

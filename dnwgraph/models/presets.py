@@ -50,9 +50,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
-from dnwgraph.graph import block_dag, complete
+from dnwgraph.graph import Wiring, block_dag, complete, random_dag
 from dnwgraph.models._graph import cifar_stem, signal_stem
 from dnwgraph.models.continuous import ContinuousTimeNeuralGraph
 from dnwgraph.models.discrete import DiscreteTimeNeuralGraph
@@ -251,6 +252,66 @@ def mnist1d_static(
         selection_options,
         selection=selection,
         impl=impl,
+    )
+
+
+#: RandWire's Watts-Strogatz graph WS(4, 0.75) of the ``mnist1d_randwire`` preset
+RANDWIRE_NODES, RANDWIRE_RATIO = 256, 0.5
+
+
+def randwire_wiring(num_nodes: int = RANDWIRE_NODES, seed: int = 0) -> Wiring:
+    """A RandWire wiring (Xie et al. 2019, https://arxiv.org/abs/1904.01569) for MNIST-1D:
+    a Watts-Strogatz DAG WS(4, 0.75) (:func:`~dnwgraph.random_dag`) between the stem's 32
+    input nodes, each feeding every node without an in-edge (RandWire's input node, one per
+    stem channel), and 32 output nodes, each fed by every node without an out-edge."""
+    core = random_dag("ws", num_nodes, seed=seed, k=4, p=0.75)
+    src, dst = core.edge_index + MNIST1D_INPUTS
+    first, last = MNIST1D_INPUTS, MNIST1D_INPUTS + num_nodes
+    inputs = torch.arange(MNIST1D_INPUTS)
+    outputs = torch.arange(last, last + MNIST1D_OUTPUTS)
+    sources = core.input_nodes + first
+    sinks = core.output_nodes + first
+    edges = [
+        torch.stack([src, dst]),
+        torch.cartesian_prod(inputs, sources).t(),
+        torch.cartesian_prod(sinks, outputs).t(),
+    ]
+    return Wiring(
+        torch.cat(edges, 1), last + MNIST1D_OUTPUTS, input_nodes=inputs, output_nodes=outputs
+    )
+
+
+@register_model("mnist1d_randwire")
+def mnist1d_randwire(
+    num_classes: int = 10,
+    selection: str = "dnw",
+    ratio: Ratio = RANDWIRE_RATIO,
+    impl: str = "auto",
+    graph_seed: int = 0,
+    **selection_options: Any,
+) -> StaticNeuralGraph:
+    """A RandWire-style static neural graph for MNIST-1D (input ``[B, 40]``): the wiring of
+    :func:`randwire_wiring` (``graph_seed`` draws the graph; ``seed``, as in every preset,
+    is the ``random`` selection's), MNIST-1D's stem, node op and readout; half of the
+    candidates kept by default.
+
+    Examples:
+        >>> import torch
+        >>> mnist1d_randwire()(torch.randn(2, 40)).shape
+        torch.Size([2, 10])
+    """
+    wiring = randwire_wiring(seed=graph_seed)
+    spec, rest = preset_spec(
+        ratio, selection_options, selection=selection, impl=impl, node_op=MNIST1D.node_op
+    )
+    return StaticNeuralGraph(
+        wiring,
+        _per_node(spec, wiring.num_edges),
+        stem=MNIST1D.stem(),
+        num_classes=num_classes,
+        readout=MNIST1D.readout,
+        input_shape=MNIST1D.input_shape,
+        **rest,
     )
 
 

@@ -100,6 +100,7 @@ class LevelExecutor(nn.Module):
         operating = wiring.out_degree().cpu() > 0
         groups = [lvl[operating[lvl]] for lvl in wiring.levels()]
         groups = [g.cpu() for g in groups if g.numel()]
+        _check_depth(len(groups), self.num_nodes, int(wiring.edge_index.shape[1]))
         self.conv = WiringConv(
             wiring, spec.ratio, spec.selection, source_groups=groups, **spec.conv_kwargs()
         )
@@ -114,8 +115,12 @@ class LevelExecutor(nn.Module):
         self.ranges = [as_range(g) for g in groups]
         for i, g in enumerate(groups):
             self.register_buffer(f"group_{i}", g, persistent=False)
-        #: the fused execution of a chain wiring (``None``: not a chain; the plain loop runs)
+        #: the fused execution of the levels: in the node ids for a chain wiring, else with
+        #: the nodes numbered level by level (the layer and every public id keep the
+        #: caller's numbering)
         self.chain = LevelChain.of(self.conv.edge_index, self.ranges, self.num_nodes)
+        if self.chain is None:
+            self.chain = LevelChain.renumbered(groups, self.num_nodes)
 
     def train(self, mode: bool = True) -> LevelExecutor:
         if not mode and self.chain is not None:  # the kept gradient memory is given back
@@ -158,14 +163,18 @@ class LevelExecutor(nn.Module):
                 chain, ``rows`` that the result does not hold, or ``pool`` without ``rows``.
         """
         first = self._first_level_only(x)
+        chain = self.chain
         if isinstance(rows, slice):
-            rows = self._check_slice(rows, self.chain.first_level_end if first else 0)
+            in_ids = first and chain is not None and chain.order is None
+            rows = self._check_slice(rows, chain.first_level_end if in_ids else 0)
         if pool is not None and rows is None:
             raise DNWGraphError("'pool' needs 'rows' (the nodes whose inputs are pooled)")
         with self.conv.plan_cache.hold():  # one weight state per pass
-            if self.chain is not None:  # the same sums, fused (kernels.chain)
-                return self.chain.run(self.conv, self.node_ops, self, x, rows, pool, first)
-            out = self.plain_forward(x)
+            if chain is not None and chain.runs(self.conv):  # the same sums, fused
+                return chain.run(self.conv, self.node_ops, self, x, rows, pool, first)
+            out = self.plain_forward(self._every_node(x) if first else x)
+            if rows is None and first:  # the nodes after the first level
+                rows = self._after_first_level()
             out = out if rows is None else out[rows]
             return out if pool is None else pool.pool(out)
 
@@ -173,12 +182,23 @@ class LevelExecutor(nn.Module):
         r"""The level loop as the maths reads, for every node's inputs ``x`` ``[N, B, *S]``:
         :math:`I \leftarrow I + A_{:, L_l} f_l(I_{L_l})` level by level (the oracle of the
         fused chain)."""
-        acc = x
+        acc, groups = x, self.groups
         for i, op in enumerate(self.node_ops):
             rng = self.ranges[i]  # a view where the level is a node range
-            inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, self.groups[i])
+            inputs = acc.narrow(0, *rng) if rng else acc.index_select(0, groups[i])
             acc = acc + self.conv(op(inputs), group=i)
         return acc
+
+    def _every_node(self, x: Tensor) -> Tensor:
+        """Every node's inputs from the first level's (the other nodes at zero)."""
+        full = x.new_zeros(self.num_nodes, *x.shape[1:])
+        return full.index_copy(0, self.groups[0].to(x.device), x)
+
+    def _after_first_level(self) -> Tensor:
+        """The nodes after the first level, ascending."""
+        after = torch.ones(self.num_nodes, dtype=torch.bool)
+        after[self.groups[0].cpu()] = False
+        return after.nonzero().view(-1).to(self.groups[0].device)
 
     def _first_level_only(self, x: Tensor) -> bool:
         """Whether ``x`` holds the first level's inputs only (checked: else every node's)."""
@@ -218,14 +238,48 @@ class LevelExecutor(nn.Module):
             raise DNWGraphError(
                 f"'x' must have shape [N, B, *] with N={self.num_nodes} (got {tuple(x.shape)})"
             )
-        acc, z = x, torch.zeros_like(x)
+        acc, z, groups = x, torch.zeros_like(x), self.groups
         with self.conv.plan_cache.hold():  # one weight state per pass
             for i, op in enumerate(self.node_ops):
-                g = self.groups[i]
+                g = groups[i]
                 out = op(acc.index_select(0, g))
                 z = z.index_copy(0, g, out)
                 acc = acc + self.conv(out, group=i)
         return z
+
+
+#: The most executed levels a static wiring may have (each level is one step of the chain).
+MAX_LEVELS = 100_000
+
+
+def _check_depth(levels: int, num_nodes: int, num_edges: int) -> None:
+    """Refuse a wiring whose level plans cannot be held, before building anything: the
+    plans of one weight state hold about 64 bytes per candidate and a row pointer of the
+    remaining nodes per level (about ``levels * num_nodes * 8`` bytes over all levels)."""
+    need = 64 * num_edges + 8 * levels * num_nodes
+    free = _available_memory()
+    if levels >= MAX_LEVELS or (free is not None and need > free):
+        raise DNWGraphError(
+            f"a static wiring with {levels} executed levels over {num_nodes} nodes needs about "
+            f"{need / 2**30:.1f} GiB of level plans per weight state (expected fewer than "
+            f"{MAX_LEVELS} levels and plans within the {_gib(free)} of memory available)"
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``/proc/meminfo``), ``None`` elsewhere."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _gib(free: int | None) -> str:
+    return "unknown amount" if free is None else f"{free / 2**30:.1f} GiB"
 
 
 def _check_node_ops(ops: Sequence[nn.Module], sizes: list[int]) -> list[nn.Module]:

@@ -181,6 +181,23 @@ def test_levels_equal_networkx(case):
     assert sum(lvl.numel() for lvl in w.levels()) == n
 
 
+@pytest.mark.parametrize(("n", "e"), [(300, 400), (2000, 60000), (70000, 90000)])
+def test_levels_of_large_dags_equal_networkx(n, e):
+    # sparse levels (counted by sorting), dense ones (counted over all nodes), and more than
+    # 2**16 nodes (another sort of the sources)
+    rng = np.random.default_rng(n)
+    perm = rng.permutation(n)
+    a, b = rng.integers(0, n, (2, 2 * e))
+    keep = a < b
+    key = np.unique(a[keep] * n + b[keep])[:e]
+    edges = np.stack([perm[key // n], perm[key % n]])
+    w = Wiring(edges, num_nodes=n)
+    g = nx.DiGraph(edges.T.tolist())
+    g.add_nodes_from(range(n))
+    expected = [sorted(gen) for gen in nx.topological_generations(g)]
+    assert [lvl.tolist() for lvl in w.levels()] == expected
+
+
 @settings(max_examples=30, deadline=None)
 @given(random_dags(), st.data())
 def test_back_edge_raises_cycle_error(case, data):

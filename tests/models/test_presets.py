@@ -10,6 +10,7 @@ PRESETS = {
     "tiny_discrete": ((2, 3, 32, 32), DiscreteTimeNeuralGraph),
     "tiny_continuous": ((2, 3, 32, 32), ContinuousTimeNeuralGraph),
     "mnist1d_static": ((2, 40), StaticNeuralGraph),
+    "mnist1d_randwire": ((2, 40), StaticNeuralGraph),
     "mnist1d_discrete": ((2, 40), DiscreteTimeNeuralGraph),
     "mnist1d_continuous": ((2, 40), ContinuousTimeNeuralGraph),
 }
@@ -53,7 +54,9 @@ def test_preset_forward_backward_and_gradient_rule(name, selection):
         assert bool(active.all())
 
 
-@pytest.mark.parametrize("name", ["mnist1d_static", "mnist1d_discrete", "tiny_static"])
+@pytest.mark.parametrize(
+    "name", ["mnist1d_static", "mnist1d_discrete", "tiny_static", "mnist1d_randwire"]
+)
 @pytest.mark.parametrize("selection,options", [("random", {"seed": 3}), ("fixed", {}), ("dnw", {})])
 def test_create_and_load_state_dict_reproduce_the_model(name, selection, options):
     shape = PRESETS[name][0]
@@ -171,3 +174,27 @@ def test_preset_keywords_go_to_the_spec_or_the_model():
     assert model.step.node_op.conv.kernel_size == (5,)
     assert type(model.step.norm.norm).__name__ == "BatchNorm1d"  # the model's own keyword
     assert model.conv.selection.drop_rate == 0.25 and model.conv.fan_in == "candidates"
+
+
+@pytest.mark.parametrize("selection", ["dnw", "random"])
+def test_randwire_preset_trains_in_a_plain_loop(selection):
+    from dnwgraph.models.presets import randwire_wiring
+
+    wiring = randwire_wiring()
+    # RandWire's shape: inputs feed the graph's sources, its sinks feed the outputs
+    assert wiring.num_nodes == 320 and wiring.input_nodes.tolist() == list(range(32))
+    assert wiring.output_nodes.tolist() == list(range(288, 320)) and wiring.num_levels > 6
+    model = build("mnist1d_randwire", selection=selection)
+    assert model.executor.chain.order is not None  # run as a chain in level order
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 40, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0] - 0.05
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False))

@@ -48,14 +48,94 @@ def test_chain_equals_general_loop(sizes, impl):
             torch.testing.assert_close(a, b)
 
 
-def test_chain_needs_level_ranges_reaching_forward():
-    # level 0 is {0, 2}, level 1 is {1}: not node ranges, so the general loop runs
+def test_a_dag_whose_levels_are_not_ranges_runs_renumbered():
+    # level 0 is {0, 2}, level 1 is {1}: not node ranges, so the chain runs level by level
+    # in the order 0, 2 | 1 | 3, and the layer keeps the caller's ids
     wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)
     ex = LevelExecutor(wiring, WiringSpec(3, node_op="neuron"))
-    assert ex.chain is None
+    assert ex.chain.order.order.tolist() == [0, 2, 1, 3]
+    assert ex.chain.ranges == [(0, 2), (2, 1)]
+    assert ex.conv.edge_index.tolist() == [[0, 2, 1], [1, 1, 3]]
     x = torch.randn(4, 2)
-    assert ex(x).shape == (4, 2)
-    assert LevelExecutor(block_dag([2, 2]), WiringSpec(3, node_op="neuron")).chain is not None
+    torch.testing.assert_close(ex(x), ex.plain_forward(x))
+    assert LevelExecutor(block_dag([2, 2]), WiringSpec(3, node_op="neuron")).chain.order is None
+
+
+def random_wiring(n, p, seed):
+    """A random DAG whose levels are not node ranges: edges u -> v (u < v in a random order)."""
+    gen = torch.Generator().manual_seed(seed)
+    rank = torch.randperm(n, generator=gen)
+    u, v = torch.triu_indices(n, n, 1)
+    keep = torch.rand(u.numel(), generator=gen) < p
+    return Wiring(torch.stack([rank[u[keep]], rank[v[keep]]]), n)
+
+
+@pytest.mark.parametrize("impl", ["sparse", "scatter", "dense"])
+@pytest.mark.parametrize(("n", "p", "seed"), [(12, 0.3, 0), (30, 0.15, 1), (40, 0.5, 2)])
+def test_renumbered_chain_equals_the_plain_loop(n, p, seed, impl):
+    wiring = random_wiring(n, p, seed)
+    ex = randomize(
+        LevelExecutor(wiring, WiringSpec(0.5, node_op="neuron", impl=impl)).double(), seed
+    )
+    assert ex.chain.order is not None and wiring.num_levels > 2
+    plain = copy.deepcopy(ex)
+    plain.chain = None
+    x = torch.randn(n, 3, dtype=torch.float64)
+    g = torch.randn_like(x)
+    for _ in range(2):  # the gradient memory kept between passes changes nothing
+        out, gx, gp = run(ex, x, g)
+        ref, rx, rp = run(plain, x, g)
+        torch.testing.assert_close(out, ref)
+        torch.testing.assert_close(gx, rx)
+        for a, b in zip(gp, rp, strict=True):
+            torch.testing.assert_close(a, b)
+        ex.zero_grad(), plain.zero_grad()
+    rows = torch.tensor([n - 1, 0, n // 2])
+    torch.testing.assert_close(run(ex, x, g[rows], rows)[0], ref[rows])
+    torch.testing.assert_close(ex(x, rows=slice(2, n - 1)), ref[2 : n - 1])
+    with torch.no_grad():  # the in-place chain
+        torch.testing.assert_close(ex(x), ref)
+        torch.testing.assert_close(ex(x, rows=rows), ref[rows])
+
+
+def test_renumbered_chain_from_first_level_inputs_and_pooled_sinks():
+    wiring = random_wiring(25, 0.3, 3)
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.5)).double())
+    plain = copy.deepcopy(ex)
+    plain.chain = None
+    first = ex.groups[0]
+    x0 = torch.randn(first.numel(), 2, 4, 4, dtype=torch.float64)
+    full = torch.zeros(25, 2, 4, 4, dtype=torch.float64).index_copy(0, first, x0)
+    ref = plain(full)
+    after = torch.tensor([v for v in range(25) if v not in first.tolist()])
+    torch.testing.assert_close(ex(x0), ref[after])
+    sinks = wiring.output_nodes
+    torch.testing.assert_close(ex(x0, rows=sinks), ref[sinks])
+    pool = CentreMean()
+    g = torch.randn(sinks.numel(), 2, dtype=torch.float64)
+    x0r = x0.clone().requires_grad_(True)
+    (ex(x0r, rows=sinks, pool=pool) * g).sum().backward()
+    fr = full.clone().requires_grad_(True)
+    (plain(fr, rows=sinks, pool=pool) * g).sum().backward()
+    torch.testing.assert_close(x0r.grad, fr.grad[first])
+    for a, b in zip(ex.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    with pytest.raises(ValueError, match=f"outside the first level .*got node {int(first[0])}"):
+        ex(x0, rows=first[:1])
+
+
+def test_renumbered_chain_leaves_hooked_layers_to_the_plain_loop():
+    wiring = random_wiring(15, 0.3, 4)
+    ex = randomize(LevelExecutor(wiring, WiringSpec(0.5, node_op="neuron")).double())
+    calls = []
+    ex.conv.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    x = torch.randn(15, 2, dtype=torch.float64)
+    out = ex(x)
+    assert calls == [g.numel() for g in ex.groups]  # the layer's own calls, level by level
+    torch.testing.assert_close(out, ex.plain_forward(x))
+    first, sinks = ex.groups[0], wiring.output_nodes
+    only_first = torch.zeros_like(x).index_copy(0, first, x[first])
+    torch.testing.assert_close(ex(x[first], rows=sinks), ex.plain_forward(only_first)[sinks])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
@@ -207,9 +287,10 @@ def test_rows_slice_equals_rows_tensor_for_every_node():
             torch.testing.assert_close(ex(x, rows=slice(lo, hi)), ex(x, rows=torch.arange(lo, hi)))
 
 
-def test_first_level_inputs_need_a_chain():
-    wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)  # level 0 = {0, 2}: no chain
+def test_first_level_inputs_are_checked():
+    wiring = Wiring([(0, 1), (2, 1), (1, 3)], num_nodes=4)  # level 0 = {0, 2}
     ex = LevelExecutor(wiring, WiringSpec(3, node_op="neuron"))
+    ex.chain = None  # the plain loop alone takes every node's inputs only
     with pytest.raises(ValueError, match=r"first level only \(\[2, B, \*\]\), which needs a chain"):
         ex(torch.randn(2, 5))
     with pytest.raises(ValueError, match=r"N=4 \(got \(3, 5\)\)"):
@@ -403,3 +484,18 @@ def test_gradient_memory_is_handed_out_only_when_no_tensor_uses_it():
     assert third.untyped_storage().data_ptr() == memory._storage.data_ptr()
     assert again.untyped_storage().data_ptr() != memory._storage.data_ptr()
     assert memory.take((4, 3), torch.zeros(1)).dtype == torch.float32  # another dtype: new
+
+
+def test_too_deep_a_wiring_is_refused_up_front(monkeypatch):
+    from dnwgraph.nn import levels
+
+    path = Wiring(torch.stack([torch.arange(5), torch.arange(1, 6)]))  # 5 executed levels
+    monkeypatch.setattr(levels, "MAX_LEVELS", 5)
+    with pytest.raises(ValueError, match=r"5 executed levels over 6 nodes needs about .* GiB"):
+        LevelExecutor(path, WiringSpec(3, node_op="neuron"))
+    monkeypatch.setattr(levels, "MAX_LEVELS", 6)
+    monkeypatch.setattr(levels, "_available_memory", lambda: 100)  # bytes: the plans do not fit
+    with pytest.raises(ValueError, match=r"within the 0.0 GiB of memory available"):
+        LevelExecutor(path, WiringSpec(3, node_op="neuron"))
+    monkeypatch.setattr(levels, "_available_memory", lambda: 2**30)
+    assert len(LevelExecutor(path, WiringSpec(3, node_op="neuron")).node_ops) == 5

@@ -89,13 +89,8 @@ def gradient_set_weights(weight: Tensor, plan: AggregationPlan) -> Tensor:
         >>> gradient_set_weights(conv.edge_weight, conv.plan()).tolist()  # dnw: every edge
         [0.0, 3.0]
     """
-    ids = plan.grad.ids
-    w = weight.index_select(0, ids)
-    value = plan.values
-    if plan.grad is not plan.selected:
-        value = value.new_zeros(plan.num_weights).index_copy_(0, plan.selected.ids, value)
-        value = value.index_select(0, ids)
-    return w - w.detach() + value
+    w = weight.index_select(0, plan.grad.ids)
+    return w - w.detach() + plan.grad_set_values()
 
 
 def _reference(dense: bool) -> Aggregate:
@@ -125,7 +120,8 @@ def _accumulate_with(aggregate: Aggregate) -> Callable[[Tensor, Tensor, Aggregat
     @torch.no_grad()
     def accumulate(out: Tensor, x: Tensor, plan: AggregationPlan) -> Tensor:
         # the values are the plan's; the weight is only where a gradient would go
-        return out.copy_(aggregate(x, plan.values.new_zeros(plan.num_weights), plan, out))
+        zero = plan.values.new_zeros(1).expand(plan.num_weights)  # no [E] memory per call
+        return out.copy_(aggregate(x, zero, plan, out))
 
     return accumulate
 

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.nn.kernels.level_order import LevelIds, LevelOrder
 from dnwgraph.nn.kernels.node_first import hooked as _hooked
 from dnwgraph.nn.kernels.node_first import records_grad as _records_grad
 
@@ -51,6 +52,11 @@ class LinearPool(Protocol):
         ...
 
 
+#: Levels up to which a chain hands its node ops views of the remaining inputs (deeper:
+#: copies of the level's rows, see :meth:`LevelChain._own`).
+SHORT_CHAIN = 8
+
+
 class LevelChain:
     """The fused execution of a chain wiring (see the module docstring).
 
@@ -60,8 +66,16 @@ class LevelChain:
         sink_start (int): the first of the trailing nodes without a node op.
     """
 
-    def __init__(self, ranges: list[tuple[int, int]], num_nodes: int, sink_start: int) -> None:
+    def __init__(
+        self,
+        ranges: list[tuple[int, int]],
+        num_nodes: int,
+        sink_start: int,
+        order: LevelOrder | None = None,
+    ) -> None:
         self.ranges, self.num_nodes, self.sink_start = ranges, num_nodes, sink_start
+        #: the level-by-level numbering the chain runs in (``None``: the node ids themselves)
+        self.order = order
         self.spare = SpareMemory()
 
     @classmethod
@@ -71,17 +85,38 @@ class LevelChain:
         """The chain of levels ``ranges`` over the edges ``edge_index``, or ``None`` when
         they are not a chain (a level that is no range, or an edge into an earlier node)."""
         start = 0
-        src, dst = edge_index.cpu()
+        end = torch.full((num_nodes,), -1, dtype=torch.long)  # the end of each node's level
         for rng in ranges:
             if rng is None or rng[0] < start:
                 return None
             lo, size = rng
-            leaving = (src >= lo) & (src < lo + size)
-            if bool(leaving.any()) and int(dst[leaving].min()) < lo + size:
-                return None
+            end[lo : lo + size] = lo + size
             start = lo + size
+        src, dst = edge_index.cpu()
+        if bool((dst < end[src]).any()):
+            return None
         sink = start if ranges else 0
         return cls(ranges, num_nodes, sink)  # type: ignore[arg-type]
+
+    @classmethod
+    def renumbered(cls, groups: Sequence[Tensor], num_nodes: int) -> LevelChain:
+        """The chain of any DAG, run with its nodes numbered level by level
+        (:class:`LevelOrder`): ``groups`` are the executed levels' nodes (ascending ids)."""
+        order = LevelOrder(groups, num_nodes)
+        ranges, start = [], 0
+        for g in groups:
+            ranges.append((start, g.numel()))
+            start += g.numel()
+        return cls(ranges, num_nodes, start, order)
+
+    def runs(self, conv: nn.Module) -> bool:
+        """Whether the chain runs ``conv`` now: always in the node ids themselves; in a level
+        order, in eager mode without hooks or an explainer (which see the layer's own
+        calls: the executor's plain loop runs then)."""
+        if self.order is None:
+            return True
+        traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+        return not (traced or _hooked(conv) or getattr(conv, "explain", False))
 
     @property
     def first_level_end(self) -> int:
@@ -107,18 +142,23 @@ class LevelChain:
         ``x`` every node's inputs, or the first level's (``first``); ``owner`` the module whose
         parameters decide whether autograd records."""
         base = self.first_level_end if first else 0
+        back = None
+        if self.order is not None:  # into the level order, and back at the end
+            conv, x, rows, back = self.order.enter(conv, x, rows, first, base)
         if pool is None:
-            return self._chain(conv, node_ops, owner, x, rows, first, base)
-        if self._pools_sinks(conv, rows):  # type: ignore[arg-type]
-            return self._pooled(conv, node_ops, owner, x, rows, pool, first, base)  # type: ignore[arg-type]
-        return pool.pool(self._chain(conv, node_ops, owner, x, rows, first, base))
+            out = self._chain(conv, node_ops, owner, x, rows, first, base)
+        elif self._pools_sinks(conv, rows):  # type: ignore[arg-type]
+            out = self._pooled(conv, node_ops, owner, x, rows, pool, first, base)  # type: ignore[arg-type]
+        else:
+            out = pool.pool(self._chain(conv, node_ops, owner, x, rows, first, base))
+        return out if back is None else out.index_select(0, back)
 
     def _memory(self, conv: Any, x: Tensor) -> SpareMemory | None:
         """Where a chain's gradient buffer comes from when it never leaves the chain (the
         first product has no ``add_to``, no hooks see the gradients): memory kept from the
         last backward pass on a CPU (a fresh buffer there is paid in page faults), ``None``
         (a new buffer) otherwise."""
-        return self.spare if x.device.type == "cpu" and not _hooked(conv) else None
+        return self.spare if x.device.type == "cpu" and not _hooked_layer(conv) else None
 
     def read(self, acc: Tensor, rows: Tensor | slice | None, base: int) -> Tensor:
         """``rows`` of ``acc``, the accumulated inputs of nodes ``base, ..., N - 1``."""
@@ -157,10 +197,12 @@ class LevelChain:
         # compiled or traced: no Python-side state, no data-dependent branch
         compiling = torch.compiler.is_compiling() or torch.jit.is_tracing()
         # in place: accumulate_ would skip the conv's hooks; compiled: functional ops only
-        if not _records_grad(owner, x) and not _hooked(conv) and not compiling:
+        if not _records_grad(owner, x) and not _hooked_layer(conv) and not compiling:
             return self.read(self._inplace(conv, node_ops, x, first), rows, base)
         n = self.num_nodes
         done: list[Tensor] = []
+        # the rows before the last level are read only when asked for
+        keep = compiling or rows is None or rows_from(rows) < self.sink_start
         rest, start = x, 0  # rest: the inputs of nodes start, ..., n - 1
         levels = list(enumerate(node_ops))
         if first:
@@ -174,8 +216,9 @@ class LevelChain:
                 before, inputs, tail = rest.split([lo - start, hi - lo, n - hi])
             else:
                 before, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
-            done += [before, inputs]
-            rest = conv(op(inputs), group=i, first_row=hi, add_to=tail)
+            if keep:
+                done += [before, inputs]
+            rest = conv(op(self._own(inputs)), group=i, first_row=hi, add_to=tail)
             start = hi
         if rows is None:
             return torch.cat([*done, rest]) if done else rest
@@ -185,13 +228,19 @@ class LevelChain:
             return rest.index_select(0, rows - start)
         return self.read(torch.cat([*done, rest]) if done else rest, rows, base)
 
+    def _own(self, inputs: Tensor) -> Tensor:
+        """A level's inputs as the node op sees them: in a deep chain a copy of their rows,
+        so that what the op keeps for backward does not hold the remaining inputs of all
+        later nodes alive (memory of nodes x levels); in a short chain the view itself."""
+        return inputs.clone() if len(self.ranges) > SHORT_CHAIN else inputs
+
     def _pools_sinks(self, conv: Any, rows: Tensor | slice) -> bool:
         """Whether ``rows`` are all among the trailing nodes without out-edges of a chain,
         so that their products can run on pooled features (eager mode only)."""
         empty = rows.stop <= rows.start if isinstance(rows, slice) else rows.numel() == 0
         if self.sink_start >= self.num_nodes or empty:
             return False
-        if torch.compiler.is_compiling() or torch.jit.is_tracing() or _hooked(conv):
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or _hooked_layer(conv):
             return False
         return rows_from(rows) >= self.sink_start
 
@@ -240,7 +289,7 @@ class LevelChain:
             lo, size = self.ranges[i]  # type: ignore[misc]
             hi = lo + size
             _, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
-            z, pooled = _PoolAlongside.apply(op(inputs), pool)
+            z, pooled = _PoolAlongside.apply(op(self._own(inputs)), pool)
             if hi < s:
                 rest = conv(z, group=i, first_row=hi, last_row=s, add_to=tail)
             else:
@@ -266,6 +315,12 @@ class LevelChain:
             inputs = acc[lo - base : hi - base]
             conv.accumulate_(acc[hi - base :], op(inputs), group=i, first_row=hi)
         return acc
+
+
+def _hooked_layer(conv: Any) -> bool:
+    """Whether calling the layer runs hooks (a level-order view never does: the chain runs
+    it only for a layer without hooks)."""
+    return not isinstance(conv, LevelIds) and _hooked(conv)
 
 
 def rows_from(rows: Tensor | slice) -> int:

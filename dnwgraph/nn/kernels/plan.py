@@ -48,6 +48,21 @@ class AggregationPlan:
     _bags: dict[tuple[torch.dtype, bool, int], BagMatrix] = field(
         default_factory=dict, init=False, repr=False
     )
+    _grad_values: Tensor | None = field(default=None, init=False, repr=False)
+
+    def grad_set_values(self) -> Tensor:
+        """The selected weights on the gradient set ``[len(grad.ids)]`` (zero for the edges
+        that are not selected), built once.  Both sets are sorted by (row, column) and the
+        selected edges are among the gradient set's, so each is found by a binary search
+        (no :math:`[E]` scatter per call)."""
+        if self.grad is self.selected:
+            return self.values
+        if self._grad_values is None:
+            g, s = self.grad, self.selected
+            pos = torch.searchsorted(g.rows * self.num_src + g.cols, s.rows * self.num_src + s.cols)
+            zeros = self.values.new_zeros(g.ids.numel())
+            self._grad_values = zeros.index_copy_(0, pos, self.values)
+        return self._grad_values
 
     @property
     def adj(self) -> Tensor:

@@ -1,0 +1,154 @@
+"""What depth costs: a static model's training step, evaluation and peak memory against the
+number of topological levels, at equal nodes and candidates.
+
+Two wirings per size, with the same nodes, the same number of candidates and 10 input and 10
+output nodes: a *random* DAG (every node draws its candidates uniformly from all earlier
+nodes, hundreds of levels) and a *layered* one (a block DAG of 6 levels, the paper's shape,
+its candidates drawn from the block DAG's edges).  The model is
+``StaticNeuralGraph(wiring, WiringSpec(0.05, node_op="neuron"))`` with a linear stem, batch 128, one
+thread, SGD; each case runs in a child process (its peak resident memory is its own) and
+reports the median of ``--repeat`` steps after one warm-up, timed in interleaved rounds.
+
+The official code's computation pattern (a dense ``[N, N]`` masked weight and one 1x1
+convolution per level) needs node ranges and conv node ops: it is compared in
+``bench_official.py``, not here.
+
+Run: ``python benchmarks/bench_depth.py [--write] [--repeat 3] [--quick]`` (``--write``
+updates the ``depth`` section of ``docs/benchmarks.md`` and ``docs/img/depth.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from _common import median_ms, peak_memory_mb, reset_peak_memory, table, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = [(320, 27_000), (2_048, 250_000), (8_192, 1_000_000)]
+QUICK = [(320, 27_000), (1_024, 60_000)]
+IO = 10
+
+
+def edges(kind: str, n: int, e: int, seed: int = 0) -> torch.Tensor:
+    """``e`` candidates among ``n`` nodes: ``random`` (u < v uniformly, the first ``IO`` nodes
+    without in-edges, the last ``IO`` without out-edges) or ``layered`` (6 blocks)."""
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "random":
+        a = torch.randint(0, n - IO, (3 * e,), generator=gen)
+        b = torch.randint(IO, n, (3 * e,), generator=gen)
+        lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+        ok = (lo < hi) & (lo < n - IO) & (hi >= IO)
+    else:
+        bounds = torch.tensor([0, IO, *torch.linspace(IO, n - IO, 5).long()[1:-1], n - IO, n])
+        block = torch.bucketize(torch.arange(n), bounds[1:], right=True)
+        a = torch.randint(0, n - IO, (3 * e,), generator=gen)
+        b = torch.randint(IO, n, (3 * e,), generator=gen)
+        lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+        ok = block[lo] < block[hi]
+    key = torch.unique(lo[ok] * n + hi[ok])
+    key = key[torch.randperm(key.numel(), generator=gen)[:e]]
+    return torch.stack([key // n, key % n])
+
+
+def child(spec: str) -> None:
+    from dnwgraph import Wiring, WiringSpec
+    from dnwgraph.models import StaticNeuralGraph
+
+    kind, n, e, repeat = json.loads(spec)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    w = Wiring(edges(kind, n, e), n, input_nodes=range(IO), output_nodes=range(n - IO, n))
+    model = StaticNeuralGraph(
+        w, WiringSpec(0.05, node_op="neuron"), num_classes=10, stem=torch.nn.Linear(20, IO)
+    )
+    x, y = torch.randn(128, 20), torch.randint(0, 10, (128,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def evaluate() -> None:
+        with torch.no_grad():
+            model(x)
+
+    base = reset_peak_memory()
+    step_ms = median_ms(step, repeat=repeat, warmup=1)
+    peak = peak_memory_mb() - base
+    model.eval()
+    eval_ms = median_ms(evaluate, repeat=repeat, warmup=1)
+    out = {"levels": w.num_levels, "step": step_ms, "eval": eval_ms, "peak": peak}
+    print(json.dumps(out))
+
+
+def run_case(kind: str, n: int, e: int, repeat: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", json.dumps([kind, n, e, repeat])]
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def plot(rows: list[list], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for kind, marker in (("random", "o"), ("layered", "s")):
+        pts = [r for r in rows if r[0] == kind]
+        axes[0].plot([r[1] for r in pts], [r[4] for r in pts], marker=marker, label=kind)
+        axes[1].plot([r[1] for r in pts], [r[6] for r in pts], marker=marker, label=kind)
+    for ax, what in zip(axes, ("training step (ms)", "peak memory of a step (MB)"), strict=True):
+        ax.set_xscale("log"), ax.set_yscale("log")
+        ax.set_xlabel("nodes"), ax.set_ylabel(what), ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child")
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child)
+    rows = []
+    for n, e in QUICK if args.quick else SIZES:
+        for kind in ("random", "layered"):
+            r = run_case(kind, n, e, args.repeat)
+            rows.append([kind, n, e, r["levels"], r["step"], r["eval"], r["peak"]])
+            print(rows[-1], flush=True)
+    header = ["wiring", "nodes", "candidates", "levels", "step ms", "eval ms", "step peak MB"]
+    ratios = []
+    for n, _ in QUICK if args.quick else SIZES:
+        rand, lay = (
+            next(r for r in rows if r[0] == k and r[1] == n) for k in ("random", "layered")
+        )
+        ratios.append([n, rand[3], rand[4] / lay[4], rand[5] / lay[5]])
+    body = (
+        f"{table(header, rows)}\n\nrandom / layered, same nodes and candidates:\n\n"
+        f"{table(['nodes', 'levels', 'step ratio', 'eval ratio'], ratios)}\n\n"
+        "![depth](img/depth.png)\n\n"
+        f"`python benchmarks/bench_depth.py --write --repeat {args.repeat}` (one thread, "
+        "batch 128, 5 % kept, node op `neuron`; a CPU shared with other jobs: medians of "
+        "interleaved steps)"
+    )
+    print(body)
+    if args.write:
+        plot(rows, ROOT / "docs" / "img" / "depth.png")
+        write_section("depth", body)
+
+
+if __name__ == "__main__":
+    main()
