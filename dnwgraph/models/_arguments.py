@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
 from dnwgraph.nn import WiringSpec
+from dnwgraph.registry import Registry
 
 #: Prefix of the argument tensors' keys in ``model.safetensors``.
 TENSOR_PREFIX = "__args__."
@@ -41,7 +42,7 @@ _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(WiringSpec))
 _MAX_DEPTH = 32
 _TAGS = ("$tensor", "$wiring", "$spec", "$stem")
 #: dnwgraph's stem builders by name: the only modules a config may name.
-_STEMS: dict[str, Callable[..., nn.Module]] = {}
+_STEMS: Registry[Callable[..., nn.Module]] = Registry("stem")
 
 B = TypeVar("B", bound=Callable[..., nn.Module])
 
@@ -66,7 +67,7 @@ def stem_builder(fn: B) -> B:
         setattr(module, "stem_spec", {"name": fn.__name__, "kwargs": bound})  # noqa: B010
         return module
 
-    _STEMS[fn.__name__] = build
+    _STEMS.register(fn.__name__, build, replace=True)
     return build  # type: ignore[return-value]
 
 
@@ -169,7 +170,7 @@ def _build(tag: str, kwargs: dict[str, Any], path: str) -> Any:
                     f"a stem is {{'name': one of {sorted(_STEMS)}, 'kwargs': {{...}}}} "
                     f"(got {kwargs.get('name')!r})"
                 )
-            return _STEMS[kwargs["name"]](**kwargs["kwargs"])
+            return _STEMS.get(kwargs["name"])(**kwargs["kwargs"])
         if "edge_index" not in kwargs:
             raise DNWGraphError("a Wiring needs its 'edge_index'")
         edge_index = kwargs.pop("edge_index")

@@ -40,6 +40,7 @@ from dnwgraph._atomic import atomic_write_bytes, tmp_path
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.models import _arguments, _folder, hub
 from dnwgraph.models.registry import create_model
+from dnwgraph.registry import Registry
 from dnwgraph.select import Selection
 from dnwgraph.typing import PathLikeStr
 
@@ -76,7 +77,7 @@ _DTYPES = {str(d).removeprefix("torch."): d for d in (torch.float16, torch.bfloa
     "float64": torch.float64,
 }
 #: dnwgraph's own model classes by name: the only classes a config may name.
-_CLASSES: dict[str, type] = {}
+_CLASSES: Registry[type] = Registry("model class")
 
 M = TypeVar("M", bound="PretrainedMixin")
 
@@ -155,7 +156,7 @@ def _build_spec(model: nn.Module) -> tuple[dict[str, Any], list[Any], dict[str, 
         return {"name": spec["name"], "class": None}, [], dict(spec.get("kwargs") or {})
     cls = type(model)
     built = model.__dict__.get("_pretrained_init")
-    if _CLASSES.get(cls.__name__) is not cls or built is None:
+    if _CLASSES.find(cls.__name__) is not cls or built is None:
         raise DNWGraphError(
             "save_pretrained needs a model built by dnwgraph.create_model or by one of "
             f"dnwgraph's model classes (got a {cls.__name__} from {cls.__module__!r}); "
@@ -415,7 +416,7 @@ def _rebuild(config: dict[str, Any], tensors: dict[str, Tensor], where: str) -> 
             if args:
                 raise DNWGraphError("a registered model takes keyword arguments only")
             return create_model(config["name"], **kwargs)
-        return _CLASSES[config["class"]](*args, **kwargs)
+        return _CLASSES.get(config["class"])(*args, **kwargs)
     except (TypeError, ValueError, RuntimeError, KeyError, IndexError, OverflowError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise DNWGraphError(
@@ -562,7 +563,7 @@ class PretrainedMixin:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__module__.split(".")[0] == "dnwgraph":
-            _CLASSES[cls.__name__] = cls
+            _CLASSES.register(cls.__name__, cls, replace=True)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         self = super().__new__(cls)
