@@ -74,7 +74,7 @@ class WiringConv(MessagePassing):
             plain DNW. (default: ``1``)
         impl (str, optional): the backend (:data:`~dnwgraph.nn.kernels.KERNELS`):
             ``"auto"`` (the default) picks one per call by size and device
-            (:mod:`~dnwgraph.nn.kernels.auto`); ``"sparse"`` (fused sparse matmul),
+            (``dnwgraph/nn/kernels/auto.py``); ``"sparse"`` (fused sparse matmul),
             ``"scatter"`` (per-edge messages, the oracle) or ``"dense"`` (a dense masked
             matrix, as in the reference code).  Every ``impl``
             takes ``float16``/``bfloat16`` models and :func:`torch.autocast`: ``sparse`` and

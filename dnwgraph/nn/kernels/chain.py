@@ -101,7 +101,7 @@ class LevelChain:
     @classmethod
     def renumbered(cls, groups: Sequence[Tensor], num_nodes: int) -> LevelChain:
         """The chain of any DAG, run with its nodes numbered level by level
-        (:class:`LevelOrder`): ``groups`` are the executed levels' nodes (ascending ids)."""
+        (``LevelOrder``): ``groups`` are the executed levels' nodes (ascending ids)."""
         order = LevelOrder(groups, num_nodes)
         ranges, start = [], 0
         for g in groups:

@@ -74,7 +74,7 @@ class BagMatrix:
     length (a DAG's later nodes have more sources; in :math:`A^\top`, its earlier nodes have
     more targets) would leave one thread with most of the work, so empty rows are put before
     (``front``) or after the matrix's rows, as many as make the threads' shares of entries
-    most even (:func:`bag_padding`); their output rows are dropped as a view (of a buffer
+    most even (``bag_padding``); their output rows are dropped as a view (of a buffer
     that holds them: at most twice the output).  The result is the same either way.
 
     Args:
