@@ -83,7 +83,16 @@ class LevelChain:
         cls, edge_index: Tensor, ranges: list[tuple[int, int] | None], num_nodes: int
     ) -> LevelChain | None:
         """The chain of levels ``ranges`` over the edges ``edge_index``, or ``None`` when
-        they are not a chain (a level that is no range, or an edge into an earlier node)."""
+        they are not a chain (a level that is no range, or an edge into an earlier node).
+
+        Example:
+            >>> edge_index = torch.tensor([[0, 1, 2], [2, 2, 3]])  # levels {0, 1}, {2}, {3}
+            >>> LevelChain.of(edge_index, [(0, 2), (2, 1)], 4).first_level_end
+            2
+            >>> backward = torch.tensor([[2], [1]])  # from the second level into the first
+            >>> LevelChain.of(backward, [(0, 2), (2, 1)], 4) is None
+            True
+        """
         start = 0
         end = torch.full((num_nodes,), -1, dtype=torch.long)  # the end of each node's level
         for rng in ranges:
