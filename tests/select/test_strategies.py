@@ -16,9 +16,14 @@ def test_registry_lists_all_strategies():
         "complete",
         "dnw",
         "dnw_no_update",
+        "edge_popup",
         "fixed",
+        "gmp",
         "random",
         "reg_td",
+        "rigl",
+        "set",
+        "snip",
         "td",
     ]
     for name in list_selections():
