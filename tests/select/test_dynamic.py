@@ -109,22 +109,25 @@ def test_a_deep_copy_hooks_its_own_weights():
     assert int(model.conv.selection.step) == 0  # the original is untouched
 
 
-def _ddp_worker(name: str, out: str) -> None:
-    from dnwgraph.train.distributed import DistEnv
-
-    env = DistEnv.from_environment()
+def _ddp_masks(name: str, rank: int) -> torch.Tensor:
     model = Tiny(name, **METHODS[name])
     net = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9)
     masks = []
     for x, y in batches(7):
-        half = slice(4 * env.rank, 4 * env.rank + 4)  # each process its half of the batch
+        half = slice(4 * rank, 4 * rank + 4)  # each process its half of the batch
         opt.zero_grad()
         nn.functional.cross_entropy(net(x[half]), y[half]).backward()
         opt.step()
         masks.append(model.conv.active_mask().clone())
-    torch.save(torch.stack(masks), Path(out) / f"rank{env.rank}.pt")
-    env.close()
+    return torch.stack(masks)  # DDP is gone before the process group (launch destroys it)
+
+
+def _ddp_worker(name: str, out: str) -> None:
+    from dnwgraph.train.distributed import DistEnv
+
+    env = DistEnv.from_environment()
+    torch.save(_ddp_masks(name, env.rank), Path(out) / f"rank{env.rank}.pt")
 
 
 @pytest.mark.slow
