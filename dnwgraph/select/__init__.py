@@ -5,6 +5,7 @@ from dnwgraph.select.methods import GMP, SET, SNIP, EdgePopup, RigL
 from dnwgraph.select.strategies import (
     Selection,
     SelectionHost,
+    UnknownOptionError,
     create_selection,
     list_selections,
     register_selection,
@@ -15,6 +16,7 @@ from dnwgraph.select.topk import node_budget, resolve_k, topk_mask
 __all__ = [
     "Selection",
     "SelectionHost",
+    "UnknownOptionError",
     "ScheduledSelection",
     "RigL",
     "SET",

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from dnwgraph.errors import DNWGraphError, NonFiniteError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.registry import Registry
 from dnwgraph.select.topk import check_scope, global_topk, node_budget, resolve_k, topk_mask
 from dnwgraph.typing import Ratio, Scope
@@ -54,6 +54,15 @@ class SelectionHost(Protocol):
     edge_index: Tensor  # [2, E]
     num_nodes: int
     grad_every: int
+
+
+class UnknownOptionError(DNWGraphTypeError):
+    """A keyword option that a selection strategy does not take (:attr:`option` names it;
+    ``create_model`` turns it into its own message with the close matches)."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 #: Selection strategies by name.
@@ -144,8 +153,9 @@ def create_selection(
     valid = selection_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise DNWGraphError(
-            f"selection {name!r} has no option {unknown[0]!r} (valid: {', '.join(valid)})"
+        raise UnknownOptionError(
+            f"selection {name!r} has no option {unknown[0]!r} (valid: {', '.join(valid)})",
+            unknown[0],
         )
     kwargs: dict[str, Any] = dict(options)
     if scope is not None:

@@ -184,6 +184,8 @@ def test_every_method_through_a_preset(name):
 def test_bad_options_are_one_line_errors():
     with pytest.raises(ValueError, match=r"selection 'rigl' has no option 'alpha' \(valid: drop"):
         attached("rigl", alpha=0.3)
+    with pytest.raises(TypeError, match=r"'frequncy' .* did you mean 'frequency'\?"):
+        create_model("mnist1d_static", selection="rigl", frequncy=5)
     with pytest.raises(ValueError, match=r"'end_step' must be after 'begin_step'=5 \(got 5\)"):
         attached("gmp", begin_step=5, end_step=5)
     with pytest.raises(ValueError, match=r"'frequency' must be an int >= 1 \(got 0\)"):
