@@ -15,6 +15,7 @@ from torch import nn
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.spec import WiringSpec
 from dnwgraph.registry import Registry
+from dnwgraph.select import UnknownOptionError
 from dnwgraph.select.strategies import SELECTIONS, selection_options
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
@@ -93,10 +94,14 @@ did you mean 'ratio'? (valid: impl, num_classes, ratio, selection, the options o
     try:
         model = factory(**kwargs)
     except TypeError as exc:
-        bad = None if isinstance(exc, DNWGraphError) else _REFUSED.search(str(exc))
-        if bad is None or bad[1] not in unknown:
+        if isinstance(exc, UnknownOptionError):  # a selection's option
+            bad: str | None = exc.option
+        else:
+            found = None if isinstance(exc, DNWGraphError) else _REFUSED.search(str(exc))
+            bad = None if found is None else found[1]
+        if bad is None or bad not in unknown:
             raise
-        raise _unknown_keyword(name, bad[1], factory, kwargs) from exc
+        raise _unknown_keyword(name, bad, factory, kwargs) from exc
     model.model_spec = {"name": name, "kwargs": dict(kwargs)}
     return model
 

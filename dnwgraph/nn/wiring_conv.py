@@ -151,6 +151,7 @@ class WiringConv(MessagePassing):
         #: :class:`~dnwgraph.nn.kernels.PlanCache`)
         self.plan_cache = PlanCache()
         self.reset_parameters()
+        self.selection.attach(self)  # a strategy may hook the weights or keep state of its own
 
     def _make_selection(
         self, selection: str | Selection, ratio: Ratio, scope: Scope | None, options: Any
@@ -223,9 +224,9 @@ class WiringConv(MessagePassing):
     @property
     def straight_through_now(self) -> bool:
         """Whether the weight state of the last selection gives every candidate its
-        straight-through gradient (every ``grad_every``-th state of a straight-through
-        strategy)."""
-        return self.selection.straight_through and (self.weight_updates - 1) % self.grad_every == 0
+        straight-through gradient (the strategy's :meth:`~dnwgraph.Selection.all_gradients`:
+        for ``dnw``, every ``grad_every``-th state)."""
+        return self.selection.all_gradients(self.weight_updates)
 
     @property
     def all_candidate_grad(self) -> bool:

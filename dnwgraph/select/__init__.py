@@ -1,7 +1,11 @@
 """Edge selection: top-k budgets and the strategies that choose the edges used forward."""
 
+from dnwgraph.select.dynamic import ScheduledSelection
+from dnwgraph.select.methods import GMP, SET, SNIP, EdgePopup, RigL
 from dnwgraph.select.strategies import (
     Selection,
+    SelectionHost,
+    UnknownOptionError,
     create_selection,
     list_selections,
     register_selection,
@@ -11,6 +15,14 @@ from dnwgraph.select.topk import node_budget, resolve_k, topk_mask
 
 __all__ = [
     "Selection",
+    "SelectionHost",
+    "UnknownOptionError",
+    "ScheduledSelection",
+    "RigL",
+    "SET",
+    "GMP",
+    "SNIP",
+    "EdgePopup",
     "create_selection",
     "list_selections",
     "register_selection",

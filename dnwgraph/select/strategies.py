@@ -21,6 +21,13 @@ name               forward uses                                               gr
                    probability :math:`1-\rho`; eval: top-k (targeted dropout)
 ``reg_td``         ``td`` with a per-node budget (``scope="per_node"``)       used edges
 =================  =========================================================  ================
+
+The other wiring-learning methods (``rigl``, ``set``, ``gmp``, ``snip``, ``edge_popup``) are in
+:mod:`dnwgraph.select.methods`; ``docs/methods.md`` compares them.
+
+A strategy is told of its layer once (:meth:`Selection.attach`), says per weight state whether
+the backward pass gives every candidate a gradient (:meth:`Selection.all_gradients`), and may
+route the gradient of the edge weights to parameters of its own (:meth:`Selection.weight`).
 """
 
 from __future__ import annotations
@@ -28,15 +35,35 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from dnwgraph.errors import DNWGraphError, NonFiniteError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.registry import Registry
 from dnwgraph.select.topk import check_scope, global_topk, node_budget, resolve_k, topk_mask
 from dnwgraph.typing import Ratio, Scope
+
+
+class SelectionHost(Protocol):
+    """What a :class:`Selection` may read of the layer it is attached to (a
+    :class:`~dnwgraph.WiringConv`)."""
+
+    edge_weight: Tensor  # [E], the layer's learned weights
+    edge_index: Tensor  # [2, E]
+    num_nodes: int
+    grad_every: int
+
+
+class UnknownOptionError(DNWGraphTypeError):
+    """A keyword option that a selection strategy does not take (:attr:`option` names it;
+    ``create_model`` turns it into its own message with the close matches)."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
 
 #: Selection strategies by name.
 SELECTIONS: Registry[type[Selection]] = Registry("selection")
@@ -114,7 +141,8 @@ def create_selection(
             ``fixed``, ``drop_rate`` for ``td``).
 
     Raises:
-        ValueError: for an unknown name (the message lists the valid ones) or bad budget.
+        ValueError: for an unknown name or option (the message lists the valid ones) or a
+            bad budget.
 
     Examples:
         >>> sel = create_selection("dnw", 2, target=torch.tensor([1, 1, 2]), num_nodes=3)
@@ -122,6 +150,13 @@ def create_selection(
         [False, True, True]
     """
     cls = SELECTIONS.get(name)
+    valid = selection_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UnknownOptionError(
+            f"selection {name!r} has no option {unknown[0]!r} (valid: {', '.join(valid)})",
+            unknown[0],
+        )
     kwargs: dict[str, Any] = dict(options)
     if scope is not None:
         kwargs["scope"] = scope
@@ -149,8 +184,12 @@ class Selection(torch.nn.Module):
     """
 
     name: str = ""
-    #: Unselected candidates receive the straight-through gradient.
+    #: Unselected candidates may receive the straight-through gradient (at the weight states
+    #: :meth:`all_gradients` names).
     straight_through: bool = False
+    #: Every ``grad_every``-th weight state gets the all-candidate gradient (the layer's
+    #: option, read by :meth:`attach`).
+    grad_every: int = 1
 
     def __init__(
         self,
@@ -213,6 +252,31 @@ class Selection(torch.nn.Module):
 
     def forward(self, edge_weight: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def attach(self, layer: SelectionHost) -> None:
+        """Called once by the layer that owns this strategy, after its weights are
+        initialised (``WiringConv.__init__``); reads the layer's ``grad_every``.  A strategy
+        may also change the layer's weights here (edge-popup's signed constants) or install a
+        gradient hook on them (:class:`~dnwgraph.select.ScheduledSelection`)."""
+        self.grad_every = int(layer.grad_every)
+
+    def all_gradients(self, step: int) -> bool:
+        r"""Whether the backward pass of the layer's weight state ``step`` (``1`` for the
+        first weights it selects with, one more per optimizer step) gives every candidate
+        edge its straight-through gradient :math:`\langle x_u, \partial L/\partial
+        \mathrm{out}_v\rangle`; otherwise only the selected edges get a gradient.
+
+        Default: :attr:`straight_through` strategies at every ``grad_every``-th state (DNW:
+        every state).  A strategy with a clock of its own (saved with it, so that a resumed
+        run continues exactly) may ignore ``step``.
+        """
+        return self.straight_through and (step - 1) % self.grad_every == 0
+
+    def weight(self, edge_weight: Tensor) -> Tensor:
+        """The edge weights as the aggregation differentiates them: ``edge_weight`` itself.
+        A strategy that trains something else through the weights (edge-popup's scores)
+        returns a tensor with the values of ``edge_weight`` whose gradient reaches it."""
+        return edge_weight
 
     def cache_key(self) -> tuple[Any, ...] | None:
         """What the mask depends on besides the weights: values and tensors that the

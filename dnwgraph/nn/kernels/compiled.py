@@ -168,7 +168,7 @@ def compiled_aggregate(
 ) -> Tensor:
     """The aggregation of ``layer`` for ``rows`` as one opaque node of a compiled graph: the
     layer's eager code runs inside it (plans included)."""
-    w = layer.edge_weight
+    w = layer.selection.weight(layer.edge_weight)
     out_dtype = output_dtype(x, w)
     if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):
         x = x.to(out_dtype)

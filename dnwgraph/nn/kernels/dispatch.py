@@ -68,7 +68,8 @@ def aggregate(
     if torch.jit.is_tracing():
         return _traced(layer, x, rows, add_to)
     plan = build_plan(layer, rows)
-    return kernel_for(layer.impl, plan, x).aggregate(x, layer.edge_weight, plan, add_to)
+    weight = layer.selection.weight(layer.edge_weight)  # edge-popup: its scores' gradient
+    return kernel_for(layer.impl, plan, x).aggregate(x, weight, plan, add_to)
 
 
 @torch.no_grad()
