@@ -133,6 +133,10 @@ class LevelIds:
         return self.conv.edge_weight
 
     @property
+    def selection(self) -> Any:
+        return self.conv.selection
+
+    @property
     def straight_through_now(self) -> bool:
         return self.conv.straight_through_now
 
