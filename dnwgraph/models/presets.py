@@ -130,14 +130,16 @@ def _build(
     num_classes: int,
     ratio: Ratio,
     keywords: dict[str, Any],
+    wiring: Wiring | None = None,
     **fields: Any,
 ) -> M:
-    """One preset: the task's wiring for ``setting`` (a neural graph class), its stem, node op,
-    readout and head; ``fields`` and ``keywords`` as :func:`preset_spec` takes them."""
+    """One preset: the task's wiring for ``setting`` (a neural graph class; or ``wiring``),
+    its stem, node op, readout and head; ``fields`` and ``keywords`` as :func:`preset_spec`
+    takes them."""
     extra: dict[str, Any] = {}
-    if setting is StaticNeuralGraph:
+    if wiring is None and setting is StaticNeuralGraph:
         wiring = block_dag(list(task.static_blocks))
-    else:
+    elif wiring is None:
         wiring = complete(
             task.num_nodes,
             self_loops=True,
@@ -300,18 +302,15 @@ def mnist1d_randwire(
         >>> mnist1d_randwire()(torch.randn(2, 40)).shape
         torch.Size([2, 10])
     """
-    wiring = randwire_wiring(seed=graph_seed)
-    spec, rest = preset_spec(
-        ratio, selection_options, selection=selection, impl=impl, node_op=MNIST1D.node_op
-    )
-    return StaticNeuralGraph(
-        wiring,
-        _per_node(spec, wiring.num_edges),
-        stem=MNIST1D.stem(),
-        num_classes=num_classes,
-        readout=MNIST1D.readout,
-        input_shape=MNIST1D.input_shape,
-        **rest,
+    return _build(
+        StaticNeuralGraph,
+        MNIST1D,
+        num_classes,
+        ratio,
+        selection_options,
+        wiring=randwire_wiring(seed=graph_seed),
+        selection=selection,
+        impl=impl,
     )
 
 
