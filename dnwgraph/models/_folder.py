@@ -15,11 +15,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from dnwgraph._json import loads as strict_json
 from dnwgraph.errors import DNWGraphError
 
 #: A dnwgraph config is a few kB (tensors live in the safetensors file).
 MAX_CONFIG_BYTES = 1 << 20
-_MAX_JSON_DEPTH = 64
 
 
 def _kind(mode: int) -> str:
@@ -73,35 +73,6 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
         raise DNWGraphError(f"{str(path)!r} cannot be read ({err.strerror})") from None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise DNWGraphError(f"the key {key!r} is given twice")
-        seen[key] = value
-    return seen
-
-
-def _no_constant(name: str) -> Any:
-    raise DNWGraphError(f"{name} is not a JSON number")
-
-
-def _depth(text: str) -> int:
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
 def read_json(path: Path) -> Any:
     """Strict JSON of a small UTF-8 file: no duplicate keys, no ``NaN``/``Infinity``, at most
     64 levels of nesting.
@@ -116,14 +87,10 @@ def read_json(path: Path) -> Any:
         raise DNWGraphError(
             f"{str(path)!r} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})"
         ) from None
-    if _depth(text) > _MAX_JSON_DEPTH:
-        raise DNWGraphError(f"{str(path)!r} is nested deeper than {_MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except json.JSONDecodeError as err:
-        raise DNWGraphError(f"{str(path)!r} is not valid JSON ({err})") from None
+        return strict_json(text)
     except DNWGraphError as err:
-        raise DNWGraphError(f"{str(path)!r} is not a valid config: {err}") from None
+        raise DNWGraphError(f"{str(path)!r}: {err}") from None
 
 
 def sha256(data: bytes) -> str:

@@ -325,7 +325,7 @@ NODE_LINK = (
             '{"nodes": [{"id": 0}], "edges": [{"source": 0, "target": ' + "1" * 5000 + "}]}",
             "not valid JSON",
         ),
-        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        ("[" * 100000 + "]" * 100000, "nested deeper than 64 levels"),
         ('{"nodes": [{"id": 0}], "edges": []}', "no edges found"),
     ],
 )

@@ -289,11 +289,11 @@ def test_every_malformed_config_is_one_line(case, tmp_path):
 
 
 RAW_CONFIGS = {
-    "empty": (b"", "is not valid JSON"),
+    "empty": (b"", "config.json.: not valid JSON"),
     "binary": (bytes(range(256)), r"is not UTF-8 text \(byte 0x80 at offset 128\)"),
     "deep": (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
     "NaN": (b'{"format": NaN}', "NaN is not a JSON number"),
-    "duplicate key": (b'{"name": "a", "name": "b"}', "the key 'name' is given twice"),
+    "duplicate key": (b'{"name": "a", "name": "b"}', "the key 'name' appears twice"),
     "huge": (b" " * (2 << 20), "bytes; a dnwgraph config.json is under"),
 }
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from torch_geometric.data import Data
 
+from dnwgraph._json import loads as strict_json
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph.convert import data_to_networkx, networkx_to_data
 from dnwgraph.graph.formats.base import text_lines
@@ -47,7 +48,7 @@ class NodeLinkFormat:
     def read(self, path: Path) -> Data:
         import networkx as nx
 
-        doc = _load("\n".join(text_lines(path)))
+        doc = strict_json("\n".join(text_lines(path)))
         if not isinstance(doc, dict):
             raise DNWGraphError(f"expected a JSON object (got {type(doc).__name__})")
         unknown = [k for k in doc if k not in _TOP_KEYS]
@@ -91,26 +92,6 @@ class NodeLinkFormat:
 
         doc = nx.node_link_data(data_to_networkx(data), edges="edges")
         path.write_text(json.dumps(doc), encoding="utf-8")
-
-
-def _load(text: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_unique)
-    except DNWGraphError:
-        raise
-    except ValueError as err:  # JSONDecodeError, or an integer of thousands of digits
-        raise DNWGraphError(f"not valid JSON ({str(err)[:200]})") from None
-    except RecursionError:
-        raise DNWGraphError("nested too deeply to be a wiring (node-link JSON is 3 deep)") from None
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise DNWGraphError(f"the key {key!r} appears twice in one JSON object")
-        obj[key] = value
-    return obj
 
 
 def _list(doc: dict[str, Any], key: str) -> list[Any]:
