@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(done)} runs in {args.results}, {len(todo)} to go", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.jobs) as pool:
-        for record in pool.map(run_one, todo):
+        for future in as_completed([pool.submit(run_one, job) for job in todo]):
+            record = future.result()
             with args.results.open("a") as f:  # one line per run: resumable
                 f.write(json.dumps(record) + "\n")
             print(json.dumps(record), flush=True)
