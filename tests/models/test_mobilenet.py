@@ -521,6 +521,13 @@ def test_seeded_stage_draws_its_parameters_in_the_former_order():
         assert torch.equal(new.conv.weight, old.conv.weight)
 
 
+def test_stage_node_ops_have_no_alias():
+    stage = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30))
+    assert not hasattr(stage, "input_op") and not hasattr(stage, "level_ops")
+    assert [op.stride for op in stage.node_ops] == [2, 1, 1]
+    assert all(k.split(".")[0] in ("conv", "node_ops") for k in stage.state_dict())
+
+
 def test_stage_sparsified_and_compacted():
     from dnwgraph.models import sparsify
 
