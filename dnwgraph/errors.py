@@ -1,10 +1,9 @@
 """The package's error types: one for every user mistake, so that the CLI can tell them from bugs.
 
 Every check of user input (arguments, config values, files, checkpoints, data) raises
-:class:`DNWGraphError` or a subclass of it.  It is a :class:`ValueError`, so code written
-against the older ``ValueError`` messages keeps working.  ``dnwgraph`` on the command line
-turns it into one line on stderr and exit code 2; any other exception is a bug and keeps its
-traceback.
+:class:`DNWGraphError` or a subclass of it.  It is a :class:`ValueError`, so
+``except ValueError`` catches it.  ``dnwgraph`` on the command line turns it into one line on
+stderr and exit code 2; any other exception is a bug and keeps its traceback.
 
 This module imports nothing from the package, so every layer can raise these.
 """

@@ -18,7 +18,6 @@ from torch import Tensor
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import (
     WiringView,
-    current_module_name,
     is_snapshot,
     liveness,
     wiring_views,
@@ -432,9 +431,6 @@ def edge_churn(before: Any, after: Any) -> dict[str, dict[str, float]]:
     """
     a = before if _is_sets(before) else _edge_sets(before)
     b = after if _is_sets(after) else _edge_sets(after)
-    # a snapshot written before a module was renamed meets today's name
-    a = {current_module_name(name, b): edges for name, edges in a.items()}
-    b = {current_module_name(name, a): edges for name, edges in b.items()}
     if set(a) != set(b):
         raise DNWGraphError(
             f"cannot compare wirings of different modules (got {sorted(a)} and {sorted(b)})"

@@ -40,6 +40,7 @@ from dnwgraph._atomic import atomic_write_bytes, tmp_path
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.models import _arguments, _folder, hub
 from dnwgraph.models.registry import create_model
+from dnwgraph.models.state_dict import load_state_dict
 from dnwgraph.registry import Registry
 from dnwgraph.select import Selection
 from dnwgraph.typing import PathLikeStr
@@ -506,13 +507,7 @@ def from_pretrained(
             )
     config, tensors = _read_folder(folder)
     model = _rebuild(config, tensors, repr(str(folder / CONFIG_NAME)))
-    try:
-        model.load_state_dict(tensors, strict=strict)
-    except RuntimeError as err:
-        raise DNWGraphError(
-            f"the weights in {str(folder)!r} do not fit {config['name'] or config['class']!r}: "
-            f"{str(err).strip().splitlines()[0]}"
-        ) from None
+    load_state_dict(model, tensors, strict=strict, what=repr(str(folder / WEIGHTS_NAME)))
     _check_masks(model, str(folder))
     return model.to(device=device, dtype=_DTYPES[config["torch_dtype"]]).eval()
 

@@ -12,7 +12,6 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
 from dnwgraph.models._graph import NeuralGraphClassifier
-from dnwgraph.models._state_keys import add_renamed_keys
 from dnwgraph.nn.levels import LevelExecutor
 from dnwgraph.nn.node_ops import concat_node_ops
 from dnwgraph.nn.spec import WiringSpec, check_spec
@@ -87,9 +86,8 @@ class StaticNeuralGraph(NeuralGraphClassifier):
             wiring, stem=stem, num_classes=num_classes, readout=readout, input_shape=input_shape
         )
         self.spec = check_spec(spec)
-        #: the level-by-level run of the nodes (called ``graph`` up to 0.2)
+        #: the level-by-level run of the nodes
         self.executor = LevelExecutor(wiring, self.spec)
-        add_renamed_keys(self, _former_key)
         # the input nodes are the first level of a chain: the executor starts from their
         # features alone (the other nodes' zero inputs are never materialised)
         ex = self.executor
@@ -247,8 +245,3 @@ def _chain_numbering(mask: Tensor, edge_index: Tensor, outputs: Tensor) -> tuple
     new_id = torch.full((mask.numel(),), -1, dtype=torch.long)
     new_id[kept] = torch.arange(kept.numel())
     return kept, new_id
-
-
-def _former_key(key: str) -> str | None:
-    """The key of a state dict saved when the executor was ``model.graph`` (up to 0.2)."""
-    return "executor." + key[len("graph.") :] if key.startswith("graph.") else None

@@ -9,7 +9,7 @@ list of :class:`WiringView` here, once.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -22,29 +22,6 @@ from dnwgraph.graph import CycleError, Wiring
 from dnwgraph.nn import WiringConv
 
 SNAPSHOT_KEYS: tuple[str, ...] = ("edge_index", "edge_weight", "active", "num_nodes")
-#: Module names of learned wirings that changed (old suffix, new suffix), so that snapshots
-#: written before still meet today's models: ``StaticNeuralGraph.graph`` became ``executor``.
-RENAMED_MODULES: tuple[tuple[str, str], ...] = (("graph.conv", "executor.conv"),)
-
-
-def current_module_name(name: str, known: Collection[str]) -> str:
-    """``name`` under today's module names, when ``known`` (the names of the wirings it is
-    compared with) holds the renamed module and not ``name`` itself; else ``name``.
-
-    Examples:
-        >>> current_module_name("graph.conv", ["executor.conv"])
-        'executor.conv'
-        >>> current_module_name("graph.conv", ["graph.conv"])  # a model of its own
-        'graph.conv'
-    """
-    if name in known:
-        return name
-    for old, new in RENAMED_MODULES:
-        if name == old or name.endswith("." + old):
-            renamed = name[: len(name) - len(old)] + new
-            if renamed in known:
-                return renamed
-    return name
 
 
 @dataclass(frozen=True)
@@ -219,13 +196,12 @@ def snapshot_views(
     snapshot: Mapping[str, Mapping[str, Any]], reference: list[WiringView] | None = None
 ) -> list[WiringView]:
     """Views of a training snapshot; roles and levels come from ``reference`` (the model's views,
-    matched by module name, under today's name for a renamed module, and node count) or,
+    matched by module name and node count) or,
     failing that, from the candidates' degrees."""
     check_snapshot(snapshot)
     ref = {v.module: v for v in reference or []}
     views = []
     for name, entry in snapshot.items():
-        name = current_module_name(name, ref)  # a snapshot older than a renamed module
         ei = entry["edge_index"].long().cpu()
         n = int(entry["num_nodes"])
         r = ref.get(name)

@@ -33,6 +33,7 @@ from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.pretrained import check_map_location, from_pretrained, is_pretrained_dir
 from dnwgraph.models.registry import create_model
+from dnwgraph.models.state_dict import load_state_dict
 from dnwgraph.runs.rundir import CHECKPOINT
 from dnwgraph.typing import PathLikeStr
 
@@ -334,10 +335,13 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
     name = spec.get("name") if isinstance(spec, dict) else None
     try:
         model = create_model(str(name), **dict(spec.get("kwargs") or {}))
-        model.load_state_dict(state["model_state"])
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds model {name!r}, which cannot be rebuilt here "
             f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
         ) from None
+    try:
+        load_state_dict(model, state["model_state"], what=f"checkpoint {str(path)!r}")
+    except DNWGraphError as err:
+        raise CheckpointError(str(err)) from None
     return model.to(map_location).eval()

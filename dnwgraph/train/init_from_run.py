@@ -14,6 +14,8 @@ from typing import Any
 
 from torch import nn
 
+from dnwgraph.errors import DNWGraphError
+from dnwgraph.models.state_dict import load_state_dict
 from dnwgraph.runs.checkpoint import CheckpointError, load_checkpoint
 from dnwgraph.runs.run import Run
 from dnwgraph.train.config import ConfigError, InitSection
@@ -57,12 +59,11 @@ def apply_init(model: nn.Module, init: InitSection) -> None:
     source = Run(str(init.from_run))
     state = load_checkpoint(source.path)
     try:
-        result = model.load_state_dict(state["model_state"], strict=False)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"init.from_run={str(source.path)!r} does not fit this model: "
-            f"{str(err).splitlines()[0]}"
-        ) from None
+        result = load_state_dict(
+            model, state["model_state"], strict=False, what=f"init.from_run={str(source.path)!r}"
+        )
+    except DNWGraphError as err:
+        raise ConfigError(str(err)) from None
     _check_compatible(model, result, source.path)
     convs = wiring_convs(model)
     if not convs:

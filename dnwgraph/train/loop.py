@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.models import count_params, create_model
 from dnwgraph.models.registry import MODELS
+from dnwgraph.models.state_dict import load_state_dict
 from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
 from dnwgraph.runs.lock import RunLock
 from dnwgraph.runs.run import ForeignFileError, Run, new_run_id
@@ -462,7 +463,7 @@ def _build_session(
 def _restore(s: _Session, ckpt: dict[str, Any]) -> None:
     """Load the weights, optimizer, scheduler, history and generators of the checkpoint."""
     try:
-        s.model.load_state_dict(ckpt["model_state"])
+        load_state_dict(s.model, ckpt["model_state"], what="its model state")
         s.optimizer.load_state_dict(ckpt["optimizer_state"])
         s.scheduler.load_state_dict(ckpt["scheduler_state"]["state"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:

@@ -162,9 +162,9 @@ def _stage_reference(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
     mask = conv.active_mask()
     src, dst = conv.edge_index[:, mask]
     w[dst, src] = conv.edge_weight[mask]
-    z = stage.input_op(x).transpose(0, 1)  # [B, cin, h, w]
+    z = stage.node_ops[0](x).transpose(0, 1)  # [B, cin, h, w]
     agg = torch.einsum("vu,buhw->bvhw", w[:, :cin], z)
-    for i, op in enumerate(stage.level_ops, start=1):
+    for i, op in enumerate(stage.node_ops[1:], start=1):
         rows = slice(cin + (i - 1) * cout, cin + i * cout)
         zi = op(agg[:, rows].transpose(0, 1)).transpose(0, 1)
         agg = agg + torch.einsum("vu,buhw->bvhw", w[:, rows], zi)
@@ -432,10 +432,10 @@ def _forward_dense_before_the_split(stage: DNWStage, x: torch.Tensor) -> torch.T
     eff = torch.where(mask, w, w - w.detach()) if conv.selection.straight_through else w * mask
     src, dst = conv.edge_index
     dense = w.new_zeros(conv.num_nodes, conv.num_nodes).index_put((dst, src), eff)
-    z = stage.input_op(x)
+    z = stage.node_ops[0](x)
     cin, cout = stage.in_channels, stage.out_channels
     agg = dense[:, :cin] @ z.reshape(cin, -1)
-    for i, op in enumerate(stage.level_ops, start=1):
+    for i, op in enumerate(stage.node_ops[1:], start=1):
         rows = stage._rows(i)
         zi = op(agg[rows].view(cout, *z.shape[1:]))
         agg = agg + dense[:, rows] @ zi.reshape(cout, -1)
@@ -463,8 +463,8 @@ def test_dense_stage_equals_its_former_dense_path(selection):
 def _former_stage_forward(stage: DNWStage, x: torch.Tensor) -> torch.Tensor:
     """DNWStage.forward before the stage was a LevelExecutor, kept as the oracle: every
     level's aggregation over all N rows, added to the running sum, the last level read."""
-    agg = stage.conv(stage.input_op(x), group=0)
-    for i, op in enumerate(stage.level_ops, start=1):
+    agg = stage.conv(stage.node_ops[0](x), group=0)
+    for i, op in enumerate(stage.node_ops[1:], start=1):
         agg = agg + stage.conv(op(agg[stage._rows(i)]), group=i)
     return agg[stage._rows(stage.levels)]
 
@@ -501,7 +501,7 @@ def test_stage_with_one_level_is_one_product():
     stage = DNWStage(3, 4, stride=1, levels=1, spec=WiringSpec(8)).double()
     x = torch.randn(3, 2, 5, 5, dtype=torch.double)
     torch.testing.assert_close(stage(x), _former_stage_forward(stage, x))
-    assert len(stage.level_ops) == 0 and len(stage.node_ops) == 1
+    assert len(stage.node_ops) == 1
 
 
 def test_seeded_stage_draws_its_parameters_in_the_former_order():
@@ -521,39 +521,11 @@ def test_seeded_stage_draws_its_parameters_in_the_former_order():
         assert torch.equal(new.conv.weight, old.conv.weight)
 
 
-def _former_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A stage's state dict in the layout before the stage was a LevelExecutor."""
-
-    def old(key: str) -> str:
-        head, sep, rest = key.partition("node_ops.")
-        if not sep:
-            return key
-        index, _, tail = rest.partition(".")
-        i = int(index)
-        return f"{head}input_op.{tail}" if i == 0 else f"{head}level_ops.{i - 1}.{tail}"
-
-    return {old(k): v for k, v in state.items()}
-
-
-def test_state_dict_of_the_former_layout_loads():
-    torch.manual_seed(0)
-    model = MobileNetV1DNW(0.5, num_classes=3, stages=TINY)
-    model(torch.randn(4, 3, 32, 32))  # BN statistics off their defaults
-    model.eval()
-    saved = _former_keys(model.state_dict())
-    assert "stages.1.input_op.conv.weight" in saved and "stages.1.level_ops.1.norm.bias" in saved
-    assert not any("node_ops" in k for k in saved)
-    torch.manual_seed(1)
-    other = MobileNetV1DNW(0.5, num_classes=3, stages=TINY).eval()
-    assert other.load_state_dict(saved)  # strict: every key matched
-    x = torch.randn(2, 3, 32, 32)
-    torch.testing.assert_close(other(x), model(x), rtol=0, atol=0)
-    stage = DNWStage(
-        4, 5, stride=2, levels=3, spec=WiringSpec(30)
-    )  # a stage on its own, and a copy
-    copy.deepcopy(stage).load_state_dict(_former_keys(stage.state_dict()))
-    with pytest.raises(RuntimeError, match="Unexpected key"):  # both layouts: not merged
-        stage.load_state_dict({**stage.state_dict(), "input_op.conv.weight": torch.zeros(1)})
+def test_stage_node_ops_have_no_alias():
+    stage = DNWStage(4, 5, stride=2, levels=3, spec=WiringSpec(30))
+    assert not hasattr(stage, "input_op") and not hasattr(stage, "level_ops")
+    assert [op.stride for op in stage.node_ops] == [2, 1, 1]
+    assert all(k.split(".")[0] in ("conv", "node_ops") for k in stage.state_dict())
 
 
 def test_stage_sparsified_and_compacted():
@@ -566,7 +538,7 @@ def test_stage_sparsified_and_compacted():
     torch.testing.assert_close(small(x), model(x))
     assert small.stages[1].conv.num_edges == small.stages[1].conv.k
     sparsify(model, 0.5, include=["stages.*.node_ops.*.conv"])
-    dw = model.stages[1].input_op.conv.weight
+    dw = model.stages[1].node_ops[0].conv.weight
     assert int((dw != 0).sum()) == dw.numel() // 2
     assert torch.isfinite(model(x)).all()
 

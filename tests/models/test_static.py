@@ -246,7 +246,7 @@ def test_model_input_is_checked_at_the_entry(x, match):
     assert model(torch.randn(2, 2, 4, 4, dtype=torch.float64)).dtype == torch.float64
 
 
-# ------------------------------------------------- model.executor, formerly model.graph
+# ------------------------------------------------------------------ model.executor
 
 
 def _small_static():
@@ -261,23 +261,6 @@ def test_executor_has_no_alias():
     assert model.conv is model.executor.conv
     keys = list(model.state_dict())
     assert "executor.conv.edge_weight" in keys and not any(k.startswith("graph.") for k in keys)
-
-
-def test_a_state_dict_with_the_former_graph_keys_loads():
-    model = _small_static().eval()
-    former = {
-        ("graph." + k[len("executor.") :] if k.startswith("executor.") else k): v
-        for k, v in model.state_dict().items()
-    }
-    assert "graph.conv.edge_weight" in former and "graph.node_ops.0.norm.weight" in former
-    torch.manual_seed(1)
-    other = StaticNeuralGraph(
-        block_dag([2, 3, 3, 2]), WiringSpec(10, node_op="conv1d"), num_classes=3
-    ).eval()
-    x = torch.randn(4, 2, 5)
-    assert not torch.equal(other(x), model(x))
-    assert other.load_state_dict(former)  # strict: every key found under its new name
-    assert torch.equal(other(x), model(x))
 
 
 @pytest.mark.parametrize("kind", ["centre", "mean"])

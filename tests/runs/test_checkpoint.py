@@ -132,19 +132,23 @@ def test_a_file_a_safe_load_refuses_is_named_in_one_line(tmp_path: Path) -> None
     assert "random.Random" in message and "add_safe_globals" not in message
 
 
-def test_a_checkpoint_with_the_former_static_keys_loads(tmp_path: Path) -> None:
-    """Runs trained when StaticNeuralGraph's executor was ``model.graph`` still load."""
+def test_a_checkpoint_of_another_layout_is_one_line_naming_the_keys(tmp_path: Path) -> None:
+    """A state dict with StaticNeuralGraph's keys of up to 0.2 (``graph.*``, now
+    ``executor.*``) is refused like any other layout: the keys are named, not renamed."""
     from dnwgraph import create_model
 
     torch.manual_seed(0)
     model = create_model("mnist1d_static", selection="random", seed=1).eval()
     old = {k.replace("executor.", "graph.", 1): v for k, v in model.state_dict().items()}
-    assert any(k.startswith("graph.") for k in old)
     spec = {"name": "mnist1d_static", "kwargs": {"selection": "random", "seed": 1}}
-    save_checkpoint(tmp_path / "checkpoint.pt", _state(model=spec, model_state=old))
-    x = torch.randn(3, 40)
-    with torch.no_grad():
-        assert torch.equal(load_model(tmp_path)(x), model(x))
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, _state(model=spec, model_state=old))
+    with pytest.raises(CheckpointError) as info:
+        load_model(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {str(tmp_path)!r} does not fit StaticNeuralGraph: ")
+    assert "missing ('executor.conv.edge_weight'" in message and "\n" not in message
+    assert "unexpected ('graph.conv.edge_weight'" in message
 
 
 @pytest.mark.parametrize("bad", [[1], "tpu", "cuda:99", None])

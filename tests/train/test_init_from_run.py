@@ -43,7 +43,7 @@ def test_lottery_needs_the_source_initial_weights(source: Path) -> None:
 
 def test_a_source_of_another_model_is_refused(source: Path) -> None:
     model = LayeredMLP(num_classes=3, ratio=5, selection="fixed", hidden=7)
-    with pytest.raises(ConfigError, match=r"does not fit this model"):
+    with pytest.raises(ConfigError, match=r"does not fit LayeredMLP: size mismatch for "):
         apply_init(model, InitSection(from_run=str(source), mode="finetune"))
 
 

@@ -97,6 +97,27 @@ def test_another_runs_checkpoint_is_refused(tmp_path: Path) -> None:
         train({}, run, resume=True, progress=False)
 
 
+def test_a_checkpoint_of_another_layout_names_the_keys_in_one_line(tmp_path: Path) -> None:
+    """Model weights under other module names (as a renamed module's old keys are) do not
+    load: the error counts and names the keys instead of quoting torch's first line."""
+    from dnwgraph.runs.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    train(resume_config(1, 96), run, progress=False)
+    ckpt = load_checkpoint(run)
+    ckpt["model_state"] = {
+        k.replace("conv.", "wiring.", 1): v for k, v in ckpt["model_state"].items()
+    }
+    del ckpt["checksum"]
+    save_checkpoint(run / "checkpoint.pt", ckpt)
+    with pytest.raises(CheckpointError) as info:
+        train({"train": {"epochs": 2}}, run, resume=True, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and "its model state does not fit LayeredMLP: " in message
+    assert "keys missing ('conv.edge_weight'" in message
+    assert "keys unexpected ('wiring." in message
+
+
 def test_resume_recreates_a_deleted_metrics_csv_and_snapshot(tmp_path: Path) -> None:
     reference, run = tmp_path / "reference", tmp_path / "run"
     train(resume_config(2, 96), reference, progress=False)

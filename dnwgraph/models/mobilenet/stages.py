@@ -7,7 +7,6 @@ from torch import Tensor, nn
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring, block_dag, layered
-from dnwgraph.models._state_keys import add_renamed_keys
 from dnwgraph.nn import LevelExecutor, WiringConv
 from dnwgraph.nn.spec import WiringSpec, check_spec
 
@@ -59,19 +58,6 @@ def _reference_fan_in(spec: WiringSpec) -> WiringSpec:
     return spec.replace(fan_in="candidates") if spec.fan_in is None else spec
 
 
-def _stage_key(key: str) -> str | None:
-    """The key of a :class:`DNWStage` state dict saved before the stage was a
-    :class:`~dnwgraph.nn.LevelExecutor`: ``input_op.*`` is ``node_ops.0.*`` and
-    ``level_ops.<i>.*`` is ``node_ops.<i+1>.*`` (``conv.*`` kept its name)."""
-    if key.startswith("input_op."):
-        return "node_ops.0." + key[len("input_op.") :]
-    if key.startswith("level_ops."):
-        index, _, rest = key[len("level_ops.") :].partition(".")
-        if index.isdigit():
-            return f"node_ops.{int(index) + 1}.{rest}"
-    return None
-
-
 class DNWStage(LevelExecutor):
     r"""One MobileNetV1 stage as a learned wiring over full-width channel nodes.
 
@@ -83,8 +69,7 @@ class DNWStage(LevelExecutor):
     The stage is a :class:`~dnwgraph.nn.LevelExecutor` whose node ops are these depthwise
     operations (``node_ops[0]`` the input nodes', ``node_ops[l]`` level :math:`l`'s), run from
     the input nodes' features only (the later nodes start at zero, at the strided resolution)
-    and read at the last level.  State dicts saved when the node ops were ``input_op`` and
-    ``level_ops`` still load.
+    and read at the last level.
 
     Args:
         in_channels (int): input nodes :math:`c_{in}`.
@@ -111,8 +96,6 @@ class DNWStage(LevelExecutor):
         >>> stage = DNWStage(4, 6, stride=2, levels=2, spec=WiringSpec(20))
         >>> stage(torch.randn(4, 2, 8, 8)).shape, stage.wiring.num_edges
         (torch.Size([6, 2, 4, 4]), 84)
-        >>> stage.input_op is stage.node_ops[0], len(stage.level_ops)
-        (True, 1)
     """
 
     def __init__(
@@ -136,17 +119,6 @@ class DNWStage(LevelExecutor):
         self.wiring: Wiring = wiring
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.levels = stride, levels
-        add_renamed_keys(self, _stage_key)
-
-    @property
-    def input_op(self) -> nn.Module:
-        """The input nodes' (strided) :class:`DepthwiseNodeOp`, ``node_ops[0]``."""
-        return self.node_ops[0]
-
-    @property
-    def level_ops(self) -> nn.ModuleList:
-        r"""The node ops of levels :math:`1, \dots, \ell - 1`, ``node_ops[1:]``."""
-        return self.node_ops[1:]  # type: ignore[return-value]
 
     def _rows(self, level: int) -> slice:
         start = self.in_channels + (level - 1) * self.out_channels
