@@ -1,5 +1,5 @@
 # Set-up installs the pinned CPU torch first (an unpinned resolve pulls a multi-GB CUDA
-# build), then the project with the extras its tests use (dev, docs, ode, tensorboard, mnist, hub);
+# build), then the project with the extras its tests use (dev, docs, ode, tensorboard, mnist, hub, onnx);
 # pip's own output shows the progress of each step.
 # `make test` runs the fast suite (tests not marked slow: tests/slow_modules.txt, measured by
 # benchmarks/suite_timing.py); `make test-all` runs every test, as CI does.
@@ -17,8 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --progress-bar on --upgrade pip
 	@echo "==> [3/4] installing $(TORCH) (the download takes a while)"
 	$(PY) -m pip install --progress-bar on $(TORCH)
-	@echo "==> [4/4] installing dnwgraph and its extras: dev, docs, ode, tensorboard, mnist, hub"
-	$(PY) -m pip install --progress-bar on -e '.[dev,docs,ode,tensorboard,mnist,hub]'
+	@echo "==> [4/4] installing dnwgraph and its extras: dev, docs, ode, tensorboard, mnist, hub, onnx"
+	$(PY) -m pip install --progress-bar on -e '.[dev,docs,ode,tensorboard,mnist,hub,onnx]'
 	@echo "==> set-up done: $(VENV)"
 	touch $@
 

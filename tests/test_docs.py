@@ -97,8 +97,14 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
 
 
 def test_interop_page_blocks_run():
-    # the plan cache, a compiled model (compiled lazily: not called) and an explanation
-    assert "torch.Size([5])" in run_blocks(ROOT / "docs" / "interop.md")
+    # the plan cache, a compiled model (compiled lazily: not called), a quiet trace, a
+    # sparsified CNN without graph breaks, an exported compact model, ONNX (with the onnx
+    # package only) and an explanation
+    lines = run_blocks(ROOT / "docs" / "interop.md").splitlines()
+    assert "torch.Size([5])" in lines
+    warned = [line for line in lines if line.startswith("[")][0]
+    assert "TracerWarning" not in warned and warned.count("Warning") <= 3
+    assert lines[1:4] == ["True", "0", "True"]  # trace == eager, no graph break, export == eager
 
 
 def test_stability_page_blocks_run():

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.models._arguments import stem_builder
 from dnwgraph.models.pretrained import PretrainedMixin
@@ -28,7 +29,7 @@ def check_batch(x: Any, dtype: torch.dtype, shape: str = "[B, *]") -> None:
 
     if not isinstance(x, Tensor):
         raise DNWGraphTypeError(f"'x' must be a Tensor {shape} (got {type(x).__name__})")
-    if x.dim() == 0 or x.size(0) == 0:
+    if x.dim() == 0 or static_shape(x)[0] == 0:
         raise DNWGraphError(
             f"'x' must hold at least one sample {shape} (got shape {tuple(x.shape)})"
         )
@@ -37,6 +38,11 @@ def check_batch(x: Any, dtype: torch.dtype, shape: str = "[B, *]") -> None:
         raise DNWGraphError(
             f"'x' must have the model's dtype {dtype} (got {x.dtype}); convert it with {how}"
         )
+
+
+def _is_identity(index: Tensor) -> bool:
+    """Whether ``index`` is ``0, 1, ..., n - 1`` (selecting with it changes nothing)."""
+    return torch.equal(index, torch.arange(index.numel(), device=index.device))
 
 
 class Readout(nn.Module):
@@ -85,8 +91,9 @@ class Readout(nn.Module):
     def _window(self, x: Tensor) -> Tensor:
         """The positions pooled: the centre patch (a view), or all of them."""
         if x.dim() > 2 and self.kind == "centre":
+            shape = static_shape(x)  # the model's fixed input shape: constants of a trace
             for d in range(2, x.dim()):
-                size = x.size(d)
+                size = shape[d]
                 start = max(size // 2 - 2, 0)
                 x = x.narrow(d, start, min(2, size - start))
         return x
@@ -183,7 +190,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         check_batch(x, self.head.weight.dtype)
-        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+        if self.input_shape is not None and static_shape(x)[1:] != self.input_shape:
             expected = ", ".join(str(s) for s in ("B", *self.input_shape))
             raise DNWGraphError(f"'x' must have shape [{expected}] (got {tuple(x.shape)})")
 
@@ -202,15 +209,17 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         """The stem output ``[B, n_in, *S]``, channel ``i`` for input node ``input_nodes[i]``."""
         self._check_input(x)
         s = self.stem(x)
-        n_in = self.input_nodes.numel()
-        if s.dim() < 2 or s.size(1) < n_in:
+        # checks and choices that a trace need not record: shapes as ints
+        n_in = static_shape(self.input_nodes)[0]
+        channels = static_shape(s)[1:2]
+        if not channels or channels[0] < n_in:
             raise DNWGraphError(
                 f"the stem must return [B, C, *] with one channel per input node "
                 f"(C >= {n_in}; got {tuple(s.shape)} for an input of shape {tuple(x.shape)})"
             )
-        identity = torch.arange(n_in, device=self.stem_index.device)
-        traced = torch.compiler.is_compiling()  # no data-dependent branch in a compiled graph
-        if s.size(1) != n_in or traced or not torch.equal(self.stem_index, identity):
+        # no data-dependent branch in a compiled graph or a trace
+        traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+        if channels[0] != n_in or traced or not _is_identity(self.stem_index):
             s = s.index_select(1, self.stem_index)
         return s
 

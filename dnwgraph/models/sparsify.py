@@ -46,7 +46,7 @@ from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
 from dnwgraph.nn.kernels import ValueKey
-from dnwgraph.select import resolve_k, topk_mask
+from dnwgraph.select import graph_topk_mask, resolve_k, topk_mask
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -118,6 +118,8 @@ class _GlobalBudget:
         self._hooks = []
 
     def _enter(self, module: nn.Module, args: Any) -> None:
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return  # no cache to hold: the masks are selected in the graph
         hold = self.key.hold()
         hold.__enter__()
         self._open.append(hold)
@@ -172,7 +174,12 @@ class TopKWeight(nn.Module):
 
     def mask(self, weight: Tensor) -> Tensor:
         """Boolean mask of the kept weights, cached while ``weight`` keeps its values (a
-        :class:`~dnwgraph.nn.kernels.ValueKey`: any change, in place or not, selects again)."""
+        :class:`~dnwgraph.nn.kernels.ValueKey`: any change, in place or not, selects again).
+
+        In compiled, exported or traced code: selected in the graph at every call
+        (:func:`~dnwgraph.select.graph_topk_mask`, the same mask), no cache."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return self._graph_mask(weight)
         if self._shared is not None:
             return self._shared.mask_for(self, weight)
         if self._mask is None or not self.key.matches([weight]):
@@ -180,6 +187,16 @@ class TopKWeight(nn.Module):
             self._mask = topk_mask(weight.detach().abs().reshape(-1), self.k).view_as(weight)
             self.key.store([weight])
         return self._mask
+
+    def _graph_mask(self, weight: Tensor) -> Tensor:
+        if self._shared is None:
+            assert self.k is not None
+            return graph_topk_mask(weight.detach().abs().reshape(-1), self.k).view_as(weight)
+        members = self._shared.members
+        weights = [m.current_weight(weight if m is self else None) for m in members]
+        score = torch.cat([w.detach().abs().reshape(-1).to(weight.device) for w in weights])
+        flat = graph_topk_mask(score, self._shared.k)
+        return flat.split([w.numel() for w in weights])[members.index(self)].view_as(weight)
 
     def invalidate(self) -> None:
         """Forget the cached mask (the shared one too, with ``scope="model"``): the next use

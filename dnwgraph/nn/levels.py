@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range
 from dnwgraph.nn.node_ops import create_node_op
@@ -204,9 +205,10 @@ class LevelExecutor(nn.Module):
         """Whether ``x`` holds the first level's inputs only (checked: else every node's)."""
         n = self.num_nodes
         first = self.conv.source_groups.sizes[0] if len(self.conv.source_groups) else None
-        if x.dim() >= 2 and x.size(0) == n:
+        shape = static_shape(x)  # a choice that a trace fixes: not recorded
+        if len(shape) >= 2 and shape[0] == n:
             return False
-        if x.dim() >= 2 and x.size(0) == first:
+        if len(shape) >= 2 and shape[0] == first:
             if self.chain is None:
                 raise DNWGraphError(
                     f"'x' holds the inputs of the first level only ([{first}, B, *]), which "

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels import apply_node_first
 from dnwgraph.registry import Registry
@@ -291,7 +292,8 @@ class ChannelNodeOp(NodeOp):
         self._steps = [s for s in order if s in steps]
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != self.dim + 2 or x.size(0) != self.num_nodes:
+        shape = static_shape(x)  # a check, not recorded by a trace
+        if len(shape) != self.dim + 2 or shape[0] != self.num_nodes:
             layout = "[n, B, L]" if self.dim == 1 else "[n, B, H, W]"
             raise DNWGraphError(
                 f"'x' must have shape {layout} with n={self.num_nodes} (got {tuple(x.shape)})"

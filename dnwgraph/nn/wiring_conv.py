@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.nn import Parameter
 from torch_geometric.nn import MessagePassing
 
+from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn import kernels
 from dnwgraph.nn.kernels import AggregationPlan, PlanCache, Rows, SourceGroups
@@ -358,11 +359,12 @@ class WiringConv(MessagePassing):
         n_src = self.source_groups.rows(rows.group)
         if not isinstance(x, Tensor):
             raise DNWGraphTypeError(f"'x' must be a Tensor [N, *] (got {type(x).__name__})")
-        if x.dim() < 1 or x.size(0) != n_src:
+        shape = static_shape(x)  # checks a trace need not record
+        if len(shape) < 1 or shape[0] != n_src:
             what = "one per node" if rows.group is None else f"one per node of group {rows.group}"
-            raise DNWGraphError(f"'x' must have {n_src} rows ({what}) (got shape {tuple(x.shape)})")
-        expected = (rows.last - rows.first, *x.shape[1:])
-        if add_to is not None and add_to.shape != expected:
+            raise DNWGraphError(f"'x' must have {n_src} rows ({what}) (got shape {shape})")
+        expected = (rows.last - rows.first, *shape[1:])
+        if add_to is not None and static_shape(add_to) != expected:
             raise DNWGraphError(f"'add_to' must have shape {expected} (got {tuple(add_to.shape)})")
         if edge_index is None or torch.compiler.is_compiling():  # compiled: checked when run
             return None

@@ -11,7 +11,7 @@ from dnwgraph.select.strategies import (
     register_selection,
     selection_options,
 )
-from dnwgraph.select.topk import node_budget, resolve_k, topk_mask
+from dnwgraph.select.topk import graph_topk_mask, node_budget, resolve_k, topk_mask
 
 __all__ = [
     "Selection",
@@ -30,6 +30,7 @@ __all__ = [
     "resolve_k",
     "node_budget",
     "topk_mask",
+    "graph_topk_mask",
 ]
 
 

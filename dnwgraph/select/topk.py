@@ -17,6 +17,7 @@ import math
 import torch
 from torch import Tensor
 
+from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.typing import Ratio, Scope
 
@@ -146,6 +147,35 @@ def global_topk(score: Tensor, k: int, hint: float | None = None) -> tuple[Tenso
             tied = torch.nonzero(score == threshold).view(-1)[:missing]
             mask[tied] = True
     return mask, float(threshold)
+
+
+def graph_topk_mask(score: Tensor, k: int) -> Tensor:
+    r"""The mask of :func:`topk_mask` (global scope, ties: lower index wins) from tensor
+    operations only, for compiled, exported and traced graphs: no Python scalar is read from a
+    tensor, so :func:`torch.compile` and :func:`torch.export.export` record it whole (eager
+    code uses :func:`topk_mask`, whose hint makes repeated selections cheaper).
+
+    With :math:`t` the ``k``-th largest score, the kept entries are those above :math:`t`
+    and the first :math:`k - |\{e: s_e > t\}|` of those equal to it.
+
+    Args:
+        score (Tensor): scores ``[E]``.
+        k (int): the budget, ``0 <= k``.
+
+    Returns:
+        BoolTensor: ``[E]``, ``min(k, E)`` entries set.
+
+    Example:
+        >>> graph_topk_mask(torch.tensor([3.0, 1.0, 1.0, 0.5]), 2).tolist()
+        [True, True, False, False]
+    """
+    num = static_shape(score)[0]  # a choice that a trace fixes: not recorded
+    if k >= num or k <= 0:
+        return torch.full_like(score, k > 0, dtype=torch.bool)
+    threshold = torch.kthvalue(score, num - k + 1).values
+    above = score > threshold
+    tied = score == threshold
+    return above | (tied & (tied.cumsum(0) <= k - above.sum()))
 
 
 def topk_mask(

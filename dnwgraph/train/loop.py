@@ -495,7 +495,7 @@ def _run_epochs(s: _Session, callbacks: Sequence[Callback]) -> None:
             row = _run_epoch(s, epoch)
             if main:
                 _save_epoch(s, epoch)
-                tb.log(row)
+                tb.log(row, s.model)
                 _report(s, row, callbacks)
             s.env.barrier()
     finally:

@@ -36,6 +36,7 @@ __all__ = [
     "wiring_snapshot",
     "TensorBoardLogger",
     "tensorboard_tag",
+    "histogram_tag",
 ]
 
 
@@ -158,10 +159,23 @@ def tensorboard_tag(column: str) -> str:
     return f"{group}/{name}_percent" if name == "acc" else f"{group}/{name}"
 
 
+def histogram_tag(layer: str) -> str:
+    """The TensorBoard tag of the histogram of :math:`|w|` over the candidate edges of the
+    ``WiringConv`` named ``layer`` (``"wiring"`` for a bare layer).
+
+    Examples:
+        >>> histogram_tag("executor.conv"), histogram_tag("")
+        ('edge_weight_abs/executor.conv', 'edge_weight_abs/wiring')
+    """
+    return f"edge_weight_abs/{layer or 'wiring'}"
+
+
 class TensorBoardLogger:
     """Scalars of each epoch to TensorBoard (``DIR/tensorboard``), with the ``tensorboard``
     extra; a no-op when disabled.  Tags by :func:`tensorboard_tag`: ``train/loss``,
-    ``train/acc_percent``, ``test/loss``, ``test/acc_percent``, ``train/lr``, ``wiring/...``.
+    ``train/acc_percent``, ``test/loss``, ``test/acc_percent``, ``train/lr``, ``wiring/...``;
+    given the model, a histogram of :math:`|w|` over the candidate edges of each wiring layer
+    (:func:`histogram_tag`: ``edge_weight_abs/<layer>``).
 
     Args:
         log_dir (path): event-file folder.
@@ -182,13 +196,19 @@ class TensorBoardLogger:
                 ) from err
             self.writer = SummaryWriter(str(Path(log_dir)))
 
-    def log(self, row: dict[str, Any]) -> None:
+    def log(self, row: dict[str, Any], model: nn.Module | None = None) -> None:
+        """Write the epoch ``row`` (a ``metrics.csv`` row) and, with ``model``, the
+        histograms of its wiring layers at step ``row["epoch"]``."""
         if self.writer is None:
             return
         epoch = int(row["epoch"])
         for key in COLUMNS[1:]:
             value = 100.0 * row[key] if key.endswith("_acc") else row[key]
             self.writer.add_scalar(tensorboard_tag(key), value, epoch)
+        if model is not None:
+            for name, conv in wiring_convs(model).items():
+                weight = conv.edge_weight.detach().abs().float().cpu()
+                self.writer.add_histogram(histogram_tag(name), weight, epoch)
         self.writer.flush()
 
     def close(self) -> None:

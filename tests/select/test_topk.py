@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnwgraph.select import node_budget, resolve_k, topk_mask
+from dnwgraph.select import graph_topk_mask, node_budget, resolve_k, topk_mask
 
 
 @pytest.mark.parametrize(
@@ -162,3 +162,23 @@ def test_topk_mask_checks_its_arguments_without_assert():
     assert torch.equal(
         topk_mask(score, 2), topk_mask(score, torch.tensor([2]), scope="per_node", target=one)
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 4), min_size=1, max_size=30),
+    k=st.integers(0, 32),
+)
+def test_graph_topk_mask_equals_topk_mask_ties_included(values, k):
+    # few distinct values: ties at the threshold in most draws, filled by lower index
+    score = torch.tensor(values, dtype=torch.float32)
+    assert torch.equal(graph_topk_mask(score, k), topk_mask(score, min(k, score.numel())))
+
+
+def test_graph_topk_mask_is_recorded_whole_by_dynamo():
+    score = torch.tensor([3.0, 1.0, 1.0, 0.5, 1.0])
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(graph_topk_mask)(score, 3)
+    torch._dynamo.reset()
+    assert explained.graph_break_count == 0
+    assert graph_topk_mask(score, 3).tolist() == [True, True, True, False, False]

@@ -287,3 +287,24 @@ def test_arguments_of_the_wrong_type_are_one_line(
     with pytest.raises(DNWGraphError, match=match):
         train(tiny_config, out, **kwargs)
     assert (run / "checkpoint.pt").read_bytes() == before  # overwrite="false" replaced nothing
+
+
+def test_tensorboard_gets_the_epoch_scalars_and_a_histogram_per_wiring_layer(
+    tmp_path: Path, tiny_config
+) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tiny_config["train"] |= {"epochs": 2, "tensorboard": True}
+    result = train(tiny_config, tmp_path / "run", progress=False)
+    events = EventAccumulator(
+        str(tmp_path / "run" / "tensorboard"), size_guidance={"histograms": 0}
+    )
+    events.Reload()
+    assert events.Tags()["histograms"] == ["edge_weight_abs/conv"]
+    histograms = events.Histograms("edge_weight_abs/conv")
+    assert [h.step for h in histograms] == [1, 2]
+    # the candidate edges of layered([4, 6, 6, 3]): 4*6 + 6*6 + 6*3
+    assert [h.histogram_value.num for h in histograms] == [78, 78]
+    (test_acc, _) = events.Scalars("test/acc_percent")
+    assert test_acc.value == pytest.approx(100 * result["history"][0]["test_acc"])

@@ -124,3 +124,30 @@ def test_tensorboard_tags_group_test_metrics_under_test() -> None:
     assert tensorboard_tag("train_loss") == "train/loss"
     assert tensorboard_tag("no_output_nodes") == "wiring/no_output_nodes"
     assert tensorboard_tag("epoch_time_s") == "train/epoch_time_s"
+
+
+def test_tensorboard_logger_writes_a_histogram_of_abs_weights_per_wiring_layer(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = nn.Sequential(
+        WiringConv(Wiring([(0, 1), (1, 2)]), ratio=1),
+        WiringConv(Wiring([(0, 1), (0, 2), (1, 2)]), ratio=2),
+    )
+    with torch.no_grad():
+        model[0].edge_weight.copy_(torch.tensor([-0.5, 2.0]))
+        model[1].edge_weight.copy_(torch.tensor([1.0, -3.0, 0.25]))
+    tb = TensorBoardLogger(tmp_path / "tb", enabled=True)
+    row = {c: 1 for c in COLUMNS}
+    for epoch in (1, 2):
+        tb.log(row | {"epoch": epoch}, model)
+    tb.close()
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0})
+    events.Reload()
+    assert events.Tags()["histograms"] == ["edge_weight_abs/0", "edge_weight_abs/1"]
+    first, second = events.Histograms("edge_weight_abs/1")
+    assert (first.step, second.step) == (1, 2)
+    summary = first.histogram_value  # |w| of the 3 candidate edges, the unselected one too
+    assert (summary.num, summary.min, summary.max, summary.sum) == (3, 0.25, 3.0, 4.25)

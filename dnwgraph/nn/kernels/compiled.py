@@ -163,11 +163,29 @@ class WiringConvOp(torch.autograd.Function):
         return grad_x if need_x else None, grad_w if need_w else None, grad_add, None, None, None
 
 
+@torch.compiler.assume_constant_result
+def _onnx_exporting() -> bool:
+    # called, not folded: Dynamo folds torch.onnx.is_in_onnx_export() to False, which in a
+    # strict export for ONNX would leave the operator for the ONNX translator to fail on
+    return torch.onnx.is_in_onnx_export()
+
+
 def compiled_aggregate(
     layer: Any, x: Tensor, rows: Rows, add_to: Tensor | None, edge_index: Tensor | None
 ) -> Tensor:
     """The aggregation of ``layer`` for ``rows`` as one opaque node of a compiled graph: the
-    layer's eager code runs inside it (plans included)."""
+    layer's eager code runs inside it (plans included).
+
+    Raises:
+        DNWGraphError: under :func:`torch.onnx.export` with ``dynamo=True``, which cannot
+            translate the operator (it runs Python).
+    """
+    if _onnx_exporting():
+        raise DNWGraphError(
+            "torch.onnx.export(..., dynamo=True) cannot translate a WiringConv (its operator "
+            "dnwgraph::wiring_conv runs Python): use torch.onnx.export(model, (x,), f, "
+            "dynamo=False), which traces the selected edges, or torch.export.export"
+        )
     w = layer.selection.weight(layer.edge_weight)
     out_dtype = output_dtype(x, w)
     if x.is_floating_point() and torch.is_autocast_enabled(x.device.type):

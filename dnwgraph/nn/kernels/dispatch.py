@@ -8,7 +8,8 @@ group, a range of output rows), whatever runs it:
 * :func:`torch.compile`: one opaque operator that runs the eager code
   (:mod:`~dnwgraph.nn.kernels.compiled`);
 * :func:`torch.jit.trace`: the selected edges of the current weights become constants of the
-  trace, and the product a gather and an ``index_add`` (plain ops, no sparse tensors);
+  trace, and the product a gather and an ``index_add`` (plain ops, no sparse tensors; a
+  ``scatter_add`` in :func:`torch.onnx.export` with ``dynamo=False``, which traces);
 * ``torch_geometric.explain``: per-edge messages in the order of the caller's ``edge_index``
   through PyG's :meth:`~torch_geometric.nn.conv.MessagePassing.propagate`, so that the
   explainer's edge mask reaches the right edges.
@@ -16,13 +17,12 @@ group, a range of output rows), whatever runs it:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from dnwgraph._tracing import untraced
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.auto import kernel_for
 from dnwgraph.nn.kernels.backends import effective_weight
@@ -83,20 +83,8 @@ def accumulate_(layer: Any, out: Tensor, x: Tensor, rows: Rows) -> Tensor:
     return kernel_for(layer.impl, plan, x).accumulate_(out, x, plan)
 
 
-@contextlib.contextmanager
-def _untraced() -> Iterator[None]:
-    """Pause a running :func:`torch.jit.trace`: what runs inside is computed, not recorded
-    (the plan of a traced layer is a constant of the trace)."""
-    state = torch._C._get_tracing_state()
-    torch._C._set_tracing_state(None)
-    try:
-        yield
-    finally:
-        torch._C._set_tracing_state(state)
-
-
 def _traced(layer: Any, x: Tensor, rows: Rows, add_to: Tensor | None) -> Tensor:
-    with _untraced():
+    with untraced():
         sel = build_plan(layer, rows).selected
     out_dtype = output_dtype(x, layer.edge_weight)
     acc = accumulation_dtype(out_dtype)
@@ -107,7 +95,12 @@ def _traced(layer: Any, x: Tensor, rows: Rows, add_to: Tensor | None) -> Tensor:
             base = x.new_zeros(rows.last - rows.first, x.size(1), dtype=acc)
         else:
             base = add_to.to(acc)
-        out = base.index_add(0, sel.rows, messages)
+        if torch.onnx.is_in_onnx_export():
+            # ONNX has no index_add with repeated indices; ScatterElements(add) is the same sum
+            index = sel.rows.unsqueeze(1).expand_as(messages)
+            out = base.scatter_add(0, index, messages)
+        else:
+            out = base.index_add(0, sel.rows, messages)
     return out.to(out_dtype)
 
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dnwgraph._tracing import static_shape
+
 _INSTANCE = (nn.InstanceNorm1d, nn.InstanceNorm2d)
 _BATCH = (nn.BatchNorm1d, nn.BatchNorm2d)
 _FULL = (torch.float32, torch.float64)
@@ -44,8 +46,10 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
     if isinstance(module, _INSTANCE):
         if module.track_running_stats:
             return None
-        fast = x.dtype in _FULL and math.prod(x.shape[2:]) > 1  # one element: module's error
-        if fast and not (records_grad(module, x) or torch.jit.is_tracing()):
+        traced = torch.jit.is_tracing()
+        # one element: module's error; no traced sizes in the test (a TracerWarning)
+        fast = not traced and x.dtype in _FULL and math.prod(x.shape[2:]) > 1
+        if fast and not records_grad(module, x):
             # statistics per (node, sample) over S are a layer norm over S, whose kernel is
             # faster without a backward pass; the node's affine parameters in place after it
             # (a trace keeps one graph; half precision keeps instance_norm's one rounding)
@@ -54,14 +58,25 @@ def norm(module: nn.Module, x: Tensor) -> Tensor | None:
                 shape = (n,) + (1,) * (x.dim() - 1)
                 out.mul_(module.weight.view(shape)).add_(module.bias.view(shape))
             return out
-        out = F.instance_norm(
-            x.view(1, n * b, *x.shape[2:]),
-            weight=_per_sample(module.weight, b),
-            bias=_per_sample(module.bias, b),
-            use_input_stats=True,
-            momentum=module.momentum if module.momentum is not None else 0.0,
-            eps=module.eps,
-        )
+        flat = x.view(1, n * b, *x.shape[2:])
+        weight, bias = _per_sample(module.weight, b), _per_sample(module.bias, b)
+        momentum = module.momentum if module.momentum is not None else 0.0
+        if traced:
+            # F.instance_norm checks the spatial size with Python ifs on the traced sizes (a
+            # TracerWarning per call, for a shape the trace fixes): record the op it wraps
+            cudnn = torch.backends.cudnn.enabled
+            out = torch.instance_norm(
+                flat, weight, bias, None, None, True, momentum, module.eps, cudnn
+            )
+        else:
+            out = F.instance_norm(
+                flat,
+                weight=weight,
+                bias=bias,
+                use_input_stats=True,
+                momentum=momentum,
+                eps=module.eps,
+            )
         return out.view_as(x)
     if isinstance(module, _BATCH):
         return module(x.view(1, n, b * x.size(2), *x.shape[3:])).view_as(x)
@@ -80,9 +95,12 @@ def conv(module: nn.Module, x: Tensor) -> Tensor | None:
     """A depthwise ``Conv{1,2}d(n, n, k, groups=n)`` applied to ``x`` ``[n, B, *S]``;
     ``None`` if not covered."""
     n, b = x.shape[:2]
-    if not isinstance(module, (nn.Conv1d, nn.Conv2d)) or module.groups != n:
+    nodes = static_shape(x)[0]  # the choice of path: not recorded by a trace
+    if not isinstance(module, (nn.Conv1d, nn.Conv2d)) or module.groups != nodes:
         return None
-    if module.in_channels != n or module.out_channels != n or module.padding_mode != "zeros":
+    if module.in_channels != nodes or module.out_channels != nodes:
+        return None
+    if module.padding_mode != "zeros":
         return None
     if isinstance(module, nn.Conv1d) and isinstance(module.padding, tuple):
         # 1-D: a 2-D convolution of [1, n, B, L] with [n, 1, 1, k] kernels (one channel per
@@ -97,6 +115,8 @@ def conv(module: nn.Module, x: Tensor) -> Tensor | None:
             n,
         )
         return out.view(n, b, *out.shape[3:])
+    if torch.jit.is_tracing():  # groups=n B would be a constant of the trace (one batch size)
+        return None
     fn = F.conv1d if isinstance(module, nn.Conv1d) else F.conv2d
     out = fn(
         x.view(1, n * b, *x.shape[2:]),
