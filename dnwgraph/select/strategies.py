@@ -190,6 +190,10 @@ class Selection(torch.nn.Module):
     #: Every ``grad_every``-th weight state gets the all-candidate gradient (the layer's
     #: option, read by :meth:`attach`).
     grad_every: int = 1
+    #: The strategy only reads the weights it is given: it changes them nowhere, hooks no
+    #: gradient, and :meth:`weight` is the identity, so it may choose over a concatenation of
+    #: several layers' weights (``sparsify(..., scope="model")``).
+    reads_weights_only: bool = True
 
     def __init__(
         self,
