@@ -634,3 +634,14 @@ def test_bad_selections_and_options_are_one_line_errors():
         sparsify(fresh, 0.2, "rigl")
     assert sparsified_layers(fresh) == []
     assert {n: p.shape for n, p in fresh.named_parameters()} == shapes
+
+
+def test_compact_is_for_wirings_a_sparsified_model_bakes_its_masks_instead():
+    from dnwgraph import compact
+
+    model = sparsify(_mlp(), 0.5, "rigl", frequency=1)
+    with pytest.raises(TypeError, match=r"compact needs a WiringConv .* \(got Sequential\)"):
+        compact(model)
+    x = torch.randn(2, 6)
+    before = model(x)
+    torch.testing.assert_close(unsparsify(model)(x), before)
