@@ -36,7 +36,8 @@ a sparsified layer.
 A layer's mask is kept while its weight and the selection's :meth:`~dnwgraph.Selection.cache_key`
 keep their values (:class:`~dnwgraph.nn.kernels.ValueKey`, the key of ``WiringConv``'s plan
 cache), compared at every use, so an optimizer step, any in-place edit or ``load_state_dict``
-selects again (the sparsified weights are held twice in memory).  With ``scope="model"`` every
+selects again (the sparsified weights are held twice in memory, and the selection keeps the
+target unit of every weight, an int64 buffer ``[E]``).  With ``scope="model"`` every
 mask depends on every weight; hooks on the sparsified module make one forward pass compare
 them once.
 """
@@ -83,6 +84,15 @@ def unit_edges(layer: nn.Module, shape: Sequence[int] | None = None) -> tuple[Te
     has the edge :math:`(c, C_{in} + o)` for entry :math:`[o, c \bmod (C_{in}/g), *]`, with
     :math:`c` the input channel of the group of :math:`o`; a convolution has one edge per
     kernel tap (parallel edges).
+
+    Args:
+        layer (nn.Module): a layer with a ``weight`` of at least 2 dimensions (and
+            ``groups``, for a grouped convolution).
+        shape (sequence of int, optional): the weight's shape (default: ``layer.weight``'s).
+
+    Returns:
+        tuple: ``edge_index`` (LongTensor ``[2, E]``) and the number of nodes
+        :math:`C_{in} + C_{out}`.
 
     Examples:
         >>> edge_index, n = unit_edges(nn.Linear(2, 3))
