@@ -499,3 +499,38 @@ def test_too_deep_a_wiring_is_refused_up_front(monkeypatch):
         LevelExecutor(path, WiringSpec(3, node_op="neuron"))
     monkeypatch.setattr(levels, "_available_memory", lambda: 2**30)
     assert len(LevelExecutor(path, WiringSpec(3, node_op="neuron")).node_ops) == 5
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_pooled_sinks_are_one_product_per_pass(first):
+    # every level's pooled outputs reach the sinks through one call (one plan, one product,
+    # one edge gradient), not one call per level
+    torch.manual_seed(0)
+    ex = randomize(LevelExecutor(block_dag([3, 4, 2, 3]), WiringSpec(0.6)).double())
+    x = torch.randn(3 if first else 12, 2, 4, 4, dtype=torch.float64)
+    ex(x, rows=slice(9, 12), pool=CentreMean()).sum().backward()
+    assert [r for r in ex.conv.plan_cache.plans if r.last > 9] == [(None, 9, 12)]
+
+
+def test_pooled_sinks_of_a_chain_with_a_node_between_its_levels():
+    # node 3 has no out-edge and is no sink: the levels [0, 1], [2], [4] are node ranges with
+    # a gap, whose row of the pooled features of every node is zero
+    edges = [(0, 2), (0, 3), (1, 3), (1, 4), (2, 4), (2, 5), (4, 5), (4, 6), (0, 6)]
+    ex = randomize(LevelExecutor(Wiring(edges, 7), WiringSpec(0.8)).double())
+    assert ex.chain.order is None and ex.ranges == [(0, 2), (2, 1), (4, 1)]
+    plain = copy.deepcopy(ex)
+    plain.chain = None
+    rows, pool = torch.tensor([6, 5]), CentreMean()
+    x = torch.randn(7, 2, 4, 4, dtype=torch.float64)
+    g = torch.randn(2, 2, dtype=torch.float64)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out = ex(xa, rows=rows, pool=pool)
+    (out * g).sum().backward()
+    ref = pool.pool(plain(xb)[rows])
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(xa.grad, xb.grad)
+    for a, b in zip(ex.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    with torch.no_grad():  # the in-place inference chain
+        torch.testing.assert_close(ex(x, rows=rows, pool=pool), ref.detach())

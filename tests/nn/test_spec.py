@@ -163,8 +163,10 @@ def _signatures(path: Path):
 def test_no_signature_spells_out_the_bundle():
     """The wiring's parameters travel as one WiringSpec: no function of ``models/`` or ``nn/``
     takes two of them, except the spec itself, the leaf layer's keyword constructor (and its
-    helper) and the registered presets, whose users give flat keywords."""
-    allowed = {"WiringConv.__init__", "WiringConv._make_selection"}
+    helper), the registered presets, whose users give flat keywords, and ``sparsify``, whose
+    ``scope`` is another concept (one budget per layer or per model, not WiringSpec's per
+    node) and which builds no WiringConv."""
+    allowed = {"WiringConv.__init__", "WiringConv._make_selection", "sparsify"}
     presets = _registered_factories()
     # the graph presets and the MobileNet ones (one closure for all): the scan sees them
     assert {name for _, name, _ in presets} >= {"tiny_static", "mnist1d_continuous", "factory"}

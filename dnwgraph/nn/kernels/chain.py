@@ -264,24 +264,31 @@ class LevelChain:
         first: bool,
         base: int,
     ) -> Tensor:
-        r"""The chain (:meth:`_chain`) over the nodes before the sinks
-        :math:`[s, N)`, and the sinks' inputs pooled: every level adds
-        :math:`A_{[s, N), L_l} P(Z_{L_l})` (a product over ``[N - s, B, *R]`` instead of
-        ``[N - s, B, *S]``, exact since :math:`P` is linear).  With the first level's inputs
-        only (``first``), every node after the first level starts from zero."""
+        r"""The chain (:meth:`_chain`) over the nodes before the sinks :math:`[s, N)`, and
+        the sinks' inputs pooled,
+
+        .. math::
+            P(I_{[s, N)}) = P(X_{[s, N)}) + A_{[s, N),\, < s}\, P(Z),
+
+        one product over every level's pooled outputs :math:`P(Z)` ``[s, B, *R]`` once the
+        levels have run (exact since :math:`P` is linear): one plan, one sparse product and
+        one edge gradient for the sinks per pass, on ``[*, B, *R]`` instead of
+        ``[*, B, *S]``.  With the first level's inputs only (``first``), every node after
+        the first level starts from zero."""
         n, s = self.num_nodes, self.sink_start
         levels = list(enumerate(node_ops))
-        if first:  # the first level's products start the others' inputs
-            z, pooled = _PoolAlongside.apply(levels[0][1](x), pool)
+        pooled: list[Tensor] = []  # P(Z) of every level, in level order
+        sinks = None  # P(X) of the sinks (zero from the first level's inputs)
+        if first:  # the first level's product starts the others' inputs
+            z, p = _PoolAlongside.apply(levels[0][1](x), pool)
             rest = conv(z, group=0, first_row=base, last_row=s) if base < s else None
-            sinks = conv(pooled, group=0, first_row=s, last_row=n)
+            pooled.append(p)
             levels = levels[1:]
         else:
             rest, x_sinks = x.split([s, n - s])  # one gradient buffer for x (a cat), no fills
             sinks = pool.pool(x_sinks)
         if not _records_grad(owner, x):  # in place, as _inplace
             acc = rest if first else rest.clone(memory_format=torch.contiguous_format)
-            sinks = sinks.contiguous()
             for i, op in levels:  # none when the first level is the last (acc is None)
                 lo, size = self.ranges[i]  # type: ignore[misc]
                 hi = lo + size
@@ -289,23 +296,35 @@ class LevelChain:
                 if hi < s:
                     out = acc[hi - base :]  # type: ignore[index]
                     conv.accumulate_(out, z, group=i, first_row=hi, last_row=s)
-                conv.accumulate_(sinks, pool.pool(z), group=i, first_row=s, last_row=n)
-            return self.read(sinks, rows, s)
-        start = base  # rest: the inputs of nodes start, ..., s - 1
-        # the gradient of x (not first) is a concatenation (split's backward): a new tensor
-        workspace = _GradWorkspace(s, base, self._memory(conv, x))
-        for i, op in levels:
-            lo, size = self.ranges[i]  # type: ignore[misc]
-            hi = lo + size
-            _, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
-            z, pooled = _PoolAlongside.apply(op(self._own(inputs)), pool)
-            if hi < s:
-                rest = conv(z, group=i, first_row=hi, last_row=s, add_to=tail)
-            else:
-                rest = tail
-            sinks = conv(pooled, group=i, first_row=s, last_row=n, add_to=sinks)
-            start = hi
-        return self.read(sinks, rows, s)
+                pooled.append(pool.pool(z))
+        else:
+            start = base  # rest: the inputs of nodes start, ..., s - 1
+            # the gradient of x (not first) is a concatenation (split's backward): a new tensor
+            workspace = _GradWorkspace(s, base, self._memory(conv, x))
+            for i, op in levels:
+                lo, size = self.ranges[i]  # type: ignore[misc]
+                hi = lo + size
+                _, inputs, tail = _ChainSplit.apply(rest, start, lo, hi, workspace)
+                z, p = _PoolAlongside.apply(op(self._own(inputs)), pool)
+                rest = conv(z, group=i, first_row=hi, last_row=s, add_to=tail) if hi < s else tail
+                pooled.append(p)
+                start = hi
+        if pooled:  # (a wiring without levels has no product into its sinks)
+            every = self._every_node(pooled)
+            sinks = conv(every, group=None, first_row=s, last_row=n, add_to=sinks)
+        return self.read(sinks, rows, s)  # type: ignore[arg-type]
+
+    def _every_node(self, per_level: list[Tensor]) -> Tensor:
+        """Every node's rows ``[N, *]`` from those of the executed levels (in level order):
+        zero for the nodes without a node op."""
+        like, parts, end = per_level[0], [], 0
+        for (lo, size), rows in zip(self.ranges, per_level, strict=True):  # type: ignore[misc]
+            if lo > end:
+                parts.append(like.new_zeros(lo - end, *like.shape[1:]))
+            parts.append(rows)
+            end = lo + size
+        parts.append(like.new_zeros(self.num_nodes - end, *like.shape[1:]))
+        return torch.cat(parts)
 
     def _inplace(self, conv: Any, node_ops: Sequence[nn.Module], x: Tensor, first: bool) -> Tensor:
         """The chain without autograd: one copy of ``x`` (with the first level's inputs only,

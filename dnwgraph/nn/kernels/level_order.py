@@ -152,7 +152,7 @@ class LevelIds:
         self,
         x: Tensor,
         *,
-        group: int,
+        group: int | None,
         first_row: int = 0,
         last_row: int | None = None,
         add_to: Tensor | None = None,

@@ -155,12 +155,26 @@ def group_edges(layer: Planned, group: int | None) -> tuple[Tensor, Tensor]:
     if group is None:
         static = layer.plan_cache.structure(layer.edge_index.device)
         if None not in static:
-            src = layer.edge_index[0]
-            static[None] = (torch.arange(src.numel(), device=src.device), src)
+            src, by_target = layer.edge_index[0], target_order(layer)
+            if by_target is None:
+                static[None] = (torch.arange(src.numel(), device=src.device), src)
+            else:
+                static[None] = (by_target, src.index_select(0, by_target))
         return static[None]
     bounds, order, _, cols = grouped_edges(layer)
     a, b = bounds[group], bounds[group + 1]
     return order[a:b], cols[a:b]
+
+
+def target_order(layer: Planned) -> Tensor | None:
+    """The edge ids sorted by (target, source), or ``None`` when the layer's edges already
+    are (a layer's own are; those of a level-order view are not), built once."""
+    ei = layer.edge_index
+    static = layer.plan_cache.structure(ei.device)
+    if "by_target" not in static:
+        key = ei[1] * layer.num_nodes + ei[0]
+        static["by_target"] = None if bool((key[1:] >= key[:-1]).all()) else torch.argsort(key)
+    return static["by_target"]
 
 
 def grouped_edges(layer: Planned) -> tuple[list[int], Tensor, Tensor, Tensor]:
@@ -171,9 +185,7 @@ def grouped_edges(layer: Planned) -> tuple[list[int], Tensor, Tensor, Tensor]:
     ei = layer.edge_index
     static = layer.plan_cache.structure(ei.device)
     if "order" not in static:
-        groups, n = layer.source_groups, layer.num_nodes
-        key = ei[1] * n + ei[0]
-        by_target = None if bool((key[1:] >= key[:-1]).all()) else torch.argsort(key)
+        groups, by_target = layer.source_groups, target_order(layer)
         g = groups.group_of_node.to(ei.device)[ei[0]]
         g = torch.where(g < 0, len(groups), g)
         if by_target is None:
@@ -215,7 +227,11 @@ def selected_edges(layer: Planned, group: int | None, mask: Tensor) -> tuple[Ten
     selection (edges ordered by group once) and each group takes its slice."""
     ei = layer.edge_index
     if group is None:
-        ids = torch.nonzero(mask).view(-1)
+        by_target = target_order(layer)
+        if by_target is None:
+            ids = torch.nonzero(mask).view(-1)
+        else:
+            ids = by_target.index_select(0, torch.nonzero(mask.index_select(0, by_target)).view(-1))
         src, dst = ei.index_select(1, ids)
         return dst, src, ids
     cache = layer.plan_cache
