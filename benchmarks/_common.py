@@ -83,7 +83,9 @@ def device_name(device: torch.device | str = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def for_device(section: str, device: torch.device | str) -> str:

@@ -17,12 +17,12 @@ Every finished run is appended to a JSON-lines file (``--results``); runs alread
 skipped, so an interrupted benchmark resumes where it stopped.  The summary gives, per preset,
 budget and method, the test accuracy (mean ± std) and the gap to DNW paired by (draw, seed)
 (mean ± std).  The cost of a training step is not taken from those runs (they run two at a
-time beside other work): ``--cost`` (and ``--write``) measures it apart, in this one process
-at one thread, every method of a preset and budget interleaved, the median over ``--rounds``
-of the mean of ``--steps`` train steps (saved beside ``--results`` as ``*_cost.json``; a
-record's own ``ms_per_step`` is only that run's wall time).  ``--write`` puts the table, the
-conditions, how many runs of the grid are done and a plot of accuracy against budget into
-``docs/methods.md``.
+time beside other work): ``--cost`` measures it apart (``--write`` too, when none is saved),
+in this one process at one thread, every method of a preset and budget interleaved, the
+median over ``--rounds`` of the mean of ``--steps`` train steps (saved beside ``--results``
+as ``*_cost.json``; a record's own ``ms_per_step`` is only that run's wall time).
+``--write`` puts the table, the conditions, how many runs of the grid are done and a plot of
+accuracy against budget into ``docs/methods.md``.
 
 Run: ``python benchmarks/methods_mnist1d.py --epochs 40 --seeds 3 --draws 2 --jobs 2 --write``
 (several CPU hours; ``--no-train --cost`` measures the cost alone, a few minutes); a smoke
@@ -100,7 +100,7 @@ def plain_loop(model: torch.nn.Module, data: object, epochs: int, seed: int) -> 
     return 100.0 * float((pred == yt).float().mean()), ms
 
 
-def build_graph(preset: str, selection: str, ratio: float, seed: int, **options: object):
+def build_graph(preset: str, selection: str, ratio: float, seed: int, /, **options: object):
     """``mnist1d_{preset}`` with ``selection``, from the initial weights of ``seed``."""
     from dnwgraph import create_model
 
@@ -228,7 +228,10 @@ def _cost_setup(preset: str, ratio: float, method: str) -> tuple[torch.nn.Module
     if method == "lottery":  # the retraining with the ticket's fixed mask
         mask = build_graph(preset, "dnw", ratio, 0).conv.active_mask().clone()
         return build_graph(preset, "fixed", ratio, 0, mask=mask), batch
-    return build_graph(preset, method, ratio, 0, **schedule(method, steps)), batch
+    options = schedule(method, steps)
+    if method == "gmp":  # at its final budget: it has pruned by the warm-up's second step
+        options = {"frequency": 1, "begin_step": 0, "end_step": 1}
+    return build_graph(preset, method, ratio, 0, **options), batch
 
 
 def _train_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: list, n: int) -> None:
@@ -272,6 +275,8 @@ def measure_cost(cells: list[tuple[str, float, list[str]]], steps: int, rounds: 
         f"the median over {rounds} rounds of the mean of {steps} train steps (forward, "
         f"cross-entropy, backward, SGD with momentum; batch {BATCH}) after 2 warm-up steps. "
         "Steps between mask updates (rigl, set and gmp change the mask once per 100 steps); "
+        "gmp at its final budget (before its begin_step it computes with every candidate, at "
+        "about the cost of complete, and it reaches the budget at end_step = 0.75 T); "
         "lottery: the retraining with its fixed mask (its run also trains DNW once). 1-minute "
         f"load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end."
     )
@@ -375,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = {key(job) for job in grid(args)}
     records = [r for k, r in load(args.results).items() if k in wanted]
     cost_file = args.results.with_name(args.results.stem + "_cost.json")
-    if args.cost or args.write:
+    if args.cost or (args.write and not cost_file.exists()):
         cost = measure_cost(cost_cells(args), args.steps, args.rounds)
         cost_file.write_text(json.dumps(cost, indent=1) + "\n")
     else:
