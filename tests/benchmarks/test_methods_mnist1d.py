@@ -64,3 +64,19 @@ def test_the_table_pairs_the_gap_and_shows_the_measured_cost(script):
 def test_the_section_says_how_many_runs_are_done(script):
     assert "**3 of 224 runs** of the grid are done" in script.progress(3, 224)
     assert script.progress(224, 224) == "All 224 runs of the grid are done."
+
+
+def test_the_findings_rank_the_methods_trained_once_and_count_dnw_firsts(script):
+    def rec(preset, method, seed, acc):
+        return dict(preset=preset, ratio=0.02, method=method, draw=0, seed=seed, epochs=40,
+                    acc=acc)  # fmt: skip
+
+    records = [rec("static", "dnw", 0, 90.0), rec("static", "rigl", 0, 91.0),
+               rec("static", "rigl", 1, 93.0), rec("static", "lottery", 0, 99.0),
+               rec("discrete", "dnw", 0, 95.0), rec("discrete", "random", 0, 94.0),
+               rec("discrete", "complete", 0, 97.0)]  # fmt: skip
+    text = script.findings(records)
+    assert "DNW has the highest mean in 1 of 2 cells" in text
+    # rigl's mean is 92: ahead of dnw; lottery trains twice and is not ranked
+    assert "* static 2%: rigl 92.00 > dnw 90.00; beside them lottery 99.00" in text
+    assert "* discrete 2%: dnw 95.00 > random 94.00; beside them complete 97.00" in text
