@@ -60,6 +60,7 @@ PLOT = ROOT / "docs" / "img" / "methods_mnist1d.png"
 PLOT_LINK = "img/methods_mnist1d.png"
 #: Every finished run, one JSON object a line (committed: the tables are made from it).
 RESULTS = ROOT / "benchmarks" / "results" / "methods_mnist1d.jsonl"
+README = ROOT / "README.md"
 BATCH = 128
 
 
@@ -245,6 +246,14 @@ def findings(records: list[dict]) -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
+def readme_summary(records: list[dict], status: str) -> str:
+    """The README's lines: the findings, how much of the grid they hold, the page's link."""
+    link = "[docs/methods.md](docs/methods.md#the-comparison)"
+    return (f"{findings(records)}\n\n{status} Plain loop, 40 epochs, 3 seeds x 2 MNIST-1D draws "
+            "(`python benchmarks/methods_mnist1d.py ... --write`; the table with paired gaps, "
+            f"the cost per step and the plot: {link}).")  # fmt: skip
+
+
 def _cost_setup(preset: str, ratio: float, method: str) -> tuple[torch.nn.Module, list]:
     """The model of a cell, with the schedule of a full run, and a batch of its data."""
     from dnwgraph.train import create_dataset
@@ -426,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{findings(records)}\n\n{text}\n\n{cost['conditions']}\n\n"
                 f"![accuracy against edge budget]({PLOT_LINK})")  # fmt: skip
         write_section("methods-mnist1d", body, args.doc)
+        if args.doc == DOC:  # the README's summary of the real page only
+            write_section("methods-summary", readme_summary(records, status), README)
 
 
 if __name__ == "__main__":
