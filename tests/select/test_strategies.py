@@ -37,6 +37,8 @@ def test_registry_lists_all_strategies():
 def test_unknown_selection_lists_choices():
     with pytest.raises(ValueError, match=r"unknown selection 'dwn'; choose one of \['complete'"):
         make("dwn")
+    with pytest.raises(ValueError, match=r"\]; did you mean 'dnw'\?$"):
+        make("dwn")
 
 
 def test_dnw_is_topk_by_magnitude_and_straight_through():
