@@ -61,6 +61,7 @@ from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
 from dnwgraph.nn.kernels import ValueKey, effective_weight
 from dnwgraph.select import Selection, create_selection
+from dnwgraph.select.strategies import UnknownOptionError
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -154,6 +155,8 @@ class MaskedWeight(nn.Module):
         self.numel = _weight(layer).numel()
         #: the layer's parameter names in their order (restored by :func:`unsparsify`)
         self.order = tuple(name for name, _ in layer.named_parameters(recurse=False))
+        #: whether the weight trained before (edge-popup stops it; unsparsify restores it)
+        self.requires_grad = _weight(layer).requires_grad
         self._layer = [layer]  # a list keeps the layer out of the module tree
         self._shared = shared
         #: the weight and selection state the cached mask was chosen for (by value)
@@ -447,11 +450,19 @@ def _check_module(module: Any) -> None:
         )
 
 
-def _layer_selection(name: str, ratio: int | float, layer: nn.Module, options: Any) -> Selection:
-    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`)."""
+def _layer_selection(
+    name: str, ratio: int | float, layer_name: str, layer: nn.Module, options: Any
+) -> Selection:
+    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`); an error
+    of its budget or options names the layer (an int budget may fit one layer, not another)."""
     edge_index, num_nodes = unit_edges(layer)
     target = edge_index[1].clone()
-    return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+    try:
+        return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+    except UnknownOptionError:
+        raise  # the same for every layer
+    except DNWGraphError as err:
+        raise type(err)(f"layer {layer_name!r}: {err}") from None
 
 
 def _shared_selection(
@@ -491,6 +502,7 @@ def _restore(layer: nn.Module, weight: Tensor | None = None) -> None:
     param = _weight(layer)
     with torch.no_grad():  # the same Parameter (optimizers keep it), the layer's shape
         param.set_((param.detach() if weight is None else weight).clone().view(shape))
+    param.requires_grad_(part.requires_grad)
 
 
 def sparsify(
@@ -552,7 +564,8 @@ def sparsify(
         raise DNWGraphTypeError(
             f"'selection' must be a name from list_selections() (got {type(selection).__name__})"
         )
-    layers = [layer for _, layer in sparsifiable_layers(module, include, exclude, dense_first)]
+    named = sparsifiable_layers(module, include, exclude, dense_first)
+    layers = [layer for _, layer in named]
     if not layers:
         raise DNWGraphError(
             "no layer to sparsify: expected an nn.Linear / Conv1d / Conv2d or a layer matching "
@@ -566,8 +579,8 @@ def sparsify(
     else:
         shared = None
         parts = [
-            MaskedWeight(_layer_selection(selection, ratio, layer, selection_options), layer)
-            for layer in layers
+            MaskedWeight(_layer_selection(selection, ratio, n, layer, selection_options), layer)
+            for n, layer in named
         ]
     done: list[nn.Module] = []
     try:
@@ -608,7 +621,8 @@ def _masked(layer: nn.Module) -> bool:
 def unsparsify(module: nn.Module) -> nn.Module:
     r"""Bake the masks in: every sparsified layer gets a plain ``weight`` Parameter of its
     original shape equal to :math:`W \odot M` (pruned entries exactly zero); the model's
-    outputs are unchanged.  The selections' state (edge-popup's scores) goes with them.
+    outputs are unchanged.  The selections' state (edge-popup's scores) goes with them, and
+    each weight requires grad as it did before :func:`sparsify` (edge-popup had stopped it).
 
     Args:
         module (nn.Module): a model passed through :func:`sparsify`.

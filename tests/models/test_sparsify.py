@@ -785,3 +785,26 @@ def test_unsparsify_keeps_a_parametrization_of_the_bias():
     assert parametrize.is_parametrized(model[0], "bias")
     assert not parametrize.is_parametrized(model[0], "weight")
     torch.testing.assert_close(model(x), before)
+
+
+def test_a_budget_that_does_not_fit_one_layer_names_it():
+    """An int budget fits some layers and not others: the message said the range, not whose."""
+    fresh = _mlp()  # 42 and 28 weights
+    with pytest.raises(
+        DNWGraphError, match=r"^layer '2': 'ratio' as an int .* \[1, 28\] \(got 30\)$"
+    ):
+        sparsify(fresh, 30)
+    assert sparsified_layers(fresh) == []
+    with pytest.raises(DNWGraphTypeError, match=r"^selection 'rigl' has no option 'alpha'"):
+        sparsify(fresh, 0.2, "rigl", alpha=1)  # the same for every layer: no layer named
+
+
+def test_unsparsify_after_edge_popup_trains_the_weights_again():
+    """edge_popup stops the weights' gradient; the plain layers of unsparsify kept it stopped,
+    so fine-tuning them silently trained only the biases."""
+    model = _mlp()
+    model[2].weight.requires_grad_(False)  # frozen by the user: stays frozen
+    sparsify(model, 0.5, "edge_popup")
+    assert not any(layer.parametrizations.weight.original.requires_grad for layer in model[::2])
+    unsparsify(model)
+    assert model[0].weight.requires_grad and not model[2].weight.requires_grad
