@@ -60,8 +60,8 @@ from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
 from dnwgraph.nn.kernels import ValueKey, effective_weight
-from dnwgraph.select import Selection, create_selection
-from dnwgraph.select.strategies import UnknownOptionError
+from dnwgraph.select import Selection, create_selection, resolve_k
+from dnwgraph.select.strategies import SELECTIONS
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -450,19 +450,21 @@ def _check_module(module: Any) -> None:
         )
 
 
-def _layer_selection(
-    name: str, ratio: int | float, layer_name: str, layer: nn.Module, options: Any
-) -> Selection:
-    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`); an error
-    of its budget or options names the layer (an int budget may fit one layer, not another)."""
+def _layer_selection(name: str, ratio: int | float, layer: nn.Module, options: Any) -> Selection:
+    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`)."""
     edge_index, num_nodes = unit_edges(layer)
     target = edge_index[1].clone()
+    return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+
+
+def _check_layer_budget(ratio: Any, name: str, layer: nn.Module) -> None:
+    """An int budget may fit one layer and not another: the error names the layer."""
     try:
-        return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
-    except UnknownOptionError:
+        resolve_k(ratio, _weight(layer).numel())
+    except DNWGraphTypeError:
         raise  # the same for every layer
     except DNWGraphError as err:
-        raise type(err)(f"layer {layer_name!r}: {err}") from None
+        raise DNWGraphError(f"layer {name!r}: {err}") from None
 
 
 def _shared_selection(
@@ -564,6 +566,7 @@ def sparsify(
         raise DNWGraphTypeError(
             f"'selection' must be a name from list_selections() (got {type(selection).__name__})"
         )
+    SELECTIONS.get(selection)  # an unknown name, before the layers' budgets
     named = sparsifiable_layers(module, include, exclude, dense_first)
     layers = [layer for _, layer in named]
     if not layers:
@@ -578,9 +581,11 @@ def sparsify(
         parts = [MaskedWeight(shared.selection, layer, shared) for layer in layers]
     else:
         shared = None
+        for name, layer in named:
+            _check_layer_budget(ratio, name, layer)
         parts = [
-            MaskedWeight(_layer_selection(selection, ratio, n, layer, selection_options), layer)
-            for n, layer in named
+            MaskedWeight(_layer_selection(selection, ratio, layer, selection_options), layer)
+            for layer in layers
         ]
     done: list[nn.Module] = []
     try:

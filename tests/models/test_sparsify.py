@@ -797,6 +797,10 @@ def test_a_budget_that_does_not_fit_one_layer_names_it():
     assert sparsified_layers(fresh) == []
     with pytest.raises(DNWGraphTypeError, match=r"^selection 'rigl' has no option 'alpha'"):
         sparsify(fresh, 0.2, "rigl", alpha=1)  # the same for every layer: no layer named
+    with pytest.raises(DNWGraphError, match=r"^unknown selection 'dwn'; .*did you mean 'dnw'\?$"):
+        sparsify(fresh, 0.2, "dwn")
+    with pytest.raises(DNWGraphError, match=r"^'frequency' must be an int >= 1 \(got 0\)$"):
+        sparsify(fresh, 0.2, "rigl", frequency=0)
 
 
 def test_unsparsify_after_edge_popup_trains_the_weights_again():
