@@ -8,6 +8,7 @@ without importing torch.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar, overload
@@ -74,12 +75,16 @@ class Registry(Generic[T]):
         """The entry registered as ``name``.
 
         Raises:
-            ValueError: an unknown name (the message lists the registered ones).
+            ValueError: an unknown name (the message lists the registered ones and the
+                closest, if one is close).
         """
         try:
             return self._entries[name]
         except (KeyError, TypeError):  # TypeError: an unhashable name
-            raise self.error(f"unknown {self.kind} {name!r}; choose one of {self.list()}") from None
+            names = self.list()
+            close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise self.error(f"unknown {self.kind} {name!r}; choose one of {names}{hint}") from None
 
     def find(self, name: Hashable) -> T | None:
         """The entry registered as ``name``, or ``None``."""

@@ -36,6 +36,9 @@ def test_errors_are_one_line_and_list_the_choices():
         reg.get("two")
     with pytest.raises(DNWGraphError, match="unknown thing"):
         reg.get([])  # unhashable
+    reg.register("three", 3)
+    with pytest.raises(DNWGraphError, match=r"\['one', 'three'\]; did you mean 'three'\?$"):
+        reg.get("thre")  # the closest name, when one is close
     with pytest.raises(DNWGraphError, match="thing 'one' is already registered"):
         reg.register("one", 2)
     reg.register("one", 2, replace=True)

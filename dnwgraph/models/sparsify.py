@@ -16,16 +16,17 @@ not, so a pruned weight can grow back.  Every registered selection is accepted (
 ``set``, ``gmp``, ``snip``, ``edge_popup``, ``random``, ``complete``, ...) with its options,
 through the same :class:`~dnwgraph.Selection` protocol as :class:`~dnwgraph.WiringConv`'s: the
 layer is the selection's host (:class:`~dnwgraph.select.SelectionHost`), its flat weight the
-``edge_weight``.  The budget is per layer (``scope="per_layer"``, :math:`k_\ell = \lceil
-r\,|W_\ell|\rceil`) or shared by all sparsified layers of the model (``scope="model"``,
-:math:`k = \operatorname{round}(r \sum_\ell |W_\ell|)`, one selection over the concatenated
-weights; for the selections that only read the weights,
+``edge_weight``.  The budget is per layer (``scope="per_layer"``, :math:`k_\ell = \max(1,
+\operatorname{round}(r\,|W_\ell|))`) or shared by all sparsified layers of the model
+(``scope="model"``, :math:`k = \max(1, \operatorname{round}(r \sum_\ell |W_\ell|))`, one
+selection over the concatenated weights; for the selections that only read the weights,
 :attr:`~dnwgraph.Selection.reads_weights_only`).  Biases and normalisation layers stay dense.
 
 It is implemented with :mod:`torch.nn.utils.parametrize`: ``layer.weight`` becomes the masked
 weight and the trainable tensor, flattened to ``[E]`` as a ``WiringConv``'s ``edge_weight``,
 lives at ``layer.parametrizations.weight.original`` (the same ``Parameter`` object, so
-optimizers built before or after :func:`sparsify` see it); the selection's own state (a
+optimizers built before or after :func:`sparsify` see it; but ``edge_popup`` trains new
+parameters, its scores, which only an optimizer built after sees); the selection's own state (a
 step, a mask, edge-popup's scores) is a submodule, ``layer.parametrizations.weight[0].selection``,
 saved in the ``state_dict`` (a model saved sparsified loads into a freshly sparsified one and
 continues exactly; PyTorch pickles parametrized modules only through their ``state_dict``).
@@ -51,6 +52,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
@@ -58,7 +60,8 @@ from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
 from dnwgraph.nn.kernels import ValueKey, effective_weight
-from dnwgraph.select import Selection, create_selection
+from dnwgraph.select import Selection, create_selection, resolve_k
+from dnwgraph.select.strategies import SELECTIONS
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -150,6 +153,10 @@ class MaskedWeight(nn.Module):
         self.selection = selection
         self.shape = tuple(_weight(layer).shape)
         self.numel = _weight(layer).numel()
+        #: the layer's parameter names in their order (restored by :func:`unsparsify`)
+        self.order = tuple(name for name, _ in layer.named_parameters(recurse=False))
+        #: whether the weight trained before (edge-popup stops it; unsparsify restores it)
+        self.requires_grad = _weight(layer).requires_grad
         self._layer = [layer]  # a list keeps the layer out of the module tree
         self._shared = shared
         #: the weight and selection state the cached mask was chosen for (by value)
@@ -202,7 +209,9 @@ class MaskedWeight(nn.Module):
         if self._mask is None or key is None or not self.key.matches([weight, *key]):
             self._mask = sel(weight)  # a strategy may change the weights here, in place
             key = sel.cache_key()
-            if key is not None:
+            if key is None:  # chosen for this call only (td in training): no later use
+                self.key.invalidate()
+            else:
                 self.key.store([weight, *key])
             self.states += 1
         return self._mask
@@ -285,7 +294,9 @@ class _SharedSelection:
             sizes = [w.numel() for w in weights]
             self._masks = [m.to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)]
             key = self.selection.cache_key()
-            if key is not None:
+            if key is None:  # chosen for this call only (td in training): no later use
+                self.key.invalidate()
+            else:
                 self.key.store([*weights, *key])
             self.states += 1
         return self._masks[self.members.index(member)]
@@ -352,11 +363,12 @@ def _matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
 def _as_patterns(value: Pattern | Sequence[Pattern] | None, name: str) -> list[Pattern]:
     if value is None:
         return []
-    items = [value] if isinstance(value, (str, type)) else list(value)
+    items = list(value) if isinstance(value, (list, tuple, set)) else [value]
     for p in items:
         if not isinstance(p, (str, type)):
             raise DNWGraphTypeError(
-                f"'{name}' must hold name patterns (str) or module types (got {p!r})"
+                f"'{name}' must hold name patterns (str) or module types (got {type(p).__name__} "
+                f"{p!r})"
             )
     return items
 
@@ -382,6 +394,8 @@ def sparsifiable_layers(
         >>> [n for n, _ in sparsifiable_layers(net, dense_first=True)]
         ['2']
     """
+    if not isinstance(dense_first, bool):
+        raise DNWGraphError(f"'dense_first' must be True or False (got {dense_first!r})")
     inc = _as_patterns(include, "include")
     exc = _as_patterns(exclude, "exclude")
     layers = []
@@ -393,12 +407,38 @@ def sparsifiable_layers(
         if exc and _matches(name, layer, exc):
             continue
         weight = getattr(layer, "weight", None)
+        if isinstance(weight, Tensor) and is_lazy(weight):
+            raise DNWGraphError(
+                f"layer {name!r} is lazy, its weight not yet created; expected a model with "
+                "every weight shaped (run one forward pass before sparsify)"
+            )
         if not isinstance(weight, Tensor) or weight.dim() < 2:
             continue  # norms and biases stay dense
         if parametrize.is_parametrized(layer, "weight"):
-            raise DNWGraphError(f"layer {name!r} is already sparsified; call unsparsify() first")
+            if _masked(layer):
+                raise DNWGraphError(
+                    f"layer {name!r} is already sparsified; call unsparsify() first"
+                )
+            raise DNWGraphError(
+                f"layer {name!r} has a parametrization of its weight (weight_norm, ...); "
+                f"expected a plain weight (exclude={name!r} keeps the layer as it is)"
+            )
         layers.append((name, layer))
-    return layers[1:] if dense_first else layers
+    layers = layers[1:] if dense_first else layers
+    _check_not_tied(layers)
+    return layers
+
+
+def _check_not_tied(layers: list[tuple[str, nn.Module]]) -> None:
+    """Tied weights would get one selection per layer, each changing the shared tensor."""
+    owner: dict[int, str] = {}
+    for name, layer in layers:
+        first = owner.setdefault(id(_weight(layer)), name)
+        if first != name:
+            raise DNWGraphError(
+                f"layers {first!r} and {name!r} share one weight tensor (tied weights); expected "
+                f"each sparsified layer to own its weight (exclude one: exclude={name!r})"
+            )
 
 
 def _check_module(module: Any) -> None:
@@ -415,6 +455,16 @@ def _layer_selection(name: str, ratio: int | float, layer: nn.Module, options: A
     edge_index, num_nodes = unit_edges(layer)
     target = edge_index[1].clone()
     return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+
+
+def _check_layer_budget(ratio: Any, name: str, layer: nn.Module) -> None:
+    """An int budget may fit one layer and not another: the error names the layer."""
+    try:
+        resolve_k(ratio, _weight(layer).numel())
+    except DNWGraphTypeError:
+        raise  # the same for every layer
+    except DNWGraphError as err:
+        raise DNWGraphError(f"layer {name!r}: {err}") from None
 
 
 def _shared_selection(
@@ -441,11 +491,20 @@ def _restore(layer: nn.Module, weight: Tensor | None = None) -> None:
     part = layer.parametrizations.weight[0]  # type: ignore[union-attr,index]
     if part._shared is not None:
         part._shared.detach()
-    shape = part.shape
+    shape, order = part.shape, part.order
+    # a deep copy shares the parametrized class (torch's ``__deepcopy__`` keeps it), and the
+    # removal deletes the ``weight`` property from the class: give this layer its own first
+    cls = type(layer)
+    layer.__class__ = type(cls.__name__, cls.__bases__, dict(vars(cls)))
     parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+    params = layer._parameters  # ``weight`` came back last: the original order again
+    ordered = {n: params[n] for n in order if n in params} | params
+    params.clear()
+    params.update(ordered)
     param = _weight(layer)
     with torch.no_grad():  # the same Parameter (optimizers keep it), the layer's shape
         param.set_((param.detach() if weight is None else weight).clone().view(shape))
+    param.requires_grad_(part.requires_grad)
 
 
 def sparsify(
@@ -507,15 +566,23 @@ def sparsify(
         raise DNWGraphTypeError(
             f"'selection' must be a name from list_selections() (got {type(selection).__name__})"
         )
-    layers = [layer for _, layer in sparsifiable_layers(module, include, exclude, dense_first)]
+    SELECTIONS.get(selection)  # an unknown name, before the layers' budgets
+    named = sparsifiable_layers(module, include, exclude, dense_first)
+    layers = [layer for _, layer in named]
     if not layers:
-        raise DNWGraphError("no layer to sparsify: check 'include' / 'exclude'")
+        raise DNWGraphError(
+            "no layer to sparsify: expected an nn.Linear / Conv1d / Conv2d or a layer matching "
+            f"'include' (got {type(module).__name__} with include={include!r}, "
+            f"exclude={exclude!r}, dense_first={dense_first})"
+        )
     # every selection is built (its budget and options checked) before any layer changes
     if scope == "model":
         shared = _shared_selection(selection, ratio, layers, selection_options)
         parts = [MaskedWeight(shared.selection, layer, shared) for layer in layers]
     else:
         shared = None
+        for name, layer in named:
+            _check_layer_budget(ratio, name, layer)
         parts = [
             MaskedWeight(_layer_selection(selection, ratio, layer, selection_options), layer)
             for layer in layers
@@ -545,18 +612,22 @@ def sparsified_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
         >>> [n for n, _ in sparsified_layers(net)]
         ['0']
     """
-    return [
-        (name, layer)
-        for name, layer in module.named_modules()
-        if parametrize.is_parametrized(layer, "weight")
-        and any(isinstance(p, MaskedWeight) for p in layer.parametrizations.weight)  # type: ignore[union-attr]
-    ]
+    return [(name, layer) for name, layer in module.named_modules() if _masked(layer)]
+
+
+def _masked(layer: nn.Module) -> bool:
+    """Whether :func:`sparsify` parametrized the weight of ``layer``."""
+    return parametrize.is_parametrized(layer, "weight") and any(
+        isinstance(p, MaskedWeight)
+        for p in layer.parametrizations.weight  # type: ignore[union-attr]
+    )
 
 
 def unsparsify(module: nn.Module) -> nn.Module:
     r"""Bake the masks in: every sparsified layer gets a plain ``weight`` Parameter of its
     original shape equal to :math:`W \odot M` (pruned entries exactly zero); the model's
-    outputs are unchanged.  The selections' state (edge-popup's scores) goes with them.
+    outputs are unchanged.  The selections' state (edge-popup's scores) goes with them, and
+    each weight requires grad as it did before :func:`sparsify` (edge-popup had stopped it).
 
     Args:
         module (nn.Module): a model passed through :func:`sparsify`.

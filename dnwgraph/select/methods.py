@@ -253,7 +253,8 @@ class SNIP(ScheduledSelection):
 
     Until its first backward pass the layer uses every candidate; that pass gives every
     candidate :math:`g = \partial L/\partial w` and leaves the weights at their initial values
-    (the optimizer sees a zero gradient for them); the next forward pass chooses the top-k of
+    (the optimizer sees a zero gradient for them; restored to them if weight decay moved them
+    all the same); the next forward pass chooses the top-k of
     the connection sensitivity :math:`|w_0 \cdot g|`, fixed from then on (the weights trained
     inside it).
 
@@ -284,7 +285,11 @@ class SNIP(ScheduledSelection):
         if self.pending is not None and not bool(self.chosen):
             grad = self.take_pending(edge_weight)
             with torch.no_grad():
-                self.mask.copy_(self.topk(edge_weight.detach().to(grad) * grad))
+                # w0, the weights of step 0: an optimizer with weight decay moved them
+                # despite their zero gradient (Adam by about its learning rate); back to w0
+                w0 = edge_weight.detach() if self.seen is None else self.seen.to(edge_weight)
+                edge_weight.copy_(w0)
+                self.mask.copy_(self.topk(w0.to(grad) * grad))
                 self.chosen.fill_(True)
         return super().forward(edge_weight)
 

@@ -363,12 +363,14 @@ class RandomMask(_FrozenMask):
 
 @register_selection("complete")
 class Complete(Selection):
-    """Every candidate edge is used (the complete-graph baseline); ``ratio`` is ignored."""
+    """Every candidate edge is used (the complete-graph baseline); ``ratio`` is checked as
+    any budget (a mistake is not hidden), then ignored."""
 
     straight_through = True
 
     def __init__(self, ratio: Ratio = 1.0, **kwargs: Any) -> None:
         super().__init__(1.0, **{**kwargs, "scope": "global"})
+        resolve_k(ratio, self.num_edges)
         self.k = self.num_edges
 
     def forward(self, edge_weight: Tensor) -> Tensor:
@@ -409,6 +411,11 @@ class Fixed(_FrozenMask):
         self.register_buffer("frozen", torch.tensor(mask is not None))
         if mask is None:
             mask = torch.zeros(self.num_edges, dtype=torch.bool)
+        elif not isinstance(mask, Tensor):
+            raise DNWGraphTypeError(
+                f"'mask' must be a BoolTensor of shape [{self.num_edges}] "
+                f"(got {type(mask).__name__} {mask!r:.40})"
+            )
         elif mask.shape != (self.num_edges,) or mask.dtype != torch.bool:
             raise DNWGraphError(
                 f"'mask' must be a BoolTensor of shape [{self.num_edges}] "
@@ -448,8 +455,9 @@ class TargetedDropout(Selection):
         super().__init__(ratio, **kwargs)
         if drop_rate is None:
             drop_rate = 1.0 - self.k / self.num_edges
-        if not 0.0 <= drop_rate <= 1.0:
-            raise DNWGraphError(f"'drop_rate' must be in [0, 1] (got {drop_rate})")
+        number = isinstance(drop_rate, (int, float)) and not isinstance(drop_rate, bool)
+        if not number or not 0.0 <= drop_rate <= 1.0:
+            raise DNWGraphError(f"'drop_rate' must be a float in [0, 1] (got {drop_rate!r})")
         self.drop_rate = float(drop_rate)
 
     def cache_key(self) -> tuple[Any, ...] | None:

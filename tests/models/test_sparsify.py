@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import dnwgraph
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.models.sparsify import (
     density,
     sparse_wiring,
@@ -645,3 +645,170 @@ def test_compact_is_for_wirings_a_sparsified_model_bakes_its_masks_instead():
     x = torch.randn(2, 6)
     before = model(x)
     torch.testing.assert_close(unsparsify(model)(x), before)
+
+
+# ------------------------------------------------------- found by the red team
+
+
+def _state(model: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
+    """Names (in order), values and requires_grad of every parameter and buffer."""
+    params = [(n, p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()]
+    return params + [(n, b.clone(), False) for n, b in model.named_buffers()]
+
+
+def _same_state(a: list, b: list) -> bool:
+    return [(n, g) for n, _, g in a] == [(n, g) for n, _, g in b] and all(
+        torch.equal(x, y) for (_, x, _), (_, y, _) in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize("which", ["copy", "original"])
+def test_unsparsify_one_of_two_deep_copies_leaves_the_other_working(which):
+    """torch's deep copy of a parametrized layer shares its class, from which the removal
+    deleted the ``weight`` property: the other copy's ``weight`` was gone."""
+    model = sparsify(_cnn(), 0.3)
+    clone = copy.deepcopy(model)
+    x = torch.randn(2, 3, 5, 5)
+    model.eval(), clone.eval()
+    before = model(x)
+    unsparsify(clone if which == "copy" else model)
+    kept = model if which == "copy" else clone
+    assert sparsified_layers(kept) != []
+    torch.testing.assert_close(kept(x), before)
+    torch.testing.assert_close((clone if which == "copy" else model)(x), before)
+    unsparsify(kept)
+    torch.testing.assert_close(kept(x), before)
+
+
+def test_a_mask_chosen_for_one_call_is_not_reused_in_eval():
+    """td draws a new mask at every training call (no cache key); the next eval call must use
+    the top-k, not the last training draw kept under the key of an earlier eval call."""
+    for scope in ["per_layer", "model"]:
+        model = sparsify(_mlp(), 0.2, "td", scope=scope, drop_rate=0.5)
+        model.eval()
+        topk = [layer.weight != 0 for _, layer in sparsified_layers(model)]
+        model.train()
+        _ = [layer.weight for _, layer in sparsified_layers(model)]  # a training draw
+        model.eval()
+        again = [layer.weight != 0 for _, layer in sparsified_layers(model)]
+        assert all(torch.equal(a, b) for a, b in zip(topk, again, strict=True)), scope
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(include=3), DNWGraphTypeError, r"'include' must hold .* \(got int 3\)"),
+        (dict(exclude=1.5), DNWGraphTypeError, r"'exclude' must hold .* \(got float 1.5\)"),
+        (dict(dense_first="yes"), DNWGraphError, r"'dense_first' must be True or False"),
+        (
+            dict(include="0", dense_first=True),
+            DNWGraphError,
+            r"no layer to sparsify: expected .* \(got Sequential with include='0', "
+            r"exclude=None, dense_first=True\)",
+        ),
+        (dict(selection="td", drop_rate="x"), DNWGraphError, r"'drop_rate' .* \(got 'x'\)"),
+        (dict(selection="fixed", mask="x"), DNWGraphTypeError, r"'mask' must be a BoolTensor"),
+        (dict(selection="complete", ratio=0), DNWGraphError, r"must be in \[1, 42\] \(got 0\)"),
+        (dict(selection="complete", ratio=float("nan")), DNWGraphError, r"\(got nan\)"),
+    ],
+)
+def test_more_bad_arguments_are_one_line_errors_and_change_nothing(kwargs, error, message):
+    fresh = _mlp()
+    before = _state(fresh)
+    kwargs = {"ratio": 0.2, **kwargs}
+    with pytest.raises(error, match=message) as info:
+        sparsify(fresh, **kwargs)
+    assert "\n" not in str(info.value)
+    assert sparsified_layers(fresh) == [] and _same_state(_state(fresh), before)
+
+
+def test_a_refused_sparsify_and_unsparsify_keep_the_parameter_order():
+    """A layer's ``weight`` came back after its ``bias``: other state-dict and parameter order
+    than before (an optimizer state saved from the dense model then maps to other tensors)."""
+    fresh = _mlp()
+    fresh[2].weight.requires_grad_(False)
+    before = _state(fresh)
+    with pytest.raises(DNWGraphError, match="needs the gradient"):
+        sparsify(fresh, 0.2, "rigl")
+    assert _same_state(_state(fresh), before)
+    model = _cnn()
+    names = [n for n, _ in model.named_parameters()]
+    assert [n for n, _ in unsparsify(sparsify(model, 0.2)).named_parameters()] == names
+    assert list(model.state_dict()) == list(_cnn().state_dict())
+
+
+@pytest.mark.parametrize("selection", ["dnw", "rigl", "edge_popup"])
+def test_tied_weights_are_refused(selection):
+    """Two layers sharing one weight got two selections changing one tensor (rigl: masks that
+    differ, neither of the budget's size)."""
+    torch.manual_seed(0)
+    tied = nn.Sequential(nn.Linear(7, 7), nn.ReLU(), nn.Linear(7, 7))
+    tied[2].weight = tied[0].weight
+    before = _state(tied)
+    with pytest.raises(DNWGraphError, match=r"layers '0' and '2' share one weight tensor"):
+        sparsify(tied, 0.2, selection)
+    assert _same_state(_state(tied), before)
+    sparsify(tied, 0.2, selection, exclude="2")  # the way out the message names
+
+
+def test_a_lazy_layer_is_a_one_line_error():
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(DNWGraphError, match=r"layer '0' is lazy.*run one forward pass"):
+        sparsify(model, 0.5)
+    model(torch.randn(1, 3))
+    assert [n for n, _ in sparsified_layers(sparsify(model, 0.5))] == ["0", "2"]
+
+
+def test_a_weight_with_another_parametrization_is_not_called_sparsified():
+    """weight_norm's layer was "already sparsified; call unsparsify() first", and unsparsify
+    then found no sparsified layer."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = nn.Sequential(weight_norm(nn.Linear(4, 4)), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(DNWGraphError, match=r"layer '0' has a parametrization of its weight"):
+        sparsify(model, 0.5)
+    assert [n for n, _ in sparsified_layers(sparsify(model, 0.5, exclude="0"))] == ["2"]
+
+
+def test_unsparsify_keeps_a_parametrization_of_the_bias():
+    from torch.nn.utils import parametrize
+
+    class Twice(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    model = _mlp()
+    parametrize.register_parametrization(model[0], "bias", Twice())
+    x = torch.randn(3, 6)
+    before = sparsify(model, 0.5)(x)
+    unsparsify(model)
+    assert parametrize.is_parametrized(model[0], "bias")
+    assert not parametrize.is_parametrized(model[0], "weight")
+    torch.testing.assert_close(model(x), before)
+
+
+def test_a_budget_that_does_not_fit_one_layer_names_it():
+    """An int budget fits some layers and not others: the message said the range, not whose."""
+    fresh = _mlp()  # 42 and 28 weights
+    with pytest.raises(
+        DNWGraphError, match=r"^layer '2': 'ratio' as an int .* \[1, 28\] \(got 30\)$"
+    ):
+        sparsify(fresh, 30)
+    assert sparsified_layers(fresh) == []
+    with pytest.raises(DNWGraphTypeError, match=r"^selection 'rigl' has no option 'alpha'"):
+        sparsify(fresh, 0.2, "rigl", alpha=1)  # the same for every layer: no layer named
+    with pytest.raises(DNWGraphError, match=r"^unknown selection 'dwn'; .*did you mean 'dnw'\?$"):
+        sparsify(fresh, 0.2, "dwn")
+    with pytest.raises(DNWGraphError, match=r"^'frequency' must be an int >= 1 \(got 0\)$"):
+        sparsify(fresh, 0.2, "rigl", frequency=0)
+
+
+def test_unsparsify_after_edge_popup_trains_the_weights_again():
+    """edge_popup stops the weights' gradient; the plain layers of unsparsify kept it stopped,
+    so fine-tuning them silently trained only the biases."""
+    model = _mlp()
+    model[2].weight.requires_grad_(False)  # frozen by the user: stays frozen
+    sparsify(model, 0.5, "edge_popup")
+    assert not any(layer.parametrizations.weight.original.requires_grad for layer in model[::2])
+    unsparsify(model)
+    assert model[0].weight.requires_grad and not model[2].weight.requires_grad

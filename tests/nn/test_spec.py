@@ -27,7 +27,10 @@ BUNDLE = {"selection", "scope", "impl", "node_op", "node_op_options", "fan_in", 
     ("changes", "message"),
     [
         ({"selection": "best"}, r"^unknown selection 'best'; choose one of \[.*'dnw'.*\]$"),
-        ({"node_op": "conv3d"}, r"^unknown node op 'conv3d'; choose one of \[.*'conv2d'.*\]$"),
+        (
+            {"node_op": "conv3d"},
+            r"^unknown node op 'conv3d'; choose one of \[.*'conv2d'.*\]; did you mean 'conv2d'\?$",
+        ),
         ({"scope": "layer"}, r"^'scope' must be one of \['global', 'per_node'\] \(got 'layer'\)$"),
         ({"impl": "fast"}, r"^'impl' must be one of \['auto', .*'sparse'.*\] \(got 'fast'\)$"),
         (

@@ -135,6 +135,21 @@ def test_snip_chooses_once_by_connection_sensitivity():
     assert sel(w).tolist() == chosen  # fixed
 
 
+def test_snip_scores_and_keeps_the_initial_weights_under_weight_decay():
+    """The optimizer sees a zero gradient at step 0, but Adam's weight decay still moved
+    every weight by about its learning rate: SNIP ranked |w1 g| (not |w0 g|) and trained from
+    w1 (found by the red team)."""
+    sel, w = attached("snip")
+    w0 = w.detach().clone()
+    opt = torch.optim.Adam([w], lr=0.3, weight_decay=0.1)
+    assert sel(w).all()
+    backward_with(w, [4.0, 0.1, 1.0, -2.0, 0.0, 1.0])
+    opt.step()
+    assert not torch.equal(w.detach(), w0)  # decayed: [0.1 - 0.3, ...] changes the ranking
+    assert sel(w).tolist() == [True, False, True, True, False, False]  # |w0 g|, as above
+    assert torch.equal(w.detach(), w0)  # training starts from w0
+
+
 @pytest.mark.parametrize("impl", ["sparse", "dense", "scatter"])
 def test_edge_popup_trains_scores_straight_through_and_never_the_weights(impl):
     wiring = block_dag([3, 3, 2])

@@ -37,6 +37,8 @@ def test_registry_lists_all_strategies():
 def test_unknown_selection_lists_choices():
     with pytest.raises(ValueError, match=r"unknown selection 'dwn'; choose one of \['complete'"):
         make("dwn")
+    with pytest.raises(ValueError, match=r"\]; did you mean 'dnw'\?$"):
+        make("dwn")
 
 
 def test_dnw_is_topk_by_magnitude_and_straight_through():
@@ -104,7 +106,7 @@ def test_targeted_dropout_train_and_eval():
     assert sel.cache_key() is None
     assert make("td").drop_rate == pytest.approx(0.5)  # default: 1 - k/E
     assert make("reg_td").scope == "per_node"
-    with pytest.raises(ValueError, match=r"'drop_rate' must be in \[0, 1\] \(got 1.5\)"):
+    with pytest.raises(ValueError, match=r"'drop_rate' must be a float in \[0, 1\] \(got 1.5\)"):
         make("td", drop_rate=1.5)
 
 
@@ -159,6 +161,27 @@ def test_huge_finite_weights_whose_sum_overflows_are_selected(name, dtype):
 def test_random_seed_must_be_an_int(seed):
     with pytest.raises(ValueError, match=r"'seed' must be an int in \[0, 2\*\*63\)"):
         make("random", seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("td", dict(drop_rate="x"), r"'drop_rate' must be a float in \[0, 1\] \(got 'x'\)"),
+        ("td", dict(drop_rate=True), r"'drop_rate' must be a float in \[0, 1\] \(got True\)"),
+        ("fixed", dict(mask="x"), r"'mask' must be a BoolTensor of shape \[6\] \(got str 'x'\)"),
+        ("fixed", dict(mask=[True] * 6), r"'mask' must be a BoolTensor .* \(got list"),
+        ("complete", dict(ratio=0), r"'ratio' as an int .* \[1, 6\] \(got 0\)"),
+        ("complete", dict(ratio="1"), r"'ratio' must be an int .* \(got str '1'\)"),
+    ],
+)
+def test_ill_typed_options_are_package_errors(name, options, message):
+    """Found by the red team: a TypeError / AttributeError from inside the strategy, or (for
+    ``complete``) no error at all, where a one-line package error belongs."""
+    from dnwgraph.errors import DNWGraphError
+
+    ratio = options.pop("ratio", 3)
+    with pytest.raises(DNWGraphError, match=message):
+        make(name, ratio, **options)
 
 
 def test_selection_options_are_the_keywords_of_the_class_and_its_bases():
