@@ -1,6 +1,6 @@
 """The sparse product of the aggregation, A X, on a CPU: the kernels torch offers, side by side.
 
-``dnwgraph.nn.spmm`` multiplies a CSR matrix on a CPU as a weighted bag sum
+``dnwgraph.nn.kernels.matmul.spmm`` multiplies a CSR matrix on a CPU as a weighted bag sum
 (``torch.nn.functional.embedding_bag`` with ``per_sample_weights``: one vectorised kernel per
 output row, rows spread over torch's threads). The alternatives are torch's COO product
 (``addmm`` into zeroed memory: one ``axpy`` per entry, on one thread) and MKL's CSR product
@@ -33,7 +33,7 @@ from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnwgraph.nn.kernels import BagMatrix, spmm  # noqa: E402
+from dnwgraph.nn.kernels.matmul import BagMatrix, spmm  # noqa: E402
 
 #: (label, rows, sources, features, entries)
 CASES = [

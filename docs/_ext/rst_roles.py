@@ -111,7 +111,8 @@ def _walk(obj: griffe.Object) -> Iterator[griffe.Object]:
 
 def rendered_paths(collection: griffe.ModulesCollection, api_dir: Path) -> set[str]:
     """Canonical paths of the objects that the API pages render: each ``::: path`` and, below
-    it, every public member with a docstring (what mkdocstrings shows by default)."""
+    it, every public member with a docstring but no submodule (what mkdocstrings shows by
+    default)."""
     paths: set[str] = set()
 
     def add(obj: Any) -> None:
@@ -119,7 +120,9 @@ def rendered_paths(collection: griffe.ModulesCollection, api_dir: Path) -> set[s
         paths.add(obj.canonical_path)
         if obj.kind in (griffe.Kind.CLASS, griffe.Kind.MODULE):
             for name, member in obj.members.items():
-                if member.is_alias or name.startswith("_") or member.docstring is None:
+                if member.is_alias or member.is_module or name.startswith("_"):
+                    continue  # a package's submodules are not shown
+                if member.docstring is None:
                     continue
                 add(member)
 

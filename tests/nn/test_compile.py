@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from dnwgraph import StaticNeuralGraph, WiringConv, WiringSpec, block_dag
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn.kernels import NO_DOUBLE_BACKWARD
+from dnwgraph.nn.kernels.fused import NO_DOUBLE_BACKWARD
 
 
 @pytest.fixture(autouse=True)

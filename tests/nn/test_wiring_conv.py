@@ -164,7 +164,7 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda x: dnw(x), (x,))
     # edge weights through the functional form: with every edge selected the straight-through
     # gradient is the true derivative, so finite differences must agree with it
-    from dnwgraph.nn.kernels import wiring_matmul
+    from dnwgraph.nn.kernels.fused import wiring_matmul
 
     full = WiringConv(wiring, ratio=1.0, selection="fixed").double()
     plan = full.plan()

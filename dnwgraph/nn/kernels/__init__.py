@@ -19,18 +19,18 @@ A new backend is a :class:`Kernel` registered in :data:`KERNELS`; the scatter an
 backends are the oracles every other one is tested against.
 """
 
-from dnwgraph.nn.kernels.auto import kernel_for
 from dnwgraph.nn.kernels.backends import KERNELS, Kernel, effective_weight, gradient_set_weights
 from dnwgraph.nn.kernels.cache import PlanCache, ValueKey
 from dnwgraph.nn.kernels.chain import LevelChain, LinearPool
 from dnwgraph.nn.kernels.dispatch import accumulate_, aggregate
-from dnwgraph.nn.kernels.fused import NO_DOUBLE_BACKWARD, wiring_matmul
-from dnwgraph.nn.kernels.matmul import BagMatrix, spmm
+from dnwgraph.nn.kernels.matmul import BagMatrix
 from dnwgraph.nn.kernels.node_first import apply as apply_node_first
 from dnwgraph.nn.kernels.plan import AggregationPlan
 from dnwgraph.nn.kernels.planner import Rows, SourceGroups, build_plan, candidate_order
-from dnwgraph.nn.kernels.sampled import EdgeSet, as_range, sddmm
+from dnwgraph.nn.kernels.sampled import EdgeSet, as_range
 
+# what the layers and models above and a user's backend need (an AggregationPlan holds
+# EdgeSets and hands out BagMatrix operands); the rest is imported from its module
 __all__ = [
     "aggregate",
     "accumulate_",
@@ -39,19 +39,14 @@ __all__ = [
     "build_plan",
     "candidate_order",
     "AggregationPlan",
+    "EdgeSet",
+    "BagMatrix",
     "PlanCache",
     "ValueKey",
     "Kernel",
     "KERNELS",
-    "kernel_for",
     "effective_weight",
     "gradient_set_weights",
-    "wiring_matmul",
-    "NO_DOUBLE_BACKWARD",
-    "EdgeSet",
-    "sddmm",
-    "spmm",
-    "BagMatrix",
     "LevelChain",
     "LinearPool",
     "as_range",

@@ -1,18 +1,22 @@
-r"""The explicit cache of a :class:`~dnwgraph.WiringConv`: its selection and aggregation plans
-for one state of its weights.
+r"""Value-keyed caches: :class:`ValueKey`, and the plan cache of a
+:class:`~dnwgraph.WiringConv` built on it.
 
-Re-selecting the top-k and building sparse matrices costs more than a small sparse product,
-so a layer keeps them while its weights are unchanged (inference, the :math:`T` steps of a
-recurrent model, the levels of a static one).  The key is public state only: a copy of the
-edge weights the plans were built for and the selection's own state
-(:meth:`~dnwgraph.Selection.cache_key`), compared **by value** at every use.  Whatever
-changes the weights is seen (an optimizer step, an in-place edit, ``load_state_dict``,
-``.to(...)``) without hooks into the optimizer or private tensor attributes; the comparison
-reads :math:`E` numbers (a few microseconds on a CPU, one synchronisation on a GPU).
+A cache of values derived from tensors (a selection, its sparse matrices) is valid while those
+tensors keep their values.  The key is public state only: a copy of each tensor, compared
+**by value** (and dtype, device, shape) at every use.  Whatever changes them is seen (an
+optimizer step, an in-place edit, even through ``.data``, ``load_state_dict``, ``.to(...)``)
+without hooks into the optimizer or private tensor attributes; the comparison reads every
+element once (a few microseconds on a CPU for :math:`E` weights, one synchronisation per
+tensor on a GPU).  :meth:`ValueKey.hold` compares once for a block of uses in which the
+values do not change (a model's forward pass calls a layer once per level).
 
-:meth:`PlanCache.hold` compares once for a block of calls (a model's forward pass calls a
-layer once per level), :meth:`PlanCache.freeze` not at all (the plans are used as they are,
-whatever the weights become), and :meth:`PlanCache.invalidate` drops everything.
+:class:`PlanCache` keeps a layer's selection and aggregation plans under such a key (the
+edge weights and the selection's :meth:`~dnwgraph.Selection.cache_key`): re-selecting the
+top-k and building sparse matrices costs more than a small sparse product, so a layer keeps
+them while its weights are unchanged (inference, the :math:`T` steps of a recurrent model,
+the levels of a static one).  :meth:`PlanCache.freeze` stops comparing (the plans are used as
+they are, whatever the weights become) and :meth:`PlanCache.invalidate` drops everything;
+``sparsify``'s masks use a :class:`ValueKey` directly.
 
 Examples:
     >>> import torch
@@ -24,18 +28,6 @@ Examples:
     >>> same
     True
     >>> conv.plan_cache.invalidate()  # the next call selects again
-
-The same key for any cache of values derived from tensors (:class:`ValueKey`: the weights of
-``sparsify``'s masks, for one):
-
-    >>> w = torch.ones(3)
-    >>> key = ValueKey()
-    >>> key.store([w]); key.matches([w])
-    True
-    >>> with torch.no_grad():
-    ...     _ = w.mul_(2)  # in place: the same tensor, other values
-    >>> key.matches([w])
-    False
 """
 
 from __future__ import annotations
@@ -55,8 +47,14 @@ from dnwgraph.errors import DNWGraphError
 TAPE_SIZE = 64
 
 
-def _snapshot(value: Any) -> Any:
-    return value.detach().clone() if isinstance(value, Tensor) else value
+def _snapshot(value: Any, into: Any = None) -> Any:
+    """A detached copy of a tensor (other values as they are), written into ``into`` (an
+    earlier copy of the same kind) when it can: fresh pages are dear on a CPU."""
+    if not isinstance(value, Tensor):
+        return value
+    if isinstance(into, Tensor) and _same_kind(into, value) and not into.is_inference():
+        return into.copy_(value.detach())
+    return value.detach().clone()
 
 
 def _same_kind(a: Tensor, b: Tensor) -> bool:
@@ -78,12 +76,60 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-class _Holds:
-    """The :meth:`hold` blocks of a value-keyed cache (``_holds`` open blocks; ``_held``: the
-    key matched inside them)."""
+class ValueKey:
+    """A cache key made of some values: a detached copy of each tensor (its values, dtype,
+    device and shape are the key) and the others as they are, compared at every use.
 
-    _holds: int
-    _held: bool
+    :meth:`hold` compares once for a block of uses in which the values do not change.
+
+    Attributes:
+        values (tuple or None): the values of the last :meth:`store` (tensors copied);
+            ``None``: nothing matches.
+        unequal (int or None): the position of the value found unequal by the last
+            :meth:`matches` (``None``: none was).
+
+    Example:
+        >>> import torch
+        >>> w = torch.ones(3)
+        >>> key = ValueKey()
+        >>> key.store([w]); key.matches([w])
+        True
+        >>> with torch.no_grad():
+        ...     _ = w.mul_(2)  # in place: the same tensor, other values
+        >>> key.matches([w])
+        False
+    """
+
+    def __init__(self) -> None:
+        self.values: tuple[Any, ...] | None = None
+        self.unequal: int | None = None
+        self._holds = 0  # open hold() blocks
+        self._held = False  # matched inside the open hold() blocks
+
+    def matches(self, values: Sequence[Any]) -> bool:
+        """Whether ``values`` equal those of the last :meth:`store` (inside :meth:`hold`,
+        after one comparison that matched, without comparing again)."""
+        if self._held:
+            return self.values is not None
+        self.unequal = None
+        if self.values is None or len(values) != len(self.values):
+            return False
+        pairs = enumerate(zip(self.values, values, strict=True))
+        self.unequal = next((i for i, (a, b) in pairs if not _equal(a, b)), None)
+        self._held = self.unequal is None and self._holds > 0
+        return self.unequal is None
+
+    def store(self, values: Sequence[Any]) -> None:
+        """Make ``values`` (copied) the key."""
+        old = self.values
+        if old is None or len(old) != len(values):
+            old = (None,) * len(values)
+        self.values = tuple(_snapshot(v, o) for v, o in zip(values, old, strict=True))
+        self.unequal, self._held = None, self._holds > 0
+
+    def invalidate(self) -> None:
+        """Forget the key: nothing matches until the next :meth:`store`."""
+        self.values, self.unequal, self._held = None, None, False
 
     def hold(self) -> contextlib.AbstractContextManager[None]:
         """A block in which the keyed values do not change (e.g. one forward pass of a model
@@ -104,49 +150,6 @@ class _Holds:
             if not self._holds:
                 self._held = False
 
-
-class ValueKey(_Holds):
-    """A cache key made of some values: a detached copy of each tensor (its values, dtype,
-    device and shape are the key) and the others as they are, compared at every use, with
-    :class:`PlanCache`'s comparison.  Whatever changes the tensors is seen (an optimizer step,
-    an in-place edit, even through ``.data``, ``load_state_dict``, ``.to(...)``) without
-    hooks into the optimizer or private tensor attributes; comparing reads every element once
-    (one synchronisation per tensor on a GPU).
-
-    :meth:`hold` compares once for a block of uses in which the values do not change.
-
-    Attributes:
-        values (tuple or None): the values of the last :meth:`store` (tensors copied);
-            ``None``: nothing matches.
-    """
-
-    def __init__(self) -> None:
-        self.values: tuple[Any, ...] | None = None
-        self._holds = 0  # open hold() blocks
-        self._held = False  # matched inside the open hold() blocks
-
-    def matches(self, values: Sequence[Any]) -> bool:
-        """Whether ``values`` equal those of the last :meth:`store` (inside :meth:`hold`,
-        after one comparison that matched, without comparing again)."""
-        if self._held:
-            return self.values is not None
-        same = (
-            self.values is not None
-            and len(values) == len(self.values)
-            and all(_equal(a, b) for a, b in zip(self.values, values, strict=True))
-        )
-        self._held = same and self._holds > 0
-        return same
-
-    def store(self, values: Sequence[Any]) -> None:
-        """Make ``values`` (copied) the key."""
-        self.values = tuple(_snapshot(v) for v in values)
-        self._held = self._holds > 0
-
-    def invalidate(self) -> None:
-        """Forget the key: nothing matches until the next :meth:`store`."""
-        self.values, self._held = None, False
-
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_holds": 0, "_held": False}
 
@@ -154,15 +157,14 @@ class ValueKey(_Holds):
         return f"ValueKey({'empty' if self.values is None else f'{len(self.values)} values'})"
 
 
-class PlanCache(_Holds):
+class PlanCache:
     """The selection and the aggregation plans of one :class:`~dnwgraph.WiringConv`, for the
     weight state they were built for.
 
     Attributes:
-        weights (Tensor or None): the edge weights of the last selection (a detached copy;
-            its values, dtype and device are the key).
-        selection_state (tuple or None): the selection's :meth:`~dnwgraph.Selection.cache_key`
-            when the mask was chosen (copied; ``None``: the mask is chosen at every call).
+        key (ValueKey): the edge weights of the last selection and the selection's
+            :meth:`~dnwgraph.Selection.cache_key` then (copied, compared by value; a selection
+            whose ``cache_key()`` is ``None`` chooses at every call).
         mask (BoolTensor or None): the selected edges ``[E]``.
         plans (dict): :class:`~dnwgraph.nn.kernels.AggregationPlan` per
             ``(group, first_row, last_row)``, built on first use.
@@ -172,34 +174,31 @@ class PlanCache(_Holds):
             dtype or device alone is not a new state.
         frozen (bool): plans are used without comparing the weights (:meth:`freeze`).
 
-    In a :meth:`hold` block a selection that chooses at every call (``cache_key() is None``)
-    still chooses at every call.
-
     A deep copy (``copy.deepcopy``, pickling) keeps the key and the mask and drops what is
     derived from them: the plans hold sparse tensors, which cannot be deep-copied (rebuilt on
     the next call).
     """
 
     def __init__(self) -> None:
-        self.weights: Tensor | None = None
+        self.key = ValueKey()
         self.weight_states = 0
         self._structure: dict[Any, Any] = {}
         self._structure_device: tuple[torch.device, bool] | None = None
         self._serial = 0
-        self._holds = 0  # open hold() blocks
-        self._held = False  # the entry was checked inside the open hold() blocks
-        self._new_values = False  # matches() found other weight values (store() trusts it)
         self.invalidate()
+
+    @property
+    def weights(self) -> Tensor | None:
+        """The key's copy of the edge weights of the last selection."""
+        return None if self.key.values is None else self.key.values[0]
 
     def invalidate(self) -> None:
         """Forget the selection and the plans (and unfreeze): the next call selects again.
-        ``weights`` stays, so unchanged weights are not counted as a new state."""
-        self.selection_state: tuple[Any, ...] | None = None
+        The key stays, so unchanged weights are not counted as a new state."""
         self.mask: Tensor | None = None
         self.plans: dict[tuple[int | None, int, int], Any] = {}  # keyed by the call's Rows
         self.by_group: Any = None
         self.frozen = False
-        self._held = False
         self._tape: OrderedDict[int, Any] = OrderedDict()
 
     def freeze(self) -> None:
@@ -218,47 +217,32 @@ class PlanCache(_Holds):
             )
         self.frozen = True
 
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """The key's :meth:`ValueKey.hold`: one comparison of the weights for a block of calls
+        (a selection whose ``cache_key()`` is ``None`` still chooses at every call)."""
+        return self.key.hold()
+
     def matches(self, weight: Tensor, selection_key: Sequence[Any] | None) -> bool:
         """Whether the cached selection was made for ``weight`` (values, dtype, device) and
         the selection state ``selection_key``."""
-        if self.frozen or self._held:
+        if self.frozen:
             return self.mask is not None
-        if self.mask is None or selection_key is None or self.selection_state is None:
+        if self.mask is None or selection_key is None:
             return False
         if self.mask.is_inference() and not torch.is_inference_mode_enabled():
             return False  # plans of inference tensors, which autograd cannot save: rebuilt
-        if self.weights is None or not _same_kind(self.weights, weight):
-            return False
-        if not _same_values(self.weights, weight):
-            self._new_values = True
-            return False
-        same = len(selection_key) == len(self.selection_state) and all(
-            _equal(a, b) for a, b in zip(selection_key, self.selection_state, strict=True)
-        )
-        self._held = same and self._holds > 0
-        return same
+        return self.key.matches([weight, *selection_key])
 
     def store(self, weight: Tensor, mask: Tensor, selection_key: Sequence[Any] | None) -> None:
         """Start a new entry: ``mask`` selected for ``weight`` under ``selection_key``
         (copied), no plans yet."""
         w, last = weight.detach(), self.weights
-        if (
-            self._new_values
-            or last is None
-            or last.shape != w.shape
-            or not torch.equal(last.to(w), w)
-        ):
+        # matches() found other values of the same kind, or they are compared here
+        seen = self.key.unequal == 0 and last is not None and _same_kind(last, w)
+        if seen or last is None or last.shape != w.shape or not torch.equal(last.to(w), w):
             self.weight_states += 1
-        self._new_values = False
-        if last is not None and _same_kind(last, w) and not last.is_inference():
-            last.copy_(w)  # the key's own memory again: fresh pages are dear on a CPU
-        else:
-            self.weights = w.clone()
-        self.selection_state = (
-            None if selection_key is None else tuple(_snapshot(v) for v in selection_key)
-        )
+        self.key.store([w] if selection_key is None else [w, *selection_key])
         self.mask, self.plans, self.by_group, self.frozen = mask, {}, None, False
-        self._held = selection_key is not None and self._holds > 0
 
     def structure(self, device: torch.device) -> dict[Any, Any]:
         """A dict for what depends on the layer's edges only (edge ids per group, ...), kept
@@ -306,7 +290,6 @@ class PlanCache(_Holds):
         state.update(
             plans={}, by_group=None, _tape=OrderedDict(), _structure={}, _structure_device=None
         )
-        state.update(_holds=0, _held=False)
         return state
 
     def __repr__(self) -> str:

@@ -10,7 +10,8 @@ import torch
 
 from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, WiringSpec, block_dag
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn.kernels import KERNELS, auto, effective_weight, kernel_for
+from dnwgraph.nn.kernels import KERNELS, auto, effective_weight
+from dnwgraph.nn.kernels.auto import kernel_for
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "custom_kernel.py"
 

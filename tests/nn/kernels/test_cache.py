@@ -9,7 +9,7 @@ import torch
 
 from dnwgraph import WiringConv, block_dag, complete
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn.kernels import PlanCache
+from dnwgraph.nn.kernels import PlanCache, ValueKey
 
 
 def layer(**kwargs):
@@ -87,6 +87,7 @@ def test_a_frozen_mask_buffer_is_part_of_the_key():
     with torch.no_grad():
         conv.selection.mask.copy_(mask.flip(0))  # in place: same storage, other edges
     assert conv.active_mask().nonzero().view(-1).tolist() == list(range(22, 30))
+    assert conv.weight_updates == 1  # the selection's state changed, not the weights
 
 
 def test_invalidate_selects_again():
@@ -193,3 +194,35 @@ def test_weights_selected_under_inference_mode_then_trained():
     ref = WiringConv(block_dag([2, 3, 2]), ratio=4)
     ref.load_state_dict(conv.state_dict())
     assert torch.equal(conv.active_mask(), ref.active_mask())
+
+
+@pytest.mark.parametrize("change", ["in_place", "data", "to_double", "other_tensor"])
+def test_a_value_key_sees_every_change_of_its_tensors(change):
+    w, key = torch.ones(4), ValueKey()
+    key.store([w, "scope"])
+    assert key.matches([w, "scope"]) and not key.matches([w, "other"]) and key.unequal == 1
+    if change == "in_place":
+        w.mul_(2)
+    elif change == "data":
+        w.data[0] = 5.0
+    elif change == "to_double":
+        w = w.double()  # the same values, another dtype
+    else:
+        w = torch.ones(4)  # another tensor, the same values: still a match
+    assert key.matches([w, "scope"]) is (change == "other_tensor")
+    assert key.unequal == (None if change == "other_tensor" else 0)
+
+
+def test_a_value_key_compares_once_per_hold_and_reuses_its_copies():
+    w, key = torch.ones(4), ValueKey()
+    key.store([w])
+    copy_ = key.values[0]
+    with key.hold():
+        assert key.matches([w])
+        w.mul_(2)
+        assert key.matches([w])  # trusted inside the block
+    assert not key.matches([w])
+    key.store([w])
+    assert key.values[0] is copy_ and torch.equal(copy_, w)  # written into, not reallocated
+    key.invalidate()
+    assert not key.matches([w])

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from dnwgraph.nn.kernels import AggregationPlan, EdgeSet, dtypes, matmul, sampled, sddmm, spmm
+from dnwgraph.nn.kernels import AggregationPlan, EdgeSet, dtypes, matmul, sampled
+from dnwgraph.nn.kernels.matmul import spmm
+from dnwgraph.nn.kernels.sampled import sddmm
 
 
 def random_edges(n_rows, n_cols, num, seed):
