@@ -13,7 +13,8 @@ the candidate edges, their weights and the selection.  They compute an aggregati
   straight-through edge gradient (CPU bag sum, torch's COO kernel, cuSPARSE CSR);
 * :mod:`.compiled` and :mod:`.dispatch`: the adapters for :func:`torch.compile`,
   :func:`torch.jit.trace` and ``torch_geometric.explain``;
-* :mod:`.chain`: the fused level chain of a static model and its memory reuse.
+* :mod:`.chain`: the fused level chain of a static model and its memory reuse; deep chains
+  pull each level's inputs from the outputs so far (:mod:`.pull`, plans in :mod:`.pull_plan`).
 
 A new backend is a :class:`Kernel` registered in :data:`KERNELS`; the scatter and dense
 backends are the oracles every other one is tested against.

@@ -167,7 +167,8 @@ class PlanCache:
             whose ``cache_key()`` is ``None`` chooses at every call).
         mask (BoolTensor or None): the selected edges ``[E]``.
         plans (dict): :class:`~dnwgraph.nn.kernels.AggregationPlan` per
-            ``(group, first_row, last_row)``, built on first use.
+            ``(group, first_row, last_row)``, and a pull chain's plan under ``"pull"``
+            (``dnwgraph.nn.kernels.pull_plan``), built on first use.
         by_group (tuple or None): the selected edges ordered by source group (built on first
             use by a layer with ``source_groups``).
         weight_states (int): distinct weight values seen (drives ``grad_every``): a change of
@@ -196,7 +197,7 @@ class PlanCache:
         """Forget the selection and the plans (and unfreeze): the next call selects again.
         The key stays, so unchanged weights are not counted as a new state."""
         self.mask: Tensor | None = None
-        self.plans: dict[tuple[int | None, int, int], Any] = {}  # keyed by the call's Rows
+        self.plans: dict[Any, Any] = {}  # keyed by the call's Rows (or "pull")
         self.by_group: Any = None
         self.frozen = False
         self._tape: OrderedDict[int, Any] = OrderedDict()

@@ -17,6 +17,13 @@ level touches the :math:`[N, B, *S]` tensor as a whole:
 * inference: every level added into one buffer in place (``accumulate_``);
 * a linear readout (:class:`LinearPool`) of trailing sink nodes: their products run on the
   pooled features (:class:`_PoolAlongside`), exact since the pool is linear.
+
+That *push* form pays, at every level, for the inputs of all later nodes (and for a
+gradient of all the edge weights): right for a few wide levels (the block DAGs), not for a
+deep DAG of hundreds of small levels.  A chain of more than :data:`SHORT_CHAIN` levels that
+tile the nodes before the sinks runs as a *pull* chain instead (:mod:`.pull`: each level
+gathers its inputs from the outputs so far, at the cost of its own edges), where the layer
+allows it (:func:`~.pull.pulls`: a sparse or automatic backend, eager mode, no hooks).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.level_order import LevelIds, LevelOrder
 from dnwgraph.nn.kernels.node_first import hooked as _hooked
 from dnwgraph.nn.kernels.node_first import records_grad as _records_grad
+from dnwgraph.nn.kernels.pull import pull_chain, pulls
 
 
 class LinearPool(Protocol):
@@ -52,8 +60,9 @@ class LinearPool(Protocol):
         ...
 
 
-#: Levels up to which a chain hands its node ops views of the remaining inputs (deeper:
-#: copies of the level's rows, see :meth:`LevelChain._own`).
+#: Levels up to which a chain pushes each level's products into the later nodes (deeper: it
+#: pulls, see the module docstring; a push chain that cannot pull hands its node ops copies
+#: of the level's rows, see :meth:`LevelChain._own`).
 SHORT_CHAIN = 8
 
 
@@ -77,6 +86,12 @@ class LevelChain:
         #: the level-by-level numbering the chain runs in (``None``: the node ids themselves)
         self.order = order
         self.spare = SpareMemory()
+        #: the level bounds of a deep chain whose levels tile the nodes before the sinks
+        #: (``[0, hi_0, ..., hi_{L-1}, N]``: a pull chain), else ``None``
+        self.pull_bounds: list[int] | None = None
+        ends = [lo + size for lo, size in ranges]
+        if len(ranges) > SHORT_CHAIN and [lo for lo, _ in ranges] == [0, *ends[:-1]]:
+            self.pull_bounds = [0, *ends, num_nodes] if ends[-1] == sink_start else None
 
     @classmethod
     def of(
@@ -154,13 +169,47 @@ class LevelChain:
         back = None
         if self.order is not None:  # into the level order, and back at the end
             conv, x, rows, back = self.order.enter(conv, x, rows, first, base)
-        if pool is None:
+        pulled = self._pulled(conv, node_ops, owner, x, rows, first, base)
+        if pulled is not None:
+            out = pulled if pool is None else pool.pool(pulled)
+        elif pool is None:
             out = self._chain(conv, node_ops, owner, x, rows, first, base)
         elif self._pools_sinks(conv, rows):  # type: ignore[arg-type]
             out = self._pooled(conv, node_ops, owner, x, rows, pool, first, base)  # type: ignore[arg-type]
         else:
             out = pool.pool(self._chain(conv, node_ops, owner, x, rows, first, base))
         return out if back is None else out.index_select(0, back)
+
+    def _pulled(
+        self,
+        conv: Any,
+        node_ops: Sequence[nn.Module],
+        owner: nn.Module,
+        x: Tensor,
+        rows: Tensor | slice | None,
+        first: bool,
+        base: int,
+    ) -> Tensor | None:
+        """``rows`` of the inputs after a pull chain (:func:`~.pull.pull_chain`), or ``None``
+        when the chain does not pull (see the module docstring)."""
+        if self.pull_bounds is None or not pulls(conv, x):
+            return None
+        sinks_only = rows is not None and rows_from(rows) >= self.sink_start
+        done = pull_chain(
+            conv,
+            self.pull_bounds,
+            node_ops,
+            x,
+            first=first,
+            keep=not sinks_only,
+            grad=_records_grad(owner, x),
+        )
+        if done is None:
+            return None
+        levels, sinks = done
+        if sinks_only:
+            return self.read(sinks, rows, self.sink_start)
+        return self.read(torch.cat([*levels, sinks]), rows, base)
 
     def _memory(self, conv: Any, x: Tensor) -> SpareMemory | None:
         """Where a chain's gradient buffer comes from when it never leaves the chain (the
