@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,8 +142,8 @@ def main() -> None:
         f"{table(['nodes', 'levels', 'step ratio', 'eval ratio'], ratios)}\n\n"
         "![depth](img/depth.png)\n\n"
         f"`python benchmarks/bench_depth.py --write --repeat {args.repeat}` (one thread, "
-        "batch 128, 5 % kept, node op `neuron`; a CPU shared with other jobs: medians of "
-        "interleaved steps)"
+        "batch 128, 5 % kept, node op `neuron`; medians of interleaved steps; 1-minute load "
+        f"average {os.getloadavg()[0]:.1f} at the end)"
     )
     print(body)
     if args.write:
