@@ -27,7 +27,8 @@ from _common import write_section  # noqa: E402
 
 SLOW_LIST = ROOT / "tests" / "slow_modules.txt"
 DURATION = re.compile(r"^([\d.]+)s (?:call|setup|teardown)\s+(tests/[^:]+\.py)::", re.M)
-SUMMARY = re.compile(r"^=+ (.*(?:passed|failed).*) in ", re.M)
+#: pytest's last line: "= 12 passed, 1 skipped in 3.0s =" (with -q: without the rules)
+SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed).*?) in [\d.]+s", re.M)
 
 
 def run_pytest(*args: str) -> tuple[float, str]:
