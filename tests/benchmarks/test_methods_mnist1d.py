@@ -4,22 +4,13 @@ the runs already recorded, the table pairs the gap to DNW, the section says how 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location(
-        "methods_mnist1d", ROOT / "benchmarks" / "methods_mnist1d.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("methods_mnist1d")
 
 
 def _args(script, cnn=True, **kwargs):
