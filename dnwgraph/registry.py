@@ -82,7 +82,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except (KeyError, TypeError):  # TypeError: an unhashable name
             names = self.list()
-            close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
+            close = _close_match(name, names) if isinstance(name, str) else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise self.error(f"unknown {self.kind} {name!r}; choose one of {names}{hint}") from None
 
@@ -124,3 +124,11 @@ class Registry(Generic[T]):
 
 def _label(key: Hashable) -> str:
     return key.__qualname__ if isinstance(key, type) else str(key)
+
+
+def _close_match(name: str, names: list) -> list:
+    """The registered name closest to ``name`` (letter case ignored: ``"RigL"`` finds
+    ``"rigl"``), as a list of at most one."""
+    by_lower = {str(n).lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return [by_lower[c] for c in close]

@@ -39,6 +39,8 @@ def test_errors_are_one_line_and_list_the_choices():
     reg.register("three", 3)
     with pytest.raises(DNWGraphError, match=r"\['one', 'three'\]; did you mean 'three'\?$"):
         reg.get("thre")  # the closest name, when one is close
+    with pytest.raises(DNWGraphError, match=r"did you mean 'three'\?$"):
+        reg.get("THREE")  # letter case ignored in the hint (the name itself is exact)
     with pytest.raises(DNWGraphError, match="thing 'one' is already registered"):
         reg.register("one", 2)
     reg.register("one", 2, replace=True)
