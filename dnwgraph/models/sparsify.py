@@ -200,10 +200,10 @@ class MaskedWeight(nn.Module):
 
         In compiled, exported or traced code the selection runs in the graph at every call,
         no cache (``dnw``'s top-k: :func:`~dnwgraph.select.graph_topk_mask`, the same mask)."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return self._graph_mask(weight)
         if self._shared is not None:
             return self._shared.mask_for(self, weight)
+        if _in_graph():
+            return self.selection(weight)
         sel = self.selection
         key = sel.cache_key()
         if self._mask is None or key is None or not self.key.matches([weight, *key]):
@@ -215,14 +215,6 @@ class MaskedWeight(nn.Module):
                 self.key.store([weight, *key])
             self.states += 1
         return self._mask
-
-    def _graph_mask(self, weight: Tensor) -> Tensor:
-        if self._shared is None:
-            return self.selection(weight)
-        members = self._shared.members
-        weights = [m.current_weight(weight if m is self else None) for m in members]
-        flat = self._shared.selection(torch.cat([w.detach().to(weight.device) for w in weights]))
-        return flat.split([w.numel() for w in weights])[members.index(self)]
 
     def invalidate(self) -> None:
         """Forget the cached mask (the shared one too, with ``scope="model"``): the next use
@@ -246,6 +238,11 @@ class MaskedWeight(nn.Module):
     def extra_repr(self) -> str:
         scope = "model" if self._shared is not None else "per_layer"
         return f"selection={self.selection.name!r}, scope={scope!r}, numel={self.numel}"
+
+
+def _in_graph() -> bool:
+    """In compiled, exported or traced code: no cache, the selection runs in the graph."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 class _SharedSelection:
@@ -287,12 +284,11 @@ class _SharedSelection:
 
     def mask_for(self, member: MaskedWeight, weight: Tensor) -> Tensor:
         weights = [m.current_weight(weight if m is member else None) for m in self.members]
+        if _in_graph():  # selected in the graph at every call, no cache
+            return self._select(weights)[self.members.index(member)]
         key = self.selection.cache_key()
         if not self._masks or key is None or not self.key.matches([*weights, *key]):
-            device = weights[0].device
-            flat = self.selection(torch.cat([w.detach().reshape(-1).to(device) for w in weights]))
-            sizes = [w.numel() for w in weights]
-            self._masks = [m.to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)]
+            self._masks = self._select(weights)
             key = self.selection.cache_key()
             if key is None:  # chosen for this call only (td in training): no later use
                 self.key.invalidate()
@@ -300,6 +296,14 @@ class _SharedSelection:
                 self.key.store([*weights, *key])
             self.states += 1
         return self._masks[self.members.index(member)]
+
+    def _select(self, weights: list[Tensor]) -> list[Tensor]:
+        """The selection over the concatenated ``weights``, split back into one mask each."""
+        flat = self.selection(
+            torch.cat([w.detach().reshape(-1).to(weights[0].device) for w in weights])
+        )
+        sizes = [w.numel() for w in weights]
+        return [m.to(w.device) for m, w in zip(flat.split(sizes), weights, strict=True)]
 
     def invalidate(self) -> None:
         self.key.invalidate()
@@ -318,7 +322,7 @@ class _SharedSelection:
         self._hooks = []
 
     def _enter(self, module: nn.Module, args: Any) -> None:
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if _in_graph():
             return  # no cache to hold: the masks are selected in the graph
         hold = self.key.hold()
         hold.__enter__()
