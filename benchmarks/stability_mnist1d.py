@@ -18,7 +18,7 @@ this package changed from the reference code:
 It draws the instrumentation (``docs/img/stability_<preset>.png``) and writes a table of the
 last step and the test accuracy into ``docs/stability.md``.
 
-Run: ``python benchmarks/dnw_dynamics.py --write [--epochs 6]`` (one thread, about 8 min).
+Run: ``python benchmarks/stability_mnist1d.py --write [--epochs 6]`` (one thread, about 8 min).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from dnwgraph.train.monitor import WiringMonitor  # noqa: E402
 DOC = ROOT / "docs" / "stability.md"
 IMG = ROOT / "docs" / "img"
 REFERENCE_EPS = 1e-5
-REFERENCE_NODES = {"eps": REFERENCE_EPS, "activation": "relu"}
 REFERENCE_NODES = {"eps": REFERENCE_EPS, "activation": "relu"}
 VARIANTS = {
     "reference": {"fan_in": "candidates", "node_op_options": REFERENCE_NODES},
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
             plot(preset, curves, IMG / f"stability_{preset}.png")
     body = (
         f'After {args.epochs} epochs of `selection="dnw"` at {100 * args.ratio:.0f} % of the '
-        f"candidates (seed 0, MNIST-1D draw 42). Command: `python benchmarks/dnw_dynamics.py "
+        f"candidates (seed 0, MNIST-1D draw 42). Command: `python benchmarks/stability_mnist1d.py "
         f"--write --epochs {args.epochs}`.\n\n"
         + table(
             [
