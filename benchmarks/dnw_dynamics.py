@@ -48,7 +48,7 @@ The protocol:
 
 Every finished run appends one JSON line to ``--results`` (a run on file is skipped, so the
 script resumes); ``--list`` prints the runs to go; ``--write`` trains nothing and writes the
-``dynamics`` section of ``docs/results.md`` from the file, every partial cell labelled
+``selection-dynamics`` section of ``docs/results.md`` from the file, every partial cell labelled
 *in progress*.
 
 Run: ``python benchmarks/dnw_dynamics.py --phase dev --jobs 2``, then ``--phase confirm``,
@@ -414,7 +414,7 @@ def confirm_table(records: list[dict]) -> str:
 
 
 def section(records: list[dict], path: Path) -> str:
-    """The ``dynamics`` section of ``docs/results.md``: what is on file, nothing more."""
+    """The ``selection-dynamics`` section of ``docs/results.md``: what is on file, nothing more."""
     commands = sorted({r.get("command", "") for r in records} - {""})
     hours = sum(r["time_s"] for r in records) / 3600
     choices = "\n".join(f"* {t}: {choose(records, t)[1]}" for t in TESTBEDS)
@@ -462,7 +462,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--write",
         action="store_true",
-        help="train nothing; write the dynamics section of docs/results.md",
+        help="train nothing; write the selection-dynamics section of docs/results.md",
     )
     return p.parse_args(argv)
 
@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.write:
         body = section(list(sb.load(args.results, key).values()), args.results)
-        write_section("dynamics", body, DOC)
+        write_section("selection-dynamics", body, DOC)
         print(body)
         return
     train_all(args, sys.argv[1:] if argv is None else argv)
