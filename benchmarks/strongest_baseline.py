@@ -54,12 +54,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -162,12 +162,30 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return 100.0 * float((pred == y).float().mean())
 
 
-def plain_loop(model: torch.nn.Module, data: tuple, epochs: int, seed: int) -> dict:
-    """SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine per step, batch 128, no clipping.
-    Returns the test accuracy (%) and mean training loss after every epoch."""
+#: The plain loop's optimizer: SGD, cosine per step, batch 128, no clipping.
+LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
+
+
+class StepHook(Protocol):
+    """A change to the plain loop (``benchmarks/dnw_dynamics.py``): the optimizer's parameter
+    groups, and what happens to the gradients and the optimizer state between ``backward``
+    and ``step``."""
+
+    def param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]: ...
+
+    def before_step(self, opt: torch.optim.Optimizer) -> None: ...
+
+
+def plain_loop(
+    model: torch.nn.Module, data: tuple, epochs: int, seed: int, hook: StepHook | None = None
+) -> dict:
+    """SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine per step, batch 128, no clipping
+    (changed only by ``hook``). Returns the test accuracy (%) and mean training loss after
+    every epoch."""
     x, y, xt, yt = data
     batch = 128
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    params = model.parameters() if hook is None else hook.param_groups(model)
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * math.ceil(len(y) / batch))
     g = torch.Generator().manual_seed(seed)
     curve, losses = [], []
@@ -178,6 +196,8 @@ def plain_loop(model: torch.nn.Module, data: tuple, epochs: int, seed: int) -> d
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
+            if hook is not None:
+                hook.before_step(opt)
             opt.step()
             sched.step()
             total, count = total + float(loss.detach()) * len(idx), count + len(idx)
@@ -244,8 +264,9 @@ def grid(args: argparse.Namespace) -> Iterator[dict]:
                             )  # fmt: skip
 
 
-def load(path: Path) -> dict[tuple, dict]:
-    """The records of ``path`` by key (a torn last line, from a run being written, is skipped)."""
+def load(path: Path, key: Callable[[dict], tuple] = key) -> dict[tuple, dict]:
+    """The records of ``path`` by ``key`` (a torn last line, from a run being written, is
+    skipped)."""
     done: dict[tuple, dict] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -287,13 +308,25 @@ def train_all(args: argparse.Namespace, argv: list[str]) -> None:
         for j in todo:
             print(" ".join(str(j[f]) for f in KEY))
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
+    run_jobs(todo, run_one, args.results, args.jobs, key)
+
+
+def run_jobs(
+    todo: list[dict],
+    run: Callable[[dict], dict],
+    path: Path,
+    jobs: int,
+    key: Callable[[dict], tuple] = key,
+) -> None:
+    """``run`` every job in ``jobs`` processes, appending each record to ``path`` as it
+    finishes, with a progress line (its ``key``, accuracy and time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, j) for j in todo]
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = [pool.submit(run, j) for j in todo]
         for i, fut in enumerate(as_completed(futures), 1):
             rec = fut.result()
-            append(args.results, rec)
+            append(path, rec)
             hours = (time.perf_counter() - start) / 3600
             print(f"[{i}/{len(todo)} {hours:.2f} h] {' '.join(map(str, key(rec)))}: "
                   f"{rec['acc']:.2f}% ({rec['time_s']} s)", flush=True)  # fmt: skip

@@ -1,7 +1,7 @@
 """Edge selection: top-k budgets and the strategies that choose the edges used forward."""
 
 from dnwgraph.select.dynamic import ScheduledSelection
-from dnwgraph.select.methods import GMP, SET, SNIP, EdgePopup, RigL
+from dnwgraph.select.methods import GMP, SET, SNIP, EdgePopup, PeriodicDNW, RigL
 from dnwgraph.select.strategies import (
     Selection,
     SelectionHost,
@@ -18,6 +18,7 @@ __all__ = [
     "SelectionHost",
     "UnknownOptionError",
     "ScheduledSelection",
+    "PeriodicDNW",
     "RigL",
     "SET",
     "GMP",

@@ -3,6 +3,8 @@ r"""The wiring-learning methods compared with DNW, on the same candidate edges a
 =================  ===============================================================  ==========
 name               rule                                                             weights
 =================  ===============================================================  ==========
+``dnw_periodic``   DNW with the top-k by :math:`|w|` re-chosen every ``frequency``    all
+                   steps (straight-through to every candidate at every step)        trained
 ``rigl``           every ``frequency`` steps drop the fraction
                    :math:`\tfrac{\alpha}{2}(1 + \cos(\pi t / T_{end}))` of the      active
                    active edges with the smallest :math:`|w|`, grow as many by      trained
@@ -365,3 +367,49 @@ class EdgePopup(Selection):
         w = edge_weight.detach()
         a = self.score.abs().to(w.dtype)
         return w * (1 + a - a.detach())  # the values of w; gradient sign(s) w g to s
+
+
+@register_selection("dnw_periodic")
+class PeriodicDNW(ScheduledSelection):
+    r"""DNW with the top-k re-chosen every ``frequency`` steps instead of every step.
+
+    The forward pass of weight state :math:`t` uses the top-k by :math:`|w|` of state
+    :math:`\Delta T \lfloor t / \Delta T \rfloor` (``frequency`` :math:`= \Delta T`); the
+    backward pass gives every candidate DNW's straight-through gradient
+    :math:`\langle x_u, \partial L/\partial \mathrm{out}_v\rangle` at every step, so the
+    unused weights keep moving between two choices and the next choice sees where they went.
+    ``frequency=1`` is ``dnw``.  Between two choices the wiring holds still (RigL's
+    :math:`\Delta T`): an edge near the threshold cannot enter and leave the forward pass on
+    alternate steps.
+
+    Args:
+        frequency (int, optional): :math:`\Delta T`, the steps between two choices.
+            (default: ``100``, as :class:`RigL`)
+
+    Raises:
+        ValueError: ``frequency < 1``.
+
+    Examples:
+        >>> sel = PeriodicDNW(1, target=torch.tensor([1, 1]), num_nodes=2, frequency=10)
+        >>> sel.straight_through, sel.all_gradients(3), sel.updates_at(10), sel.updates_at(11)
+        (True, True, True, False)
+    """
+
+    def __init__(self, ratio: Ratio, *, frequency: int = 100, **kwargs: Any) -> None:
+        super().__init__(ratio, **kwargs)
+        self.frequency = check_step(frequency, "frequency", 1)
+        self.straight_through = True  # no hook: the layer's backward gives every gradient
+
+    def all_gradients(self, step: int) -> bool:
+        return True
+
+    def updates_at(self, step: int) -> bool:
+        """Whether the top-k is chosen again at weight state ``step``."""
+        return step % self.frequency == 0
+
+    def update(self, edge_weight: Tensor, step: int, grad: Tensor | None) -> None:
+        if self.updates_at(step):
+            self.mask.copy_(self.topk(edge_weight))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, frequency={self.frequency}"

@@ -153,7 +153,7 @@ def dataset_options(name: str) -> list[str]:
 
     Examples:
         >>> dataset_options("mnist1d")
-        ['num_samples', 'train_split', 'data_seed']
+        ['num_samples', 'train_split', 'data_seed', 'corr_noise_scale', 'iid_noise_scale']
     """
     fn = _get(name)
     return [p for p in inspect.signature(fn).parameters if p not in ("dir", "augment")]
@@ -236,9 +236,14 @@ def _mnist1d(
     num_samples: int = 5000,
     train_split: float = 0.8,
     data_seed: int = 42,
+    corr_noise_scale: float = 0.25,
+    iid_noise_scale: float = 0.02,
 ) -> DataSplits:
     """MNIST-1D (Greydanus, 2020) generated with ``mnist1d.data.make_dataset``: 40-step 1-D
-    signals of the ten digits; the default is the standard 4,000 / 1,000 split."""
+    signals of the ten digits; the default is the standard 4,000 / 1,000 split.
+    ``corr_noise_scale`` (the smoothed noise that fills the padding) and
+    ``iid_noise_scale`` (the noise added everywhere) are ``make_dataset``'s; larger values
+    make a harder data set."""
     del dir, augment  # generated; no augmentation
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 20:
         raise DataError(f"'num_samples' must be an int >= 20 (got {num_samples!r})")
@@ -250,10 +255,17 @@ def _mnist1d(
         )
     if isinstance(data_seed, bool) or not isinstance(data_seed, int):
         raise DataError(f"'data_seed' must be an int (got {data_seed!r})")
+    for name, value in (
+        ("corr_noise_scale", corr_noise_scale),
+        ("iid_noise_scale", iid_noise_scale),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise DataError(f"'{name}' must be a number >= 0 (got {value!r})")
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.num_samples, args.train_split, args.seed = num_samples, float(train_split), data_seed
+    args.corr_noise_scale, args.iid_noise_scale = float(corr_noise_scale), float(iid_noise_scale)
     # make_dataset reseeds the global `random` and `numpy` generators: keep the caller's.
     py_state, np_state = random.getstate(), np.random.get_state()
     try:

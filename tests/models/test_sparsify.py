@@ -415,9 +415,10 @@ def test_a_forward_that_fails_closes_its_hold():
 
 #: The registered selections of the package (tests register their own under '_...').
 NAMES = ["dnw", "dnw_no_update", "random", "complete", "fixed", "td", "reg_td"]
-NAMES += ["rigl", "set", "gmp", "snip", "edge_popup"]
+NAMES += ["dnw_periodic", "rigl", "set", "gmp", "snip", "edge_popup"]
 #: Options that make each method change its mask within the few steps of a test.
 FAST = {
+    "dnw_periodic": {"frequency": 2},
     "rigl": {"frequency": 2, "drop_fraction": 0.5},
     "set": {"frequency": 2, "drop_fraction": 0.5, "seed": 3},
     "gmp": {"begin_step": 1, "end_step": 4, "frequency": 1},
@@ -478,7 +479,7 @@ def test_the_mask_and_weights_match_a_wiring_conv_over_the_same_edges(name):
         mask = part.mask(part.edge_weight)
         assert torch.equal(mask, conv.active_mask()), step
         changed |= not torch.equal(mask, first)
-    if name in ("dnw", "rigl", "set", "gmp", "snip", "edge_popup"):
+    if name in ("dnw", "dnw_periodic", "rigl", "set", "gmp", "snip", "edge_popup"):
         assert changed  # the method did choose again within the test
 
 
@@ -537,7 +538,7 @@ def test_edge_popup_trains_scores_only_with_the_straight_through_rule():
     assert torch.equal(w, w0)  # never trained
 
 
-@pytest.mark.parametrize("name", ["rigl", "snip", "edge_popup", "gmp", "set"])
+@pytest.mark.parametrize("name", ["dnw_periodic", "rigl", "snip", "edge_popup", "gmp", "set"])
 def test_a_checkpoint_resumes_exactly(name):
     """6 steps in one go equal 3 steps, a state_dict (model and optimizer) loaded into a fresh
     sparsified model built from other weights, and 3 more steps."""

@@ -14,6 +14,7 @@ from dnwgraph import WiringConv, block_dag
 from dnwgraph.models import create_model
 
 METHODS = {
+    "dnw_periodic": {"frequency": 2},
     "rigl": {"frequency": 2},
     "set": {"frequency": 2, "seed": 3},
     "gmp": {"end_step": 6, "frequency": 2},
@@ -70,8 +71,11 @@ def test_zero_grad_before_or_after_gives_the_same_run(name):
     assert all(torch.equal(a, b) for a, b in zip(masks_a, masks_b, strict=True))
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     changed = sum(int((a ^ b).sum()) for a, b in zip(masks_a, masks_a[1:], strict=False))
-    # the wiring moved (rigl/set: updates at steps 2, 4, ...); snip chose once, before
-    assert changed > 0 if name != "snip" else changed == 0
+    # the wiring moved (rigl/set: updates at steps 2, 4, ...); snip chose once, before;
+    # dnw_periodic, as dnw, keeps its top-k in these 9 steps (tests/models/test_sparsify.py
+    # sees it move)
+    if name != "dnw_periodic":
+        assert changed > 0 if name != "snip" else changed == 0
     assert int(masks_a[-1].sum()) == 10  # the budget (gmp: from its end_step on)
 
 

@@ -1,4 +1,5 @@
-"""rigl, set, gmp, snip and edge_popup against their definitions on hand-computed graphs."""
+"""dnw_periodic, rigl, set, gmp, snip and edge_popup against their definitions on
+hand-computed graphs."""
 
 from __future__ import annotations
 
@@ -36,6 +37,45 @@ def attached(name: str, ratio=3, weight=WEIGHT, **options):
 def backward_with(w: torch.Tensor, grad: list[float]) -> None:
     """A backward pass whose gradient for every candidate is ``grad``."""
     (w * torch.tensor(grad)).sum().backward()
+
+
+def test_dnw_periodic_holds_the_mask_between_choices_and_gives_every_gradient():
+    sel, w = attached("dnw_periodic", frequency=2)
+    assert sel(w).tolist() == [False, True, True, True, False, False]  # state 0: top-3 |w|
+    for state, new in [(1, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]), (2, [1.0, 0.0, 0.0, 0.0, 0.9, 0.0])]:
+        assert sel.all_gradients(state)
+        backward_with(w, [0.5, 1.0, 0.0, 2.0, -3.0, 0.0])
+        # straight-through: every candidate, selected or not, gets its gradient untouched
+        assert w.grad.tolist() == [0.5, 1.0, 0.0, 2.0, -3.0, 0.0]
+        w.grad = None
+        with torch.no_grad():
+            w.copy_(torch.tensor(new))  # a new weight state
+        if state == 1:  # not a multiple of 2: the old mask, though edge 0 now leads
+            assert sel(w).tolist() == [False, True, True, True, False, False]
+    # state 2 chooses again: the top-3 of [1, 0, 0, 0, 0.9, 0] (ties to the lower id)
+    assert sel(w).tolist() == [True, True, False, False, True, False]
+    assert int(sel.step) == 2
+
+
+def test_dnw_periodic_every_step_is_dnw():
+    """Two paths: frequency=1 trains to the same weights and masks as dnw."""
+    convs = []
+    for name, options in [("dnw", {}), ("dnw_periodic", {"frequency": 1})]:
+        torch.manual_seed(0)
+        convs.append(WiringConv(block_dag([3, 4, 3]), 6, name, **options))
+    opts = [torch.optim.SGD(c.parameters(), lr=0.5, momentum=0.9) for c in convs]
+    g = torch.Generator().manual_seed(0)
+    masks = set()
+    for _ in range(8):
+        x = torch.randn(10, 5, generator=g)
+        for conv, opt in zip(convs, opts, strict=True):
+            opt.zero_grad()
+            conv(x).sin().sum().backward()
+            opt.step()
+        torch.testing.assert_close(convs[0].edge_weight, convs[1].edge_weight)
+        assert torch.equal(convs[0].active_mask(), convs[1].active_mask())
+        masks.add(tuple(convs[0].active_mask().tolist()))
+    assert len(masks) > 1  # the wiring did change
 
 
 def test_rigl_drops_the_smallest_active_and_grows_the_largest_gradient():
@@ -183,9 +223,10 @@ def test_edge_popup_signed_constant():
     assert (conv.edge_weight < 0).any()
 
 
-@pytest.mark.parametrize("name", ["rigl", "set", "gmp", "snip", "edge_popup"])
+@pytest.mark.parametrize("name", ["dnw_periodic", "rigl", "set", "gmp", "snip", "edge_popup"])
 def test_every_method_through_a_preset(name):
-    options = {"gmp": {"end_step": 4, "frequency": 2}, "rigl": {"frequency": 2}}.get(name, {})
+    fast = {"gmp": {"end_step": 4, "frequency": 2}, "rigl": {"frequency": 2}}
+    options = {**fast, "dnw_periodic": {"frequency": 2}}.get(name, {})
     model = create_model("mnist1d_static", selection=name, **options)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for _ in range(6):
@@ -205,6 +246,8 @@ def test_bad_options_are_one_line_errors():
         attached("gmp", begin_step=5, end_step=5)
     with pytest.raises(ValueError, match=r"'frequency' must be an int >= 1 \(got 0\)"):
         attached("set", frequency=0)
+    with pytest.raises(ValueError, match=r"'frequency' must be an int >= 1 \(got 2.5\)"):
+        attached("dnw_periodic", frequency=2.5)
     with pytest.raises(ValueError, match=r"'ratio' as an int .* must be in \[1, 6\] \(got 7\)"):
         attached("snip", 7)
     with pytest.raises(ValueError, match=r"'initial_ratio' must keep at least the budget of 3"):

@@ -19,6 +19,7 @@ def test_registry_lists_all_strategies():
         "complete",
         "dnw",
         "dnw_no_update",
+        "dnw_periodic",
         "edge_popup",
         "fixed",
         "gmp",

@@ -48,6 +48,21 @@ def test_mnist1d_is_generated_deterministically_without_touching_global_rng() ->
         create_dataset("mnist1d", train_split=1.5)
 
 
+def test_mnist1d_noise_options_reach_make_dataset() -> None:
+    base = create_dataset("mnist1d", num_samples=200)
+    same = create_dataset("mnist1d", num_samples=200, corr_noise_scale=0.25, iid_noise_scale=0.02)
+    assert torch.equal(base.train.x, same.train.x)  # the defaults are make_dataset's
+    quiet = create_dataset("mnist1d", num_samples=200, corr_noise_scale=0.0, iid_noise_scale=0.0)
+    noisy = create_dataset("mnist1d", num_samples=200, corr_noise_scale=1.0, iid_noise_scale=0.2)
+    assert torch.equal(base.train.y, noisy.train.y)  # the same digits, only the noise grows
+    spread = [float((d.train.x - quiet.train.x).std()) for d in (base, noisy)]
+    assert 0 < spread[0] < spread[1]
+    with pytest.raises(DataError, match=r"'iid_noise_scale' must be a number >= 0 \(got -1\)"):
+        create_dataset("mnist1d", iid_noise_scale=-1)
+    with pytest.raises(DataError, match=r"'corr_noise_scale' must be a number >= 0 \(got 'x'\)"):
+        create_dataset("mnist1d", corr_noise_scale="x")
+
+
 def _write_idx(path: Path, array: np.ndarray, gz: bool = False) -> None:
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()
