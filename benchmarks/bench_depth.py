@@ -9,14 +9,16 @@ its candidates drawn from the block DAG's edges).  The model is
 ``StaticNeuralGraph(wiring, WiringSpec(0.05, node_op="neuron"))`` with a linear stem, batch 128, one
 thread, SGD; each case runs in a child process (its peak resident memory is its own) and
 reports the median of ``--repeat`` steps (and evaluations) after one warm-up, and the median
-of 3 builds of its wiring.
+of 3 builds of its wiring; the cases run in turn for ``--rounds`` rounds, and the table gives
+the median over the rounds (a change of load on a shared machine hits every case alike).
 
 The official code's computation pattern (a dense ``[N, N]`` masked weight and one 1x1
 convolution per level) needs node ranges and conv node ops: it is compared in
 ``bench_official.py``, not here.
 
-Run: ``python benchmarks/bench_depth.py [--write] [--repeat 3] [--quick]`` (``--write``
-updates the ``depth`` section of ``docs/benchmarks.md`` and ``docs/img/depth.png``).
+Run: ``python benchmarks/bench_depth.py [--write] [--repeat 3] [--rounds 3] [--quick]``
+(``--write`` updates the ``depth`` section of ``docs/benchmarks.md`` and
+``docs/img/depth.png``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SIZES = [(320, 27_000), (2_048, 250_000), (8_192, 1_000_000)]
+KINDS = ("random", "layered")
 QUICK = [(320, 27_000), (1_024, 60_000)]
 IO = 10
 
@@ -132,15 +136,20 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.child:
         return child(args.child)
+    cases = [(kind, n, e) for n, e in (QUICK if args.quick else SIZES) for kind in KINDS]
+    runs: dict[tuple, list[dict]] = {case: [] for case in cases}
+    for _ in range(args.rounds):  # a change of load hits every case alike
+        for case in cases:
+            runs[case].append(run_case(*case, args.repeat))
+            print(case, runs[case][-1], flush=True)
     rows = []
-    for n, e in QUICK if args.quick else SIZES:
-        for kind in ("random", "layered"):
-            r = run_case(kind, n, e, args.repeat)
-            rows.append([kind, n, e, r["levels"], r["build"], r["step"], r["eval"], r["peak"]])
-            print(rows[-1], flush=True)
+    for case, done in runs.items():
+        med = {key: statistics.median(r[key] for r in done) for key in done[0]}
+        rows.append([*case, done[0]["levels"], med["build"], med["step"], med["eval"], med["peak"]])
     header = [
         "wiring",
         "nodes",
@@ -161,11 +170,12 @@ def main() -> None:
         f"{table(header, rows)}\n\nrandom / layered, same nodes and candidates:\n\n"
         f"{table(['nodes', 'levels', 'step ratio', 'eval ratio'], ratios)}\n\n"
         "![depth](img/depth.png)\n\n"
-        f"`python benchmarks/bench_depth.py --write --repeat {args.repeat}` (one thread, "
-        "batch 128, 5 % kept, node op `neuron`; each case in its own process, medians of "
-        f"{args.repeat} steps and evaluations after one warm-up, of 3 builds of the wiring "
-        f"(`Wiring(...)` with its levels); 1-minute load average {os.getloadavg()[0]:.1f} "
-        "at the end)"
+        f"`python benchmarks/bench_depth.py --write --repeat {args.repeat} "
+        f"--rounds {args.rounds}` (one thread, batch 128, 5 % kept, node op `neuron`; each "
+        f"case in its own process, the cases in turn for {args.rounds} rounds; medians over "
+        f"the rounds of each run's medians of {args.repeat} steps and evaluations after one "
+        "warm-up, and of 3 builds of the wiring (`Wiring(...)` with its levels); 1-minute "
+        f"load average {os.getloadavg()[0]:.1f} at the end)"
     )
     print(body)
     if args.write:
