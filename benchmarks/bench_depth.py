@@ -1,5 +1,6 @@
 """What depth costs: a static model's training step, evaluation and peak memory against the
-number of topological levels, at equal nodes and candidates.
+number of topological levels, at equal nodes and candidates, and the time to build the wiring
+(``Wiring(...)`` with its topological levels).
 
 Two wirings per size, with the same nodes, the same number of candidates and 10 input and 10
 output nodes: a *random* DAG (every node draws its candidates uniformly from all earlier
@@ -7,14 +8,17 @@ nodes, hundreds of levels) and a *layered* one (a block DAG of 6 levels, the pap
 its candidates drawn from the block DAG's edges).  The model is
 ``StaticNeuralGraph(wiring, WiringSpec(0.05, node_op="neuron"))`` with a linear stem, batch 128, one
 thread, SGD; each case runs in a child process (its peak resident memory is its own) and
-reports the median of ``--repeat`` steps after one warm-up, timed in interleaved rounds.
+reports the median of ``--repeat`` steps (and evaluations) after one warm-up, and the median
+of 3 builds of its wiring; the cases run in turn for ``--rounds`` rounds, and the table gives
+the median over the rounds (a change of load on a shared machine hits every case alike).
 
 The official code's computation pattern (a dense ``[N, N]`` masked weight and one 1x1
 convolution per level) needs node ranges and conv node ops: it is compared in
 ``bench_official.py``, not here.
 
-Run: ``python benchmarks/bench_depth.py [--write] [--repeat 3] [--quick]`` (``--write``
-updates the ``depth`` section of ``docs/benchmarks.md`` and ``docs/img/depth.png``).
+Run: ``python benchmarks/bench_depth.py [--write] [--repeat 3] [--rounds 3] [--quick]``
+(``--write`` updates the ``depth`` section of ``docs/benchmarks.md`` and
+``docs/img/depth.png``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SIZES = [(320, 27_000), (2_048, 250_000), (8_192, 1_000_000)]
+KINDS = ("random", "layered")
 QUICK = [(320, 27_000), (1_024, 60_000)]
 IO = 10
 
@@ -65,7 +71,15 @@ def child(spec: str) -> None:
     kind, n, e, repeat = json.loads(spec)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    w = Wiring(edges(kind, n, e), n, input_nodes=range(IO), output_nodes=range(n - IO, n))
+    edge_index = edges(kind, n, e)
+
+    def build() -> Wiring:
+        w = Wiring(edge_index, n, input_nodes=range(IO), output_nodes=range(n - IO, n))
+        w.levels()
+        return w
+
+    build_ms = median_ms(build, repeat=3, warmup=1)
+    w = build()
     model = StaticNeuralGraph(
         w, WiringSpec(0.05, node_op="neuron"), num_classes=10, stem=torch.nn.Linear(20, IO)
     )
@@ -86,7 +100,8 @@ def child(spec: str) -> None:
     peak = peak_memory_mb() - base
     model.eval()
     eval_ms = median_ms(evaluate, repeat=repeat, warmup=1)
-    out = {"levels": w.num_levels, "step": step_ms, "eval": eval_ms, "peak": peak}
+    out = {"levels": w.num_levels, "build": build_ms, "step": step_ms, "eval": eval_ms}
+    out["peak"] = peak
     print(json.dumps(out))
 
 
@@ -106,8 +121,8 @@ def plot(rows: list[list], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for kind, marker in (("random", "o"), ("layered", "s")):
         pts = [r for r in rows if r[0] == kind]
-        axes[0].plot([r[1] for r in pts], [r[4] for r in pts], marker=marker, label=kind)
-        axes[1].plot([r[1] for r in pts], [r[6] for r in pts], marker=marker, label=kind)
+        axes[0].plot([r[1] for r in pts], [r[5] for r in pts], marker=marker, label=kind)
+        axes[1].plot([r[1] for r in pts], [r[7] for r in pts], marker=marker, label=kind)
     for ax, what in zip(axes, ("training step (ms)", "peak memory of a step (MB)"), strict=True):
         ax.set_xscale("log"), ax.set_yscale("log")
         ax.set_xlabel("nodes"), ax.set_ylabel(what), ax.legend()
@@ -121,29 +136,46 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.child:
         return child(args.child)
+    cases = [(kind, n, e) for n, e in (QUICK if args.quick else SIZES) for kind in KINDS]
+    runs: dict[tuple, list[dict]] = {case: [] for case in cases}
+    for _ in range(args.rounds):  # a change of load hits every case alike
+        for case in cases:
+            runs[case].append(run_case(*case, args.repeat))
+            print(case, runs[case][-1], flush=True)
     rows = []
-    for n, e in QUICK if args.quick else SIZES:
-        for kind in ("random", "layered"):
-            r = run_case(kind, n, e, args.repeat)
-            rows.append([kind, n, e, r["levels"], r["step"], r["eval"], r["peak"]])
-            print(rows[-1], flush=True)
-    header = ["wiring", "nodes", "candidates", "levels", "step ms", "eval ms", "step peak MB"]
+    for case, done in runs.items():
+        med = {key: statistics.median(r[key] for r in done) for key in done[0]}
+        rows.append([*case, done[0]["levels"], med["build"], med["step"], med["eval"], med["peak"]])
+    header = [
+        "wiring",
+        "nodes",
+        "candidates",
+        "levels",
+        "build ms",
+        "step ms",
+        "eval ms",
+        "step peak MB",
+    ]
     ratios = []
     for n, _ in QUICK if args.quick else SIZES:
         rand, lay = (
             next(r for r in rows if r[0] == k and r[1] == n) for k in ("random", "layered")
         )
-        ratios.append([n, rand[3], rand[4] / lay[4], rand[5] / lay[5]])
+        ratios.append([n, rand[3], rand[5] / lay[5], rand[6] / lay[6]])
     body = (
         f"{table(header, rows)}\n\nrandom / layered, same nodes and candidates:\n\n"
         f"{table(['nodes', 'levels', 'step ratio', 'eval ratio'], ratios)}\n\n"
         "![depth](img/depth.png)\n\n"
-        f"`python benchmarks/bench_depth.py --write --repeat {args.repeat}` (one thread, "
-        "batch 128, 5 % kept, node op `neuron`; medians of interleaved steps; 1-minute load "
-        f"average {os.getloadavg()[0]:.1f} at the end)"
+        f"`python benchmarks/bench_depth.py --write --repeat {args.repeat} "
+        f"--rounds {args.rounds}` (one thread, batch 128, 5 % kept, node op `neuron`; each "
+        f"case in its own process, the cases in turn for {args.rounds} rounds; medians over "
+        f"the rounds of each run's medians of {args.repeat} steps and evaluations after one "
+        "warm-up, and of 3 builds of the wiring (`Wiring(...)` with its levels); 1-minute "
+        f"load average {os.getloadavg()[0]:.1f} at the end)"
     )
     print(body)
     if args.write:

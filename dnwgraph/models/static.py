@@ -88,14 +88,16 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         self.spec = check_spec(spec)
         #: the level-by-level run of the nodes
         self.executor = LevelExecutor(wiring, self.spec)
-        # the input nodes are the first level of a chain: the executor starts from their
-        # features alone (the other nodes' zero inputs are never materialised)
+        # the input nodes are (among) the first level of a chain: the executor starts from
+        # that level's features alone (the other nodes' zero inputs are never materialised)
         ex = self.executor
-        self._from_inputs = bool(
-            ex.chain is not None
-            and ex.groups
-            and torch.equal(self.input_nodes.cpu(), ex.groups[0].cpu())
-        )
+        first = ex.groups[0].cpu() if ex.chain is not None and ex.groups else None
+        rows = _positions(self.input_nodes.cpu(), first)
+        self._from_inputs = rows is not None
+        #: the input nodes' rows among the first level's, when it has other nodes too
+        self._input_rows: Tensor | None
+        whole = rows is not None and rows.numel() == first.numel()  # type: ignore[union-attr]
+        self.register_buffer("_input_rows", None if whole else rows, persistent=False)
         # the output nodes as a node range, when they are one (read without indexing)
         out = self.output_nodes
         lo = int(out[0]) if out.numel() else 0
@@ -110,11 +112,20 @@ class StaticNeuralGraph(NeuralGraphClassifier):
     def forward(self, x: Tensor) -> Tensor:
         # only the output nodes' rows are assembled (and get a gradient buffer); a linear
         # readout is applied before the sums into them, which then run on pooled features
-        x0 = self.input_features(x) if self._from_inputs else self.initial_state(x)
+        x0 = self._first_level_inputs(x) if self._from_inputs else self.initial_state(x)
         rows = self.output_nodes if self._output_rows is None else self._output_rows
         if self.readout.linear:
             return self.head(self.executor(x0, rows=rows, pool=self.readout).t())
         return self.read_outputs(self.executor(x0, rows=rows))
+
+    def _first_level_inputs(self, x: Tensor) -> Tensor:
+        """The first level's initial features ``[|L_0|, B, *S]``: the stem output at the
+        input nodes, zero at the level's other nodes."""
+        s = self.input_features(x)
+        if self._input_rows is None:  # the input nodes are the whole level
+            return s
+        size = self.executor.conv.source_groups.sizes[0]
+        return s.new_zeros(size, *s.shape[1:]).index_copy_(0, self._input_rows, s)
 
     def node_outputs(self, x: Tensor) -> Tensor:
         """Every node's output :math:`Z_v` for the input ``x``, ``[N, B, *S]`` (nodes without a
@@ -245,3 +256,13 @@ def _chain_numbering(mask: Tensor, edge_index: Tensor, outputs: Tensor) -> tuple
     new_id = torch.full((mask.numel(),), -1, dtype=torch.long)
     new_id[kept] = torch.arange(kept.numel())
     return kept, new_id
+
+
+def _positions(nodes: Tensor, level: Tensor | None) -> Tensor | None:
+    """The positions of ``nodes`` (ascending ids) among those of ``level`` (ascending ids),
+    or ``None`` when some node is not in it."""
+    if level is None or nodes.numel() > level.numel():
+        return None
+    pos = torch.searchsorted(level, nodes)
+    inside = bool((pos < level.numel()).all())
+    return pos if inside and torch.equal(level[pos], nodes) else None

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range
+from dnwgraph.nn.kernels.chain import PULL_PASS_BYTES
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.spec import WiringSpec, check_spec
 from dnwgraph.nn.wiring_conv import WiringConv
@@ -70,8 +71,10 @@ class LevelExecutor(nn.Module):
           (:math:`\mathrm{hi}_0` the node after the first level); with ``rows``, those rows
 
     Raises:
-        ValueError: for a cyclic wiring, bad options or a count of ``node_ops`` that is not
-            the number of executed levels.
+        ValueError: for a cyclic wiring, bad options, a count of ``node_ops`` that is not
+            the number of executed levels, or a wiring of :data:`MAX_LEVELS` executed levels
+            or more, or whose level plans would not fit in the memory available (the
+            message states the estimate).
         TypeError: a ``spec`` that is not a :class:`~dnwgraph.nn.WiringSpec`.
 
     Examples:
@@ -101,7 +104,15 @@ class LevelExecutor(nn.Module):
         operating = wiring.out_degree().cpu() > 0
         groups = [lvl[operating[lvl]] for lvl in wiring.levels()]
         groups = [g.cpu() for g in groups if g.numel()]
-        _check_depth(len(groups), self.num_nodes, int(wiring.edge_index.shape[1]))
+        # contiguous levels (the block DAGs of the paper) are read with a cheap narrow()
+        self.ranges = [as_range(g) for g in groups]
+        #: the fused execution of the levels: in the node ids for a chain wiring, else with
+        #: the nodes numbered level by level (the layer and every public id keep the
+        #: caller's numbering)
+        self.chain = LevelChain.of(wiring.edge_index, self.ranges, self.num_nodes)
+        if self.chain is None:
+            self.chain = LevelChain.renumbered(groups, self.num_nodes)
+        _check_depth(self.chain, int(wiring.edge_index.shape[1]), spec.impl)
         self.conv = WiringConv(
             wiring, spec.ratio, spec.selection, source_groups=groups, **spec.conv_kwargs()
         )
@@ -112,16 +123,8 @@ class LevelExecutor(nn.Module):
         else:
             ops = _check_node_ops(node_ops(sizes) if callable(node_ops) else node_ops, sizes)
         self.node_ops = nn.ModuleList(ops)
-        # contiguous levels (the block DAGs of the paper) are read with a cheap narrow()
-        self.ranges = [as_range(g) for g in groups]
         for i, g in enumerate(groups):
             self.register_buffer(f"group_{i}", g, persistent=False)
-        #: the fused execution of the levels: in the node ids for a chain wiring, else with
-        #: the nodes numbered level by level (the layer and every public id keep the
-        #: caller's numbering)
-        self.chain = LevelChain.of(self.conv.edge_index, self.ranges, self.num_nodes)
-        if self.chain is None:
-            self.chain = LevelChain.renumbered(groups, self.num_nodes)
 
     def train(self, mode: bool = True) -> LevelExecutor:
         if not mode and self.chain is not None:  # the kept gradient memory is given back
@@ -254,18 +257,25 @@ class LevelExecutor(nn.Module):
 MAX_LEVELS = 100_000
 
 
-def _check_depth(levels: int, num_nodes: int, num_edges: int) -> None:
-    """Refuse a wiring whose level plans cannot be held, before building anything: the
-    plans of one weight state hold about 64 bytes per candidate and a row pointer of the
-    remaining nodes per level (about ``levels * num_nodes * 8`` bytes over all levels)."""
-    need = 64 * num_edges + 8 * levels * num_nodes
-    free = _available_memory()
-    if levels >= MAX_LEVELS or (free is not None and need > free):
-        raise DNWGraphError(
-            f"a static wiring with {levels} executed levels over {num_nodes} nodes needs about "
-            f"{need / 2**30:.1f} GiB of level plans per weight state (expected fewer than "
-            f"{MAX_LEVELS} levels and plans within the {_gib(free)} of memory available)"
-        )
+def _check_depth(chain: LevelChain, num_edges: int, impl: str) -> None:
+    """Refuse a wiring of too many levels, or whose level plans cannot be held, before
+    building anything: the estimate is that of the chain that will run
+    (:meth:`LevelChain.plan_bytes`: a pull chain's grows with the candidates and the nodes
+    only, a push chain's also with levels x nodes)."""
+    levels, n = len(chain.ranges), chain.num_nodes
+    need, free = chain.plan_bytes(num_edges, impl), _available_memory()
+    if levels < MAX_LEVELS and (free is None or need <= free):
+        return
+    kind, per_feature = "push", ""
+    if chain.pulls_for(impl):  # its passes: the same per feature whatever the depth
+        kiB = PULL_PASS_BYTES * n / 2**10
+        kind, per_feature = "pull", f", and {kiB:.0f} KiB per feature of a batch in training"
+    raise DNWGraphError(
+        f"a static wiring with {levels} executed levels over {n} nodes and {num_edges} "
+        f"candidates needs about {need / 2**30:.1f} GiB of level plans per weight state as a "
+        f"{kind} chain{per_feature} (expected fewer than {MAX_LEVELS} levels and plans "
+        f"within the {_gib(free)} of memory available)"
+    )
 
 
 def _available_memory() -> int | None:

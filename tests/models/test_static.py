@@ -297,3 +297,41 @@ def test_linear_readout_pooled_before_the_sums_equals_pooling_after(impl):
     torch.testing.assert_close(loss, ref)
     for a, b in zip(model.parameters(), other.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_input_nodes_among_the_first_level_start_the_chain_from_that_level(deep):
+    # hidden nodes 1 and 3 have no in-edges: the first level is them and the input nodes 0,
+    # 2 and 4; the model starts the executor from that level's features (zero at 3 and 4) and
+    # equals the plain path from every node's initial state (values and every gradient)
+    gen = torch.Generator().manual_seed(7)
+    n = 60 if deep else 12
+    if deep:  # a path through the hidden nodes and random shortcuts: a pull chain
+        u = torch.randint(0, n - 3, (300,), generator=gen)
+        v = torch.randint(5, n, (300,), generator=gen)
+        pairs = [(a, b) for a, b in zip(u.tolist(), v.tolist(), strict=True) if a < b]
+        pairs += [(i, i + 1) for i in range(4, n - 4)] + [(n - 4, t) for t in range(n - 3, n)]
+    else:
+        pairs = [(0, 5), (1, 5), (3, 6), (4, 6), (2, 7), (5, 8), (6, 8), (7, 9), (8, 9)]
+        pairs += [(9, 10), (9, 11), (3, 10), (4, 11)]
+    wiring = Wiring(sorted(set(pairs)), n, input_nodes=[0, 2, 4], output_nodes=range(n - 3, n))
+    torch.manual_seed(0)
+    model = StaticNeuralGraph(wiring, WiringSpec(0.7, node_op="neuron"), num_classes=2).double()
+    first = model.executor.groups[0].tolist()
+    assert first[:5] == [0, 1, 2, 3, 4] and model._input_rows.tolist() == [0, 2, 4]
+    assert (model.executor.chain.pull_bounds is not None) == deep
+    seen = []
+    model.executor.register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))
+    other = copy.deepcopy(model)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    out = model(x)
+    out.pow(2).sum().backward()
+    state = other.initial_state(x)
+    ref = other.read_outputs(other.executor(state, rows=other.output_nodes))
+    ref.pow(2).sum().backward()
+    assert seen[0] == len(first)  # the first level's rows only
+    torch.testing.assert_close(out, ref)
+    for (name, p), q in zip(model.named_parameters(), other.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref)

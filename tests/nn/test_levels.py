@@ -486,19 +486,57 @@ def test_gradient_memory_is_handed_out_only_when_no_tensor_uses_it():
     assert memory.take((4, 3), torch.zeros(1)).dtype == torch.float32  # another dtype: new
 
 
-def test_too_deep_a_wiring_is_refused_up_front(monkeypatch):
+def test_a_wiring_of_100000_levels_is_refused_before_anything_is_built(monkeypatch):
     from dnwgraph.nn import levels
+    from dnwgraph.nn.kernels import LevelChain
 
+    monkeypatch.setattr(levels, "_available_memory", lambda: 2**40)
+    for depth, refused in ((99_999, False), (100_000, True)):  # a path: one node per level
+        chain = LevelChain([(i, 1) for i in range(depth)], depth + 1, depth)
+        if refused:
+            with pytest.raises(ValueError, match=r"^a static wiring with 100000 executed levels"):
+                levels._check_depth(chain, depth, "auto")
+        else:
+            levels._check_depth(chain, depth, "auto")
     path = Wiring(torch.stack([torch.arange(5), torch.arange(1, 6)]))  # 5 executed levels
     monkeypatch.setattr(levels, "MAX_LEVELS", 5)
-    with pytest.raises(ValueError, match=r"5 executed levels over 6 nodes needs about .* GiB"):
+    with pytest.raises(ValueError, match=r"5 executed levels over 6 nodes and 5 candidates"):
         LevelExecutor(path, WiringSpec(3, node_op="neuron"))
-    monkeypatch.setattr(levels, "MAX_LEVELS", 6)
-    monkeypatch.setattr(levels, "_available_memory", lambda: 100)  # bytes: the plans do not fit
-    with pytest.raises(ValueError, match=r"within the 0.0 GiB of memory available"):
+
+
+def test_the_estimate_is_that_of_the_chain_that_will_run(monkeypatch):
+    # a path of 12 levels pulls with the sparse backend (plans of 80 bytes per candidate and
+    # 32 per node, whatever the depth) and pushes with the scatter one (64 per candidate and
+    # 8 per node and level); the memory available is set between the two estimates
+    from dnwgraph.nn import levels
+
+    path = Wiring(torch.stack([torch.arange(12), torch.arange(1, 13)]))  # 13 nodes, 12 edges
+    pull_bytes, push_bytes = 80 * 12 + 32 * 13, 64 * 12 + 8 * 12 * 13
+    assert pull_bytes < push_bytes
+    monkeypatch.setattr(levels, "_available_memory", lambda: pull_bytes)
+    ex = LevelExecutor(path, WiringSpec(3, node_op="neuron"))
+    assert ex.chain.pulls_for("auto") and ex.chain.plan_bytes(12, "auto") == pull_bytes
+    pattern = r"needs about 0\.0 GiB of level plans per weight state as a push chain \("
+    with pytest.raises(ValueError, match=pattern):
+        LevelExecutor(path, WiringSpec(3, node_op="neuron", impl="scatter"))
+    monkeypatch.setattr(levels, "_available_memory", lambda: pull_bytes - 1)
+    pattern = r"as a pull chain, and 0 KiB per feature of a batch in training \(expected"
+    with pytest.raises(ValueError, match=pattern):
         LevelExecutor(path, WiringSpec(3, node_op="neuron"))
-    monkeypatch.setattr(levels, "_available_memory", lambda: 2**30)
-    assert len(LevelExecutor(path, WiringSpec(3, node_op="neuron")).node_ops) == 5
+    # the pull chain's estimate does not grow with the levels, the push chain's does
+    ten, twenty = chain_of_depth(40, 10), chain_of_depth(40, 20)
+    assert ten.pulls_for("auto") and twenty.pulls_for("auto")
+    assert ten.plan_bytes(100, "auto") == twenty.plan_bytes(100, "auto") == 80 * 100 + 32 * 40
+    assert twenty.plan_bytes(100, "scatter") - ten.plan_bytes(100, "scatter") == 8 * 10 * 40
+
+
+def chain_of_depth(num_nodes, depth):
+    """A chain of ``depth`` levels tiling the nodes before one sink."""
+    from dnwgraph.nn.kernels import LevelChain
+
+    sizes = [1] * (depth - 1) + [num_nodes - depth]
+    starts = [sum(sizes[:i]) for i in range(depth)]
+    return LevelChain(list(zip(starts, sizes, strict=True)), num_nodes, num_nodes - 1)
 
 
 @pytest.mark.parametrize("first", [False, True])

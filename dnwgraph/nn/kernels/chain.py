@@ -41,7 +41,7 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.level_order import LevelIds, LevelOrder
 from dnwgraph.nn.kernels.node_first import hooked as _hooked
 from dnwgraph.nn.kernels.node_first import records_grad as _records_grad
-from dnwgraph.nn.kernels.pull import pull_chain, pulls
+from dnwgraph.nn.kernels.pull import PULLED_IMPLS, pull_chain, pulls
 
 
 class LinearPool(Protocol):
@@ -64,6 +64,11 @@ class LinearPool(Protocol):
 #: pulls, see the module docstring; a push chain that cannot pull hands its node ops copies
 #: of the level's rows, see :meth:`LevelChain._own`).
 SHORT_CHAIN = 8
+
+#: Bytes per node and feature of a batch that a pull chain's training pass holds: the
+#: outputs of every level and their gradient, the pulled inputs' gradient, what the node ops
+#: keep (measured: about 18 on the random DAG of 8,192 nodes of ``bench_depth.py``).
+PULL_PASS_BYTES = 20
 
 
 class LevelChain:
@@ -141,6 +146,25 @@ class LevelChain:
             return True
         traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
         return not (traced or _hooked(conv) or getattr(conv, "explain", False))
+
+    def pulls_for(self, impl: str) -> bool:
+        """Whether the chain runs as a pull chain for a layer of backend ``impl`` (as long
+        as the layer allows it at the call, :func:`~.pull.pulls`: no hooks, autocast, ...)."""
+        return self.pull_bounds is not None and impl in PULLED_IMPLS
+
+    def plan_bytes(self, num_edges: int, impl: str) -> int:
+        r"""About how many bytes the plans of one weight state of the chain take for a
+        layer of backend ``impl`` and ``num_edges`` candidates (:math:`E`), with :math:`N`
+        nodes and :math:`L` levels: a pull chain's :math:`80 E + 32 N` whatever the depth
+        (measured on the random DAGs of ``benchmarks/bench_depth.py``: the candidates sorted
+        by target, the selected edges, the key's copy of the weights, the gradient's edge
+        blocks), a push chain's :math:`64 E + 8 L N` (a row pointer of the nodes after each
+        level).  A pull chain's training pass adds :data:`PULL_PASS_BYTES` per node and
+        feature of a batch, as any model's activations do."""
+        n, levels = self.num_nodes, len(self.ranges)
+        if self.pulls_for(impl):
+            return 80 * num_edges + 32 * n
+        return 64 * num_edges + 8 * levels * n
 
     @property
     def first_level_end(self) -> int:

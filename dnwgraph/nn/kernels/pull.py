@@ -23,7 +23,9 @@ inputs of every later node (:math:`\propto N` per level) and whose edge gradient
 Autograd sees one :class:`_Pull` and the node op per level.  The edge weights and the
 initial inputs enter through :class:`_Enter`, before the first level, so its backward runs
 last and returns their gradients, assembled by the levels in the pass's buffers
-(:class:`PullPass`).
+(:class:`PullPass`).  Without autograd (inference, or nothing that needs a gradient) the
+levels run as the plain loop of :func:`pull_levels`: the node op, one copy and one bag sum
+per level.
 
 The plans: what depends on the edges and the levels alone (the candidates sorted by target,
 each level's slice of them, its edge set for the gradient) is built once
@@ -86,7 +88,7 @@ def pull_chain(
             (``first``: the other nodes start at zero).
         keep (bool): also return the inputs of every level after the first (else only the
             sinks').
-        grad (bool): record autograd (else the outputs are pulled without it).
+        grad (bool): record autograd (else the levels run without it, :func:`pull_levels`).
 
     Returns:
         (list of Tensor, Tensor) or None: the inputs of the levels (with ``keep``: the
@@ -108,18 +110,55 @@ def pull_chain(
     plan = pull_plan(conv, bounds)
     if plan is None:
         return None
+    if not grad:
+        return pull_levels(plan, node_ops, x, first=first, keep=keep)
     weight = conv.selection.weight(conv.edge_weight)  # edge-popup: its scores' gradient
     run = PullPass(plan, None if first else x.reshape(bounds[-1], -1), x.dtype, weight.dtype)
-    if grad:
-        inputs = _Enter.apply(x, weight, run)
-    else:
-        inputs = x if first else x[: bounds[1]]
+    inputs = _Enter.apply(x, weight, run)
     kept = [inputs] if keep and not first else []
     steps = plan.steps.num_steps
     for step, op in enumerate(node_ops, start=1):
-        z = op(inputs)
-        inputs = _Pull.apply(z, weight, run, step) if grad else run.pull(step, z)
+        inputs = _Pull.apply(op(inputs), weight, run, step)
         if keep and step < steps:
+            kept.append(inputs)
+    return kept, inputs
+
+
+def pull_levels(
+    plan: PullPlan, node_ops: Sequence[nn.Module], x: Tensor, *, first: bool, keep: bool
+) -> tuple[list[Tensor], Tensor]:
+    r"""The pull chain without autograd (:func:`pull_chain` with ``grad=False``), level by
+    level as the maths reads:
+
+    .. math::
+        Z_{L_l} = f_l(I_{L_l}), \qquad
+        I_{L_{l+1}} = X_{L_{l+1}} + A_{L_{l+1},\, <b_{l+1}}\, Z_{<b_{l+1}},
+
+    with the outputs :math:`Z` rows of one buffer (in the accumulation dtype): a level costs
+    its node op, one copy of its outputs into the buffer and one bag sum over the selected
+    edges into the next level, nothing for autograd.  ``x`` holds every node's initial
+    inputs ``[N, B, *S]``, or the first level's (``first``: :math:`X = 0` after it); the
+    result is that of :func:`pull_chain`."""
+    bounds = plan.steps.bounds
+    dtype = torch.promote_types(x.dtype, plan.values.dtype)
+    acc = accumulation_dtype(dtype)
+    x_rows = None if first else x.reshape(bounds[-1], -1)  # X as [N, F]
+    inputs = x if first else x[: bounds[1]]
+    kept = [inputs] if keep and not first else []
+    for level, (op, edges) in enumerate(zip(node_ops, plan.step_edges(acc), strict=True)):
+        out = op(inputs)  # Z_l = f_l(I_l)
+        if level == 0:  # Z: [b_L, B, *S'], read as [b_L, F] by the bag sums
+            z = out.new_empty(bounds[-2], *out.shape[1:], dtype=acc)
+            z_rows, shape = z.view(bounds[-2], -1), out.shape[1:]
+        z[bounds[level] : bounds[level + 1]] = out
+        lo, hi = bounds[level + 1], bounds[level + 2]  # the next level's rows (or the sinks')
+        pulled = edges.bag_sum(z_rows)  # A_{l+1, <} Z_<, [rows, F]
+        if x_rows is not None:
+            pulled += x_rows[lo:hi]
+        # vector nodes ([rows, B]) read the rows as they are; half precision is rounded once
+        inputs = pulled if len(shape) == 1 else pulled.view(hi - lo, *shape)
+        inputs = inputs if acc == dtype else inputs.to(dtype)
+        if keep and level + 1 < plan.steps.num_steps:  # not the sinks
             kept.append(inputs)
     return kept, inputs
 
@@ -158,15 +197,7 @@ class PullPass:
             self.z = flat.new_empty(steps.bounds[-2], flat.size(1), dtype=self.acc)
         self.z[a:b].copy_(flat)
         lo, hi = steps.rows(step)
-        edges = plan.step_edges(self.acc)[step - 1]
-        out = torch.nn.functional.embedding_bag(
-            edges.src,
-            self.z,
-            edges.offsets,
-            mode="sum",
-            per_sample_weights=edges.weights,
-            include_last_offset=True,
-        )
+        out = plan.step_edges(self.acc)[step - 1].bag_sum(self.z)
         if self.x is not None:
             out.add_(self.x[lo:hi])
         return out.to(self.dtype).view(hi - lo, *z.shape[1:])

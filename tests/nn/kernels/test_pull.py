@@ -10,6 +10,7 @@ from dnwgraph import Wiring, WiringSpec, block_dag
 from dnwgraph.nn import LevelExecutor
 from dnwgraph.nn.kernels import pull as pull_module
 from dnwgraph.nn.kernels.pull_plan import PullSteps
+from dnwgraph.nn.node_ops import NeuronNodeOp
 
 
 def deep_wiring(n, seed, shuffle=True):
@@ -196,6 +197,64 @@ def test_edge_popup_scores_get_their_gradient_through_the_pull_chain(pulled):
     assert len(pulled) == 1
 
 
+@pytest.fixture
+def without_autograd(monkeypatch):
+    """Counts the pull chains run without autograd (:func:`pull.pull_levels`)."""
+    calls = []
+    run = pull_module.pull_levels
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(pull_module, "pull_levels", counted)
+    return calls
+
+
+@pytest.mark.parametrize(("n", "seed", "shuffle"), [(240, 10, True), (160, 11, False)])
+def test_the_chain_without_autograd_equals_the_plain_loop(n, seed, shuffle, without_autograd):
+    wiring = deep_wiring(n, seed, shuffle)
+    ex = executor(wiring, seed)
+    assert len(ex.node_ops) >= 40
+    x = torch.randn(n, 3, dtype=torch.float64)
+    sinks = wiring.output_nodes
+    with torch.no_grad():
+        ref = ex.plain_forward(x)
+        torch.testing.assert_close(ex(x), ref)  # the inputs of every level are kept
+        torch.testing.assert_close(ex(x, rows=sinks), ref[sinks])  # the sinks' only
+    ex.requires_grad_(False)  # grad mode on, nothing to differentiate: no autograd either
+    out = ex(x, rows=torch.tensor([n - 1, 0, n // 2]))
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, ref[[n - 1, 0, n // 2]])
+    assert len(without_autograd) == 3
+    ex.requires_grad_(True)
+    assert ex(x).grad_fn is not None and len(without_autograd) == 3
+
+
+def test_the_chain_without_autograd_from_first_level_inputs_that_change_size(without_autograd):
+    # the first level halves the images: the oracle is the push chain of the scatter
+    # backend (which never pulls) and the pull chain with autograd
+    wiring = deep_wiring(160, 12)
+
+    def ops(sizes):
+        return [torch.nn.MaxPool2d(2), *(NeuronNodeOp(k) for k in sizes[1:])]
+
+    pulled = LevelExecutor(wiring, WiringSpec(0.5), node_ops=ops).double()
+    pushed = LevelExecutor(wiring, WiringSpec(0.5, impl="scatter"), node_ops=ops).double()
+    pushed.load_state_dict(pulled.state_dict())
+    x0 = torch.randn(pulled.groups[0].numel(), 2, 4, 4, dtype=torch.float64)
+    with_grad = pulled(x0)
+    with torch.no_grad():
+        out = pulled(x0)
+        torch.testing.assert_close(out, pushed(x0))
+        torch.testing.assert_close(out, with_grad)
+        sinks = wiring.output_nodes  # rows of the result: the nodes after the first level
+        after = torch.ones(160, dtype=torch.bool).index_fill(0, pulled.groups[0], False)
+        at = torch.searchsorted(after.nonzero().view(-1), sinks)
+        torch.testing.assert_close(pulled(x0, rows=sinks), with_grad[at])
+    assert out.shape[-2:] == (2, 2) and len(without_autograd) == 2
+
+
 @pytest.mark.parametrize("impl", ["scatter", "dense"])
 def test_the_reference_backends_and_hooked_layers_stay_with_the_push_chain(impl, pulled):
     wiring = deep_wiring(80, 7)
@@ -215,13 +274,15 @@ def test_a_shallow_chain_pushes(pulled):
     assert pulled == []
 
 
-def test_half_precision_is_pulled_in_float32():
+@pytest.mark.parametrize("grad", [True, False])
+def test_half_precision_is_pulled_in_float32(grad):
     wiring = deep_wiring(100, 9)
     ex = executor(wiring, 9)
     x = torch.randn(100, 2, dtype=torch.float64)
     ref = ex(x)
     half = copy.deepcopy(ex).to(torch.bfloat16)
-    out = half(x.to(torch.bfloat16))
+    with torch.set_grad_enabled(grad):
+        out = half(x.to(torch.bfloat16))
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.double(), ref.detach(), rtol=0.05, atol=0.05)
 
