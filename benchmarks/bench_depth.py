@@ -65,7 +65,7 @@ def edges(kind: str, n: int, e: int, seed: int = 0) -> torch.Tensor:
 
 
 def child(spec: str) -> None:
-    from dnwgraph import Wiring, WiringSpec
+    from dnwgraph import Wiring, WiringSpec, compact
     from dnwgraph.models import StaticNeuralGraph
 
     kind, n, e, repeat = json.loads(spec)
@@ -100,7 +100,15 @@ def child(spec: str) -> None:
     peak = peak_memory_mb() - base
     model.eval()
     eval_ms = median_ms(evaluate, repeat=repeat, warmup=1)
+    small = compact(model)  # the selected wiring alone, levels of the selected edges
+
+    def evaluate_compact() -> None:
+        with torch.no_grad():
+            small(x)
+
+    compact_ms = median_ms(evaluate_compact, repeat=repeat, warmup=1)
     out = {"levels": w.num_levels, "build": build_ms, "step": step_ms, "eval": eval_ms}
+    out |= {"compact": compact_ms, "compact_levels": len(small.executor.node_ops)}
     out["peak"] = peak
     print(json.dumps(out))
 
@@ -149,7 +157,10 @@ def main() -> None:
     rows = []
     for case, done in runs.items():
         med = {key: statistics.median(r[key] for r in done) for key in done[0]}
-        rows.append([*case, done[0]["levels"], med["build"], med["step"], med["eval"], med["peak"]])
+        rows.append(
+            [*case, done[0]["levels"], med["build"], med["step"], med["eval"], med["peak"]]
+            + [done[0]["compact_levels"], med["compact"]]
+        )
     header = [
         "wiring",
         "nodes",
@@ -159,16 +170,19 @@ def main() -> None:
         "step ms",
         "eval ms",
         "step peak MB",
+        "compact levels",
+        "compact eval ms",
     ]
     ratios = []
     for n, _ in QUICK if args.quick else SIZES:
         rand, lay = (
             next(r for r in rows if r[0] == k and r[1] == n) for k in ("random", "layered")
         )
-        ratios.append([n, rand[3], rand[5] / lay[5], rand[6] / lay[6]])
+        ratios.append([n, rand[3], rand[5] / lay[5], rand[6] / lay[6], rand[9] / lay[9]])
     body = (
         f"{table(header, rows)}\n\nrandom / layered, same nodes and candidates:\n\n"
-        f"{table(['nodes', 'levels', 'step ratio', 'eval ratio'], ratios)}\n\n"
+        f"{table(['nodes', 'levels', 'step ratio', 'eval ratio', 'compact eval ratio'], ratios)}"
+        "\n\n"
         "![depth](img/depth.png)\n\n"
         f"`python benchmarks/bench_depth.py --write --repeat {args.repeat} "
         f"--rounds {args.rounds}` (one thread, batch 128, 5 % kept, node op `neuron`; each "
