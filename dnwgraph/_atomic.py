@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
     "atomic_write_bytes",
+    "atomic_write_files",
     "atomic_path",
     "tmp_path",
     "is_tmp_name",
@@ -96,19 +97,49 @@ def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
         >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
         (b'hello', ['a.txt'])
     """
-    path = Path(path)
-    tmp = tmp_path(path)
+    atomic_write_files([(path, data)])
+
+
+def atomic_write_files(files: Sequence[tuple[PathLikeStr, bytes]]) -> None:
+    """Write several files: every temporary file is written and ``fsync``-ed first, then they
+    are renamed over their targets in the given order.
+
+    A kill before the first rename leaves every old file (and stale temporary files); a kill
+    between two renames leaves the files renamed so far new, the others old, each with its
+    new content already whole in its temporary file (:func:`tmp_path`), so a reader can tell
+    what was being written and nothing is lost.
+
+    Raises:
+        OSError: if a folder does not exist or is not writable. A failure before the first
+            rename removes every temporary file; after it, the temporary files not yet renamed
+            are kept (they hold the rest of the new version).
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> atomic_write_files([(d / "a.bin", b"1"), (d / "b.json", b"2")])
+        >>> sorted(p.name for p in d.iterdir())
+        ['a.bin', 'b.json']
+    """
+    targets = [(Path(path), tmp_path(path), data) for path, data in files]
+    renamed = 0
     try:
-        with open(tmp, "wb") as f:
-            _fill(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        _commit(tmp, path)
+        for _, tmp, data in targets:
+            with open(tmp, "wb") as f:
+                _fill(f, data)
+                f.flush()
+                os.fsync(f.fileno())
+        for path, tmp, _ in targets:
+            _commit(tmp, path)
+            renamed += 1
     except Exception:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if renamed == 0:
+            for _, tmp, _ in targets:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    for folder in dict.fromkeys(path.parent for path, _, _ in targets):
+        _fsync_dir(folder)
 
 
 @contextlib.contextmanager

@@ -128,6 +128,68 @@ def test_a_failed_write_never_loads_a_mix_of_two_models(failing, tmp_path, monke
     assert torch.equal(from_pretrained(folder).conv.active_mask(), second.conv.active_mask())
 
 
+_KILLED_SAVE = r"""
+import os, signal, sys
+import torch
+from dnwgraph import _atomic, create_model
+from dnwgraph.models import save_pretrained
+
+folder, where = sys.argv[1], sys.argv[2]
+fill, commit = _atomic._fill, _atomic._commit
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fill_then_die(f, data):
+    name = os.path.basename(f.name)
+    if where.startswith("writing") and name.startswith("." + where.split()[1]):
+        f.write(data[: len(data) // 2])
+        f.flush()
+        die()
+    fill(f, data)
+
+
+def commit_then_die(tmp, path):
+    commit(tmp, path)
+    if where == "between the renames" and path.name == "model.safetensors":
+        die()
+
+
+_atomic._fill, _atomic._commit = fill_then_die, commit_then_die
+torch.manual_seed(0)
+save_pretrained(create_model("mnist1d_static", selection="random", seed=9).eval(), folder)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.parametrize(
+    "where", ["writing model", "writing config", "between the renames", "nowhere"]
+)
+def test_a_save_killed_anywhere_leaves_one_whole_model(where, tmp_path):
+    """SIGKILL at any point of a save over an earlier one: the folder loads the old model or
+    the new one; killed between the two renames, the new config is whole beside the new
+    weights, and the error names it (nothing is lost)."""
+    import subprocess
+    import sys
+
+    first, folder = saved(tmp_path, seed=0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-c", _KILLED_SAVE, str(folder), where]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == (0 if where == "nowhere" else -9), done.stderr
+    second = create_model("mnist1d_static", selection="random", seed=9)
+    if where == "between the renames":
+        one_line_error(folder, r"they match '.*\.config\.tmp\.json'.*rename it to config\.json")
+        os.replace(folder / ".config.tmp.json", folder / "config.json")
+    back = from_pretrained(folder).conv.active_mask()
+    new = where in ("between the renames", "nowhere")
+    assert torch.equal(back, (second if new else first).conv.active_mask())
+    save_pretrained(first, folder)  # a stale temporary file never blocks the next save
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
 # -- every byte read is verified --------------------------------------------------------------
 
 
