@@ -313,7 +313,8 @@ def save_pretrained(
     }
     config["config_sha256"] = _folder.config_digest(config, "config_sha256")
     _check_rebuilds(model, config, tensors)
-    if not isinstance(save_directory, (str, os.PathLike)) or "\0" in os.fspath(save_directory):
+    given = os.fspath(save_directory) if isinstance(save_directory, (str, os.PathLike)) else None
+    if not given or "\0" in given:  # Path("") would be the working folder
         raise DNWGraphError(f"'save_directory' must be a folder path (got {save_directory!r:.80})")
     folder = Path(save_directory)
     _prepare_folder(folder, overwrite)
@@ -517,6 +518,10 @@ def from_pretrained(
         raise DNWGraphTypeError(
             "'pretrained_model_name_or_path' must be a folder path or a Hub id "
             f"(got {type(pretrained_model_name_or_path).__name__})"
+        )
+    if os.fspath(pretrained_model_name_or_path) in ("", b""):  # Path("") is the working folder
+        raise DNWGraphError(
+            "'pretrained_model_name_or_path' must be a folder path or a Hub id (got '')"
         )
     if "\0" in os.fspath(pretrained_model_name_or_path):
         raise DNWGraphError("'pretrained_model_name_or_path' must not hold a NUL byte")

@@ -432,6 +432,19 @@ def test_the_folder_itself_may_be_anything(tmp_path, monkeypatch):
             from_pretrained(bad)
 
 
+def test_an_empty_path_is_refused_not_read_as_the_working_directory(tmp_path, monkeypatch):
+    """``Path("")`` is ``.``: an unset variable would save into (or load) the working folder."""
+    model, _ = saved(tmp_path)
+    monkeypatch.chdir(tmp_path / "m")
+    one_line_error("", "'pretrained_model_name_or_path' must be a folder path or a Hub id")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(DNWGraphError, match="'save_directory' must be a folder path .got ''"):
+        save_pretrained(model, "")
+    assert list(empty.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "map_location, match",
     [
