@@ -53,6 +53,25 @@ def test_train_then_resume_and_overwrite(tmp_path: Path, capsys) -> None:
     assert load_checkpoint(out)["epoch"] == 2
 
 
+@pytest.mark.parametrize("spelling", ["same", "dotted", "link"])
+def test_export_never_writes_over_its_own_source(tmp_path: Path, capsys, spelling: str) -> None:
+    """Converting a wiring file onto itself would replace the user's file (its comments, its
+    layout) by the export; refused in one line whatever the spelling of the path."""
+    source = tmp_path / "mine.csv"
+    text = "# my notes\nsource,target\n0,1\n1,2\n"
+    source.write_text(text)
+    output = {
+        "same": source,
+        "dotted": tmp_path / "." / "mine.csv",
+        "link": tmp_path / "link.csv",
+    }[spelling]
+    if spelling == "link":
+        output.symlink_to(source)
+    assert main(["export", str(source), "-o", str(output)]) == 2
+    _one_line_error(capsys, "is the file it reads")
+    assert source.read_text() == text
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
