@@ -43,6 +43,7 @@ from torch import Tensor
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.registry import Registry
 from dnwgraph.select.topk import (
+    check_ratio,
     check_scope,
     global_topk,
     graph_topk_mask,
@@ -211,7 +212,7 @@ class Selection(torch.nn.Module):
         scope: Scope = "global",
     ) -> None:
         super().__init__()
-        self.ratio = ratio
+        self.ratio = ratio = check_ratio(ratio)
         self.scope: Scope = check_scope(scope)
         self.num_nodes = num_nodes
         self.num_edges = int(target.numel())
