@@ -493,6 +493,7 @@ def _restore(layer: nn.Module, weight: Tensor | None = None) -> None:
     """Remove the parametrization of ``layer``: its ``weight`` is the trainable ``Parameter``
     again, with the layer's shape and the values of ``weight`` (default: its own)."""
     part = layer.parametrizations.weight[0]  # type: ignore[union-attr,index]
+    part.selection.detach()  # its gradient hook would act on the plain weight
     if part._shared is not None:
         part._shared.detach()
     shape, order = part.shape, part.order
@@ -601,7 +602,7 @@ def sparsify(
         if shared is not None:
             shared.selection.attach(shared)
             shared.attach(module)  # one comparison of all the weights per forward pass
-    except DNWGraphError:
+    except BaseException:  # the model as it was, whatever stopped the conversion
         for layer in done:
             _restore(layer)
         raise

@@ -277,6 +277,11 @@ class Selection(torch.nn.Module):
         gradient hook on them (:class:`~dnwgraph.select.ScheduledSelection`)."""
         self.grad_every = int(layer.grad_every)
 
+    def detach(self) -> None:
+        """Undo the hooks of :meth:`attach`: called when the layer stops using this strategy
+        (:func:`~dnwgraph.unsparsify`, or a :func:`~dnwgraph.sparsify` refused after it was
+        attached), so that the plain weights train as before. Default: nothing to undo."""
+
     def all_gradients(self, step: int) -> bool:
         r"""Whether the backward pass of the layer's weight state ``step`` (``1`` for the
         first weights it selects with, one more per optimizer step) gives every candidate

@@ -737,6 +737,45 @@ def test_a_refused_sparsify_and_unsparsify_keep_the_parameter_order():
     assert list(model.state_dict()) == list(_cnn().state_dict())
 
 
+def _hooks(model: nn.Module) -> list[str]:
+    """The parameters of ``model`` holding a gradient hook."""
+    return [n for n, p in model.named_parameters() if p._backward_hooks]
+
+
+def test_a_refused_sparsify_leaves_no_gradient_hook():
+    """rigl hooked layer '0''s weight before layer '2' was refused; the hook stayed on the
+    plain layer after the refusal."""
+    fresh = _mlp()
+    fresh[2].weight.requires_grad_(False)
+    with pytest.raises(DNWGraphError, match="needs the gradient"):
+        sparsify(fresh, 0.2, "rigl")
+    assert _hooks(fresh) == []
+
+
+@pytest.mark.parametrize(
+    "selection, options", [("rigl", {"frequency": 1}), ("set", {"frequency": 1}), ("snip", {})]
+)
+def test_unsparsify_removes_the_gradient_hooks(selection, options):
+    """The selection's hook stayed on the weight after unsparsify: rigl's then multiplied the
+    dense gradient by its flat mask (a RuntimeError at every backward), snip's kept zeroing."""
+    model = sparsify(_mlp(), 0.5, selection, **options)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(5, 6)
+    for _ in range(3):
+        opt.zero_grad()
+        model(x).square().sum().backward()
+        opt.step()
+    unsparsify(model)
+    assert _hooks(model) == []
+    plain = _mlp()
+    plain.load_state_dict(model.state_dict())
+    model.zero_grad()
+    model(x).square().sum().backward()
+    plain(x).square().sum().backward()
+    for (name, p), q in zip(model.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
 @pytest.mark.parametrize("selection", ["dnw", "rigl", "edge_popup"])
 def test_tied_weights_are_refused(selection):
     """Two layers sharing one weight got two selections changing one tensor (rigl: masks that
