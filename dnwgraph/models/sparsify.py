@@ -429,19 +429,29 @@ def sparsifiable_layers(
             )
         layers.append((name, layer))
     layers = layers[1:] if dense_first else layers
-    _check_not_tied(layers)
+    _check_not_tied(module, layers)
     return layers
 
 
-def _check_not_tied(layers: list[tuple[str, nn.Module]]) -> None:
-    """Tied weights would get one selection per layer, each changing the shared tensor."""
+def _check_not_tied(module: nn.Module, layers: list[tuple[str, nn.Module]]) -> None:
+    """Tied weights would get one selection per layer, each changing the shared tensor; a
+    weight tied to a module left as it is would be read there unmasked."""
     owner: dict[int, str] = {}
     for name, layer in layers:
         first = owner.setdefault(id(_weight(layer)), name)
         if first != name:
             raise DNWGraphError(
                 f"layers {first!r} and {name!r} share one weight tensor (tied weights); expected "
-                f"each sparsified layer to own its weight (exclude one: exclude={name!r})"
+                "each sparsified layer to own its weight (untie them, or exclude both)"
+            )
+    converted = {f"{name}.weight" if name else "weight" for name, _ in layers}
+    for held, param in module.named_parameters(remove_duplicate=False):
+        name = owner.get(id(param))
+        if name is not None and held not in converted:
+            raise DNWGraphError(
+                f"layer {name!r}: its weight is also {held!r}, which is not sparsified and "
+                "would read the unmasked weight (tied weights); untie them, or keep the layer "
+                f"dense with exclude={name!r}"
             )
 
 
@@ -551,7 +561,8 @@ def sparsify(
 
     Raises:
         ValueError: unknown ``scope`` or ``selection``, a bad ``ratio`` or option, no layer to
-            convert, a layer that is already sparsified, or ``scope="model"`` with a selection
+            convert, a layer that is already sparsified, a weight tied to another layer or to a
+            module that is not converted (an embedding), or ``scope="model"`` with a selection
             that changes the weights.
         TypeError: ``module`` is not an ``nn.Module``, ``selection`` is not a name, an unknown
             option, or a pattern that is neither a ``str`` nor a module type.

@@ -787,7 +787,40 @@ def test_tied_weights_are_refused(selection):
     with pytest.raises(DNWGraphError, match=r"layers '0' and '2' share one weight tensor"):
         sparsify(tied, 0.2, selection)
     assert _same_state(_state(tied), before)
-    sparsify(tied, 0.2, selection, exclude="2")  # the way out the message names
+    with pytest.raises(DNWGraphError, match=r"'2.weight', which is not sparsified"):
+        sparsify(tied, 0.2, selection, exclude="2")  # '2' would read the unmasked weight
+    assert _same_state(_state(tied), before)
+    tied[2].weight = nn.Parameter(tied[0].weight.detach().clone())  # the way out: untie
+    sparsify(tied, 0.2, selection)
+
+
+class _TiedEmbedding(nn.Module):
+    """A language-model head tied to its embedding (the usual weight tying)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(9, 4)
+        self.head = nn.Linear(4, 9, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
+def test_a_weight_tied_to_a_module_not_sparsified_is_refused():
+    """The head was sparsified and the embedding kept reading the unmasked weight: one tensor,
+    two values, silently."""
+    torch.manual_seed(0)
+    model = _TiedEmbedding()
+    before = _state(model)
+    with pytest.raises(
+        DNWGraphError,
+        match=r"^layer 'head': its weight is also 'emb.weight', which is not sparsified and "
+        r"would read the unmasked weight \(tied weights\); untie them",
+    ) as info:
+        sparsify(model, 0.25)
+    assert "\n" not in str(info.value)
+    assert _same_state(_state(model), before) and sparsified_layers(model) == []
 
 
 def test_a_lazy_layer_is_a_one_line_error():
