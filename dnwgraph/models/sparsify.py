@@ -17,7 +17,9 @@ not, so a pruned weight can grow back.  Every registered selection is accepted (
 through the same :class:`~dnwgraph.Selection` protocol as :class:`~dnwgraph.WiringConv`'s: the
 layer is the selection's host (:class:`~dnwgraph.select.SelectionHost`), its flat weight the
 ``edge_weight``.  The budget is per layer (``scope="per_layer"``, :math:`k_\ell = \max(1,
-\operatorname{round}(r\,|W_\ell|))`) or shared by all sparsified layers of the model
+\operatorname{round}(r\,|W_\ell|))`), per output unit of each layer (``scope="per_node"``,
+the selections' per-node budget: :math:`\max(1, \operatorname{round}(r\,d))` of a unit's
+:math:`d` weights) or shared by all sparsified layers of the model
 (``scope="model"``, :math:`k = \max(1, \operatorname{round}(r \sum_\ell |W_\ell|))`, one
 selection over the concatenated weights; for the selections that only read the weights,
 :attr:`~dnwgraph.Selection.reads_weights_only`).  Biases and normalisation layers stay dense.
@@ -60,14 +62,15 @@ from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models.counting import Counter
 from dnwgraph.nn.kernels import ValueKey, effective_weight
-from dnwgraph.select import Selection, create_selection, resolve_k
+from dnwgraph.select import Selection, create_selection, node_budget, resolve_k
 from dnwgraph.select.strategies import SELECTIONS
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
-#: One budget for each layer, or one for the whole model ("per X": one budget for each X, as
-#: ``WiringConv``'s ``scope="per_node"``; its ``"global"`` is one budget for the layer).
-SCOPES: tuple[str, ...] = ("per_layer", "model")
+#: One budget for each layer, for each output unit of each layer, or one for the whole model
+#: ("per X": one budget for each X; ``per_node`` is the selections' own ``scope="per_node"``,
+#: a unit being a node; their ``"global"``, one budget for the layer, is ``per_layer`` here).
+SCOPES: tuple[str, ...] = ("per_layer", "per_node", "model")
 
 Pattern = str | type[nn.Module]
 
@@ -237,6 +240,7 @@ class MaskedWeight(nn.Module):
 
     def extra_repr(self) -> str:
         scope = "model" if self._shared is not None else "per_layer"
+        scope = "per_node" if self.selection.scope == "per_node" else scope
         return f"selection={self.selection.name!r}, scope={scope!r}, numel={self.numel}"
 
 
@@ -464,17 +468,27 @@ def _check_module(module: Any) -> None:
         )
 
 
-def _layer_selection(name: str, ratio: int | float, layer: nn.Module, options: Any) -> Selection:
-    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`)."""
+def _layer_selection(
+    name: str, ratio: int | float, layer: nn.Module, scope: str, options: Any
+) -> Selection:
+    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`), with a
+    budget for each output unit when ``scope="per_node"``."""
     edge_index, num_nodes = unit_edges(layer)
     target = edge_index[1].clone()
-    return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+    node_scope = "per_node" if scope == "per_node" else None
+    return create_selection(
+        name, ratio, target=target, num_nodes=num_nodes, scope=node_scope, **options
+    )
 
 
-def _check_layer_budget(ratio: Any, name: str, layer: nn.Module) -> None:
+def _check_layer_budget(ratio: Any, name: str, layer: nn.Module, scope: str) -> None:
     """An int budget may fit one layer and not another: the error names the layer."""
     try:
-        resolve_k(ratio, _weight(layer).numel())
+        if scope == "per_node":  # an int is a count for each output unit, up to its fan-in
+            edge_index, num_nodes = unit_edges(layer)
+            node_budget(ratio, torch.bincount(edge_index[1], minlength=num_nodes))
+        else:
+            resolve_k(ratio, _weight(layer).numel())
     except DNWGraphTypeError:
         raise  # the same for every layer
     except DNWGraphError as err:
@@ -542,13 +556,15 @@ def sparsify(
     Args:
         module (nn.Module): any model.
         ratio (int or float): weights kept: a ``float`` in (0, 1] is the density (``0.1`` keeps
-            10%), an ``int`` a count (per layer with ``scope="per_layer"``, in total with
-            ``"model"``).
+            10%), an ``int`` a count (per layer with ``scope="per_layer"``, per output unit
+            with ``"per_node"``, in total with ``"model"``).
         selection (str, optional): a name from :func:`~dnwgraph.list_selections` (``"rigl"``,
             ``"gmp"``, ``"edge_popup"``, ...); each layer gets its own. (default: ``"dnw"``)
-        scope (str, optional): ``"per_layer"`` (a budget per layer) or ``"model"`` (one budget
-            over all converted layers, for a selection that only reads the weights).
-            (default: ``"per_layer"``)
+        scope (str, optional): who shares one budget: ``"per_layer"`` (each layer; a
+            selection's ``"global"``), ``"per_node"`` (each output unit of each layer: the
+            selection's ``scope="per_node"``) or ``"model"`` (all converted layers, for a
+            selection that only reads the weights). The selection's own ``scope`` option is
+            this one. (default: ``"per_layer"``)
         include: name glob patterns or module types to convert (default: all
             :data:`SPARSIFIABLE` layers).
         exclude: name patterns or types to keep dense.
@@ -577,7 +593,9 @@ def sparsify(
     """
     _check_module(module)
     if scope not in SCOPES:
-        raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
+        hint = "; a selection's 'global' budget over one layer is scope='per_layer'"
+        hint = hint if scope == "global" else ""
+        raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r}){hint}")
     if not isinstance(selection, str):
         raise DNWGraphTypeError(
             f"'selection' must be a name from list_selections() (got {type(selection).__name__})"
@@ -598,9 +616,9 @@ def sparsify(
     else:
         shared = None
         for name, layer in named:
-            _check_layer_budget(ratio, name, layer)
+            _check_layer_budget(ratio, name, layer, scope)
         parts = [
-            MaskedWeight(_layer_selection(selection, ratio, layer, selection_options), layer)
+            MaskedWeight(_layer_selection(selection, ratio, layer, scope, selection_options), layer)
             for layer in layers
         ]
     done: list[nn.Module] = []

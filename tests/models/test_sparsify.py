@@ -199,8 +199,10 @@ def test_unsparsify_keeps_outputs_and_bakes_masks():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"'scope' must be one of \['per_layer', 'model'\]"):
-        sparsify(_mlp(), 0.1, scope="per_node")
+    with pytest.raises(
+        ValueError, match=r"'scope' must be one of \['per_layer', 'per_node', 'model'\]"
+    ):
+        sparsify(_mlp(), 0.1, scope="per_unit")
     with pytest.raises(ValueError, match="fraction of edges to keep"):
         sparsify(_mlp(), 1.5)
     with pytest.raises(ValueError, match="no layer to sparsify"):
@@ -294,13 +296,43 @@ def test_a_model_name_is_not_a_model(fn) -> None:
 
 @pytest.mark.parametrize("old", ["layer", "global"])
 def test_the_0_2_scope_names_are_refused(old):
-    """``scope`` names say which unit shares one budget: ``per_layer`` or the ``model`` (the
-    0.2 names ``layer`` / ``global`` clashed with WiringConv's ``global``, one layer, and are
-    gone: no alias)."""
+    """``scope`` names say which unit shares one budget: ``per_layer``, ``per_node`` or the
+    ``model`` (the 0.2 names ``layer`` / ``global`` clashed with WiringConv's ``global``, one
+    layer, and are gone: no alias)."""
     with pytest.raises(
-        DNWGraphError, match=rf"'scope' must be one of \['per_layer', 'model'\] \(got '{old}'\)"
+        DNWGraphError,
+        match=rf"'scope' must be one of \['per_layer', 'per_node', 'model'\] \(got '{old}'\)",
     ):
         sparsify(_mlp(), 4, scope=old)
+
+
+def test_a_selections_global_scope_says_which_scope_of_sparsify_it_is():
+    """sparsify's ``scope`` took the name of the selections' own option, so a selection's
+    ``scope`` could not be passed: one name, sparsify's vocabulary, and a one-line pointer for
+    the selections' word."""
+    with pytest.raises(
+        DNWGraphError,
+        match=r"\(got 'global'\); a selection's 'global' budget over one layer is "
+        r"scope='per_layer'$",
+    ):
+        sparsify(_mlp(), 0.5, scope="global")
+
+
+@pytest.mark.parametrize("selection", ["dnw", "random", "rigl", "td"])
+def test_per_node_scope_gives_every_output_unit_its_budget(selection):
+    """``scope="per_node"`` is the selections' per-node budget: each output unit (a row of the
+    weight) keeps its share of its fan-in, as a WiringConv node does."""
+    model = sparsify(_mlp(), 0.5, selection, scope="per_node").eval()  # td drops in training
+    model(torch.randn(3, 6))
+    rows = [(model[0].weight != 0).sum(1).tolist(), (model[2].weight != 0).sum(1).tolist()]
+    assert rows == [[3] * 7, [4] * 4]  # round(0.5 * 6), round(0.5 * 7) (half to even)
+    assert "scope='per_node'" in repr(model[0].parametrizations.weight[0])
+    model = sparsify(_cnn(), 2, selection, scope="per_node").eval()
+    model(torch.randn(2, 3, 5, 5))
+    for _, layer in sparsified_layers(model):
+        assert (layer.weight != 0).flatten(1).sum(1).tolist() == [2] * layer.weight.size(0)
+    with pytest.raises(DNWGraphError, match=r"^layer '0': 'ratio' as an int .* \[1, 6\] \(got 7\)"):
+        sparsify(_mlp(), 7, selection, scope="per_node")  # more than a unit of layer '0' has
 
 
 # ------------------------------------------------------- the mask cache: keyed on values
