@@ -60,7 +60,7 @@ from torch.utils.hooks import RemovableHandle
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
-from dnwgraph.models.counting import Counter
+from dnwgraph.models.counting import TRANSPOSED_CONVS, Counter
 from dnwgraph.nn.kernels import ValueKey, effective_weight
 from dnwgraph.select import Selection, create_selection, node_budget, resolve_k
 from dnwgraph.select.strategies import SELECTIONS
@@ -89,7 +89,9 @@ def unit_edges(layer: nn.Module, shape: Sequence[int] | None = None) -> tuple[Te
     A weight of shape :math:`[C_{out}, C_{in}/g, *K]` (``g = layer.groups``, 1 for a Linear)
     has the edge :math:`(c, C_{in} + o)` for entry :math:`[o, c \bmod (C_{in}/g), *]`, with
     :math:`c` the input channel of the group of :math:`o`; a convolution has one edge per
-    kernel tap (parallel edges).
+    kernel tap (parallel edges).  A transposed convolution's weight is the other way round,
+    :math:`[C_{in}, C_{out}/g, *K]`: entry :math:`[c, o \bmod (C_{out}/g), *]` is the edge
+    :math:`(c, C_{in} + o)`, :math:`o` an output channel of the group of :math:`c`.
 
     Args:
         layer (nn.Module): a layer with a ``weight`` of at least 2 dimensions (and
@@ -104,18 +106,22 @@ def unit_edges(layer: nn.Module, shape: Sequence[int] | None = None) -> tuple[Te
         >>> edge_index, n = unit_edges(nn.Linear(2, 3))
         >>> edge_index.tolist(), n
         ([[0, 1, 0, 1, 0, 1], [2, 2, 3, 3, 4, 4]], 5)
+        >>> unit_edges(nn.ConvTranspose1d(2, 1, 1))[0].tolist()  # weight [2, 1, 1]
+        [[0, 1], [2, 2]]
     """
     size = tuple(_weight(layer).shape if shape is None else shape)
-    out, in_group, taps = size[0], size[1], 1
+    rows, per_row, taps = size[0], size[1], 1
     for s in size[2:]:
         taps *= s
     groups = int(getattr(layer, "groups", 1))
-    numel = out * in_group * taps
-    ids = torch.arange(numel)
-    unit = ids // (in_group * taps)
-    channel = (ids // taps) % in_group + (unit // max(out // groups, 1)) * in_group
-    n_in = in_group * groups
-    return torch.stack([channel, n_in + unit]), n_in + out
+    ids = torch.arange(rows * per_row * taps)
+    row = ids // (per_row * taps)
+    # the unit of dim 1: its index within the group, offset by the group of the row
+    col = (ids // taps) % per_row + (row // max(rows // groups, 1)) * per_row
+    if isinstance(layer, TRANSPOSED_CONVS):  # rows are the inputs, dim 1 the outputs
+        return torch.stack([row, rows + col]), rows + per_row * groups
+    n_in = per_row * groups
+    return torch.stack([col, n_in + row]), n_in + rows
 
 
 class MaskedWeight(nn.Module):
@@ -340,7 +346,8 @@ class _SharedSelection:
 class _SparseLayerCounter(Counter):
     """:func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` of a sparsified layer:
     only the kept weights count (one parameter each, and one MAC per output position for a
-    convolution, per output row for a linear layer); the bias counts as for a dense layer."""
+    convolution, per input position for a transposed one, per output row for a linear layer);
+    the bias counts as for a dense layer."""
 
     def params(self, module: nn.Module) -> int:
         nnz = int((_weight(module) != 0).sum())
@@ -351,7 +358,10 @@ class _SparseLayerCounter(Counter):
         self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> int:
         weight: Tensor = module.weight  # type: ignore[assignment]
-        positions = output.numel() // weight.size(0)  # outputs per output unit
+        if isinstance(module, TRANSPOSED_CONVS):  # each weight scatters its input channel
+            positions = inputs[0].numel() // weight.size(0)
+        else:
+            positions = output.numel() // weight.size(0)  # outputs per output unit
         bias = module.bias is not None  # type: ignore[union-attr]
         return positions * int((weight != 0).sum()) + (output.numel() if bias else 0)
 

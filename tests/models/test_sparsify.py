@@ -198,6 +198,29 @@ def test_unsparsify_keeps_outputs_and_bakes_masks():
     assert "0.weight" in model.state_dict()
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_transposed_convolution_counts_and_wires_by_hand(groups):
+    """Through ``include=``: its weight is [C_in, C_out / groups, *K] (the other way round), so
+    the output units are its dim 1: per-unit budgets, edges and MACs follow them."""
+    from dnwgraph import count_macs, count_params
+    from dnwgraph.models.sparsify import unit_edges
+
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose1d(2, 4, 3, groups=groups, bias=False)  # 2 -> 4 units
+    edge_index, num_nodes = unit_edges(layer)
+    assert num_nodes == 2 + 4
+    w = torch.arange(layer.weight.numel()).view(layer.weight.shape)
+    for e, (src, dst) in enumerate(edge_index.t().tolist()):
+        c_in, j, _ = (w == e).nonzero()[0].tolist()
+        assert (src, dst) == (c_in, 2 + c_in // (2 // groups) * (4 // groups) + j)
+    model = sparsify(nn.Sequential(layer), 1, include=nn.ConvTranspose1d, scope="per_node")
+    kept = edge_index[1][(layer.weight != 0).reshape(-1)]
+    assert torch.bincount(kept, minlength=6).tolist() == [0, 0, 1, 1, 1, 1]  # one per output
+    assert count_params(model) == 4
+    # each kept weight multiplies every input value of its input channel: 5 per channel
+    assert count_macs(model, (1, 2, 5)) == 4 * 5
+
+
 def test_errors():
     with pytest.raises(
         ValueError, match=r"'scope' must be one of \['per_layer', 'per_node', 'model'\]"
