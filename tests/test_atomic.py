@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from dnwgraph._atomic import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_files,
+    folder_lock,
     is_tmp_name,
     remove_stale_tmp,
 )
@@ -105,3 +108,20 @@ def test_several_files_are_all_written_before_the_first_rename(tmp_path: Path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == [".b.tmp.json", "a.bin", "b.json"]
     assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"old b")
     assert temporary_path(b).read_bytes() == b"new b"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_writer_waits_while_another_holds_the_folder(tmp_path: Path) -> None:
+    """Two writers of one file share its temporary name; the second waits for the first."""
+    path, written = tmp_path / "a.bin", threading.Event()
+
+    def write() -> None:
+        atomic_write_bytes(path, b"second")
+        written.set()
+
+    with folder_lock(tmp_path):
+        other = threading.Thread(target=write)
+        other.start()
+        assert not written.wait(0.5) and not path.exists()
+    other.join(timeout=60)
+    assert written.is_set() and path.read_bytes() == b"second"

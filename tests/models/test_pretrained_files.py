@@ -190,6 +190,66 @@ def test_a_save_killed_anywhere_leaves_one_whole_model(where, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
+_SAVE_WHEN_TOLD = r"""
+import os, sys, time
+import torch
+from dnwgraph import _atomic, create_model
+from dnwgraph.models import save_pretrained
+
+folder, seed, writing, go = sys.argv[1], int(sys.argv[2]), sys.argv[3] + "1", sys.argv[3] + "2"
+
+
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.05)
+
+
+def fill_slowly(f, data):  # the first saver, mid-write, lets the second one save
+    f.write(data[: len(data) // 2])
+    f.flush()
+    open(writing, "w").close()
+    wait_for(go)
+    time.sleep(4)  # the second saver builds its model and reaches its writes meanwhile
+    f.write(data[len(data) // 2 :])
+    _atomic._fill = fill
+
+
+model = create_model("mnist1d_static", selection="random", seed=seed).eval()
+fill = _atomic._fill
+if seed == 1:
+    _atomic._fill = fill_slowly
+else:
+    wait_for(writing)
+    open(go, "w").close()
+save_pretrained(model, folder)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock is POSIX flock")
+def test_two_processes_saving_into_one_folder_at_once_take_turns(tmp_path):
+    """Both wrote the same temporary files: the second truncated the first's half-written
+    weights and renamed them, the first then crashed on its rename (FileNotFoundError) or left
+    a torn file. Now the second waits for the first, and the folder holds its model whole."""
+    import subprocess
+    import sys
+
+    folder, go = tmp_path / "m", tmp_path / "step"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def start(seed):
+        argv = [sys.executable, "-c", _SAVE_WHEN_TOLD, str(folder), str(seed), str(go)]
+        return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+
+    first = start(1)
+    second = start(2)
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in (first, second)]
+    assert [code for code, _ in results] == [0, 0], results
+    back = from_pretrained(folder).conv.active_mask()
+    last = create_model("mnist1d_static", selection="random", seed=2)
+    assert torch.equal(back, last.conv.active_mask())
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
 # -- every byte read is verified --------------------------------------------------------------
 
 
