@@ -6,7 +6,9 @@ writers that choose a format by the extension still see it), flushed and
 Windows), and the folder is ``fsync``-ed so that the rename survives a power cut.  A process
 killed at any moment leaves the previous version of the file or the new one, never a part of
 it; what it may leave is a stale temporary file, which :func:`remove_stale_tmp` clears (a
-resumed run calls it).
+resumed run calls it).  Writers of the same folder through :func:`atomic_write_files` (and
+:func:`atomic_write_bytes`) take turns on a lock of the folder (:func:`folder_lock`), since two
+writers of one file would share its temporary file.
 
 Private: used by every module that writes (the run directory, exports, figures, reports).
 """
@@ -16,13 +18,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dnwgraph.typing import PathLikeStr
 
 __all__ = [
     "atomic_write_bytes",
+    "atomic_write_files",
+    "folder_lock",
     "atomic_path",
     "tmp_path",
     "is_tmp_name",
@@ -96,19 +100,83 @@ def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
         >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
         (b'hello', ['a.txt'])
     """
-    path = Path(path)
-    tmp = tmp_path(path)
+    atomic_write_files([(path, data)])
+
+
+def atomic_write_files(files: Sequence[tuple[PathLikeStr, bytes]]) -> None:
+    """Write several files: every temporary file is written and ``fsync``-ed first, then they
+    are renamed over their targets in the given order.
+
+    A kill before the first rename leaves every old file (and stale temporary files); a kill
+    between two renames leaves the files renamed so far new, the others old, each with its
+    new content already whole in its temporary file (:func:`tmp_path`), so a reader can tell
+    what was being written and nothing is lost.
+
+    Raises:
+        OSError: if a folder does not exist or is not writable. A failure before the first
+            rename removes every temporary file; after it, the temporary files not yet renamed
+            are kept (they hold the rest of the new version).
+
+    Examples:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> atomic_write_files([(d / "a.bin", b"1"), (d / "b.json", b"2")])
+        >>> sorted(p.name for p in d.iterdir())
+        ['a.bin', 'b.json']
+    """
+    targets = [(Path(path), tmp_path(path), data) for path, data in files]
+    folders = list(dict.fromkeys(path.parent for path, _, _ in targets))
+    with contextlib.ExitStack() as stack:
+        for folder in folders:  # another writer of these files waits (the same temporary names)
+            stack.enter_context(folder_lock(folder))
+        renamed = 0
+        try:
+            for _, tmp, data in targets:
+                with open(tmp, "wb") as f:
+                    _fill(f, data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            for path, tmp, _ in targets:
+                _commit(tmp, path)
+                renamed += 1
+        except Exception:
+            if renamed == 0:
+                for _, tmp, _ in targets:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+            raise
+        for folder in folders:
+            _fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: PathLikeStr) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself (POSIX ``flock`` on the folder, no file
+    added): two processes or threads writing through the same temporary files take turns.
+    The operating system drops it when its holder ends, however it ends. Where a folder
+    cannot be locked (Windows, some network file systems) the writes go unlocked.
+
+    Examples:
+        >>> import tempfile
+        >>> with folder_lock(tempfile.mkdtemp()):
+        ...     pass
+    """
     try:
-        with open(tmp, "wb") as f:
-            _fill(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        _commit(tmp, path)
-    except Exception:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a missing folder: the write itself names the problem
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # unsupported here: the writes go unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
 
 
 @contextlib.contextmanager

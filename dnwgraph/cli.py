@@ -144,7 +144,10 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-_SOURCE_HELP = "a run folder, its checkpoint (.pt), a wiring snapshot (.pt) or a wiring file"
+_SOURCE_HELP = (
+    "a run folder, its checkpoint (.pt), a save_pretrained folder, a wiring snapshot (.pt) or a "
+    "wiring file"
+)
 
 
 @command("export", "dnwgraph.analysis.commands:export", "write a learned wiring to a graph file")
@@ -168,7 +171,12 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 @command("analyze", "dnwgraph.analysis.commands:analyze", "measure a learned wiring, write report")
 def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help=_SOURCE_HELP)
-    p.add_argument("-o", "--output", metavar="DIR", help="report folder (default: RUN/analysis)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="report folder (default: RUN/analysis, or beside a file or save_pretrained folder)",
+    )
     p.add_argument(
         "--num-random",
         type=_non_negative_int,
@@ -184,7 +192,12 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
 @command("plot", "dnwgraph.analysis.commands:plot", "draw a learned wiring and its training")
 def _add_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help=_SOURCE_HELP)
-    p.add_argument("-o", "--output", metavar="DIR", help="figure folder (default: RUN/figures)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="figure folder (default: RUN/figures, or beside a save_pretrained folder)",
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ from dnwgraph import _atomic
 from dnwgraph._atomic import (
     atomic_path,
     atomic_write_bytes,
+    atomic_write_files,
+    folder_lock,
     is_tmp_name,
     remove_stale_tmp,
 )
@@ -82,3 +86,42 @@ def test_remove_stale_tmp_touches_only_its_own_names(tmp_path: Path) -> None:
         p.write_bytes(b"")
     assert remove_stale_tmp(tmp_path) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "wiring"])
+
+
+def test_several_files_are_all_written_before_the_first_rename(tmp_path: Path, monkeypatch) -> None:
+    """A failed first rename leaves the old files and no temporary; a failed later one keeps
+    the new content of the files not yet renamed in their temporary files."""
+    a, b = tmp_path / "a.bin", tmp_path / "b.json"
+    atomic_write_files([(a, b"old a"), (b, b"old b")])
+    commit = _atomic._commit
+    for failing in ("a.bin", "b.json"):
+
+        def fail(tmp: Path, path: Path, failing: str = failing) -> None:
+            assert temporary_path(b).read_bytes() == b"new b"  # whole before any rename
+            if path.name == failing:
+                raise OSError(1, "Operation not permitted")
+            commit(tmp, path)
+
+        monkeypatch.setattr(_atomic, "_commit", fail)
+        with pytest.raises(OSError, match="not permitted"):
+            atomic_write_files([(a, b"new a"), (b, b"new b")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.tmp.json", "a.bin", "b.json"]
+    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"old b")
+    assert temporary_path(b).read_bytes() == b"new b"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_writer_waits_while_another_holds_the_folder(tmp_path: Path) -> None:
+    """Two writers of one file share its temporary name; the second waits for the first."""
+    path, written = tmp_path / "a.bin", threading.Event()
+
+    def write() -> None:
+        atomic_write_bytes(path, b"second")
+        written.set()
+
+    with folder_lock(tmp_path):
+        other = threading.Thread(target=write)
+        other.start()
+        assert not written.wait(0.5) and not path.exists()
+    other.join(timeout=60)
+    assert written.is_set() and path.read_bytes() == b"second"

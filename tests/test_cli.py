@@ -53,6 +53,45 @@ def test_train_then_resume_and_overwrite(tmp_path: Path, capsys) -> None:
     assert load_checkpoint(out)["epoch"] == 2
 
 
+def test_a_pretrained_folder_is_a_source_and_is_never_written_into(tmp_path: Path, capsys) -> None:
+    """load_model reads a save_pretrained folder, so export / analyze / plot take one too; their
+    default outputs go beside it (the folder is save_pretrained's: it would refuse to update
+    a folder holding more)."""
+    from dnwgraph import create_model, save_pretrained
+
+    folder = save_pretrained(create_model("tiny_static"), tmp_path / "model")
+    assert main(["export", str(folder), "-o", str(tmp_path / "w.csv")]) == 0
+    assert main(["analyze", str(folder), "--num-random", "0", "--no-figures"]) == 0
+    assert main(["plot", str(folder)]) == 0
+    assert capsys.readouterr().err == ""
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert (tmp_path / "model_analysis" / "report.md").is_file()
+    assert (tmp_path / "model_figures" / "wiring.png").is_file()
+    assert (tmp_path / "w.csv").is_file()
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tmp_path / "empty"), "-o", str(tmp_path / "x.csv")]) == 2
+    _one_line_error(capsys, "not a run", "not a pretrained-model folder")
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "link"])
+def test_export_never_writes_over_its_own_source(tmp_path: Path, capsys, spelling: str) -> None:
+    """Converting a wiring file onto itself would replace the user's file (its comments, its
+    layout) by the export; refused in one line whatever the spelling of the path."""
+    source = tmp_path / "mine.csv"
+    text = "# my notes\nsource,target\n0,1\n1,2\n"
+    source.write_text(text)
+    output = {
+        "same": source,
+        "dotted": tmp_path / "." / "mine.csv",
+        "link": tmp_path / "link.csv",
+    }[spelling]
+    if spelling == "link":
+        output.symlink_to(source)
+    assert main(["export", str(source), "-o", str(output)]) == 2
+    _one_line_error(capsys, "is the file it reads")
+    assert source.read_text() == text
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -29,7 +29,7 @@ def export(args: argparse.Namespace) -> int:
     from dnwgraph.analysis.source import load_source
     from dnwgraph.graph.formats import write_data
 
-    check_output(args.output)  # a bad extension or a run's file fails before the model loads
+    check_output(args.output, args.source)  # refused before the model loads
     data = to_data(load_source(args.source), all_candidates=args.all_candidates)
     path = write_data(data, args.output)
     what = "candidate" if args.all_candidates else "selected"

@@ -8,12 +8,14 @@ networkx conversion and the file formats of :mod:`dnwgraph.graph.formats`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch_geometric.data import Data
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph.convert import data_to_networkx
 from dnwgraph.graph.formats import find_format, write_data
 from dnwgraph.models.views import wiring_views
@@ -200,11 +202,18 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
     return write_data(to_data(obj, all_candidates=all_candidates), path)
 
 
-def check_output(path: PathLikeStr) -> None:
-    """Refuse an unknown extension or a run's own file before any work.
+def check_output(path: PathLikeStr, source: PathLikeStr | None = None) -> None:
+    """Refuse an unknown extension, a run's own file, or the file being read (``source``,
+    under any spelling or through a link) before any work.
 
     Raises:
-        DNWGraphError: as :func:`save_wiring`.
+        DNWGraphError: as :func:`save_wiring`, or ``path`` is ``source``.
     """
     find_format(path, "write")
     check_not_run_file(Path(path))
+    if source is not None and os.path.exists(path) and os.path.exists(source):
+        if os.path.samefile(path, source):
+            raise DNWGraphError(
+                f"the output {str(path)!r} is the file it reads ({str(source)!r}); write the "
+                "export to another file"
+            )

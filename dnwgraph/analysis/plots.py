@@ -18,7 +18,7 @@ from torch import Tensor
 
 from dnwgraph._atomic import atomic_path
 from dnwgraph.analysis.metrics import churn_series, random_view
-from dnwgraph.analysis.source import load_source
+from dnwgraph.analysis.source import is_pretrained_source, load_source
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.models.views import WiringView, liveness, snapshot_views, wiring_views
 from dnwgraph.runs.run import Run, load_snapshots, metrics_columns
@@ -537,8 +537,9 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
     ``run_dir/figures``): ``wiring.png``, ``adjacency.png``, ``degrees.png`` (from the final
     model), ``training_curves.png`` (if ``metrics.csv`` exists), ``churn.png`` (two or more
     snapshots), ``weights.png`` (the :math:`|w|` histograms, one or more snapshots) and
-    ``wiring.gif`` (one or more snapshots). A checkpoint file may be given
-    instead of a folder (then only the model's figures).
+    ``wiring.gif`` (one or more snapshots). A checkpoint file or a pretrained-model folder may
+    be given instead of a run (then only the model's figures; a pretrained-model folder's go
+    to ``<folder>_figures`` beside it by default, never into it).
 
     Every file is written atomically, and never into a run's own files or folders
     (``wiring/``, ``tensorboard/``, ``checkpoint.pt``, ...).
@@ -554,8 +555,11 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
          'weights.png', 'wiring.gif']
     """
     run_dir = Path(run_dir)
-    base = run_dir if run_dir.is_dir() else run_dir.parent
-    out = Path(out_dir) if out_dir is not None else base / "figures"
+    if is_pretrained_source(run_dir):  # beside the folder: save_pretrained owns it
+        default = run_dir.with_name(f"{run_dir.name}_figures")
+    else:
+        default = (run_dir if run_dir.is_dir() else run_dir.parent) / "figures"
+    out = Path(out_dir) if out_dir is not None else default
     _check_output(out)
     model = load_source(run_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from dnwgraph.analysis.plots import (
     plot_wiring,
     save_figure,
 )
-from dnwgraph.analysis.source import load_source
+from dnwgraph.analysis.source import is_pretrained_source, load_source
 from dnwgraph.runs.run import Run, load_snapshots
 from dnwgraph.runs.rundir import check_not_run_file
 from dnwgraph.typing import PathLikeStr
@@ -78,9 +78,10 @@ def analyze(
     :func:`~dnwgraph.analysis.plots.plot_run` and ``metrics.json`` with every number.
 
     Args:
-        source: a run folder, checkpoint, snapshot or wiring file (see :func:`load_source`).
-        out_dir: where to write; default ``RUN/analysis`` (or ``<file stem>_analysis`` beside a
-            file).
+        source: a run folder, checkpoint, pretrained-model folder, snapshot or wiring file (see
+            :func:`load_source`).
+        out_dir: where to write; default ``RUN/analysis`` (or ``<stem>_analysis`` beside a
+            file or a pretrained-model folder).
         num_random: random wirings for the baseline (0 skips it).
         input_shape: one input sample's shape, for MACs.
         figures: write and embed the figures.
@@ -99,9 +100,8 @@ def analyze(
     source = Path(source)
     obj = load_source(source)
     if out_dir is None:
-        out_dir = (
-            source / "analysis" if source.is_dir() else source.with_name(f"{source.stem}_analysis")
-        )
+        inside = source.is_dir() and not is_pretrained_source(source)
+        out_dir = source / "analysis" if inside else source.with_name(f"{source.stem}_analysis")
     out = Path(out_dir)
     check_not_run_file(out)
     out.mkdir(parents=True, exist_ok=True)

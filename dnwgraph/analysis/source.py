@@ -1,4 +1,5 @@
-"""Reading what the user points at: a run, a checkpoint, a wiring snapshot or a wiring file."""
+"""Reading what the user points at: a run, a checkpoint, a pretrained-model folder, a wiring
+snapshot or a wiring file."""
 
 from __future__ import annotations
 
@@ -9,24 +10,27 @@ import torch
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import list_formats, read_wiring
+from dnwgraph.models.pretrained import CONFIG_NAME, WEIGHTS_NAME, is_pretrained_dir
 from dnwgraph.models.views import is_snapshot
 from dnwgraph.runs.checkpoint import load_model, safe_torch_load
 from dnwgraph.runs.run import SNAPSHOT_FORMAT, Run, load_snapshot
 from dnwgraph.typing import PathLikeStr
 
-__all__ = ["load_source"]
+__all__ = ["load_source", "is_pretrained_source"]
 
 
 def load_source(path: PathLikeStr) -> Any:
     """What a path holds, ready for the analysis functions.
 
-    * a run folder or a ``checkpoint.pt`` → the trained model (:func:`dnwgraph.load_model`);
+    * a run folder, a ``checkpoint.pt`` or a pretrained-model folder (``save_pretrained``) →
+      the trained model (:func:`dnwgraph.load_model`);
     * a wiring snapshot ``wiring/epoch_XXXX.pt`` → the snapshot dict;
     * a wiring file (``.csv``, ``.txt``, ``.edgelist``, ``.json``, ``.graphml``, ``.gexf`` or a
       registered format, :func:`dnwgraph.graph.list_formats`) → a :class:`~dnwgraph.Wiring`.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist, or a folder without ``checkpoint.pt``.
+        FileNotFoundError: ``path`` does not exist, or a folder that is neither a run nor a
+            pretrained-model folder.
         ValueError: a corrupt or unknown ``.pt`` file, a malformed wiring file, or another
             extension (the message lists the accepted ones).
 
@@ -42,8 +46,11 @@ def load_source(path: PathLikeStr) -> Any:
         raise FileNotFoundError(f"no such run, checkpoint or wiring file: '{path}'")
     if path.is_dir():
         checkpoint = Run(path).checkpoint_path
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"'{path}' is a folder without {checkpoint.name} (not a run)")
+        if not checkpoint.is_file() and not is_pretrained_source(path):
+            raise FileNotFoundError(
+                f"'{path}' is a folder without {checkpoint.name} (not a run), nor "
+                f"{CONFIG_NAME} and {WEIGHTS_NAME} (not a pretrained-model folder)"
+            )
         return _load_model(path)
     suffix = path.suffix.lower()
     if suffix in list_formats():
@@ -66,6 +73,18 @@ def load_source(path: PathLikeStr) -> Any:
         f"cannot read '{path}': expected a run folder, a .pt checkpoint or snapshot, or a "
         f"wiring file ({', '.join(list_formats())}) (got '{path.suffix}')"
     )
+
+
+def is_pretrained_source(path: PathLikeStr) -> bool:
+    """Whether ``path`` is a pretrained-model folder and not a run: what the analysis writes by
+    default goes beside it, never into it (the folder is ``save_pretrained``'s).
+
+    Examples:
+        >>> is_pretrained_source(".")
+        False
+    """
+    path = Path(path)
+    return path.is_dir() and not Run(path).checkpoint_path.is_file() and is_pretrained_dir(path)
 
 
 def _load_model(path: Path) -> torch.nn.Module:

@@ -8,6 +8,9 @@ parameters, and its MACs per sample:
 
 * ``Conv{1,2,3}d``: :math:`\text{out elements} \times (C_{in}/\text{groups}) \times
   \prod \text{kernel}`, plus one per output element for the bias;
+* ``ConvTranspose{1,2,3}d``: :math:`\text{in elements} \times (C_{out}/\text{groups}) \times
+  \prod \text{kernel}` (each input value is multiplied by each of its weights and scattered),
+  plus one per output element for the bias;
 * ``Linear``: :math:`\text{out elements} \times \text{in features}`, plus the bias;
 * BatchNorm / InstanceNorm / LayerNorm / GroupNorm: one per element when affine (the scale and
   shift fold into one multiply-add; the normalisation itself is not counted);
@@ -224,8 +227,10 @@ class _ConvCounter(Counter):
         kernel = 1
         for k in module.kernel_size:
             kernel *= k
-        per_out = module.in_channels // module.groups * kernel + (module.bias is not None)
-        return output.numel() * per_out
+        bias = output.numel() if module.bias is not None else 0
+        if isinstance(module, TRANSPOSED_CONVS):  # scatters: each input value times its weights
+            return inputs[0].numel() * (module.out_channels // module.groups) * kernel + bias
+        return output.numel() * (module.in_channels // module.groups) * kernel + bias
 
 
 class _LinearCounter(Counter):
@@ -254,6 +259,12 @@ class _NeuronCounter(Counter):
 #: Public torch layers with a built-in counter (lazy convolutions subclass the eager
 #: ones; lazy norms do not, so they are listed).  Only public classes: torch's private bases
 #: (``_ConvNd``, ``_NormBase``) may move between releases.
+#: Convolutions whose weight is ``[C_in, C_out / groups, *K]`` and that scatter their input.
+TRANSPOSED_CONVS: tuple[type[nn.Module], ...] = (
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
 _CONVS: tuple[type[nn.Module], ...] = (
     nn.Conv1d,
     nn.Conv2d,

@@ -20,8 +20,11 @@ never imported), and its state dict loaded exactly. Arguments are JSON values, t
 
 Both files are checked before anything is built: the checksums, every field of the config,
 the file kinds (``dnwgraph/models/_folder.py``); after loading, the stored masks must agree
-with their budgets. ``save_pretrained`` writes both files atomically and refuses a folder that
-holds anything it did not write unless ``overwrite=True``; it never deletes a file. This module
+with their budgets. ``save_pretrained`` writes both files whole to temporary files first, then
+renames the weights, then the config: a save killed at any point leaves one whole model (the
+old one, or the new weights and their config in ``.config.tmp.json``, which
+:func:`from_pretrained` names). It refuses a folder that holds anything it did not write
+unless ``overwrite=True``; it never deletes a file. This module
 is the only one that reads or writes these folders. Hub ids and ``push_to_hub`` live in
 ``dnwgraph/models/hub.py`` (the ``hub`` extra).
 """
@@ -36,7 +39,7 @@ from typing import Any, TypeVar, cast
 import torch
 from torch import Tensor, nn
 
-from dnwgraph._atomic import atomic_write_bytes, tmp_path
+from dnwgraph._atomic import atomic_write_files, tmp_path
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.models import _arguments, _folder, hub
 from dnwgraph.models.registry import create_model
@@ -310,14 +313,16 @@ def save_pretrained(
     }
     config["config_sha256"] = _folder.config_digest(config, "config_sha256")
     _check_rebuilds(model, config, tensors)
-    if not isinstance(save_directory, (str, os.PathLike)) or "\0" in os.fspath(save_directory):
+    given = os.fspath(save_directory) if isinstance(save_directory, (str, os.PathLike)) else None
+    if not given or "\0" in given:  # Path("") would be the working folder
         raise DNWGraphError(f"'save_directory' must be a folder path (got {save_directory!r:.80})")
     folder = Path(save_directory)
     _prepare_folder(folder, overwrite)
-    # weights first: a kill between the two writes leaves a config whose checksum refuses
-    # the new weights (one clear error), never a config describing other weights silently
-    atomic_write_bytes(folder / WEIGHTS_NAME, data)
-    atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+    # both temporary files whole on disk first, then the weights renamed, then the config: a
+    # kill between the renames leaves the new weights beside an old config that refuses them
+    # and a whole new config in its temporary file, which from_pretrained names
+    text = (json.dumps(config, indent=2) + "\n").encode()
+    atomic_write_files([(folder / WEIGHTS_NAME, data), (folder / CONFIG_NAME, text)])
     return folder
 
 
@@ -353,7 +358,7 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
     if config["weights_sha256"] != _folder.sha256(weights):
         raise DNWGraphError(
             f"{str(path.parent / WEIGHTS_NAME)!r} does not match the checksum in "
-            f"{CONFIG_NAME}: it was changed or damaged after save_pretrained wrote it"
+            f"{CONFIG_NAME}: {_interrupted_save(path, weights)}"
         )
     name, cls = config["name"], config["class"]
     _check_field(path, config, "name", name is None or isinstance(name, str), "a str or null")
@@ -367,6 +372,27 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
         path, config, "torch_dtype", config["torch_dtype"] in _DTYPES, f"one of {sorted(_DTYPES)}"
     )
     return config
+
+
+def _interrupted_save(path: Path, weights: bytes) -> str:
+    """Why the weights do not match ``config.json``: a save stopped between its two renames
+    (its whole new config is still in the temporary file), or a change after the save."""
+    pending = tmp_path(path)
+    try:
+        config = _folder.read_json(pending) if os.path.lexists(pending) else None
+    except DNWGraphError:
+        config = None
+    if (
+        isinstance(config, dict)
+        and config.get("format") == FORMAT
+        and config.get("config_sha256") == _folder.config_digest(config, "config_sha256")
+        and config.get("weights_sha256") == _folder.sha256(weights)
+    ):
+        return (
+            f"they match {str(pending)!r}, the config of a save_pretrained that was stopped "
+            f"before its last step; rename it to {CONFIG_NAME} to finish that save"
+        )
+    return "it was changed or damaged after save_pretrained wrote it"
 
 
 def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -492,6 +518,10 @@ def from_pretrained(
         raise DNWGraphTypeError(
             "'pretrained_model_name_or_path' must be a folder path or a Hub id "
             f"(got {type(pretrained_model_name_or_path).__name__})"
+        )
+    if os.fspath(pretrained_model_name_or_path) in ("", b""):  # Path("") is the working folder
+        raise DNWGraphError(
+            "'pretrained_model_name_or_path' must be a folder path or a Hub id (got '')"
         )
     if "\0" in os.fspath(pretrained_model_name_or_path):
         raise DNWGraphError("'pretrained_model_name_or_path' must not hold a NUL byte")

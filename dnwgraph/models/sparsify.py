@@ -17,7 +17,9 @@ not, so a pruned weight can grow back.  Every registered selection is accepted (
 through the same :class:`~dnwgraph.Selection` protocol as :class:`~dnwgraph.WiringConv`'s: the
 layer is the selection's host (:class:`~dnwgraph.select.SelectionHost`), its flat weight the
 ``edge_weight``.  The budget is per layer (``scope="per_layer"``, :math:`k_\ell = \max(1,
-\operatorname{round}(r\,|W_\ell|))`) or shared by all sparsified layers of the model
+\operatorname{round}(r\,|W_\ell|))`), per output unit of each layer (``scope="per_node"``,
+the selections' per-node budget: :math:`\max(1, \operatorname{round}(r\,d))` of a unit's
+:math:`d` weights) or shared by all sparsified layers of the model
 (``scope="model"``, :math:`k = \max(1, \operatorname{round}(r \sum_\ell |W_\ell|))`, one
 selection over the concatenated weights; for the selections that only read the weights,
 :attr:`~dnwgraph.Selection.reads_weights_only`).  Biases and normalisation layers stay dense.
@@ -58,16 +60,17 @@ from torch.utils.hooks import RemovableHandle
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
-from dnwgraph.models.counting import Counter
+from dnwgraph.models.counting import TRANSPOSED_CONVS, Counter
 from dnwgraph.nn.kernels import ValueKey, effective_weight
-from dnwgraph.select import Selection, create_selection, resolve_k
+from dnwgraph.select import Selection, create_selection, node_budget, resolve_k
 from dnwgraph.select.strategies import SELECTIONS
 
 #: Layer types :func:`sparsify` converts by default.
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
-#: One budget for each layer, or one for the whole model ("per X": one budget for each X, as
-#: ``WiringConv``'s ``scope="per_node"``; its ``"global"`` is one budget for the layer).
-SCOPES: tuple[str, ...] = ("per_layer", "model")
+#: One budget for each layer, for each output unit of each layer, or one for the whole model
+#: ("per X": one budget for each X; ``per_node`` is the selections' own ``scope="per_node"``,
+#: a unit being a node; their ``"global"``, one budget for the layer, is ``per_layer`` here).
+SCOPES: tuple[str, ...] = ("per_layer", "per_node", "model")
 
 Pattern = str | type[nn.Module]
 
@@ -86,7 +89,9 @@ def unit_edges(layer: nn.Module, shape: Sequence[int] | None = None) -> tuple[Te
     A weight of shape :math:`[C_{out}, C_{in}/g, *K]` (``g = layer.groups``, 1 for a Linear)
     has the edge :math:`(c, C_{in} + o)` for entry :math:`[o, c \bmod (C_{in}/g), *]`, with
     :math:`c` the input channel of the group of :math:`o`; a convolution has one edge per
-    kernel tap (parallel edges).
+    kernel tap (parallel edges).  A transposed convolution's weight is the other way round,
+    :math:`[C_{in}, C_{out}/g, *K]`: entry :math:`[c, o \bmod (C_{out}/g), *]` is the edge
+    :math:`(c, C_{in} + o)`, :math:`o` an output channel of the group of :math:`c`.
 
     Args:
         layer (nn.Module): a layer with a ``weight`` of at least 2 dimensions (and
@@ -101,18 +106,22 @@ def unit_edges(layer: nn.Module, shape: Sequence[int] | None = None) -> tuple[Te
         >>> edge_index, n = unit_edges(nn.Linear(2, 3))
         >>> edge_index.tolist(), n
         ([[0, 1, 0, 1, 0, 1], [2, 2, 3, 3, 4, 4]], 5)
+        >>> unit_edges(nn.ConvTranspose1d(2, 1, 1))[0].tolist()  # weight [2, 1, 1]
+        [[0, 1], [2, 2]]
     """
     size = tuple(_weight(layer).shape if shape is None else shape)
-    out, in_group, taps = size[0], size[1], 1
+    rows, per_row, taps = size[0], size[1], 1
     for s in size[2:]:
         taps *= s
     groups = int(getattr(layer, "groups", 1))
-    numel = out * in_group * taps
-    ids = torch.arange(numel)
-    unit = ids // (in_group * taps)
-    channel = (ids // taps) % in_group + (unit // max(out // groups, 1)) * in_group
-    n_in = in_group * groups
-    return torch.stack([channel, n_in + unit]), n_in + out
+    ids = torch.arange(rows * per_row * taps)
+    row = ids // (per_row * taps)
+    # the unit of dim 1: its index within the group, offset by the group of the row
+    col = (ids // taps) % per_row + (row // max(rows // groups, 1)) * per_row
+    if isinstance(layer, TRANSPOSED_CONVS):  # rows are the inputs, dim 1 the outputs
+        return torch.stack([row, rows + col]), rows + per_row * groups
+    n_in = per_row * groups
+    return torch.stack([col, n_in + row]), n_in + rows
 
 
 class MaskedWeight(nn.Module):
@@ -237,6 +246,7 @@ class MaskedWeight(nn.Module):
 
     def extra_repr(self) -> str:
         scope = "model" if self._shared is not None else "per_layer"
+        scope = "per_node" if self.selection.scope == "per_node" else scope
         return f"selection={self.selection.name!r}, scope={scope!r}, numel={self.numel}"
 
 
@@ -336,7 +346,8 @@ class _SharedSelection:
 class _SparseLayerCounter(Counter):
     """:func:`~dnwgraph.count_params` / :func:`~dnwgraph.count_macs` of a sparsified layer:
     only the kept weights count (one parameter each, and one MAC per output position for a
-    convolution, per output row for a linear layer); the bias counts as for a dense layer."""
+    convolution, per input position for a transposed one, per output row for a linear layer);
+    the bias counts as for a dense layer."""
 
     def params(self, module: nn.Module) -> int:
         nnz = int((_weight(module) != 0).sum())
@@ -347,7 +358,10 @@ class _SparseLayerCounter(Counter):
         self, module: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> int:
         weight: Tensor = module.weight  # type: ignore[assignment]
-        positions = output.numel() // weight.size(0)  # outputs per output unit
+        if isinstance(module, TRANSPOSED_CONVS):  # each weight scatters its input channel
+            positions = inputs[0].numel() // weight.size(0)
+        else:
+            positions = output.numel() // weight.size(0)  # outputs per output unit
         bias = module.bias is not None  # type: ignore[union-attr]
         return positions * int((weight != 0).sum()) + (output.numel() if bias else 0)
 
@@ -429,19 +443,29 @@ def sparsifiable_layers(
             )
         layers.append((name, layer))
     layers = layers[1:] if dense_first else layers
-    _check_not_tied(layers)
+    _check_not_tied(module, layers)
     return layers
 
 
-def _check_not_tied(layers: list[tuple[str, nn.Module]]) -> None:
-    """Tied weights would get one selection per layer, each changing the shared tensor."""
+def _check_not_tied(module: nn.Module, layers: list[tuple[str, nn.Module]]) -> None:
+    """Tied weights would get one selection per layer, each changing the shared tensor; a
+    weight tied to a module left as it is would be read there unmasked."""
     owner: dict[int, str] = {}
     for name, layer in layers:
         first = owner.setdefault(id(_weight(layer)), name)
         if first != name:
             raise DNWGraphError(
                 f"layers {first!r} and {name!r} share one weight tensor (tied weights); expected "
-                f"each sparsified layer to own its weight (exclude one: exclude={name!r})"
+                "each sparsified layer to own its weight (untie them, or exclude both)"
+            )
+    converted = {f"{name}.weight" if name else "weight" for name, _ in layers}
+    for held, param in module.named_parameters(remove_duplicate=False):
+        name = owner.get(id(param))
+        if name is not None and held not in converted:
+            raise DNWGraphError(
+                f"layer {name!r}: its weight is also {held!r}, which is not sparsified and "
+                "would read the unmasked weight (tied weights); untie them, or keep the layer "
+                f"dense with exclude={name!r}"
             )
 
 
@@ -454,17 +478,27 @@ def _check_module(module: Any) -> None:
         )
 
 
-def _layer_selection(name: str, ratio: int | float, layer: nn.Module, options: Any) -> Selection:
-    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`)."""
+def _layer_selection(
+    name: str, ratio: int | float, layer: nn.Module, scope: str, options: Any
+) -> Selection:
+    """The selection ``name`` over the weights of ``layer`` (its :func:`unit_edges`), with a
+    budget for each output unit when ``scope="per_node"``."""
     edge_index, num_nodes = unit_edges(layer)
     target = edge_index[1].clone()
-    return create_selection(name, ratio, target=target, num_nodes=num_nodes, **options)
+    node_scope = "per_node" if scope == "per_node" else None
+    return create_selection(
+        name, ratio, target=target, num_nodes=num_nodes, scope=node_scope, **options
+    )
 
 
-def _check_layer_budget(ratio: Any, name: str, layer: nn.Module) -> None:
+def _check_layer_budget(ratio: Any, name: str, layer: nn.Module, scope: str) -> None:
     """An int budget may fit one layer and not another: the error names the layer."""
     try:
-        resolve_k(ratio, _weight(layer).numel())
+        if scope == "per_node":  # an int is a count for each output unit, up to its fan-in
+            edge_index, num_nodes = unit_edges(layer)
+            node_budget(ratio, torch.bincount(edge_index[1], minlength=num_nodes))
+        else:
+            resolve_k(ratio, _weight(layer).numel())
     except DNWGraphTypeError:
         raise  # the same for every layer
     except DNWGraphError as err:
@@ -493,6 +527,7 @@ def _restore(layer: nn.Module, weight: Tensor | None = None) -> None:
     """Remove the parametrization of ``layer``: its ``weight`` is the trainable ``Parameter``
     again, with the layer's shape and the values of ``weight`` (default: its own)."""
     part = layer.parametrizations.weight[0]  # type: ignore[union-attr,index]
+    part.selection.detach()  # its gradient hook would act on the plain weight
     if part._shared is not None:
         part._shared.detach()
     shape, order = part.shape, part.order
@@ -531,13 +566,15 @@ def sparsify(
     Args:
         module (nn.Module): any model.
         ratio (int or float): weights kept: a ``float`` in (0, 1] is the density (``0.1`` keeps
-            10%), an ``int`` a count (per layer with ``scope="per_layer"``, in total with
-            ``"model"``).
+            10%), an ``int`` a count (per layer with ``scope="per_layer"``, per output unit
+            with ``"per_node"``, in total with ``"model"``).
         selection (str, optional): a name from :func:`~dnwgraph.list_selections` (``"rigl"``,
             ``"gmp"``, ``"edge_popup"``, ...); each layer gets its own. (default: ``"dnw"``)
-        scope (str, optional): ``"per_layer"`` (a budget per layer) or ``"model"`` (one budget
-            over all converted layers, for a selection that only reads the weights).
-            (default: ``"per_layer"``)
+        scope (str, optional): who shares one budget: ``"per_layer"`` (each layer; a
+            selection's ``"global"``), ``"per_node"`` (each output unit of each layer: the
+            selection's ``scope="per_node"``) or ``"model"`` (all converted layers, for a
+            selection that only reads the weights). The selection's own ``scope`` option is
+            this one. (default: ``"per_layer"``)
         include: name glob patterns or module types to convert (default: all
             :data:`SPARSIFIABLE` layers).
         exclude: name patterns or types to keep dense.
@@ -550,7 +587,8 @@ def sparsify(
 
     Raises:
         ValueError: unknown ``scope`` or ``selection``, a bad ``ratio`` or option, no layer to
-            convert, a layer that is already sparsified, or ``scope="model"`` with a selection
+            convert, a layer that is already sparsified, a weight tied to another layer or to a
+            module that is not converted (an embedding), or ``scope="model"`` with a selection
             that changes the weights.
         TypeError: ``module`` is not an ``nn.Module``, ``selection`` is not a name, an unknown
             option, or a pattern that is neither a ``str`` nor a module type.
@@ -565,7 +603,9 @@ def sparsify(
     """
     _check_module(module)
     if scope not in SCOPES:
-        raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
+        hint = "; a selection's 'global' budget over one layer is scope='per_layer'"
+        hint = hint if scope == "global" else ""
+        raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r}){hint}")
     if not isinstance(selection, str):
         raise DNWGraphTypeError(
             f"'selection' must be a name from list_selections() (got {type(selection).__name__})"
@@ -586,9 +626,9 @@ def sparsify(
     else:
         shared = None
         for name, layer in named:
-            _check_layer_budget(ratio, name, layer)
+            _check_layer_budget(ratio, name, layer, scope)
         parts = [
-            MaskedWeight(_layer_selection(selection, ratio, layer, selection_options), layer)
+            MaskedWeight(_layer_selection(selection, ratio, layer, scope, selection_options), layer)
             for layer in layers
         ]
     done: list[nn.Module] = []
@@ -601,7 +641,7 @@ def sparsify(
         if shared is not None:
             shared.selection.attach(shared)
             shared.attach(module)  # one comparison of all the weights per forward pass
-    except DNWGraphError:
+    except BaseException:  # the model as it was, whatever stopped the conversion
         for layer in done:
             _restore(layer)
         raise

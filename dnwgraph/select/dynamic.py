@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.utils.hooks import RemovableHandle
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.select.strategies import Selection, SelectionHost
@@ -98,6 +99,7 @@ class ScheduledSelection(Selection):
         self.seen: Tensor | None = None  # the weights the mask was last chosen for
         self.pending: Tensor | None = None  # summed gradient not yet used by update()
         self._hooked: Any = None  # weak reference to the hooked edge_weight
+        self._handle: RemovableHandle | None = None  # its hook, removed by detach()
 
     # ------------------------------------------------------------------ the protocol
     def initial_mask(self, edge_weight: Tensor) -> Tensor:
@@ -189,8 +191,14 @@ class ScheduledSelection(Selection):
         if not self.needs_gradients or not edge_weight.requires_grad:
             return
         if self._hooked is None or self._hooked() is not edge_weight:
-            edge_weight.register_hook(self._on_gradient)
+            self._handle = edge_weight.register_hook(self._on_gradient)
             self._hooked = weakref.ref(edge_weight)
+
+    def detach(self) -> None:
+        """Remove the gradient hook and forget the captured gradient."""
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle, self._hooked, self.pending = None, None, None
 
     def _on_gradient(self, grad: Tensor) -> Tensor | None:
         if int(self.step) < 0 or not self.wants_gradients(int(self.step)):
@@ -243,7 +251,8 @@ class ScheduledSelection(Selection):
                 unexpected_keys.remove(prefix + name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_hooked": None}  # a copy hooks its own layer's weights
+        # a copy hooks its own layer's weights
+        return {**self.__dict__, "_hooked": None, "_handle": None}
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, step={int(self.step)}"

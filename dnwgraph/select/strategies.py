@@ -43,6 +43,7 @@ from torch import Tensor
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.registry import Registry
 from dnwgraph.select.topk import (
+    check_ratio,
     check_scope,
     global_topk,
     graph_topk_mask,
@@ -211,7 +212,7 @@ class Selection(torch.nn.Module):
         scope: Scope = "global",
     ) -> None:
         super().__init__()
-        self.ratio = ratio
+        self.ratio = ratio = check_ratio(ratio)
         self.scope: Scope = check_scope(scope)
         self.num_nodes = num_nodes
         self.num_edges = int(target.numel())
@@ -275,6 +276,11 @@ class Selection(torch.nn.Module):
         may also change the layer's weights here (edge-popup's signed constants) or install a
         gradient hook on them (:class:`~dnwgraph.select.ScheduledSelection`)."""
         self.grad_every = int(layer.grad_every)
+
+    def detach(self) -> None:
+        """Undo the hooks of :meth:`attach`: called when the layer stops using this strategy
+        (:func:`~dnwgraph.unsparsify`, or a :func:`~dnwgraph.sparsify` refused after it was
+        attached), so that the plain weights train as before. Default: nothing to undo."""
 
     def all_gradients(self, step: int) -> bool:
         r"""Whether the backward pass of the layer's weight state ``step`` (``1`` for the

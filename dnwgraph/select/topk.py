@@ -13,6 +13,7 @@ processes of a distributed run and across resumed runs.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -29,6 +30,27 @@ def check_scope(scope: str) -> Scope:
     if scope not in SCOPES:
         raise DNWGraphError(f"'scope' must be one of {list(SCOPES)} (got {scope!r})")
     return scope  # type: ignore[return-value]
+
+
+def check_ratio(ratio: Ratio, name: str = "ratio") -> Ratio:
+    """``ratio`` as a Python ``int`` or ``float``: a numpy integer scalar is an ``int`` (a
+    count), a numpy floating scalar a ``float`` (a fraction); a ``bool`` (numpy's too), an
+    array or a tensor is refused. Only the type is checked (:func:`resolve_k` checks the range).
+
+    Raises:
+        TypeError: another type.
+
+    Examples:
+        >>> import numpy as np
+        >>> check_ratio(np.int64(3)), check_ratio(np.float32(0.5))
+        (3, 0.5)
+    """
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
+        raise DNWGraphTypeError(
+            f"'{name}' must be an int (edges to keep) or a float in (0, 1] (fraction to keep) "
+            f"(got {type(ratio).__name__} {ratio!r})"
+        )
+    return int(ratio) if isinstance(ratio, numbers.Integral) else float(ratio)
 
 
 def resolve_k(ratio: Ratio, num_edges: int, *, name: str = "ratio") -> int:
@@ -48,18 +70,15 @@ def resolve_k(ratio: Ratio, num_edges: int, *, name: str = "ratio") -> int:
         int: :math:`k` with :math:`1 \le k \le E`.
 
     Raises:
-        TypeError: if ``ratio`` is not an ``int`` or a ``float`` (``bool`` is rejected).
+        TypeError: if ``ratio`` is not an ``int`` or a ``float`` (numpy's integer and floating
+            scalars count as such; ``bool`` is rejected: :func:`check_ratio`).
         ValueError: if an ``int`` is outside ``[1, E]`` or a ``float`` is outside ``(0, 1]``.
 
     Examples:
         >>> resolve_k(0.25, 8), resolve_k(3, 8)
         (2, 3)
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-        raise DNWGraphTypeError(
-            f"'{name}' must be an int (edges to keep) or a float in (0, 1] (fraction to keep) "
-            f"(got {type(ratio).__name__} {ratio!r})"
-        )
+    ratio = check_ratio(ratio, name)
     if isinstance(ratio, int):
         if not 1 <= ratio <= num_edges:
             raise DNWGraphError(
@@ -96,8 +115,9 @@ def node_budget(ratio: Ratio, in_degree: Tensor, *, name: str = "ratio") -> Tens
         >>> node_budget(0.5, torch.tensor([0, 2, 4])).tolist()
         [0, 1, 2]
     """
+    ratio = check_ratio(ratio, name)
     max_deg = int(in_degree.max()) if in_degree.numel() else 0
-    resolve_k(ratio, max(max_deg, 1), name=name)  # validates type and range
+    resolve_k(ratio, max(max_deg, 1), name=name)  # validates the range
     if isinstance(ratio, int):
         return in_degree.clamp(max=ratio)
     budget = torch.round(in_degree.double() * ratio).long().clamp(min=1)

@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 import torch
 
-from dnwgraph import Wiring, save_wiring, to_data
+from dnwgraph import CycleError, Wiring, save_wiring, to_data
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import list_formats, read_wiring
 
@@ -548,3 +548,21 @@ def test_unknown_node_role_is_named(tmp_path):
     g.nodes[1]["role"] = "hidden"
     nx.write_graphml(g, path)
     assert Wiring.from_file(path).input_nodes.tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("c.txt", "# dnwgraph wiring: num_nodes=3 acyclic=true\n0 1\n1 2\n2 0\n"),
+        ("c.csv", "source,target\n0,1\n1,2\n2,0\n"),
+    ],
+)
+def test_a_cycle_in_a_file_declared_acyclic_names_the_file(tmp_path, name, text):
+    """The cycle error keeps its type and its node and cycle, and starts with the file, as every
+    other error of a file does."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(CycleError, match=r"cycle through node 0 \(0 -> 1 -> 2 -> 0\)") as info:
+        Wiring.from_file(path, acyclic=True) if name.endswith(".csv") else Wiring.from_file(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+    assert (info.value.node, info.value.cycle) == (0, [0, 1, 2, 0])

@@ -51,6 +51,24 @@ def test_leaf_modules_by_hand():
     assert count_macs(depthwise, (1, 4, 6, 6)) == 4 * 36 * 9
 
 
+@pytest.mark.parametrize(
+    "layer, shape, hand",
+    [
+        # one input value times each of the 3 taps: 3 products (the output formula said 9)
+        (nn.ConvTranspose1d(1, 1, 3, bias=False), (1, 1, 1), 3),
+        # 2 x 4 input values, each times 3 output channels x 2 taps
+        (nn.ConvTranspose1d(2, 3, 2, bias=False), (1, 2, 4), 2 * 4 * 3 * 2),
+        # grouped: 50 input values, each times 4 / 2 output channels x 9 taps; bias per output
+        (nn.ConvTranspose2d(2, 4, 3, stride=2, groups=2), (1, 2, 5, 5), 50 * 2 * 9 + 4 * 11 * 11),
+        (nn.ConvTranspose3d(1, 2, 2, bias=False), (2, 1, 2, 2, 2), 8 * 2 * 8),
+    ],
+)
+def test_transposed_convolutions_by_hand(layer, shape, hand):
+    """A transposed convolution multiplies every input value by each of its C_out / groups x
+    taps weights (it scatters), not every output value by C_in / groups x taps."""
+    assert count_macs(layer, shape) == hand
+
+
 def test_static_model_by_hand():
     # levels [0, 1] -> [2] -> [3]; neuron nodes: one MAC per bias add
     wiring = Wiring([(0, 2), (1, 2), (0, 3), (2, 3)])

@@ -128,6 +128,128 @@ def test_a_failed_write_never_loads_a_mix_of_two_models(failing, tmp_path, monke
     assert torch.equal(from_pretrained(folder).conv.active_mask(), second.conv.active_mask())
 
 
+_KILLED_SAVE = r"""
+import os, signal, sys
+import torch
+from dnwgraph import _atomic, create_model
+from dnwgraph.models import save_pretrained
+
+folder, where = sys.argv[1], sys.argv[2]
+fill, commit = _atomic._fill, _atomic._commit
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fill_then_die(f, data):
+    name = os.path.basename(f.name)
+    if where.startswith("writing") and name.startswith("." + where.split()[1]):
+        f.write(data[: len(data) // 2])
+        f.flush()
+        die()
+    fill(f, data)
+
+
+def commit_then_die(tmp, path):
+    commit(tmp, path)
+    if where == "between the renames" and path.name == "model.safetensors":
+        die()
+
+
+_atomic._fill, _atomic._commit = fill_then_die, commit_then_die
+torch.manual_seed(0)
+save_pretrained(create_model("mnist1d_static", selection="random", seed=9).eval(), folder)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.parametrize(
+    "where", ["writing model", "writing config", "between the renames", "nowhere"]
+)
+def test_a_save_killed_anywhere_leaves_one_whole_model(where, tmp_path):
+    """SIGKILL at any point of a save over an earlier one: the folder loads the old model or
+    the new one; killed between the two renames, the new config is whole beside the new
+    weights, and the error names it (nothing is lost)."""
+    import subprocess
+    import sys
+
+    first, folder = saved(tmp_path, seed=0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-c", _KILLED_SAVE, str(folder), where]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == (0 if where == "nowhere" else -9), done.stderr
+    second = create_model("mnist1d_static", selection="random", seed=9)
+    if where == "between the renames":
+        one_line_error(folder, r"they match '.*\.config\.tmp\.json'.*rename it to config\.json")
+        os.replace(folder / ".config.tmp.json", folder / "config.json")
+    back = from_pretrained(folder).conv.active_mask()
+    new = where in ("between the renames", "nowhere")
+    assert torch.equal(back, (second if new else first).conv.active_mask())
+    save_pretrained(first, folder)  # a stale temporary file never blocks the next save
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+_SAVE_WHEN_TOLD = r"""
+import os, sys, time
+import torch
+from dnwgraph import _atomic, create_model
+from dnwgraph.models import save_pretrained
+
+folder, seed, writing, go = sys.argv[1], int(sys.argv[2]), sys.argv[3] + "1", sys.argv[3] + "2"
+
+
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.05)
+
+
+def fill_slowly(f, data):  # the first saver, mid-write, lets the second one save
+    f.write(data[: len(data) // 2])
+    f.flush()
+    open(writing, "w").close()
+    wait_for(go)
+    time.sleep(4)  # the second saver builds its model and reaches its writes meanwhile
+    f.write(data[len(data) // 2 :])
+    _atomic._fill = fill
+
+
+model = create_model("mnist1d_static", selection="random", seed=seed).eval()
+fill = _atomic._fill
+if seed == 1:
+    _atomic._fill = fill_slowly
+else:
+    wait_for(writing)
+    open(go, "w").close()
+save_pretrained(model, folder)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock is POSIX flock")
+def test_two_processes_saving_into_one_folder_at_once_take_turns(tmp_path):
+    """Both wrote the same temporary files: the second truncated the first's half-written
+    weights and renamed them, the first then crashed on its rename (FileNotFoundError) or left
+    a torn file. Now the second waits for the first, and the folder holds its model whole."""
+    import subprocess
+    import sys
+
+    folder, go = tmp_path / "m", tmp_path / "step"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def start(seed):
+        argv = [sys.executable, "-c", _SAVE_WHEN_TOLD, str(folder), str(seed), str(go)]
+        return subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+
+    first = start(1)
+    second = start(2)
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in (first, second)]
+    assert [code for code, _ in results] == [0, 0], results
+    back = from_pretrained(folder).conv.active_mask()
+    last = create_model("mnist1d_static", selection="random", seed=2)
+    assert torch.equal(back, last.conv.active_mask())
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
 # -- every byte read is verified --------------------------------------------------------------
 
 
@@ -368,6 +490,19 @@ def test_the_folder_itself_may_be_anything(tmp_path, monkeypatch):
             dnwgraph.errors.DNWGraphTypeError, match="must be a folder path or a Hub id"
         ):
             from_pretrained(bad)
+
+
+def test_an_empty_path_is_refused_not_read_as_the_working_directory(tmp_path, monkeypatch):
+    """``Path("")`` is ``.``: an unset variable would save into (or load) the working folder."""
+    model, _ = saved(tmp_path)
+    monkeypatch.chdir(tmp_path / "m")
+    one_line_error("", "'pretrained_model_name_or_path' must be a folder path or a Hub id")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(DNWGraphError, match="'save_directory' must be a folder path .got ''"):
+        save_pretrained(model, "")
+    assert list(empty.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -198,9 +198,34 @@ def test_unsparsify_keeps_outputs_and_bakes_masks():
     assert "0.weight" in model.state_dict()
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_transposed_convolution_counts_and_wires_by_hand(groups):
+    """Through ``include=``: its weight is [C_in, C_out / groups, *K] (the other way round), so
+    the output units are its dim 1: per-unit budgets, edges and MACs follow them."""
+    from dnwgraph import count_macs, count_params
+    from dnwgraph.models.sparsify import unit_edges
+
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose1d(2, 4, 3, groups=groups, bias=False)  # 2 -> 4 units
+    edge_index, num_nodes = unit_edges(layer)
+    assert num_nodes == 2 + 4
+    w = torch.arange(layer.weight.numel()).view(layer.weight.shape)
+    for e, (src, dst) in enumerate(edge_index.t().tolist()):
+        c_in, j, _ = (w == e).nonzero()[0].tolist()
+        assert (src, dst) == (c_in, 2 + c_in // (2 // groups) * (4 // groups) + j)
+    model = sparsify(nn.Sequential(layer), 1, include=nn.ConvTranspose1d, scope="per_node")
+    kept = edge_index[1][(layer.weight != 0).reshape(-1)]
+    assert torch.bincount(kept, minlength=6).tolist() == [0, 0, 1, 1, 1, 1]  # one per output
+    assert count_params(model) == 4
+    # each kept weight multiplies every input value of its input channel: 5 per channel
+    assert count_macs(model, (1, 2, 5)) == 4 * 5
+
+
 def test_errors():
-    with pytest.raises(ValueError, match=r"'scope' must be one of \['per_layer', 'model'\]"):
-        sparsify(_mlp(), 0.1, scope="per_node")
+    with pytest.raises(
+        ValueError, match=r"'scope' must be one of \['per_layer', 'per_node', 'model'\]"
+    ):
+        sparsify(_mlp(), 0.1, scope="per_unit")
     with pytest.raises(ValueError, match="fraction of edges to keep"):
         sparsify(_mlp(), 1.5)
     with pytest.raises(ValueError, match="no layer to sparsify"):
@@ -294,13 +319,43 @@ def test_a_model_name_is_not_a_model(fn) -> None:
 
 @pytest.mark.parametrize("old", ["layer", "global"])
 def test_the_0_2_scope_names_are_refused(old):
-    """``scope`` names say which unit shares one budget: ``per_layer`` or the ``model`` (the
-    0.2 names ``layer`` / ``global`` clashed with WiringConv's ``global``, one layer, and are
-    gone: no alias)."""
+    """``scope`` names say which unit shares one budget: ``per_layer``, ``per_node`` or the
+    ``model`` (the 0.2 names ``layer`` / ``global`` clashed with WiringConv's ``global``, one
+    layer, and are gone: no alias)."""
     with pytest.raises(
-        DNWGraphError, match=rf"'scope' must be one of \['per_layer', 'model'\] \(got '{old}'\)"
+        DNWGraphError,
+        match=rf"'scope' must be one of \['per_layer', 'per_node', 'model'\] \(got '{old}'\)",
     ):
         sparsify(_mlp(), 4, scope=old)
+
+
+def test_a_selections_global_scope_says_which_scope_of_sparsify_it_is():
+    """sparsify's ``scope`` took the name of the selections' own option, so a selection's
+    ``scope`` could not be passed: one name, sparsify's vocabulary, and a one-line pointer for
+    the selections' word."""
+    with pytest.raises(
+        DNWGraphError,
+        match=r"\(got 'global'\); a selection's 'global' budget over one layer is "
+        r"scope='per_layer'$",
+    ):
+        sparsify(_mlp(), 0.5, scope="global")
+
+
+@pytest.mark.parametrize("selection", ["dnw", "random", "rigl", "td"])
+def test_per_node_scope_gives_every_output_unit_its_budget(selection):
+    """``scope="per_node"`` is the selections' per-node budget: each output unit (a row of the
+    weight) keeps its share of its fan-in, as a WiringConv node does."""
+    model = sparsify(_mlp(), 0.5, selection, scope="per_node").eval()  # td drops in training
+    model(torch.randn(3, 6))
+    rows = [(model[0].weight != 0).sum(1).tolist(), (model[2].weight != 0).sum(1).tolist()]
+    assert rows == [[3] * 7, [4] * 4]  # round(0.5 * 6), round(0.5 * 7) (half to even)
+    assert "scope='per_node'" in repr(model[0].parametrizations.weight[0])
+    model = sparsify(_cnn(), 2, selection, scope="per_node").eval()
+    model(torch.randn(2, 3, 5, 5))
+    for _, layer in sparsified_layers(model):
+        assert (layer.weight != 0).flatten(1).sum(1).tolist() == [2] * layer.weight.size(0)
+    with pytest.raises(DNWGraphError, match=r"^layer '0': 'ratio' as an int .* \[1, 6\] \(got 7\)"):
+        sparsify(_mlp(), 7, selection, scope="per_node")  # more than a unit of layer '0' has
 
 
 # ------------------------------------------------------- the mask cache: keyed on values
@@ -738,6 +793,45 @@ def test_a_refused_sparsify_and_unsparsify_keep_the_parameter_order():
     assert list(model.state_dict()) == list(_cnn().state_dict())
 
 
+def _hooks(model: nn.Module) -> list[str]:
+    """The parameters of ``model`` holding a gradient hook."""
+    return [n for n, p in model.named_parameters() if p._backward_hooks]
+
+
+def test_a_refused_sparsify_leaves_no_gradient_hook():
+    """rigl hooked layer '0''s weight before layer '2' was refused; the hook stayed on the
+    plain layer after the refusal."""
+    fresh = _mlp()
+    fresh[2].weight.requires_grad_(False)
+    with pytest.raises(DNWGraphError, match="needs the gradient"):
+        sparsify(fresh, 0.2, "rigl")
+    assert _hooks(fresh) == []
+
+
+@pytest.mark.parametrize(
+    "selection, options", [("rigl", {"frequency": 1}), ("set", {"frequency": 1}), ("snip", {})]
+)
+def test_unsparsify_removes_the_gradient_hooks(selection, options):
+    """The selection's hook stayed on the weight after unsparsify: rigl's then multiplied the
+    dense gradient by its flat mask (a RuntimeError at every backward), snip's kept zeroing."""
+    model = sparsify(_mlp(), 0.5, selection, **options)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(5, 6)
+    for _ in range(3):
+        opt.zero_grad()
+        model(x).square().sum().backward()
+        opt.step()
+    unsparsify(model)
+    assert _hooks(model) == []
+    plain = _mlp()
+    plain.load_state_dict(model.state_dict())
+    model.zero_grad()
+    model(x).square().sum().backward()
+    plain(x).square().sum().backward()
+    for (name, p), q in zip(model.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
 @pytest.mark.parametrize("selection", ["dnw", "rigl", "edge_popup"])
 def test_tied_weights_are_refused(selection):
     """Two layers sharing one weight got two selections changing one tensor (rigl: masks that
@@ -749,7 +843,40 @@ def test_tied_weights_are_refused(selection):
     with pytest.raises(DNWGraphError, match=r"layers '0' and '2' share one weight tensor"):
         sparsify(tied, 0.2, selection)
     assert _same_state(_state(tied), before)
-    sparsify(tied, 0.2, selection, exclude="2")  # the way out the message names
+    with pytest.raises(DNWGraphError, match=r"'2.weight', which is not sparsified"):
+        sparsify(tied, 0.2, selection, exclude="2")  # '2' would read the unmasked weight
+    assert _same_state(_state(tied), before)
+    tied[2].weight = nn.Parameter(tied[0].weight.detach().clone())  # the way out: untie
+    sparsify(tied, 0.2, selection)
+
+
+class _TiedEmbedding(nn.Module):
+    """A language-model head tied to its embedding (the usual weight tying)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(9, 4)
+        self.head = nn.Linear(4, 9, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
+def test_a_weight_tied_to_a_module_not_sparsified_is_refused():
+    """The head was sparsified and the embedding kept reading the unmasked weight: one tensor,
+    two values, silently."""
+    torch.manual_seed(0)
+    model = _TiedEmbedding()
+    before = _state(model)
+    with pytest.raises(
+        DNWGraphError,
+        match=r"^layer 'head': its weight is also 'emb.weight', which is not sparsified and "
+        r"would read the unmasked weight \(tied weights\); untie them",
+    ) as info:
+        sparsify(model, 0.25)
+    assert "\n" not in str(info.value)
+    assert _same_state(_state(model), before) and sparsified_layers(model) == []
 
 
 def test_a_lazy_layer_is_a_one_line_error():

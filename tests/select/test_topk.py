@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnwgraph.select import graph_topk_mask, node_budget, resolve_k, topk_mask
+from dnwgraph.select import create_selection, graph_topk_mask, node_budget, resolve_k, topk_mask
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,29 @@ def test_resolve_k_errors(ratio, match):
 
 @pytest.mark.parametrize("ratio", [True, "0.5", None])
 def test_resolve_k_type_errors(ratio):
+    with pytest.raises(TypeError, match="'ratio' must be an int"):
+        resolve_k(ratio, 10)
+
+
+@pytest.mark.parametrize("ratio", [np.int64(3), np.int32(3), np.uint8(3)])
+def test_a_numpy_integer_ratio_is_an_int(ratio):
+    """numpy's integer scalars are ints (np.float64 is accepted as a subclass of float; an
+    integer type of numpy was refused): a count, for the budget and the stored ratio."""
+    assert resolve_k(ratio, 10) == 3 and type(resolve_k(ratio, 10)) is int
+    assert node_budget(ratio, torch.tensor([0, 2, 5])).tolist() == [0, 2, 3]
+    sel = create_selection("dnw", ratio, target=torch.tensor([1, 1, 1, 1]), num_nodes=2)
+    assert sel.k == 3 and type(sel.ratio) is int
+
+
+@pytest.mark.parametrize("ratio", [np.float32(0.5), np.float64(0.5)])
+def test_a_numpy_float_ratio_is_a_float(ratio):
+    assert resolve_k(ratio, 10) == 5
+    sel = create_selection("dnw", ratio, target=torch.tensor([1, 1, 1, 1]), num_nodes=2)
+    assert sel.k == 2 and type(sel.ratio) is float
+
+
+@pytest.mark.parametrize("ratio", [np.bool_(True), np.array(3), torch.tensor(3)])
+def test_numpy_bools_and_arrays_are_refused(ratio):
     with pytest.raises(TypeError, match="'ratio' must be an int"):
         resolve_k(ratio, 10)
 

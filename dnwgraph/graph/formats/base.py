@@ -171,14 +171,17 @@ def _grow(data: Data, num_nodes: int) -> None:
 
 @contextlib.contextmanager
 def naming(path: Path) -> Iterator[None]:
-    """Prefix the file name to a plain check failure of what the file holds (a
-    :class:`~dnwgraph.CycleError` keeps its type and its own message)."""
+    """Prefix the file name to a check failure of what the file holds (a subclass such as
+    :class:`~dnwgraph.CycleError` keeps its type and attributes)."""
     try:
         yield
     except DNWGraphError as err:
-        if type(err) not in (DNWGraphError, DNWGraphTypeError) or str(err).startswith(str(path)):
+        if str(err).startswith(str(path)):
             raise
-        raise type(err)(f"{path}: {err}") from None
+        if type(err) in (DNWGraphError, DNWGraphTypeError):
+            raise type(err)(f"{path}: {err}") from None
+        err.args = (f"{path}: {err}", *err.args[1:])  # its own constructor takes other arguments
+        raise
 
 
 def write_data(data: Data, path: PathLikeStr) -> Path:
