@@ -55,8 +55,9 @@ def load_state_dict(
 
     Raises:
         DNWGraphError: ``strict`` and keys missing or unexpected (how many of each, the first
-            ones named), or a tensor of another shape than the module's (named, with both
-            shapes).
+            ones named); not ``strict`` and no key of ``state_dict`` in ``module`` while the
+            module has keys (nothing would be loaded: another model's weights); or a tensor
+            of another shape than the module's (named, with both shapes).
 
     Examples:
         >>> import torch
@@ -86,4 +87,10 @@ def load_state_dict(
         parts = [_keys(missing, "missing")] if missing else []
         parts += [_keys(unexpected, "unexpected")] if unexpected else []
         raise DNWGraphError(f"{what} does not fit {name}: {', '.join(parts)}")
+    if missing and state_dict and len(unexpected) == len(state_dict):  # not strict, none loaded
+        raise DNWGraphError(
+            f"{what} shares no key with {name} ({_keys(missing, 'missing')}, "
+            f"{_keys(unexpected, 'unexpected')}): the weights of another model? "
+            "(strict=False loads a part of the state, not none of it)"
+        )
     return result

@@ -49,6 +49,26 @@ def test_not_strict_returns_the_keys_that_did_not_match():
     assert torch.equal(model.weight, torch.ones(2, 2))
 
 
+def test_not_strict_refuses_a_state_dict_that_shares_no_key():
+    model = nn.Linear(2, 2)
+    before = model.weight.detach().clone()
+    message = _refused(
+        model,
+        {"conv.weight": torch.ones(2, 2)},
+        "^w shares no key with Linear ",
+        strict=False,
+        what="w",
+    )
+    assert "2 keys missing ('weight', 'bias'), 1 key unexpected ('conv.weight')" in message
+    assert torch.equal(model.weight, before)
+    # one shared key is a partial load, as torch's strict=False
+    assert load_state_dict(model, {"bias": torch.ones(2), "x": torch.ones(1)}, strict=False)
+    assert torch.equal(model.bias, torch.ones(2))
+    # an empty module or an empty state dict has nothing to share
+    assert load_state_dict(nn.ReLU(), {"x": torch.ones(1)}, strict=False)
+    assert load_state_dict(model, {}, strict=False).missing_keys == ["weight", "bias"]
+
+
 def test_a_tensor_of_another_shape_names_the_key_and_both_shapes():
     model = nn.Linear(2, 3)
     state = {"weight": torch.zeros(3, 4), "bias": torch.zeros(3)}
