@@ -121,19 +121,32 @@ def run_case(kind: str, n: int, e: int, repeat: int) -> dict:
 
 
 def plot(rows: list[list], path: Path) -> None:
+    """Training step, evaluation (eval mode, and the compacted model dashed) and peak memory
+    against the nodes, random and layered."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, NullLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for kind, marker in (("random", "o"), ("layered", "s")):
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    panels = [(5, "training step (ms)"), (6, "evaluation (ms)"), (7, "peak memory of a step (MB)")]
+    for kind, marker, colour in (("random", "o", "C0"), ("layered", "s", "C1")):
         pts = [r for r in rows if r[0] == kind]
-        axes[0].plot([r[1] for r in pts], [r[5] for r in pts], marker=marker, label=kind)
-        axes[1].plot([r[1] for r in pts], [r[7] for r in pts], marker=marker, label=kind)
-    for ax, what in zip(axes, ("training step (ms)", "peak memory of a step (MB)"), strict=True):
+        nodes = [r[1] for r in pts]
+        for ax, (col, _) in zip(axes, panels, strict=True):
+            ax.plot(nodes, [r[col] for r in pts], marker=marker, color=colour, label=kind)
+        axes[1].plot(
+            nodes, [r[9] for r in pts], marker=marker, color=colour, linestyle="--",
+            label=f"{kind}, compact(model)",
+        )  # fmt: skip
+    sizes = sorted({r[1] for r in rows})
+    for ax, (_, what) in zip(axes, panels, strict=True):
         ax.set_xscale("log"), ax.set_yscale("log")
-        ax.set_xlabel("nodes"), ax.set_ylabel(what), ax.legend()
+        ax.xaxis.set_major_locator(NullLocator()), ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.set_xlabel("nodes"), ax.set_ylabel(what), ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

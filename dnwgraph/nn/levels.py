@@ -32,7 +32,6 @@ from torch import Tensor, nn
 from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range
-from dnwgraph.nn.kernels.chain import PULL_PASS_BYTES
 from dnwgraph.nn.node_ops import create_node_op
 from dnwgraph.nn.spec import WiringSpec, check_spec
 from dnwgraph.nn.wiring_conv import WiringConv
@@ -266,10 +265,10 @@ def _check_depth(chain: LevelChain, num_edges: int, impl: str) -> None:
     need, free = chain.plan_bytes(num_edges, impl), _available_memory()
     if levels < MAX_LEVELS and (free is None or need <= free):
         return
-    kind, per_feature = "push", ""
-    if chain.pulls_for(impl):  # its passes: the same per feature whatever the depth
-        kiB = PULL_PASS_BYTES * n / 2**10
-        kind, per_feature = "pull", f", and {kiB:.0f} KiB per feature of a batch in training"
+    kind, per_feature, per = "push", "", chain.pass_bytes(impl)
+    if per is not None:  # a pull chain's passes: the same per feature whatever the depth
+        per_feature = f", and {per / 2**10:.0f} KiB per feature of a batch in training"
+        kind = "pull"
     raise DNWGraphError(
         f"a static wiring with {levels} executed levels over {n} nodes and {num_edges} "
         f"candidates needs about {need / 2**30:.1f} GiB of level plans per weight state as a "

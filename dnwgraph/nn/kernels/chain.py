@@ -166,6 +166,12 @@ class LevelChain:
             return 80 * num_edges + 32 * n
         return 64 * num_edges + 8 * levels * n
 
+    def pass_bytes(self, impl: str) -> int | None:
+        """Bytes per feature of a batch that a training pass of the chain's pull form takes
+        beyond the model's activations (:data:`PULL_PASS_BYTES` per node), or ``None`` for a
+        push chain (its buffers are the activations')."""
+        return PULL_PASS_BYTES * self.num_nodes if self.pulls_for(impl) else None
+
     @property
     def first_level_end(self) -> int:
         """The first node after the first level."""
