@@ -184,7 +184,11 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         in_pos = mask[self.input_nodes.cpu()].nonzero().view(-1)
         out_pos = mask[self.output_nodes.cpu()].nonzero().view(-1)
         if in_pos.numel() == 0 or out_pos.numel() == 0:
-            raise DNWGraphError("'node_mask' must keep at least one input node and one output node")
+            raise DNWGraphError(
+                "'node_mask' must keep at least one input node and one output node (got "
+                f"{in_pos.numel()} and {out_pos.numel()}; from compact(): no output node "
+                "depends on an input node through the selected edges)"
+            )
         conv = self.executor.conv
         active = conv.active_mask().cpu()
         ei = conv.edge_index.cpu()
