@@ -134,31 +134,18 @@ def pull_levels(
         Z_{L_l} = f_l(I_{L_l}), \qquad
         I_{L_{l+1}} = X_{L_{l+1}} + A_{L_{l+1},\, <b_{l+1}}\, Z_{<b_{l+1}},
 
-    with the outputs :math:`Z` rows of one buffer (in the accumulation dtype): a level costs
-    its node op, one copy of its outputs into the buffer and one bag sum over the selected
-    edges into the next level, nothing for autograd.  ``x`` holds every node's initial
-    inputs ``[N, B, *S]``, or the first level's (``first``: :math:`X = 0` after it); the
-    result is that of :func:`pull_chain`."""
+    the second by :meth:`PullPass.pull`, as in training (the outputs :math:`Z` rows of one
+    buffer): a level costs its node op, one copy of its outputs into the buffer and one bag
+    sum over the selected edges into the next level, nothing for autograd.  ``x`` holds
+    every node's initial inputs ``[N, B, *S]``, or the first level's (``first``: :math:`X =
+    0` after it); the result is that of :func:`pull_chain`."""
     bounds = plan.steps.bounds
-    dtype = torch.promote_types(x.dtype, plan.values.dtype)
-    acc = accumulation_dtype(dtype)
-    x_rows = None if first else x.reshape(bounds[-1], -1)  # X as [N, F]
+    run = PullPass(plan, None if first else x.reshape(bounds[-1], -1), x.dtype, plan.values.dtype)
     inputs = x if first else x[: bounds[1]]
     kept = [inputs] if keep and not first else []
-    for level, (op, edges) in enumerate(zip(node_ops, plan.step_edges(acc), strict=True)):
-        out = op(inputs)  # Z_l = f_l(I_l)
-        if level == 0:  # Z: [b_L, B, *S'], read as [b_L, F] by the bag sums
-            z = out.new_empty(bounds[-2], *out.shape[1:], dtype=acc)
-            z_rows, shape = z.view(bounds[-2], -1), out.shape[1:]
-        z[bounds[level] : bounds[level + 1]] = out
-        lo, hi = bounds[level + 1], bounds[level + 2]  # the next level's rows (or the sinks')
-        pulled = edges.bag_sum(z_rows)  # A_{l+1, <} Z_<, [rows, F]
-        if x_rows is not None:
-            pulled += x_rows[lo:hi]
-        # vector nodes ([rows, B]) read the rows as they are; half precision is rounded once
-        inputs = pulled if len(shape) == 1 else pulled.view(hi - lo, *shape)
-        inputs = inputs if acc == dtype else inputs.to(dtype)
-        if keep and level + 1 < plan.steps.num_steps:  # not the sinks
+    for step, op in enumerate(node_ops, start=1):
+        inputs = run.pull(step, op(inputs))
+        if keep and step < plan.steps.num_steps:  # not the sinks
             kept.append(inputs)
     return kept, inputs
 
@@ -181,7 +168,9 @@ class PullPass:
         self.plan, self.steps, self.x = plan, plan.steps, x
         self.dtype = torch.promote_types(x_dtype, weight_dtype)
         self.acc = accumulation_dtype(self.dtype)
+        self.edges = plan.step_edges(self.acc)  # step s's selected edges at s - 1
         self.z: Tensor | None = None  # [b_L, F]: every level's outputs so far
+        self.z_nodes: Tensor | None = None  # the same, [b_L, B, *S]
         self.needs_x = self.needs_w = False
         self.grad_z: Tensor | None = None  # [b_L, F]: of the node outputs
         self.grad_in: Tensor | None = None  # [N - b_1, F]: of the pulled inputs
@@ -190,17 +179,18 @@ class PullPass:
     def pull(self, step: int, z: Tensor) -> Tensor:
         r"""Forward of ``step``: the outputs ``z`` of the level before it into the buffer,
         then :math:`I = X + A Z` for its rows, ``[rows, *z.shape[1:]]``."""
-        steps, plan = self.steps, self.plan
-        a, b = steps.rows(step - 1)
-        flat = z.reshape(b - a, -1)
-        if self.z is None:
-            self.z = flat.new_empty(steps.bounds[-2], flat.size(1), dtype=self.acc)
-        self.z[a:b].copy_(flat)
-        lo, hi = steps.rows(step)
-        out = plan.step_edges(self.acc)[step - 1].bag_sum(self.z)
+        steps = self.steps
+        if self.z is None:  # Z by node, [b_L, B, *S], and as the bag sums read it, [b_L, F]
+            self.z_nodes = z.new_empty(steps.bounds[-2], *z.shape[1:], dtype=self.acc)
+            self.z = self.z_nodes.view(steps.bounds[-2], -1)
+        a, lo, hi = steps.bounds[step - 1 : step + 2]  # the level before [a, lo), ours [lo, hi)
+        self.z_nodes[a:lo] = z  # type: ignore[index]
+        out = self.edges[step - 1].bag_sum(self.z)
         if self.x is not None:
             out.add_(self.x[lo:hi])
-        return out.to(self.dtype).view(hi - lo, *z.shape[1:])
+        # half precision is rounded once; vector nodes ([rows, B]) read the rows as they are
+        out = out if self.acc == self.dtype else out.to(self.dtype)
+        return out if z.dim() == 2 else out.view(hi - lo, *z.shape[1:])
 
     def pull_backward(self, step: int, grad: Tensor) -> Tensor:
         r"""Backward of ``step`` for :math:`G = \partial L / \partial I` of its rows: kept
@@ -209,10 +199,10 @@ class PullPass:
         if self.last is None or step >= self.last:  # the first step of a backward pass
             self._start_backward()
         self.last = step
-        plan, (lo, hi) = self.plan, self.steps.rows(step)
+        lo, hi = self.steps.rows(step)
         g = self.grad_in[lo - self.steps.bounds[1] : hi - self.steps.bounds[1]]  # type: ignore[index]
         g.copy_(grad.reshape(hi - lo, -1))
-        edges = plan.step_edges(self.acc)[step - 1]
+        edges = self.edges[step - 1]
         messages = g.index_select(0, edges.local) * edges.weights.unsqueeze(1)
         self.grad_z.index_add_(0, edges.src, messages)  # type: ignore[union-attr]
         a, b = self.steps.rows(step - 1)
