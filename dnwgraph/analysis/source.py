@@ -10,9 +10,9 @@ import torch
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import list_formats, read_wiring
-from dnwgraph.models.pretrained import CONFIG_NAME, WEIGHTS_NAME, is_pretrained_dir
+from dnwgraph.models.pretrained import CONFIG_NAME, WEIGHTS_NAME
 from dnwgraph.models.views import is_snapshot
-from dnwgraph.runs.checkpoint import load_model, safe_torch_load
+from dnwgraph.runs.checkpoint import is_pretrained_source, load_model, safe_torch_load
 from dnwgraph.runs.run import SNAPSHOT_FORMAT, Run, load_snapshot
 from dnwgraph.typing import PathLikeStr
 
@@ -73,18 +73,6 @@ def load_source(path: PathLikeStr) -> Any:
         f"cannot read '{path}': expected a run folder, a .pt checkpoint or snapshot, or a "
         f"wiring file ({', '.join(list_formats())}) (got '{path.suffix}')"
     )
-
-
-def is_pretrained_source(path: PathLikeStr) -> bool:
-    """Whether ``path`` is a pretrained-model folder and not a run: what the analysis writes by
-    default goes beside it, never into it (the folder is ``save_pretrained``'s).
-
-    Examples:
-        >>> is_pretrained_source(".")
-        False
-    """
-    path = Path(path)
-    return path.is_dir() and not Run(path).checkpoint_path.is_file() and is_pretrained_dir(path)
 
 
 def _load_model(path: Path) -> torch.nn.Module:

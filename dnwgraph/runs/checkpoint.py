@@ -49,6 +49,7 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "load_model",
+    "is_pretrained_source",
 ]
 
 FORMAT = "dnwgraph-checkpoint/1"
@@ -298,6 +299,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def is_pretrained_source(path: PathLikeStr) -> bool:
+    """Whether :func:`load_model` reads ``path`` as a pretrained-model folder: a folder that
+    ``save_pretrained`` wrote and that is not a run (no ``checkpoint.pt``).  What the analysis
+    writes by default goes beside such a folder, never into it.
+
+    Examples:
+        >>> is_pretrained_source(".")
+        False
+    """
+    path = Path(path)
+    return path.is_dir() and not (path / CHECKPOINT).is_file() and is_pretrained_dir(path)
+
+
 def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a trained model from a run directory, a ``checkpoint.pt`` or a pretrained-model
     folder, in eval mode.
@@ -327,7 +341,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
         torch.Size([8, 10])
     """
     check_map_location(map_location)
-    if Path(path).is_dir() and not (Path(path) / CHECKPOINT).exists() and is_pretrained_dir(path):
+    if is_pretrained_source(path):
         return from_pretrained(path, map_location=map_location)
 
     state = load_checkpoint(path, map_location=map_location)
