@@ -8,8 +8,10 @@ nodes, hundreds of levels) and a *layered* one (a block DAG of 6 levels, the pap
 its candidates drawn from the block DAG's edges).  The model is
 ``StaticNeuralGraph(wiring, WiringSpec(0.05, node_op="neuron"))`` with a linear stem, batch 128, one
 thread, SGD; each case runs in a child process (its peak resident memory is its own) and
-reports the median of ``--repeat`` steps (and evaluations) after one warm-up, and the median
-of 3 builds of its wiring; the cases run in turn for ``--rounds`` rounds, and the table gives
+reports the median of ``--repeat`` steps (and evaluations) after one warm-up, the median of
+the first evaluations after ``--repeat`` steps (a new weight state: the candidates' levels,
+where repeated evaluations run by the selected edges' levels), and the median of 3 builds of
+its wiring; the cases run in turn for ``--rounds`` rounds, and the table gives
 the median over the rounds (a change of load on a shared machine hits every case alike).
 
 The official code's computation pattern (a dense ``[N, N]`` masked weight and one 1x1
@@ -29,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -41,6 +44,14 @@ SIZES = [(320, 27_000), (2_048, 250_000), (8_192, 1_000_000)]
 KINDS = ("random", "layered")
 QUICK = [(320, 27_000), (1_024, 60_000)]
 IO = 10
+RATIOS = [
+    "nodes",
+    "levels",
+    "step ratio",
+    "eval ratio",
+    "eval after a step ratio",
+    "compact eval ratio",
+]
 
 
 def edges(kind: str, n: int, e: int, seed: int = 0) -> torch.Tensor:
@@ -99,7 +110,17 @@ def child(spec: str) -> None:
     step_ms = median_ms(step, repeat=repeat, warmup=1)
     peak = peak_memory_mb() - base
     model.eval()
-    eval_ms = median_ms(evaluate, repeat=repeat, warmup=1)
+    eval_ms = median_ms(evaluate, repeat=repeat, warmup=1)  # one weight state: repeated
+
+    def evaluate_after_step() -> float:  # a new weight state: its first evaluation
+        model.train()
+        step()
+        model.eval()
+        start = time.perf_counter()
+        evaluate()
+        return (time.perf_counter() - start) * 1e3
+
+    first_ms = statistics.median(evaluate_after_step() for _ in range(repeat))
     small = compact(model)  # the selected wiring alone, levels of the selected edges
 
     def evaluate_compact() -> None:
@@ -109,7 +130,7 @@ def child(spec: str) -> None:
     compact_ms = median_ms(evaluate_compact, repeat=repeat, warmup=1)
     out = {"levels": w.num_levels, "build": build_ms, "step": step_ms, "eval": eval_ms}
     out |= {"compact": compact_ms, "compact_levels": len(small.executor.node_ops)}
-    out["peak"] = peak
+    out["peak"], out["first_eval"] = peak, first_ms
     print(json.dumps(out))
 
 
@@ -172,7 +193,7 @@ def main() -> None:
         med = {key: statistics.median(r[key] for r in done) for key in done[0]}
         rows.append(
             [*case, done[0]["levels"], med["build"], med["step"], med["eval"], med["peak"]]
-            + [done[0]["compact_levels"], med["compact"]]
+            + [done[0]["compact_levels"], med["compact"], med["first_eval"]]
         )
     header = [
         "wiring",
@@ -185,23 +206,28 @@ def main() -> None:
         "step peak MB",
         "compact levels",
         "compact eval ms",
+        "eval after a step ms",
     ]
     ratios = []
     for n, _ in QUICK if args.quick else SIZES:
         rand, lay = (
             next(r for r in rows if r[0] == k and r[1] == n) for k in ("random", "layered")
         )
-        ratios.append([n, rand[3], rand[5] / lay[5], rand[6] / lay[6], rand[9] / lay[9]])
+        ratios.append(
+            [n, rand[3], rand[5] / lay[5], rand[6] / lay[6], rand[10] / lay[10], rand[9] / lay[9]]
+        )
     body = (
         f"{table(header, rows)}\n\nrandom / layered, same nodes and candidates:\n\n"
-        f"{table(['nodes', 'levels', 'step ratio', 'eval ratio', 'compact eval ratio'], ratios)}"
+        f"{table(RATIOS, ratios)}"
         "\n\n"
         "![depth](img/depth.png)\n\n"
         f"`python benchmarks/bench_depth.py --write --repeat {args.repeat} "
         f"--rounds {args.rounds}` (one thread, batch 128, 5 % kept, node op `neuron`; each "
         f"case in its own process, the cases in turn for {args.rounds} rounds; medians over "
         f"the rounds of each run's medians of {args.repeat} steps and evaluations after one "
-        "warm-up, and of 3 builds of the wiring (`Wiring(...)` with its levels); 1-minute "
+        "warm-up (`eval ms`: repeated evaluations of one weight state; `eval after a step "
+        f"ms`: the first evaluation after each of {args.repeat} training steps), and of 3 "
+        "builds of the wiring (`Wiring(...)` with its levels); 1-minute "
         f"load average {os.getloadavg()[0]:.1f} at the end)"
     )
     print(body)

@@ -13,7 +13,7 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
 from dnwgraph.models._graph import NeuralGraphClassifier
 from dnwgraph.nn.levels import LevelExecutor
-from dnwgraph.nn.node_ops import concat_node_ops
+from dnwgraph.nn.node_ops import regroup_node_ops
 from dnwgraph.nn.spec import WiringSpec, check_spec
 
 
@@ -225,21 +225,8 @@ class StaticNeuralGraph(NeuralGraphClassifier):
         new.head.weight.copy_(self.head.weight[:, out_pos.to(param.device)])
         new.head.bias.copy_(self.head.bias)
 
-        # which old op (and row of it) computes every old node
-        op_of = torch.full((n,), -1, dtype=torch.long)
-        row_of = torch.full((n,), -1, dtype=torch.long)
-        for i, g in enumerate(self.executor.groups):
-            op_of[g.cpu()] = i
-            row_of[g.cpu()] = torch.arange(g.numel())
-        ops = []
-        for g in new.executor.groups:
-            old = kept[g.cpu()]
-            order = torch.argsort(op_of[old] * n + row_of[old])
-            parts = [
-                (self.executor.node_ops[i], row_of[old[order]][op_of[old[order]] == i])
-                for i in torch.unique(op_of[old]).tolist()
-            ]
-            ops.append(concat_node_ops(parts).select(torch.argsort(order)))
+        olds = [kept[g.cpu()] for g in new.executor.groups]  # every new level's old ids
+        ops = regroup_node_ops(self.executor.node_ops, self.executor.groups, olds)
         new.executor.node_ops = nn.ModuleList(ops).to(device=param.device, dtype=param.dtype)
         return new.train(self.training)
 

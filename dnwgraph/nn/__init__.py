@@ -14,6 +14,7 @@ from dnwgraph.nn.node_ops import (
     create_node_op,
     list_node_ops,
     register_node_op,
+    regroup_node_ops,
 )
 from dnwgraph.nn.spec import WiringSpec
 from dnwgraph.nn.wiring_conv import WiringConv
@@ -30,6 +31,7 @@ __all__ = [
     "list_node_ops",
     "register_node_op",
     "concat_node_ops",
+    "regroup_node_ops",
 ]
 
 

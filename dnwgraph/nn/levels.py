@@ -31,8 +31,9 @@ from torch import Tensor, nn
 
 from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range
+from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range, hooked
 from dnwgraph.nn.node_ops import create_node_op
+from dnwgraph.nn.selected_levels import SelectedLevels, node_op_tensors
 from dnwgraph.nn.spec import WiringSpec, check_spec
 from dnwgraph.nn.wiring_conv import WiringConv
 
@@ -173,6 +174,12 @@ class LevelExecutor(nn.Module):
         if pool is not None and rows is None:
             raise DNWGraphError("'pool' needs 'rows' (the nodes whose inputs are pooled)")
         with self.conv.plan_cache.hold():  # one weight state per pass
+            selected = self._selected_levels(x)
+            if selected is not None:  # inference by the selected edges' own levels
+                if first:  # its levels start elsewhere: every node's inputs
+                    rows = self._after_first_level() if rows is None else rows
+                    x = self._every_node(x)
+                return selected(x, rows, pool)
             if chain is not None and chain.runs(self.conv):  # the same sums, fused
                 return chain.run(self.conv, self.node_ops, self, x, rows, pool, first)
             out = self.plain_forward(self._every_node(x) if first else x)
@@ -180,6 +187,35 @@ class LevelExecutor(nn.Module):
                 rows = self._after_first_level()
             out = out if rows is None else out[rows]
             return out if pool is None else pool.pool(out)
+
+    def _selected_levels(self, x: Tensor) -> SelectedLevels | None:
+        r"""The run of the selected edges by their own levels
+        (:class:`~dnwgraph.nn.selected_levels.SelectedLevels`), for inference of a deep
+        wiring: in eval mode without autograd, for a wiring that runs as a pull chain.  It is
+        built at the second call for one state of the edge weights (kept with the layer's
+        plans), so a loop that evaluates once per training step never builds it.  Not with
+        hooks on the node ops or the layer, node ops that cannot be regrouped, a selection
+        that draws at every call or keeps every candidate, or under tracing or compilation:
+        the candidates' levels run then."""
+        if self.training or torch.is_grad_enabled() or self.chain is None:
+            return None
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():  # before reading a tensor
+            return None
+        conv, ops = self.conv, list(self.node_ops)
+        if not ops or conv.k >= conv.num_edges or not self.chain.pulls_now(conv, x):
+            return None
+        tensors = None if hooked(ops[0]) else node_op_tensors(ops)
+        if tensors is None:
+            return None
+        mask = conv.active_mask()  # selects for the current weights (the plans reset then)
+        plans = conv.plan_cache.plans
+        if "selected levels" not in plans:  # the first call at this weight state
+            plans["selected levels"] = None
+            return None
+        selected = plans["selected levels"] or SelectedLevels(self, mask, LevelExecutor)
+        plans["selected levels"] = selected
+        selected.refresh(tensors)  # the node ops as they are now
+        return selected
 
     def plain_forward(self, x: Tensor) -> Tensor:
         r"""The level loop as the maths reads, for every node's inputs ``x`` ``[N, B, *S]``:

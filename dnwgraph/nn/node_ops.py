@@ -144,8 +144,9 @@ class NodeOp(nn.Module):
 def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
     """One node op over the nodes ``index`` of each ``(op, index)`` part, concatenated in order.
 
-    All ops must be of the same class and configuration.  Used to regroup nodes into new levels
-    (e.g. by :meth:`~dnwgraph.StaticNeuralGraph.subgraph`).
+    All ops must be of the same class and configuration; the new op has the device and
+    floating dtype of the first.  Used to regroup nodes into new levels
+    (:func:`regroup_node_ops`).
 
     Args:
         parts: ``(op, index)`` pairs; ``index`` is a LongTensor of local node ids of ``op``.
@@ -182,7 +183,54 @@ def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
         else:
             merged[key] = value.clone()
     new.load_state_dict(merged)
-    return new.to(next(iter(states[0].values())).device) if states[0] else new
+    floats = [v for v in states[0].values() if v.is_floating_point()]
+    return new.to(device=floats[0].device, dtype=floats[0].dtype) if floats else new
+
+
+def regroup_node_ops(
+    ops: Sequence[NodeOp], groups: Sequence[Tensor], new_groups: Sequence[Tensor]
+) -> list[NodeOp]:
+    """The node ops of the same nodes grouped anew: node ``new_groups[j][r]`` is row ``r`` of
+    the ``j``-th new op, with the parameters (copied) it has in ``ops[i]``, the op of the
+    group ``groups[i]`` that holds it.
+
+    Used to run the levels of another wiring over the same nodes (the selected edges' levels
+    in :class:`~dnwgraph.nn.LevelExecutor`; a subgraph's in
+    :meth:`~dnwgraph.StaticNeuralGraph.subgraph`).
+
+    Args:
+        ops: one node op per group, ``ops[i].num_nodes == len(groups[i])``.
+        groups: the node ids of every op (LongTensors, disjoint).
+        new_groups: node ids, each in one of ``groups``.
+
+    Raises:
+        ValueError: a new group holding a node of no group, or ops that cannot be
+            concatenated (:func:`concat_node_ops`).
+
+    Examples:
+        >>> a, b = create_node_op("neuron", 2), create_node_op("neuron", 1)
+        >>> with torch.no_grad():
+        ...     _ = a.bias.copy_(torch.tensor([1.0, 2.0])), b.bias.fill_(3.0)
+        >>> new = regroup_node_ops([a, b], [torch.tensor([0, 4]), torch.tensor([2])],
+        ...                        [torch.tensor([4, 2]), torch.tensor([0])])
+        >>> [op.bias.tolist() for op in new]
+        [[2.0, 3.0], [1.0]]
+    """
+    old = torch.cat([torch.as_tensor(g, dtype=torch.long).view(-1).cpu() for g in groups])
+    size = 1 + max(int(old.max()), *(int(g.max()) for g in new_groups if g.numel()))
+    row = torch.full((size,), -1, dtype=torch.long)
+    row[old] = torch.arange(old.numel())  # node -> row of the ops concatenated in order
+    every = concat_node_ops([(op, torch.arange(op.num_nodes)) for op in ops])
+    out = []
+    for j, g in enumerate(new_groups):
+        rows = row[g.cpu()]
+        if bool((rows < 0).any()):
+            missing = g.cpu()[rows < 0][:5].tolist()
+            raise DNWGraphError(
+                f"'new_groups[{j}]' must hold nodes of 'groups' only (got nodes {missing})"
+            )
+        out.append(every.select(rows))
+    return out
 
 
 @register_node_op("conv1d", dim=1)

@@ -26,6 +26,7 @@ from dnwgraph.nn.kernels.chain import LevelChain, LinearPool
 from dnwgraph.nn.kernels.dispatch import accumulate_, aggregate
 from dnwgraph.nn.kernels.matmul import BagMatrix
 from dnwgraph.nn.kernels.node_first import apply as apply_node_first
+from dnwgraph.nn.kernels.node_first import hooked
 from dnwgraph.nn.kernels.plan import AggregationPlan
 from dnwgraph.nn.kernels.planner import Rows, SourceGroups, build_plan, candidate_order
 from dnwgraph.nn.kernels.sampled import EdgeSet, as_range
@@ -52,6 +53,7 @@ __all__ = [
     "LinearPool",
     "as_range",
     "apply_node_first",
+    "hooked",
 ]
 
 

@@ -152,6 +152,12 @@ class LevelChain:
         as the layer allows it at the call, :func:`~.pull.pulls`: no hooks, autocast, ...)."""
         return self.pull_bounds is not None and impl in PULLED_IMPLS
 
+    def pulls_now(self, conv: Any, x: Tensor) -> bool:
+        """Whether a call of the chain over ``conv`` on ``x`` runs as a pull chain now
+        (:meth:`pulls_for` the layer's backend, and eager mode without autocast, hooks on the
+        layer or an explainer, a selection that keeps its mask per weight state)."""
+        return self.pulls_for(conv.impl) and pulls(conv, x)
+
     def plan_bytes(self, num_edges: int, impl: str) -> int:
         r"""About how many bytes the plans of one weight state of the chain take for a
         layer of backend ``impl`` and ``num_edges`` candidates (:math:`E`), with :math:`N`

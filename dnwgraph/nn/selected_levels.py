@@ -1,0 +1,127 @@
+r"""Inference of a deep static wiring by the levels of its selected edges.
+
+A :class:`~dnwgraph.nn.LevelExecutor` runs the topological levels of the *candidates*, since
+any of them may be selected after the next step.  In inference the selection is fixed, and the
+selected edges :math:`\mathcal{A}` alone form a far shallower DAG: a random DAG of 8,192 nodes
+whose candidates have 480 levels keeps 35 with 5 % of its edges.  With hundreds of small
+levels, each level's fixed cost (a node op call, a copy, a bag sum) is most of an evaluation,
+so an evaluation by the levels :math:`L'_0, L'_1, \dots` of :math:`\mathcal{A}` computes
+
+.. math::
+    Z_{L'_j} = f_{L'_j}\big(I_{L'_j}\big), \qquad
+    I_v = X_v + \sum_{(u, v) \in \mathcal{A}} w_{uv} Z_u
+
+with the same nodes, weights and node parameters: the same outputs, up to the order of the
+sums.  :class:`SelectedLevels` is that evaluation: an executor over the same nodes whose
+candidates are the selected edges (all kept), built once per weight state, and node ops that
+regroup the owner's nodes by the new levels (:func:`~dnwgraph.nn.regroup_node_ops`), whose
+parameters and buffers are copied from the owner's at every call (a few gathers: the node ops
+may have changed since, e.g. trained with the wiring fixed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dnwgraph.graph import Wiring
+from dnwgraph.nn.node_ops import NodeOp, regroup_node_ops
+
+
+def node_op_tensors(ops: Sequence[nn.Module]) -> list[list[Tensor]] | None:
+    """The parameters and buffers of every node op, in one order for all of them (the order
+    of a walk of their modules), or ``None`` when the ops cannot be regrouped: not all
+    :class:`~dnwgraph.nn.NodeOp` of one kind and configuration, or a module with forward
+    hooks (they would see other calls than the levels')."""
+    first = ops[0] if ops else None
+    if not isinstance(first, NodeOp):
+        return None
+    kind, config = type(first), first.config
+    out = []
+    for op in ops:
+        if type(op) is not kind or op.config != config:  # type: ignore[attr-defined]
+            return None
+        tensors = _tensors(op)
+        if tensors is None:
+            return None
+        out.append(tensors)
+    return out
+
+
+def _tensors(module: nn.Module) -> list[Tensor] | None:
+    # a walk of the module's own dicts: this runs at every call, for every level's op
+    found: list[Tensor] = []
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if m._forward_hooks or m._forward_pre_hooks:
+            return None
+        found += [t for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
+        stack += [c for c in m._modules.values() if c is not None]
+    return found
+
+
+class SelectedLevels:
+    r"""The selected edges of one weight state, run by their own levels over the same nodes.
+
+    Args:
+        owner (LevelExecutor): the executor whose selection is run (not changed).
+        mask (BoolTensor): its selected candidates ``[E]``.
+        make (callable): ``make(wiring, spec, node_ops=...)`` builds an executor (the
+            owner's class).
+
+    Calling it is :meth:`LevelExecutor.forward <dnwgraph.nn.LevelExecutor.forward>` for
+    every node's inputs ``x`` ``[N, B, *S]`` (with ``rows`` and ``pool``), after
+    :meth:`refresh` with the owner's node op tensors.
+
+    Example:
+        >>> from dnwgraph import Wiring, WiringSpec
+        >>> from dnwgraph.nn import LevelExecutor
+        >>> _ = torch.manual_seed(0)
+        >>> path = Wiring([(i, i + 1) for i in range(11)] + [(0, 11), (0, 5)], 12)
+        >>> ex = LevelExecutor(path, WiringSpec(6, node_op="neuron")).eval()  # 11 levels
+        >>> x = torch.randn(12, 2)
+        >>> with torch.no_grad():
+        ...     first, second = ex(x), ex(x)  # the candidates' levels, then the selected ones
+        >>> selected = ex.conv.plan_cache.plans["selected levels"]
+        >>> len(selected.executor.node_ops) < len(ex.node_ops), torch.allclose(first, second)
+        (True, True)
+    """
+
+    def __init__(self, owner: Any, mask: Tensor, make: Callable[..., Any]) -> None:
+        conv = owner.conv
+        weight = conv.edge_weight.detach()
+        wiring = Wiring(conv.edge_index[:, mask].cpu(), owner.num_nodes)
+        spec = owner.spec.replace(ratio=1.0, selection="complete", scope=None, selection_options={})
+        with torch.random.fork_rng(devices=[]):  # its initial weights: the caller's draws stay
+            self.executor = make(wiring, spec, node_ops=lambda n: [nn.Identity()] * len(n))
+        ex = self.executor
+        ex.node_ops = nn.ModuleList(regroup_node_ops(list(owner.node_ops), owner.groups, ex.groups))
+        ex.to(weight.device).eval().conv.to(weight.dtype)
+        with torch.no_grad():
+            ex.conv.edge_weight.copy_(weight[mask][ex.conv.edge_perm])
+        # every new op's rows in the owner's ops concatenated in order
+        old = torch.cat([g.cpu() for g in owner.groups])
+        row = torch.full((owner.num_nodes,), -1, dtype=torch.long)
+        row[old] = torch.arange(old.numel())
+        self.rows = [row[g.cpu()].to(weight.device) for g in ex.groups]
+        self.tensors = node_op_tensors(list(ex.node_ops))
+
+    @torch.no_grad()
+    def refresh(self, owner_tensors: list[list[Tensor]]) -> None:
+        """Copy the owner's node parameters and buffers (``owner_tensors``, one list per op,
+        :func:`node_op_tensors`) into the new ops: one concatenation per tensor of an op and
+        one gather per new op."""
+        assert self.tensors is not None
+        for slot, per_op in enumerate(zip(*owner_tensors, strict=True)):
+            if per_op[0].dim() == 0:  # a scalar (BatchNorm's step count): unused in eval
+                continue
+            every = torch.cat(per_op)
+            for rows, mine in zip(self.rows, self.tensors, strict=True):
+                torch.index_select(every, 0, rows, out=mine[slot])
+
+    def __call__(self, x: Tensor, rows: Any, pool: Any) -> Tensor:
+        return self.executor(x, rows, pool)
