@@ -191,9 +191,10 @@ class LevelExecutor(nn.Module):
     def _selected_levels(self, x: Tensor) -> SelectedLevels | None:
         r"""The run of the selected edges by their own levels
         (:class:`~dnwgraph.nn.selected_levels.SelectedLevels`), for inference of a deep
-        wiring: in eval mode without autograd, for a wiring that runs as a pull chain.  It is
-        built at the second call for one state of the edge weights (kept with the layer's
-        plans), so a loop that evaluates once per training step never builds it.  Not with
+        wiring: in eval mode without autograd, for a wiring that runs as a pull chain and
+        whose selected edges have at most a quarter of its levels.  It is built at the second
+        call for one state of the edge weights (kept with the layer's plans), so a loop that
+        evaluates once per training step never builds it.  Not with
         hooks on the node ops or the layer, node ops that cannot be regrouped, a selection
         that draws at every call or keeps every candidate, or under tracing or compilation:
         the candidates' levels run then."""
@@ -209,13 +210,16 @@ class LevelExecutor(nn.Module):
             return None
         mask = conv.active_mask()  # selects for the current weights (the plans reset then)
         plans = conv.plan_cache.plans
-        if "selected levels" not in plans:  # the first call at this weight state
-            plans["selected levels"] = None
+        state = plans.get("selected levels")
+        if state is None:  # the first call at this weight state: the candidates' levels
+            plans["selected levels"] = "seen"
+        elif state == "seen":  # the second: built, if the selected levels are far fewer
+            state = SelectedLevels.build(self, mask, LevelExecutor) or "not shallower"
+            plans["selected levels"] = state
+        if not isinstance(state, SelectedLevels):
             return None
-        selected = plans["selected levels"] or SelectedLevels(self, mask, LevelExecutor)
-        plans["selected levels"] = selected
-        selected.refresh(tensors)  # the node ops as they are now
-        return selected
+        state.refresh(tensors)  # the node ops as they are now
+        return state
 
     def plain_forward(self, x: Tensor) -> Tensor:
         r"""The level loop as the maths reads, for every node's inputs ``x`` ``[N, B, *S]``:

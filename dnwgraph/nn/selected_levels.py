@@ -30,6 +30,10 @@ from torch import Tensor, nn
 from dnwgraph.graph import Wiring
 from dnwgraph.nn.node_ops import NodeOp, regroup_node_ops
 
+#: The selected edges run by their own levels when those are at most ``1 / MIN_SHRINK`` of
+#: the candidates' executed levels.
+MIN_SHRINK = 4
+
 
 def node_op_tensors(ops: Sequence[nn.Module]) -> list[list[Tensor]] | None:
     """The parameters and buffers of every node op, in one order for all of them (the order
@@ -70,6 +74,7 @@ class SelectedLevels:
     Args:
         owner (LevelExecutor): the executor whose selection is run (not changed).
         mask (BoolTensor): its selected candidates ``[E]``.
+        wiring (Wiring): the selected edges over the owner's nodes.
         make (callable): ``make(wiring, spec, node_ops=...)`` builds an executor (the
             owner's class).
 
@@ -80,9 +85,10 @@ class SelectedLevels:
     Example:
         >>> from dnwgraph import Wiring, WiringSpec
         >>> from dnwgraph.nn import LevelExecutor
-        >>> _ = torch.manual_seed(0)
-        >>> path = Wiring([(i, i + 1) for i in range(11)] + [(0, 11), (0, 5)], 12)
-        >>> ex = LevelExecutor(path, WiringSpec(6, node_op="neuron")).eval()  # 11 levels
+        >>> edges = [(i, i + 1) for i in range(11)] + [(0, k) for k in range(2, 12)]
+        >>> ex = LevelExecutor(Wiring(edges, 12), WiringSpec(11, node_op="neuron")).eval()
+        >>> with torch.no_grad():  # node 0's edges selected: 1 level of the candidates' 11
+        ...     _ = ex.conv.edge_weight.copy_((ex.conv.edge_index[0] == 0) + 0.1)
         >>> x = torch.randn(12, 2)
         >>> with torch.no_grad():
         ...     first, second = ex(x), ex(x)  # the candidates' levels, then the selected ones
@@ -91,10 +97,19 @@ class SelectedLevels:
         (True, True)
     """
 
-    def __init__(self, owner: Any, mask: Tensor, make: Callable[..., Any]) -> None:
+    @classmethod
+    def build(cls, owner: Any, mask: Tensor, make: Callable[..., Any]) -> SelectedLevels | None:
+        """The run of ``owner``'s selected edges ``mask``, or ``None`` when they have more
+        than ``1 /`` :data:`MIN_SHRINK` of its executed levels (the fewer levels would not
+        pay for the regrouping and the every-node inputs)."""
+        wiring = Wiring(owner.conv.edge_index[:, mask].cpu(), owner.num_nodes)
+        operating = wiring.out_degree().cpu() > 0
+        depth = sum(1 for level in wiring.levels() if bool(operating[level].any()))
+        return cls(owner, mask, wiring, make) if MIN_SHRINK * depth <= len(owner.groups) else None
+
+    def __init__(self, owner: Any, mask: Tensor, wiring: Wiring, make: Callable[..., Any]) -> None:
         conv = owner.conv
         weight = conv.edge_weight.detach()
-        wiring = Wiring(conv.edge_index[:, mask].cpu(), owner.num_nodes)
         spec = owner.spec.replace(ratio=1.0, selection="complete", scope=None, selection_options={})
         with torch.random.fork_rng(devices=[]):  # its initial weights: the caller's draws stay
             self.executor = make(wiring, spec, node_ops=lambda n: [nn.Identity()] * len(n))
