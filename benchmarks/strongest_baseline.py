@@ -422,12 +422,13 @@ def headline(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
     return table(header, rows)
 
 
-def verdict(gaps: list[float]) -> str:
-    """``DNW ahead`` / ``baseline ahead`` where the 95 % interval excludes 0, else ``tie``."""
+def verdict(gaps: list[float], arm: str = "DNW", other: str = "baseline") -> str:
+    """``DNW ahead`` / ``baseline ahead`` (or the names given) where the 95 % interval of
+    the mean gap excludes 0, else ``tie``."""
     mean, half = t_interval(gaps)
     if math.isnan(half) or abs(mean) <= half:
         return "tie (interval holds 0)"
-    return "DNW ahead" if mean > 0 else "**baseline ahead**"
+    return f"{arm} ahead" if mean > 0 else f"**{other} ahead**"
 
 
 def readme_summary(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
