@@ -19,6 +19,7 @@ import torch
 from torch_geometric.data import Data
 
 from dnwgraph._atomic import atomic_path
+from dnwgraph._outputs import check_output_file
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph._checks import MAX_NODES, check_int
 from dnwgraph.registry import Registry
@@ -189,9 +190,10 @@ def write_data(data: Data, path: PathLikeStr) -> Path:
     the same folder renamed over ``path``); the parent folder is created.
 
     Raises:
-        DNWGraphError: an unknown extension (the message lists the registered ones).
+        DNWGraphError: an unknown extension (the message lists the registered ones), or a
+            ``path`` that is a folder, ends with a separator or lies below a file.
     """
-    path = Path(path)
+    path = check_output_file(path, "wiring file")
     fmt = find_format(path, "write")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
