@@ -615,6 +615,14 @@ def test_ids_that_are_not_node_positions_name_the_line(tmp_path, name, text, mat
     _raises(tmp_path, name, text, match)
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_in_json_names_its_line(tmp_path, constant):
+    text = '{"nodes": [{"id": 0}, {"id": 1}],\n "edges": [{"source": 0, "target": 1, "weight": X}]}'
+    column = text.splitlines()[1].index("X") + 1
+    match = rf"line 2 column {column}: {constant} is not a JSON number"
+    _raises(tmp_path, "w.json", text.replace("X", constant), match)
+
+
 @pytest.mark.parametrize("ext", [".csv", ".txt", ".json", ".graphml"])
 def test_windows_line_endings_and_a_byte_order_mark_read(wiring, tmp_path, ext):
     path = tmp_path / f"w{ext}"
