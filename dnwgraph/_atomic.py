@@ -1,14 +1,19 @@
 """Atomic file writes: every file dnwgraph writes appears whole or not at all.
 
-A file is written to a temporary file in the same folder (``.STEM.tmp.EXT`` for ``STEM.EXT``:
-writers that choose a format by the extension still see it), flushed and
-``fsync``-ed, then renamed over the target with :func:`os.replace` (atomic on POSIX and
-Windows), and the folder is ``fsync``-ed so that the rename survives a power cut.  A process
-killed at any moment leaves the previous version of the file or the new one, never a part of
-it; what it may leave is a stale temporary file, which :func:`remove_stale_tmp` clears (a
-resumed run calls it).  Writers of the same folder through :func:`atomic_write_files` (and
-:func:`atomic_write_bytes`) take turns on a lock of the folder (:func:`folder_lock`), since two
-writers of one file would share its temporary file.
+A file is written to a temporary file in the same folder, flushed and ``fsync``-ed, then
+renamed over the target with :func:`os.replace` (atomic on POSIX and Windows), and the folder is
+``fsync``-ed so that the rename survives a power cut.  A process killed at any moment leaves the
+previous version of the file or the new one, never a part of it; what it may leave is a stale
+temporary file, which :func:`remove_stale_tmp` clears (a resumed run calls it).
+
+A single file (:func:`atomic_write_bytes`, :func:`atomic_path`) goes through a temporary file of
+its own, ``.STEM.XXXXXXXX.tmp.EXT`` for ``STEM.EXT`` (eight random hex digits, created with
+``O_EXCL``; writers that choose a format by the extension still see it), so any number of
+processes may replace one file at once: the last rename wins and each writer cleans up after
+itself, whatever stops it.  Several files written together (:func:`atomic_write_files`) go
+through fixed names, ``.STEM.tmp.EXT`` (:func:`tmp_path`), so that a reader can find the rest of
+a write stopped between two renames; their writers take turns on a lock of the folder
+(:func:`folder_lock`).
 
 Private: used by every module that writes (the run directory, exports, figures, reports).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,13 +35,15 @@ __all__ = [
     "folder_lock",
     "atomic_path",
     "tmp_path",
+    "new_tmp_path",
     "is_tmp_name",
+    "untmp_name",
     "remove_stale_tmp",
     "TMP_SUFFIX",
 ]
 
 TMP_SUFFIX = ".tmp"
-_TMP_NAME = re.compile(r"^\..+\.tmp(\.[^.]+)?$")
+_TMP_NAME = re.compile(r"^\.(?P<stem>.+?)(?:\.[0-9a-f]{8})?\.tmp(?P<ext>\.[^.]+)?$")
 
 
 def tmp_path(path: PathLikeStr) -> Path:
@@ -49,14 +57,49 @@ def tmp_path(path: PathLikeStr) -> Path:
     return path.with_name(f".{path.stem}{TMP_SUFFIX}{path.suffix}")
 
 
+def new_tmp_path(path: PathLikeStr) -> Path:
+    """Create an empty temporary file for ``path`` in its folder, named for this writer alone
+    (``.STEM.XXXXXXXX.tmp.EXT``, created with ``O_EXCL`` and the mode a new file gets).
+
+    Raises:
+        OSError: the folder is missing or not writable.
+
+    Examples:
+        >>> import tempfile
+        >>> tmp = new_tmp_path(Path(tempfile.mkdtemp()) / "w.csv")
+        >>> is_tmp_name(tmp.name), untmp_name(tmp.name), tmp.suffix, tmp.read_bytes()
+        (True, 'w.csv', '.csv', b'')
+    """
+    path = Path(path)
+    while True:
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}{TMP_SUFFIX}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # another writer drew the same name: draw again
+            continue
+        return tmp
+
+
 def is_tmp_name(name: str) -> bool:
-    """Whether ``name`` is one :func:`tmp_path` makes (``.STEM.tmp`` or ``.STEM.tmp.EXT``).
+    """Whether ``name`` is one :func:`tmp_path` or :func:`new_tmp_path` makes (``.STEM.tmp``,
+    ``.STEM.tmp.EXT`` or ``.STEM.XXXXXXXX.tmp.EXT``).
 
     Examples:
         >>> is_tmp_name(".checkpoint.tmp.pt"), is_tmp_name("checkpoint.pt"), is_tmp_name(".x.tmp")
         (True, False, True)
     """
     return bool(_TMP_NAME.match(name))
+
+
+def untmp_name(name: str) -> str | None:
+    """The name of the file a temporary file ``name`` stands for, or ``None`` for another name.
+
+    Examples:
+        >>> untmp_name(".checkpoint.tmp.pt"), untmp_name(".w.0a1b2c3d.tmp.csv"), untmp_name("w.csv")
+        ('checkpoint.pt', 'w.csv', None)
+    """
+    match = _TMP_NAME.match(name)
+    return None if match is None else match["stem"] + (match["ext"] or "")
 
 
 def _fill(f: object, data: bytes) -> None:
@@ -87,11 +130,12 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file, ``fsync``, then rename.
+    """Write ``data`` to ``path`` atomically: a temporary file of this writer's own
+    (:func:`new_tmp_path`), ``fsync``, then rename.
 
     Raises:
         OSError: if the folder does not exist or is not writable (the temporary file is
-            removed).
+            removed, whatever stopped the write).
 
     Examples:
         >>> import tempfile
@@ -100,7 +144,8 @@ def atomic_write_bytes(path: PathLikeStr, data: bytes) -> None:
         >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
         (b'hello', ['a.txt'])
     """
-    atomic_write_files([(path, data)])
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        _fill(f, data)
 
 
 def atomic_write_files(files: Sequence[tuple[PathLikeStr, bytes]]) -> None:
@@ -183,7 +228,9 @@ def folder_lock(folder: PathLikeStr) -> Iterator[None]:
 def atomic_path(path: PathLikeStr) -> Iterator[Path]:
     """Yield a temporary path to write ``path`` through (for writers that take a file name,
     such as ``Figure.savefig`` or ``networkx.write_graphml``); on success it is ``fsync``-ed and
-    renamed over ``path``, on an exception it is removed and ``path`` is left untouched.
+    renamed over ``path``, on any exception (``KeyboardInterrupt`` too) it is removed and
+    ``path`` is left untouched. The temporary file is this writer's own (:func:`new_tmp_path`),
+    created empty before the yield.
 
     Examples:
         >>> import tempfile
@@ -194,22 +241,25 @@ def atomic_path(path: PathLikeStr) -> Iterator[Path]:
         'hi'
     """
     path = Path(path)
-    tmp = tmp_path(path)
+    tmp = new_tmp_path(path)
+    committed = False
     try:
         yield tmp
         _fsync_file(tmp)
         _commit(tmp, path)
-    except Exception:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        committed = True
+    finally:
+        if not committed:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     _fsync_dir(path.parent)
 
 
 def remove_stale_tmp(folder: PathLikeStr, recursive: bool = True) -> list[Path]:
     """Delete the temporary files a killed writer left in ``folder`` (and its sub-folders).
 
-    Only plain files named as :func:`tmp_path` names them are touched.
+    Only plain files named as :func:`tmp_path` and :func:`new_tmp_path` name them are touched;
+    call it only while no writer of ``folder`` runs (a resumed run holds the run's lock).
 
     Returns:
         list of Path: the files removed.

@@ -42,6 +42,11 @@ def loads(text: str) -> Any:
         raise DNWGraphError(f"nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(text, object_pairs_hook=_unique, parse_constant=_no_constant)
+    except _Constant as err:
+        raise DNWGraphError(
+            f"{_position(text, err.name)}: {err.name} is not a JSON number (write the value, or "
+            "leave the key out)"
+        ) from None
     except DNWGraphError:
         raise
     except ValueError as err:  # JSONDecodeError, or an integer of thousands of digits
@@ -74,5 +79,27 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+class _Constant(DNWGraphError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` met by the parser (which does not say where)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def _no_constant(name: str) -> Any:
-    raise DNWGraphError(f"{name} is not a JSON number")
+    raise _Constant(name)
+
+
+def _position(text: str, token: str) -> str:
+    """``line L column C`` of the first ``token`` outside strings (as the parser's messages)."""
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif text.startswith(token, i):
+            line, start = text.count("\n", 0, i) + 1, text.rfind("\n", 0, i) + 1
+            return f"line {line} column {i - start + 1}"
+    return "somewhere"

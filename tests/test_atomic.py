@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from dnwgraph._atomic import (
     folder_lock,
     is_tmp_name,
     remove_stale_tmp,
+    untmp_name,
 )
 from dnwgraph._atomic import tmp_path as temporary_path
 
@@ -43,25 +46,41 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
-def test_a_killed_write_leaves_only_a_temporary_that_is_cleaned(
-    tmp_path: Path, monkeypatch
-) -> None:
-    class Killed(BaseException):
-        pass
-
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_a_killed_write_leaves_only_a_temporary_that_is_cleaned(tmp_path: Path) -> None:
     path = tmp_path / "epoch_0001.pt"
     atomic_write_bytes(path, b"whole")
-
-    def kill(tmp: Path, target: Path) -> None:
-        raise Killed
-
-    monkeypatch.setattr(_atomic, "_commit", kill)
-    with pytest.raises(Killed):
-        atomic_write_bytes(path, b"new")
-    assert path.read_bytes() == b"whole"
-    assert temporary_path(path).read_bytes() == b"new"  # what SIGKILL would leave
-    assert remove_stale_tmp(tmp_path) == [temporary_path(path)]
+    kill_before_rename = (
+        "import os, signal, sys\n"
+        "from dnwgraph import _atomic\n"
+        "_atomic._commit = lambda tmp, path: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "_atomic.atomic_write_bytes(sys.argv[1], b'new')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", kill_before_rename, str(path)], env=env)
+    assert proc.returncode == -9
+    (left,) = [p for p in tmp_path.iterdir() if p != path]
+    assert path.read_bytes() == b"whole" and left.read_bytes() == b"new"
+    assert is_tmp_name(left.name) and untmp_name(left.name) == path.name
+    assert remove_stale_tmp(tmp_path) == [left]
     assert [p.name for p in tmp_path.iterdir()] == ["epoch_0001.pt"]
+
+
+def test_an_interrupted_write_removes_its_temporary(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "out.csv"
+    atomic_write_bytes(path, b"old")
+
+    def interrupt(f, data: bytes) -> None:
+        f.write(data[:1])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_atomic, "_fill", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(path, b"new")
+    with pytest.raises(KeyboardInterrupt), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
 def test_atomic_path_keeps_the_extension_and_cleans_up_on_error(tmp_path: Path) -> None:
@@ -112,11 +131,11 @@ def test_several_files_are_all_written_before_the_first_rename(tmp_path: Path, m
 
 @pytest.mark.skipif(os.name != "posix", reason="flock")
 def test_a_writer_waits_while_another_holds_the_folder(tmp_path: Path) -> None:
-    """Two writers of one file share its temporary name; the second waits for the first."""
+    """Two writers of several files share their temporary names; the second waits."""
     path, written = tmp_path / "a.bin", threading.Event()
 
     def write() -> None:
-        atomic_write_bytes(path, b"second")
+        atomic_write_files([(path, b"second")])
         written.set()
 
     with folder_lock(tmp_path):
@@ -125,3 +144,28 @@ def test_a_writer_waits_while_another_holds_the_folder(tmp_path: Path) -> None:
         assert not written.wait(0.5) and not path.exists()
     other.join(timeout=60)
     assert written.is_set() and path.read_bytes() == b"second"
+
+
+WRITER = Path(__file__).with_name("_concurrent_writer.py")
+
+
+@pytest.mark.parametrize("helper", ["bytes", "files", "path"])
+def test_two_processes_writing_one_file_never_collide(tmp_path: Path, helper: str) -> None:
+    """Two processes replace one file 150 times each: neither fails, the file is one writer's
+    whole output, and no temporary file is left."""
+    target = tmp_path / "same.csv"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WRITER), helper, str(target), "150", tag],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    size = len(target.read_bytes())
+    assert target.read_bytes() in (b"a" * size, b"b" * size) and size == 64 * 1024
+    assert [p.name for p in tmp_path.iterdir()] == ["same.csv"]

@@ -206,7 +206,7 @@ def test_dot_as_the_output_folder(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main(["plot", ".", "-o", "."]) == 0  # figures beside the run: yours from now on
     capsys.readouterr()
     assert main(["export", ".", "-o", "."]) == 2
-    _one_line_error(capsys, "unknown extension")
+    _one_line_error(capsys, "expected a file path for the export (got '.', a folder)")
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert load_checkpoint(".")["epoch"] == 1 and (Path("wiring.png")).is_file()
 
@@ -399,3 +399,58 @@ def test_a_programming_error_keeps_its_traceback(monkeypatch, name: str) -> None
     )
     with pytest.raises(TypeError, match="a bug"):
         main([name, *argv])
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("thesis.txt/w.csv", "cannot write the export {0}: {1} is a file, not a folder"),
+        ("thesis.txt/deeper/w.csv", "{1} is a file, not a folder"),
+        ("old.csv/", "expected a file path for the export (got {0}, a folder path: it ends"),
+        ("folder.csv", "expected a file path for the export (got {0}, a folder)"),
+        ("", "expected a path for the export (got '')"),
+    ],
+)
+def test_export_to_a_path_that_cannot_be_its_file_is_one_line(
+    tmp_path: Path, capsys, output: str, message: str
+) -> None:
+    """Before: 'File exists', 'Is a directory' naming a temporary file, and for 'old.csv/'
+    the user's old.csv overwritten."""
+    source = tmp_path / "w.csv"
+    source.write_text("source,target\n0,1\n")
+    (tmp_path / "thesis.txt").write_text("years of work")
+    (tmp_path / "old.csv").write_text("mine")
+    (tmp_path / "folder.csv").mkdir()
+    target = f"{tmp_path}/{output}" if output else ""
+    assert main(["export", str(source), "-o", target]) == 2
+    shown = [repr(target), repr(str(tmp_path / "thesis.txt"))]
+    _one_line_error(capsys, message.format(*shown))
+    assert (tmp_path / "thesis.txt").read_text() == "years of work"
+    assert (tmp_path / "old.csv").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "folder.csv",
+        "old.csv",
+        "thesis.txt",
+        "w.csv",
+    ]
+
+
+@pytest.mark.parametrize("command", ["analyze", "plot"])
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("thesis.txt", "expected a folder for the {0} (got {1}, a file)"),
+     ("thesis.txt/sub", "cannot write the {0} {1}: {2} is a file, not a folder")],
+)  # fmt: skip
+def test_analysis_folder_that_is_a_file_is_one_line(
+    tmp_path: Path, capsys, command: str, output: str, message: str
+) -> None:
+    """Before: 'File exists: ...' or 'Not a directory: ...' naming the wrong path."""
+    source = tmp_path / "w.csv"
+    source.write_text("source,target\n0,1\n")
+    (tmp_path / "thesis.txt").write_text("years of work")
+    extra = ["--num-random", "0", "--no-figures"] if command == "analyze" else []
+    assert main([command, str(source), "-o", str(tmp_path / output), *extra]) == 2
+    what = "report" if command == "analyze" else "figures"
+    shown = [repr(str(tmp_path / output)), repr(str(tmp_path / "thesis.txt"))]
+    _one_line_error(capsys, message.format(what, *shown))
+    assert (tmp_path / "thesis.txt").read_text() == "years of work"

@@ -3,8 +3,8 @@
 Every ``import`` statement of every module is read with :mod:`ast`, function-local ones
 included (a local import hides a cycle, it does not remove it).  The layers, bottom to top::
 
-    typing, errors, _atomic, _json, _tracing, registry < graph < select < nn < models < runs
-        < train, analysis < cli
+    typing, errors, _atomic, _outputs, _json, _tracing, registry < graph < select < nn < models
+        < runs < train, analysis < cli
 
 ``train`` and ``analysis`` sit side by side and never import each other; both read and write a
 run directory through ``runs``.  Package ``__init__`` files only re-export their own modules;
@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "dnwgraph.typing": 0,
     "dnwgraph.errors": 0,
     "dnwgraph._atomic": 0,
+    "dnwgraph._outputs": 0,
     "dnwgraph._json": 0,
     "dnwgraph._tracing": 0,
     "dnwgraph.registry": 0,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch_geometric.data import Data
 
+from dnwgraph._outputs import check_output_file
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph.convert import data_to_networkx
 from dnwgraph.graph.formats import find_format, write_data
@@ -186,8 +187,9 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
         Path: ``path``.
 
     Raises:
-        DNWGraphError: an unknown extension (the message lists the supported ones), or a
-            ``path`` that is a file of a training run.
+        DNWGraphError: an unknown extension (the message lists the supported ones), a
+            ``path`` that is a file of a training run, a folder, ends with a separator or lies
+            below a file.
         TypeError: ``obj`` is not one of the accepted kinds.
 
     Examples:
@@ -203,12 +205,14 @@ def save_wiring(obj: Any, path: PathLikeStr, all_candidates: bool = False) -> Pa
 
 
 def check_output(path: PathLikeStr, source: PathLikeStr | None = None) -> None:
-    """Refuse an unknown extension, a run's own file, or the file being read (``source``,
-    under any spelling or through a link) before any work.
+    """Refuse a path that cannot be a file (a folder, ``out.csv/``, a path below a file), an
+    unknown extension, a run's own file, or the file being read (``source``, under any spelling
+    or through a link) before any work.
 
     Raises:
         DNWGraphError: as :func:`save_wiring`, or ``path`` is ``source``.
     """
+    check_output_file(path, "export")
     find_format(path, "write")
     check_not_run_file(Path(path))
     if source is not None and os.path.exists(path) and os.path.exists(source):

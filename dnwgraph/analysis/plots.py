@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from dnwgraph._atomic import atomic_path
+from dnwgraph._outputs import check_output_file, check_output_folder
 from dnwgraph.analysis.metrics import churn_series, random_view
 from dnwgraph.analysis.source import is_pretrained_source, load_source
 from dnwgraph.errors import DNWGraphError
@@ -520,6 +521,7 @@ def animate_wiring(
 
 
 def _check_output(path: Path) -> None:
+    check_output_file(path, "figure")
     check_not_run_file(path)
 
 
@@ -547,7 +549,7 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
     Raises:
         FileNotFoundError: ``run_dir`` does not exist or holds no checkpoint.
         ValueError: a malformed checkpoint, ``metrics.csv`` or snapshot; an ``out_dir`` inside
-            a run's own files.
+            a run's own files, that is a file, or lies below a file.
 
     Examples:
         >>> [p.name for p in plot_run("runs/demo/dnw")]  # doctest: +SKIP
@@ -559,8 +561,8 @@ def plot_run(run_dir: PathLikeStr, out_dir: PathLikeStr | None = None) -> list[P
         default = run_dir.with_name(f"{run_dir.name}_figures")
     else:
         default = (run_dir if run_dir.is_dir() else run_dir.parent) / "figures"
-    out = Path(out_dir) if out_dir is not None else default
-    _check_output(out)
+    out = check_output_folder(out_dir if out_dir is not None else default, "figures")
+    check_not_run_file(out)
     model = load_source(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

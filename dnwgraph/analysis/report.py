@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from dnwgraph._atomic import atomic_write_bytes
+from dnwgraph._outputs import check_output_folder
 from dnwgraph.analysis.metrics import (
     WiringMetrics,
     churn_series,
@@ -91,6 +92,7 @@ def analyze(
 
     Raises:
         FileNotFoundError, ValueError: see :func:`load_source`.
+        DNWGraphError: ``out_dir`` is a file, lies below a file or inside a run's own files.
 
     Examples:
         >>> table, report = analyze("runs/demo/dnw", input_shape=(40,))  # doctest: +SKIP
@@ -98,12 +100,12 @@ def analyze(
         'report.md'
     """
     source = Path(source)
-    obj = load_source(source)
     if out_dir is None:
         inside = source.is_dir() and not is_pretrained_source(source)
         out_dir = source / "analysis" if inside else source.with_name(f"{source.stem}_analysis")
-    out = Path(out_dir)
+    out = check_output_folder(out_dir, "report")
     check_not_run_file(out)
+    obj = load_source(source)
     out.mkdir(parents=True, exist_ok=True)
     metrics = wiring_metrics(obj, num_random=num_random)
     lines = [f"# Wiring analysis of `{source}`", ""]

@@ -44,8 +44,26 @@ if TYPE_CHECKING:
     import networkx as nx
 
 ROLES: tuple[str, ...] = ("input", "hidden", "output")
-#: Node ids a file may hold as text: plain decimal integers, no sign, no leading zero.
-PLAIN_INT = re.compile(r"(0|[1-9][0-9]*)")
+#: Node ids a file may hold as text: decimal integers, no plus sign, no leading zero; ``10.0``
+#: is 10 (pandas writes an integer column that holds a NaN that way).
+PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]*)(\.0+)?")
+
+
+def plain_int(text: str) -> int | None:
+    """The integer a node id written as text stands for, or ``None`` for a name.
+
+    Examples:
+        >>> plain_int("12"), plain_int("12.0"), plain_int("-3"), plain_int("1.5"), plain_int("01")
+        (12, 12, -3, None, None)
+    """
+    if not PLAIN_INT.fullmatch(text):
+        return None
+    head = text.partition(".")[0]
+    if len(head) > 20:  # int() of thousands of digits is refused; no node id is this long
+        raise DNWGraphError(
+            f"node id {text[:40]}... is too large: ids are positions 0..N-1 below {MAX_NODES}"
+        )
+    return int(head)
 
 
 def as_flag(value: Any, what: str) -> bool:
@@ -154,10 +172,10 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
     :func:`data_to_networkx`), and the map from the graph's labels to node ids.
 
     Node ids: with ``keep_ids`` (files), integer labels (ints, or text that is a plain decimal
-    integer) are the ids themselves and ids missing from the graph are nodes without edges;
-    labels that are all names (no integer among them) are numbered in sorted order; a mix is
-    refused. Without ``keep_ids`` (Python graphs), labels are numbered ``0..N-1`` in sorted
-    order, insertion order when they cannot be sorted.
+    integer, ``10.0`` read as 10) are the ids themselves and ids missing from the graph are
+    nodes without edges; labels that are all names (no integer among them) are numbered in
+    sorted order; a mix is refused. Without ``keep_ids`` (Python graphs), labels are numbered
+    ``0..N-1`` in sorted order, insertion order when they cannot be sorted.
 
     Edges keep the graph's order, or the order of ``e_id`` when every edge has one.
     ``edge_weight`` comes from the edge attribute ``edge_weight``, else ``weight``; the masks
@@ -226,8 +244,8 @@ def _file_ids(g: nx.Graph) -> dict[Hashable, int]:
     for v in g.nodes:
         if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
             ints[v] = int(v)
-        elif isinstance(v, str) and PLAIN_INT.fullmatch(v):
-            ints[v] = int(v)
+        elif isinstance(v, str) and plain_int(v) is not None:
+            ints[v] = plain_int(v)
         else:
             names.append(v)
     if ints and names:

@@ -33,7 +33,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from dnwgraph._atomic import TMP_SUFFIX, is_tmp_name
+from dnwgraph._atomic import TMP_SUFFIX, untmp_name
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.runs.lock import LOCK, RunLock, RunLockedError, holder
 from dnwgraph.typing import PathLikeStr
@@ -91,19 +91,10 @@ class RunExistsError(DNWGraphError, FileExistsError):
     """The output directory already holds a run (use ``--resume`` or ``--overwrite``)."""
 
 
-def _untmp(name: str) -> str | None:
-    """The file a temporary name of :mod:`dnwgraph._atomic` stands for (``.x.tmp.pt`` ->
-    ``x.pt``), or ``None`` for another name."""
-    if not is_tmp_name(name):
-        return None
-    stem, _, ext = name[1:].partition(TMP_SUFFIX)
-    return stem + ext
-
-
 def _owned_name(where: str, name: str) -> bool:
     """Whether a file ``name`` in the run's sub-folder ``where`` ("" for the run itself) is
     one dnwgraph writes there (or the temporary file of one)."""
-    base = _untmp(name) or name
+    base = untmp_name(name) or name
     if where == "":
         return base in RUN_FILES + TOOL_FILES or name == LOCK
     if where == WIRING:
@@ -116,7 +107,7 @@ def _owned_name(where: str, name: str) -> bool:
 
 def _leftover(p: Path) -> bool:
     """A stale file a killed run leaves in its top folder: the lock, or a temporary file."""
-    own_tmp = _untmp(p.name) is not None and _owned_name("", p.name)
+    own_tmp = untmp_name(p.name) is not None and _owned_name("", p.name)
     return p.is_file() and not p.is_symlink() and (p.name == LOCK or own_tmp)
 
 
@@ -343,8 +334,8 @@ def clear_outputs(out: PathLikeStr, *, keep_config: bool = True, tools: bool = T
 
 def remove_stale_run_tmp(out: PathLikeStr) -> list[Path]:
     """Delete the temporary files a killed writer left in the run ``out`` (its own names
-    only: ``.checkpoint.tmp.pt``, ``wiring/.epoch_0003.tmp.pt``, ...; a hidden file of yours
-    stays); the removed paths."""
+    only: ``.checkpoint.tmp.pt``, ``wiring/.epoch_0003.0a1b2c3d.tmp.pt``, ...; a hidden file
+    of yours stays); the removed paths."""
     out = Path(out)
     removed = []
     for where in ("", WIRING, *TOOL_FOLDERS, "analysis/figures"):
@@ -352,7 +343,7 @@ def remove_stale_run_tmp(out: PathLikeStr) -> list[Path]:
         if not folder.is_dir() or folder.is_symlink():
             continue
         for p in folder.iterdir():
-            if _untmp(p.name) is not None and p.is_file() and _owned_name(where, p.name):
+            if untmp_name(p.name) is not None and p.is_file() and _owned_name(where, p.name):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                 removed.append(p)
@@ -372,7 +363,7 @@ def _remove_stale_staging(out: Path) -> None:
         if not pattern.fullmatch(p.name) or p.is_symlink() or not p.is_dir():
             continue
         names = {q.name for q in p.iterdir()}
-        if all(n in (CONFIG, LOCK) or _untmp(n) == CONFIG for n in names) and holder(p) is None:
+        if all(n in (CONFIG, LOCK) or untmp_name(n) == CONFIG for n in names) and holder(p) is None:
             shutil.rmtree(p)
 
 

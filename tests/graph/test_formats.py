@@ -210,7 +210,7 @@ def _raises(tmp_path, name, content, match):
         ("source,target\n+1,2\n", r"node id '\+1' is not a plain integer"),
         ("source,target\n1_0,2\n", r"node id '1_0' is not a plain integer"),
         ("source,target\n0,99999999999999999999\n", r"node id 99999999999999999999 is too large"),
-        ("source,target\n-1,2\n", r"node id -1 .*outside the valid range"),
+        ("source,target\n-1,2\n", r"line 2: node id -1 is negative"),
         ("source;target\n0;1\n", "separated by semicolons"),
         ("0 1\n1 2\n", "separated by spaces"),
         ("source,target,source_input_mask\n0,1,true\n", "come together"),
@@ -566,3 +566,79 @@ def test_a_cycle_in_a_file_declared_acyclic_names_the_file(tmp_path, name, text)
         Wiring.from_file(path, acyclic=True) if name.endswith(".csv") else Wiring.from_file(path)
     assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
     assert (info.value.node, info.value.cycle) == (0, [0, 1, 2, 0])
+
+
+GRAPHML_IDS = (
+    '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="directed">'
+    '<node id="{0}"/><node id="{1}"/><node id="{2}"/>'
+    '<edge source="{0}" target="{1}"/><edge source="{1}" target="{2}"/></graph></graphml>'
+)
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("w.csv", "0,1.0\n1.0,10.00\n"),
+        ("h.csv", "source,target\n0.0,1\n1,10.0\n"),
+        ("w.txt", "0 1.0\n1.0 10\n"),
+        ("w.graphml", GRAPHML_IDS.format("0.0", "1.0", "10.0")),
+        (
+            "w.json",
+            '{"nodes": [{"id": 0.0}, {"id": 1.0}, {"id": 10.0}], '
+            '"edges": [{"source": 0.0, "target": 1.0}, {"source": 1, "target": 10.0}]}',
+        ),
+    ],
+)
+def test_integer_ids_written_as_floats_keep_their_value(tmp_path, name, text):
+    """pandas writes an integer column holding a NaN as 1.0: node 10.0 is node 10. Before,
+    CSV and edge lists refused '1.0' (a headerless first row '1.0,...' as an unknown column),
+    JSON refused 0.0, and GraphML numbered '10.0' as the name sorted second."""
+    path = tmp_path / name
+    path.write_text(text)
+    w = Wiring.from_file(path)
+    assert w.edge_index.tolist() == [[0, 1], [1, 10]] and w.num_nodes == 11
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("w.csv", "0,1\n1.5,2\n", r"line 2: node id '1.5' is not a plain integer"),
+        ("w.csv", "1.5,2\n", r"line 1: node id '1.5' is not a plain integer"),
+        ("w.csv", "+1,2\n", r"line 1: node id '\+1' is not a plain integer"),
+        ("w.csv", "0,1\n2,-3\n", r"line 2: node id -3 is negative: ids are positions 0..N-1"),
+        ("w.txt", "# c\n-1 2\n", r"line 2: node id -1 is negative: ids are positions 0..N-1"),
+        ("w.graphml", GRAPHML_IDS.format("-1", "0", "1"), r"node ids must be >= 0 \(got '-1'\)"),
+        ("w.graphml", GRAPHML_IDS.format("0", "1.5", "2"), r"all integers .* or all names"),
+    ],
+)
+def test_ids_that_are_not_node_positions_name_the_line(tmp_path, name, text, match):
+    _raises(tmp_path, name, text, match)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_in_json_names_its_line(tmp_path, constant):
+    text = '{"nodes": [{"id": 0}, {"id": 1}],\n "edges": [{"source": 0, "target": 1, "weight": X}]}'
+    column = text.splitlines()[1].index("X") + 1
+    match = rf"line 2 column {column}: {constant} is not a JSON number"
+    _raises(tmp_path, "w.json", text.replace("X", constant), match)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".txt", ".json", ".graphml"])
+def test_windows_line_endings_and_a_byte_order_mark_read(wiring, tmp_path, ext):
+    path = tmp_path / f"w{ext}"
+    save_wiring(wiring, path)
+    text = path.read_text(encoding="utf-8").replace("\n", "\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    back = Wiring.from_file(path, num_nodes=wiring.num_nodes)
+    assert back.edge_index.tolist() == wiring.edge_index.tolist()
+    assert back.edge_weight.tolist() == wiring.edge_weight.tolist()
+
+
+def test_a_graphml_id_of_thousands_of_digits_is_one_line(tmp_path):
+    """Before: int() of a 5000-digit id raised a bare ValueError (a traceback in the CLI)."""
+    _raises(
+        tmp_path,
+        "w.graphml",
+        GRAPHML_IDS.format("0", "1" * 5000, "2"),
+        r"node id 1+\.\.\. is too large",
+    )

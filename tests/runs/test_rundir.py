@@ -281,7 +281,8 @@ def _full_run(folder: Path) -> Path:
     _run(folder)
     for rel in ("figures/wiring.png", "figures/wiring.gif", "analysis/report.md",
                 "analysis/figures/degrees.png", "tensorboard/events.out.tfevents.1.host.2.0",
-                "wiring/.epoch_0001.tmp.pt", ".checkpoint.tmp.pt", ".dnwgraph.lock"):  # fmt: skip
+                "wiring/.epoch_0001.tmp.pt", ".checkpoint.tmp.pt", ".dnwgraph.lock",
+                ".metrics.0a1b2c3d.tmp.csv", "figures/.wiring.ffff0000.tmp.png"):  # fmt: skip
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text(rel)
     return folder
@@ -353,6 +354,8 @@ def test_remove_stale_run_tmp_touches_only_the_runs_own_names(tmp_path: Path) ->
     removed = remove_stale_run_tmp(run)
     assert [p.relative_to(run).as_posix() for p in removed] == [
         ".checkpoint.tmp.pt",
+        ".metrics.0a1b2c3d.tmp.csv",
+        "figures/.wiring.ffff0000.tmp.png",
         "wiring/.epoch_0001.tmp.pt",
     ]
     assert (run / ".draft.tmp.txt").exists() and (run / "wiring" / ".keep.tmp").exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,10 @@ import torch
 from torch_geometric.data import Data
 
 from dnwgraph._atomic import atomic_path
+from dnwgraph._outputs import check_output_file
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph._checks import MAX_NODES, check_int
+from dnwgraph.graph.convert import PLAIN_INT
 from dnwgraph.registry import Registry
 from dnwgraph.typing import PathLikeStr
 
@@ -189,9 +190,10 @@ def write_data(data: Data, path: PathLikeStr) -> Path:
     the same folder renamed over ``path``); the parent folder is created.
 
     Raises:
-        DNWGraphError: an unknown extension (the message lists the registered ones).
+        DNWGraphError: an unknown extension (the message lists the registered ones), or a
+            ``path`` that is a folder, ends with a separator or lies below a file.
     """
-    path = Path(path)
+    path = check_output_file(path, "wiring file")
     fmt = find_format(path, "write")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -199,29 +201,29 @@ def write_data(data: Data, path: PathLikeStr) -> Path:
     return path
 
 
-_ID = re.compile(r"-?(0|[1-9][0-9]*)")
-
-
 def node_id(text: str, lineno: int) -> int:
-    """A node id written as text on line ``lineno``: a plain decimal integer (no ``+``, no
-    leading zero, no ``_``), below the node limit.
+    """A node id written as text on line ``lineno``: a decimal integer (no ``+``, no leading
+    zero, no ``_``; ``10.0`` is 10, as pandas writes an integer column holding a NaN), at least
+    0 and below the node limit.
 
     Raises:
-        DNWGraphError: anything else, naming the line (a negative id is left to the range check
-            of the wiring, which names the valid range).
+        DNWGraphError: anything else, naming the line.
 
     Examples:
-        >>> node_id("12", 3)
-        12
+        >>> node_id("12", 3), node_id("12.0", 3)
+        (12, 12)
     """
-    if not _ID.fullmatch(text):
+    if not PLAIN_INT.fullmatch(text):
         raise DNWGraphError(f"line {lineno}: node id {text[:40]!r} is not a plain integer")
-    if len(text) > 12 or int(text) >= MAX_NODES:
+    head = text.partition(".")[0]
+    if head.startswith("-"):
+        raise DNWGraphError(f"line {lineno}: node id {text} is negative: ids are positions 0..N-1")
+    if len(head) > 12 or int(head) >= MAX_NODES:
         raise DNWGraphError(
             f"line {lineno}: node id {text[:40]} is too large: ids are positions 0..N-1 below "
             f"{MAX_NODES}"
         )
-    return int(text)
+    return int(head)
 
 
 def text_lines(path: Path) -> list[str]:

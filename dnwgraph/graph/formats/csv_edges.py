@@ -14,9 +14,9 @@ graph.
 
 Read: a header naming ``source`` and ``target`` and any of the columns above (others are
 refused), or no header and two columns (``source,target``) or three (``source,target,weight``).
-Blank lines and lines starting with ``#`` are skipped; a UTF-8 byte-order mark is skipped.
-Node ids are plain integers; the roles of a node must agree on every row. A CSV holds edges
-only: nodes without an edge are not stored (pass ``num_nodes=`` when reading back).
+Blank lines and lines starting with ``#`` are skipped; a UTF-8 byte-order mark is skipped. Node
+ids are plain integers (``10.0`` is 10); the roles of a node must agree on every row. A CSV
+holds edges only: nodes without an edge are not stored (pass ``num_nodes=`` when reading back).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ COLUMNS: tuple[str, ...] = (
     "module",
     "selected",
 )
-_ID = re.compile(r"-?(0|[1-9][0-9]*)")
+_NUMERIC = re.compile(r"[-+.]?[0-9]")
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
@@ -72,7 +72,7 @@ class CSVFormat:
         if not rows:
             raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
         lineno, first = rows[0]
-        header = None if _ID.fullmatch(first[0]) else _header(lineno, first)
+        header = None if _numeric(first[0]) else _header(lineno, first)
         if header is None:
             header = _headerless(rows)
         else:
@@ -101,6 +101,11 @@ def _rows(path: Path) -> list[tuple[int, list[str]]]:
     except csv.Error as err:
         raise DNWGraphError(f"not a CSV edge list ({err})") from None
     return rows
+
+
+def _numeric(cell: str) -> bool:
+    """Whether a first cell reads as a number (a row of edges), not a column name."""
+    return bool(_NUMERIC.match(cell)) or cell[:1].isdigit()
 
 
 def _wrong_separator(lineno: int, cell: str) -> None:

@@ -3,7 +3,7 @@
 One edge per line, ``source target``, separated by whitespace or by commas, then optionally a
 weight column (``0 1 0.5``) or networkx's attribute dict (``0 1 {'weight': 0.5}``; the weight is
 ``edge_weight``, else ``weight``). Blank lines and ``#`` comments are skipped. Every line has the
-same separator and the same columns; node ids are plain integers.
+same separator and the same columns; node ids are plain integers (``10.0`` is 10).
 
 Written: ``source target {'edge_weight': w, 'weight': |w|}`` per edge in edge order (``source
 target`` for a wiring without weights), after three comment lines that networkx skips and this

@@ -4,11 +4,11 @@ Written by ``networkx.write_graphml`` / ``write_gexf`` of the graph of
 :func:`~dnwgraph.graph.convert.data_to_networkx`: every node and edge attribute (GEXF has no
 graph attributes, so ``acyclic``/``self_loops`` are found from the graph when it is read).
 
-Read through networkx. Node ids that are plain integers are kept as the ids (``"10"`` is node
-10, after node 9; an id missing from the file is a node without edges); ids that are all names
-are numbered in sorted order; a mix of both, a node id listed twice, an attribute key declared
-twice or a value given twice for one key of a node or edge are refused (networkx would keep
-one of them silently). An undirected graph is refused.
+Read through networkx. Node ids that are plain integers are kept as the ids (``"10"`` or
+``"10.0"`` is node 10, after node 9; an id missing from the file is a node without edges); ids
+that are all names are numbered in sorted order; a mix of both, a node id listed twice, an
+attribute key declared twice or a value given twice for one key of a node or edge are refused
+(networkx would keep one of them silently). An undirected graph is refused.
 """
 
 from __future__ import annotations

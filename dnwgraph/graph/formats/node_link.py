@@ -11,8 +11,9 @@ reads it::
 Read strictly: an object with ``nodes`` (each an object with an ``id``) and ``edges`` (each an
 object with ``source`` and ``target`` naming listed nodes; networkx's older key ``links`` is
 read too), optionally ``directed`` (``true``), ``multigraph`` and ``graph``. Node ids are
-integers (kept as ids) or names (numbered in sorted order), never both; a key given twice in
-an object, an unknown top-level key or nesting deeper than networkx writes are refused.
+integers (kept as ids; ``10.0`` is 10) or names (numbered in sorted order), never both; a key
+given twice in an object, an unknown top-level key or nesting deeper than networkx writes are
+refused.
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ class NodeLinkFormat:
             attrs = _object(edge, f"edge {i}")
             ends = [attrs.pop(key, None) for key in ("source", "target")]
             attrs.pop("key", None)  # a multigraph's edge key
-            for end in ends:
-                if end is None or _id(end, f"edge {i}") not in g:
-                    raise DNWGraphError(
-                        f"edge {i} must have 'source' and 'target' naming listed nodes "
-                        f"(got {ends[0]!r} -> {ends[1]!r})"
-                    )
-            g.add_edge(*ends, **attrs)
+            ids = [None if end is None else _id(end, f"edge {i}") for end in ends]
+            if any(v is None or v not in g for v in ids):
+                raise DNWGraphError(
+                    f"edge {i} must have 'source' and 'target' naming listed nodes "
+                    f"(got {ends[0]!r} -> {ends[1]!r})"
+                )
+            g.add_edge(*ids, **attrs)
         if g.number_of_edges() == 0:
             raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
         return networkx_to_data(g, keep_ids=True)[0]
@@ -113,6 +114,9 @@ def _object(value: Any, what: str) -> dict[str, Any]:
 
 
 def _id(value: Any, what: str) -> Any:
+    """A node id: an integer (``10.0`` is 10, as numpy arrays are written) or a name."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise DNWGraphError(f"{what}: a node id is an integer or a name (got {value!r})")
     return value
