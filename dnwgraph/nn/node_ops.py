@@ -144,15 +144,17 @@ class NodeOp(nn.Module):
 def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
     """One node op over the nodes ``index`` of each ``(op, index)`` part, concatenated in order.
 
-    All ops must be of the same class and configuration; the new op has the device and
-    floating dtype of the first.  Used to regroup nodes into new levels
+    All ops must be of the same class and configuration, each with the modules and settings
+    its configuration builds (a swapped activation cannot be copied by its tensors); the new
+    op has the device and floating dtype of the first.  Used to regroup nodes into new levels
     (:func:`regroup_node_ops`).
 
     Args:
         parts: ``(op, index)`` pairs; ``index`` is a LongTensor of local node ids of ``op``.
 
     Raises:
-        ValueError: no parts, no nodes, or ops of different kinds or configurations.
+        ValueError: no parts, no nodes, ops of different kinds or configurations, or an op
+            changed after it was built.
 
     Examples:
         >>> a, b = create_node_op("neuron", 2), create_node_op("neuron", 3)
@@ -168,9 +170,18 @@ def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
                 f"cannot concatenate node ops of different kinds "
                 f"({type(first).__name__}{first.config} vs {type(op).__name__}{op.config})"
             )
+    changed = next(
+        (op for op in {id(op): op for op, _ in parts}.values() if not _as_built(op)), None
+    )
+    if changed is not None:
+        raise DNWGraphError(
+            "cannot concatenate a node op whose modules or settings were changed after it was "
+            f"built (expected what its config {changed.config} builds, got {changed!r})"
+        )
     indices = [torch.as_tensor(i, dtype=torch.long).view(-1).cpu() for _, i in parts]
     total = sum(int(i.numel()) for i in indices)
-    new = type(first)(_check_num_nodes(total), **first.config)
+    with torch.random.fork_rng(devices=[]):  # its initial values are overwritten: no draws
+        new = type(first)(_check_num_nodes(total), **first.config)
     states = [op.state_dict() for op, _ in parts]
     merged = {}
     for key, value in states[0].items():
@@ -187,6 +198,15 @@ def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
     return new.to(device=floats[0].device, dtype=floats[0].dtype) if floats else new
 
 
+def _as_built(op: NodeOp) -> bool:
+    """Whether ``op``'s modules and their settings are those its configuration builds (its
+    ``repr`` names every module and setting): a new op from the configuration is then the
+    same op once the tensors are copied."""
+    with torch.random.fork_rng(devices=[]):
+        template = type(op)(op.num_nodes, **op.config)
+    return repr(template) == repr(op)
+
+
 def regroup_node_ops(
     ops: Sequence[NodeOp], groups: Sequence[Tensor], new_groups: Sequence[Tensor]
 ) -> list[NodeOp]:
@@ -196,16 +216,18 @@ def regroup_node_ops(
 
     Used to run the levels of another wiring over the same nodes (the selected edges' levels
     in :class:`~dnwgraph.nn.LevelExecutor`; a subgraph's in
-    :meth:`~dnwgraph.StaticNeuralGraph.subgraph`).
+    :meth:`~dnwgraph.StaticNeuralGraph.subgraph`).  The ops of one kind and configuration
+    are concatenated once and each new op gathers its rows from them, so a new group may
+    not mix kinds.
 
     Args:
         ops: one node op per group, ``ops[i].num_nodes == len(groups[i])``.
         groups: the node ids of every op (LongTensors, disjoint).
-        new_groups: node ids, each in one of ``groups``.
+        new_groups: node ids (non-empty), each in one of ``groups``.
 
     Raises:
-        ValueError: a new group holding a node of no group, or ops that cannot be
-            concatenated (:func:`concat_node_ops`).
+        ValueError: an empty new group, one holding a node of no group, or one mixing ops of
+            different kinds or configurations.
 
     Examples:
         >>> a, b = create_node_op("neuron", 2), create_node_op("neuron", 1)
@@ -216,20 +238,37 @@ def regroup_node_ops(
         >>> [op.bias.tolist() for op in new]
         [[2.0, 3.0], [1.0]]
     """
-    old = torch.cat([torch.as_tensor(g, dtype=torch.long).view(-1).cpu() for g in groups])
-    size = 1 + max(int(old.max()), *(int(g.max()) for g in new_groups if g.numel()))
-    row = torch.full((size,), -1, dtype=torch.long)
-    row[old] = torch.arange(old.numel())  # node -> row of the ops concatenated in order
-    every = concat_node_ops([(op, torch.arange(op.num_nodes)) for op in ops])
+    new_groups = [torch.as_tensor(g, dtype=torch.long).view(-1).cpu() for g in new_groups]
+    groups = [torch.as_tensor(g, dtype=torch.long).view(-1).cpu() for g in groups]
+    for j, g in enumerate(new_groups):
+        if g.numel() == 0:
+            raise DNWGraphError(f"'new_groups[{j}]' must hold at least one node (got none)")
+    kinds: dict[str, list[int]] = {}  # the ops of each kind and configuration
+    for i, op in enumerate(ops):
+        kinds.setdefault(f"{type(op).__qualname__}{sorted(op.config.items())}", []).append(i)
+    size = 1 + max(int(g.max()) for g in [*groups, *new_groups] if g.numel())
+    kind_of = torch.full((size,), -1, dtype=torch.long)
+    row = torch.full((size,), -1, dtype=torch.long)  # node -> row among its kind's ops
+    stacked = []
+    for k, members in enumerate(kinds.values()):
+        nodes = torch.cat([groups[i] for i in members])
+        kind_of[nodes], row[nodes] = k, torch.arange(nodes.numel())
+        stacked.append(concat_node_ops([(ops[i], torch.arange(ops[i].num_nodes)) for i in members]))
     out = []
     for j, g in enumerate(new_groups):
-        rows = row[g.cpu()]
-        if bool((rows < 0).any()):
-            missing = g.cpu()[rows < 0][:5].tolist()
+        k = kind_of[g].unique()
+        if bool((k < 0).any()):
+            missing = g[kind_of[g] < 0][:5].tolist()
             raise DNWGraphError(
                 f"'new_groups[{j}]' must hold nodes of 'groups' only (got nodes {missing})"
             )
-        out.append(every.select(rows))
+        if k.numel() > 1:
+            a, b = (stacked[int(i)] for i in k[:2])
+            raise DNWGraphError(
+                f"'new_groups[{j}]' mixes node ops of different kinds ({type(a).__name__}"
+                f"{a.config} vs {type(b).__name__}{b.config}); one op runs one kind"
+            )
+        out.append(stacked[int(k)].select(row[g]))
     return out
 
 

@@ -22,11 +22,13 @@ may have changed since, e.g. trained with the wiring fixed).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrize import is_parametrized
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
 from dnwgraph.nn.node_ops import NodeOp, regroup_node_ops
 
@@ -35,34 +37,43 @@ from dnwgraph.nn.node_ops import NodeOp, regroup_node_ops
 MIN_SHRINK = 4
 
 
-def node_op_tensors(ops: Sequence[nn.Module]) -> list[list[Tensor]] | None:
-    """The parameters and buffers of every node op, in one order for all of them (the order
-    of a walk of their modules), or ``None`` when the ops cannot be regrouped: not all
-    :class:`~dnwgraph.nn.NodeOp` of one kind and configuration, or a module with forward
-    hooks (they would see other calls than the levels')."""
+class NodeOpState(NamedTuple):
+    """What a run by the selected levels reads of the owner's node ops at every call."""
+
+    modules: tuple[nn.Module, ...]  #: every module of every op, in the order of a walk
+    tensors: list[list[Tensor]]  #: every op's parameters and buffers, in one order for all
+
+
+def node_op_state(ops: Sequence[nn.Module]) -> NodeOpState | None:
+    """The modules and tensors of the node ops, or ``None`` when they cannot be regrouped:
+    not all :class:`~dnwgraph.nn.NodeOp` of one kind and configuration, a module in
+    training mode (a norm updating its statistics), with forward hooks (they would see
+    other calls than the levels') or a parametrization (its tensors are computed)."""
     first = ops[0] if ops else None
     if not isinstance(first, NodeOp):
         return None
     kind, config = type(first), first.config
-    out = []
+    modules: list[nn.Module] = []
+    tensors = []
     for op in ops:
         if type(op) is not kind or op.config != config:  # type: ignore[attr-defined]
             return None
-        tensors = _tensors(op)
-        if tensors is None:
+        found = _walk(op, modules)
+        if found is None:
             return None
-        out.append(tensors)
-    return out
+        tensors.append(found)
+    return NodeOpState(tuple(modules), tensors)
 
 
-def _tensors(module: nn.Module) -> list[Tensor] | None:
-    # a walk of the module's own dicts: this runs at every call, for every level's op
+def _walk(module: nn.Module, modules: list[nn.Module]) -> list[Tensor] | None:
+    # the module's own dicts, read directly: this runs at every call, for every level's op
     found: list[Tensor] = []
     stack = [module]
     while stack:
         m = stack.pop()
-        if m._forward_hooks or m._forward_pre_hooks:
+        if m.training or m._forward_hooks or m._forward_pre_hooks or is_parametrized(m):
             return None
+        modules.append(m)
         found += [t for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
         stack += [c for c in m._modules.values() if c is not None]
     return found
@@ -77,10 +88,11 @@ class SelectedLevels:
         wiring (Wiring): the selected edges over the owner's nodes.
         make (callable): ``make(wiring, spec, node_ops=...)`` builds an executor (the
             owner's class).
+        state (NodeOpState): the owner's node ops now.
 
     Calling it is :meth:`LevelExecutor.forward <dnwgraph.nn.LevelExecutor.forward>` for
     every node's inputs ``x`` ``[N, B, *S]`` (with ``rows`` and ``pool``), after
-    :meth:`refresh` with the owner's node op tensors.
+    :meth:`refresh` with the owner's node ops' state.
 
     Example:
         >>> from dnwgraph import Wiring, WiringSpec
@@ -98,22 +110,30 @@ class SelectedLevels:
     """
 
     @classmethod
-    def build(cls, owner: Any, mask: Tensor, make: Callable[..., Any]) -> SelectedLevels | None:
+    def build(
+        cls, owner: Any, mask: Tensor, make: Callable[..., Any], state: NodeOpState
+    ) -> SelectedLevels | None:
         """The run of ``owner``'s selected edges ``mask``, or ``None`` when they have more
         than ``1 /`` :data:`MIN_SHRINK` of its executed levels (the fewer levels would not
-        pay for the regrouping and the every-node inputs)."""
+        pay for the regrouping and the every-node inputs) or a node op cannot be regrouped
+        (:func:`~dnwgraph.nn.concat_node_ops`: changed after it was built)."""
         wiring = Wiring(owner.conv.edge_index[:, mask].cpu(), owner.num_nodes)
         operating = wiring.out_degree().cpu() > 0
         depth = sum(1 for level in wiring.levels() if bool(operating[level].any()))
-        return cls(owner, mask, wiring, make) if MIN_SHRINK * depth <= len(owner.groups) else None
+        if MIN_SHRINK * depth > len(owner.groups):
+            return None
+        try:
+            with torch.random.fork_rng(devices=[]):  # built, then overwritten: no draws
+                return cls(owner, mask, wiring, make, state)
+        except DNWGraphError:  # an op changed after it was built: not regrouped faithfully
+            return None
 
-    def __init__(self, owner: Any, mask: Tensor, wiring: Wiring, make: Callable[..., Any]) -> None:
-        conv = owner.conv
-        weight = conv.edge_weight.detach()
+    def __init__(
+        self, owner: Any, mask: Tensor, wiring: Wiring, make: Callable[..., Any], state: Any
+    ) -> None:
+        weight = owner.conv.edge_weight.detach()
         spec = owner.spec.replace(ratio=1.0, selection="complete", scope=None, selection_options={})
-        with torch.random.fork_rng(devices=[]):  # its initial weights: the caller's draws stay
-            self.executor = make(wiring, spec, node_ops=lambda n: [nn.Identity()] * len(n))
-        ex = self.executor
+        self.executor = ex = make(wiring, spec, node_ops=lambda n: [nn.Identity()] * len(n))
         ex.node_ops = nn.ModuleList(regroup_node_ops(list(owner.node_ops), owner.groups, ex.groups))
         ex.to(weight.device).eval().conv.to(weight.dtype)
         with torch.no_grad():
@@ -123,20 +143,21 @@ class SelectedLevels:
         row = torch.full((owner.num_nodes,), -1, dtype=torch.long)
         row[old] = torch.arange(old.numel())
         self.rows = [row[g.cpu()].to(weight.device) for g in ex.groups]
-        self.tensors = node_op_tensors(list(ex.node_ops))
+        self.modules = state.modules  # the owner's node ops it was built for
+        self.tensors = cast(NodeOpState, node_op_state(list(ex.node_ops))).tensors
 
     @torch.no_grad()
-    def refresh(self, owner_tensors: list[list[Tensor]]) -> None:
-        """Copy the owner's node parameters and buffers (``owner_tensors``, one list per op,
-        :func:`node_op_tensors`) into the new ops: one concatenation per tensor of an op and
-        one gather per new op."""
-        assert self.tensors is not None
-        for slot, per_op in enumerate(zip(*owner_tensors, strict=True)):
-            if per_op[0].dim() == 0:  # a scalar (BatchNorm's step count): unused in eval
-                continue
-            every = torch.cat(per_op)
+    def refresh(self, state: NodeOpState) -> None:
+        """Copy the owner's node parameters and buffers into the new ops: one concatenation
+        per tensor of an op and one gather per new op (a scalar, e.g. BatchNorm's step
+        count, is the first op's)."""
+        for slot, per_op in enumerate(zip(*state.tensors, strict=True)):
+            every = torch.cat(per_op) if per_op[0].dim() else None
             for rows, mine in zip(self.rows, self.tensors, strict=True):
-                torch.index_select(every, 0, rows, out=mine[slot])
+                if every is None:
+                    mine[slot].copy_(per_op[0])
+                else:
+                    torch.index_select(every, 0, rows, out=mine[slot])
 
     def __call__(self, x: Tensor, rows: Any, pool: Any) -> Tensor:
         return self.executor(x, rows, pool)

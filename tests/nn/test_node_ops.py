@@ -8,6 +8,7 @@ from dnwgraph.nn.node_ops import (
     concat_node_ops,
     create_node_op,
     list_node_ops,
+    regroup_node_ops,
 )
 
 
@@ -164,3 +165,34 @@ def test_channel_node_op_eps_bounds_the_gradient_of_a_silent_node():
 def test_channel_node_op_bad_eps(eps):
     with pytest.raises(ValueError, match="'eps' must be a positive number"):
         ChannelNodeOp(2, eps=eps)
+
+
+def test_concat_refuses_an_op_changed_after_it_was_built():
+    op = create_node_op("conv1d", 3)
+    assert concat_node_ops([(op, torch.tensor([1]))]).num_nodes == 1
+    op.act = torch.nn.Tanh()  # its tensors alone cannot say so
+    with pytest.raises(ValueError, match="changed after it was built"):
+        op.select([0, 2])
+    op = create_node_op("conv1d", 3, norm="batch")
+    op.norm.eps = 1.0
+    with pytest.raises(ValueError, match="changed after it was built"):
+        op.select([0])
+
+
+def test_regroup_gathers_each_node_from_its_op_and_keeps_kinds_apart():
+    groups = [torch.tensor([0, 3, 5]), torch.tensor([1, 4]), torch.tensor([2, 6])]
+    ops = [randomize(create_node_op("neuron", 3)), randomize(create_node_op("neuron", 2))]
+    ops.append(randomize(create_node_op("neuron", 2, activation="tanh")))
+    x = torch.randn(7, 4)
+    ref = torch.empty(7, 4)
+    for op, g in zip(ops, groups, strict=True):
+        ref[g] = op(x[g])
+    new_groups = [torch.tensor([4, 0]), torch.tensor([5, 1, 3]), torch.tensor([6, 2])]
+    for op, g in zip(regroup_node_ops(ops, groups, new_groups), new_groups, strict=True):
+        torch.testing.assert_close(op(x[g]), ref[g])
+    with pytest.raises(ValueError, match=r"'new_groups\[0\]' mixes node ops of different kinds"):
+        regroup_node_ops(ops, groups, [torch.tensor([2, 0])])
+    with pytest.raises(ValueError, match=r"'new_groups\[0\]' must hold nodes of 'groups' only"):
+        regroup_node_ops(ops, groups, [torch.tensor([7])])
+    with pytest.raises(ValueError, match=r"'new_groups\[1\]' must hold at least one node"):
+        regroup_node_ops(ops, groups, [torch.tensor([0]), torch.tensor([], dtype=torch.long)])

@@ -85,9 +85,14 @@ def test_new_edge_weights_start_again():
     assert isinstance(built(ex), SelectedLevels)
 
 
-def test_building_draws_nothing_from_the_callers_random_stream():
-    ex = deep_executor()
-    x = torch.randn(200, 2, dtype=torch.float64)
+@pytest.mark.parametrize("node_op", ["neuron", "conv1d"])
+def test_building_draws_nothing_from_the_callers_random_stream(node_op):
+    ex = deep_executor(node_op=node_op)  # conv1d: the regrouped ops are new modules
+    x = (
+        torch.randn(200, 2, 5, dtype=torch.float64)
+        if node_op == "conv1d"
+        else torch.randn(200, 2, dtype=torch.float64)
+    )
     state = torch.get_rng_state()
     with torch.no_grad():
         ex(x), ex(x)
@@ -118,7 +123,8 @@ def hooked_op(ex):
 
 
 @pytest.mark.parametrize(
-    "case", ["training", "grad", "hook", "complete", "random draw", "not a node op", "deep"]
+    "case",
+    ["training", "grad", "hook", "complete", "random draw", "not a node op", "deep", "frozen"],
 )
 def test_the_cases_that_keep_the_candidates_levels(case):
     spec = {"complete": {"ratio": 1.0, "selection": "complete"}, "deep": {"ratio": 0.9}}
@@ -128,6 +134,9 @@ def test_the_cases_that_keep_the_candidates_levels(case):
         ex.conv.selection.cache_key = lambda: None
     if case == "not a node op":
         ex.node_ops[2] = torch.nn.Tanh()
+    if case == "frozen":  # later weight edits are ignored, as on the candidates' levels
+        ex.conv.active_mask()
+        ex.conv.plan_cache.freeze()
     calls = hooked_op(ex) if case == "hook" else []
     ex.train(case == "training")
     x = torch.randn(200, 2, dtype=torch.float64)
@@ -135,7 +144,7 @@ def test_the_cases_that_keep_the_candidates_levels(case):
         for _ in range(3):
             ex(x)
     # the selected edges keep most of the levels: marked once, the candidates' levels run
-    assert built(ex) == ("not shallower" if case == "deep" else None)
+    assert built(ex) == ("candidates" if case == "deep" else None)
     assert len(calls) == (3 if case == "hook" else 0)  # the hook saw every call
 
 
@@ -152,3 +161,49 @@ def test_a_static_model_evaluates_a_deep_dag_by_its_selected_levels():
     assert isinstance(built(model.executor), SelectedLevels)
     for out in outs:
         torch.testing.assert_close(out, ref.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_node_ops_that_cannot_be_read_as_tensors_keep_the_candidates_levels():
+    # a parametrized weight is computed; a norm in training mode updates its statistics
+    from torch.nn.utils.parametrizations import weight_norm
+
+    x = torch.randn(200, 2, 5, dtype=torch.float64)
+    for case in ("parametrized", "norm in training mode"):
+        ex = deep_executor(node_op="conv1d", node_op_options={"norm": "batch"})
+        for op in ex.node_ops:
+            if case == "parametrized":
+                weight_norm(op.conv)
+            else:
+                op.norm.train()
+        with torch.no_grad():
+            outs = [ex(x) for _ in range(3)]
+        assert built(ex) is None, case
+        if case != "parametrized":  # every call updated the statistics, as before
+            assert int(ex.node_ops[0].norm.num_batches_tracked) == 3
+        else:
+            torch.testing.assert_close(outs[2], ex.plain_forward(x))
+
+
+def test_a_node_op_module_replaced_rebuilds_or_keeps_the_candidates_levels():
+    ex = deep_executor(node_op="conv1d")
+    x = torch.randn(200, 2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        ex(x), ex(x)
+        before = built(ex)
+        for op in ex.node_ops:  # what the configuration builds: regrouped again
+            op.act = torch.nn.GELU().eval()
+        torch.testing.assert_close(ex(x), ex.plain_forward(x))
+        again = built(ex)
+        assert isinstance(again, SelectedLevels) and again is not before
+        for op in ex.node_ops:  # not what the configuration builds: not regrouped
+            op.act = torch.nn.Tanh().eval()
+        torch.testing.assert_close(ex(x), ex.plain_forward(x))
+    assert built(ex) == "candidates"
+
+
+def test_the_result_dtype_is_the_promoted_one_at_every_call():
+    ex = deep_executor()  # float64 weights, float32 inputs: float64, as the level loop
+    x = torch.randn(200, 2)
+    with torch.no_grad():
+        dtypes = [ex(x).dtype for _ in range(3)]
+    assert dtypes == [torch.float64] * 3 and isinstance(built(ex), SelectedLevels)

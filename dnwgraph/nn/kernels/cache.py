@@ -167,8 +167,10 @@ class PlanCache:
             whose ``cache_key()`` is ``None`` chooses at every call).
         mask (BoolTensor or None): the selected edges ``[E]``.
         plans (dict): :class:`~dnwgraph.nn.kernels.AggregationPlan` per
-            ``(group, first_row, last_row)``, and a pull chain's plan under ``"pull"``
-            (``dnwgraph.nn.kernels.pull_plan``), built on first use.
+            ``(group, first_row, last_row)``, a pull chain's plan under ``"pull"``
+            (``dnwgraph.nn.kernels.pull_plan``), and a level executor's run by the selected
+            levels under ``"selected levels"`` (``dnwgraph.nn.selected_levels``), built on
+            first use: everything derived from one weight state, dropped with it.
         by_group (tuple or None): the selected edges ordered by source group (built on first
             use by a layer with ``source_groups``).
         weight_states (int): distinct weight values seen (drives ``grad_every``): a change of

@@ -123,6 +123,7 @@ class LevelIds:
         levels = [torch.arange(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         self.source_groups = SourceGroups(self.edge_index.cpu(), self.num_nodes, levels)
         self.plan_cache = PlanCache()
+        self._state: dict | None = None  # the layer's plans when the view's were built
 
     @property
     def impl(self) -> str:
@@ -141,11 +142,14 @@ class LevelIds:
         return self.conv.straight_through_now
 
     def active_mask(self) -> Tensor:
-        """The layer's selection; the view's plans are dropped whenever it changes."""
+        """The layer's selection; the view's plans are dropped whenever the layer starts a
+        new weight state (its plans are a new dict then: a selection may hand back the same
+        mask object for other weights, e.g. ``fixed``)."""
         mask = self.conv.active_mask()
-        cache = self.plan_cache
-        if cache.mask is not mask:
+        cache, state = self.plan_cache, self.conv.plan_cache.plans
+        if cache.mask is not mask or self._state is not state:
             cache.mask, cache.plans, cache.by_group = mask, {}, None
+            self._state = state
         return mask
 
     def __call__(

@@ -298,3 +298,18 @@ def test_steps_tile_the_rows_after_the_first_level():
     assert steps.order.tolist() == [1, 0, 2, 3, 5, 4]
     # an edge into the first level: no pull chain
     assert PullSteps.of(torch.tensor([[2], [1]]), [0, 2, 3]) is None
+
+
+@pytest.mark.parametrize("spec", [{"selection": "dnw_periodic"}, {"selection": "random"}])
+def test_a_renumbered_chain_follows_new_weights_under_the_same_mask(spec, pulled):
+    # these selections hand back the same mask object for new weights: the level-order
+    # view must still build its plans anew (it kept the old weights' before)
+    wiring = deep_wiring(150, 5)
+    ex = executor(wiring, 5, **spec)
+    assert ex.chain.order is not None  # renumbered
+    x = torch.randn(150, 2, dtype=torch.float64)
+    for _ in range(3):
+        with torch.no_grad():
+            ex.conv.edge_weight.mul_(1.5).add_(0.1)
+        torch.testing.assert_close(ex(x), ex.plain_forward(x))
+    assert len(pulled) == 3
