@@ -242,13 +242,14 @@ class LevelExecutor(nn.Module):
     def _every_node(self, x: Tensor) -> Tensor:
         """Every node's inputs from the first level's (the other nodes at zero)."""
         full = x.new_zeros(self.num_nodes, *x.shape[1:])
-        return full.index_copy(0, self.groups[0].to(x.device), x)
+        return full.index_copy(0, self.get_buffer("group_0").to(x.device), x)
 
     def _after_first_level(self) -> Tensor:
         """The nodes after the first level, ascending."""
         after = torch.ones(self.num_nodes, dtype=torch.bool)
-        after[self.groups[0].cpu()] = False
-        return after.nonzero().view(-1).to(self.groups[0].device)
+        first = self.get_buffer("group_0")
+        after[first.cpu()] = False
+        return after.nonzero().view(-1).to(first.device)
 
     def _first_level_only(self, x: Tensor) -> bool:
         """Whether ``x`` holds the first level's inputs only (checked: else every node's)."""

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrize import is_parametrized
+from torch.nn.utils.parametrize import ParametrizationList
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
@@ -71,11 +71,18 @@ def _walk(module: nn.Module, modules: list[nn.Module]) -> list[Tensor] | None:
     stack = [module]
     while stack:
         m = stack.pop()
-        if m.training or m._forward_hooks or m._forward_pre_hooks or is_parametrized(m):
+        parametrized = type(m) is ParametrizationList  # under a parametrized module
+        if m.training or m._forward_hooks or m._forward_pre_hooks or parametrized:
             return None
         modules.append(m)
-        found += [t for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
-        stack += [c for c in m._modules.values() if c is not None]
+        for t in m._parameters.values():
+            if t is not None:
+                found.append(t)
+        for b in m._buffers.values():
+            if b is not None:
+                found.append(b)
+        if m._modules:
+            stack.extend(c for c in m._modules.values() if c is not None)
     return found
 
 

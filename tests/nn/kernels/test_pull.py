@@ -276,13 +276,14 @@ def test_a_shallow_chain_pushes(pulled):
 
 @pytest.mark.parametrize("grad", [True, False])
 def test_half_precision_is_pulled_in_float32(grad):
+    # the oracle: the same rounded weights and inputs, in float64 (a float64 model's own
+    # weights would add their rounding to bfloat16 to the error)
     wiring = deep_wiring(100, 9)
-    ex = executor(wiring, 9)
-    x = torch.randn(100, 2, dtype=torch.float64)
-    ref = ex(x)
-    half = copy.deepcopy(ex).to(torch.bfloat16)
+    half = executor(wiring, 9).to(torch.bfloat16)
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(9)).to(torch.bfloat16)
+    ref = copy.deepcopy(half).double()(x.double())
     with torch.set_grad_enabled(grad):
-        out = half(x.to(torch.bfloat16))
+        out = half(x)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.double(), ref.detach(), rtol=0.05, atol=0.05)
 
