@@ -385,7 +385,8 @@ def confirm_table(records: list[dict]) -> str:
             for name, other in against:
                 gaps = _gaps(cells[arm], other)
                 status = "complete" if len(gaps) >= full else f"in progress ({len(gaps)} of {full})"
-                names = (arm, "DNW") if name == CONTROL else (arm, "baseline")
+                label = "DNW" if arm == CONTROL else arm  # a variant is named, DNW is DNW
+                names = (label, "DNW") if name == CONTROL else (label, "baseline")
                 verdict = sb.verdict(gaps, *names) if len(gaps) >= full else ""
                 rows.append(
                     [
