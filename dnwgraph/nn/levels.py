@@ -174,18 +174,16 @@ class LevelExecutor(nn.Module):
         if pool is not None and rows is None:
             raise DNWGraphError("'pool' needs 'rows' (the nodes whose inputs are pooled)")
         with self.conv.plan_cache.hold():  # one weight state per pass
-            selected = self._selected_levels(x)
-            if selected is not None:  # inference by the selected edges' own levels
-                if first:  # its levels start elsewhere: every node's inputs
-                    rows = self._after_first_level() if rows is None else rows
-                    x = self._every_node(x)
-                dtype = torch.promote_types(x.dtype, self.conv.edge_weight.dtype)
-                return selected(x.to(dtype), rows, pool)  # as the pull chain promotes
-            if chain is not None and chain.runs(self.conv):  # the same sums, fused
+            selected = self._selected_levels(x)  # inference by the selected edges' levels
+            if selected is None and chain is not None and chain.runs(self.conv):
                 return chain.run(self.conv, self.node_ops, self, x, rows, pool, first)
-            out = self.plain_forward(self._every_node(x) if first else x)
-            if rows is None and first:  # the nodes after the first level
-                rows = self._after_first_level()
+            if first:  # every node's inputs; by default the nodes after the first level
+                rows = self._after_first_level() if rows is None else rows
+                x = self._every_node(x)
+            if selected is not None:  # as the pull chain, in the promoted dtype
+                dtype = torch.promote_types(x.dtype, self.conv.edge_weight.dtype)
+                return selected(x.to(dtype), rows, pool)
+            out = self.plain_forward(x)
             out = out if rows is None else out[rows]
             return out if pool is None else pool.pool(out)
 
@@ -202,12 +200,11 @@ class LevelExecutor(nn.Module):
         tracing or compilation: the candidates' levels run then."""
         if self.training or torch.is_grad_enabled() or self.chain is None:
             return None
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():  # before reading a tensor
-            return None
         conv, ops = self.conv, list(self.node_ops)
-        if not ops or conv.plan_cache.frozen or conv.k >= conv.num_edges:
+        # first, as it reads no tensor under tracing: also a selection that keeps its mask
+        if not self.chain.pulls_now(conv, x):
             return None
-        if not self.chain.pulls_now(conv, x):  # also: a selection that keeps its mask
+        if not ops or conv.plan_cache.frozen or conv.k >= conv.num_edges:
             return None
         mask = conv.active_mask()  # selects for the current weights (the plans reset then)
         plans = conv.plan_cache.plans

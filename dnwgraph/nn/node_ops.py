@@ -198,6 +198,20 @@ def concat_node_ops(parts: Sequence[tuple[NodeOp, Tensor]]) -> NodeOp:
     return new.to(device=floats[0].device, dtype=floats[0].dtype) if floats else new
 
 
+def stacked_rows(groups: Sequence[Tensor], size: int) -> Tensor:
+    """Every node's row in the node ops of ``groups`` concatenated in order, ``-1`` for a
+    node of none (``size`` nodes, ``LongTensor [size]`` on the CPU).
+
+    Examples:
+        >>> stacked_rows([torch.tensor([3, 0]), torch.tensor([1])], 5).tolist()
+        [1, 2, -1, 0, -1]
+    """
+    nodes = torch.cat([torch.as_tensor(g, dtype=torch.long).view(-1).cpu() for g in groups])
+    row = torch.full((size,), -1, dtype=torch.long)
+    row[nodes] = torch.arange(nodes.numel())
+    return row
+
+
 def _as_built(op: NodeOp) -> bool:
     """Whether ``op``'s modules and their settings are those its configuration builds (its
     ``repr`` names every module and setting): a new op from the configuration is then the
@@ -251,8 +265,9 @@ def regroup_node_ops(
     row = torch.full((size,), -1, dtype=torch.long)  # node -> row among its kind's ops
     stacked = []
     for k, members in enumerate(kinds.values()):
-        nodes = torch.cat([groups[i] for i in members])
-        kind_of[nodes], row[nodes] = k, torch.arange(nodes.numel())
+        mine = stacked_rows([groups[i] for i in members], size)
+        inside = mine >= 0
+        kind_of[inside], row[inside] = k, mine[inside]
         stacked.append(concat_node_ops([(ops[i], torch.arange(ops[i].num_nodes)) for i in members]))
     out = []
     for j, g in enumerate(new_groups):

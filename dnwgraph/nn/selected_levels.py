@@ -30,7 +30,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import Wiring
-from dnwgraph.nn.node_ops import NodeOp, regroup_node_ops
+from dnwgraph.nn.node_ops import NodeOp, regroup_node_ops, stacked_rows
 
 #: The selected edges run by their own levels when those are at most ``1 / MIN_SHRINK`` of
 #: the candidates' executed levels.
@@ -145,10 +145,7 @@ class SelectedLevels:
         ex.to(weight.device).eval().conv.to(weight.dtype)
         with torch.no_grad():
             ex.conv.edge_weight.copy_(weight[mask][ex.conv.edge_perm])
-        # every new op's rows in the owner's ops concatenated in order
-        old = torch.cat([g.cpu() for g in owner.groups])
-        row = torch.full((owner.num_nodes,), -1, dtype=torch.long)
-        row[old] = torch.arange(old.numel())
+        row = stacked_rows(owner.groups, owner.num_nodes)  # in the owner's ops, in order
         self.rows = [row[g.cpu()].to(weight.device) for g in ex.groups]
         self.modules = state.modules  # the owner's node ops it was built for
         self.tensors = cast(NodeOpState, node_op_state(list(ex.node_ops))).tensors
