@@ -27,9 +27,10 @@ x arm x setting x data draw x seed:
 * seed ``s`` seeds the initial weights (``torch.manual_seed``), the batch order and the random
   graph's mask (``seed=s``), so every seed has its own random graph.
 
-``--ablation`` adds, on ``tiny_static``, each reference choice alone on top of the defaults
-(``with_fan_in``, ``with_eps``, ``with_relu``; ``without_*`` are the reference with one
-default instead), for DNW and random: which of the three weakens the random graph.
+``--ablation`` adds, on ``tiny_static`` (or the ``--ablation-presets``), each reference choice
+alone on top of the defaults (``with_fan_in``, ``with_eps``, ``with_relu``; ``without_*`` are
+the reference with one default instead), for DNW and random: which of the three weakens the
+random graph.
 
 Every finished run appends one JSON line (settings, per-epoch test accuracy and training loss,
 final accuracy, wall time, threads, commit) to ``--results``; a run already there is skipped,
@@ -104,7 +105,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "reference": {"fan_in": "candidates", "node_op_options": REF_NODES},
 }
-#: One choice at a time (``--ablation``, ``tiny_static`` only).
+#: One choice at a time (``--ablation``, on the ``--ablation-presets``).
 ABLATION: dict[str, dict[str, Any]] = {
     "with_fan_in": {"fan_in": "candidates"},
     "with_eps": {"node_op_options": {"eps": 1e-5}},
@@ -114,7 +115,8 @@ ABLATION: dict[str, dict[str, Any]] = {
     "without_relu": {"fan_in": "candidates", "node_op_options": {"eps": 1e-5}},
 }
 ABLATION_DEFAULT = ["with_fan_in", "with_eps", "with_relu"]
-ABLATION_PRESET = "tiny_static"
+#: The presets ``--ablation`` runs on unless ``--ablation-presets`` names others.
+ABLATION_PRESETS = ["tiny_static"]
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def grid(args: argparse.Namespace) -> Iterator[dict]:
     for preset in args.presets:
         epochs = args.epochs.get(preset, PRESETS[preset].epochs)
         blocks = [args.settings]
-        if preset == ABLATION_PRESET and args.ablation:
+        if preset in args.ablation_presets and args.ablation:
             blocks += [[a for a in args.ablation if a.startswith(p)] for p in ("with_", "without_")]
         for settings in blocks:
             for draw in range(args.draws):
@@ -493,9 +495,10 @@ def every_cell(groups: dict[tuple, dict[tuple, dict]], settings: list[str]) -> s
 
 
 def ablation(groups: dict[tuple, dict[tuple, dict]], names: list[str]) -> str:
-    """``tiny_static``: each setting's DNW and random, and DNW's paired gap."""
+    """Every preset with ablation runs: each setting's DNW and random, and DNW's paired gap."""
     rows = []
-    for preset, ratio, epochs in sorted({c[:3] for c in groups if c[0] == ABLATION_PRESET}):
+    tried = {c[:3] for c in groups if c[4] in ABLATION}
+    for preset, ratio, epochs in sorted(tried, key=_preset_order):
         for setting in ["defaults", *names, "reference"]:
             cell = {a: groups.get((preset, ratio, epochs, a, setting), {}) for a in ARMS}
             if not any(cell.values()):
@@ -574,7 +577,7 @@ def write(args: argparse.Namespace) -> str:
         "change of the test accuracy over the last quarter of the epochs, near 0 at a "
         "plateau):\n\n"
         + every_cell(groups, args.settings)
-        + "\n\n**Which reference choice changes what, on `tiny_static`** (one choice at a "
+        + "\n\n**Which reference choice changes what** (one choice at a "
         "time; `with_*`: the defaults with that reference choice, `without_*`: the reference "
         "with that default):\n\n"
         + ablation(groups, list(ABLATION))
@@ -596,8 +599,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--ablation", nargs="*", choices=list(ABLATION), default=None,
-                   help=f"ablation settings on {ABLATION_PRESET} (no names: "
+                   help="ablation settings on the --ablation-presets (no names: "
                    f"{' '.join(ABLATION_DEFAULT)})")  # fmt: skip
+    p.add_argument("--ablation-presets", nargs="+", default=ABLATION_PRESETS,
+                   choices=list(PRESETS), metavar="PRESET",
+                   help=f"where --ablation runs (default: {' '.join(ABLATION_PRESETS)})")  # fmt: skip
     p.add_argument("--ratio", type=float, default=None, help="edge budget (default: the preset's)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds 0..n-1")
     p.add_argument("--draws", type=int, default=3, help="data draws 0..n-1")
