@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
 
+from dnwgraph._version import __version__
 from dnwgraph.registry import Registry
 
 #: Commands by name: (handler "module:function", one-line help, argument builder).
@@ -33,8 +34,6 @@ def command(name: str, handler: str, help: str) -> Callable:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dnwgraph import __version__
-
     parser = argparse.ArgumentParser(
         prog="dnwgraph",
         description="Discovering Neural Wirings on PyTorch Geometric: learn the wiring of a "
