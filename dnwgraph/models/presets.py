@@ -28,8 +28,9 @@ does not set (``norm``, the solver's); ``ratio`` is the edge budget (``int``: ed
 :math:`k / E`, applied to the candidates of every node.
 
 CIFAR-10 (as in the paper's code): a downsampling stem to 32 channels at 8 x 8 feeds the 32
-input nodes; nodes are InstanceNorm → GELU → 3 x 3 single-channel conv (static) or GELU → conv
-→ aggregate → InstanceNorm (recurrent); the 100 output nodes (the last 100 of 800) are read at
+input nodes; nodes are InstanceNorm → GELU → 3 x 3 single-channel conv (static; the norms'
+epsilon 1e-5, :data:`PRESET_NODE_OPS`) or GELU → conv → aggregate → InstanceNorm (recurrent;
+epsilon 0.1); the 100 output nodes (the last 100 of 800) are read at
 the centre (the 2 x 2 patch at rows/columns 2-3, :class:`~dnwgraph.models._graph.Readout`) and
 classified by a linear layer.  In the reference static model the last block of 192 nodes holds
 92 hidden nodes and the 100 output nodes, and those 100 also receive edges from each other
@@ -95,7 +96,10 @@ MNIST1D = _Task(
 
 
 def preset_spec(
-    ratio: Ratio, keywords: Mapping[str, Any], **fields: Any
+    ratio: Ratio,
+    keywords: Mapping[str, Any],
+    node_op_defaults: Mapping[str, Any] | None = None,
+    **fields: Any,
 ) -> tuple[WiringSpec, dict[str, Any]]:
     """The :class:`~dnwgraph.nn.WiringSpec` of a preset factory, from its flat keywords.
 
@@ -103,7 +107,9 @@ def preset_spec(
     ``keywords`` are the factory's further keywords (its ``**selection_options``): the spec
     fields a user may add (``scope``, ``node_op_options``, ``fan_in``, ``grad_every``) and the
     options of the selection go into the spec, the rest is returned for the model class
-    (which refuses, by name, a keyword it does not take).
+    (which refuses, by name, a keyword it does not take).  ``node_op_defaults`` are the
+    preset's node-op options (:data:`PRESET_NODE_OPS`); the user's ``node_op_options`` are
+    laid over them.
 
     Raises:
         ValueError: an unknown selection, or any error of :class:`~dnwgraph.nn.WiringSpec`.
@@ -115,6 +121,9 @@ def preset_spec(
     """
     wiring = {*_SPEC_KEYWORDS, *selection_options(fields.get("selection", "dnw"))}
     named = {k: v for k, v in keywords.items() if k in _SPEC_KEYWORDS}
+    user = named.get("node_op_options")
+    if node_op_defaults and (user is None or isinstance(user, Mapping)):  # else: spec refuses
+        named["node_op_options"] = {**node_op_defaults, **(user or {})}
     options = {k: v for k, v in keywords.items() if k in wiring and k not in _SPEC_KEYWORDS}
     rest = {k: v for k, v in keywords.items() if k not in wiring}
     return WiringSpec(ratio, **fields, **named, selection_options=options), rest
@@ -123,8 +132,17 @@ def preset_spec(
 #: The fields of a preset's spec that its users may set as keywords.
 _SPEC_KEYWORDS = ("scope", "node_op_options", "fan_in", "grad_every")
 
+#: The node-op options a preset sets, under its user's ``node_op_options``; a preset not
+#: named takes :class:`~dnwgraph.nn.ChannelNodeOp`'s defaults (norm epsilon
+#: :data:`~dnwgraph.nn.node_ops.NORM_EPS`).  On the real digits ``tiny_static`` is stronger,
+#: with DNW and with the random graph, with the norms' reference epsilon (the one-choice
+#: ablation in ``docs/results.md``, ``benchmarks/strongest_baseline.py``); a model saved
+#: before 0.3.0 is rebuilt with the epsilon it had (:mod:`dnwgraph.models.migrations`).
+PRESET_NODE_OPS: dict[str, dict[str, Any]] = {"tiny_static": {"eps": 1e-5}}
+
 
 def _build(
+    preset: str,
     setting: type[M],
     task: _Task,
     num_classes: int,
@@ -133,9 +151,9 @@ def _build(
     wiring: Wiring | None = None,
     **fields: Any,
 ) -> M:
-    """One preset: the task's wiring for ``setting`` (a neural graph class; or ``wiring``),
-    its stem, node op, readout and head; ``fields`` and ``keywords`` as :func:`preset_spec`
-    takes them."""
+    """Preset ``preset``: the task's wiring for ``setting`` (a neural graph class; or
+    ``wiring``), its stem, node op (with the preset's :data:`PRESET_NODE_OPS`), readout and
+    head; ``fields`` and ``keywords`` as :func:`preset_spec` takes them."""
     extra: dict[str, Any] = {}
     if wiring is None and setting is StaticNeuralGraph:
         wiring = block_dag(list(task.static_blocks))
@@ -148,7 +166,9 @@ def _build(
         )
     if setting is DiscreteTimeNeuralGraph:
         extra["steps"] = 5
-    spec, rest = preset_spec(ratio, keywords, node_op=task.node_op, **fields)
+    spec, rest = preset_spec(
+        ratio, keywords, PRESET_NODE_OPS.get(preset), node_op=task.node_op, **fields
+    )
     return setting(
         wiring,
         _per_node(spec, wiring.num_edges),
@@ -178,6 +198,7 @@ def tiny_static(
         torch.Size([2, 10])
     """
     return _build(
+        "tiny_static",
         StaticNeuralGraph,
         TINY,
         num_classes,
@@ -198,6 +219,7 @@ def tiny_discrete(
 ) -> DiscreteTimeNeuralGraph:
     """The paper's discrete-time tiny classifier for CIFAR-10 (T = 5 steps)."""
     return _build(
+        "tiny_discrete",
         DiscreteTimeNeuralGraph,
         TINY,
         num_classes,
@@ -221,6 +243,7 @@ def tiny_continuous(
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
     return _build(
+        "tiny_continuous",
         ContinuousTimeNeuralGraph,
         TINY,
         num_classes,
@@ -247,6 +270,7 @@ def mnist1d_static(
         torch.Size([2, 10])
     """
     return _build(
+        "mnist1d_static",
         StaticNeuralGraph,
         MNIST1D,
         num_classes,
@@ -303,6 +327,7 @@ def mnist1d_randwire(
         torch.Size([2, 10])
     """
     return _build(
+        "mnist1d_randwire",
         StaticNeuralGraph,
         MNIST1D,
         num_classes,
@@ -324,6 +349,7 @@ def mnist1d_discrete(
 ) -> DiscreteTimeNeuralGraph:
     """Discrete-time neural graph for MNIST-1D (320 nodes, T = 5)."""
     return _build(
+        "mnist1d_discrete",
         DiscreteTimeNeuralGraph,
         MNIST1D,
         num_classes,
@@ -347,6 +373,7 @@ def mnist1d_continuous(
     Solver options (``solver``, ``rtol``, ``atol``, ``step_size``, ``adjoint``) may be passed
     as keywords too."""
     return _build(
+        "mnist1d_continuous",
         ContinuousTimeNeuralGraph,
         MNIST1D,
         num_classes,

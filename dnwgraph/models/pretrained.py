@@ -15,8 +15,10 @@ A folder holds two files, the names and roles of the Hugging Face Hub convention
 
 The model is rebuilt as ``create_model(name, *args, **kwargs)`` or ``Class(*args, **kwargs)``
 for one of dnwgraph's own model classes (looked up by name among the classes dnwgraph defines,
-never imported), and its state dict loaded exactly. Arguments are JSON values, tensors,
-:class:`~dnwgraph.Wiring` and :class:`~dnwgraph.nn.WiringSpec` (``dnwgraph/models/_arguments.py``).
+never imported), and its state dict loaded exactly; a registered model gets the defaults of
+the version that saved it (``dnwgraph_version``, ``dnwgraph/models/migrations.py``).
+Arguments are JSON values, tensors, :class:`~dnwgraph.Wiring` and
+:class:`~dnwgraph.nn.WiringSpec` (``dnwgraph/models/_arguments.py``).
 
 Both files are checked before anything is built: the checksums, every field of the config,
 the file kinds (``dnwgraph/models/_folder.py``); after loading, the stored masks must agree
@@ -40,8 +42,10 @@ import torch
 from torch import Tensor, nn
 
 from dnwgraph._atomic import atomic_write_files, tmp_path
+from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.models import _arguments, _folder, hub
+from dnwgraph.models.migrations import is_version, migrate_kwargs
 from dnwgraph.models.registry import create_model
 from dnwgraph.models.state_dict import load_state_dict
 from dnwgraph.registry import Registry
@@ -282,8 +286,6 @@ def save_pretrained(
         >>> sorted(p.name for p in folder.iterdir())
         ['config.json', 'model.safetensors']
     """
-    from dnwgraph import __version__
-
     if not isinstance(model, nn.Module):
         raise DNWGraphTypeError(f"'model' must be an nn.Module (got {type(model).__name__})")
     if not isinstance(overwrite, bool):
@@ -371,6 +373,8 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
     _check_field(
         path, config, "torch_dtype", config["torch_dtype"] in _DTYPES, f"one of {sorted(_DTYPES)}"
     )
+    version = config["dnwgraph_version"]
+    _check_field(path, config, "dnwgraph_version", is_version(version), "a version string")
     return config
 
 
@@ -442,6 +446,7 @@ def _rebuild(config: dict[str, Any], tensors: dict[str, Tensor], where: str) -> 
         if config["name"] is not None:
             if args:
                 raise DNWGraphError("a registered model takes keyword arguments only")
+            kwargs = migrate_kwargs(config["name"], kwargs, config["dnwgraph_version"])
             return create_model(config["name"], **kwargs)
         return _CLASSES.get(config["class"])(*args, **kwargs)
     except (TypeError, ValueError, RuntimeError, KeyError, IndexError, OverflowError) as err:

@@ -5,7 +5,12 @@ A checkpoint (``DIR/checkpoint.pt``) is a dict of tensors and plain values, load
 
     {"format": "dnwgraph-checkpoint/1", "model": {"name", "kwargs"}, "model_state",
      "optimizer_state", "scheduler_state", "epoch", "step", "rng", "config", "history",
-     "run_id", "checksum"}
+     "run_id", "dnwgraph_version", "checksum"}
+
+``dnwgraph_version`` is the version whose defaults the model was built with (a resumed run
+keeps its first one); :func:`load_model` rebuilds the model with them
+(:mod:`dnwgraph.models.migrations`). Checkpoints written before 0.3.0 have none and were
+built with 0.2's defaults.
 
 ``checksum`` is ``"sha256:<hex>"`` of every other entry (:func:`state_digest`: tensors by
 dtype, shape and bytes, plain values by ``repr``), so a checkpoint whose bytes were damaged
@@ -30,7 +35,9 @@ import torch
 from torch import nn
 
 from dnwgraph._atomic import atomic_write_bytes
+from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.models.migrations import OLDEST, is_version, migrate_kwargs
 from dnwgraph.models.pretrained import check_map_location, from_pretrained, is_pretrained_dir
 from dnwgraph.models.registry import create_model
 from dnwgraph.models.state_dict import load_state_dict
@@ -49,6 +56,7 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "load_model",
+    "built_by",
     "is_pretrained_source",
 ]
 
@@ -151,6 +159,7 @@ def new_checkpoint(
     config: dict[str, Any],
     history: list[dict[str, Any]],
     run_id: str | None = None,
+    dnwgraph_version: str = __version__,
 ) -> dict[str, Any]:
     """A checkpoint (format in the module doc) holding the given entries and the state of the
     global generators now (:func:`rng_state`); :func:`save_checkpoint` adds the checksum.
@@ -166,6 +175,8 @@ def new_checkpoint(
         config (dict): the resolved config, a plain nested mapping.
         history (list of dict): the metric rows so far.
         run_id (str, optional): the run's id (:func:`dnwgraph.runs.run.new_run_id`).
+        dnwgraph_version (str, optional): the version whose defaults built the model (a
+            resumed run passes its checkpoint's :func:`built_by`). (default: this version)
 
     Examples:
         >>> ckpt = new_checkpoint(model={"name": "m", "kwargs": {}}, model_state={},
@@ -186,6 +197,7 @@ def new_checkpoint(
         "config": config,
         "history": history,
         "run_id": run_id,
+        "dnwgraph_version": dnwgraph_version,
     }
 
 
@@ -240,7 +252,23 @@ def load_checkpoint(path: PathLikeStr, map_location: str | torch.device = "cpu")
             f"checkpoint {str(path)!r} is corrupt: its contents do not match its checksum (the "
             "file was damaged after it was written); restore a copy or start a new run"
         )
+    if not is_version(built_by(state)):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: 'dnwgraph_version' must be a version string (got "
+            f"{state['dnwgraph_version']!r:.80})"
+        )
     return state
+
+
+def built_by(state: dict[str, Any]) -> Any:
+    """The version whose defaults built a checkpoint's model (:data:`OLDEST` for a checkpoint
+    written before versions were recorded).
+
+    Examples:
+        >>> built_by({}), built_by({"dnwgraph_version": "0.3.0"})
+        ('0.2.0', '0.3.0')
+    """
+    return state.get("dnwgraph_version", OLDEST)
 
 
 def rng_state() -> dict[str, Any]:
@@ -316,8 +344,9 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
     """Rebuild a trained model from a run directory, a ``checkpoint.pt`` or a pretrained-model
     folder, in eval mode.
 
-    The model is created with ``create_model(name, **kwargs)`` from the checkpoint and its
-    state dict (weights, and the masks of ``random`` / ``fixed`` selections) is loaded exactly.
+    The model is created with ``create_model(name, **kwargs)`` from the checkpoint, with the
+    defaults of the version that built it (:func:`built_by`), and its state dict (weights,
+    and the masks of ``random`` / ``fixed`` selections) is loaded exactly.
     A folder written by ``model.save_pretrained(dir)`` (``config.json`` and
     ``model.safetensors``, no ``checkpoint.pt``) is read by
     :func:`dnwgraph.models.from_pretrained`.
@@ -348,7 +377,8 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
     spec = state["model"]
     name = spec.get("name") if isinstance(spec, dict) else None
     try:
-        model = create_model(str(name), **dict(spec.get("kwargs") or {}))
+        kwargs = migrate_kwargs(str(name), dict(spec.get("kwargs") or {}), built_by(state))
+        model = create_model(str(name), **kwargs)
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds model {name!r}, which cannot be rebuilt here "

@@ -33,11 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.models import count_params, create_model
+from dnwgraph.models.migrations import migrate_kwargs
 from dnwgraph.models.registry import MODELS
 from dnwgraph.models.state_dict import load_state_dict
-from dnwgraph.runs.checkpoint import CheckpointError, set_rng_state
+from dnwgraph.runs.checkpoint import CheckpointError, built_by, set_rng_state
 from dnwgraph.runs.lock import RunLock
 from dnwgraph.runs.run import ForeignFileError, Run, new_run_id
 from dnwgraph.runs.rundir import RunExistsError, check_new_run, remove_stale_run_tmp
@@ -102,6 +104,7 @@ class _Session:
     history: list[dict[str, Any]] = field(default_factory=list)
     masks: Any = None  # the selection masks after the last epoch (for swapped_in / _out)
     run_id: str | None = None  # written into each file of the run (main process)
+    built_by: str = __version__  # whose defaults built the model (a resumed run: its first)
 
 
 def train(
@@ -177,12 +180,14 @@ def train(
         _seed_all(cfg.train.seed)
         given_model = model
         splits = _build_data(cfg.data, dataset, need_classes=model is None)
-        cfg, model = _build_model(cfg, model, splits.num_classes)
+        built = __version__ if ckpt is None else built_by(ckpt)
+        cfg, model = _build_model(cfg, model, splits.num_classes, built)
         if cfg.init.mode is not None and ckpt is None:
             apply_init(model, cfg.init)
         model.to(env.device)
         # the optimizer and the schedule refuse a bad value before any file is written
         session = _build_session(cfg, run, env, model, splits, progress)
+        session.built_by = built
         if env.is_main:
             start = _Start(resume, overwrite, lock, ckpt, rebuild=given_model is None)
             session.run_id = _prepare_run_dir(run, cfg, model, start)
@@ -324,9 +329,10 @@ def _build_data(data: DataSection, dataset: Any, need_classes: bool) -> DataSpli
 
 
 def _build_model(
-    cfg: TrainConfig, model: nn.Module | None, num_classes: int
+    cfg: TrainConfig, model: nn.Module | None, num_classes: int, version: str
 ) -> tuple[TrainConfig, nn.Module]:
-    """The user's model or the configured one, and the config recording what was built."""
+    """The user's model or the configured one, with the defaults of ``version`` (a resumed
+    run's first), and the config recording what was built."""
     if model is not None:
         spec = getattr(model, "model_spec", None) or {}
         section = ModelSection(
@@ -337,7 +343,7 @@ def _build_model(
     kwargs = _model_kwargs(cfg.model.name, cfg.model.kwargs, num_classes)
     cfg = replace(cfg, model=replace(cfg.model, kwargs=kwargs))
     try:
-        return cfg, create_model(cfg.model.name, **kwargs)
+        return cfg, create_model(cfg.model.name, **migrate_kwargs(cfg.model.name, kwargs, version))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model: {err}") from None
 
@@ -570,6 +576,7 @@ def _save_epoch(s: _Session, epoch: int) -> None:
         config=cfg.to_dict(),
         history=s.history,
         run_id=s.run_id,
+        dnwgraph_version=s.built_by,
     )
     s.run.write_metrics(s.history)
 

@@ -13,7 +13,7 @@ import torch
 from tiny_training import resume_config
 
 from dnwgraph.runs.run import Run, read_metrics_csv
-from dnwgraph.train import CheckpointError, load_checkpoint, train
+from dnwgraph.train import Callback, CheckpointError, load_checkpoint, train
 
 EPOCHS, SAMPLES = 3, 480
 SCRIPT = Path(__file__).with_name("_run_tiny.py")
@@ -174,3 +174,55 @@ def test_a_kill_before_the_config_is_written_leaves_no_half_run(
     train(resume_config(1, 96), run, progress=False)  # the same --out works again
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert load_checkpoint(run)["epoch"] == 1
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Watch(Callback):
+    """Records the fan-in the run's model was built with; stops the run after ``stop_after``
+    epochs (its checkpoint of that epoch written)."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after, self.fan_in = stop_after, None
+
+    def on_train_begin(self, model, config) -> None:
+        self.fan_in = model.conv.fan_in
+
+    def on_epoch_end(self, row, model) -> None:
+        if row["epoch"] == self.stop_after:
+            raise _Stop
+
+
+def test_a_run_resumes_with_the_defaults_it_was_built_with(tmp_path: Path, monkeypatch) -> None:
+    """A run started before a default changed (its checkpoint records no version, as every
+    one before 0.3.0) is resumed, and later loaded, with the old default; its new
+    checkpoints carry its first version on."""
+    from tiny_training import MODEL
+
+    from dnwgraph import __version__
+    from dnwgraph.models import migrations
+    from dnwgraph.runs.checkpoint import load_model, save_checkpoint
+
+    monkeypatch.setattr(
+        migrations,
+        "MIGRATIONS",
+        (migrations.Migration("0.3.0", (MODEL,), {"fan_in": "candidates"}),),
+    )
+    run, fresh = tmp_path / "run", _Watch(stop_after=1)
+    with pytest.raises(_Stop):
+        train(resume_config(2, 96), run, progress=False, callbacks=[fresh])
+    ckpt = load_checkpoint(run)
+    assert fresh.fan_in == "selected" and ckpt["dnwgraph_version"] == __version__
+    assert ckpt["epoch"] == 1
+    del ckpt["dnwgraph_version"], ckpt["checksum"]
+    save_checkpoint(run / "checkpoint.pt", ckpt)
+
+    resumed = _Watch()
+    train({}, run, resume=True, progress=False, callbacks=[resumed])
+    assert resumed.fan_in == "candidates"
+    done = load_checkpoint(run)
+    assert done["epoch"] == 2 and done["dnwgraph_version"] == "0.2.0"
+    assert "fan_in" not in done["config"]["model"]["kwargs"]  # the user's, unchanged
+    assert load_model(run).conv.fan_in == "candidates"
