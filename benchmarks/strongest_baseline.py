@@ -1,16 +1,20 @@
 """DNW against the strongest baseline, at convergence, on every preset that trains offline.
 
 Every baseline (today the random graph; complete, lottery and the methods of the wiring-methods
-issue are one line each in :data:`ARMS`) is trained with two settings of the model:
+issue are one line each in :data:`ARMS`) is trained with the settings of the model that
+:data:`SETTINGS` spells out in full (each setting means the same whatever the package's
+defaults are now):
 
-* ``defaults``: the package defaults (selected fan-in initialisation, node norms with
-  epsilon = 0.1, GELU nodes);
+* ``defaults``: the defaults of dnwgraph 0.2 (selected fan-in initialisation, node norms with
+  epsilon = 0.1, GELU nodes), still the package's for every preset but ``tiny_static``;
 * ``reference``: the reference code's choices, ``fan_in="candidates"``,
   ``node_op_options={"eps": 1e-5, "activation": "relu"}``;
+* for a preset whose package defaults are neither (``tiny_static`` since 0.3: 0.2's with
+  epsilon 1e-5), the ablation setting equal to them (:func:`package_setting`);
 
-and the stronger of the two (by its mean over all runs of the preset) is the baseline DNW is
-compared with. DNW itself is reported with the package defaults (what a user gets), the other
-setting beside it.
+and the stronger (by its mean over all runs of the preset) is the baseline DNW is compared
+with. DNW itself is reported with the package defaults (what a user gets), the other settings
+beside it.
 
 The loop is the one a user writes with the public API only (``create_model(preset,
 selection=..., **setting)``, SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine schedule per
@@ -59,7 +63,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,21 +103,80 @@ ARMS: dict[str, Arm] = {
 #: The arm every baseline is compared with.
 LEARNED = "dnw"
 
-REF_NODES = {"eps": 1e-5, "activation": "relu"}
+#: The three choices in which dnwgraph 0.2's defaults and the reference code differ.
+DEFAULTS_0_2 = {"fan_in": "selected", "eps": 0.1, "activation": "gelu"}
+REFERENCE = {"fan_in": "candidates", "eps": 1e-5, "activation": "relu"}
+#: Each choice's name in the ablation settings' names.
+CHOICE_NAMES = {"fan_in": "fan_in", "eps": "eps", "activation": "relu"}
+
+
+def model_kwargs(choices: dict[str, Any]) -> dict[str, Any]:
+    """The ``create_model`` keywords of the three choices, every one spelt out."""
+    nodes = {"eps": choices["eps"], "activation": choices["activation"]}
+    return {"fan_in": choices["fan_in"], "node_op_options": nodes}
+
+
 #: The model settings every arm is trained with.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "reference": {"fan_in": "candidates", "node_op_options": REF_NODES},
+    "defaults": model_kwargs(DEFAULTS_0_2),
+    "reference": model_kwargs(REFERENCE),
 }
-#: One choice at a time (``--ablation``, on the ``--ablation-presets``).
+#: One choice at a time (``--ablation``, on the ``--ablation-presets``): ``with_*`` is 0.2's
+#: defaults with that reference choice, ``without_*`` the reference with that 0.2 default.
 ABLATION: dict[str, dict[str, Any]] = {
-    "with_fan_in": {"fan_in": "candidates"},
-    "with_eps": {"node_op_options": {"eps": 1e-5}},
-    "with_relu": {"node_op_options": {"activation": "relu"}},
-    "without_fan_in": {"node_op_options": REF_NODES},
-    "without_eps": {"fan_in": "candidates", "node_op_options": {"activation": "relu"}},
-    "without_relu": {"fan_in": "candidates", "node_op_options": {"eps": 1e-5}},
-}
+    **{f"with_{n}": model_kwargs({**DEFAULTS_0_2, c: REFERENCE[c]})
+       for c, n in CHOICE_NAMES.items()},
+    **{f"without_{n}": model_kwargs({**REFERENCE, c: DEFAULTS_0_2[c]})
+       for c, n in CHOICE_NAMES.items()},
+}  # fmt: skip
+EVERY_SETTING = {**SETTINGS, **ABLATION}
+
+
+@cache
+def package_choices(preset: str) -> tuple[tuple[str, Any], ...]:
+    """The three choices of ``create_model(preset)`` today, read off the built model."""
+    from dnwgraph import create_model
+    from dnwgraph.nn import WiringConv
+    from dnwgraph.nn.node_ops import ChannelNodeOp
+
+    model = create_model(preset)
+    ops = [m.config for m in model.modules() if isinstance(m, ChannelNodeOp)]
+    found = {
+        "fan_in": {m.fan_in for m in model.modules() if isinstance(m, WiringConv)},
+        "eps": {o["eps"] for o in ops},
+        "activation": {o["activation"] for o in ops if "act" in o["order"]},
+    }
+    if any(len(v) != 1 for v in found.values()):
+        sys.exit(f"{preset}: its layers do not share one value of each choice ({found})")
+    return tuple((k, v.pop()) for k, v in found.items())
+
+
+def package_setting(preset: str) -> str:
+    """The setting equal to the package's defaults for ``preset`` (``defaults`` where they
+    are still 0.2's).
+
+    Raises:
+        SystemExit: no setting spells them out (add one to :data:`ABLATION`).
+    """
+    want = model_kwargs(dict(package_choices(preset)))
+    found = [name for name, kwargs in EVERY_SETTING.items() if kwargs == want]
+    if not found:
+        sys.exit(f"{preset}: no setting equals the package defaults {want}; add one")
+    return found[0]
+
+
+def candidate_settings(preset: str) -> list[str]:
+    """The settings a baseline may take its best from: the package defaults, 0.2's and the
+    reference code's."""
+    return list(dict.fromkeys([package_setting(preset), "defaults", "reference"]))
+
+
+def main_settings(preset: str, given: list[str] | None) -> list[str]:
+    """The settings the grid trains on ``preset``: ``given``, or the package defaults and the
+    reference code's choices."""
+    return given or list(dict.fromkeys([package_setting(preset), "reference"]))
+
+
 ABLATION_DEFAULT = ["with_fan_in", "with_eps", "with_relu"]
 #: The presets ``--ablation`` runs on unless ``--ablation-presets`` names others.
 ABLATION_PRESETS = ["tiny_static"]
@@ -261,7 +324,7 @@ def grid(args: argparse.Namespace) -> Iterator[dict]:
     pair before the next pair."""
     for preset in args.presets:
         epochs = args.epochs.get(preset, PRESETS[preset].epochs)
-        blocks = [args.settings]
+        blocks = [main_settings(preset, args.settings)]
         if preset in args.ablation_presets and args.ablation:
             blocks += [[a for a in args.ablation if a.startswith(p)] for p in ("with_", "without_")]
         for settings in blocks:
@@ -271,7 +334,7 @@ def grid(args: argparse.Namespace) -> Iterator[dict]:
                         for arm in args.arms:
                             yield dict(
                                 preset=preset, ratio=args.ratio, arm=arm, setting=setting,
-                                kwargs={**SETTINGS, **ABLATION}[setting],
+                                kwargs=EVERY_SETTING[setting],
                                 draw=draw, seed=seed, epochs=epochs,
                             )  # fmt: skip
 
@@ -392,13 +455,13 @@ def _gap(dnw: dict[tuple, dict], base: dict[tuple, dict]) -> tuple[str, int, str
     return f"{mean:+.2f} {ci}", len(gaps), f"{ahead} of {len(gaps)}"
 
 
-def comparisons(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> Iterator[dict]:
-    """For every (preset, baseline arm): DNW (defaults), the arm at its stronger setting and
-    the paired gap."""
+def comparisons(groups: dict[tuple, dict[tuple, dict]]) -> Iterator[dict]:
+    """For every (preset, baseline arm): DNW (package defaults), the arm at its strongest
+    :func:`candidate_settings` and the paired gap."""
     for preset, ratio, epochs in sorted({c[:3] for c in groups}, key=_preset_order):
-        dnw = groups.get((preset, ratio, epochs, LEARNED, "defaults"), {})
+        dnw = groups.get((preset, ratio, epochs, LEARNED, package_setting(preset)), {})
         for arm in [a for a in ARMS if a != LEARNED]:
-            found = {s: groups[(preset, ratio, epochs, arm, s)] for s in main
+            found = {s: groups[(preset, ratio, epochs, arm, s)] for s in candidate_settings(preset)
                      if (preset, ratio, epochs, arm, s) in groups}  # fmt: skip
             if not found or not dnw:
                 continue
@@ -406,7 +469,8 @@ def comparisons(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> Iter
             pairs = sorted(set(dnw) & set(found[best]))
             gaps = [dnw[p]["acc"] - found[best][p]["acc"] for p in pairs]
             yield dict(name=_name(preset, ratio), epochs=epochs, arm=arm, best=best,
-                       found=found, dnw=dnw, gaps=gaps)  # fmt: skip
+                       found=found, dnw=dnw, gaps=gaps,
+                       package=package_setting(preset))  # fmt: skip
 
 
 def _gap_text(gaps: list[float]) -> str:
@@ -418,18 +482,20 @@ def _gap_text(gaps: list[float]) -> str:
     )
 
 
-def headline(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
-    """One row per (preset, baseline arm): DNW (defaults) vs the arm's stronger setting."""
+def headline(groups: dict[tuple, dict[tuple, dict]]) -> str:
+    """One row per (preset, baseline arm): DNW (package defaults) vs the arm's strongest
+    setting."""
     rows = []
-    for c in comparisons(groups, main):
+    for c in comparisons(groups):
         n, found = len(c["gaps"]), c["found"]
         others = ", ".join(f"{s} {_mean(v):.2f}" for s, v in found.items())
         status = "complete" if n >= FULL else f"in progress (n = {n} of {FULL})"
         rows.append([c["name"], c["epochs"], c["arm"], f"**{c['best']}** ({others})",
-                     _pm(c["dnw"]), _pm(found[c["best"]]), n, _gap_text(c["gaps"]),
-                     f"{sum(g > 0 for g in c['gaps'])} of {n}", status])  # fmt: skip
-    header = ["preset", "epochs", "baseline", "its stronger setting (means)",
-              "DNW, defaults % (runs)", "baseline, stronger % (runs)", "pairs",
+                     f"{c['package']}: {_pm(c['dnw'])}", _pm(found[c["best"]]), n,
+                     _gap_text(c["gaps"]), f"{sum(g > 0 for g in c['gaps'])} of {n}",
+                     status])  # fmt: skip
+    header = ["preset", "epochs", "baseline", "its strongest setting (means)",
+              "DNW, package defaults % (runs)", "baseline, strongest % (runs)", "pairs",
               "gap, mean [95 % CI]", "DNW ahead", "status"]  # fmt: skip
     return table(header, rows)
 
@@ -443,14 +509,14 @@ def verdict(gaps: list[float], arm: str = "DNW", other: str = "baseline") -> str
     return f"{arm} ahead" if mean > 0 else f"**{other} ahead**"
 
 
-def readme_summary(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> str:
+def readme_summary(groups: dict[tuple, dict[tuple, dict]]) -> str:
     """The README's table (``--readme``): every default preset, complete or not.
 
     A row gets its verdict only when complete (``FULL`` pairs); a partial row says how many
     pairs it has, and a preset with no finished pair says so, so the README never reads as
     more than what was measured.
     """
-    found = {c["name"]: c for c in comparisons(groups, main)}
+    found = {c["name"]: c for c in comparisons(groups)}
     rows = []
     for preset in DEFAULT_PRESETS:
         name = _name(preset, None)
@@ -468,8 +534,8 @@ def readme_summary(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> s
               "verdict"]  # fmt: skip
     return (
         "Plain PyTorch loop (SGD + momentum, cosine, no clipping), at convergence; DNW with the "
-        "package defaults against each baseline at the stronger of its two settings (package "
-        "defaults or the reference code's choices), paired by (data draw, seed), draws no "
+        "package defaults against each baseline at the strongest of its settings (the package "
+        "defaults, 0.2's or the reference code's choices), paired by (data draw, seed), draws no "
         "other benchmark uses; test accuracy %, mean ± std (runs); a verdict only once all "
         f"{FULL} pairs are in (`python benchmarks/strongest_baseline.py --readme`; every cell, "
         "the curves and the ablation in [docs/results.md](docs/results.md#dnw-against-the-"
@@ -477,13 +543,13 @@ def readme_summary(groups: dict[tuple, dict[tuple, dict]], main: list[str]) -> s
     )
 
 
-def every_cell(groups: dict[tuple, dict[tuple, dict]], settings: list[str]) -> str:
-    """Every (preset, arm, setting): mean ± std (runs), and the gain over the last quarter of
-    the epochs (how far from a plateau the curve ended)."""
+def every_cell(groups: dict[tuple, dict[tuple, dict]]) -> str:
+    """Every (preset, arm, candidate setting): mean ± std (runs), and the gain over the last
+    quarter of the epochs (how far from a plateau the curve ended)."""
     rows = []
     for cell in sorted(groups, key=lambda c: (_preset_order(c[:3]), c[3], c[4])):
         preset, ratio, epochs, arm, setting = cell
-        if setting not in settings:
+        if setting not in candidate_settings(preset):
             continue
         runs = groups[cell]
         q = max(1, epochs - math.ceil(epochs / 4))
@@ -512,8 +578,9 @@ def ablation(groups: dict[tuple, dict[tuple, dict]], names: list[str]) -> str:
 
 
 def _describe(setting: str) -> str:
-    kwargs = SETTINGS.get(setting, ABLATION.get(setting, {}))
-    return ", ".join(f"`{k}={v!r}`" for k, v in kwargs.items()) or "package defaults"
+    kwargs = EVERY_SETTING[setting]
+    nodes = kwargs["node_op_options"]
+    return f"`fan_in={kwargs['fan_in']}`, eps {nodes['eps']:g}, {nodes['activation']}"
 
 
 def _name(preset: str, ratio: object) -> str:
@@ -525,8 +592,8 @@ def _preset_order(cell: tuple) -> tuple:
     return (list(PRESETS).index(cell[0]), str(cell[1]), cell[2])
 
 
-def plot(groups: dict[tuple, dict[tuple, dict]], settings: list[str], path: Path) -> None:
-    """One panel per preset: the mean test-accuracy curve of every (arm, setting)."""
+def plot(groups: dict[tuple, dict[tuple, dict]], path: Path) -> None:
+    """One panel per preset: the mean test-accuracy curve of every (arm, candidate setting)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -537,6 +604,7 @@ def plot(groups: dict[tuple, dict[tuple, dict]], settings: list[str], path: Path
     for ax, (preset, ratio, epochs) in zip(axes[0], presets, strict=True):
         floor = 100.0
         for colour, arm in enumerate(ARMS):
+            settings = candidate_settings(preset)
             for setting, style in zip(settings, ("-", "--", ":", "-."), strict=False):
                 runs = groups.get((preset, ratio, epochs, arm, setting))
                 if not runs:
@@ -570,26 +638,27 @@ def write(args: argparse.Namespace) -> str:
         + "\n".join(f"    {c}" for c in commands)
         + f"\n\nA cell is complete with {FULL} runs (3 MNIST-1D draws or digit splits x 3 seeds);"
         " a row marked *in progress* is partial and may change.\n\n"
-        "**DNW (package defaults) against each baseline at its stronger setting**, paired by "
+        "**DNW (package defaults) against each baseline at its strongest setting** (the "
+        "package defaults, 0.2's `defaults` or the `reference` code's choices), paired by "
         "(draw, seed):\n\n"
-        + headline(groups, args.settings)
+        + headline(groups)
         + "\n\n**Every arm and setting** (mean ± std over runs; the last column is the mean "
         "change of the test accuracy over the last quarter of the epochs, near 0 at a "
         "plateau):\n\n"
-        + every_cell(groups, args.settings)
+        + every_cell(groups)
         + "\n\n**Which reference choice changes what** (one choice at a "
-        "time; `with_*`: the defaults with that reference choice, `without_*`: the reference "
-        "with that default):\n\n"
+        "time; `with_*`: 0.2's defaults with that reference choice, `without_*`: the "
+        "reference with that 0.2 default):\n\n"
         + ablation(groups, list(ABLATION))
         + "\n\n![learning curves](img/baselines_curves.png)\n"
     )
     if args.write:
-        plot(groups, args.settings, FIGURE)
+        plot(groups, FIGURE)
         write_section("baselines", body, DOC)
     if args.readme:
         if "<!-- baselines-summary:start -->" not in README.read_text():
             sys.exit("--readme: README.md must hold the baselines-summary markers; unchanged")
-        write_section("baselines-summary", readme_summary(groups, args.settings), README)
+        write_section("baselines-summary", readme_summary(groups), README)
     return body
 
 
@@ -597,13 +666,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=DEFAULT_PRESETS, choices=list(PRESETS))
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--settings", nargs="+", default=None, choices=list(SETTINGS),
+                   help="the main settings (default: each preset's package defaults and "
+                   "reference)")  # fmt: skip
     p.add_argument("--ablation", nargs="*", choices=list(ABLATION), default=None,
                    help="ablation settings on the --ablation-presets (no names: "
                    f"{' '.join(ABLATION_DEFAULT)})")  # fmt: skip
     p.add_argument("--ablation-presets", nargs="+", default=ABLATION_PRESETS,
                    choices=list(PRESETS), metavar="PRESET",
-                   help=f"where --ablation runs (default: {' '.join(ABLATION_PRESETS)})")  # fmt: skip
+                   help="where --ablation runs (default: "
+                   f"{' '.join(ABLATION_PRESETS)})")  # fmt: skip
     p.add_argument("--ratio", type=float, default=None, help="edge budget (default: the preset's)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds 0..n-1")
     p.add_argument("--draws", type=int, default=3, help="data draws 0..n-1")
