@@ -44,9 +44,12 @@ The protocol:
 2. The choice, per test bed: the variant with the largest mean paired gap over default DNW
    on the dev runs, if that gap is positive (:func:`choose`).
 3. ``--phase confirm`` (held-out draws 11-13 x seeds 2-4, paired by (draw, seed)): the
-   chosen variant, default DNW, and the random graph with the package defaults and with the
+   chosen variant, default DNW, and the random graph with 0.2's defaults and with the
    reference choices (the stronger by its mean is the baseline, as in
-   ``strongest_baseline``); 95 % Student-t intervals of the mean paired gaps.
+   ``strongest_baseline``); 95 % Student-t intervals of the mean paired gaps. On a test bed
+   whose preset's package defaults are no longer 0.2's (``digits_1k`` since 0.3.0), DNW and
+   the random graph with today's package defaults too (:data:`PACKAGE_ARMS`): the study's
+   question asked again of what a user gets now.
 
 Every finished run appends one JSON line to ``--results`` (a run on file is skipped, so the
 script resumes); ``--list`` prints the runs to go; ``--write`` trains nothing and writes the
@@ -126,6 +129,20 @@ VARIANTS: dict[str, Variant] = {
 #: The random graph at both settings of ``strongest_baseline`` (confirm phase only).
 BASELINES = {f"random_{s}": s for s in sb.SETTINGS}
 CONTROL = "dnw"
+#: DNW and the random graph with the package defaults of today, where those are not 0.2's
+#: (confirm phase only): arm -> selection.
+PACKAGE_ARMS = {"dnw_package": "dnw", "random_package": "random"}
+
+
+def package_arms(testbed: str) -> list[str]:
+    """:data:`PACKAGE_ARMS` where the test bed's preset no longer has 0.2's defaults."""
+    changed = sb.package_setting(TESTBEDS[testbed].preset) != "defaults"
+    return list(PACKAGE_ARMS) if changed else []
+
+
+def baselines(testbed: str) -> list[str]:
+    """The random graphs the baseline of ``testbed`` is the strongest of."""
+    return [*BASELINES, *(a for a in package_arms(testbed) if PACKAGE_ARMS[a] == "random")]
 
 
 class Dynamics:
@@ -218,6 +235,9 @@ def build(arm: str, preset: str, seed: int) -> tuple[torch.nn.Module, Dynamics |
         return create_model(
             preset, selection="random", seed=seed, **sb.SETTINGS[BASELINES[arm]]
         ), None
+    if arm in PACKAGE_ARMS:  # today's defaults, whatever they are: left to the package
+        seeded = {"seed": seed} if PACKAGE_ARMS[arm] == "random" else {}
+        return create_model(preset, selection=PACKAGE_ARMS[arm], **seeded), None
     v = VARIANTS[arm]  # 0.2's defaults spelt out: the study's meaning does not move with them
     model = create_model(preset, selection=v.selection, **sb.SETTINGS["defaults"], **v.options)
     return model, Dynamics(v, model) if v.changes_loop else None
@@ -261,7 +281,7 @@ def grid(args: argparse.Namespace, chosen: dict[str, list[str]]) -> Iterator[dic
         if args.phase == "dev":
             arms = list(args.variants)
         else:
-            arms = [*chosen.get(testbed, []), CONTROL, *BASELINES]
+            arms = [*chosen.get(testbed, []), CONTROL, *BASELINES, *package_arms(testbed)]
         for draw in split["draws"]:
             for seed in split["seeds"]:
                 for arm in arms:
@@ -378,17 +398,19 @@ def confirm_table(records: list[dict]) -> str:
     full = len(HELD_OUT["draws"]) * len(HELD_OUT["seeds"])
     for testbed in TESTBEDS:
         cells = _runs(records, "confirm", testbed)
-        found = {b: cells[b] for b in BASELINES if b in cells}
+        found = {b: cells[b] for b in baselines(testbed) if b in cells}
         base = max(found, key=lambda b: sb._mean(found[b])) if found else None
-        for arm in [a for a in VARIANTS if a in cells]:
+        learned = [*VARIANTS, *(a for a in package_arms(testbed) if a not in found)]
+        for arm in [a for a in learned if a in cells]:
             against = [(CONTROL, cells.get(CONTROL, {}))] if arm != CONTROL else []
             if base is not None:
                 against.append((f"{base} (stronger)", found[base]))
             for name, other in against:
                 gaps = _gaps(cells[arm], other)
                 status = "complete" if len(gaps) >= full else f"in progress ({len(gaps)} of {full})"
-                label = "DNW" if arm == CONTROL else arm  # a variant is named, DNW is DNW
-                names = (label, "DNW") if name == CONTROL else (label, "baseline")
+                label = {CONTROL: "DNW", "dnw_package": "today's DNW"}.get(arm, arm)
+                control = "0.2's DNW" if arm == "dnw_package" else "DNW"
+                names = (label, control) if name == CONTROL else (label, "baseline")
                 verdict = sb.verdict(gaps, *names) if len(gaps) >= full else ""
                 rows.append(
                     [
@@ -435,9 +457,12 @@ def section(records: list[dict], path: Path) -> str:
         + dev_table(records)
         + "\n\n**The choice** (the largest mean gap over DNW on the dev runs, if positive):\n\n"
         + choices
-        + "\n\n**Held out** (draws 11-13 x seeds 2-4, not used to choose; the random graph at "
-        "the stronger of the package defaults and the reference choices; a verdict only once "
-        "all 9 pairs are in):\n\n" + confirm_table(records) + "\n"
+        + "\n\n**Held out** (draws 11-13 x seeds 2-4, not used to choose; `dnw` and the "
+        "variants with 0.2's defaults, `dnw_package` with today's where they differ; the random "
+        "graph at the strongest of 0.2's defaults, the reference choices and, where they "
+        "differ, today's defaults; a verdict only once all 9 pairs are in):\n\n"
+        + confirm_table(records)
+        + "\n"
     )
 
 

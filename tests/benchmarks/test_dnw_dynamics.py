@@ -151,12 +151,16 @@ def test_the_grid_keeps_dev_and_held_out_apart(script):
     ]
     chosen = {"digits_1k": ["st_scale_2"]}
     held = list(script.grid(_args(script, "confirm"), chosen))
-    assert len(held) == 9 * 4 + 9 * 3  # digits: the choice, dnw, 2 randoms; mnist1d: no choice
-    assert [j["arm"] for j in held[:4]] == [
+    # digits: the choice, dnw, 2 randoms and (tiny_static's defaults changed in 0.3.0) DNW and
+    # random with today's; mnist1d: no choice, MNIST-1D presets still have 0.2's defaults
+    assert len(held) == 9 * 6 + 9 * 3
+    assert [j["arm"] for j in held[:6]] == [
         "st_scale_2",
         "dnw",
         "random_defaults",
         "random_reference",
+        "dnw_package",
+        "random_package",
     ]
     assert {(j["draw"], j["seed"]) for j in dev}.isdisjoint({(j["draw"], j["seed"]) for j in held})
     assert {j["draw"] for j in dev}.isdisjoint({j["draw"] for j in held})
@@ -210,3 +214,28 @@ def test_the_section_labels_partial_cells_and_gives_a_verdict_only_when_complete
         line for line in text.splitlines() if "| dnw | " in line and "random_defaults" in line
     )
     assert "| +5.00 [+5.00, +5.00] | 9 of 9 | DNW ahead | complete |" in row
+
+
+def test_todays_defaults_are_asked_where_they_differ_and_count_as_a_baseline(script, tmp_path):
+    """digits_1k (tiny_static, eps 1e-5 since 0.3.0) gets DNW and random with today's
+    defaults; the stronger random graph may be today's; mnist1d_noisy gets neither."""
+    assert script.package_arms("digits_1k") == ["dnw_package", "random_package"]
+    assert script.package_arms("mnist1d_noisy") == []
+    pairs = [(d, s) for d in (11, 12, 13) for s in (2, 3, 4)]
+    gaps = {"dnw": 90.0, "random_defaults": 85.0, "random_reference": 88.0,
+            "random_package": 89.0, "dnw_package": 89.5}  # fmt: skip
+    records = [_rec(a, d, s, acc + s / 10, "confirm") for a, acc in gaps.items() for d, s in pairs]
+    text = script.section(records, tmp_path / "r.jsonl")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| digits_1k")]
+    by = {(r[1], r[3]): r for r in rows}
+    assert set(by) == {
+        ("dnw", "random_package (stronger)"),
+        ("dnw_package", "dnw"),
+        ("dnw_package", "random_package (stronger)"),
+    }
+    assert by[("dnw_package", "random_package (stronger)")][5:8] == [
+        "+0.50 [+0.50, +0.50]",
+        "9 of 9",
+        "today's DNW ahead",
+    ]
+    assert by[("dnw_package", "dnw")][7] == "**0.2's DNW ahead**"
