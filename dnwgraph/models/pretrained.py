@@ -45,7 +45,7 @@ from dnwgraph._atomic import atomic_write_files, tmp_path
 from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.models import _arguments, _folder, hub
-from dnwgraph.models.migrations import is_version, migrate_kwargs
+from dnwgraph.models.migrations import is_version, migrate_kwargs, warn_if_newer
 from dnwgraph.models.registry import create_model
 from dnwgraph.models.state_dict import load_state_dict
 from dnwgraph.registry import Registry
@@ -442,6 +442,7 @@ def _rebuild(config: dict[str, Any], tensors: dict[str, Tensor], where: str) -> 
     if stray:
         raise DNWGraphError(f"{where}: the weights hold tensors no argument names: {stray}")
     label = config["name"] or config["class"]
+    warn_if_newer(config["dnwgraph_version"], where)
     try:
         if config["name"] is not None:
             if args:

@@ -9,8 +9,9 @@ A checkpoint (``DIR/checkpoint.pt``) is a dict of tensors and plain values, load
 
 ``dnwgraph_version`` is the version whose defaults the model was built with (a resumed run
 keeps its first one); :func:`load_model` rebuilds the model with them
-(:mod:`dnwgraph.models.migrations`). Checkpoints written before 0.3.0 have none and were
-built with 0.2's defaults.
+(:mod:`dnwgraph.models.migrations`), and warns where a newer dnwgraph wrote it. Checkpoints
+written before 0.3.0 have none and are taken as 0.2's; those of 0.1 (the reference code's
+defaults) cannot be told apart and need those keywords spelt out.
 
 ``checksum`` is ``"sha256:<hex>"`` of every other entry (:func:`state_digest`: tensors by
 dtype, shape and bytes, plain values by ``repr``), so a checkpoint whose bytes were damaged
@@ -37,7 +38,7 @@ from torch import nn
 from dnwgraph._atomic import atomic_write_bytes
 from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.models.migrations import OLDEST, is_version, migrate_kwargs
+from dnwgraph.models.migrations import OLDEST, is_version, migrate_kwargs, warn_if_newer
 from dnwgraph.models.pretrained import check_map_location, from_pretrained, is_pretrained_dir
 from dnwgraph.models.registry import create_model
 from dnwgraph.models.state_dict import load_state_dict
@@ -376,6 +377,7 @@ def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> n
     state = load_checkpoint(path, map_location=map_location)
     spec = state["model"]
     name = spec.get("name") if isinstance(spec, dict) else None
+    warn_if_newer(built_by(state), f"checkpoint {str(path)!r}")
     try:
         kwargs = migrate_kwargs(str(name), dict(spec.get("kwargs") or {}), built_by(state))
         model = create_model(str(name), **kwargs)

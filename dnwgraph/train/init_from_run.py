@@ -38,9 +38,10 @@ def _check_compatible(model: nn.Module, result: Any, source: Path) -> None:
         )
 
 
-def apply_init(model: nn.Module, init: InitSection) -> None:
+def apply_init(model: nn.Module, init: InitSection, state: dict[str, Any] | None = None) -> None:
     """Fine-tune (trained weights, frozen top-k mask) or lottery (mask of the trained weights,
     weights reset to the source run's initialisation): ``model`` is changed in place.
+    ``state`` is the source run's checkpoint, when already loaded.
 
     Raises:
         ConfigError: the source run holds another model, or ``model`` has no ``WiringConv``
@@ -57,7 +58,8 @@ def apply_init(model: nn.Module, init: InitSection) -> None:
         dnwgraph.runs.checkpoint.CheckpointError: no checkpoint at 'no/such/run'
     """
     source = Run(str(init.from_run))
-    state = load_checkpoint(source.path)
+    if state is None:
+        state = load_checkpoint(source.path)
     try:
         result = load_state_dict(
             model, state["model_state"], strict=False, what=f"init.from_run={str(source.path)!r}"

@@ -36,10 +36,10 @@ from torch import Tensor, nn
 from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, NonFiniteError
 from dnwgraph.models import count_params, create_model
-from dnwgraph.models.migrations import migrate_kwargs
+from dnwgraph.models.migrations import is_newer, migrate_kwargs, warn_if_newer
 from dnwgraph.models.registry import MODELS
 from dnwgraph.models.state_dict import load_state_dict
-from dnwgraph.runs.checkpoint import CheckpointError, built_by, set_rng_state
+from dnwgraph.runs.checkpoint import CheckpointError, built_by, load_checkpoint, set_rng_state
 from dnwgraph.runs.lock import RunLock
 from dnwgraph.runs.run import ForeignFileError, Run, new_run_id
 from dnwgraph.runs.rundir import RunExistsError, check_new_run, remove_stale_run_tmp
@@ -180,10 +180,11 @@ def train(
         _seed_all(cfg.train.seed)
         given_model = model
         splits = _build_data(cfg.data, dataset, need_classes=model is None)
-        built = __version__ if ckpt is None else built_by(ckpt)
+        source = _init_source(cfg) if ckpt is None else None
+        built = _defaults_version(ckpt or source, given_model)
         cfg, model = _build_model(cfg, model, splits.num_classes, built)
-        if cfg.init.mode is not None and ckpt is None:
-            apply_init(model, cfg.init)
+        if source is not None:
+            apply_init(model, cfg.init, source)
         model.to(env.device)
         # the optimizer and the schedule refuse a bad value before any file is written
         session = _build_session(cfg, run, env, model, splits, progress)
@@ -268,6 +269,12 @@ def _resume_state(run: Run) -> tuple[dict[str, Any], dict[str, Any] | None]:
     has_config = run.config_path.is_file()
     if run.checkpoint_path.exists():
         ckpt = run.checkpoint()
+        if is_newer(built_by(ckpt)):
+            raise CheckpointError(
+                f"cannot resume {str(out)!r}: dnwgraph {built_by(ckpt)} wrote it, newer than "
+                f"this one ({__version__}), whose defaults may build another model; resume it "
+                "with that version"
+            )
         if has_config:
             _check_belongs(run, ckpt["config"])
             _check_run_id(run, ckpt.get("run_id"))
@@ -326,6 +333,24 @@ def _build_data(data: DataSection, dataset: Any, need_classes: bool) -> DataSpli
             f"takes {sorted([*DataSection.keys(), *allowed])}"
         )
     return create_dataset(data.name, dir=data.dir, augment=data.augment, **data.options)
+
+
+def _init_source(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint of ``init.from_run`` (``None`` without ``init.mode``)."""
+    if cfg.init.mode is None:
+        return None
+    source = load_checkpoint(str(cfg.init.from_run))
+    warn_if_newer(built_by(source), f"init.from_run={str(cfg.init.from_run)!r}")
+    return source
+
+
+def _defaults_version(saved: dict[str, Any] | None, given: nn.Module | None) -> str:
+    """The version whose defaults build the run's model: a resumed run's first, or that of
+    the run it starts from (``init.from_run``: the same model), unless newer than this one;
+    this one for a new run and for a model the user built (here, with today's defaults)."""
+    if given is not None or saved is None or is_newer(built_by(saved)):
+        return __version__
+    return built_by(saved)
 
 
 def _build_model(

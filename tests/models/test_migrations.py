@@ -82,20 +82,25 @@ def test_migrate_kwargs_adds_the_old_default_under_the_users_own():
     # not a mapping: left for the model to refuse in its own words
     assert migrate_kwargs("tiny_static", {"node_op_options": 3}, old) == {"node_op_options": 3}
     assert migrate_kwargs("tiny_static", {}, __version__) == {}
-    assert migrate_kwargs("tiny_static", {}, "0.3.0rc1") == {}
     assert migrate_kwargs("mnist1d_static", {}, old) == {}
     assert mine == {"node_op_options": {"eps": 0.3, "activation": "relu"}, "seed": 2}
 
 
-@pytest.mark.parametrize("bad", [None, 3, "", "x.y", "v0.2", "0"])
+@pytest.mark.parametrize(
+    "bad", [None, 3, b"0.3.0", "", "x.y", "v0.2", "0", "0.3.0-1", "1" * 5000 + ".0", "٠.٣.٠"]
+)
 def test_a_version_that_is_not_one_is_a_one_line_error(bad):
     with pytest.raises(DNWGraphError, match="expected a dnwgraph version"):
         migrate_kwargs("tiny_static", {}, bad)
 
 
-def test_versions_compare_as_numbers():
+def test_versions_compare_as_numbers_and_a_pre_release_before_its_release():
     assert parse_version("0.10.0") > parse_version("0.9.1")
-    assert parse_version("1.0") == (1, 0, 0)
+    assert parse_version("1.0") == parse_version("1.0.0") == parse_version("1.0.0+local")
+    assert parse_version("0.3.0.dev1") < parse_version("0.3.0") > parse_version("0.3.0rc1")
+    assert parse_version("0.3.0") <= parse_version("0.3.0.post2") < parse_version("0.3.1a1")
+    # a build of 0.3.0 before its release had 0.2's defaults: it is migrated
+    assert migrate_kwargs("tiny_static", {}, "0.3.0.dev1") == {"node_op_options": {"eps": 0.1}}
 
 
 def test_migrations_are_in_order_and_name_registered_models():
@@ -131,12 +136,25 @@ def test_a_folder_saved_by_0_2_loads_with_the_epsilon_it_had(tmp_path, tiny, old
     assert same(again, old_oracle)
 
 
-def test_a_folder_with_a_bad_version_is_refused_in_one_line(tmp_path, tiny):
+@pytest.mark.parametrize("bad", ["soon", "9" * 5000 + ".1", 3])
+def test_a_folder_with_a_bad_version_is_refused_in_one_line(tmp_path, tiny, bad):
     folder = save_pretrained(tiny, tmp_path / "m")
-    _as_saved_by(folder, "soon")
+    _as_saved_by(folder, bad)
     with pytest.raises(DNWGraphError, match="'dnwgraph_version' must be a version string") as e:
         from_pretrained(folder)
     assert "\n" not in str(e.value)
+
+
+def test_a_folder_or_checkpoint_of_a_newer_dnwgraph_loads_with_a_warning(tmp_path, tiny):
+    """Its defaults may differ from this version's: it loads, and says so."""
+    folder = save_pretrained(tiny, tmp_path / "m")
+    _as_saved_by(folder, "99.0")
+    with pytest.warns(UserWarning, match=r"saved by dnwgraph 99\.0, newer than this one"):
+        assert same(from_pretrained(folder), tiny)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {**_checkpoint(tiny), "dnwgraph_version": "99.0"})
+    with pytest.warns(UserWarning, match=r"checkpoint .* newer than this one"):
+        assert same(load_model(path), tiny)
 
 
 def _checkpoint(model):

@@ -195,29 +195,50 @@ class _Watch(Callback):
             raise _Stop
 
 
-def test_a_run_resumes_with_the_defaults_it_was_built_with(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def fan_in_was_candidates(monkeypatch):
+    """Pretend the tiny model's default ``fan_in`` was ``"candidates"`` before 0.3.0."""
+    from tiny_training import MODEL
+
+    from dnwgraph.models import migrations
+
+    migration = migrations.Migration("0.3.0", (MODEL,), {"fan_in": "candidates"})
+    monkeypatch.setattr(migrations, "MIGRATIONS", (migration,))
+
+
+def _as_written_by(run: Path, version: str | None) -> None:
+    """Make ``run``'s checkpoint read as written by ``version`` (``None``: before versions
+    were recorded)."""
+    from dnwgraph.runs.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(run)
+    del ckpt["dnwgraph_version"], ckpt["checksum"]
+    if version is not None:
+        ckpt["dnwgraph_version"] = version
+    save_checkpoint(run / "checkpoint.pt", ckpt)
+
+
+def _stopped_after_one_epoch(run: Path) -> _Watch:
+    fresh = _Watch(stop_after=1)
+    with pytest.raises(_Stop):
+        train(resume_config(2, 96), run, progress=False, callbacks=[fresh])
+    assert load_checkpoint(run)["epoch"] == 1
+    return fresh
+
+
+def test_a_run_resumes_with_the_defaults_it_was_built_with(
+    tmp_path: Path, fan_in_was_candidates
+) -> None:
     """A run started before a default changed (its checkpoint records no version, as every
     one before 0.3.0) is resumed, and later loaded, with the old default; its new
     checkpoints carry its first version on."""
-    from tiny_training import MODEL
-
     from dnwgraph import __version__
-    from dnwgraph.models import migrations
-    from dnwgraph.runs.checkpoint import load_model, save_checkpoint
+    from dnwgraph.runs.checkpoint import load_model
 
-    monkeypatch.setattr(
-        migrations,
-        "MIGRATIONS",
-        (migrations.Migration("0.3.0", (MODEL,), {"fan_in": "candidates"}),),
-    )
-    run, fresh = tmp_path / "run", _Watch(stop_after=1)
-    with pytest.raises(_Stop):
-        train(resume_config(2, 96), run, progress=False, callbacks=[fresh])
-    ckpt = load_checkpoint(run)
-    assert fresh.fan_in == "selected" and ckpt["dnwgraph_version"] == __version__
-    assert ckpt["epoch"] == 1
-    del ckpt["dnwgraph_version"], ckpt["checksum"]
-    save_checkpoint(run / "checkpoint.pt", ckpt)
+    run = tmp_path / "run"
+    fresh = _stopped_after_one_epoch(run)
+    assert fresh.fan_in == "selected" and load_checkpoint(run)["dnwgraph_version"] == __version__
+    _as_written_by(run, None)
 
     resumed = _Watch()
     train({}, run, resume=True, progress=False, callbacks=[resumed])
@@ -226,3 +247,48 @@ def test_a_run_resumes_with_the_defaults_it_was_built_with(tmp_path: Path, monke
     assert done["epoch"] == 2 and done["dnwgraph_version"] == "0.2.0"
     assert "fan_in" not in done["config"]["model"]["kwargs"]  # the user's, unchanged
     assert load_model(run).conv.fan_in == "candidates"
+
+
+def test_a_model_the_user_built_is_recorded_with_this_version(
+    tmp_path: Path, fan_in_was_candidates
+) -> None:
+    """Resuming an old run with ``model=``: that model was built here, with today's
+    defaults, and its checkpoints say so (load_model then rebuilds the same model)."""
+    from tiny_training import MODEL
+
+    from dnwgraph import __version__, create_model
+    from dnwgraph.runs.checkpoint import load_model
+
+    run = tmp_path / "run"
+    _stopped_after_one_epoch(run)
+    _as_written_by(run, None)
+    mine = create_model(MODEL, ratio=0.4)
+    train(None, run, resume=True, progress=False, model=mine)
+    assert load_checkpoint(run)["dnwgraph_version"] == __version__
+    assert load_model(run).conv.fan_in == mine.conv.fan_in == "selected"
+
+
+def test_a_run_started_from_an_older_run_has_its_defaults(
+    tmp_path: Path, fan_in_was_candidates
+) -> None:
+    """init.from_run (finetune) of a run built before a default changed builds the same
+    model as the source, and records the source's version."""
+    source, tuned = tmp_path / "source", tmp_path / "tuned"
+    train(resume_config(1, 96), source, progress=False)
+    _as_written_by(source, None)
+    config = resume_config(1, 96)
+    config["init"] = {"from_run": str(source), "mode": "finetune"}
+    watch = _Watch()
+    train(config, tuned, progress=False, callbacks=[watch])
+    assert watch.fan_in == "candidates"
+    assert load_checkpoint(tuned)["dnwgraph_version"] == "0.2.0"
+
+
+def test_a_run_written_by_a_newer_dnwgraph_is_not_resumed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _stopped_after_one_epoch(run)
+    _as_written_by(run, "99.0.0")
+    with pytest.raises(CheckpointError, match=r"dnwgraph 99\.0\.0 wrote it, newer than this one"):
+        train({}, run, resume=True, progress=False)
+    with pytest.warns(UserWarning, match=r"saved by dnwgraph 99\.0\.0, newer than this one"):
+        Run(run).load_model()
