@@ -153,7 +153,8 @@ def package_choices(preset: str) -> tuple[tuple[str, Any], ...]:
 
 def package_setting(preset: str) -> str:
     """The setting equal to the package's defaults for ``preset`` (``defaults`` where they
-    are still 0.2's).
+    are still 0.2's). Only the three choices are compared: a release that changes another
+    default must spell it out in :data:`SETTINGS` too, or the old records change meaning.
 
     Raises:
         SystemExit: no setting spells them out (add one to :data:`ABLATION`).
