@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import import_module
 
@@ -53,6 +54,14 @@ def error(message: str) -> int:
     return 2
 
 
+def _warning(message: Warning | str, *_: object, **__: object) -> None:
+    """A warning on the command line: ``dnwgraph: warning: MESSAGE``, one line, no source."""
+    from dnwgraph.errors import one_line
+
+    text = one_line(message) if isinstance(message, Warning) else str(message)
+    print(f"dnwgraph: warning: {text}", file=sys.stderr)
+
+
 def _os_message(err: OSError) -> str:
     what = err.strerror or str(err) or type(err).__name__
     if err.filename is not None:
@@ -72,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module, func = COMMANDS.get(args.command)[0].split(":")
     try:
-        handler = getattr(import_module(module), func)
-        return int(handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning
+            handler = getattr(import_module(module), func)
+            return int(handler(args) or 0)
     except DNWGraphError as err:
         return error(one_line(err))
     except OSError as err:  # a path the user named: missing, unreadable, unwritable, full disk

@@ -73,6 +73,27 @@ def test_a_pretrained_folder_is_a_source_and_is_never_written_into(tmp_path: Pat
     _one_line_error(capsys, "not a run", "not a pretrained-model folder")
 
 
+def test_a_warning_is_one_line_naming_the_tool(tmp_path: Path, capsys) -> None:
+    """A model saved by a newer dnwgraph loads with a warning: on the command line it reads
+    ``dnwgraph: warning: ...``, without Python's source line."""
+    import json
+    import warnings
+
+    from dnwgraph import create_model, save_pretrained
+    from dnwgraph.models import _folder
+
+    folder = save_pretrained(create_model("mnist1d_static"), tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["dnwgraph_version"] = "99.0"
+    config["config_sha256"] = _folder.config_digest(config, "config_sha256")
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main(["export", str(folder), "-o", str(tmp_path / "w.csv")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("dnwgraph: warning: ")
+    assert "newer than this one" in err[0] and "UserWarning" not in err[0]
+    assert warnings.showwarning is not None and warnings.showwarning.__module__ == "warnings"
+
+
 @pytest.mark.parametrize("spelling", ["same", "dotted", "link"])
 def test_export_never_writes_over_its_own_source(tmp_path: Path, capsys, spelling: str) -> None:
     """Converting a wiring file onto itself would replace the user's file (its comments, its
