@@ -27,6 +27,7 @@ candidates and the node can be rewired (``docs/stability.md``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -80,6 +81,21 @@ def list_node_ops() -> list[str]:
         ['conv1d', 'conv2d', 'neuron']
     """
     return NODE_OPS.list()
+
+
+def node_op_options(name: str) -> list[str] | None:
+    """The options a user may give node op ``name`` (its constructor's keywords, less those
+    its registration binds); ``None`` where it takes any keyword.
+
+    Examples:
+        >>> node_op_options("neuron")
+        ['activation', 'bias']
+    """
+    cls, bound = NODE_OPS.get(name)
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, num_nodes
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.name not in bound)
 
 
 def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:

@@ -10,12 +10,13 @@ keywords of :class:`~dnwgraph.WiringConv`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.nn.node_ops import NODE_OPS
+from dnwgraph.nn.node_ops import NODE_OPS, node_op_options
 from dnwgraph.nn.wiring_conv import FAN_INS, impls
 from dnwgraph.select.strategies import SELECTIONS, selection_options
 from dnwgraph.select.topk import check_scope
@@ -60,7 +61,8 @@ class WiringSpec:
         ValueError: an unknown selection, scope, impl, node op or fan-in, a ``grad_every``
             below 1, or a selection option the strategy does not take (the message names
             the field and lists the valid values).
-        TypeError: options that are not a mapping.
+        TypeError: options that are not a mapping, or a node-op option the node op does not
+            take (the message lists the ones it takes and the closest).
 
     Examples:
         >>> spec = WiringSpec(0.5, "random", node_op="neuron", selection_options={"seed": 0})
@@ -105,6 +107,7 @@ class WiringSpec:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise DNWGraphError(f"'grad_every' must be a positive int (got {every!r})")
         self._check_selection_options()
+        self._check_node_op_options()
 
     def _check_selection_options(self) -> None:
         given = set(self.selection_options)
@@ -120,6 +123,17 @@ class WiringSpec:
             raise DNWGraphError(
                 f"'selection_options' of selection {self.selection!r} must be among "
                 f"{[v for v in valid if v != 'scope']} (got {unknown})"
+            )
+
+    def _check_node_op_options(self) -> None:
+        valid = node_op_options(self.node_op)
+        unknown = sorted(set(self.node_op_options) - set(valid or self.node_op_options), key=repr)
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), valid or [], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise DNWGraphTypeError(
+                f"unknown 'node_op_options' {unknown} for node op {self.node_op!r}{hint} "
+                f"(valid: {', '.join(valid or [])})"
             )
 
     def conv_kwargs(self) -> dict[str, Any]:

@@ -67,6 +67,23 @@ def test_options_must_be_mappings():
         WiringSpec(4, selection_options=3)
 
 
+@pytest.mark.parametrize(
+    ("node_op", "options", "message"),
+    [
+        ("conv2d", {"epsilon": 1e-5}, r"\['epsilon'\] for node op 'conv2d'; did you mean 'eps'\? "
+         r"\(valid: activation, affine, eps, kernel_size, norm, order\)$"),
+        ("conv1d", {"dim": 2}, r"\['dim'\] for node op 'conv1d' \(valid: "),  # set by its name
+        ("neuron", {"eps": 0.1, 7: 1},
+         r"\['eps', 7\] for node op 'neuron' \(valid: activation, bias\)"),
+    ],
+)  # fmt: skip
+def test_an_unknown_node_op_option_is_named_with_the_valid_ones(node_op, options, message):
+    """Checked with the spec (a layer or preset built from it), not deep in a constructor."""
+    with pytest.raises(DNWGraphTypeError, match=r"^unknown 'node_op_options' " + message):
+        WiringSpec(4, node_op=node_op, node_op_options=options)
+    assert WiringSpec(4, node_op="conv1d", node_op_options={"eps": 1e-5}).node_op_options
+
+
 def test_conv_kwargs_are_the_wiring_layers_keywords():
     plain = WiringSpec(2, "random", node_op_options=None, selection_options={"seed": 1})
     assert plain.node_op_options == {}
