@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from importlib import import_module
 
@@ -54,14 +53,6 @@ def error(message: str) -> int:
     return 2
 
 
-def _warning(message: Warning | str, *_: object, **__: object) -> None:
-    """A warning on the command line: ``dnwgraph: warning: MESSAGE``, one line, no source."""
-    from dnwgraph.errors import one_line
-
-    text = one_line(message) if isinstance(message, Warning) else str(message)
-    print(f"dnwgraph: warning: {text}", file=sys.stderr)
-
-
 def _os_message(err: OSError) -> str:
     what = err.strerror or str(err) or type(err).__name__
     if err.filename is not None:
@@ -72,7 +63,7 @@ def _os_message(err: OSError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dnwgraph.errors import DNWGraphError, one_line
+    from dnwgraph.errors import DNWGraphError, one_line, warnings_as_lines
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -81,11 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module, func = COMMANDS.get(args.command)[0].split(":")
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _warning
+        with warnings_as_lines():
             handler = getattr(import_module(module), func)
             return int(handler(args) or 0)
-    except DNWGraphError as err:
+    except (DNWGraphError, Warning) as err:  # a Warning: raised by -W error
         return error(one_line(err))
     except OSError as err:  # a path the user named: missing, unreadable, unwritable, full disk
         return error(one_line(OSError(_os_message(err))))

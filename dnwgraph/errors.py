@@ -10,12 +10,18 @@ This module imports nothing from the package, so every layer can raise these.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+
 __all__ = [
     "DNWGraphError",
     "DNWGraphTypeError",
     "NonFiniteError",
     "MissingDependencyError",
     "one_line",
+    "warnings_as_lines",
 ]
 
 
@@ -63,3 +69,22 @@ def one_line(err: BaseException) -> str:
     """
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     return " | ".join(lines) if lines else type(err).__name__
+
+
+@contextlib.contextmanager
+def warnings_as_lines(quiet: bool = False) -> Iterator[None]:
+    """Inside, every warning prints once, as ``dnwgraph: warning: MESSAGE`` on one line
+    (the command line's way, without Python's source line); ``quiet`` drops them (the
+    processes of a distributed run other than its first, which would repeat its warnings).
+    """
+    seen: set[str] = set()
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        text = one_line(message) if isinstance(message, Warning) else str(message)
+        if not quiet and text not in seen:
+            seen.add(text)
+            print(f"dnwgraph: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

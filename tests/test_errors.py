@@ -39,3 +39,24 @@ def test_importing_the_error_type_does_not_import_torch() -> None:
 )
 def test_one_line(message: str, expected: str) -> None:
     assert one_line(ValueError(message)) == expected
+
+
+def test_warnings_as_lines_prints_each_once_on_one_line(capsys) -> None:
+    import warnings
+
+    from dnwgraph.errors import warnings_as_lines
+
+    before = warnings.showwarning
+    with warnings_as_lines():
+        for _ in range(2):  # the same warning from two places, as two loads of one model
+            warnings.warn("saved by\na newer one", UserWarning, stacklevel=1)
+            warnings.warn("saved by\na newer one", UserWarning, stacklevel=2)
+        warnings.warn("another", DeprecationWarning, stacklevel=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "dnwgraph: warning: saved by | a newer one",
+        "dnwgraph: warning: another",
+    ]
+    with warnings_as_lines(quiet=True):
+        warnings.warn("not shown", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err == ""
+    assert warnings.showwarning is before

@@ -123,15 +123,17 @@ def is_newer(saved_by: str) -> bool:
     return parse_version(saved_by) > parse_version(__version__)
 
 
-def warn_if_newer(saved_by: str, what: str) -> None:
-    """Warn that ``what`` was saved by a newer dnwgraph, whose defaults may differ."""
+def warn_if_newer(saved_by: str, what: str, stacklevel: int = 3) -> None:
+    """Warn that ``what`` was saved by a newer dnwgraph, whose defaults may differ
+    (``stacklevel`` as :func:`warnings.warn` counts it from the caller's caller: 3 points at
+    whoever called the function that calls this one)."""
     if is_newer(saved_by):
         warnings.warn(
             f"{what} was saved by dnwgraph {saved_by}, newer than this one ({__version__}): a "
             "default changed since would build another model; upgrade dnwgraph to load it as "
             "it was trained",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

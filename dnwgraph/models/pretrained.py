@@ -442,7 +442,7 @@ def _rebuild(config: dict[str, Any], tensors: dict[str, Tensor], where: str) -> 
     if stray:
         raise DNWGraphError(f"{where}: the weights hold tensors no argument names: {stray}")
     label = config["name"] or config["class"]
-    warn_if_newer(config["dnwgraph_version"], where)
+    warn_if_newer(config["dnwgraph_version"], where, stacklevel=4)  # from_pretrained's caller
     try:
         if config["name"] is not None:
             if args:

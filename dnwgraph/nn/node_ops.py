@@ -95,7 +95,8 @@ def node_op_options(name: str) -> list[str] | None:
     params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, num_nodes
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return sorted(p.name for p in params if p.name not in bound)
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return sorted(p.name for p in params if p.kind in named and p.name not in bound)
 
 
 def create_node_op(name: str, num_nodes: int, **options: Any) -> NodeOp:

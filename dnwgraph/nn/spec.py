@@ -127,13 +127,15 @@ class WiringSpec:
 
     def _check_node_op_options(self) -> None:
         valid = node_op_options(self.node_op)
-        unknown = sorted(set(self.node_op_options) - set(valid or self.node_op_options), key=repr)
+        if valid is None:  # the node op takes any keyword
+            return
+        unknown = sorted(set(self.node_op_options) - set(valid), key=repr)
         if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), valid or [], n=1)
+            close = difflib.get_close_matches(str(unknown[0]), valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise DNWGraphTypeError(
                 f"unknown 'node_op_options' {unknown} for node op {self.node_op!r}{hint} "
-                f"(valid: {', '.join(valid or [])})"
+                f"(valid: {', '.join(valid) or 'none'})"
             )
 
     def conv_kwargs(self) -> dict[str, Any]:

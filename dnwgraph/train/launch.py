@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dnwgraph.errors import warnings_as_lines
+
 __all__ = ["WorkerFailed", "launch", "free_port"]
 
 
@@ -54,7 +56,8 @@ def _worker(
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     try:
-        fn(*args, **kwargs)
+        with warnings_as_lines(quiet=local_rank != 0):  # the first process speaks for all
+            fn(*args, **kwargs)
     except BaseException as err:
         # when one worker fails its peers fail next (a collective loses its peer): record the
         # time so that the launcher reports the first failure, the cause

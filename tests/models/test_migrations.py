@@ -149,12 +149,14 @@ def test_a_folder_or_checkpoint_of_a_newer_dnwgraph_loads_with_a_warning(tmp_pat
     """Its defaults may differ from this version's: it loads, and says so."""
     folder = save_pretrained(tiny, tmp_path / "m")
     _as_saved_by(folder, "99.0")
-    with pytest.warns(UserWarning, match=r"saved by dnwgraph 99\.0, newer than this one"):
+    with pytest.warns(UserWarning, match=r"saved by dnwgraph 99\.0, newer than this one") as w:
         assert same(from_pretrained(folder), tiny)
+    assert w[0].filename == __file__  # the caller's line, not the library's
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {**_checkpoint(tiny), "dnwgraph_version": "99.0"})
-    with pytest.warns(UserWarning, match=r"checkpoint .* newer than this one"):
+    with pytest.warns(UserWarning, match=r"checkpoint .* newer than this one") as w:
         assert same(load_model(path), tiny)
+    assert w[0].filename == __file__
 
 
 def _checkpoint(model):

@@ -565,3 +565,10 @@ def test_presets_take_width_and_refuse_the_former_ratio():
         DNWGraphError, match=r"unknown keyword 'ratio' for model 'mobilenetv1_dnw_x3'"
     ):
         create_model("mobilenetv1_dnw_x3", ratio=0.4, stages=TINY)
+
+
+@pytest.mark.parametrize("name", ["mobilenetv1_dnw_x3", "mobilenetv1_random_x225"])
+def test_presets_refuse_node_op_options_they_would_ignore(name):
+    """Their stages are MobileNet's layers: node-op options would be accepted and unused."""
+    with pytest.raises(DNWGraphError, match=rf"^model '{name}' takes no 'node_op_options'"):
+        create_model(name, node_op_options={"eps": 1e-3}, stages=TINY)

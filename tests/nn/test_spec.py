@@ -84,6 +84,32 @@ def test_an_unknown_node_op_option_is_named_with_the_valid_ones(node_op, options
     assert WiringSpec(4, node_op="conv1d", node_op_options={"eps": 1e-5}).node_op_options
 
 
+def test_a_users_node_op_is_checked_by_its_own_constructor(monkeypatch):
+    """No options: none is valid; ``*args`` is no option; ``**kwargs`` takes any."""
+    from dnwgraph.nn.node_ops import NODE_OPS, NodeOp, node_op_options, register_node_op
+
+    monkeypatch.setattr(NODE_OPS, "_entries", dict(NODE_OPS._entries))  # undone after the test
+
+    class Plain(NodeOp):
+        def __init__(self, num_nodes): ...
+
+    class Starred(NodeOp):
+        def __init__(self, num_nodes, *args, gain=1.0): ...
+
+    class Open(NodeOp):
+        def __init__(self, num_nodes, **options): ...
+
+    names = ["_test_plain", "_test_starred", "_test_open"]
+    for name, cls in zip(names, (Plain, Starred, Open), strict=True):
+        register_node_op(name)(cls)
+    assert [node_op_options(n) for n in names] == [[], ["gain"], None]
+    with pytest.raises(DNWGraphTypeError, match=r"\['bogus'\] .*\(valid: none\)$"):
+        WiringSpec(4, node_op="_test_plain", node_op_options={"bogus": 1})
+    with pytest.raises(DNWGraphTypeError, match=r"\['args'\] .*\(valid: gain\)$"):
+        WiringSpec(4, node_op="_test_starred", node_op_options={"args": 1})
+    assert WiringSpec(4, node_op="_test_open", node_op_options={"x": 1}).node_op_options
+
+
 def test_conv_kwargs_are_the_wiring_layers_keywords():
     plain = WiringSpec(2, "random", node_op_options=None, selection_options={"seed": 1})
     assert plain.node_op_options == {}

@@ -52,3 +52,15 @@ def test_single_process_runs_inline(tmp_path):
 def test_bad_nproc():
     with pytest.raises(ValueError, match="'nproc' must be a positive integer \\(got 0\\)"):
         launch(print, 0)
+
+
+def _warns() -> None:
+    import warnings
+
+    warnings.warn("the same in every process", UserWarning, stacklevel=1)
+
+
+def test_a_warning_of_every_process_prints_once_on_one_line(capfd):
+    launch(_warns, 2)
+    err = [line for line in capfd.readouterr().err.splitlines() if "every process" in line]
+    assert err == ["dnwgraph: warning: the same in every process"]
