@@ -5,7 +5,8 @@ registered name and the keywords its user passed, not the defaults those keyword
 and the version of dnwgraph whose defaults it was built with (``dnwgraph_version``). When a
 release changes a preset's default, it adds one :class:`Migration` here; every place that
 rebuilds a saved model (:func:`~dnwgraph.models.from_pretrained`,
-:func:`~dnwgraph.runs.checkpoint.load_model`, resuming a run) passes the keywords through
+:func:`~dnwgraph.runs.checkpoint.load_model`, resuming a run, starting one from it with
+``init.from_run``) passes the keywords through
 :func:`migrate_kwargs` with the version that saved them, so a model saved before the change is
 rebuilt with the default it had. The version is raised in the commit that changes the first
 default of a release, so that no saved model records the new version with the old defaults.
