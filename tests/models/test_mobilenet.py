@@ -570,5 +570,9 @@ def test_presets_take_width_and_refuse_the_former_ratio():
 @pytest.mark.parametrize("name", ["mobilenetv1_dnw_x3", "mobilenetv1_random_x225"])
 def test_presets_refuse_node_op_options_they_would_ignore(name):
     """Their stages are MobileNet's layers: node-op options would be accepted and unused."""
-    with pytest.raises(DNWGraphError, match=rf"^model '{name}' takes no 'node_op_options'"):
+    refused = r"^MobileNetV1DNW takes no 'node_op_options': .* \(got \{'eps': 0\.001\}\)$"
+    with pytest.raises(DNWGraphError, match=refused):
         create_model(name, node_op_options={"eps": 1e-3}, stages=TINY)
+    spec = WiringSpec(1.0, node_op_options={"eps": 1e-3})  # the class refuses it too
+    with pytest.raises(DNWGraphError, match=refused):
+        MobileNetV1DNW(spec=spec, stages=TINY)

@@ -10,7 +10,7 @@ from typing import cast
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dnwgraph.errors import DNWGraphError
+from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 from dnwgraph.graph import Wiring
 from dnwgraph.models._graph import check_batch
 from dnwgraph.models.compact import compact
@@ -67,6 +67,7 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
     Raises:
         ValueError: on a width outside (0, 1], an input size below 32, or stages whose
             channels do not chain.
+        TypeError: a spec with ``node_op_options`` (the stages take none).
 
     Examples:
         >>> import torch
@@ -90,6 +91,11 @@ class MobileNetV1DNW(PretrainedMixin, nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec = WiringSpec(1.0) if spec is None else check_spec(spec)
+        if spec.node_op_options:  # its stages' operations are MobileNet's, not node ops
+            raise DNWGraphTypeError(
+                "MobileNetV1DNW takes no 'node_op_options': its stages are MobileNet's own "
+                f"layers, not node ops (got {spec.node_op_options})"
+            )
         self.width = _check_width(width)
         self.input_size = _check_input_size(input_size)
         self.num_classes, self.small = num_classes, small

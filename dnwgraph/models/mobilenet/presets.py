@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dnwgraph.errors import DNWGraphTypeError
 from dnwgraph.models.mobilenet.baseline import MobileNetV1
 from dnwgraph.models.mobilenet.model import MobileNetV1DNW
 from dnwgraph.models.presets import preset_spec
@@ -31,11 +30,6 @@ def _dnw_preset(
         **selection_options: Any,
     ) -> MobileNetV1DNW:
         # the stages' budgets come from the width: the spec's ratio is not used
-        if "node_op_options" in selection_options:
-            raise DNWGraphTypeError(
-                f"model {name!r} takes no 'node_op_options': its stages are MobileNet's own "
-                "layers, not node ops"
-            )
         spec, rest = preset_spec(1.0, selection_options, selection=selection, impl=impl)
         return MobileNetV1DNW(width, num_classes, spec, input_size=input_size, small=small, **rest)
 
