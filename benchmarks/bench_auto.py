@@ -1,10 +1,12 @@
 """``impl="auto"`` against every backend, from a 15-node DAG model to 20,000 nodes.
 
 For each case the training step (forward, cross-entropy or squared loss, backward, SGD with
-momentum: the weights change, so the top-k and the plans are rebuilt every step) is timed for
+momentum: the weights change, so the top-k and the plans are rebuilt every step) and then
+inference (``eval()``, ``no_grad``: the plans of the fixed weights reused) are timed for
 ``impl`` in ``sparse``, ``dense``, ``scatter`` and ``auto``, interleaved in one process (a
-change of load hits every variant), medians.  The table gives ``auto``'s time over the fastest
-backend's: the cost model (``dnwgraph/nn/kernels/auto.py``) aims at 1.15 or less everywhere.
+change of load hits every variant), medians, at each of ``--threads``.  The table gives
+``auto``'s time over the fastest backend's: the rule (``dnwgraph/nn/kernels/auto.py``) aims at
+1.15 or less everywhere.
 
 Cases:
 
@@ -14,13 +16,14 @@ Cases:
 * ``conv20k``: one ``WiringConv`` over a 20,000-node random DAG (200k candidates, 64 features);
   the dense backend is left out there (two 20,000 x 20,000 matrices: 3.2 GB).
 
-Run: ``python benchmarks/bench_auto.py [--write] [--threads 1] [--repeat 7] [--cases ...]``
+Run: ``python benchmarks/bench_auto.py [--write] [--threads 1 2] [--repeat 7] [--cases ...]``
 (``--write`` updates the ``bench_auto`` section of ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from statistics import median
@@ -97,38 +100,75 @@ def make_step(model: torch.nn.Module, batch: tuple):
     return step
 
 
-def measure(case: str, repeat: int) -> dict[str, float]:
+def make_inference(model: torch.nn.Module, batch: tuple):
+    x, y = batch
+    forward = model.conv if y is None else model
+
+    @torch.no_grad()
+    def infer() -> None:
+        forward(x)
+
+    return infer
+
+
+WORKLOADS = {"train step": make_step, "inference": make_inference}
+
+
+def measure(case: str, repeat: int) -> dict[str, dict[str, float]]:
+    """Per workload, per backend: the median ms of ``repeat`` runs, the backends interleaved
+    (inference after the training steps, on the weights they left, in ``eval()`` mode)."""
     impls = [i for i in IMPLS if not (case == "conv20k" and i == "dense")]
-    steps = {impl: make_step(*CASES[case](impl)) for impl in impls}
+    models = {impl: CASES[case](impl) for impl in impls}
     cpu = torch.device("cpu")
-    times: dict[str, list[float]] = {impl: [] for impl in impls}
-    for step in steps.values():  # warm-up: plans, allocator
-        step()
-    for _ in range(repeat):
-        for impl, step in steps.items():
-            times[impl].append(timed_ms(step, cpu))
-    return {impl: median(t) for impl, t in times.items()}
+    out = {}
+    for workload, make in WORKLOADS.items():
+        if workload == "inference":
+            for model, _ in models.values():
+                model.eval()
+        runs = {impl: make(*models[impl]) for impl in impls}
+        times: dict[str, list[float]] = {impl: [] for impl in impls}
+        for run in runs.values():  # warm-up: plans, allocator
+            run()
+        for _ in range(repeat):
+            for impl, run in runs.items():
+                times[impl].append(timed_ms(run, cpu))
+        out[workload] = {impl: median(t) for impl, t in times.items()}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    header = ["threads", "case", "workload", *[f"{i} (ms)" for i in IMPLS]]
+    header += ["fastest", "auto / fastest"]
     rows = []
-    for case in args.cases:
-        ms = measure(case, args.repeat)
-        best = min(ms, key=lambda i: ms[i] if i != "auto" else float("inf"))
-        cells = [f"{ms[i]:.1f}" if i in ms else "—" for i in IMPLS]
-        rows.append([case, *cells, best, f"{ms['auto'] / ms[best]:.2f}"])
-        print(table(["case", *IMPLS, "fastest", "auto / fastest"], rows[-1:]), flush=True)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for case in args.cases:
+            for workload, ms in measure(case, args.repeat).items():
+                best = min((i for i in ms if i != "auto"), key=ms.__getitem__)
+                cells = [f"{ms[i]:.2f}" if i in ms else "—" for i in IMPLS]
+                rows.append([threads, case, workload, *cells, best, f"{ms['auto'] / ms[best]:.2f}"])
+                print(table(header, rows[-1:]).splitlines()[-1], flush=True)
+    worst = max(rows, key=lambda r: float(r[-1]))
+    within = sum(float(r[-1]) <= 1.15 for r in rows)
+    cmd = "python benchmarks/bench_auto.py --write --threads " + " ".join(map(str, args.threads))
+    if args.repeat != 7:
+        cmd += f" --repeat {args.repeat}"
+    if args.cases != list(CASES):
+        cmd += " --cases " + " ".join(args.cases)
     body = (
-        f"Train step in ms, medians of {args.repeat} interleaved runs, {device_name()} "
-        f"(`python benchmarks/bench_auto.py --write --threads {args.threads}`).\n\n"
-        + table(["case", *[f"{i} (ms)" for i in IMPLS], "fastest", "auto / fastest"], rows)
+        f"Medians of {args.repeat} interleaved runs in ms, {device_name().split(',')[0]}, "
+        f"1-minute load average {os.getloadavg()[0]:.1f} at the end (`{cmd}`). Train step: "
+        "forward, loss, backward, SGD with momentum (new plans at every step); inference: "
+        "`eval()`, `no_grad`, the weights the training steps left.\n\n"
+        + table(header, rows)
+        + f"\n\n`auto` is within 15 % of the fastest backend in {within} of {len(rows)} rows; "
+        f"its worst: {worst[-1]} ({worst[1]}, {worst[2]}, {worst[0]} thread(s)).\n"
     )
     print(body)
     if args.write:

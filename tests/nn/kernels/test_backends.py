@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, WiringSpec, block_dag
+from dnwgraph import StaticNeuralGraph, Wiring, WiringConv, WiringSpec, block_dag, create_model
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.nn.kernels import KERNELS, auto, effective_weight
+from dnwgraph.nn.kernels import KERNELS, auto, dispatch, effective_weight
 from dnwgraph.nn.kernels.auto import kernel_for
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "custom_kernel.py"
@@ -40,14 +40,35 @@ def test_every_backend_equals_the_scatter_oracle(impl, selection):
     assert torch.equal(got, want)
 
 
-def test_auto_is_dense_on_small_cpu_calls_and_sparse_on_large_ones():
+def test_auto_is_dense_on_small_cpu_training_calls_and_sparse_otherwise():
     small = WiringConv(block_dag([4, 4]), ratio=4, impl="auto")
-    plan = small.plan()
-    assert kernel_for("auto", plan, torch.zeros(1)).name == "dense"
+    plan = small.plan()  # 8 x 8: with 16 features, 1,024 multiply-adds
+    few, many = torch.zeros(8, 16), torch.zeros(8, auto.DENSE_MACS_CPU // 64 + 1)
+    assert kernel_for("auto", plan, few).name == "dense"
+    assert kernel_for("auto", plan, many).name == "sparse"  # the features make it large
+    with torch.no_grad():  # inference reuses the sparse plan
+        assert kernel_for("auto", plan, few).name == "sparse"
     big = WiringConv(block_dag([150, 150]), ratio=500, impl="auto")
-    assert big.plan().num_nodes * big.plan().num_src > auto.DENSE_ELEMENTS_CPU
-    assert kernel_for("auto", big.plan(), torch.zeros(1)).name == "sparse"
-    assert kernel_for("scatter", plan, torch.zeros(1)).name == "scatter"  # as asked
+    assert kernel_for("auto", big.plan(), torch.zeros(300, 64)).name == "sparse"
+    assert kernel_for("scatter", plan, few).name == "scatter"  # as asked
+    with torch.no_grad():
+        assert kernel_for("dense", plan, few).name == "dense"
+
+
+def test_auto_picks_sparse_for_the_mnist1d_preset_levels(monkeypatch):
+    """The regression that set the bound: at 2**14 rows x sources (no features counted) the
+    MNIST-1D preset's levels ran densely, 1.3x the sparse training step, 1.6x its inference."""
+    model = create_model("mnist1d_static")
+    seen = []
+    real = dispatch.kernel_for
+
+    def spy(impl, plan, x):
+        seen.append(real(impl, plan, x).name)
+        return real(impl, plan, x)
+
+    monkeypatch.setattr(dispatch, "kernel_for", spy)
+    model(torch.randn(128, *model.input_shape))
+    assert seen and set(seen) == {"sparse"}
 
 
 def test_auto_is_the_default_and_bad_backends_name_the_valid_ones():
