@@ -154,12 +154,13 @@ def measure(case: str, repeat: int) -> dict[str, dict[str, float]]:
         warm = [timed_ms(run, cpu) for run in runs.values()]  # warm-up: plans, allocator
         calls = max(1, math.ceil(MIN_RUN_MS / min(warm)))  # the same count for every backend
         for r in range(repeat):
-            # each round starts at the next backend, and each timed loop follows one untimed
-            # call: a backend run right after ``scatter`` (gigabytes of messages on the large
-            # cases) would find its caches cold
+            # each round starts at the next backend, and a timed loop of several calls follows
+            # the same loop untimed: a short workload run right after ``scatter`` (tens of
+            # megabytes of messages on conv20k) found its caches cold, 1.2-1.5x its time
             for impl in impls[r % len(impls) :] + impls[: r % len(impls)]:
                 run = runs[impl]
-                run()
+                if calls > 1:
+                    calls_of(run, calls)
                 times[impl].append(timed_ms(lambda r=run, n=calls: calls_of(r, n), cpu) / calls)
         out[workload] = {impl: median(t) for impl, t in times.items()}
     return out
@@ -196,7 +197,7 @@ def main() -> None:
         "forward, loss, backward, SGD with momentum (new plans at every step); inference: "
         "`eval()`, `no_grad`, the weights the training steps left. A workload under "
         f"{MIN_RUN_MS:.0f} ms is timed as a loop of calls (the same count for every backend), "
-        "divided by the count.\n\n"
+        "divided by the count, after the same loop untimed.\n\n"
         + table(header, rows)
         + f"\n\n`auto` is within 15 % of the fastest backend in {within} of {len(rows)} rows; "
         f"its worst: {worst[-1]} ({worst[1]}, {worst[2]}, {worst[0]} thread(s)).\n"

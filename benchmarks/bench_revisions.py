@@ -158,10 +158,10 @@ def main() -> None:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     base = describe(args.base)
     head = git("rev-parse", "--short=7", "HEAD")
-    # results files that a background benchmark appends to do not count as changes
-    dirty = bool(
-        git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
-    )
+    # changes to the code timed (the package and the benchmarks), not to the docs or to the
+    # results files a background benchmark appends to
+    code = ["dnwgraph", "benchmarks", ":!benchmarks/results"]
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *code))
     here = f"this tree ({head}{', with uncommitted changes' if dirty else ''})"
 
     if commit_of(args.base)[:7] == head:
