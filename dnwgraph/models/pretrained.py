@@ -365,13 +365,21 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
     name, cls = config["name"], config["class"]
     _check_field(path, config, "name", name is None or isinstance(name, str), "a str or null")
     _check_field(
-        path, config, "class", cls is None or cls in _CLASSES, f"null or one of {sorted(_CLASSES)}"
+        path,
+        config,
+        "class",
+        cls is None or (isinstance(cls, str) and cls in _CLASSES),
+        f"null or one of {sorted(_CLASSES)}",
     )
     _check_field(path, config, "name", (name is None) != (cls is None), "set when 'class' is null")
     _check_field(path, config, "args", isinstance(config["args"], list), "a list")
     _check_field(path, config, "kwargs", isinstance(config["kwargs"], dict), "a mapping")
     _check_field(
-        path, config, "torch_dtype", config["torch_dtype"] in _DTYPES, f"one of {sorted(_DTYPES)}"
+        path,
+        config,
+        "torch_dtype",
+        isinstance(config["torch_dtype"], str) and config["torch_dtype"] in _DTYPES,
+        f"one of {sorted(_DTYPES)}",
     )
     version = config["dnwgraph_version"]
     _check_field(path, config, "dnwgraph_version", is_version(version), "a version string")

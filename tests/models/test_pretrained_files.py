@@ -389,6 +389,9 @@ CONFIG_EDITS = {
     "foreign class": ({"name": None, "class": "Module"}, "'class' must be null or one of"),
     "name and class": ({"class": "StaticNeuralGraph"}, "'name' must be set when 'class' is null"),
     "bad dtype": ({"torch_dtype": "int8"}, "'torch_dtype' must be one of"),
+    "dtype list": ({"torch_dtype": ["float32"]}, "'torch_dtype' must be one of"),
+    "dtype mapping": ({"torch_dtype": {}}, "'torch_dtype' must be one of"),
+    "class list": ({"name": None, "class": ["Module"]}, "'class' must be null or one of"),
     "bad wiring": (
         {
             "name": None,

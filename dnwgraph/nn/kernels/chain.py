@@ -35,13 +35,13 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from dnwgraph.errors import DNWGraphError
+from dnwgraph.nn.kernels.first_order import first_order
 from dnwgraph.nn.kernels.level_order import LevelIds, LevelOrder
 from dnwgraph.nn.kernels.node_first import hooked as _hooked
 from dnwgraph.nn.kernels.node_first import records_grad as _records_grad
-from dnwgraph.nn.kernels.pull import PULLED_IMPLS, pull_chain, pulls
+from dnwgraph.nn.kernels.pull import NO_DOUBLE_BACKWARD_LEVELS, PULLED_IMPLS, pull_chain, pulls
 
 
 class LinearPool(Protocol):
@@ -457,7 +457,7 @@ class _PoolAlongside(torch.autograd.Function):
         return z.view_as(z), pool.pool(z.detach())
 
     @staticmethod
-    @once_differentiable
+    @first_order(NO_DOUBLE_BACKWARD_LEVELS)
     def backward(
         ctx: Any, grad_z: Tensor | None, grad_pooled: Tensor | None
     ) -> tuple[Tensor | None, None]:  # type: ignore[override]
@@ -543,7 +543,7 @@ class _ChainSplit(torch.autograd.Function):
         return rest.split([lo - start, hi - lo, n - hi])
 
     @staticmethod
-    @once_differentiable
+    @first_order(NO_DOUBLE_BACKWARD_LEVELS)
     def backward(  # type: ignore[override]
         ctx: Any, *grads: Tensor | None
     ) -> tuple[Tensor, None, None, None, None]:

@@ -32,13 +32,11 @@ output's; the weight gradient keeps the weight's dtype.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.dtypes import accumulation_dtype, no_autocast, output_dtype
+from dnwgraph.nn.kernels.first_order import tie
 from dnwgraph.nn.kernels.matmul import spmm
 from dnwgraph.nn.kernels.plan import AggregationPlan
 from dnwgraph.nn.kernels.sampled import sddmm
@@ -84,27 +82,13 @@ def aggregate_backward(
 
 
 NO_DOUBLE_BACKWARD = (
-    "the fused sparse aggregation of WiringConv (impl='sparse') has no second derivative "
-    "(double backward, create_graph=True); build the layer with impl='scatter' or "
-    "impl='dense', whose plain autograd ops have one"
+    "the fused sparse aggregation of WiringConv has no second derivative (double backward, "
+    "create_graph=True): impl='sparse' runs it, and so does impl='auto' for inference and for "
+    "calls too large to run densely; build the layer with impl='scatter' or impl='dense', "
+    "whose plain autograd ops have one (a layer or a recurrent model: a static model's level "
+    "executor has none, whatever its impl)"
 )
 """Why :func:`wiring_matmul` has no second derivative, and what to use instead."""
-
-
-class _FirstOrderOnly(torch.autograd.Function):
-    """Identity on the gradients of :class:`_WiringMatmul`, tied to what they depend on; its
-    backward raises: a second derivative through them is an error that says why, not a
-    silent zero."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, grad_x: Tensor, grad_w: Tensor, *depends_on: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        return grad_x.view_as(grad_x), grad_w.view_as(grad_w)
-
-    @staticmethod
-    def backward(ctx: Any, *grads: Tensor) -> None:  # type: ignore[override]
-        raise DNWGraphError(NO_DOUBLE_BACKWARD)
 
 
 class _WiringMatmul(torch.autograd.Function):
@@ -131,16 +115,8 @@ class _WiringMatmul(torch.autograd.Function):
         need_x, need_w, need_add = ctx.needs_input_grad[:3]
         grad_x, grad_w = aggregate_backward(grad_out, x, ctx.plan, need_x, need_w, ctx.w_dtype)
         grad_add = grad_out.to(ctx.add_dtype) if need_add else None
-        if torch.is_grad_enabled():  # create_graph=True: a second derivative must fail loudly
-            empty = grad_out.new_empty(0)
-            gx, gw = _FirstOrderOnly.apply(
-                empty if grad_x is None else grad_x,
-                empty if grad_w is None else grad_w,
-                grad_out,
-                x,
-                edge_weight,
-            )
-            grad_x, grad_w = (g if need else None for g, need in ((gx, need_x), (gw, need_w)))
+        # create_graph=True: a second derivative through them must fail loudly
+        grad_x, grad_w = tie([grad_x, grad_w], [grad_out, x, edge_weight], NO_DOUBLE_BACKWARD)
         return grad_x, grad_w, grad_add, None, None
 
 

@@ -40,9 +40,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from dnwgraph.nn.kernels.dtypes import accumulation_dtype
+from dnwgraph.nn.kernels.first_order import first_order
 from dnwgraph.nn.kernels.node_first import hooked
 from dnwgraph.nn.kernels.pull_plan import PullPlan, pull_plan
 from dnwgraph.nn.kernels.sampled import sddmm
@@ -50,6 +50,13 @@ from dnwgraph.nn.kernels.sampled import sddmm
 #: Backends whose calls the pull chain computes (their sums and gradient rule are the fused
 #: sparse product's; ``scatter`` and ``dense`` stay the oracles, called level by level).
 PULLED_IMPLS = ("sparse", "auto")
+
+#: Why the level executor's chains have no second derivative, and what has one.
+NO_DOUBLE_BACKWARD_LEVELS = (
+    "the level executor of a static model (StaticNeuralGraph, the static presets) has no "
+    "second derivative (double backward, create_graph=True), whatever its impl; a single "
+    "WiringConv built with impl='scatter' or impl='dense' has one"
+)
 
 
 def pulls(conv: Any, x: Tensor) -> bool:
@@ -251,7 +258,7 @@ class _Enter(torch.autograd.Function):
         return x.view_as(x) if run.x is None else x[: run.steps.bounds[1]].clone()
 
     @staticmethod
-    @once_differentiable
+    @first_order(NO_DOUBLE_BACKWARD_LEVELS)
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
         run: PullPass = ctx.run
         need_x, need_w = ctx.needs_input_grad[:2]
@@ -276,7 +283,7 @@ class _Pull(torch.autograd.Function):
         return run.pull(step, z)
 
     @staticmethod
-    @once_differentiable
+    @first_order(NO_DOUBLE_BACKWARD_LEVELS)
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
         grad_z = ctx.run.pull_backward(ctx.step, grad)
         return grad_z.view(ctx.shape).to(ctx.dtype), None, None, None
