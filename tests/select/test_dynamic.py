@@ -156,9 +156,13 @@ def test_trains_mnist1d_static_well_above_chance(name):
     splits = create_dataset("mnist1d", num_samples=3000)
     (xs, ys), (xt, yt) = splits.train[:], splits.test[:]
     options = {"gmp": {"end_step": 200, "frequency": 50}, "rigl": {"end_step": 300}}
+    # dnw_periodic swaps many edges at each re-selection: at lr 0.1 its loss jumps to 6-17
+    # there and the run is chaotic (rounding decides: 0.56 on the dense backend, 0.105 on the
+    # sparse one, NaN with frequency 150); docs/methods.md says so. At 0.05 both reach 0.46+
+    lr = 0.05 if name == "dnw_periodic" else 0.1
     torch.manual_seed(0)
     model = create_model("mnist1d_static", selection=name, **options.get(name, {}))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
     for _ in range(400):
         idx = torch.randint(0, xs.size(0), (64,), generator=gen)
