@@ -319,12 +319,16 @@ def save_pretrained(
     if not given or "\0" in given:  # Path("") would be the working folder
         raise DNWGraphError(f"'save_directory' must be a folder path (got {save_directory!r:.80})")
     folder = Path(save_directory)
-    _prepare_folder(folder, overwrite)
     # both temporary files whole on disk first, then the weights renamed, then the config: a
     # kill between the renames leaves the new weights beside an old config that refuses them
     # and a whole new config in its temporary file, which from_pretrained names
     text = (json.dumps(config, indent=2) + "\n").encode()
-    atomic_write_files([(folder / WEIGHTS_NAME, data), (folder / CONFIG_NAME, text)])
+    try:
+        _prepare_folder(folder, overwrite)
+        atomic_write_files([(folder / WEIGHTS_NAME, data), (folder / CONFIG_NAME, text)])
+    except OSError as err:  # a read-only file system, a full disk (atomic_write_files says
+        # what a failure leaves behind)
+        raise DNWGraphError(f"cannot save into {str(folder)!r} ({err.strerror or err})") from None
     return folder
 
 
