@@ -71,9 +71,9 @@ def commit_of(rev: str) -> str:
         raise SystemExit(f"bench_revisions: {rev!r} is not a commit of this repository") from None
 
 
-def describe(rev: str) -> str:
-    """``rev`` as a short hash and its subject's first words, for the table's caption."""
-    commit = commit_of(rev)
+def describe(rev: str, commit: str) -> str:
+    """``rev`` (the commit ``commit``) as a short hash and its subject's first words, for the
+    table's caption."""
     subject = git("log", "-1", "--format=%s", commit)
     name = commit[:7] if commit.startswith(rev) else f"{rev} = {commit[:7]}"
     return f"{name} ({subject[:60]}{'...' if len(subject) > 60 else ''})"
@@ -156,7 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
-    base = describe(args.base)
+    commit = commit_of(args.base)
+    base = describe(args.base, commit)
     head = git("rev-parse", "--short=7", "HEAD")
     # changes to the code timed (the package and the benchmarks), not to the docs or to the
     # results files a background benchmark appends to
@@ -164,11 +165,11 @@ def main() -> None:
     dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *code))
     here = f"this tree ({head}{', with uncommitted changes' if dirty else ''})"
 
-    if commit_of(args.base)[:7] == head:
+    if commit[:7] == head:
         raise SystemExit(f"bench_revisions: --base {args.base} is this tree's HEAD ({head})")
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="dnwgraph-base-") as tmp:
-        trees = {commit_of(args.base)[:7]: export(args.base, Path(tmp)), head: ROOT}
+        trees = {commit[:7]: export(commit, Path(tmp)), head: ROOT}
         runs: dict[str, list[dict]] = defaultdict(list)
         for r in range(args.rounds):
             order = list(trees) if r % 2 == 0 else list(trees)[::-1]

@@ -60,4 +60,4 @@ def test_a_revision_is_exported_without_touching_the_repository(script, tmp_path
     after = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True)
     assert before.stdout == after.stdout
     with pytest.raises(SystemExit, match="is not a commit of this repository"):
-        script.describe("no-such-revision")
+        script.commit_of("no-such-revision")

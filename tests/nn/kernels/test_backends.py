@@ -63,8 +63,9 @@ def test_auto_picks_sparse_for_the_mnist1d_preset_levels(monkeypatch):
     real = dispatch.kernel_for
 
     def spy(impl, plan, x):
-        seen.append(real(impl, plan, x).name)
-        return real(impl, plan, x)
+        kernel = real(impl, plan, x)
+        seen.append(kernel.name)
+        return kernel
 
     monkeypatch.setattr(dispatch, "kernel_for", spy)
     model(torch.randn(128, *model.input_shape))
