@@ -20,6 +20,36 @@ from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
 MAX_NODES = 2**26
 
 
+#: A file that does not declare its node count has one node per position ``0..max id``; when
+#: more than this many of those nodes (and more than it names) are named nowhere in the file, the
+#: ids are labels rather than positions (or a typo), and the wiring would be mostly isolated
+#: nodes: a 2-line file naming node 60,000,000 would allocate 60M nodes.
+UNNAMED_NODES = 1000
+
+
+def count_nodes(top: int, named: int, fix: str = "") -> int:
+    """The node count ``top + 1`` of a file whose ids are positions, ``top`` the largest and
+    ``named`` the number of distinct ids it names; ``fix`` is appended to the error.
+
+    Raises:
+        DNWGraphError: more than :data:`UNNAMED_NODES` nodes, and more than ``named``, would
+            be named nowhere in the file.
+
+    Examples:
+        >>> count_nodes(4, 3)  # ids 0, 2, 4: node 1 and 3 are nodes without edges
+        5
+    """
+    unnamed = top + 1 - named
+    if unnamed > max(named, UNNAMED_NODES):
+        raise DNWGraphError(
+            f"node id {top} makes {top + 1} nodes, but the file names only {named} of them: "
+            f"ids are positions 0..N-1, so {unnamed} nodes would be ones it never names "
+            f"(relabel the nodes 0..{named - 1}, e.g. with "
+            f"networkx.convert_node_labels_to_integers{fix})"
+        )
+    return top + 1
+
+
 class CycleError(DNWGraphError):
     """A wiring declared acyclic (``acyclic=True``) contains a directed cycle.
 

@@ -38,7 +38,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.graph._checks import MAX_NODES
+from dnwgraph.graph._checks import MAX_NODES, count_nodes
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -177,8 +177,8 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
     sorted order; a mix is refused. Without ``keep_ids`` (Python graphs), labels are numbered
     ``0..N-1`` in sorted order, insertion order when they cannot be sorted.
 
-    Edges keep the graph's order, or the order of ``e_id`` when every edge has one.
-    ``edge_weight`` comes from the edge attribute ``edge_weight``, else ``weight``; the masks
+    Edges keep the graph's order, or the order of ``e_id`` when every edge has one (no two the
+    same). ``edge_weight`` comes from the edge attribute ``edge_weight``, else ``weight``; the masks
     from ``input_mask``/``output_mask`` (a node without one is ``False``), else from ``role``;
     ``acyclic``/``self_loops`` from the graph attributes. What the graph does not say is left
     out of the ``Data``.
@@ -187,7 +187,8 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
         DNWGraphTypeError: ``g`` is not a networkx graph.
         DNWGraphError: an undirected or empty graph; a flag that is not true or false; a weight
             that is not a number, or only on some edges; a role outside ``ROLES``; node ids
-            mixing integers and names.
+            mixing integers and names; with ``keep_ids``, integer ids with gaps holding more
+            nodes than the graph has (and over 1,000); two edges with one ``e_id``.
 
     Examples:
         >>> import networkx as nx
@@ -211,6 +212,7 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
     triples = list(g.edges(data=True))
     if triples and all("e_id" in d for _, _, d in triples):
         order = [as_number(d["e_id"], f"edge ({u!r}, {v!r}): 'e_id'") for u, v, d in triples]
+        _check_unique_e_id(order, triples)
         triples = [t for _, t in sorted(zip(order, triples, strict=True), key=lambda p: p[0])]
     data = Data(
         edge_index=torch.tensor([[ids[u] for u, _, _ in triples], [ids[v] for _, v, _ in triples]]),
@@ -227,6 +229,18 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
         if key in g.graph:
             data[key] = as_flag(g.graph[key], f"graph attribute '{key}'")
     return data, ids
+
+
+def _check_unique_e_id(order: list[float], triples: list[tuple[Any, Any, Any]]) -> None:
+    """``e_id`` orders the edges, so two edges may not share one."""
+    seen: dict[float, tuple[Any, Any]] = {}
+    for e, (u, v, _) in zip(order, triples, strict=True):
+        if e in seen:
+            raise DNWGraphError(
+                f"edges {seen[e]!r} and {(u, v)!r} have the same 'e_id' {e:g}; 'e_id' is the "
+                "position of an edge among the candidates, one per edge"
+            )
+        seen[e] = (u, v)
 
 
 def _sorted_ids(g: nx.Graph) -> dict[Hashable, int]:
@@ -274,6 +288,7 @@ def _checked_ids(ids: dict[Hashable, int]) -> dict[Hashable, int]:
             f"node id {top} is too large: ids are positions 0..N-1 below {MAX_NODES} (relabel "
             "the nodes, e.g. with networkx.convert_node_labels_to_integers)"
         )
+    count_nodes(top, len(ids))
     return ids
 
 

@@ -615,6 +615,96 @@ def test_ids_that_are_not_node_positions_name_the_line(tmp_path, name, text, mat
     _raises(tmp_path, name, text, match)
 
 
+def _node_link(ids, edges, e_ids=None):
+    return json.dumps(
+        {
+            "nodes": [{"id": v} for v in ids],
+            "edges": [
+                {"source": u, "target": v, **({} if e_ids is None else {"e_id": e_ids[i]})}
+                for i, (u, v) in enumerate(edges)
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "name, text, top, named",
+    [
+        ("w.csv", "source,target\n0,1\n1,60000000\n", 60000000, 3),
+        ("w.csv", "0,1\n1,2\n2,1004\n", 1004, 4),  # 1,001 unnamed
+        ("w.txt", "0 1\n1 60000000\n", 60000000, 3),
+        ("w.txt", "# input_nodes: 0 5000\n0 1\n1 2\n", 5000, 4),
+        ("w.json", _node_link([0, 1, 60000000], [(0, 1), (1, 60000000)]), 60000000, 3),
+        ("w.graphml", GRAPHML_IDS.format("0", "1", "60000000"), 60000000, 3),
+    ],
+)
+def test_ids_far_beyond_the_nodes_a_file_names_are_refused(tmp_path, name, text, top, named):
+    """Before: a 2-line edge list naming node 60,000,000 read as a 60M-node wiring (every
+    missing id an isolated input and output), and `dnwgraph export` then exhausted memory."""
+    unnamed = top + 1 - named
+    match = (
+        rf"node id {top} makes {top + 1} nodes, but the file names only {named} of them: ids "
+        rf"are positions 0..N-1, so {unnamed} nodes would be ones it never names \(relabel "
+        rf"the nodes 0..{named - 1}"
+    )
+    _raises(tmp_path, name, text, match)
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("w.csv", "0,1\n1,2\n2,1002\n"),  # 999 unnamed: the limit is 1,000
+        ("w.txt", "0 1\n1 2\n2 1002\n"),
+        ("w.json", _node_link([0, 1, 2, 1002], [(0, 1), (1, 2), (2, 1002)])),
+        ("w.graphml", GRAPHML_IDS.format("0", "1", "1002")),
+    ],
+)
+def test_gaps_up_to_the_limit_are_nodes_without_edges(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    w = Wiring.from_file(path)
+    assert w.num_nodes == 1003
+    assert w.input_nodes.numel() == 1003 - w.num_edges  # 999 isolated nodes and node 0
+
+
+def test_a_declared_node_count_is_kept_however_sparse(tmp_path):
+    """The edge list's header says how many nodes there are: no limit applies."""
+    path = tmp_path / "w.txt"
+    path.write_text("# dnwgraph wiring: num_nodes=5000\n0 1\n1 2\n")
+    assert Wiring.from_file(path).num_nodes == 5000
+
+
+def test_more_named_than_unnamed_nodes_has_no_limit(tmp_path):
+    """A large wiring with a few thousand ids missing reads (the rule is about most nodes)."""
+    edges = [(v, v + 1) for v in range(0, 6000, 2)]  # ids 0..6000 even/odd pairs, gaps of none
+    edges += [(10000, 10001)]
+    path = tmp_path / "w.csv"
+    path.write_text("".join(f"{u},{v}\n" for u, v in edges))
+    w = Wiring.from_file(path)
+    assert w.num_nodes == 10002 and w.num_edges == len(edges)
+
+
+@pytest.mark.parametrize("zero", ["-0", "-0.0"])
+def test_minus_zero_is_node_zero(tmp_path, zero):
+    """Before: '-0' (a float column's '-0.0') was refused as negative."""
+    for name, text in [("w.csv", f"{zero},1\n1,2\n"), ("w.txt", f"{zero} 1\n1 2\n")]:
+        path = tmp_path / name
+        path.write_text(text)
+        assert Wiring.from_file(path).edge_index.tolist() == [[0, 1], [1, 2]]
+
+
+def test_two_edges_with_one_e_id_are_refused(tmp_path):
+    """Before: the order of two edges sharing an e_id was whatever the sort left."""
+    text = _node_link([0, 1, 2], [(0, 1), (1, 2)], e_ids=[0, 0])
+    _raises(tmp_path, "w.json", text, r"edges \(0, 1\) and \(1, 2\) have the same 'e_id' 0")
+
+
+def test_e_id_still_orders_the_edges(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_text(_node_link([0, 1, 2], [(0, 1), (1, 2)], e_ids=[1, 0]))
+    assert Wiring.from_file(path).edge_index.tolist() == [[1, 0], [2, 1]]
+
+
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_a_nan_in_json_names_its_line(tmp_path, constant):
     text = '{"nodes": [{"id": 0}, {"id": 1}],\n "edges": [{"source": 0, "target": 1, "weight": X}]}'

@@ -210,13 +210,13 @@ def node_id(text: str, lineno: int) -> int:
         DNWGraphError: anything else, naming the line.
 
     Examples:
-        >>> node_id("12", 3), node_id("12.0", 3)
-        (12, 12)
+        >>> node_id("12", 3), node_id("12.0", 3), node_id("-0.0", 3)
+        (12, 12, 0)
     """
     if not PLAIN_INT.fullmatch(text):
         raise DNWGraphError(f"line {lineno}: node id {text[:40]!r} is not a plain integer")
     head = text.partition(".")[0]
-    if head.startswith("-"):
+    if head.startswith("-") and head != "-0":  # "-0" (a float column's "-0.0") is 0
         raise DNWGraphError(f"line {lineno}: node id {text} is negative: ids are positions 0..N-1")
     if len(head) > 12 or int(head) >= MAX_NODES:
         raise DNWGraphError(
