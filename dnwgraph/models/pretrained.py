@@ -328,7 +328,10 @@ def save_pretrained(
         atomic_write_files([(folder / WEIGHTS_NAME, data), (folder / CONFIG_NAME, text)])
     except OSError as err:  # a read-only file system, a full disk (atomic_write_files says
         # what a failure leaves behind)
-        raise DNWGraphError(f"cannot save into {str(folder)!r} ({err.strerror or err})") from None
+        where = f": {err.filename}" if err.filename and str(err.filename) != str(folder) else ""
+        raise DNWGraphError(
+            f"cannot save into {str(folder)!r} ({err.strerror or err}{where})"
+        ) from None
     return folder
 
 

@@ -2,6 +2,7 @@
 byte read is verified, stored masks agree with their budgets, and every malformed folder or
 argument is one DNWGraphError."""
 
+import errno
 import hashlib
 import json
 import os
@@ -100,6 +101,20 @@ def test_a_folder_or_file_in_the_way_is_never_removed(tmp_path):
     with pytest.raises(DNWGraphError, match="a file is in the way"):
         save_pretrained(model, tmp_path / "f" / "sub")
     assert (tmp_path / "f").read_text() == "x"
+
+
+def test_a_failed_write_names_the_file_it_failed_on(tmp_path, monkeypatch):
+    """Before: the message named the folder only, as if the folder itself were unwritable."""
+    model = create_model("mnist1d_static", selection="random", seed=0).eval()
+
+    def crash(tmp, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(_atomic, "_commit", crash)
+    folder = tmp_path / "m"
+    match = rf"^cannot save into '.*' \(No space left on device: {re.escape(str(folder))}/\S+\)$"
+    with pytest.raises(DNWGraphError, match=match):
+        save_pretrained(model, folder)
 
 
 @pytest.mark.parametrize("failing", ["model.safetensors", "config.json"])
