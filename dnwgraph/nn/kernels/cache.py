@@ -227,7 +227,19 @@ class PlanCache:
 
     def matches(self, weight: Tensor, selection_key: Sequence[Any] | None) -> bool:
         """Whether the cached selection was made for ``weight`` (values, dtype, device) and
-        the selection state ``selection_key``."""
+        the selection state ``selection_key``.
+
+        Raises:
+            DNWGraphError: called under a :mod:`torch.func` transform, whose wrapped tensors
+                have no values to compare.
+        """
+        if torch._C._are_functorch_transforms_active():
+            raise DNWGraphError(
+                "dnwgraph's layers do not run under torch.func transforms (grad, vmap, jacrev, "
+                "...): they keep plans between calls keyed by the weights' values, which a "
+                "transform's tensors do not expose; use torch.autograd.grad, or a loop over "
+                "samples in place of vmap"
+            )
         if self.frozen:
             return self.mask is not None
         if self.mask is None or selection_key is None:

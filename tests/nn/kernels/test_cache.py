@@ -226,3 +226,40 @@ def test_a_value_key_compares_once_per_hold_and_reuses_its_copies():
     assert key.values[0] is copy_ and torch.equal(copy_, w)  # written into, not reallocated
     key.invalidate()
     assert not key.matches([w])
+
+
+class Transpose(torch.nn.Module):
+    def forward(self, x):
+        return x.T
+
+
+TRANSFORMS = {
+    "grad": lambda f, p, x: torch.func.grad(lambda q: f(q, x).sum())(p),
+    "jacrev": lambda f, p, x: torch.func.jacrev(lambda q: f(q, x).sum())(p),
+    # over the feature columns (a layer's rows are its nodes, a model's the samples)
+    "vmap": lambda f, p, x: torch.func.vmap(lambda xi: f(p, xi.unsqueeze(1)), in_dims=1)(x),
+}
+
+
+@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
+@pytest.mark.parametrize("model", ["conv", "mnist1d_static"])
+def test_torch_func_transforms_are_refused_in_one_line(transform, model):
+    """Before: torch's "Cannot access data pointer of Tensor that doesn't have storage" (the
+    cache reading a wrapped tensor's values) or its setup_context message."""
+    from dnwgraph import create_model
+
+    if model == "conv":
+        m = layer()
+    else:  # samples as columns, for vmap's sake
+        net = create_model("mnist1d_static").eval()
+        m = torch.nn.Sequential(Transpose(), net)
+    x = torch.randn(6, 3) if model == "conv" else torch.randn(40, 4)
+    m(x)  # a plan cached first, as in a real script
+    params = dict(m.named_parameters())
+
+    def f(p, inputs):
+        return torch.func.functional_call(m, p, (inputs,))
+
+    with pytest.raises(DNWGraphError, match=r"^dnwgraph's layers do not run under torch\.func"):
+        TRANSFORMS[transform](f, params, x)
+    assert torch.equal(f(params, x), m(x))  # functional_call alone works, same outputs
