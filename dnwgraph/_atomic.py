@@ -26,6 +26,7 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from dnwgraph.typing import PathLikeStr
 
@@ -177,7 +178,7 @@ def atomic_write_files(files: Sequence[tuple[PathLikeStr, bytes]]) -> None:
         renamed = 0
         try:
             for _, tmp, data in targets:
-                with open(tmp, "wb") as f:
+                with _open_new(tmp) as f:
                     _fill(f, data)
                     f.flush()
                     os.fsync(f.fileno())
@@ -192,6 +193,20 @@ def atomic_write_files(files: Sequence[tuple[PathLikeStr, bytes]]) -> None:
             raise
         for folder in folders:
             _fsync_dir(folder)
+
+
+def _open_new(tmp: Path) -> BinaryIO:
+    """Open the fixed-name temporary file ``tmp`` as a new regular file: whatever a killed
+    write (or anyone) left under that name is removed first, never written through (a symlink
+    would write outside the folder, a FIFO would block for ever).
+
+    Raises:
+        OSError: ``tmp`` is a folder, or cannot be created.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # a link itself, not its target; a folder raises
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(tmp, flags, 0o666), "wb")
 
 
 @contextlib.contextmanager

@@ -169,3 +169,27 @@ def test_two_processes_writing_one_file_never_collide(tmp_path: Path, helper: st
     size = len(target.read_bytes())
     assert target.read_bytes() in (b"a" * size, b"b" * size) and size == 64 * 1024
     assert [p.name for p in tmp_path.iterdir()] == ["same.csv"]
+
+
+def test_what_lies_at_a_fixed_temporary_name_is_replaced_never_written_through(
+    tmp_path: Path,
+) -> None:
+    """Before: a symlink at `.b.tmp.json` had the write go to its target (a file outside the
+    folder overwritten) and a FIFO blocked the write for ever."""
+    outside = tmp_path / "notes.txt"
+    outside.write_text("mine")
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / ".b.tmp.json").symlink_to(outside)
+    os.mkfifo(folder / ".a.tmp.bin")
+    (folder / ".c.tmp.txt").write_text("stale")
+    atomic_write_files(
+        [(folder / "a.bin", b"1"), (folder / "b.json", b"2"), (folder / "c.txt", b"3")]
+    )
+    assert outside.read_text() == "mine"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.bin", "b.json", "c.txt"]
+    assert [(folder / n).read_bytes() for n in ("a.bin", "b.json", "c.txt")] == [b"1", b"2", b"3"]
+    (folder / ".a.tmp.bin").mkdir()  # a folder is not removed: the write fails, nothing changes
+    with pytest.raises(OSError):
+        atomic_write_files([(folder / "a.bin", b"4")])
+    assert (folder / "a.bin").read_bytes() == b"1"
