@@ -205,16 +205,18 @@ def _open_new(tmp: Path) -> BinaryIO:
     """
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # a link itself, not its target; a folder raises
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    return os.fdopen(os.open(tmp, flags, 0o666), "wb")
+    excl = os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return open(tmp, "wb", opener=lambda path, flags: os.open(path, flags | excl, 0o666))
 
 
 @contextlib.contextmanager
-def folder_lock(folder: PathLikeStr) -> Iterator[None]:
+def folder_lock(folder: PathLikeStr, *, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` itself (POSIX ``flock`` on the folder, no file
     added): two processes or threads writing through the same temporary files take turns.
-    The operating system drops it when its holder ends, however it ends. Where a folder
-    cannot be locked (Windows, some network file systems) the writes go unlocked.
+    With ``shared``, a reader's lock: readers of files written together hold it at once, and
+    a writer waits for them (as they wait for it), so they never read the files of two
+    writes. The operating system drops it when its holder ends, however it ends. Where a
+    folder cannot be locked (Windows, some network file systems) the files go unlocked.
 
     Examples:
         >>> import tempfile
@@ -233,7 +235,7 @@ def folder_lock(folder: PathLikeStr) -> Iterator[None]:
         return
     try:
         with contextlib.suppress(OSError):  # unsupported here: the writes go unlocked
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # drops the lock

@@ -41,7 +41,7 @@ from typing import Any, TypeVar, cast
 import torch
 from torch import Tensor, nn
 
-from dnwgraph._atomic import atomic_write_files, tmp_path
+from dnwgraph._atomic import atomic_write_files, folder_lock, tmp_path
 from dnwgraph._version import __version__
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError, MissingDependencyError
 from dnwgraph.models import _arguments, _folder, hub
@@ -219,7 +219,10 @@ def _foreign(folder: Path) -> list[str]:
         except DNWGraphError:
             pass
     weights = folder / WEIGHTS_NAME
-    weights_ours = config_ours and weights.is_file() and not weights.is_symlink()
+    weights_ours = weights.is_file() and not weights.is_symlink()
+    if weights_ours and not config_ours:  # ours if a stopped save's config was made for it
+        pending = None if config.exists() else _pending_config(folder, weights.read_bytes())
+        weights_ours = pending is not None
     foreign = []
     for entry in sorted(os.listdir(folder)):
         if entry in ours_tmp or (entry == CONFIG_NAME and config_ours):
@@ -393,10 +396,10 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
     return config
 
 
-def _interrupted_save(path: Path, weights: bytes) -> str:
-    """Why the weights do not match ``config.json``: a save stopped between its two renames
-    (its whole new config is still in the temporary file), or a change after the save."""
-    pending = tmp_path(path)
+def _pending_config(folder: Path, weights: bytes) -> Path | None:
+    """The temporary config of a save stopped between its two renames (the weights renamed,
+    the config not yet), when it is whole and made for ``weights``; else ``None``."""
+    pending = tmp_path(folder / CONFIG_NAME)
     try:
         config = _folder.read_json(pending) if os.path.lexists(pending) else None
     except DNWGraphError:
@@ -407,6 +410,15 @@ def _interrupted_save(path: Path, weights: bytes) -> str:
         and config.get("config_sha256") == _folder.config_digest(config, "config_sha256")
         and config.get("weights_sha256") == _folder.sha256(weights)
     ):
+        return pending
+    return None
+
+
+def _interrupted_save(path: Path, weights: bytes) -> str:
+    """Why the weights do not match ``config.json``: a save stopped between its two renames
+    (its whole new config is still in the temporary file), or a change after the save."""
+    pending = _pending_config(path.parent, weights)
+    if pending is not None:
         return (
             f"they match {str(pending)!r}, the config of a save_pretrained that was stopped "
             f"before its last step; rename it to {CONFIG_NAME} to finish that save"
@@ -422,15 +434,26 @@ def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
             f"{why}); a Hub id 'owner/name' needs the 'hub' extra, and is read from the "
             "local Hugging Face cache unless local_files_only=False"
         )
+    weights_problem = _folder.file_problem(folder / WEIGHTS_NAME)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         problem = _folder.file_problem(folder / name)
+        if name == CONFIG_NAME and problem == "is missing" and not weights_problem:
+            pending = _pending_config(folder, _folder.read_bytes(folder / WEIGHTS_NAME))
+            if pending is not None:
+                raise DNWGraphError(
+                    f"{str(folder)!r}: its {CONFIG_NAME} is missing, and its {WEIGHTS_NAME} "
+                    f"matches {str(pending)!r}, the config of a save_pretrained that was "
+                    f"stopped before its last step; rename it to {CONFIG_NAME} to finish "
+                    "that save"
+                )
         if problem:
             raise DNWGraphError(
                 f"{str(folder)!r} is not a pretrained-model folder: its {name} {problem} "
                 f"(expected {CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)"
             )
-    weights = _folder.read_bytes(folder / WEIGHTS_NAME)
-    config = _read_config(folder / CONFIG_NAME, weights)
+    with folder_lock(folder, shared=True):  # never the weights of one save, the config of the next
+        weights = _folder.read_bytes(folder / WEIGHTS_NAME)
+        config = _read_config(folder / CONFIG_NAME, weights)
     try:
         tensors = _safetensors().load(weights)
     except Exception as err:  # noqa: BLE001 - any failure means an unusable file

@@ -205,6 +205,76 @@ def test_a_save_killed_anywhere_leaves_one_whole_model(where, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_a_first_save_killed_between_its_renames_is_named_and_saved_again(tmp_path):
+    """Before: the folder (new weights, the config only in its temporary file) said "its
+    config.json is missing" without naming the config that finishes the save, and a second
+    save refused the weights as a file it did not write."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "m"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-c", _KILLED_SAVE, str(folder), "between the renames"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == -9, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".config.tmp.json", "model.safetensors"]
+    one_line_error(
+        folder,
+        r"its config\.json is missing, and its model\.safetensors matches "
+        r"'.*\.config\.tmp\.json'.*rename it to config\.json",
+    )
+    model = create_model("mnist1d_static", selection="random", seed=3).eval()
+    save_pretrained(model, folder)  # no overwrite=True: those files are a save of ours
+    assert torch.equal(from_pretrained(folder).conv.active_mask(), model.conv.active_mask())
+    (folder / "config.json").unlink()  # weights without a config: not ours any more
+    with pytest.raises(DNWGraphError, match=r"did not write \['model\.safetensors'\]"):
+        save_pretrained(model, folder)
+
+
+_LOAD_DURING_SAVE = r"""
+import subprocess, sys, time
+from dnwgraph.models import _folder, from_pretrained
+
+folder, saver = sys.argv[1], sys.argv[2:]
+read = _folder.read_bytes
+started = []
+
+
+def read_then_let_a_save_run(path, *args, **kwargs):
+    data = read(path, *args, **kwargs)
+    if path.name == "model.safetensors" and not started:
+        started.append(subprocess.Popen([*saver, folder]))  # a whole save between our two reads
+        time.sleep(8)  # on a slow disk
+    return data
+
+
+_folder.read_bytes = read_then_let_a_save_run
+from_pretrained(folder)
+assert started[0].wait(timeout=600) == 0
+from_pretrained(folder)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock is POSIX flock")
+def test_a_load_never_reads_the_weights_of_one_save_and_the_config_of_the_next(tmp_path):
+    """Before: a save landing between the load's reads of the weights and the config made
+    the load report the weights "changed or damaged"; the load now holds a reader's lock."""
+    import subprocess
+    import sys
+
+    _, folder = saved(tmp_path, seed=0)
+    save = (
+        "import dnwgraph, sys; dnwgraph.create_model('mnist1d_static', selection='random', "
+        "seed=5).save_pretrained(sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-c", _LOAD_DURING_SAVE, str(folder), sys.executable, "-c", save]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 _SAVE_WHEN_TOLD = r"""
 import os, sys, time
 import torch
