@@ -7,10 +7,11 @@ under ``runs/demo/`` (``--out``):
 
 * ``dnw/`` and ``random/``: run directories (``config.yaml``, ``checkpoint.pt``,
   ``metrics.csv``, ``wiring/epoch_*.pt`` snapshots, ``figures/``);
-* ``dnw/wiring.graphml``: the discovered wiring (selected edges with their weights);
+* ``wiring.graphml``: the discovered wiring (selected edges with their weights);
 * ``summary.md``: the comparison table.
 
-Running the demo again replaces ``dnw/`` and ``random/`` in the output folder, by design.
+Running the demo again replaces ``dnw/``, ``random/``, ``wiring.graphml`` and ``summary.md`` in
+the output folder, by design.
 
 The demo trains (:mod:`dnwgraph.train`) and then draws and exports (:mod:`dnwgraph.analysis`),
 so it sits above both, beside the CLI.
@@ -95,6 +96,7 @@ def run_demo(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DNWGraphError(f"the demo folder {str(out)!r} is a file, not a folder")
+    _remove_legacy_graphml(out)
     for graph in GRAPHS:  # both, before the first run starts
         check_new_run(out / graph, overwrite=True)
     rows: dict[str, dict[str, Any]] = {}
@@ -119,7 +121,7 @@ def run_demo(
         }
 
     model = load_model(out / "dnw")
-    graphml = _save_graphml(model, out / "dnw" / "wiring.graphml")
+    graphml = _save_graphml(model, out / "wiring.graphml")
     figures = _plots([out / g for g in GRAPHS])
     text = _table(rows, epochs)
     atomic_write_bytes(out / "summary.md", (text + "\n").encode())
@@ -128,6 +130,15 @@ def run_demo(
     print(f"figures: {figures}" if isinstance(figures, str) else f"figures: {len(figures)} files")
     print(f"runs: {out / 'dnw'}, {out / 'random'}")
     return rows
+
+
+def _remove_legacy_graphml(out: Path) -> None:
+    """An earlier demo wrote its GraphML into its DNW run (``dnw/wiring.graphml``), a
+    name the run folder then had to treat as its own, and so deleted a user's export of that
+    name on ``--overwrite``; the file the old demo left there is removed once, here."""
+    old = out / "dnw" / "wiring.graphml"
+    if (out / "summary.md").is_file() and old.is_file() and not old.is_symlink():
+        old.unlink()
 
 
 def _save_graphml(model: Any, path: Path) -> Path:

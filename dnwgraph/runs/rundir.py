@@ -4,10 +4,10 @@ A run directory holds (see :mod:`dnwgraph.train.loop`)::
 
     config.yaml  init.pt  checkpoint.pt  metrics.csv  wiring/  tensorboard/
 
-plus what the tools write into it (``figures/``, ``analysis/``, the demo's
-``wiring.graphml``).  This module is the one place that knows these names; the training loop
-asks it to start, restart or replace a run, and ``export`` / ``plot`` / ``analyze`` ask it
-whether an output path would write over a run's own files.
+plus what the tools write into it (``figures/``, ``analysis/``).  This module is the one place
+that knows these names; the training loop asks it to start, restart or replace a run, and
+``export`` / ``plot`` / ``analyze`` ask it whether an output path would write over a run's own
+files.
 
 Safety rules (``docs/guarantees.md``):
 
@@ -67,8 +67,7 @@ TENSORBOARD = "tensorboard"
 #: Files and folders a training run writes (never written by export / plot / analyze).
 RUN_FILES: tuple[str, ...] = (CONFIG, INIT, CHECKPOINT, METRICS)
 RUN_FOLDERS: tuple[str, ...] = (WIRING, TENSORBOARD)
-#: What the tools and the demo write into a run folder; replaced along with the run.
-TOOL_FILES: tuple[str, ...] = ("wiring.graphml",)
+#: What the tools write into a run folder; replaced along with the run.
 TOOL_FOLDERS: tuple[str, ...] = ("figures", "analysis")
 #: The files ``dnwgraph plot`` (``figures/``) and ``dnwgraph analyze`` (``analysis/``, its
 #: ``figures/``) write into a run: a run folder holds these and nothing else of theirs.
@@ -96,7 +95,7 @@ def _owned_name(where: str, name: str) -> bool:
     one dnwgraph writes there (or the temporary file of one)."""
     base = untmp_name(name) or name
     if where == "":
-        return base in RUN_FILES + TOOL_FILES or name == LOCK
+        return base in RUN_FILES or name == LOCK
     if where == WIRING:
         return bool(_SNAPSHOT.fullmatch(base))
     if where == TENSORBOARD:
@@ -314,14 +313,13 @@ def _remove_owned(folder: Path, where: str) -> None:
 def clear_outputs(out: PathLikeStr, *, keep_config: bool = True, tools: bool = True) -> None:
     """Delete what a run wrote into ``out``, first the checkpoint (so that a kill half-way
     leaves a run that restarts from its config), then the rest; ``config.yaml`` stays when
-    ``keep_config``, and what the tools wrote (``figures/``, ``analysis/``, the demo's
-    ``wiring.graphml``) goes too when ``tools``.  Files are removed by name (those of
+    ``keep_config``, and what the tools wrote (``figures/``, ``analysis/``) goes too when
+    ``tools``.  Files are removed by name (those of
     :func:`is_run_dir`), never a whole folder: a file of yours anywhere inside is kept."""
     out = Path(out)
     with contextlib.suppress(FileNotFoundError):
         (out / CHECKPOINT).unlink()
-    files = RUN_FILES + (TOOL_FILES if tools else ())
-    for name in files:
+    for name in RUN_FILES:
         if name != CHECKPOINT and (name != CONFIG or not keep_config):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()

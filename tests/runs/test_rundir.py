@@ -274,6 +274,7 @@ USER_FILES = (
     "figures/my_plot.png", "analysis/notes.md", "analysis/figures/custom.svg", "wiring/x.png",
     "tensorboard/readme.txt", ".notes", ".draft.tmp.txt", ".backup.tmp", "figures/.hidden",
     "wiring/.keep.tmp", "analysis/sub/deep.txt",
+    "wiring.graphml",  # `dnwgraph export RUN -o RUN/wiring.graphml` (docs/analysis.md): yours
 )  # fmt: skip
 
 
