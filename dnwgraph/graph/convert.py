@@ -87,21 +87,28 @@ def as_flag(value: Any, what: str) -> bool:
 
 
 def as_number(value: Any, what: str) -> float:
-    """``value`` as a float: an int or float (not a bool), or the text of a number.
+    """``value`` as a float: an int or float (not a bool), or the text of a number (no ``_``
+    between digits, which Python's ``float`` would accept and no other reader does).
 
     Raises:
-        DNWGraphError: anything else, naming ``what``.
+        DNWGraphError: anything else, or an integer beyond the float range, naming ``what``.
     """
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
     ):
-        return float(value)
-    if isinstance(value, str):
+        try:
+            return float(value)
+        except OverflowError:  # an int of hundreds of digits
+            raise DNWGraphError(
+                f"{what} must be a number in the float range (got an integer of "
+                f"{len(str(abs(int(value))))} digits)"
+            ) from None
+    if isinstance(value, str) and "_" not in value:
         try:
             return float(value)
         except ValueError:
             pass
-    raise DNWGraphError(f"{what} must be a number (got {value!r})")
+    raise DNWGraphError(f"{what} must be a number (got {value!r:.80})")
 
 
 def data_to_networkx(data: Data) -> nx.DiGraph:
@@ -212,7 +219,7 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
     triples = list(g.edges(data=True))
     if triples and all("e_id" in d for _, _, d in triples):
         order = [as_number(d["e_id"], f"edge ({u!r}, {v!r}): 'e_id'") for u, v, d in triples]
-        _check_unique_e_id(order, triples)
+        _check_e_ids(order, triples)
         triples = [t for _, t in sorted(zip(order, triples, strict=True), key=lambda p: p[0])]
     data = Data(
         edge_index=torch.tensor([[ids[u] for u, _, _ in triples], [ids[v] for _, v, _ in triples]]),
@@ -231,10 +238,15 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
     return data, ids
 
 
-def _check_unique_e_id(order: list[float], triples: list[tuple[Any, Any, Any]]) -> None:
-    """``e_id`` orders the edges, so two edges may not share one."""
+def _check_e_ids(order: list[float], triples: list[tuple[Any, Any, Any]]) -> None:
+    """``e_id`` orders the edges, so each is a finite number and no two edges share one."""
     seen: dict[float, tuple[Any, Any]] = {}
     for e, (u, v, _) in zip(order, triples, strict=True):
+        if not math.isfinite(e):
+            raise DNWGraphError(
+                f"edge ({u!r}, {v!r}): 'e_id' must be a finite number, the position of the "
+                f"edge among the candidates (got {e})"
+            )
         if e in seen:
             raise DNWGraphError(
                 f"edges {seen[e]!r} and {(u, v)!r} have the same 'e_id' {e:g}; 'e_id' is the "

@@ -732,3 +732,67 @@ def test_a_graphml_id_of_thousands_of_digits_is_one_line(tmp_path):
         GRAPHML_IDS.format("0", "1" * 5000, "2"),
         r"node id 1+\.\.\. is too large",
     )
+
+
+GRAPHML_EDGE_IDS = (
+    '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+    '<key id="w" for="edge" attr.name="weight" attr.type="double"/>'
+    '<graph edgedefault="directed"><node id="0"/><node id="1"/><node id="2"/>'
+    '<edge id="e0" source="0" target="1"><data key="w">1.0</data></edge>'
+    '<edge id="{0}" source="0" target="1"><data key="w">-5.0</data></edge>'
+    '<edge id="e2" source="1" target="2"><data key="w">2.0</data></edge></graph></graphml>'
+)
+GEXF_EDGE_IDS = (
+    '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">'
+    '<graph defaultedgetype="directed"><nodes><node id="0"/><node id="1"/><node id="2"/></nodes>'
+    '<edges><edge id="0" source="0" target="1" weight="1.0"/>'
+    '<edge id="{0}" source="0" target="1" weight="7.0"/>'
+    '<edge id="2" source="1" target="2" weight="2.0"/></edges></graph></gexf>'
+)
+
+
+@pytest.mark.parametrize("name, text", [("w.graphml", GRAPHML_EDGE_IDS), ("w.gexf", GEXF_EDGE_IDS)])
+def test_two_edges_with_one_id_are_refused_not_merged(tmp_path, name, text):
+    """Before: networkx took the edge id as its multigraph key, and the second edge replaced
+    the first (2 edges read out of 3, a weight lost); without the ids, the duplicate edge is
+    refused as such."""
+    twice = "e0" if name.endswith("graphml") else "0"
+    _raises(tmp_path, name, text.format(twice), rf"<edge id='{twice}'> appears twice")
+    path = tmp_path / f"ok{name}"
+    path.write_text(text.format("e1" if name.endswith("graphml") else "1"))
+    with pytest.raises(DNWGraphError, match=r"duplicate edge \(0, 1\)"):
+        Wiring.from_file(path)
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("w.txt", "0 1 {'weight': 1%s}\n" % ("0" * 400), r"an integer of 401 digits"),
+        (
+            "w.json",
+            _node_link([0, 1, 2], [(0, 1), (1, 2)], e_ids=[1, 10**400]),
+            r"an integer of 401 digits",
+        ),
+        (
+            "w.csv",
+            "source,target,weight\n0,1,1_000\n",
+            r"'weight' must be a number \(got '1_000'\)",
+        ),
+    ],
+)
+def test_numbers_beyond_floats_or_with_underscores_are_one_line(tmp_path, name, text, match):
+    """Before: OverflowError: int too large to convert to float (a traceback in the CLI);
+    '1_000' read as 1000 where node ids refuse '_'."""
+    _raises(tmp_path, name, text, match)
+
+
+def test_a_nan_e_id_is_refused(tmp_path):
+    """Before: NaN never equals NaN, so two NaN e_ids passed and the sort left any order."""
+    text = (
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+        '<key id="e" for="edge" attr.name="e_id" attr.type="double"/>'
+        '<graph edgedefault="directed"><node id="0"/><node id="1"/><node id="2"/>'
+        '<edge source="0" target="1"><data key="e">NaN</data></edge>'
+        '<edge source="1" target="2"><data key="e">NaN</data></edge></graph></graphml>'
+    )
+    _raises(tmp_path, "w.graphml", text, r"'e_id' must be a finite number")

@@ -6,9 +6,9 @@ graph attributes, so ``acyclic``/``self_loops`` are found from the graph when it
 
 Read through networkx. Node ids that are plain integers are kept as the ids (``"10"`` or
 ``"10.0"`` is node 10, after node 9; an id missing from the file is a node without edges); ids
-that are all names are numbered in sorted order; a mix of both, a node id listed twice, an
-attribute key declared twice or a value given twice for one key of a node or edge are refused
-(networkx would keep one of them silently). An undirected graph is refused.
+that are all names are numbered in sorted order; a mix of both, a node or edge id listed
+twice, an attribute key declared twice or a value given twice for one key of a node or edge
+are refused (networkx would keep one of them silently). An undirected graph is refused.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph.convert import data_to_networkx, networkx_to_data
 
 # element -> attribute that must be unique among its siblings of that element
-_UNIQUE = {"graphml": {"node": "id", "key": "id", "data": "key"}}
-_UNIQUE["gexf"] = {"node": "id", "attribute": "id", "attvalue": "for"}
+# (an edge id is networkx's multigraph key: a second edge with it would replace the first)
+_UNIQUE = {"graphml": {"node": "id", "edge": "id", "key": "id", "data": "key"}}
+_UNIQUE["gexf"] = {"node": "id", "edge": "id", "attribute": "id", "attvalue": "for"}
 
 
 class XMLFormat:
