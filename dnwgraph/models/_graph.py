@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from dnwgraph._tracing import static_shape
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
+from dnwgraph.graph import Wiring
 from dnwgraph.models._arguments import stem_builder
 from dnwgraph.models.pretrained import PretrainedMixin
 
@@ -152,6 +153,7 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
             the entry of :meth:`forward`. (default: ``None``, not checked)
 
     Raises:
+        TypeError: ``wiring`` is not a :class:`~dnwgraph.Wiring`.
         ValueError: a bad ``num_classes``, ``readout`` or ``input_shape``.
     """
 
@@ -169,6 +171,11 @@ class NeuralGraphClassifier(PretrainedMixin, nn.Module):
         input_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(wiring, Wiring):
+            raise DNWGraphTypeError(
+                f"'wiring' must be a Wiring (got {type(wiring).__name__}); build one with "
+                "Wiring(edge_index) or Wiring.from_file(path)"
+            )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise DNWGraphError(f"'num_classes' must be a positive int (got {num_classes!r})")
         if input_shape is not None:

@@ -488,7 +488,15 @@ def _rebuild(config: dict[str, Any], tensors: dict[str, Tensor], where: str) -> 
             kwargs = migrate_kwargs(config["name"], kwargs, config["dnwgraph_version"])
             return create_model(config["name"], **kwargs)
         return _CLASSES.get(config["class"])(*args, **kwargs)
-    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, OverflowError) as err:
+    except (
+        TypeError,
+        ValueError,
+        RuntimeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        AttributeError,
+    ) as err:  # arguments the constructor cannot take, whatever it does with them
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise DNWGraphError(
             f"{where} does not build {label!r} ({type(err).__name__}: {first})"

@@ -485,6 +485,10 @@ CONFIG_EDITS = {
         },
         r"'args.0' is not a valid wiring: 'edge_index' must have shape \[2, E\]",
     ),
+    "args not a wiring": (
+        {"name": None, "class": "StaticNeuralGraph", "args": ["x", "y"], "kwargs": {}},
+        r"does not build 'StaticNeuralGraph' \(DNWGraphTypeError: 'wiring' must be a Wiring",
+    ),
     "unknown stem": (
         {"kwargs": {"stem": {"$stem": {"name": "os.system", "kwargs": {}}}}},
         "'kwargs.stem' is not a valid stem",

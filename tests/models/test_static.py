@@ -13,6 +13,7 @@ from dnwgraph import (
     create_model,
     random_dag,
 )
+from dnwgraph.errors import DNWGraphTypeError
 
 
 def randomize(model, seed=0):
@@ -335,3 +336,19 @@ def test_input_nodes_among_the_first_level_start_the_chain_from_that_level(deep)
         torch.testing.assert_close(p.grad, q.grad, msg=name)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref)
+
+
+@pytest.mark.parametrize("wiring", ["edges.csv", [(0, 2), (1, 2)], None])
+@pytest.mark.parametrize("family", ["static", "discrete", "continuous"])
+def test_a_wiring_that_is_not_a_wiring_is_one_type_error(wiring, family):
+    """Before: AttributeError: 'str' object has no attribute 'num_nodes'."""
+    from dnwgraph import ContinuousTimeNeuralGraph, DiscreteTimeNeuralGraph, WiringSpec
+
+    cls = {
+        "static": StaticNeuralGraph,
+        "discrete": DiscreteTimeNeuralGraph,
+        "continuous": ContinuousTimeNeuralGraph,
+    }[family]
+    spec = WiringSpec(2, node_op="neuron")
+    with pytest.raises(DNWGraphTypeError, match=r"^'wiring' must be a Wiring \(got \w+\); build"):
+        cls(wiring, spec)
