@@ -95,7 +95,14 @@ __all__ = [
 ]
 
 
+#: The subpackages, reachable as attributes after ``import dnwgraph`` alone (as the docs write
+#: ``dnwgraph.models.push_to_hub``), imported on first use.
+_SUBPACKAGES = ("analysis", "graph", "models", "nn", "runs", "select", "train")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return import_module(f"dnwgraph.{name}")  # the import binds it in this module
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'dnwgraph' has no attribute '{name}'")

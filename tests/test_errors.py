@@ -60,3 +60,26 @@ def test_warnings_as_lines_prints_each_once_on_one_line(capsys) -> None:
         warnings.warn("not shown", UserWarning, stacklevel=1)
     assert capsys.readouterr().err == ""
     assert warnings.showwarning is before
+
+
+def test_every_subpackage_is_an_attribute_after_import_dnwgraph_alone() -> None:
+    """Before: `import dnwgraph; dnwgraph.models.push_to_hub` (as docs/models.md writes it)
+    raised AttributeError unless a public name had been looked up first."""
+    from pathlib import Path
+
+    import dnwgraph
+
+    names = sorted(p.parent.name for p in Path(dnwgraph.__file__).parent.glob("*/__init__.py"))
+    code = (
+        "import dnwgraph, sys\n"
+        f"for name in {names!r}:\n"
+        "    assert getattr(dnwgraph, name) is sys.modules['dnwgraph.' + name], name\n"
+        "assert dnwgraph.models.push_to_hub and dnwgraph.graph.read_wiring\n"
+        "try:\n"
+        "    dnwgraph.nope\n"
+        "except AttributeError as err:\n"
+        "    assert str(err) == \"module 'dnwgraph' has no attribute 'nope'\"\n"
+        "else:\n"
+        "    raise SystemExit('no error')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
