@@ -110,7 +110,9 @@ def is_pretrained_dir(path: PathLikeStr) -> bool:
         False
     """
     path = Path(path)
-    return path.is_dir() and any(os.path.lexists(path / n) for n in (CONFIG_NAME, WEIGHTS_NAME))
+    return os.path.isdir(path) and any(
+        os.path.lexists(path / n) for n in (CONFIG_NAME, WEIGHTS_NAME)
+    )
 
 
 def check_map_location(map_location: Any) -> torch.device:
@@ -427,7 +429,7 @@ def _interrupted_save(path: Path, weights: bytes) -> str:
 
 
 def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    if not folder.is_dir():
+    if not os.path.isdir(folder):  # False for any OSError (a name too long), as Path's is not
         why = _folder.file_problem(folder) or "is a file"
         raise DNWGraphError(
             f"expected a local folder holding {CONFIG_NAME} and {WEIGHTS_NAME} ({str(folder)!r} "

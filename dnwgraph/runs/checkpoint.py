@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -235,9 +236,9 @@ def load_checkpoint(path: PathLikeStr, map_location: str | torch.device = "cpu")
             wrong).
     """
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):  # os.path: False for any OSError (a name too long), as Path's is not
         path = path / CHECKPOINT
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     state = safe_torch_load(path, "checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -338,7 +339,7 @@ def is_pretrained_source(path: PathLikeStr) -> bool:
         False
     """
     path = Path(path)
-    return path.is_dir() and not (path / CHECKPOINT).is_file() and is_pretrained_dir(path)
+    return os.path.isdir(path) and not os.path.isfile(path / CHECKPOINT) and is_pretrained_dir(path)
 
 
 def load_model(path: PathLikeStr, map_location: str | torch.device = "cpu") -> nn.Module:

@@ -572,6 +572,10 @@ def test_the_folder_itself_may_be_anything(tmp_path, monkeypatch):
     os.symlink(tmp_path / "loop", tmp_path / "loop")
     one_line_error(tmp_path / "loop", "cannot be opened")
     one_line_error(tmp_path / "runs/a/b", "is missing")
+    # a name too long for the file system: Path.is_dir raised a bare OSError on Python 3.11
+    one_line_error(tmp_path / ("x" * 300), r"cannot be opened \(File name too long\)")
+    with pytest.raises(DNWGraphError, match="no checkpoint at"):
+        dnwgraph.load_model(tmp_path / ("x" * 300))
     monkeypatch.chdir(tmp_path)
     one_line_error(".", "its config.json is missing")
     one_line_error("a\0b", "must not hold a NUL byte")
