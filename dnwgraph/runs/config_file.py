@@ -86,7 +86,9 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
     floats; PyYAML alone reads it as a string).
 
     Raises:
-        DNWGraphError: a key appears twice in one mapping (the message names both lines).
+        DNWGraphError: a key appears twice in one mapping (the message names both lines); the
+            aliases (``*name``) expand the document beyond :data:`MAX_VALUES` values, or make
+            it contain itself.
         yaml.YAMLError: malformed YAML.
 
     Examples:
@@ -99,7 +101,47 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
     """
     import yaml
 
-    return yaml.load(text, Loader=_unique_key_loader(name))  # noqa: S506 - a SafeLoader subclass
+    data = yaml.load(text, Loader=_unique_key_loader(name))  # noqa: S506 - a SafeLoader subclass
+    _check_expanded_size(data, name)
+    return data
+
+
+#: The most values a config may hold once its aliases are expanded (a real one holds hundreds;
+#: nested aliases, ``b: [*a, *a, ...]`` nine levels deep, make a few lines a billion values,
+#: which any code that walks the config, printing it in an error message say, never finishes).
+MAX_VALUES = 100_000
+
+
+def _check_expanded_size(data: Any, name: str) -> None:
+    sizes: dict[int, int] = {}  # id of a container -> its expanded size (aliases share objects)
+    open_: set[int] = set()
+
+    def size(obj: Any) -> int:
+        if not isinstance(obj, (dict, list)):
+            return 1
+        key = id(obj)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise DNWGraphError(f"{name} contains itself through a YAML alias (*name)")
+        open_.add(key)
+        items = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+        total = 1
+        for item in items:
+            total += size(item)
+            if total > MAX_VALUES:
+                raise DNWGraphError(
+                    f"{name} holds over {MAX_VALUES:,} values once its YAML aliases (*name) "
+                    "are expanded; write the values out, or use fewer aliases"
+                )
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(data)
+    except RecursionError:
+        raise DNWGraphError(f"{name} is nested too deeply to be a config") from None
 
 
 def read_config_file(path: PathLikeStr, what: str = "config file") -> dict[str, Any]:

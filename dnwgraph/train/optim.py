@@ -276,15 +276,15 @@ def _check_optimizer_keyword(cls: type, takes: Any, key: str, value: Any) -> Non
             f"optim.kwargs.{key} is not a keyword of {cls.__name__} (it takes {accepted})"
         )
     if key in _FLAGS and value is not None and not isinstance(value, bool):
-        raise DNWGraphError(f"optim.kwargs.{key} must be true or false (got {value!r})")
+        raise DNWGraphError(f"optim.kwargs.{key} must be true or false (got {value!r:.80})")
     if key == "betas" and not (
         isinstance(value, (list, tuple))
         and len(value) == 2
         and all(_finite(b) and 0 <= b < 1 for b in value)
     ):
-        raise DNWGraphError(f"optim.kwargs.betas must be two numbers in [0, 1) (got {value!r})")
+        raise DNWGraphError(f"optim.kwargs.betas must be two numbers in [0, 1) (got {value!r:.80})")
     if isinstance(value, float) and not math.isfinite(value):
-        raise DNWGraphError(f"optim.kwargs.{key} must be a finite number (got {value!r})")
+        raise DNWGraphError(f"optim.kwargs.{key} must be a finite number (got {value!r:.80})")
 
 
 def check_optimizer(optim_cfg: dict[str, Any]) -> None:

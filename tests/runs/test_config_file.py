@@ -59,3 +59,22 @@ def test_the_writer_takes_a_mapping(tmp_path: Path) -> None:
     write_config_file(tmp_path / "c.yaml", CONFIG)
     assert read_config_file(tmp_path / "c.yaml") == CONFIG
     assert parse_yaml("a: {b: 1}") == {"a": {"b": 1}}
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + f"\noptim:\n  kwargs:\n    foreach: *a{levels}\n"
+
+
+def test_aliases_that_expand_a_config_beyond_reason_are_refused() -> None:
+    """Before: nine levels of ten aliases (a billion values in a few lines) parsed in 3 s,
+    and `dnwgraph train` then hung printing the value in its error message."""
+    with pytest.raises(DNWGraphError, match=r"^c\.yaml holds over 100,000 values once its YAML"):
+        parse_yaml(_alias_bomb(9), "c.yaml")
+    with pytest.raises(DNWGraphError, match=r"^c\.yaml contains itself through a YAML alias"):
+        parse_yaml("x: &x [1, *x]\n", "c.yaml")
+    ok = parse_yaml(_alias_bomb(3), "c.yaml")  # 11,111 values: aliases are fine
+    assert len(ok["a3"]) == 10 and ok["a3"][0] is ok["a2"]
+    shared = parse_yaml("base: &b {lr: 0.1}\noptim: *b\nother: *b\n")
+    assert shared["optim"] == {"lr": 0.1}
