@@ -27,9 +27,9 @@ MAX_NODES = 2**26
 UNNAMED_NODES = 1000
 
 
-def count_nodes(top: int, named: int, fix: str = "") -> int:
-    """The node count ``top + 1`` of a file whose ids are positions, ``top`` the largest and
-    ``named`` the number of distinct ids it names; ``fix`` is appended to the error.
+def count_nodes(top: int, named: int) -> int:
+    """The node count ``top + 1`` of a file whose ids are positions and which does not declare
+    its count, ``top`` the largest id and ``named`` the number of distinct ids it names.
 
     Raises:
         DNWGraphError: more than :data:`UNNAMED_NODES` nodes, and more than ``named``, would
@@ -45,7 +45,8 @@ def count_nodes(top: int, named: int, fix: str = "") -> int:
             f"node id {top} makes {top + 1} nodes, but the file names only {named} of them: "
             f"ids are positions 0..N-1, so {unnamed} nodes would be ones it never names "
             f"(relabel the nodes 0..{named - 1}, e.g. with "
-            f"networkx.convert_node_labels_to_integers{fix})"
+            "networkx.convert_node_labels_to_integers, or declare the count: num_nodes=N in "
+            "Python, a first line '# dnwgraph wiring: num_nodes=N' in an edge list)"
         )
     return top + 1
 

@@ -38,7 +38,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.graph._checks import MAX_NODES, count_nodes
+from dnwgraph.graph._checks import MAX_NODES
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -194,8 +194,7 @@ def networkx_to_data(g: nx.Graph, *, keep_ids: bool = False) -> tuple[Data, dict
         DNWGraphTypeError: ``g`` is not a networkx graph.
         DNWGraphError: an undirected or empty graph; a flag that is not true or false; a weight
             that is not a number, or only on some edges; a role outside ``ROLES``; node ids
-            mixing integers and names; with ``keep_ids``, integer ids with gaps holding more
-            nodes than the graph has (and over 1,000); two edges with one ``e_id``.
+            mixing integers and names; two edges with one ``e_id``, or a NaN one.
 
     Examples:
         >>> import networkx as nx
@@ -300,7 +299,6 @@ def _checked_ids(ids: dict[Hashable, int]) -> dict[Hashable, int]:
             f"node id {top} is too large: ids are positions 0..N-1 below {MAX_NODES} (relabel "
             "the nodes, e.g. with networkx.convert_node_labels_to_integers)"
         )
-    count_nodes(top, len(ids))
     return ids
 
 

@@ -9,6 +9,7 @@ import networkx as nx
 import pytest
 import torch
 
+import dnwgraph
 from dnwgraph import CycleError, Wiring, save_wiring, to_data
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.graph import list_formats, read_wiring
@@ -665,6 +666,23 @@ def test_gaps_up_to_the_limit_are_nodes_without_edges(tmp_path, name, text):
     w = Wiring.from_file(path)
     assert w.num_nodes == 1003
     assert w.input_nodes.numel() == 1003 - w.num_edges  # 999 isolated nodes and node 0
+
+
+@pytest.mark.parametrize("ext", [".csv", ".txt", ".json", ".graphml"])
+def test_num_nodes_reads_a_wiring_whose_ids_are_sparse(tmp_path, ext):
+    """The limit is for files that do not say how many nodes there are: the caller's
+    ``num_nodes`` says it (a CSV stores edges only, so a wiring with many isolated nodes
+    comes back with it)."""
+    w = Wiring([(0, 1), (1, 2999)], num_nodes=3000)
+    path = dnwgraph.save_wiring(w, tmp_path / f"w{ext}")
+    if ext == ".txt":  # its header declares the count: drop it to test the inference
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(line for line in lines if not line.startswith("#")))
+    if ext in (".csv", ".txt"):
+        with pytest.raises(DNWGraphError, match=r"or declare the count: num_nodes=N in Python"):
+            Wiring.from_file(path)
+    back = Wiring.from_file(path, num_nodes=3000)
+    assert back.num_nodes == 3000 and back.edge_index.tolist() == w.edge_index.tolist()
 
 
 def test_a_declared_node_count_is_kept_however_sparse(tmp_path):

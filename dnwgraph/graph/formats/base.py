@@ -20,7 +20,7 @@ from torch_geometric.data import Data
 from dnwgraph._atomic import atomic_path
 from dnwgraph._outputs import check_output_file
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.graph._checks import MAX_NODES, check_int
+from dnwgraph.graph._checks import MAX_NODES, check_int, count_nodes
 from dnwgraph.graph.convert import PLAIN_INT
 from dnwgraph.registry import Registry
 from dnwgraph.typing import PathLikeStr
@@ -45,7 +45,11 @@ class WiringFormat(Protocol):
     ``read(path)`` returns a :class:`~torch_geometric.data.Data` holding at least
     ``edge_index [2, E]`` and, when the file says so, ``num_nodes``, ``input_mask [N]``,
     ``output_mask [N]`` (bool), ``edge_weight [E]``, ``acyclic`` and ``self_loops``; what it
-    leaves out gets the defaults of :meth:`dnwgraph.Wiring.from_data`. It raises
+    leaves out gets the defaults of :meth:`dnwgraph.Wiring.from_data`. A reader that infers
+    ``num_nodes`` from the ids (one node per id up to the largest) adds ``named_nodes``, the
+    number of distinct ids the file names: :func:`read_data` refuses a file that names far
+    fewer nodes than that count (``1 60000000`` would be 60 million), unless the caller gives
+    ``num_nodes``. It raises
     :class:`~dnwgraph.errors.DNWGraphError` for a malformed file (the path is prefixed for it).
 
     ``write(data, path)`` writes such a ``Data`` (as :func:`dnwgraph.to_data` makes it: the
@@ -119,8 +123,9 @@ def read_data(path: PathLikeStr, num_nodes: int | None = None) -> Data:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         DNWGraphError: an unknown extension, a folder, FIFO, device or socket in place of a file,
-            a malformed file (the message starts with the path), or ``num_nodes`` below the
-            nodes of the file.
+            a malformed file (the message starts with the path), ``num_nodes`` below the
+            nodes of the file, or (without ``num_nodes``) ids that leave more nodes unnamed
+            than the file names, and over 1,000.
     """
     path = Path(path)
     fmt = find_format(path)
@@ -132,8 +137,13 @@ def read_data(path: PathLikeStr, num_nodes: int | None = None) -> Data:
                 f"the reader of '{path.suffix}' must return a Data with an 'edge_index' "
                 f"(got {type(data).__name__})"
             )
+        named = data.named_nodes if "named_nodes" in data else None
+        if named is not None:
+            del data.named_nodes
         if num_nodes is not None:
             _grow(data, check_int(num_nodes, "num_nodes", low=1))
+        elif named is not None:
+            count_nodes(int(data.num_nodes) - 1, int(named))
     return data
 
 

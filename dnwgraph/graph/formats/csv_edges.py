@@ -31,7 +31,6 @@ import torch
 from torch_geometric.data import Data
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.graph._checks import count_nodes
 from dnwgraph.graph.convert import as_number
 from dnwgraph.graph.formats.base import node_id, text_lines
 
@@ -180,8 +179,8 @@ def _to_data(header: list[str], rows: list[tuple[int, list[str]]]) -> Data:
                 _role(roles[role], node, _flag(lineno, cells[col[name]], name), lineno, role)
     if not src:
         raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
-    num_nodes = count_nodes(max(max(src), max(dst)), len(set(src) | set(dst)))
-    data = Data(edge_index=torch.tensor([src, dst]), num_nodes=num_nodes)
+    data = Data(edge_index=torch.tensor([src, dst]), num_nodes=max(max(src), max(dst)) + 1)
+    data.named_nodes = len(set(src) | set(dst))  # the count is inferred: read_data checks it
     if wkey is not None:
         data.edge_weight = torch.tensor(weights)
     for role, marks in roles.items():

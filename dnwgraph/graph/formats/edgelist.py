@@ -26,13 +26,11 @@ import torch
 from torch_geometric.data import Data
 
 from dnwgraph.errors import DNWGraphError
-from dnwgraph.graph._checks import count_nodes
 from dnwgraph.graph.convert import as_flag, edge_weight_of
 from dnwgraph.graph.formats.base import node_id, text_lines
 
 _HEAD = "# dnwgraph wiring:"
 _ROLES = ("input_nodes", "output_nodes")
-_DECLARE = f", or declare the count in a first line '{_HEAD} num_nodes=N'"
 
 
 class EdgeListFormat:
@@ -192,12 +190,11 @@ def _meta(meta: dict[str, Any], line: str, lineno: int) -> None:
 def _to_data(edges: list[tuple[int, int, dict[str, Any]]], meta: dict[str, Any]) -> Data:
     src = [u for u, _, _ in edges]
     dst = [v for _, v, _ in edges]
-    if "num_nodes" in meta:
-        n = meta["num_nodes"]
-    else:
-        named = {*src, *dst, *(v for r in _ROLES for v in meta.get(r, ()))}
-        n = count_nodes(max(named), len(named), _DECLARE)
+    named = {*src, *dst, *(v for r in _ROLES for v in meta.get(r, ()))}
+    n = meta.get("num_nodes", max(named) + 1)
     data = Data(edge_index=torch.tensor([src, dst]), num_nodes=n)
+    if "num_nodes" not in meta:  # the count is inferred: read_data checks it
+        data.named_nodes = len(named)
     weight = edge_weight_of(edges)
     if weight is not None:
         data.edge_weight = weight

@@ -62,7 +62,9 @@ class XMLFormat:
             raise DNWGraphError(f"malformed {label} ({type(err).__name__}: {err})") from None
         if g.number_of_edges() == 0:
             raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
-        return networkx_to_data(g, keep_ids=True)[0]
+        data = networkx_to_data(g, keep_ids=True)[0]
+        data.named_nodes = g.number_of_nodes()  # the ids' gaps are nodes: read_data checks them
+        return data
 
     def write(self, data: Data, path: Path) -> None:
         import networkx as nx

@@ -86,7 +86,9 @@ class NodeLinkFormat:
             g.add_edge(*ids, **attrs)
         if g.number_of_edges() == 0:
             raise DNWGraphError("no edges found; a wiring needs at least one candidate edge")
-        return networkx_to_data(g, keep_ids=True)[0]
+        data = networkx_to_data(g, keep_ids=True)[0]
+        data.named_nodes = g.number_of_nodes()  # the ids' gaps are nodes: read_data checks them
+        return data
 
     def write(self, data: Data, path: Path) -> None:
         import networkx as nx
