@@ -7,9 +7,11 @@ dense product has at most :data:`DENSE_MACS_CPU` multiply-adds,
 the sparse path rebuilds its plan, which costs more than such a product.  Every other call
 runs ``sparse``: a large product, a pass without autograd (inference reuses the plan of the
 unchanged weights, and the sparse sums then win at every size measured) and every call on a
-GPU (no GPU measurement backs another choice yet).  ``benchmarks/bench_auto.py`` times
-``auto`` against every backend from a 15-node DAG model to 20,000 nodes, training and
-inference, and writes the table into ``docs/benchmarks.md``.
+GPU (no GPU measurement backs another choice yet).  Under a :mod:`torch.func` transform of
+the inputs (``vmap``, ``jacrev``) it runs ``scatter``: plain tensor operations, which a
+transform can enter, where ``sparse`` is a hand-written ``autograd.Function``.
+``benchmarks/bench_auto.py`` times ``auto`` against every backend from a 15-node DAG model to
+20,000 nodes, training and inference, and writes the table into ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.backends import KERNELS, Kernel
 from dnwgraph.nn.kernels.plan import AggregationPlan
 
@@ -44,6 +47,14 @@ def kernel_for(impl: str, plan: AggregationPlan, x: Tensor) -> Kernel:
         ...     kernel_for("auto", small, x).name
         'sparse'
     """
+    if torch._C._are_functorch_transforms_active():  # vmap or jacrev over the inputs
+        if impl in (AUTO, "scatter", "dense"):
+            return KERNELS.get("dense" if impl == "dense" else "scatter")
+        raise DNWGraphError(
+            f"impl={impl!r} runs a hand-written autograd.Function, which torch.func "
+            "transforms cannot enter; use impl='scatter' or 'dense' (or 'auto', which runs "
+            "scatter under a transform)"
+        )
     if impl != AUTO:
         return KERNELS.get(impl)
     training = torch.is_grad_enabled()

@@ -43,6 +43,14 @@ from torch import Tensor
 
 from dnwgraph.errors import DNWGraphError
 
+#: Why a layer refuses weights transformed by :mod:`torch.func`.
+TRANSFORMED_WEIGHTS = (
+    "dnwgraph's layers do not run under torch.func transforms of their weights (grad, jacrev "
+    "or vmap over the parameters): they keep plans between calls keyed by the weights' "
+    "values, which a transform's tensors do not expose; use torch.autograd.grad, or a loop in "
+    "place of vmap"
+)
+
 #: Plans kept for backward passes of compiled graphs (see :meth:`PlanCache.record`).
 TAPE_SIZE = 64
 
@@ -64,7 +72,8 @@ def _same_kind(a: Tensor, b: Tensor) -> bool:
 def _same_values(a: Tensor, b: Tensor) -> bool:
     """``torch.equal`` for tensors of the same kind; on a CPU through NumPy, which compares
     2-3x faster (the comparison runs at every call)."""
-    if a.device.type == "cpu" and a.dtype != torch.bfloat16:
+    numpy = a.device.type == "cpu" and a.dtype != torch.bfloat16
+    if numpy and not torch._C._are_functorch_transforms_active():  # (no data pointer there)
         return bool(np.array_equal(a.detach().numpy(), b.detach().numpy()))
     return torch.equal(a, b)
 
@@ -230,23 +239,25 @@ class PlanCache:
         the selection state ``selection_key``.
 
         Raises:
-            DNWGraphError: called under a :mod:`torch.func` transform, whose wrapped tensors
-                have no values to compare.
+            DNWGraphError: the weights are transformed by :mod:`torch.func` (``grad`` or
+                ``jacrev`` of the parameters, ``vmap`` over them): such tensors have no values
+                to compare.  Transforms of the inputs alone run where the kernel allows.
         """
-        if torch._C._are_functorch_transforms_active():
-            raise DNWGraphError(
-                "dnwgraph's layers do not run under torch.func transforms (grad, vmap, jacrev, "
-                "...): they keep plans between calls keyed by the weights' values, which a "
-                "transform's tensors do not expose; use torch.autograd.grad, or a loop over "
-                "samples in place of vmap"
-            )
+        transformed = torch._C._are_functorch_transforms_active()
+        if transformed and torch._C._functorch.is_functorch_wrapped_tensor(weight):
+            raise DNWGraphError(TRANSFORMED_WEIGHTS)
         if self.frozen:
             return self.mask is not None
         if self.mask is None or selection_key is None:
             return False
         if self.mask.is_inference() and not torch.is_inference_mode_enabled():
             return False  # plans of inference tensors, which autograd cannot save: rebuilt
-        return self.key.matches([weight, *selection_key])
+        if not transformed:
+            return self.key.matches([weight, *selection_key])
+        try:
+            return self.key.matches([weight, *selection_key])
+        except RuntimeError:  # a wrapped tensor in the selection's state
+            raise DNWGraphError(TRANSFORMED_WEIGHTS) from None
 
     def store(self, weight: Tensor, mask: Tensor, selection_key: Sequence[Any] | None) -> None:
         """Start a new entry: ``mask`` selected for ``weight`` under ``selection_key``

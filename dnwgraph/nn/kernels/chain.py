@@ -141,7 +141,10 @@ class LevelChain:
     def runs(self, conv: nn.Module) -> bool:
         """Whether the chain runs ``conv`` now: always in the node ids themselves; in a level
         order, in eager mode without hooks or an explainer (which see the layer's own
-        calls: the executor's plain loop runs then)."""
+        calls: the executor's plain loop runs then); never under a :mod:`torch.func`
+        transform, which cannot enter its hand-written ``autograd.Function``."""
+        if torch._C._are_functorch_transforms_active():
+            return False
         if self.order is None:
             return True
         traced = torch.compiler.is_compiling() or torch.jit.is_tracing()

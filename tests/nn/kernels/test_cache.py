@@ -233,33 +233,65 @@ class Transpose(torch.nn.Module):
         return x.T
 
 
-TRANSFORMS = {
-    "grad": lambda f, p, x: torch.func.grad(lambda q: f(q, x).sum())(p),
-    "jacrev": lambda f, p, x: torch.func.jacrev(lambda q: f(q, x).sum())(p),
-    # over the feature columns (a layer's rows are its nodes, a model's the samples)
-    "vmap": lambda f, p, x: torch.func.vmap(lambda xi: f(p, xi.unsqueeze(1)), in_dims=1)(x),
-}
-
-
-@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
-@pytest.mark.parametrize("model", ["conv", "mnist1d_static"])
-def test_torch_func_transforms_are_refused_in_one_line(transform, model):
-    """Before: torch's "Cannot access data pointer of Tensor that doesn't have storage" (the
-    cache reading a wrapped tensor's values) or its setup_context message."""
+def _layer_or_model(model, impl="auto"):
+    """A layer, or a model taking samples as columns (so that vmap maps over columns), and an
+    input."""
     from dnwgraph import create_model
 
     if model == "conv":
-        m = layer()
-    else:  # samples as columns, for vmap's sake
-        net = create_model("mnist1d_static").eval()
-        m = torch.nn.Sequential(Transpose(), net)
-    x = torch.randn(6, 3) if model == "conv" else torch.randn(40, 4)
+        return layer(impl=impl), torch.randn(6, 3)
+    torch.manual_seed(0)
+    return torch.nn.Sequential(Transpose(), create_model(model, impl=impl).eval()), torch.randn(
+        40, 3
+    )
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacrev", "vmap"])
+@pytest.mark.parametrize("model", ["conv", "mnist1d_static"])
+def test_transforms_of_the_weights_are_refused_in_one_line(transform, model):
+    """Before: torch's "Cannot access data pointer of Tensor that doesn't have storage" (the
+    cache reading a wrapped tensor's values) or its setup_context message."""
+    m, x = _layer_or_model(model)
     m(x)  # a plan cached first, as in a real script
     params = dict(m.named_parameters())
 
-    def f(p, inputs):
-        return torch.func.functional_call(m, p, (inputs,))
+    def f(p):
+        return torch.func.functional_call(m, p, (x,))
 
+    run = {
+        "grad": lambda: torch.func.grad(lambda p: f(p).sum())(params),
+        "jacrev": lambda: torch.func.jacrev(lambda p: f(p).sum())(params),
+        "vmap": lambda: torch.func.vmap(f)({k: v.expand(2, *v.shape) for k, v in params.items()}),
+    }[transform]
     with pytest.raises(DNWGraphError, match=r"^dnwgraph's layers do not run under torch\.func"):
-        TRANSFORMS[transform](f, params, x)
-    assert torch.equal(f(params, x), m(x))  # functional_call alone works, same outputs
+        run()
+    assert torch.equal(f(params), m(x))  # functional_call alone works, same outputs
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("impl", ["auto", "scatter", "dense"])
+@pytest.mark.parametrize("model", ["conv", "mnist1d_static", "mnist1d_discrete"])
+def test_vmap_and_jacrev_over_the_inputs_equal_a_loop_and_autograd(model, impl, frozen):
+    """Transforms of the inputs run (auto runs scatter under them; a static model's chain,
+    a hand-written autograd.Function, gives way to the level loop)."""
+    m, x = _layer_or_model(model, impl)
+    m(x)
+    if frozen:
+        for module in m.modules():
+            if hasattr(module, "plan_cache"):
+                module.plan_cache.freeze()
+    batched = torch.func.vmap(lambda xi: m(xi.unsqueeze(1)), in_dims=1)(x)
+    looped = torch.stack([m(x[:, i : i + 1]) for i in range(x.size(1))])
+    torch.testing.assert_close(batched, looped)
+    jac = torch.func.jacrev(lambda xx: m(xx).square().sum())(x)
+    torch.testing.assert_close(
+        jac, torch.autograd.functional.jacobian(lambda xx: m(xx).square().sum(), x)
+    )
+
+
+def test_sparse_under_a_transform_is_one_line_naming_what_runs():
+    conv, x = _layer_or_model("conv", "sparse")
+    with pytest.raises(
+        DNWGraphError, match=r"^impl='sparse' runs a hand-written autograd\.Function"
+    ):
+        torch.func.vmap(lambda xi: conv(xi.unsqueeze(1)), in_dims=1)(x)
