@@ -96,7 +96,6 @@ def run_demo(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DNWGraphError(f"the demo folder {str(out)!r} is a file, not a folder")
-    _remove_legacy_graphml(out)
     for graph in GRAPHS:  # both, before the first run starts
         check_new_run(out / graph, overwrite=True)
     rows: dict[str, dict[str, Any]] = {}
@@ -130,15 +129,6 @@ def run_demo(
     print(f"figures: {figures}" if isinstance(figures, str) else f"figures: {len(figures)} files")
     print(f"runs: {out / 'dnw'}, {out / 'random'}")
     return rows
-
-
-def _remove_legacy_graphml(out: Path) -> None:
-    """An earlier demo wrote its GraphML into its DNW run (``dnw/wiring.graphml``), a
-    name the run folder then had to treat as its own, and so deleted a user's export of that
-    name on ``--overwrite``; the file the old demo left there is removed once, here."""
-    old = out / "dnw" / "wiring.graphml"
-    if (out / "summary.md").is_file() and old.is_file() and not old.is_symlink():
-        old.unlink()
 
 
 def _save_graphml(model: Any, path: Path) -> Path:

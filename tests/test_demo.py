@@ -25,11 +25,7 @@ def test_demo_writes_runs_graphml_and_figures_and_reruns(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "| DNW (discovered wiring) |" in out and "DNW minus random graph" in out
     assert (tmp_path / "demo" / "summary.md").read_text().startswith("MNIST-1D")
-    # an earlier demo's GraphML inside its DNW run is removed once; by design the rest is replaced
-    legacy = tmp_path / "demo" / "dnw" / "wiring.graphml"
-    legacy.write_bytes((tmp_path / "demo" / "wiring.graphml").read_bytes())
-    run_demo(tmp_path / "demo", epochs=1, progress=False, num_samples=200)
-    assert not legacy.exists()
+    run_demo(tmp_path / "demo", epochs=1, progress=False, num_samples=200)  # by design: replaces
     mine = tmp_path / "demo" / "random" / "wiring.graphml"  # a user's export into a run
     mine.write_text("mine")
     with pytest.raises(ValueError, match=r"wiring\.graphml"):

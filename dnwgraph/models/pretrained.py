@@ -223,7 +223,7 @@ def _foreign(folder: Path) -> list[str]:
     weights = folder / WEIGHTS_NAME
     weights_ours = weights.is_file() and not weights.is_symlink()
     if weights_ours and not config_ours:  # ours if a stopped save's config was made for it
-        pending = None if config.exists() else _pending_config(folder, weights.read_bytes())
+        pending = None if config.exists() else _pending_config(folder, weights)
         weights_ours = pending is not None
     foreign = []
     for entry in sorted(os.listdir(folder)):
@@ -398,20 +398,21 @@ def _read_config(path: Path, weights: bytes) -> dict[str, Any]:
     return config
 
 
-def _pending_config(folder: Path, weights: bytes) -> Path | None:
+def _pending_config(folder: Path, weights: bytes | Path) -> Path | None:
     """The temporary config of a save stopped between its two renames (the weights renamed,
-    the config not yet), when it is whole and made for ``weights``; else ``None``."""
+    the config not yet), when it is whole and made for ``weights`` (bytes, or the file, read
+    only if there is such a config); else ``None``."""
     pending = tmp_path(folder / CONFIG_NAME)
     try:
         config = _folder.read_json(pending) if os.path.lexists(pending) else None
     except DNWGraphError:
         config = None
-    if (
-        isinstance(config, dict)
-        and config.get("format") == FORMAT
-        and config.get("config_sha256") == _folder.config_digest(config, "config_sha256")
-        and config.get("weights_sha256") == _folder.sha256(weights)
-    ):
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        return None
+    if isinstance(weights, Path):
+        weights = _folder.read_bytes(weights)
+    whole = config.get("config_sha256") == _folder.config_digest(config, "config_sha256")
+    if whole and config.get("weights_sha256") == _folder.sha256(weights):
         return pending
     return None
 
@@ -436,24 +437,26 @@ def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
             f"{why}); a Hub id 'owner/name' needs the 'hub' extra, and is read from the "
             "local Hugging Face cache unless local_files_only=False"
         )
-    weights_problem = _folder.file_problem(folder / WEIGHTS_NAME)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        problem = _folder.file_problem(folder / name)
-        if name == CONFIG_NAME and problem == "is missing" and not weights_problem:
-            pending = _pending_config(folder, _folder.read_bytes(folder / WEIGHTS_NAME))
-            if pending is not None:
+    # a reader's lock: a save waits until both files are read (never the weights of one save
+    # and the config of the next), and a save in progress is finished before they are looked at
+    with folder_lock(folder, shared=True):
+        weights_problem = _folder.file_problem(folder / WEIGHTS_NAME)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            problem = _folder.file_problem(folder / name)
+            if name == CONFIG_NAME and problem == "is missing" and not weights_problem:
+                pending = _pending_config(folder, folder / WEIGHTS_NAME)
+                if pending is not None:
+                    raise DNWGraphError(
+                        f"{str(folder)!r}: its {CONFIG_NAME} is missing, and its "
+                        f"{WEIGHTS_NAME} matches {str(pending)!r}, the config of a "
+                        "save_pretrained that was stopped before its last step; rename it to "
+                        f"{CONFIG_NAME} to finish that save"
+                    )
+            if problem:
                 raise DNWGraphError(
-                    f"{str(folder)!r}: its {CONFIG_NAME} is missing, and its {WEIGHTS_NAME} "
-                    f"matches {str(pending)!r}, the config of a save_pretrained that was "
-                    f"stopped before its last step; rename it to {CONFIG_NAME} to finish "
-                    "that save"
+                    f"{str(folder)!r} is not a pretrained-model folder: its {name} {problem} "
+                    f"(expected {CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)"
                 )
-        if problem:
-            raise DNWGraphError(
-                f"{str(folder)!r} is not a pretrained-model folder: its {name} {problem} "
-                f"(expected {CONFIG_NAME} and {WEIGHTS_NAME}, written by save_pretrained)"
-            )
-    with folder_lock(folder, shared=True):  # never the weights of one save, the config of the next
         weights = _folder.read_bytes(folder / WEIGHTS_NAME)
         config = _read_config(folder / CONFIG_NAME, weights)
     try:
@@ -490,15 +493,7 @@ def _rebuild(config: dict[str, Any], tensors: dict[str, Tensor], where: str) -> 
             kwargs = migrate_kwargs(config["name"], kwargs, config["dnwgraph_version"])
             return create_model(config["name"], **kwargs)
         return _CLASSES.get(config["class"])(*args, **kwargs)
-    except (
-        TypeError,
-        ValueError,
-        RuntimeError,
-        KeyError,
-        IndexError,
-        OverflowError,
-        AttributeError,
-    ) as err:  # arguments the constructor cannot take, whatever it does with them
+    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, OverflowError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise DNWGraphError(
             f"{where} does not build {label!r} ({type(err).__name__}: {first})"

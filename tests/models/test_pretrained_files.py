@@ -233,10 +233,10 @@ def test_a_first_save_killed_between_its_renames_is_named_and_saved_again(tmp_pa
 
 
 _LOAD_DURING_SAVE = r"""
-import subprocess, sys, time
+import os, subprocess, sys, time
 from dnwgraph.models import _folder, from_pretrained
 
-folder, saver = sys.argv[1], sys.argv[2:]
+folder, marker, saver = sys.argv[1], sys.argv[2], sys.argv[3:]
 read = _folder.read_bytes
 started = []
 
@@ -244,8 +244,11 @@ started = []
 def read_then_let_a_save_run(path, *args, **kwargs):
     data = read(path, *args, **kwargs)
     if path.name == "model.safetensors" and not started:
-        started.append(subprocess.Popen([*saver, folder]))  # a whole save between our two reads
-        time.sleep(8)  # on a slow disk
+        started.append(subprocess.Popen([*saver, folder, marker]))  # a save between our reads
+        while not os.path.exists(marker):  # it has built its model and calls save_pretrained
+            time.sleep(0.05)
+        time.sleep(2)  # a save takes well under a second: without the lock it is done by now
+        assert started[0].poll() is None, "the save did not wait for the load"
     return data
 
 
@@ -266,11 +269,14 @@ def test_a_load_never_reads_the_weights_of_one_save_and_the_config_of_the_next(t
 
     _, folder = saved(tmp_path, seed=0)
     save = (
-        "import dnwgraph, sys; dnwgraph.create_model('mnist1d_static', selection='random', "
-        "seed=5).save_pretrained(sys.argv[1])"
+        "import dnwgraph, pathlib, sys; m = dnwgraph.create_model('mnist1d_static', "
+        "selection='random', seed=5); pathlib.Path(sys.argv[2]).touch(); "
+        "m.save_pretrained(sys.argv[1])"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    argv = [sys.executable, "-c", _LOAD_DURING_SAVE, str(folder), sys.executable, "-c", save]
+    marker = str(tmp_path / "saving")
+    argv = [sys.executable, "-c", _LOAD_DURING_SAVE, str(folder), marker, sys.executable, "-c"]
+    argv.append(save)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
