@@ -116,7 +116,7 @@ def _wrong_separator(lineno: int, cell: str) -> None:
                 "comma-separated: 'source,target' (a .txt or .edgelist file may use spaces)"
             )
     raise DNWGraphError(
-        f"line {lineno}: expected two integer node ids 'source,target' (got {cell!r})"
+        f"line {lineno}: expected two integer node ids 'source,target' (got {cell!r:.80})"
     )
 
 
@@ -198,14 +198,14 @@ def _node(lineno: int, cell: str) -> int:
 def _weight(lineno: int, cell: str, name: str) -> float:
     w = as_number(cell, f"line {lineno}: {name!r}")
     if not math.isfinite(w):
-        raise DNWGraphError(f"line {lineno}: {name!r} must be finite (got {cell!r})")
+        raise DNWGraphError(f"line {lineno}: {name!r} must be finite (got {cell!r:.80})")
     return w
 
 
 def _flag(lineno: int, cell: str, name: str) -> bool:
     text = cell.lower()
     if text not in _TRUE + _FALSE:
-        raise DNWGraphError(f"line {lineno}: {name!r} must be true or false (got {cell!r})")
+        raise DNWGraphError(f"line {lineno}: {name!r} must be true or false (got {cell!r:.80})")
     return text in _TRUE
 
 
