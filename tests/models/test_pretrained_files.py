@@ -232,6 +232,48 @@ def test_a_first_save_killed_between_its_renames_is_named_and_saved_again(tmp_pa
         save_pretrained(model, folder)
 
 
+_PAUSED_FIRST_SAVE = r"""
+import os, sys, time
+from dnwgraph import _atomic, create_model
+
+folder, paused = sys.argv[1], sys.argv[2]
+commit = _atomic._commit
+
+
+def commit_then_pause(tmp, path):  # between the two renames, holding the folder's lock
+    commit(tmp, path)
+    if path.name == "model.safetensors":
+        open(paused, "w").close()
+        time.sleep(3)  # the load starts meanwhile
+
+
+_atomic._commit = commit_then_pause
+create_model("mnist1d_static", selection="random", seed=5).save_pretrained(folder)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock is POSIX flock")
+def test_a_load_during_a_first_save_waits_for_it(tmp_path):
+    """Before the reader's lock covered the checks: a load between a first save's two renames
+    said the save had been stopped (and to rename its config, racing the writer)."""
+    import subprocess
+    import sys
+    import time
+
+    folder, paused = tmp_path / "m", tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-c", _PAUSED_FIRST_SAVE, str(folder), str(paused)]
+    saver = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    while not paused.exists():
+        assert saver.poll() is None, saver.stderr.read()
+        time.sleep(0.05)
+    assert not (folder / "config.json").exists()  # the load starts between the renames
+    model = from_pretrained(folder)
+    assert saver.wait(timeout=600) == 0, saver.stderr.read()
+    expected = create_model("mnist1d_static", selection="random", seed=5)
+    assert torch.equal(model.conv.active_mask(), expected.conv.active_mask())
+
+
 _LOAD_DURING_SAVE = r"""
 import os, subprocess, sys, time
 from dnwgraph.models import _folder, from_pretrained
