@@ -27,28 +27,31 @@ MAX_NODES = 2**26
 UNNAMED_NODES = 1000
 
 
-def count_nodes(top: int, named: int) -> int:
-    """The node count ``top + 1`` of a file whose ids are positions and which does not declare
-    its count, ``top`` the largest id and ``named`` the number of distinct ids it names.
+def check_unnamed_nodes(num_nodes: int, named: int) -> None:
+    """Check the node count ``num_nodes`` a file implies by its largest id (ids are
+    positions; the file does not declare a count) against the ``named`` distinct ids it names.
 
     Raises:
         DNWGraphError: more than :data:`UNNAMED_NODES` nodes, and more than ``named``, would
             be named nowhere in the file.
 
     Examples:
-        >>> count_nodes(4, 3)  # ids 0, 2, 4: node 1 and 3 are nodes without edges
-        5
+        >>> check_unnamed_nodes(5, 3)  # ids 0, 2, 4: nodes 1 and 3 are nodes without edges
+        >>> check_unnamed_nodes(1003, 2)  # 1,001 nodes unnamed
+        Traceback (most recent call last):
+        ...
+        dnwgraph.errors.DNWGraphError: node id 1002 makes 1003 nodes, but the file names only 2 ...
     """
-    unnamed = top + 1 - named
+    unnamed = num_nodes - named
     if unnamed > max(named, UNNAMED_NODES):
+        top = num_nodes - 1
         raise DNWGraphError(
-            f"node id {top} makes {top + 1} nodes, but the file names only {named} of them: "
+            f"node id {top} makes {num_nodes} nodes, but the file names only {named} of them: "
             f"ids are positions 0..N-1, so {unnamed} nodes would be ones it never names "
             f"(relabel the nodes 0..{named - 1}, e.g. with "
             "networkx.convert_node_labels_to_integers, or declare the count: num_nodes=N in "
             "Python, a first line '# dnwgraph wiring: num_nodes=N' in an edge list)"
         )
-    return top + 1
 
 
 class CycleError(DNWGraphError):

@@ -20,7 +20,7 @@ from torch_geometric.data import Data
 from dnwgraph._atomic import atomic_path
 from dnwgraph._outputs import check_output_file
 from dnwgraph.errors import DNWGraphError, DNWGraphTypeError
-from dnwgraph.graph._checks import MAX_NODES, check_int, count_nodes
+from dnwgraph.graph._checks import MAX_NODES, check_int, check_unnamed_nodes
 from dnwgraph.graph.convert import PLAIN_INT
 from dnwgraph.registry import Registry
 from dnwgraph.typing import PathLikeStr
@@ -143,7 +143,7 @@ def read_data(path: PathLikeStr, num_nodes: int | None = None) -> Data:
         if num_nodes is not None:
             _grow(data, check_int(num_nodes, "num_nodes", low=1))
         elif named is not None:
-            count_nodes(int(data.num_nodes) - 1, int(named))
+            check_unnamed_nodes(int(data.num_nodes), int(named))
     return data
 
 
