@@ -6,6 +6,8 @@ traced values too, and every ``if`` on one (a shape check, a choice of code path
 to a Python ``bool`` with a ``TracerWarning``.  Checks and choices read :func:`static_shape`
 instead, which the trace does not see, while shapes used in computations stay traced (so a
 traced model accepts other batch sizes).  :func:`untraced` pauses the trace for a block.
+:func:`in_func_transform` tells code paths a :mod:`torch.func` transform cannot enter
+(hand-written ``autograd.Function`` classes, NumPy views of tensors) to step aside.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-__all__ = ["untraced", "static_shape"]
+__all__ = ["untraced", "static_shape", "in_func_transform"]
 
 
 @contextlib.contextmanager
@@ -49,3 +51,14 @@ def static_shape(x: Tensor) -> tuple[int, ...]:
         return tuple(x.shape)
     with untraced():
         return tuple(x.shape)
+
+
+def in_func_transform() -> bool:
+    """Whether a :mod:`torch.func` transform (``vmap``, ``grad``, ``jacrev``, ...) is running.
+
+    Example:
+        >>> in_func_transform(), torch.func.vmap(lambda x: torch.tensor(in_func_transform()))(
+        ...     torch.zeros(2)).tolist()
+        (False, [True, True])
+    """
+    return bool(torch._C._are_functorch_transforms_active())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dnwgraph._tracing import in_func_transform
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.backends import KERNELS, Kernel
 from dnwgraph.nn.kernels.plan import AggregationPlan
@@ -47,14 +48,14 @@ def kernel_for(impl: str, plan: AggregationPlan, x: Tensor) -> Kernel:
         ...     kernel_for("auto", small, x).name
         'sparse'
     """
-    if torch._C._are_functorch_transforms_active():  # vmap or jacrev over the inputs
-        if impl in (AUTO, "scatter", "dense"):
-            return KERNELS.get("dense" if impl == "dense" else "scatter")
-        raise DNWGraphError(
-            f"impl={impl!r} runs a hand-written autograd.Function, which torch.func "
-            "transforms cannot enter; use impl='scatter' or 'dense' (or 'auto', which runs "
-            "scatter under a transform)"
-        )
+    if in_func_transform():  # vmap or jacrev over the inputs: plain tensor operations only
+        impl = "scatter" if impl == AUTO else impl
+        if impl not in ("scatter", "dense"):
+            raise DNWGraphError(
+                f"impl={impl!r} runs a hand-written autograd.Function, which torch.func "
+                "transforms cannot enter; use impl='scatter' or 'dense' (or 'auto', which runs "
+                "scatter under a transform)"
+            )
     if impl != AUTO:
         return KERNELS.get(impl)
     training = torch.is_grad_enabled()

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dnwgraph._tracing import in_func_transform
 from dnwgraph.errors import DNWGraphError
 
 #: Why a layer refuses weights transformed by :mod:`torch.func`.
@@ -73,7 +74,7 @@ def _same_values(a: Tensor, b: Tensor) -> bool:
     """``torch.equal`` for tensors of the same kind; on a CPU through NumPy, which compares
     2-3x faster (the comparison runs at every call)."""
     numpy = a.device.type == "cpu" and a.dtype != torch.bfloat16
-    if numpy and not torch._C._are_functorch_transforms_active():  # (no data pointer there)
+    if numpy and not in_func_transform():  # a transform's tensors have no data pointer
         return bool(np.array_equal(a.detach().numpy(), b.detach().numpy()))
     return torch.equal(a, b)
 
@@ -243,7 +244,7 @@ class PlanCache:
                 ``jacrev`` of the parameters, ``vmap`` over them): such tensors have no values
                 to compare.  Transforms of the inputs alone run where the kernel allows.
         """
-        transformed = torch._C._are_functorch_transforms_active()
+        transformed = in_func_transform()
         if transformed and torch._C._functorch.is_functorch_wrapped_tensor(weight):
             raise DNWGraphError(TRANSFORMED_WEIGHTS)
         if self.frozen:
@@ -252,12 +253,12 @@ class PlanCache:
             return False
         if self.mask.is_inference() and not torch.is_inference_mode_enabled():
             return False  # plans of inference tensors, which autograd cannot save: rebuilt
-        if not transformed:
-            return self.key.matches([weight, *selection_key])
         try:
             return self.key.matches([weight, *selection_key])
-        except RuntimeError:  # a wrapped tensor in the selection's state
-            raise DNWGraphError(TRANSFORMED_WEIGHTS) from None
+        except RuntimeError:
+            if not transformed:
+                raise
+            raise DNWGraphError(TRANSFORMED_WEIGHTS) from None  # a wrapped selection state
 
     def store(self, weight: Tensor, mask: Tensor, selection_key: Sequence[Any] | None) -> None:
         """Start a new entry: ``mask`` selected for ``weight`` under ``selection_key``

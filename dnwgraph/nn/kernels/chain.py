@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from dnwgraph._tracing import in_func_transform
 from dnwgraph.errors import DNWGraphError
 from dnwgraph.nn.kernels.first_order import first_order
 from dnwgraph.nn.kernels.level_order import LevelIds, LevelOrder
@@ -143,7 +144,7 @@ class LevelChain:
         order, in eager mode without hooks or an explainer (which see the layer's own
         calls: the executor's plain loop runs then); never under a :mod:`torch.func`
         transform, which cannot enter its hand-written ``autograd.Function``."""
-        if torch._C._are_functorch_transforms_active():
+        if in_func_transform():
             return False
         if self.order is None:
             return True
