@@ -440,18 +440,17 @@ def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     # a reader's lock: a save waits until both files are read (never the weights of one save
     # and the config of the next), and a save in progress is finished before they are looked at
     with folder_lock(folder, shared=True):
-        weights_problem = _folder.file_problem(folder / WEIGHTS_NAME)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            problem = _folder.file_problem(folder / name)
-            if name == CONFIG_NAME and problem == "is missing" and not weights_problem:
-                pending = _pending_config(folder, folder / WEIGHTS_NAME)
-                if pending is not None:
-                    raise DNWGraphError(
-                        f"{str(folder)!r}: its {CONFIG_NAME} is missing, and its "
-                        f"{WEIGHTS_NAME} matches {str(pending)!r}, the config of a "
-                        "save_pretrained that was stopped before its last step; rename it to "
-                        f"{CONFIG_NAME} to finish that save"
-                    )
+        problems = {n: _folder.file_problem(folder / n) for n in (CONFIG_NAME, WEIGHTS_NAME)}
+        if problems[CONFIG_NAME] == "is missing" and not problems[WEIGHTS_NAME]:
+            pending = _pending_config(folder, folder / WEIGHTS_NAME)  # a first save stopped?
+            if pending is not None:
+                raise DNWGraphError(
+                    f"{str(folder)!r}: its {CONFIG_NAME} is missing, and its {WEIGHTS_NAME} "
+                    f"matches {str(pending)!r}, the config of a save_pretrained that was "
+                    f"stopped before its last step; rename it to {CONFIG_NAME} to finish "
+                    "that save"
+                )
+        for name, problem in problems.items():
             if problem:
                 raise DNWGraphError(
                     f"{str(folder)!r} is not a pretrained-model folder: its {name} {problem} "
